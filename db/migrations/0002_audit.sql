@@ -24,7 +24,7 @@ COMMENT ON COLUMN ops.audit_log.changes IS
 
 CREATE FUNCTION ops.current_actor() RETURNS text
 LANGUAGE sql STABLE AS $$
-    SELECT coalesce(nullif(pg_catalog.current_setting('opsguard.actor', true), ''), session_user::text)
+    SELECT coalesce(nullif(pg_catalog.current_setting('opsguard.actor', true), ''), session_user::text COLLATE "default")
 $$;
 COMMENT ON FUNCTION ops.current_actor() IS
 'The actor recorded for changes in this transaction: opsguard.actor if set (SET LOCAL opsguard.actor = ''alice''), else the database user.';

@@ -81,6 +81,8 @@ BEGIN
     IF NEW.status = 'acknowledged' THEN
         NEW.acknowledged_at := coalesce(NEW.acknowledged_at, pg_catalog.now());
         NEW.acknowledged_by := coalesce(NEW.acknowledged_by, ops.current_actor());
+    ELSIF NEW.status = 'open' THEN
+        NEW.acknowledged_by := NULL;  -- no acknowledgement, so nobody acknowledged it
     END IF;
     IF NEW.status = 'resolved' THEN
         NEW.resolved_at := coalesce(NEW.resolved_at, pg_catalog.now());

@@ -1,0 +1,40 @@
+# The README's two commands are `make run` and `make test`; both install what is missing.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)/api:$(CURDIR)/scripts
+
+.PHONY: run test migrate ticker bench deps venv lint pytest clean
+
+deps:
+	@scripts/bootstrap.sh system
+
+$(VENV)/.installed: pyproject.toml
+	@scripts/bootstrap.sh venv
+
+venv: deps $(VENV)/.installed
+
+run: venv
+	@scripts/run.sh
+
+test: venv lint pytest
+
+lint:
+	$(VENV)/bin/sqlfluff lint db tests/sql
+	$(VENV)/bin/ruff check api scripts tests
+
+pytest:
+	$(PY) -m pytest
+
+migrate: venv
+	$(PY) -m opsguard.migrate $${DATABASE_URL:-$$($(PY) scripts/localpg.py url)}
+
+ticker: venv
+	$(PY) -m opsguard.ticker --dsn $${DATABASE_URL:-$$($(PY) scripts/localpg.py url)}
+
+bench: venv
+	$(PY) scripts/bench.py
+
+clean:
+	-$(PY) scripts/localpg.py stop
+	rm -rf .local

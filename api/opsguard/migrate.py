@@ -1,0 +1,52 @@
+"""Apply opsguard's migrations to $DATABASE_URL (yoyo-migrations); safe to run twice.
+
+After applying, (re)install the pg_cron jobs: a migration that ran before pg_cron was
+usable is recorded as applied, so the jobs are installed again on every migrate.
+
+    python -m opsguard.migrate [DATABASE_URL]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import psycopg
+from yoyo import get_backend, read_migrations
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "db" / "migrations"
+
+
+def yoyo_url(url: str) -> str:
+    """yoyo wants postgresql+psycopg:// to use psycopg 3; DATABASE_URL is plain libpq."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme):]
+    return url
+
+
+def apply(url: str) -> list[str]:
+    """Apply pending migrations; return their ids and the pg_cron installer's answer."""
+    backend = get_backend(yoyo_url(url))
+    migrations = read_migrations(str(MIGRATIONS))
+    with backend.lock():
+        pending = backend.to_apply(migrations)
+        backend.apply_migrations(pending)
+    with psycopg.connect(url, autocommit=True) as conn:
+        cron = conn.execute("SELECT ops.install_cron_jobs()").fetchone()[0]
+    return [m.id for m in pending] + [f"pg_cron: {cron}"]
+
+
+def main(argv: list[str]) -> int:
+    url = argv[0] if argv else os.environ.get("DATABASE_URL")
+    if not url:
+        print("DATABASE_URL is not set", file=sys.stderr)
+        return 2
+    for line in apply(url):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

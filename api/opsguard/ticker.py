@@ -1,0 +1,66 @@
+"""The ticker fallback: calls ops.escalation_tick() every tick_ms where pg_cron is missing.
+
+It holds no logic of its own. Running it beside pg_cron is harmless: one tick runs at a
+time per database (the other reports "busy") and escalations are idempotent.
+
+    python -m opsguard.ticker [--once] [--dsn URL]     (default: $DATABASE_URL)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+
+import psycopg
+
+TICK_SQL = "SELECT ops.escalation_tick(p_source => 'ticker'), ops.setting('tick_ms')::int"
+
+
+def tick_once(dsn: str) -> tuple[dict, int]:
+    """One tick in its own transaction: (summary, tick_ms until the next)."""
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+        summary, tick_ms = conn.execute(TICK_SQL).fetchone()
+    return summary, tick_ms
+
+
+def run(dsn: str, once: bool = False, stop: threading.Event | None = None) -> int:
+    stop = stop or threading.Event()
+    backoff = 1.0
+    while not stop.is_set():
+        try:
+            summary, tick_ms = tick_once(dsn)
+            print(json.dumps(summary, sort_keys=True), flush=True)
+            backoff = 1.0
+            wait = tick_ms / 1000.0
+        except psycopg.OperationalError as exc:
+            # the database is away: keep trying, never exit, so ticks resume when it returns
+            print(f"ticker: database unavailable ({exc.__class__.__name__}); retrying in {backoff:.0f}s",
+                  file=sys.stderr, flush=True)
+            if once:
+                return 1
+            wait, backoff = backoff, min(backoff * 2, 30.0)
+        if once:
+            return 0
+        stop.wait(wait)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description="Call ops.escalation_tick() every tick_ms.")
+    parser.add_argument("--dsn", default=os.environ.get("DATABASE_URL"))
+    parser.add_argument("--once", action="store_true", help="tick once and exit")
+    args = parser.parse_args(argv)
+    if not args.dsn:
+        parser.error("set DATABASE_URL or pass --dsn")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return run(args.dsn, once=args.once, stop=stop)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

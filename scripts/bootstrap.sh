@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what `make run` and `make test` need and is missing: Debian packages
+# (PostgreSQL 15 with pg_cron and pgTAP, pg_prove, the smoke test's tools) and the
+# virtualenv. As root it uses apt-get; as an ordinary user, sudo if it may.
+#   scripts/bootstrap.sh system | venv
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(postgresql-15 postgresql-client-15 postgresql-15-cron postgresql-15-pgtap
+          libtap-parser-sourcehandler-pgtap-perl python3-venv curl jq openssl xxd)
+
+system() {
+    local missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if sudo -n true 2>/dev/null; then
+            sudo=(sudo -n)
+        else
+            echo "missing Debian packages: ${missing[*]}" >&2
+            echo "install them once as root: apt-get install -y ${missing[*]}" >&2
+            exit 1
+        fi
+    fi
+    echo "installing: ${missing[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+venv() {
+    # /usr/bin/python3: an interpreter every user can read (not one under /root)
+    if [ ! -x .venv/bin/python ]; then
+        /usr/bin/python3 -m venv .venv
+    fi
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+    touch .venv/.installed
+}
+
+"$@"

@@ -1,0 +1,18 @@
+-- Demo incidents for `make run`, so the seeds' `ORDER BY random() LIMIT 1` finds rows.
+-- Loaded once: nothing is added when incidents already exist. Every key is distinct,
+-- so reopening any row by hand (seeds step 1) never collides with another active one.
+SELECT pg_catalog.set_config('opsguard.actor', 'demo-data', true);
+
+INSERT INTO ops.incidents (incident_key, severity, status, first_seen, last_seen)
+SELECT d.incident_key, d.severity, d.status, now() - d.age, now() - d.age / 2
+FROM (VALUES
+    ('GET /projects::slo_violation', 'critical', 'open', interval '2 minutes'),
+    ('GET /notifications/recent::error_rate_critical', 'critical', 'acknowledged', interval '40 minutes'),
+    ('GET /me/permissions::hard_error_threshold', 'critical', 'resolved', interval '3 hours'),
+    ('POST /deploys::slo_violation', 'warning', 'open', interval '10 minutes'),
+    ('GET /search::latency_slo', 'warning', 'resolved', interval '1 day'),
+    ('POST /login::error_rate_critical', 'critical', 'resolved', interval '2 days'),
+    ('GET /billing/invoices::slo_violation', 'warning', 'acknowledged', interval '90 minutes'),
+    ('GET /health::hard_error_threshold', 'critical', 'resolved', interval '6 hours')
+) AS d (incident_key, severity, status, age)
+WHERE NOT EXISTS (SELECT 1 FROM ops.incidents);

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# `make run`: the embedded local cluster (pg_cron preloaded), migrations, demo data,
+# and the ticks; prints what to paste into another shell. Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+export PYTHONPATH="$PWD/api:$PWD/scripts"
+
+DATABASE_URL=$($PY scripts/localpg.py start)
+export DATABASE_URL
+children=()
+cleanup() {
+    trap - INT TERM EXIT
+    for pid in "${children[@]}"; do kill "$pid" 2>/dev/null || true; done
+    $PY scripts/localpg.py stop || true
+    echo "opsguard stopped."
+}
+trap cleanup INT TERM EXIT
+
+$PY -m opsguard.migrate "$DATABASE_URL" | sed 's/^/migrate: /'
+psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -f scripts/demo_data.sql
+
+if [ "$(psql -X -At "$DATABASE_URL" -c 'SELECT ops.pg_cron_status()')" = installed ]; then
+    ticks="pg_cron job opsguard-escalation-tick, every minute"
+else
+    $PY -m opsguard.ticker --dsn "$DATABASE_URL" >>.local/ticker.log 2>&1 &
+    children+=($!)
+    ticks="Python ticker (pg_cron unavailable), log in .local/ticker.log"
+fi
+
+cat <<INFO
+
+opsguard is running. Paste into another shell:
+
+export DATABASE_URL="$DATABASE_URL"
+
+ticks:   $ticks
+try:     psql "\$DATABASE_URL" -c 'SELECT incident_key, status, escalation_level, next_due_at FROM incidents'
+stop:    Ctrl-C
+INFO
+
+while true; do sleep 3600 & wait $! || true; done
