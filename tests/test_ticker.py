@@ -1,0 +1,32 @@
+"""The Python ticker fallback calls the same tick, and survives a database that is away."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+API = str(Path(__file__).resolve().parents[1] / "api")
+
+
+def _ticker(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": API}
+    return subprocess.run([sys.executable, "-m", "opsguard.ticker", "--once", *args],
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_ticker_once_runs_one_tick(conn, db_url):
+    conn.execute("SELECT ops.trigger_incident('GET /t::slo_violation', 'critical', p_now => now() - interval '10 minutes')")
+    res = _ticker("--dsn", db_url)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["escalationsCount"] == 1
+    assert conn.execute("SELECT source, escalations_count FROM ops.tick_log").fetchall() == [("ticker", 1)]
+
+
+def test_ticker_reports_an_unreachable_database():
+    res = _ticker("--dsn", "postgresql://nobody@127.0.0.1:1/none")
+    assert res.returncode == 1
+    assert "database unavailable" in res.stderr
