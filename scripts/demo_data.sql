@@ -4,7 +4,12 @@
 SELECT pg_catalog.set_config('opsguard.actor', 'demo-data', true);
 
 INSERT INTO ops.incidents (incident_key, severity, status, first_seen, last_seen)
-SELECT d.incident_key, d.severity, d.status, now() - d.age, now() - d.age / 2
+SELECT
+    d.incident_key,
+    d.severity,
+    d.status,
+    now() - d.age AS first_seen,
+    now() - d.age / 2 AS last_seen
 FROM (VALUES
     ('GET /projects::slo_violation', 'critical', 'open', interval '2 minutes'),
     ('GET /notifications/recent::error_rate_critical', 'critical', 'acknowledged', interval '40 minutes'),

@@ -63,12 +63,14 @@ def default_datadir() -> Path:
     if _server_user_can_reach(local):
         return local / "pgdata"
     tag = hashlib.sha256(str(REPO).encode()).hexdigest()[:12]
-    return Path("/var/tmp") / f"opsguard-{tag}" / "pgdata"
+    # a fixed, predictable place the postgres user can reach; the data dir itself is 0700
+    return Path("/var/tmp") / f"opsguard-{tag}" / "pgdata"  # noqa: S108
 
 
 def make_temp_datadir(prefix: str = "opsguard-test-") -> Path:
     """A fresh directory the server user owns (pytest's tmp dirs are root-only)."""
-    parent = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp" if RUN_AS else None))
+    # mkdtemp under /var/tmp: unique and private, and reachable by the postgres user
+    parent = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp" if RUN_AS else None))  # noqa: S108
     parent.chmod(0o755)
     return parent / "pgdata"
 
@@ -169,9 +171,12 @@ class Cluster:
         return res.stdout.strip()
 
     def ensure_database(self, dbname: str) -> None:
-        exists = self.psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{dbname}'")
-        if not exists:
-            self.psql("postgres", f'CREATE DATABASE "{dbname}"')
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
 
 
 def wait_for_port(port: int, timeout: float = 30.0) -> None:

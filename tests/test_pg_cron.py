@@ -8,9 +8,8 @@ import time
 
 import psycopg
 import pytest
-from opsguard.migrate import apply
-
 from conftest import CRON_DB
+from opsguard.migrate import apply
 
 
 @pytest.mark.slow

@@ -129,7 +129,8 @@ CREATE INDEX escalation_events_incident ON ops.escalation_events (incident_id, e
 COMMENT ON TABLE ops.escalation_events IS
 'One row per escalation, append-only. unique_hash = sha256(incident id || '':'' || level): one event per occurrence and level, ever.';
 COMMENT ON COLUMN ops.escalation_events.escalated_at IS 'The tick''s clock (p_now) when it escalated.';
-COMMENT ON COLUMN ops.escalation_events.created_at IS 'When the row was written (transaction time); the runbook''s audit query filters on it.';
+COMMENT ON COLUMN ops.escalation_events.created_at IS
+'When the row was written (transaction time); the runbook''s audit query filters on it.';
 
 CREATE TRIGGER escalation_events_append_only BEFORE UPDATE OR DELETE ON ops.escalation_events
 FOR EACH ROW EXECUTE FUNCTION ops._forbid_change();

@@ -248,5 +248,5 @@ COMMENT ON FUNCTION ops._recalc_after_change() IS 'Internal trigger: next_due_at
 CREATE TRIGGER sla_recalc AFTER INSERT OR UPDATE OR DELETE ON ops.sla
 FOR EACH STATEMENT EXECUTE FUNCTION ops._recalc_after_change();
 CREATE TRIGGER settings_recalc AFTER UPDATE ON ops.settings
-FOR EACH ROW WHEN (OLD.key IN ('max_esc_level', 'snooze_min') AND OLD.value IS DISTINCT FROM NEW.value)
+FOR EACH ROW WHEN (old.key IN ('max_esc_level', 'snooze_min') AND old.value IS DISTINCT FROM new.value)
 EXECUTE FUNCTION ops._recalc_after_change();

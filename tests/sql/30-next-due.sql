@@ -4,8 +4,9 @@ BEGIN;
 SELECT plan(16);
 
 CREATE TEMP TABLE t AS
-SELECT (ops.trigger_incident('GET /a::slo_violation', 'critical', p_now => '2026-03-02 12:00Z')).id AS crit,
-       (ops.trigger_incident('GET /b::slo_violation', 'warning', p_now => '2026-03-02 12:00Z')).id AS warn;
+SELECT
+    (ops.trigger_incident('GET /a::slo_violation', 'critical', p_now => '2026-03-02 12:00Z')).id AS crit,
+    (ops.trigger_incident('GET /b::slo_violation', 'warning', p_now => '2026-03-02 12:00Z')).id AS warn;
 
 SELECT is((SELECT next_due_at FROM ops.incidents WHERE id = (SELECT crit FROM t)), '2026-03-02 12:05Z',
           'critical level 0 is due at first_seen + 5 min');
@@ -57,7 +58,7 @@ SELECT results_eq(
 
 -- drift (triggers bypassed, as a restore or replica might) is what recalc repairs
 SET LOCAL session_replication_role = replica;
-UPDATE ops.incidents SET next_due_at = '2030-01-01Z' WHERE id IN (SELECT crit FROM t UNION ALL SELECT warn FROM t);
+UPDATE ops.incidents SET next_due_at = '2030-01-01Z' WHERE id IN (SELECT crit FROM t) OR id IN (SELECT warn FROM t);
 SET LOCAL session_replication_role = origin;
 SELECT is(ops.recalc_next_due(), 2, 'recalc_next_due repairs drifted rows and counts them');
 SELECT is(ops.recalc_next_due(), 0, 'a second recalc finds nothing to change');

@@ -90,7 +90,7 @@ SELECT is((SELECT escalation_level FROM ops.incidents WHERE id = (SELECT b FROM 
 SELECT ops.set_setting('pause_cron', '* 14 * * mon-fri', 'alice');
 SELECT is((ops.escalation_tick('2026-03-02 14:30Z')) ->> 'state', 'paused', 'a tick inside the window is paused');
 SELECT is((SELECT escalation_level FROM ops.incidents WHERE id = (SELECT b FROM b)), 0, 'a paused tick escalates nothing');
-SELECT is((SELECT paused FROM ops.tick_log ORDER BY id DESC LIMIT 1), true, 'the tick log says paused');
+SELECT is((SELECT paused FROM ops.tick_log ORDER BY id DESC LIMIT 1), TRUE, 'the tick log says paused');
 SELECT is((ops.escalation_tick('2026-03-02 15:00Z')) ->> 'escalationsCount', '1', 'after the window it escalates');
 SELECT ops.set_setting('pause_cron', '', 'alice');
 
@@ -128,13 +128,14 @@ SELECT is((SELECT count(*)::int FROM ops.notification_outbox WHERE incident_id I
 -- canary: only routes in the stable share escalate for real
 UPDATE incidents SET status = 'resolved';
 CREATE TEMP TABLE cn AS
-SELECT (ops.trigger_incident('GET /canary/' || g || '::slo_violation', 'critical', p_now => '2026-03-02 18:00Z')).id AS id,
-       ops.route_bucket('GET /canary/' || g) AS bucket
+SELECT
+    (ops.trigger_incident('GET /canary/' || g || '::slo_violation', 'critical', p_now => '2026-03-02 18:00Z')).id AS id,
+    ops.route_bucket('GET /canary/' || g) AS bucket
 FROM generate_series(1, 40) AS g;
 SELECT ops.set_setting('canary_pct', '30', 'alice');
 SELECT is((ops.escalation_tick('2026-03-02 18:10Z')) ->> 'escalationsCount',
           (SELECT count(*)::text FROM cn WHERE bucket < 30), 'canary 30%: routes in buckets 0-29 escalate');
-SELECT is((SELECT count(*)::int FROM cn JOIN ops.incidents i USING (id) WHERE i.escalation_level = 1 AND cn.bucket >= 30), 0,
+SELECT is((SELECT count(*)::int FROM cn INNER JOIN ops.incidents AS i ON cn.id = i.id WHERE i.escalation_level = 1 AND cn.bucket >= 30), 0,
           'routes outside the share are treated as dry run');
 SELECT is((SELECT dry_run_count FROM ops.tick_log ORDER BY id DESC LIMIT 1),
           (SELECT count(*)::int FROM cn WHERE bucket >= 30), 'and counted as such');

@@ -16,13 +16,13 @@ SELECT results_eq(
     $$SELECT actor, note, changes -> 'status' FROM ops.audit_log WHERE row_key = (SELECT a FROM t)::text AND action = 'UPDATE'$$,
     $$VALUES ('alice', 'on it', '["open", "acknowledged"]'::jsonb)$$, 'ack is audited with actor, note and the change');
 
-SET LOCAL opsguard.actor = 'dba-carol';
+SET LOCAL "opsguard.actor" = 'dba-carol';
 UPDATE incidents SET escalation_level = 0, status = 'open' WHERE id = (SELECT a FROM t);
 SELECT results_eq(
     $$SELECT actor, changes ? 'escalation_level', changes ? 'next_due_at' FROM ops.audit_log ORDER BY id DESC LIMIT 1$$,
     $$VALUES ('dba-carol', false, true)$$,
     'a direct UPDATE is audited with the actor named by SET LOCAL opsguard.actor');
-RESET opsguard.actor;
+RESET "opsguard.actor";
 UPDATE incidents SET severity = 'warning' WHERE id = (SELECT a FROM t);
 SELECT results_eq(
     $$SELECT actor, changes -> 'severity' FROM ops.audit_log ORDER BY id DESC LIMIT 1$$,

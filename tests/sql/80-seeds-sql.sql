@@ -7,6 +7,7 @@ SELECT plan(8);
 SELECT cmp_ok((SELECT count(*)::int FROM incidents), '>=', 5, 'demo data gives ORDER BY random() LIMIT 1 rows to pick');
 
 -- step 1, verbatim (psql variables stand in for the shell's $INCIDENT_ID)
+-- noqa: disable=LT01,LT08
 WITH pick AS (SELECT id FROM incidents ORDER BY random() LIMIT 1)
 UPDATE incidents
 SET status='open',
@@ -34,6 +35,7 @@ SET status='acknowledged',
     acknowledged_by='backend-smoke',
     acknowledged_at=now()
 WHERE id=:'INCIDENT_ID';
+-- noqa: enable=all
 
 SELECT results_eq(format($$SELECT status, acknowledged_by, next_due_at FROM incidents WHERE id = %L$$, :'INCIDENT_ID'),
                   $$VALUES ('acknowledged', 'backend-smoke', NULL::timestamptz)$$,
@@ -49,7 +51,7 @@ WHERE created_at > now() - interval '24 hours'
 ORDER BY created_at DESC;$$,
     format($$SELECT incident_key, 2 AS level, now() + interval '4 minutes' AS at FROM incidents WHERE id = %L$$, :'INCIDENT_ID'),
     'the 24 h audit query lists the escalation');
-SELECT is((SELECT count(*)::int FROM incidents WHERE status <> 'resolved' GROUP BY incident_key ORDER BY 1 DESC LIMIT 1), 1,
+SELECT is((SELECT count(*)::int AS n FROM incidents WHERE status <> 'resolved' GROUP BY incident_key ORDER BY n DESC LIMIT 1), 1,
           'still at most one active incident per key');
 
 SELECT * FROM finish();
