@@ -1,7 +1,7 @@
 -- Demo incidents for `make run`, so the seeds' `ORDER BY random() LIMIT 1` finds rows.
 -- Loaded once: nothing is added when incidents already exist. Every key is distinct,
 -- so reopening any row by hand (seeds step 1) never collides with another active one.
-SELECT pg_catalog.set_config('opsguard.actor', 'demo-data', true);
+SET "opsguard.actor" = 'demo-data';
 
 INSERT INTO ops.incidents (incident_key, severity, status, first_seen, last_seen)
 SELECT

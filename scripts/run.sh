@@ -14,6 +14,7 @@ cleanup() {
     for pid in "${children[@]}"; do kill "$pid" 2>/dev/null || true; done
     $PY scripts/localpg.py stop || true
     echo "opsguard stopped."
+    exit 0
 }
 trap cleanup INT TERM EXIT
 
@@ -33,6 +34,7 @@ cat <<INFO
 opsguard is running. Paste into another shell:
 
 export DATABASE_URL="$DATABASE_URL"
+export PSQLRC="$PWD/scripts/psqlrc"   # quiet psql: the seeds' psql -At ... RETURNING id prints only the id
 
 ticks:   $ticks
 try:     psql "\$DATABASE_URL" -c 'SELECT incident_key, status, escalation_level, next_due_at FROM incidents'

@@ -18,4 +18,4 @@ $$;
 COMMENT ON FUNCTION ops.use_ops_search_path() IS
 'Sets this database''s default search_path to include ops (new sessions see it). Called by the first migration.';
 
-SELECT ops.use_ops_search_path();
+DO $$ BEGIN PERFORM ops.use_ops_search_path(); END $$;

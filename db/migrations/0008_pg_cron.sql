@@ -45,4 +45,4 @@ COMMENT ON FUNCTION ops.install_cron_jobs() IS
 '(Re)installs opsguard''s pg_cron jobs; safe to run again. Creates pg_cron when it is preloaded for this database. '
 'Returns what it did; where pg_cron cannot run, says why and changes nothing.';
 
-SELECT ops.install_cron_jobs();
+DO $$ BEGIN PERFORM ops.install_cron_jobs(); END $$;
