@@ -77,12 +77,11 @@ COMMENT ON FUNCTION ops.trigger_incident(text, text, text, text, text, timestamp
 'Opens an incident, or refreshes last_seen of the not-resolved one with this key (dedup). A resolved key opens a new '
 'occurrence at level 0. Returns the row.';
 
-CREATE FUNCTION ops.ack_incident(
-    p_id uuid,
-    p_actor text DEFAULT 'ops-bot',
-    p_note text DEFAULT NULL,
-    p_now timestamptz DEFAULT pg_catalog.now()
-) RETURNS ops.incidents
+-- Moves one incident to acknowledged or resolved: the shared body of ack and resolve.
+-- Idempotent (already there: the row comes back unchanged, the first actor stands);
+-- resolved is final.
+CREATE FUNCTION ops._transition(p_id uuid, p_to text, p_actor text, p_note text, p_now timestamptz)
+RETURNS ops.incidents
 LANGUAGE plpgsql AS $$
 DECLARE
     v_row ops.incidents;
@@ -90,21 +89,38 @@ DECLARE
 BEGIN
     PERFORM ops._require_actor(p_actor);
     v_row := ops._lock_incident(p_id);
+    IF v_row.status = p_to THEN
+        RETURN v_row;
+    END IF;
     IF v_row.status = 'resolved' THEN
         RAISE EXCEPTION 'incident % is resolved', p_id
             USING ERRCODE = '55000', DETAIL = pg_catalog.format('resolved by %s at %s', v_row.resolved_by, v_row.resolved_at),
-                  HINT = 'A resolved incident cannot be acknowledged; if it fires again, a new incident opens.';
-    END IF;
-    IF v_row.status = 'acknowledged' THEN
-        RETURN v_row;  -- idempotent: the first acknowledgement stands
+                  HINT = 'A resolved incident stays resolved; if it fires again, a new incident opens.';
     END IF;
     v_prev := ops._act_as(p_actor, p_note);
-    UPDATE ops.incidents SET status = 'acknowledged', acknowledged_by = p_actor, acknowledged_at = p_now
+    UPDATE ops.incidents
+    SET status = p_to,
+        acknowledged_by = CASE WHEN p_to = 'acknowledged' THEN p_actor ELSE acknowledged_by END,
+        acknowledged_at = CASE WHEN p_to = 'acknowledged' THEN p_now ELSE acknowledged_at END,
+        resolved_by = CASE WHEN p_to = 'resolved' THEN p_actor END,
+        resolved_at = CASE WHEN p_to = 'resolved' THEN p_now END
     WHERE id = p_id
     RETURNING * INTO v_row;
     PERFORM ops._act_as(v_prev);
     RETURN v_row;
 END;
+$$;
+COMMENT ON FUNCTION ops._transition(uuid, text, text, text, timestamptz) IS
+'Internal: ack or resolve one incident, idempotently, audited with p_actor and p_note.';
+
+CREATE FUNCTION ops.ack_incident(
+    p_id uuid,
+    p_actor text DEFAULT 'ops-bot',
+    p_note text DEFAULT NULL,
+    p_now timestamptz DEFAULT pg_catalog.now()
+) RETURNS ops.incidents
+LANGUAGE sql AS $$
+    SELECT ops._transition(p_id, 'acknowledged', p_actor, p_note, p_now)
 $$;
 COMMENT ON FUNCTION ops.ack_incident(uuid, text, text, timestamptz) IS
 'Acknowledges an incident (escalation stops). Idempotent: acking again returns the row unchanged. '
@@ -116,23 +132,8 @@ CREATE FUNCTION ops.resolve_incident(
     p_note text DEFAULT NULL,
     p_now timestamptz DEFAULT pg_catalog.now()
 ) RETURNS ops.incidents
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_row ops.incidents;
-    v_prev text;
-BEGIN
-    PERFORM ops._require_actor(p_actor);
-    v_row := ops._lock_incident(p_id);
-    IF v_row.status = 'resolved' THEN
-        RETURN v_row;
-    END IF;
-    v_prev := ops._act_as(p_actor, p_note);
-    UPDATE ops.incidents SET status = 'resolved', resolved_by = p_actor, resolved_at = p_now
-    WHERE id = p_id
-    RETURNING * INTO v_row;
-    PERFORM ops._act_as(v_prev);
-    RETURN v_row;
-END;
+LANGUAGE sql AS $$
+    SELECT ops._transition(p_id, 'resolved', p_actor, p_note, p_now)
 $$;
 COMMENT ON FUNCTION ops.resolve_incident(uuid, text, text, timestamptz) IS
 'Resolves an incident; idempotent. The key may then fire again as a new occurrence. Not found: P0002.';
