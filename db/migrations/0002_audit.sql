@@ -90,16 +90,15 @@ BEGIN
         ),
         d AS MATERIALIZED (
             SELECT p.row_key,
-                   (SELECT jsonb_object_agg(k, jsonb_build_array(p.old_row -> k, p.new_row -> k))
-                    FROM jsonb_object_keys(p.new_row) AS k
-                    WHERE p.old_row -> k IS DISTINCT FROM p.new_row -> k AND k <> 'updated_at') AS diff
+                   (SELECT jsonb_object_agg(c.key, jsonb_build_array(p.old_row -> c.key, c.value))
+                    FROM jsonb_each(p.new_row) AS c
+                    WHERE c.value IS DISTINCT FROM p.old_row -> c.key AND c.key <> 'updated_at') AS diff
             FROM pairs AS p
         )
         INSERT INTO ops.audit_log (actor, action, table_name, row_key, changes, note)
         SELECT ops.current_actor(), 'UPDATE', TG_TABLE_NAME, d.row_key, d.diff, v_note
         FROM d
-        WHERE d.diff IS NOT NULL
-          AND NOT (ARRAY(SELECT jsonb_object_keys(d.diff)) <@ v_noise);
+        WHERE d.diff - v_noise <> '{}';
     END IF;
     RETURN NULL;
 END;
