@@ -1,0 +1,10 @@
+DROP FUNCTION ops.revoke_role(text, text, text);
+DROP FUNCTION ops.grant_role(text, text, text);
+DROP FUNCTION ops.add_principal(text, text, text[], text, text);
+DROP FUNCTION ops.authorize(text, text, text);
+DROP FUNCTION ops.has_permission(text, text);
+DROP TABLE ops.principal_roles;
+DROP TABLE ops.role_permissions;
+DROP TABLE ops.permissions;
+DROP TABLE ops.roles;
+DROP TABLE ops.principals;

@@ -1,0 +1,10 @@
+DROP FUNCTION ops.api_health(timestamptz);
+DROP FUNCTION ops.api_me(text, text);
+DROP FUNCTION ops.api_list_incidents(text, text, jsonb);
+DROP FUNCTION ops.api_trigger_incident(text, text, text, jsonb);
+DROP FUNCTION ops.api_set_incident_status(text, text, text, text, text, jsonb);
+DROP FUNCTION ops.api_recalc(text, text, text);
+DROP FUNCTION ops.api_tick(text, text, text);
+DROP FUNCTION ops._api_begin(text, text, text, text);
+DROP FUNCTION ops.incident_json(ops.incidents);
+DROP TABLE ops.api_replay;

@@ -1,0 +1,58 @@
+-- Privileges: the API role can only execute its functions; definer code pins its search_path;
+-- auditors read the trail and nothing else.
+BEGIN;
+SELECT plan(14);
+
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = 'ops' AND p.prosecdef
+        AND NOT coalesce(p.proconfig, '{}') && ARRAY['search_path=ops, pg_temp']$$,
+    'every SECURITY DEFINER function pins search_path = ops, pg_temp');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = 'ops' AND has_function_privilege('public', p.oid, 'EXECUTE')$$,
+    'PUBLIC may execute no ops function');
+SELECT set_eq(
+    $$SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = 'ops' AND has_function_privilege('opsguard_api', p.oid, 'EXECUTE')$$,
+    ARRAY['api_tick', 'api_recalc', 'api_set_incident_status', 'api_trigger_incident', 'api_list_incidents',
+          'api_me', 'api_health'],
+    'the API role may execute exactly the api_* functions');
+SELECT is_empty(
+    $$SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = 'ops' AND c.relkind IN ('r', 'v')
+        AND has_table_privilege('opsguard_api', c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')$$,
+    'the API role has no privilege on any table');
+SELECT set_eq(
+    $$SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = 'ops' AND c.relkind IN ('r', 'v') AND has_table_privilege('opsguard_auditor', c.oid, 'SELECT')$$,
+    ARRAY['escalation_events', 'audit_log'], 'auditors read escalation_events and the audit log only');
+SELECT ok(NOT has_table_privilege('opsguard_operator', 'ops.audit_log', 'DELETE'), 'operators delete nothing');
+
+CREATE TEMP TABLE t AS SELECT (ops.trigger_incident('GET /a::slo_violation', 'critical')).id AS a;
+GRANT SELECT ON t TO opsguard_api, opsguard_operator;
+
+SET LOCAL ROLE opsguard_api;
+SELECT is((ops.api_set_incident_status('ops-bot', NULL, NULL, (SELECT a::text FROM t), 'acknowledged', '{}')) #>> '{incident,status}',
+          'acknowledged', 'as opsguard_api, the ack function works');
+SELECT throws_ok($$SELECT count(*) FROM ops.incidents$$, '42501', NULL, 'as opsguard_api, reading incidents is refused');
+SELECT throws_ok($$UPDATE ops.incidents SET status = 'open'$$, '42501', NULL, 'as opsguard_api, writing incidents is refused');
+SELECT throws_ok($$SELECT ops.ack_incident((SELECT a FROM t), 'x')$$, '42501', NULL,
+                 'as opsguard_api, the operator verbs are refused');
+RESET ROLE;
+
+SET LOCAL ROLE opsguard_auditor;
+SELECT lives_ok($$SELECT incident_key, escalation_level, escalated_at FROM escalation_events
+                  WHERE created_at > now() - interval '24 hours' ORDER BY created_at DESC$$,
+                'auditors run the runbook''s audit query');
+SELECT throws_ok($$SELECT count(*) FROM ops.incidents$$, '42501', NULL, 'auditors do not read incidents');
+RESET ROLE;
+
+SET LOCAL ROLE opsguard_operator;
+SELECT lives_ok($$UPDATE incidents SET status = 'resolved' WHERE id = (SELECT a FROM t)$$,
+                'operators run the seeds'' direct UPDATE');
+SELECT throws_ok($$DELETE FROM ops.incidents$$, '42501', NULL, 'operators cannot delete incidents');
+RESET ROLE;
+
+SELECT * FROM finish();
+ROLLBACK;
