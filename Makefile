@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/api:$(CURDIR)/scripts
 
-.PHONY: run test migrate ticker bench deps venv lint pytest clean
+.PHONY: run test migrate serve smoke ticker bench deps venv lint pytest clean
 
 deps:
 	@scripts/bootstrap.sh system
@@ -28,6 +28,13 @@ pytest:
 
 migrate: venv
 	$(PY) -m opsguard.migrate $${DATABASE_URL:-$$($(PY) scripts/localpg.py url)}
+
+serve: venv
+	DATABASE_URL=$${DATABASE_URL:-$$($(PY) scripts/localpg.py url)} \
+	  $(VENV)/bin/gunicorn -c api/gunicorn.conf.py 'opsguard.app:create_app()'
+
+smoke: venv
+	@scripts/smoke.sh
 
 ticker: venv
 	$(PY) -m opsguard.ticker --dsn $${DATABASE_URL:-$$($(PY) scripts/localpg.py url)}

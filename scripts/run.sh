@@ -21,6 +21,19 @@ trap cleanup INT TERM EXIT
 $PY -m opsguard.migrate "$DATABASE_URL" | sed 's/^/migrate: /'
 psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -f scripts/demo_data.sql
 
+# the API's signing secret, kept across runs so pasted shells stay valid
+[ -s .local/hmac_secret ] || $PY -c 'import secrets; print(secrets.token_hex(32))' >.local/hmac_secret
+OPS_HMAC_SECRET=$(cat .local/hmac_secret)
+export OPS_HMAC_SECRET PORT="${PORT:-3000}"
+HOST="http://localhost:$PORT"
+.venv/bin/gunicorn -c api/gunicorn.conf.py 'opsguard.app:create_app()' >>.local/api.log 2>&1 &
+children+=($!)
+for _ in $(seq 100); do
+    curl -fs "$HOST/healthz" >/dev/null 2>&1 && break
+    kill -0 "${children[-1]}" 2>/dev/null || { echo "the API did not start; see .local/api.log" >&2; exit 1; }
+    sleep 0.2
+done
+
 if [ "$(psql -X -At "$DATABASE_URL" -c 'SELECT ops.pg_cron_status()')" = installed ]; then
     ticks="pg_cron job opsguard-escalation-tick, every minute"
 else
@@ -33,9 +46,12 @@ cat <<INFO
 
 opsguard is running. Paste into another shell:
 
+export HOST="$HOST"
 export DATABASE_URL="$DATABASE_URL"
+export OPS_HMAC_SECRET="$OPS_HMAC_SECRET"
 export PSQLRC="$PWD/scripts/psqlrc"   # quiet psql: the seeds' psql -At ... RETURNING id prints only the id
 
+api:     $HOST (log in .local/api.log); make smoke runs the seeds' smoke test against it
 ticks:   $ticks
 try:     psql "\$DATABASE_URL" -c 'SELECT incident_key, status, escalation_level, next_due_at FROM incidents'
 stop:    Ctrl-C

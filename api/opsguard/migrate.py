@@ -26,6 +26,11 @@ def yoyo_url(url: str) -> str:
     return url
 
 
+def migration_ids() -> list[str]:
+    """The ids of every migration in db/migrations, as yoyo records them once applied."""
+    return sorted(p.name[: -len(".sql")] for p in MIGRATIONS.glob("*.sql") if not p.name.endswith(".rollback.sql"))
+
+
 def apply(url: str) -> list[str]:
     """Apply pending migrations; return their ids and the pg_cron installer's answer."""
     backend = get_backend(yoyo_url(url))

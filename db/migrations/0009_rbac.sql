@@ -6,7 +6,7 @@ CREATE TABLE ops.principals (
     name text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9._@:-]{1,100}$'),
     kind text NOT NULL CHECK (kind IN ('human', 'service')),
     display_name text,
-    disabled boolean NOT NULL DEFAULT false,
+    disabled boolean NOT NULL DEFAULT FALSE,
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE ops.principals IS
@@ -58,9 +58,15 @@ INSERT INTO ops.permissions (name, description) VALUES
 ('actors.delegate', 'A trusted signer: may name the human it acts for (X-Ops-Actor)');
 
 INSERT INTO ops.role_permissions (role, permission)
-SELECT 'ops_admin', name FROM ops.permissions
+SELECT
+    'ops_admin' AS role,
+    name AS permission
+FROM ops.permissions
 UNION ALL
-SELECT r.role, r.permission FROM (VALUES
+SELECT
+    r.role,
+    r.permission
+FROM (VALUES
     ('ops_responder', 'incidents.read'), ('ops_responder', 'incidents.trigger'),
     ('ops_responder', 'incidents.ack'), ('ops_responder', 'incidents.resolve'),
     ('ops_viewer', 'incidents.read'),

@@ -18,9 +18,9 @@ END;
 $$;
 
 -- PUBLIC gets EXECUTE on new functions by default; nothing in ops is for everyone
-REVOKE ALL ON SCHEMA ops FROM PUBLIC;
-REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ops FROM PUBLIC;
-ALTER DEFAULT PRIVILEGES IN SCHEMA ops REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+REVOKE ALL ON SCHEMA ops FROM public;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ops FROM public;
+ALTER DEFAULT PRIVILEGES IN SCHEMA ops REVOKE EXECUTE ON FUNCTIONS FROM public;
 GRANT USAGE ON SCHEMA ops TO opsguard_api, opsguard_operator, opsguard_auditor;
 
 -- the API: one SECURITY DEFINER function per endpoint, which authorizes the caller itself

@@ -23,7 +23,7 @@ SELECT throws_ok($$SELECT ops.authorize('pipeline', 'incidents.read', 'alice')$$
                  'only signers with actors.delegate may name someone else');
 SELECT throws_ok($$SELECT ops.authorize('ops-bot', 'no.such')$$, '22023', NULL, 'an unknown permission: 22023');
 
-UPDATE ops.principals SET disabled = true WHERE name = 'alice';
+UPDATE ops.principals SET disabled = TRUE WHERE name = 'alice';
 SELECT ok(NOT ops.has_permission('alice', 'incidents.ack'), 'a disabled principal may nothing');
 SELECT ok(ops.revoke_role('victor', 'ops_viewer', 'admin'), 'revoke_role');
 SELECT is((SELECT actor || ' ' || action FROM ops.audit_log WHERE table_name = 'principal_roles' ORDER BY id DESC LIMIT 1),

@@ -1,0 +1,41 @@
+"""The connection pool, and the one way views talk to the database: call one function."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+
+def make_pool(app: Flask) -> ConnectionPool:
+    role = app.config.get("OPS_DB_ROLE", "opsguard_api")
+
+    def configure(conn: Connection) -> None:
+        # least privilege even when DATABASE_URL names a broader user: the API role may
+        # only execute the ops.api_* functions
+        if role:
+            conn.execute("SELECT set_config('role', %s, false)", (role,))
+        conn.execute("SET statement_timeout = '5s'")
+
+    pool = ConnectionPool(
+        app.config["DATABASE_URL"],
+        min_size=1,
+        max_size=int(app.config.get("OPS_DB_POOL_MAX", 8)),
+        timeout=float(app.config.get("OPS_DB_TIMEOUT_S", 2.0)),
+        kwargs={"autocommit": True, "connect_timeout": 2},
+        configure=configure,
+        check=ConnectionPool.check_connection,  # a connection that died with the server is replaced
+        open=False,
+    )
+    pool.open(wait=False)  # the API starts (and answers 503) while the database is away
+    return pool
+
+
+def call(sql: str, *params: Any) -> Any:
+    """Run one SELECT of one API function and return its single value."""
+    params = tuple(Jsonb(p) if isinstance(p, dict | list) else p for p in params)
+    with current_app.extensions["opsguard_pool"].connection() as conn:
+        return conn.execute(sql, params).fetchone()[0]

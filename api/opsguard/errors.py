@@ -1,0 +1,74 @@
+"""SQLSTATE -> HTTP, in one place (PostgREST's errors table is the model), and JSON for
+every error Flask itself raises. Every error body is {"ok": false, "error": <code>, ...}."""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+from flask import Flask, jsonify
+from psycopg_pool import PoolTimeout
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+# exact SQLSTATEs first, then their two-character class
+SQLSTATE_HTTP: dict[str, tuple[int, str]] = {
+    "22P02": (400, "invalid_input"),  # invalid_text_representation: a bad uuid
+    "23505": (409, "conflict"),  # unique_violation
+    "23514": (400, "invalid_input"),  # check_violation
+    "28000": (401, "unauthorized"),  # invalid_authorization_specification: a replayed signature
+    "42501": (403, "forbidden"),  # insufficient_privilege: RBAC said no
+    "55000": (409, "conflict"),  # object_not_in_prerequisite_state: e.g. ack of a resolved incident
+    "57014": (503, "database_unavailable"),  # query_canceled: statement timeout
+    "P0002": (404, "not_found"),  # no_data_found
+    "40001": (503, "database_unavailable"),  # serialization_failure: retry
+    "40P01": (503, "database_unavailable"),  # deadlock_detected: retry
+}
+SQLSTATE_CLASS_HTTP: dict[str, tuple[int, str]] = {
+    "22": (400, "invalid_input"),  # data exceptions: NULLs, bad values, out of range
+    "08": (503, "database_unavailable"),  # connection exceptions
+    "53": (503, "database_unavailable"),  # insufficient resources
+    "57": (503, "database_unavailable"),  # operator intervention (shutdown)
+}
+
+
+class ApiError(Exception):
+    """An error the API answers directly (bad signature, malformed JSON)."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(status: int, code: str, message: str, **extra):
+    body = {"ok": False, "error": code, "message": message, **{k: v for k, v in extra.items() if v}}
+    return jsonify(body), status
+
+
+def from_database(exc: psycopg.Error):
+    state = getattr(exc, "sqlstate", None)
+    if state is None:  # no SQLSTATE: the connection itself failed
+        return error_response(503, "database_unavailable", "the database is not reachable")
+    status, code = SQLSTATE_HTTP.get(state) or SQLSTATE_CLASS_HTTP.get(state[:2]) or (500, "internal")
+    diag = exc.diag
+    if status == 500:
+        log.exception("unmapped SQLSTATE %s", state)
+        return error_response(500, code, "internal error", sqlstate=state)
+    return error_response(status, code, diag.message_primary or str(exc), sqlstate=state,
+                          detail=diag.message_detail, hint=diag.message_hint)
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(ApiError, lambda e: error_response(e.status, e.code, e.message))
+    app.register_error_handler(psycopg.Error, from_database)
+    app.register_error_handler(
+        PoolTimeout, lambda e: error_response(503, "database_unavailable", "the database is not reachable"))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = {
+            400: "invalid_input", 404: "not_found", 405: "method_not_allowed",
+            413: "payload_too_large", 429: "rate_limited",
+        }.get(exc.code or 500, "http_error")
+        return error_response(exc.code or 500, code, exc.description or exc.name)
