@@ -6,17 +6,28 @@ Escalation tick:
     rows, not the table: goal ratio <= 1.5), and the plan's use of the next_due_at index;
   - escalations per second in one tick with 10k due (goal >= 10k/s).
 Each tick runs in a transaction that is rolled back, so every repetition sees the same rows.
+
+HTTP API (gunicorn with the shipped config, wrk as the load):
+  - the ack endpoint's throughput and p99 beside a bare signed endpoint that only runs
+    SELECT 1 through the same pool and signature check (goal: ratio >= 0.7).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
+import re
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 from datetime import UTC, datetime
 
 import psycopg
-from localpg import Cluster, make_temp_datadir
+from localpg import REPO, Cluster, make_temp_datadir
 from opsguard.migrate import apply
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -78,11 +89,74 @@ def claim_plan(conn: psycopg.Connection) -> str:
     return " / ".join(r[0].strip() for r in rows)
 
 
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = "{}"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-Signature"] = "%(sig)s"
+local paths = {%(paths)s}
+request = function() return wrk.format(nil, paths[math.random(#paths)]) end
+"""
+
+
+def _wrk(base: str, paths: list[str], sig: str, seconds: int) -> tuple[float, float]:
+    """Requests per second and p99 latency in ms for POSTs spread over paths."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(WRK_SCRIPT % {"sig": sig, "paths": ", ".join(f'"{p}"' for p in paths)})
+    out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-s", f.name, base],
+                         capture_output=True, text=True, check=True).stdout
+    os.unlink(f.name)
+    assert "Non-2xx" not in out, out
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
+    return rps, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def bench_api(cluster: Cluster) -> list[tuple[str, str, str]]:
+    cluster.psql("postgres", "CREATE DATABASE bench_api")
+    url = cluster.url("bench_api")
+    apply(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        ids = [r[0] for r in conn.execute(
+            "SELECT (ops.trigger_incident('GET /api/' || g || '::x', 'critical')).id FROM generate_series(1, 5000) g")]
+    port, secret = 54393, "bench-secret"
+    env = {**os.environ, "DATABASE_URL": url, "OPS_HMAC_SECRET": secret, "PORT": str(port),
+           "RATELIMIT_ENABLED": "false", "OPS_BENCH_ENDPOINTS": "1", "OPS_ACCESS_LOG": "",
+           "PYTHONPATH": str(REPO / "api")}
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(REPO / "api/gunicorn.conf.py"),
+                               "opsguard.app:create_app()"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=1)  # noqa: S310 - our own loopback server
+                break
+            except OSError:
+                time.sleep(0.2)
+        sig = hmac.new(secret.encode(), b"{}", hashlib.sha256).hexdigest()
+        ack_paths = [f"/ops/incidents/{i}/ack" for i in ids]
+        bare, ack = [], []
+        for _ in range(3):  # alternate, so drift on a noisy machine hits both alike
+            bare.append(_wrk(base, ["/bench/select1"], sig, 6))
+            ack.append(_wrk(base, ack_paths, sig, 6))
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    bare_rps, bare_p99 = statistics.median(r for r, _ in bare), statistics.median(p for _, p in bare)
+    ack_rps, ack_p99 = statistics.median(r for r, _ in ack), statistics.median(p for _, p in ack)
+    return [
+        ("API: bare signed SELECT 1 (req/s, p99 ms)", f"{bare_rps:,.0f}, p99 {bare_p99:.1f}", ""),
+        ("API: POST /ops/incidents/<id>/ack (req/s, p99 ms)", f"{ack_rps:,.0f}, p99 {ack_p99:.1f}", ""),
+        ("API: ack / bare throughput", f"{ack_rps / bare_rps:.2f}", ">= 0.7"),
+    ]
+
+
 def main() -> int:
     cluster = Cluster(datadir=make_temp_datadir("opsguard-bench-"), port=54391, cron_database="postgres")
     cluster.start()
     rows: list[tuple[str, str, str]] = []
     try:
+        rows += bench_api(cluster)
         cluster.psql("postgres", "CREATE DATABASE bench")
         url = cluster.url("bench")
         apply(url)

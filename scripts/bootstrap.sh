@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(postgresql-15 postgresql-client-15 postgresql-15-cron postgresql-15-pgtap
-          libtap-parser-sourcehandler-pgtap-perl python3-venv curl jq openssl xxd)
+          libtap-parser-sourcehandler-pgtap-perl python3-venv curl jq openssl xxd wrk)
 
 system() {
     local missing=()

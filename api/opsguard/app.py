@@ -16,7 +16,8 @@ from .limits import limiter, too_many
 from .views import escalation, health, incidents, me
 
 ENV_KEYS = ("DATABASE_URL", "OPS_HMAC_SECRET", "OPS_HMAC_SECRET_PREVIOUS", "OPS_HMAC_KEYS",
-            "OPS_HMAC_REQUIRE_TIMESTAMP", "OPS_DB_ROLE", "RATELIMIT_STORAGE_URI", "RATELIMIT_ENABLED")
+            "OPS_HMAC_REQUIRE_TIMESTAMP", "OPS_DB_ROLE", "RATELIMIT_STORAGE_URI", "RATELIMIT_ENABLED",
+            "OPS_BENCH_ENDPOINTS")
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -27,7 +28,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         RATELIMIT_HEADERS_ENABLED=True,
     )
     app.config.update({k: os.environ[k] for k in ENV_KEYS if k in os.environ})
-    for flag in ("OPS_HMAC_REQUIRE_TIMESTAMP", "RATELIMIT_ENABLED"):
+    for flag in ("OPS_HMAC_REQUIRE_TIMESTAMP", "RATELIMIT_ENABLED", "OPS_BENCH_ENDPOINTS"):
         if isinstance(app.config.get(flag), str):
             app.config[flag] = app.config[flag].lower() in ("1", "true", "yes", "on")
     if test_config:
@@ -44,5 +45,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_error_handler(429, too_many)
     for bp in (escalation.bp, incidents.bp, me.bp, health.bp):
         app.register_blueprint(bp)
+    if app.config.get("OPS_BENCH_ENDPOINTS"):
+        from .views import bench
+
+        app.register_blueprint(bench.bp)
     app.json.sort_keys = False
     return app
