@@ -64,3 +64,15 @@ def test_database_down_is_503_within_seconds_and_recovers(openapi_spec):
         if app:
             app.extensions["opsguard_pool"].close()
         cluster.destroy()
+
+
+def test_the_api_connects_as_a_role_that_can_only_execute_its_functions(app):
+    import psycopg
+    import pytest
+
+    with app.extensions["opsguard_pool"].connection() as conn:
+        assert conn.execute("SELECT current_user").fetchone()[0] == "opsguard_api"
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT count(*) FROM ops.incidents")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT ops.escalation_tick()")
