@@ -1,6 +1,8 @@
 -- Demo incidents for `make run`, so the seeds' `ORDER BY random() LIMIT 1` finds rows.
 -- Loaded once: nothing is added when incidents already exist. Every key is distinct,
 -- so reopening any row by hand (seeds step 1) never collides with another active one.
+-- No open critical incident was seen within guard_lookback_min: the release guard starts
+-- clear, and blocks only on what the smoke test's step 1 seeds.
 SET "opsguard.actor" = 'demo-data';
 
 INSERT INTO ops.incidents (incident_key, severity, status, first_seen, last_seen)
@@ -11,7 +13,7 @@ SELECT
     now() - d.age AS first_seen,
     now() - d.age / 2 AS last_seen
 FROM (VALUES
-    ('GET /projects::slo_violation', 'critical', 'open', interval '2 minutes'),
+    ('GET /projects::slo_violation', 'critical', 'open', interval '45 minutes'),
     ('GET /notifications/recent::error_rate_critical', 'critical', 'acknowledged', interval '40 minutes'),
     ('GET /me/permissions::hard_error_threshold', 'critical', 'resolved', interval '3 hours'),
     ('POST /deploys::slo_violation', 'warning', 'open', interval '10 minutes'),

@@ -15,11 +15,13 @@ from opsguard.migrate import apply
 @pytest.mark.slow
 def test_pg_cron_runs_the_escalation_tick_every_minute(pg_cluster):
     url = pg_cluster.url(CRON_DB)
-    assert apply(url)[-1] == "pg_cron: installed: opsguard-escalation-tick"
-    assert apply(url) == ["pg_cron: installed: opsguard-escalation-tick"], "installing again is harmless"
+    installed = "pg_cron: installed: opsguard-escalation-tick, opsguard-evaluate-routes, opsguard-guard-retention"
+    assert apply(url)[-1] == installed
+    assert apply(url) == [installed], "installing again is harmless"
     with psycopg.connect(url, autocommit=True) as c:
-        jobs = c.execute("SELECT jobname, schedule FROM cron.job").fetchall()
-        assert jobs == [("opsguard-escalation-tick", "* * * * *")], "one job, updated in place"
+        jobs = c.execute("SELECT jobname, schedule FROM cron.job ORDER BY jobname").fetchall()
+        assert jobs == [("opsguard-escalation-tick", "* * * * *"), ("opsguard-evaluate-routes", "* * * * *"),
+                        ("opsguard-guard-retention", "17 3 * * *")], "each job once, updated in place"
         c.execute("SELECT ops.trigger_incident('GET /cron::slo_violation', 'critical', p_now => now() - interval '1 hour')")
         deadline = time.monotonic() + 75
         row = None
@@ -29,7 +31,5 @@ def test_pg_cron_runs_the_escalation_tick_every_minute(pg_cluster):
             ).fetchone()
             time.sleep(1)
         assert row == ("ran", 1), "pg_cron ticked and escalated the overdue incident"
-        status = c.execute(
-            "SELECT status FROM cron.job_run_details ORDER BY runid DESC LIMIT 1"
-        ).fetchone()[0]
-        assert status == "succeeded"
+        statuses = c.execute("SELECT DISTINCT status FROM cron.job_run_details").fetchall()
+        assert statuses == [("succeeded",)], "the tick and the route evaluation both ran cleanly"

@@ -13,7 +13,7 @@ from . import errors
 from .auth import parse_keys
 from .db import make_pool
 from .limits import limiter, too_many
-from .views import escalation, health, incidents, me
+from .views import escalation, guard, health, incidents, me, request_metrics
 
 ENV_KEYS = ("DATABASE_URL", "OPS_HMAC_SECRET", "OPS_HMAC_SECRET_PREVIOUS", "OPS_HMAC_KEYS",
             "OPS_HMAC_REQUIRE_TIMESTAMP", "OPS_DB_ROLE", "RATELIMIT_STORAGE_URI", "RATELIMIT_ENABLED",
@@ -43,7 +43,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     limiter.init_app(app)
     errors.register(app)
     app.register_error_handler(429, too_many)
-    for bp in (escalation.bp, incidents.bp, me.bp, health.bp):
+    for bp in (escalation.bp, incidents.bp, me.bp, health.bp, guard.bp, request_metrics.bp):
         app.register_blueprint(bp)
     if app.config.get("OPS_BENCH_ENDPOINTS"):
         from .views import bench

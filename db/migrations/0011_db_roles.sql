@@ -17,10 +17,12 @@ BEGIN
 END;
 $$;
 
--- PUBLIC gets EXECUTE on new functions by default; nothing in ops is for everyone
+-- PUBLIC gets EXECUTE on every new function; nothing in ops is for everyone. A per-schema
+-- ALTER DEFAULT PRIVILEGES cannot take that away (it only adds to the global default), and
+-- a global one would strip it from every extension installed later too, so each migration
+-- that adds functions ends with this REVOKE (tests/sql/05-privileges.sql checks it held).
 REVOKE ALL ON SCHEMA ops FROM public;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ops FROM public;
-ALTER DEFAULT PRIVILEGES IN SCHEMA ops REVOKE EXECUTE ON FUNCTIONS FROM public;
 GRANT USAGE ON SCHEMA ops TO opsguard_api, opsguard_operator, opsguard_auditor;
 
 -- the API: one SECURITY DEFINER function per endpoint, which authorizes the caller itself

@@ -16,7 +16,7 @@ SELECT set_eq(
     $$SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
       WHERE n.nspname = 'ops' AND has_function_privilege('opsguard_api', p.oid, 'EXECUTE')$$,
     ARRAY['api_tick', 'api_recalc', 'api_set_incident_status', 'api_trigger_incident', 'api_list_incidents',
-          'api_me', 'api_health'],
+          'api_me', 'api_health', 'api_record_requests', 'api_release_guard', 'api_override_guard_item'],
     'the API role may execute exactly the api_* functions');
 SELECT is_empty(
     $$SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

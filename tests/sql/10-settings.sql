@@ -5,7 +5,10 @@ SELECT plan(27);
 SELECT results_eq(
     $$SELECT key, value FROM ops.settings ORDER BY key$$,
     $$VALUES ('ack_timeout_min', '0'::jsonb), ('app_base_url', '""'), ('canary_pct', '100'), ('dry_run', 'false'),
-             ('escalation_enabled', 'true'), ('escalation_v1', 'true'), ('guard_lookback_min', '10'),
+             ('escalation_enabled', 'true'), ('escalation_v1', 'true'), ('guard_autoresolve_min', '10'),
+             ('guard_block_inconclusive', 'false'), ('guard_critical_error_pct', '50'),
+             ('guard_evaluation_retention_days', '30'), ('guard_hard_error_pct', '20'), ('guard_lookback_min', '10'),
+             ('guard_rollup_retention_days', '7'),
              ('max_esc_level', '7'), ('pause_cron', '""'), ('slack_webhook_url', '""'), ('snooze_min', '30'),
              ('tick_batch_max', '10000'), ('tick_ms', '60000')$$,
     'defaults of a fresh install (SPEC §3)');

@@ -1,0 +1,55 @@
+"""The release guard: the gate CI asks before every deploy. Open (no signature): it only
+reads, and CI must be able to ask without a secret. Overrides are signed and need
+guard.override."""
+
+from __future__ import annotations
+
+import psycopg
+from flask import Blueprint, g, jsonify, request
+from psycopg_pool import PoolTimeout
+
+from .. import limits
+from ..auth import signed
+from ..db import call
+from ..limits import limiter
+from . import json_body
+
+bp = Blueprint("guard", __name__, url_prefix="/ops/release-guard")
+
+# CI context stored with each evaluation, from headers CI tools can set
+CONTEXT_HEADERS = {"commit": "X-Commit-Sha", "pipeline": "X-CI-Pipeline", "job": "X-CI-Job", "ref": "X-Git-Ref"}
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes", "on")
+
+
+@bp.route("", methods=["GET", "POST"])
+@limiter.limit(limits.READ)
+def release_guard():
+    """409 when blocked, 200 when clear; ?always200=1 (Argo Rollouts' web provider) answers
+    200 with the verdict in "ok". POST is accepted for Flagger's webhooks (its JSON body is
+    stored with the evaluation). The database away: 503 ok:false (200 ok:false with always200)."""
+    always200 = _truthy(request.args.get("always200"))
+    context = {k: request.headers[h] for k, h in CONTEXT_HEADERS.items() if request.headers.get(h)}
+    if request.method == "POST" and isinstance(body := json_body(), dict):
+        context["webhook"] = body
+    caller = request.headers.get("X-Caller") or request.headers.get("User-Agent") or request.remote_addr
+    try:
+        result = call("SELECT ops.api_release_guard(%s, %s, %s)",
+                      request.args.get("route_prefix"), caller, context)
+    except (psycopg.OperationalError, PoolTimeout):
+        if not always200:
+            raise
+        # fail closed for tools that only read 2xx answers
+        return jsonify({"ok": False, "error": "database_unavailable", "message": "the database is not reachable"}), 200
+    return jsonify(result), 200 if result["ok"] or always200 else 409
+
+
+@bp.post("/overrides")
+@limiter.limit(limits.ADMIN)
+@signed
+def override():
+    c = g.caller
+    return jsonify(call("SELECT ops.api_override_guard_item(%s, %s, %s, %s)",
+                        c.principal, c.actor, c.replay_key, json_body())), 201

@@ -1,0 +1,161 @@
+-- depends: 0011_db_roles
+-- Request metrics: batches of samples folded into per-minute rollups per route, so
+-- evaluating route health costs the same whatever the request volume; and per-route SLOs.
+
+CREATE TABLE ops.route_slos (
+    route text PRIMARY KEY,
+    error_pct_target numeric(6, 3) NOT NULL DEFAULT 1 CHECK (error_pct_target > 0),
+    min_samples integer NOT NULL DEFAULT 5 CHECK (min_samples >= 1),
+    latency_threshold_ms integer CHECK (latency_threshold_ms > 0),
+    latency_target_pct numeric(6, 3) CHECK (latency_target_pct > 0 AND latency_target_pct < 100),
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_by text NOT NULL DEFAULT 'install',
+    -- the fast-burn page pair fires above 14.4x the error budget: a budget over 100/14.4 %
+    -- would make it a rule that can never fire
+    CONSTRAINT route_slos_burn_rate_can_fire CHECK (error_pct_target * 14.4 <= 100),
+    CONSTRAINT route_slos_latency_pair CHECK ((latency_threshold_ms IS NULL) = (latency_target_pct IS NULL))
+);
+COMMENT ON TABLE ops.route_slos IS
+'Per-route objectives. The row with route ''*'' holds the defaults for routes without a row of their own.';
+COMMENT ON COLUMN ops.route_slos.error_pct_target IS
+'Allowed share of 5xx, in %: the error budget. At most 100/14.4 (6.944) so the 14.4x burn-rate rule can fire.';
+COMMENT ON COLUMN ops.route_slos.min_samples IS 'A window with fewer requests is not judged: it is listed as inconclusive.';
+COMMENT ON COLUMN ops.route_slos.latency_threshold_ms IS 'Requests slower than this count as slow (with latency_target_pct).';
+COMMENT ON COLUMN ops.route_slos.latency_target_pct IS 'At most this share of requests, in %, may be slow.';
+INSERT INTO ops.route_slos (route) VALUES ('*');
+
+CREATE TABLE ops.route_minute_stats (
+    route text NOT NULL,
+    minute timestamptz NOT NULL,
+    requests integer NOT NULL DEFAULT 0,
+    errors integer NOT NULL DEFAULT 0,
+    slow integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (route, minute)
+);
+CREATE INDEX route_minute_stats_minute ON ops.route_minute_stats (minute);
+COMMENT ON TABLE ops.route_minute_stats IS
+'Per-minute rollups of request samples: requests, errors (5xx), slow (over the route''s latency threshold when recorded).';
+
+CREATE FUNCTION ops.route_slo(p_route text) RETURNS ops.route_slos
+LANGUAGE sql STABLE AS $$
+    SELECT * FROM ops.route_slos WHERE route IN (p_route, '*') ORDER BY route = '*' LIMIT 1
+$$;
+COMMENT ON FUNCTION ops.route_slo(text) IS 'The objectives that apply to a route: its own row, else the ''*'' defaults.';
+
+CREATE FUNCTION ops.set_route_slo(
+    p_route text, p_error_pct_target numeric, p_min_samples integer, p_actor text,
+    p_latency_threshold_ms integer DEFAULT NULL, p_latency_target_pct numeric DEFAULT NULL
+) RETURNS ops.route_slos
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_row ops.route_slos;
+    v_prev text;
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    IF p_route IS NULL OR p_error_pct_target IS NULL OR p_min_samples IS NULL THEN
+        RAISE EXCEPTION 'set_route_slo needs a route, an error target and a minimum sample count' USING ERRCODE = '22004';
+    END IF;
+    IF p_error_pct_target * 14.4 > 100 OR p_error_pct_target <= 0 THEN
+        RAISE EXCEPTION 'an error target of % %% can never fire the 14.4x burn-rate rule', p_error_pct_target
+            USING ERRCODE = '22023',
+                  HINT = 'A target must be above 0 and at most 6.944 %: 14.4 x the budget must not exceed 100 %.';
+    END IF;
+    v_prev := ops._act_as(p_actor);
+    INSERT INTO ops.route_slos AS s (route, error_pct_target, min_samples, latency_threshold_ms, latency_target_pct, updated_by)
+    VALUES (p_route, p_error_pct_target, p_min_samples, p_latency_threshold_ms, p_latency_target_pct, p_actor)
+    ON CONFLICT (route) DO UPDATE
+    SET error_pct_target = EXCLUDED.error_pct_target, min_samples = EXCLUDED.min_samples,
+        latency_threshold_ms = EXCLUDED.latency_threshold_ms, latency_target_pct = EXCLUDED.latency_target_pct,
+        updated_at = pg_catalog.now(), updated_by = p_actor
+    RETURNING * INTO v_row;
+    PERFORM ops._act_as(v_prev);
+    RETURN v_row;
+END;
+$$;
+COMMENT ON FUNCTION ops.set_route_slo(text, numeric, integer, text, integer, numeric) IS
+'Sets a route''s objectives (route ''*'': the defaults), audited. Targets the burn-rate rules could never fire on: 22023.';
+
+CREATE TRIGGER route_slos_audit_insert AFTER INSERT ON ops.route_slos
+REFERENCING NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('route');
+CREATE TRIGGER route_slos_audit_update AFTER UPDATE ON ops.route_slos
+REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('route', 'updated_at', 'updated_by');
+
+CREATE FUNCTION ops.record_requests(p_batch jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_bad record;
+    v_count int;
+BEGIN
+    IF p_batch IS NULL OR pg_catalog.jsonb_typeof(p_batch) <> 'array' THEN
+        RAISE EXCEPTION 'a batch is a JSON array of samples' USING ERRCODE = '22023',
+            HINT = '[{"route": "GET /projects", "status": 200, "latency_ms": 12, "at": "2026-11-23T10:00:00Z"}]';
+    END IF;
+    -- one pass names the first bad sample, so a batch is either folded whole or not at all
+    SELECT s.n, s.why INTO v_bad
+    FROM (
+        SELECT e.n,
+               CASE
+                   WHEN pg_catalog.jsonb_typeof(e.v) <> 'object' THEN 'is not an object'
+                   WHEN pg_catalog.jsonb_typeof(e.v -> 'route') IS DISTINCT FROM 'string'
+                        OR pg_catalog.length(e.v ->> 'route') NOT BETWEEN 1 AND 300 THEN 'route must be a string of 1-300 characters'
+                   WHEN pg_catalog.jsonb_typeof(e.v -> 'status') IS DISTINCT FROM 'number'
+                        OR (e.v ->> 'status') !~ '^[1-5][0-9][0-9]$' THEN 'status must be an HTTP status code (100-599)'
+                   WHEN pg_catalog.jsonb_typeof(e.v -> 'latency_ms') IS DISTINCT FROM 'number'
+                        OR (e.v ->> 'latency_ms')::numeric < 0 THEN 'latency_ms must be a number >= 0'
+                   WHEN pg_catalog.jsonb_typeof(e.v -> 'at') IS DISTINCT FROM 'string'
+                        OR (e.v ->> 'at') !~ '^\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d(:?\d\d)?)$'
+                        THEN 'at must be an ISO 8601 time with a zone'
+               END AS why
+        FROM pg_catalog.jsonb_array_elements(p_batch) WITH ORDINALITY AS e (v, n)
+    ) AS s
+    WHERE s.why IS NOT NULL
+    ORDER BY s.n
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'sample %: %', v_bad.n - 1, v_bad.why USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('samples are numbered from 0; sample %s: %s', v_bad.n - 1, p_batch -> (v_bad.n - 1)::int),
+            HINT = '{"route": "GET /projects", "status": 200, "latency_ms": 12, "at": "2026-11-23T10:00:00Z"}';
+    END IF;
+
+    WITH samples AS (
+        SELECT x.route, pg_catalog.date_trunc('minute', x.at) AS minute, x.status, x.latency_ms
+        FROM pg_catalog.jsonb_to_recordset(p_batch) AS x (route text, status int, latency_ms numeric, at timestamptz)
+    ),
+    folded AS (
+        SELECT s.route, s.minute, count(*)::int AS requests,
+               (count(*) FILTER (WHERE s.status >= 500))::int AS errors,
+               (count(*) FILTER (WHERE s.latency_ms > coalesce(r.latency_threshold_ms, d.latency_threshold_ms)))::int AS slow
+        FROM samples AS s
+        CROSS JOIN (SELECT latency_threshold_ms FROM ops.route_slos WHERE route = '*') AS d
+        LEFT JOIN ops.route_slos AS r ON s.route = r.route
+        GROUP BY s.route, s.minute
+    ),
+    upserted AS (
+        INSERT INTO ops.route_minute_stats AS m (route, minute, requests, errors, slow)
+        SELECT route, minute, requests, errors, slow FROM folded
+        ON CONFLICT (route, minute) DO UPDATE
+        SET requests = m.requests + EXCLUDED.requests, errors = m.errors + EXCLUDED.errors, slow = m.slow + EXCLUDED.slow
+        RETURNING 1
+    )
+    SELECT (SELECT pg_catalog.jsonb_array_length(p_batch)) INTO v_count FROM (SELECT count(*) FROM upserted) AS u;
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'accepted', v_count);
+END;
+$$;
+COMMENT ON FUNCTION ops.record_requests(jsonb) IS
+'Folds a batch [{route, status, latency_ms, at}] into per-minute rollups (errors: status >= 500; slow: over the route''s '
+'latency threshold). A malformed sample rejects the whole batch with 22023 naming it (numbered from 0).';
+
+CREATE FUNCTION ops.api_record_requests(p_principal text, p_actor text, p_replay_key text, p_batch jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ops, pg_temp AS $$
+BEGIN
+    PERFORM ops._api_begin(p_principal, p_actor, 'metrics.write', p_replay_key);
+    RETURN ops.record_requests(p_batch);
+END;
+$$;
+COMMENT ON FUNCTION ops.api_record_requests(text, text, text, jsonb) IS 'POST /ops/metrics/requests: {"ok": true, "accepted": n}.';
+GRANT EXECUTE ON FUNCTION ops.api_record_requests(text, text, text, jsonb) TO opsguard_api;
+
+-- nothing in ops is for everyone (see 0011)
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ops FROM public;

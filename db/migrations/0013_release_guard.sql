@@ -1,0 +1,433 @@
+-- depends: 0012_route_metrics
+-- The release guard: open unacknowledged critical incidents and route violations computed
+-- from the per-minute rollups, with evidence, stored evaluations and audited overrides;
+-- and route violations that hold for two minutes open incidents of their own.
+
+INSERT INTO ops.settings (key, value, kind, min_value, max_value, description) VALUES
+('guard_critical_error_pct', '50', 'integer', 1, 100,
+ 'error_rate_critical: the 1-minute error rate (%) at or above which a route blocks releases.'),
+('guard_hard_error_pct', '20', 'integer', 1, 100,
+ 'hard_error_threshold: a 5-minute error rate (%) above this blocks releases whatever the SLO.'),
+('guard_block_inconclusive', 'false', 'boolean', NULL, NULL,
+ 'true: windows with too few samples block releases too; false: they are only listed under warnings.'),
+('guard_autoresolve_min', '10', 'integer', 1, 1440,
+ 'An incident opened by route evaluation resolves by itself after the route has been healthy this many minutes.'),
+('guard_rollup_retention_days', '7', 'integer', 1, 365, 'Per-minute request rollups older than this are purged.'),
+('guard_evaluation_retention_days', '30', 'integer', 1, 3650, 'Stored guard evaluations older than this are purged.');
+
+CREATE FUNCTION ops._pct(p_part numeric, p_whole numeric) RETURNS numeric
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_whole > 0 THEN pg_catalog.trim_scale(round(100.0 * p_part / p_whole, 2)) END
+$$;
+COMMENT ON FUNCTION ops._pct(numeric, numeric) IS 'Internal: a share in %, 2 decimals, no trailing zeros; NULL for an empty window.';
+
+CREATE FUNCTION ops.route_findings(p_now timestamptz DEFAULT pg_catalog.now(), p_route_prefix text DEFAULT NULL)
+RETURNS TABLE (route text, reason text, verdict text, evidence jsonb)
+LANGUAGE sql STABLE AS $$
+    WITH d AS (
+        SELECT * FROM ops.route_slos WHERE route = '*'
+    ),
+    s AS (
+        -- a window of w covers the minutes that overlap the last w
+        SELECT m.route,
+               sum(m.requests) FILTER (WHERE m.minute >= pg_catalog.date_trunc('minute', p_now - interval '1 minute')) AS n1,
+               sum(m.errors) FILTER (WHERE m.minute >= pg_catalog.date_trunc('minute', p_now - interval '1 minute')) AS e1,
+               sum(m.requests) FILTER (WHERE m.minute >= pg_catalog.date_trunc('minute', p_now - interval '5 minutes')) AS n5,
+               sum(m.errors) FILTER (WHERE m.minute >= pg_catalog.date_trunc('minute', p_now - interval '5 minutes')) AS e5,
+               sum(m.slow) FILTER (WHERE m.minute >= pg_catalog.date_trunc('minute', p_now - interval '5 minutes')) AS s5,
+               sum(m.requests) FILTER (WHERE m.minute >= pg_catalog.date_trunc('minute', p_now - interval '30 minutes')) AS n30,
+               sum(m.errors) FILTER (WHERE m.minute >= pg_catalog.date_trunc('minute', p_now - interval '30 minutes')) AS e30,
+               sum(m.requests) FILTER (WHERE m.minute >= pg_catalog.date_trunc('minute', p_now - interval '1 hour')) AS n60,
+               sum(m.errors) FILTER (WHERE m.minute >= pg_catalog.date_trunc('minute', p_now - interval '1 hour')) AS e60,
+               sum(m.requests) AS n360,
+               sum(m.errors) AS e360
+        FROM ops.route_minute_stats AS m
+        WHERE m.minute >= pg_catalog.date_trunc('minute', p_now - interval '6 hours')
+          AND m.minute <= p_now
+          AND (p_route_prefix IS NULL OR pg_catalog.starts_with(m.route, p_route_prefix))
+        GROUP BY m.route
+    ),
+    r AS (
+        SELECT s.route,
+               coalesce(s.n1, 0) AS n1, coalesce(s.e1, 0) AS e1, coalesce(s.n5, 0) AS n5, coalesce(s.e5, 0) AS e5,
+               coalesce(s.s5, 0) AS s5, coalesce(s.n30, 0) AS n30, coalesce(s.e30, 0) AS e30,
+               coalesce(s.n60, 0) AS n60, coalesce(s.e60, 0) AS e60, s.n360, s.e360,
+               coalesce(o.error_pct_target, d.error_pct_target) AS target,
+               coalesce(o.min_samples, d.min_samples) AS min_n,
+               coalesce(o.latency_threshold_ms, d.latency_threshold_ms) AS lat_ms,
+               coalesce(o.latency_target_pct, d.latency_target_pct) AS lat_pct
+        FROM s
+        CROSS JOIN d
+        LEFT JOIN ops.route_slos AS o ON s.route = o.route
+    ),
+    b AS (
+        -- burn rate: the error rate as a multiple of the error budget (the SLO's allowed error share)
+        SELECT r.*,
+               ops.setting('guard_critical_error_pct')::numeric AS crit_pct,
+               ops.setting('guard_hard_error_pct')::numeric AS hard_pct,
+               r.n5 >= r.min_n AND r.n60 >= r.min_n AS fast_judged,
+               r.n30 >= r.min_n AND r.n360 >= r.min_n AS slow_judged,
+               CASE WHEN r.n5 > 0 THEN 100.0 * r.e5 / r.n5 / r.target END AS burn5,
+               CASE WHEN r.n60 > 0 THEN 100.0 * r.e60 / r.n60 / r.target END AS burn60,
+               CASE WHEN r.n30 > 0 THEN 100.0 * r.e30 / r.n30 / r.target END AS burn30,
+               CASE WHEN r.n360 > 0 THEN 100.0 * r.e360 / r.n360 / r.target END AS burn360
+        FROM r
+    )
+    SELECT b.route, f.reason, f.verdict, f.evidence
+    FROM b
+    CROSS JOIN LATERAL (VALUES
+        ('error_rate_critical',
+         CASE WHEN b.n1 = 0 THEN NULL
+              WHEN b.n1 < b.min_n THEN 'inconclusive'
+              WHEN 100.0 * b.e1 / b.n1 >= b.crit_pct THEN 'violation' END,
+         pg_catalog.jsonb_build_object('err_rate_1m', ops._pct(b.e1, b.n1), 'samples_1m', b.n1,
+                                       'threshold_pct', b.crit_pct, 'min_samples', b.min_n)),
+        ('hard_error_threshold',
+         CASE WHEN b.n5 = 0 THEN NULL
+              WHEN b.n5 < b.min_n THEN 'inconclusive'
+              WHEN 100.0 * b.e5 / b.n5 > b.hard_pct THEN 'violation' END,
+         pg_catalog.jsonb_build_object('err_rate_5m', ops._pct(b.e5, b.n5), 'samples_5m', b.n5,
+                                       'threshold_pct', b.hard_pct, 'min_samples', b.min_n)),
+        ('slo_violation',
+         CASE WHEN (b.fast_judged AND b.burn5 > 14.4 AND b.burn60 > 14.4)
+                   OR (b.slow_judged AND b.burn30 > 6 AND b.burn360 > 6) THEN 'violation'
+              -- too little recent traffic to judge either pair; a route idle for 30 minutes is not listed
+              WHEN NOT b.fast_judged AND NOT b.slow_judged AND b.n30 > 0 THEN 'inconclusive' END,
+         pg_catalog.jsonb_build_object(
+             'error_pct_target', pg_catalog.trim_scale(b.target), 'min_samples', b.min_n,
+             'pairs', pg_catalog.jsonb_build_array(
+                 pg_catalog.jsonb_build_object('windows', '5m/1h', 'factor', 14.4, 'judged', b.fast_judged,
+                     'fired', b.fast_judged AND b.burn5 > 14.4 AND b.burn60 > 14.4),
+                 pg_catalog.jsonb_build_object('windows', '30m/6h', 'factor', 6, 'judged', b.slow_judged,
+                     'fired', b.slow_judged AND b.burn30 > 6 AND b.burn360 > 6)),
+             'windows', pg_catalog.jsonb_build_object(
+                 '5m', pg_catalog.jsonb_build_object('err_rate', ops._pct(b.e5, b.n5), 'samples', b.n5,
+                                                     'burn_rate', pg_catalog.trim_scale(round(b.burn5, 2))),
+                 '30m', pg_catalog.jsonb_build_object('err_rate', ops._pct(b.e30, b.n30), 'samples', b.n30,
+                                                      'burn_rate', pg_catalog.trim_scale(round(b.burn30, 2))),
+                 '1h', pg_catalog.jsonb_build_object('err_rate', ops._pct(b.e60, b.n60), 'samples', b.n60,
+                                                     'burn_rate', pg_catalog.trim_scale(round(b.burn60, 2))),
+                 '6h', pg_catalog.jsonb_build_object('err_rate', ops._pct(b.e360, b.n360), 'samples', b.n360,
+                                                     'burn_rate', pg_catalog.trim_scale(round(b.burn360, 2)))))),
+        ('latency_slo',
+         CASE WHEN b.lat_ms IS NULL OR b.n5 = 0 THEN NULL
+              WHEN b.n5 < b.min_n THEN 'inconclusive'
+              WHEN 100.0 * b.s5 / b.n5 > b.lat_pct THEN 'violation' END,
+         pg_catalog.jsonb_build_object('slow_pct_5m', ops._pct(b.s5, b.n5), 'samples_5m', b.n5,
+                                       'threshold_ms', b.lat_ms, 'target_pct', pg_catalog.trim_scale(b.lat_pct), 'min_samples', b.min_n))
+    ) AS f (reason, verdict, evidence)
+    WHERE f.verdict IS NOT NULL
+$$;
+COMMENT ON FUNCTION ops.route_findings(timestamptz, text) IS
+'Route health at p_now from the rollups: one row per route and rule that is a violation or inconclusive (too few samples), '
+'with evidence. Rules: error_rate_critical (1m), hard_error_threshold (5m), slo_violation (burn rates 5m&1h > 14.4x '
+'or 30m&6h > 6x), latency_slo (5m slow share).';
+
+CREATE TABLE ops.guard_overrides (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    item_key text NOT NULL,
+    reason text NOT NULL CHECK (length(btrim(reason)) >= 3),
+    created_by text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    expires_at timestamptz NOT NULL,
+    CONSTRAINT guard_overrides_at_most_a_day CHECK (expires_at <= created_at + interval '24 hours')
+);
+CREATE INDEX guard_overrides_active ON ops.guard_overrides (item_key, expires_at);
+COMMENT ON TABLE ops.guard_overrides IS
+'Exemptions of one failing guard item (incident:<id> or <route>::<reason>) with a reason, for at most 24 h. Append-only.';
+CREATE TRIGGER guard_overrides_append_only BEFORE UPDATE OR DELETE ON ops.guard_overrides
+FOR EACH ROW EXECUTE FUNCTION ops._forbid_change();
+CREATE TRIGGER guard_overrides_audit_insert AFTER INSERT ON ops.guard_overrides
+REFERENCING NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('id');
+
+CREATE TABLE ops.guard_evaluations (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    evaluated_at timestamptz NOT NULL,
+    ok boolean NOT NULL,
+    failing_count integer NOT NULL,
+    route_prefix text,
+    caller text,
+    context jsonb NOT NULL DEFAULT '{}',
+    result jsonb NOT NULL
+);
+CREATE INDEX guard_evaluations_at ON ops.guard_evaluations (evaluated_at);
+COMMENT ON TABLE ops.guard_evaluations IS
+'Every release-guard evaluation: verdict, items, thresholds, who asked and their CI context (commit, pipeline).';
+
+-- Everything the guard looks at, one row per item; shared by the verdict and by overrides.
+CREATE FUNCTION ops._guard_items(p_now timestamptz, p_route_prefix text)
+RETURNS TABLE (item_key text, kind text, inconclusive boolean, item jsonb)
+LANGUAGE sql STABLE AS $$
+    SELECT 'incident:' || i.id, 'incident', false,
+           pg_catalog.jsonb_build_object('kind', 'incident', 'key', 'incident:' || i.id, 'id', i.id,
+               'incidentKey', i.incident_key, 'route', i.route, 'severity', i.severity,
+               'escalationLevel', i.escalation_level, 'lastSeen', i.last_seen)
+    FROM ops.incidents AS i
+    WHERE i.status = 'open' AND i.acknowledged_at IS NULL AND i.severity = 'critical'
+      AND i.last_seen >= p_now - pg_catalog.make_interval(mins => ops.setting('guard_lookback_min')::int)
+      AND (p_route_prefix IS NULL OR pg_catalog.starts_with(i.route, p_route_prefix))
+    UNION ALL
+    SELECT f.route || '::' || f.reason, 'violation', f.verdict = 'inconclusive',
+           pg_catalog.jsonb_build_object('kind', 'violation', 'key', f.route || '::' || f.reason,
+               'route', f.route, 'reason', f.reason, 'evidence', f.evidence)
+    FROM ops.route_findings(p_now, p_route_prefix) AS f
+$$;
+COMMENT ON FUNCTION ops._guard_items(timestamptz, text) IS
+'Internal: blocking incidents (open, unacknowledged, critical, seen within guard_lookback_min) and route findings.';
+
+CREATE FUNCTION ops.release_guard(
+    p_now timestamptz DEFAULT pg_catalog.now(), p_route_prefix text DEFAULT NULL,
+    p_caller text DEFAULT NULL, p_context jsonb DEFAULT '{}'
+) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_block_inconclusive boolean := ops.setting('guard_block_inconclusive')::boolean;
+    v_result jsonb;
+    v_id bigint;
+BEGIN
+    IF p_now IS NULL THEN
+        RAISE EXCEPTION 'release_guard needs a time' USING ERRCODE = '22004';
+    END IF;
+    WITH items AS (
+        SELECT g.*, o.override
+        FROM ops._guard_items(p_now, p_route_prefix) AS g
+        LEFT JOIN LATERAL (
+            SELECT pg_catalog.jsonb_build_object('reason', ov.reason, 'by', ov.created_by, 'expiresAt', ov.expires_at,
+                                                 'overrideId', ov.id) AS override
+            FROM ops.guard_overrides AS ov
+            WHERE ov.item_key = g.item_key AND ov.created_at <= p_now AND ov.expires_at > p_now
+            ORDER BY ov.expires_at DESC
+            LIMIT 1
+        ) AS o ON true
+    ),
+    marked AS (
+        SELECT items.*,
+               items.item || CASE WHEN items.override IS NOT NULL
+                                  THEN pg_catalog.jsonb_build_object('exempted', items.override)
+                                  ELSE '{}' END AS shown,
+               items.override IS NULL AND (NOT items.inconclusive OR v_block_inconclusive) AS counts
+        FROM items
+    )
+    SELECT pg_catalog.jsonb_build_object(
+        'ok', NOT coalesce(bool_or(m.counts), false),
+        'failingCount', count(*) FILTER (WHERE m.counts),
+        'failing', coalesce(pg_catalog.jsonb_agg(m.shown ORDER BY m.kind, m.item_key) FILTER (WHERE m.counts), '[]'),
+        'incidents', coalesce(pg_catalog.jsonb_agg(m.shown ORDER BY m.item_key) FILTER (WHERE m.kind = 'incident'), '[]'),
+        'violations', coalesce(pg_catalog.jsonb_agg(m.shown ORDER BY m.item_key)
+                               FILTER (WHERE m.kind = 'violation' AND NOT m.inconclusive), '[]'),
+        'warnings', coalesce(pg_catalog.jsonb_agg(m.shown || pg_catalog.jsonb_build_object(
+                                 'message', 'too few samples to judge; not blocking'
+                                            || CASE WHEN v_block_inconclusive THEN ' (blocking: guard_block_inconclusive)' ELSE '' END))
+                             FILTER (WHERE m.inconclusive), '[]'),
+        'evaluatedAt', p_now,
+        'routePrefix', p_route_prefix,
+        'thresholds', pg_catalog.jsonb_build_object(
+            'lookbackMin', ops.setting('guard_lookback_min'),
+            'criticalErrorPct', ops.setting('guard_critical_error_pct'),
+            'hardErrorPct', ops.setting('guard_hard_error_pct'),
+            'burnRatePairs', '[{"windows": "5m/1h", "factor": 14.4}, {"windows": "30m/6h", "factor": 6}]'::jsonb,
+            'blockInconclusive', v_block_inconclusive))
+    INTO v_result
+    FROM marked AS m;
+
+    INSERT INTO ops.guard_evaluations (evaluated_at, ok, failing_count, route_prefix, caller, context, result)
+    VALUES (p_now, (v_result ->> 'ok')::boolean, (v_result ->> 'failingCount')::int, p_route_prefix, p_caller,
+            coalesce(p_context, '{}'), v_result)
+    RETURNING id INTO v_id;
+    RETURN v_result || pg_catalog.jsonb_build_object('evaluationId', v_id);
+END;
+$$;
+COMMENT ON FUNCTION ops.release_guard(timestamptz, text, text, jsonb) IS
+'May a release proceed? ok=false while an open unacknowledged critical incident was seen within guard_lookback_min or a route '
+'violates a rule (route_findings). Exempted items stay listed, marked, and do not count. Every evaluation is stored.';
+
+CREATE FUNCTION ops.override_guard_item(
+    p_item_key text, p_reason text, p_minutes integer, p_actor text, p_now timestamptz DEFAULT pg_catalog.now()
+) RETURNS ops.guard_overrides
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_row ops.guard_overrides;
+    v_prev text;
+BEGIN
+    PERFORM ops.authorize(p_actor, 'guard.override');
+    IF p_item_key IS NULL OR p_reason IS NULL OR p_minutes IS NULL THEN
+        RAISE EXCEPTION 'override_guard_item needs an item, a reason and minutes' USING ERRCODE = '22004';
+    END IF;
+    IF p_minutes NOT BETWEEN 1 AND 1440 THEN
+        RAISE EXCEPTION 'an override lasts 1 to 1440 minutes, not %', p_minutes USING ERRCODE = '22003';
+    END IF;
+    IF pg_catalog.length(pg_catalog.btrim(p_reason)) < 3 THEN
+        RAISE EXCEPTION 'an override needs a reason' USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ops._guard_items(p_now, NULL) AS g WHERE g.item_key = p_item_key) THEN
+        RAISE EXCEPTION '"%" is not failing now', p_item_key USING ERRCODE = 'P0002',
+            HINT = 'Use the "key" of an item that GET /ops/release-guard lists (incident:<id> or <route>::<reason>).';
+    END IF;
+    v_prev := ops._act_as(p_actor, p_reason);
+    INSERT INTO ops.guard_overrides (item_key, reason, created_by, created_at, expires_at)
+    VALUES (p_item_key, p_reason, p_actor, p_now, p_now + pg_catalog.make_interval(mins => p_minutes))
+    RETURNING * INTO v_row;
+    PERFORM ops._act_as(v_prev);
+    RETURN v_row;
+END;
+$$;
+COMMENT ON FUNCTION ops.override_guard_item(text, text, integer, text, timestamptz) IS
+'Exempts one failing guard item for p_minutes (at most 1440) with a reason; p_actor needs guard.override. Audited.';
+
+CREATE TABLE ops.route_violation_state (
+    route text NOT NULL,
+    reason text NOT NULL,
+    first_violation_at timestamptz NOT NULL,
+    last_violation_at timestamptz NOT NULL,
+    consecutive_minutes integer NOT NULL,
+    incident_id uuid REFERENCES ops.incidents (id),
+    PRIMARY KEY (route, reason)
+);
+COMMENT ON TABLE ops.route_violation_state IS
+'What ops.evaluate_routes remembers between minutes: how long each violation has held, and the incident it opened.';
+
+CREATE FUNCTION ops.evaluate_routes(p_now timestamptz DEFAULT pg_catalog.now()) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_minute timestamptz := pg_catalog.date_trunc('minute', p_now);
+    v_opened int;
+    v_resolved int;
+    v_prev text;
+BEGIN
+    IF p_now IS NULL THEN
+        RAISE EXCEPTION 'evaluate_routes needs a time' USING ERRCODE = '22004';
+    END IF;
+    v_prev := ops._act_as('opsguard:guard');
+    -- a violation counts one more minute when it was also seen in the minute before
+    INSERT INTO ops.route_violation_state AS s (route, reason, first_violation_at, last_violation_at, consecutive_minutes)
+    SELECT f.route, f.reason, p_now, p_now, 1
+    FROM ops.route_findings(p_now) AS f
+    WHERE f.verdict = 'violation'
+    ON CONFLICT (route, reason) DO UPDATE
+    SET consecutive_minutes = CASE
+            WHEN pg_catalog.date_trunc('minute', s.last_violation_at) = v_minute THEN s.consecutive_minutes
+            WHEN pg_catalog.date_trunc('minute', s.last_violation_at) = v_minute - interval '1 minute'
+                THEN s.consecutive_minutes + 1
+            ELSE 1 END,
+        first_violation_at = CASE
+            WHEN pg_catalog.date_trunc('minute', s.last_violation_at) >= v_minute - interval '1 minute'
+                THEN s.first_violation_at ELSE p_now END,
+        last_violation_at = p_now;
+
+    -- held two consecutive minutes: open (or refresh) its incident; no flapping on one bad minute
+    WITH opened AS (
+        UPDATE ops.route_violation_state AS s
+        SET incident_id = (ops.trigger_incident(
+                s.route || '::' || s.reason,
+                CASE WHEN s.reason = 'latency_slo' THEN 'warning' ELSE 'critical' END,
+                s.route, pg_catalog.format('%s on %s for %s minutes', s.reason, s.route, s.consecutive_minutes),
+                'opsguard:guard', p_now)).id
+        WHERE s.last_violation_at = p_now AND s.consecutive_minutes >= 2
+        RETURNING 1
+    )
+    SELECT count(*) INTO v_opened FROM opened;
+
+    -- healthy for guard_autoresolve_min: resolve what it opened, and forget the violation
+    WITH healed AS (
+        DELETE FROM ops.route_violation_state AS s
+        WHERE s.last_violation_at <= p_now - pg_catalog.make_interval(mins => ops.setting('guard_autoresolve_min')::int)
+        RETURNING s.incident_id
+    ),
+    resolved AS (
+        SELECT ops.resolve_incident(h.incident_id, 'opsguard:guard', 'route healthy again', p_now)
+        FROM healed AS h
+        JOIN ops.incidents AS i ON h.incident_id = i.id
+        WHERE i.status <> 'resolved'
+    )
+    SELECT count(*) INTO v_resolved FROM resolved;
+    PERFORM ops._act_as(v_prev);
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'incidentsOpenedOrRefreshed', v_opened, 'incidentsResolved', v_resolved,
+        'violating', (SELECT count(*) FROM ops.route_violation_state WHERE last_violation_at = p_now));
+END;
+$$;
+COMMENT ON FUNCTION ops.evaluate_routes(timestamptz) IS
+'Every minute (pg_cron): route violations that held two consecutive minutes open or refresh incidents keyed <route>::<reason>; '
+'those incidents resolve by themselves once the route has been healthy for guard_autoresolve_min.';
+
+CREATE FUNCTION ops.purge_guard_history(p_now timestamptz DEFAULT pg_catalog.now()) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_rollups int;
+    v_evaluations int;
+BEGIN
+    DELETE FROM ops.route_minute_stats
+    WHERE minute < p_now - pg_catalog.make_interval(days => ops.setting('guard_rollup_retention_days')::int);
+    GET DIAGNOSTICS v_rollups = ROW_COUNT;
+    DELETE FROM ops.guard_evaluations
+    WHERE evaluated_at < p_now - pg_catalog.make_interval(days => ops.setting('guard_evaluation_retention_days')::int);
+    GET DIAGNOSTICS v_evaluations = ROW_COUNT;
+    DELETE FROM ops.api_replay WHERE expires_at < p_now;
+    RETURN pg_catalog.jsonb_build_object('rollups', v_rollups, 'evaluations', v_evaluations);
+END;
+$$;
+COMMENT ON FUNCTION ops.purge_guard_history(timestamptz) IS
+'Retention: drops rollups and stored evaluations older than their settings; returns how many. Daily by pg_cron.';
+
+CREATE FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_context jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ops, pg_temp AS $$
+BEGIN
+    RETURN ops.release_guard(pg_catalog.now(), nullif(p_route_prefix, ''), p_caller, p_context);
+END;
+$$;
+COMMENT ON FUNCTION ops.api_release_guard(text, text, jsonb) IS 'GET/POST /ops/release-guard: open to CI, no signature.';
+
+CREATE FUNCTION ops.api_override_guard_item(p_principal text, p_actor text, p_replay_key text, p_body jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ops, pg_temp AS $$
+DECLARE
+    v_actor text;
+    v_row ops.guard_overrides;
+BEGIN
+    v_actor := ops._api_begin(p_principal, p_actor, 'guard.override', p_replay_key);
+    IF p_body IS NULL OR pg_catalog.jsonb_typeof(p_body) <> 'object'
+       OR pg_catalog.jsonb_typeof(p_body -> 'key') IS DISTINCT FROM 'string'
+       OR pg_catalog.jsonb_typeof(p_body -> 'reason') IS DISTINCT FROM 'string'
+       OR pg_catalog.jsonb_typeof(p_body -> 'minutes') IS DISTINCT FROM 'number' THEN
+        RAISE EXCEPTION 'an override is {"key": ..., "reason": ..., "minutes": ...}' USING ERRCODE = '22023',
+            HINT = '{"key": "GET /projects::slo_violation", "reason": "known flaky, INC-123", "minutes": 60}';
+    END IF;
+    v_row := ops.override_guard_item(p_body ->> 'key', p_body ->> 'reason', (p_body ->> 'minutes')::numeric::int, v_actor);
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'override', pg_catalog.jsonb_build_object(
+        'id', v_row.id, 'key', v_row.item_key, 'reason', v_row.reason, 'by', v_row.created_by,
+        'createdAt', v_row.created_at, 'expiresAt', v_row.expires_at));
+END;
+$$;
+COMMENT ON FUNCTION ops.api_override_guard_item(text, text, text, jsonb) IS
+'POST /ops/release-guard/overrides: exempt one failing item (guard.override).';
+
+GRANT EXECUTE ON FUNCTION ops.api_release_guard(text, text, jsonb),
+                          ops.api_override_guard_item(text, text, text, jsonb) TO opsguard_api;
+
+-- a new version of the job installer: the tick, route evaluation, and daily retention
+CREATE OR REPLACE FUNCTION ops.install_cron_jobs() RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_status text := ops.pg_cron_status();
+BEGIN
+    IF v_status = 'available' THEN
+        BEGIN
+            CREATE EXTENSION pg_cron;
+        EXCEPTION WHEN insufficient_privilege THEN
+            RETURN 'skipped: creating pg_cron needs a superuser; run SELECT ops.install_cron_jobs() as one';
+        END;
+    ELSIF v_status <> 'installed' THEN
+        RAISE NOTICE 'pg_cron jobs not installed: %', v_status
+            USING HINT = 'Run the Python ticker instead: python -m opsguard.ticker';
+        RETURN 'skipped: ' || v_status;
+    END IF;
+    -- cron.schedule with an existing name updates that job in place
+    PERFORM cron.schedule('opsguard-escalation-tick', '* * * * *', 'SELECT ops.escalation_tick(p_source => ''pg_cron'')');
+    PERFORM cron.schedule('opsguard-evaluate-routes', '* * * * *', 'SELECT ops.evaluate_routes()');
+    PERFORM cron.schedule('opsguard-guard-retention', '17 3 * * *', 'SELECT ops.purge_guard_history()');
+    RETURN 'installed: opsguard-escalation-tick, opsguard-evaluate-routes, opsguard-guard-retention';
+END;
+$$;
+DO $$ BEGIN PERFORM ops.install_cron_jobs(); END $$;
+
+-- nothing in ops is for everyone (see 0011)
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ops FROM public;
