@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # `make smoke`: the seeds' backend-only smoke test (seeds/000_*.txt) with the same psql,
 # curl, openssl and jq steps, against $HOST and $DATABASE_URL (default: make run's).
-# Steps 3 and 5 (the release guard) join when GET /ops/release-guard exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HOST="${HOST:-http://localhost:3000}"
@@ -36,6 +35,14 @@ TICK=$(curl -s -X POST "$HOST/ops/escalation/tick" \
 echo "$TICK" | jq
 [ "$(echo "$TICK" | jq -r .ok)" = true ] || fail "step 2: the tick did not answer ok:true"
 
+# 3) Release Guard should FAIL (blocks promotion)
+curl -s -o /tmp/guard_fail.json -w "HTTP:%{http_code}\n" "$HOST/ops/release-guard" | tee /tmp/guard_fail.code
+echo "---- guard_fail.json ----"; cat /tmp/guard_fail.json; echo
+grep -q "HTTP:409" /tmp/guard_fail.code || fail "step 3: expected HTTP:409"
+[ "$(jq -r .ok /tmp/guard_fail.json)" = false ] || fail "step 3: expected ok:false"
+jq -e --arg id "$INCIDENT_ID" '.failing | any(.id == $id)' /tmp/guard_fail.json >/dev/null \
+  || fail "step 3: the seeded incident is not listed"
+
 # 4) Clear the blocker (ack via SQL; no ChatOps needed)
 psql "$DATABASE_URL" -c "
 UPDATE incidents
@@ -46,4 +53,10 @@ WHERE id='${INCIDENT_ID}';"
 STATE=$(psql "$DATABASE_URL" -At -c "SELECT status || ' ' || acknowledged_by FROM incidents WHERE id='${INCIDENT_ID}'")
 [ "$STATE" = "acknowledged backend-smoke" ] || fail "step 4: incident is '$STATE'"
 
-echo "smoke: steps 1, 2 and 4 passed (3 and 5 need the release guard)"
+# 5) Release Guard should PASS now
+curl -s -o /tmp/guard_ok.json -w "HTTP:%{http_code}\n" "$HOST/ops/release-guard" | tee /tmp/guard_ok.code
+echo "---- guard_ok.json ----"; cat /tmp/guard_ok.json; echo
+grep -q "HTTP:200" /tmp/guard_ok.code || fail "step 5: expected HTTP:200 (something else still blocks: see above)"
+[ "$(jq -r '.ok, .failingCount' /tmp/guard_ok.json | tr '\n' ' ')" = "true 0 " ] || fail "step 5: expected ok:true, failingCount:0"
+
+echo "smoke: all five steps passed"
