@@ -36,6 +36,18 @@ CREATE INDEX route_minute_stats_minute ON ops.route_minute_stats (minute);
 COMMENT ON TABLE ops.route_minute_stats IS
 'Per-minute rollups of request samples: requests, errors (5xx), slow (over the route''s latency threshold when recorded).';
 
+CREATE TABLE ops.route_hour_stats (
+    route text NOT NULL,
+    hour timestamptz NOT NULL,
+    requests integer NOT NULL DEFAULT 0,
+    errors integer NOT NULL DEFAULT 0,
+    slow integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (route, hour)
+);
+CREATE INDEX route_hour_stats_hour ON ops.route_hour_stats (hour);
+COMMENT ON TABLE ops.route_hour_stats IS
+'The same rollups per hour, kept beside the minutes at ingest, so the 6-hour burn-rate window reads a few rows per route.';
+
 CREATE FUNCTION ops.route_slo(p_route text) RETURNS ops.route_slos
 LANGUAGE sql STABLE AS $$
     SELECT * FROM ops.route_slos WHERE route IN (p_route, '*') ORDER BY route = '*' LIMIT 1
@@ -132,14 +144,23 @@ BEGIN
         LEFT JOIN ops.route_slos AS r ON s.route = r.route
         GROUP BY s.route, s.minute
     ),
-    upserted AS (
+    minutes AS (
         INSERT INTO ops.route_minute_stats AS m (route, minute, requests, errors, slow)
         SELECT route, minute, requests, errors, slow FROM folded
         ON CONFLICT (route, minute) DO UPDATE
         SET requests = m.requests + EXCLUDED.requests, errors = m.errors + EXCLUDED.errors, slow = m.slow + EXCLUDED.slow
         RETURNING 1
+    ),
+    hours AS (
+        INSERT INTO ops.route_hour_stats AS h (route, hour, requests, errors, slow)
+        SELECT route, pg_catalog.date_trunc('hour', minute), sum(requests), sum(errors), sum(slow)
+        FROM folded
+        GROUP BY route, pg_catalog.date_trunc('hour', minute)
+        ON CONFLICT (route, hour) DO UPDATE
+        SET requests = h.requests + EXCLUDED.requests, errors = h.errors + EXCLUDED.errors, slow = h.slow + EXCLUDED.slow
+        RETURNING 1
     )
-    SELECT (SELECT pg_catalog.jsonb_array_length(p_batch)) INTO v_count FROM (SELECT count(*) FROM upserted) AS u;
+    SELECT pg_catalog.jsonb_array_length(p_batch) INTO v_count;
     RETURN pg_catalog.jsonb_build_object('ok', true, 'accepted', v_count);
 END;
 $$;
