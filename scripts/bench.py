@@ -9,13 +9,18 @@ Each tick runs in a transaction that is rolled back, so every repetition sees th
 
 HTTP API (gunicorn with the shipped config, wrk as the load):
   - the ack endpoint's throughput and p99 beside a bare signed endpoint that only runs
-    SELECT 1 through the same pool and signature check (goal: ratio >= 0.7).
+    SELECT 1 through the same pool and signature check (goal: ratio >= 0.7);
+  - request-metrics ingest through POST /ops/metrics/requests, samples per second (goal
+    >= 200k/s), beside a raw COPY of the same samples into a plain table (goal >= 0.5 of it).
+
+Release guard: ops.release_guard() over 1,000 routes x 6 hours of minute rollups (p50 <= 20 ms).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import re
 import statistics
@@ -24,7 +29,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import UTC, datetime
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from localpg import REPO, Cluster, make_temp_datadir
@@ -112,6 +118,77 @@ def _wrk(base: str, paths: list[str], sig: str, seconds: int) -> tuple[float, fl
     return rps, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+INGEST_BATCH = 5_000
+INGEST_BATCHES = 60
+
+
+def _ingest_batches() -> list[list[dict]]:
+    """300k samples over 200 routes in the last minutes, ~2 % errors."""
+    base = datetime.now(UTC).replace(microsecond=0)
+    return [[{"route": f"GET /ingest/{(b * INGEST_BATCH + i) % 200}", "status": 500 if i % 50 == 0 else 200,
+              "latency_ms": (i % 300) + 0.5, "at": (base - timedelta(seconds=i % 240)).isoformat()}
+             for i in range(INGEST_BATCH)] for b in range(INGEST_BATCHES)]
+
+
+def bench_ingest(base: str, secret: str, url: str) -> tuple[float, float]:
+    """Samples per second through the HTTP batch endpoint (2 clients), and through a raw COPY."""
+    batches = [json.dumps(b).encode() for b in _ingest_batches()]
+
+    def post(body: bytes) -> None:
+        sig = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        req = urllib.request.Request(base + "/ops/metrics/requests", data=body, method="POST",  # noqa: S310
+                                     headers={"Content-Type": "application/json", "X-Signature": sig})
+        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - our own loopback server
+            assert json.loads(resp.read())["accepted"] == INGEST_BATCH
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(post, batches))
+    api_rate = INGEST_BATCH * INGEST_BATCHES / (time.perf_counter() - t0)
+
+    rows = [(s["route"], s["status"], s["latency_ms"], s["at"]) for b in _ingest_batches() for s in b]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE raw_samples (route text, status int, latency_ms numeric, at timestamptz)")
+        t0 = time.perf_counter()
+        with conn.cursor().copy("COPY raw_samples (route, status, latency_ms, at) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        copy_rate = len(rows) / (time.perf_counter() - t0)
+    return api_rate, copy_rate
+
+
+def bench_guard(cluster: Cluster) -> list[tuple[str, str, str]]:
+    cluster.psql("postgres", "CREATE DATABASE bench_guard")
+    url = cluster.url("bench_guard")
+    apply(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO ops.route_minute_stats (route, minute, requests, errors, slow)"
+            " SELECT 'GET /r/' || r, date_trunc('minute', %s::timestamptz) - make_interval(mins => m), 100,"
+            " CASE WHEN r %% 100 = 0 THEN 40 ELSE r %% 2 END, 0"
+            " FROM generate_series(1, 1000) r, generate_series(0, 359) m", (NOW,))
+        # the coarser rollups ops.record_requests keeps beside the minutes
+        conn.execute("INSERT INTO ops.route_5min_stats (route, bucket, requests, errors, slow)"
+                     " SELECT route, date_bin('5 minutes', minute, '2000-01-01'), sum(requests), sum(errors), sum(slow)"
+                     " FROM ops.route_minute_stats GROUP BY 1, 2")
+        conn.execute("INSERT INTO ops.route_hour_stats (route, hour, requests, errors, slow)"
+                     " SELECT route, date_trunc('hour', minute), sum(requests), sum(errors), sum(slow)"
+                     " FROM ops.route_minute_stats GROUP BY 1, 2")
+        for table in ("route_minute_stats", "route_5min_stats", "route_hour_stats"):
+            conn.execute(f"VACUUM ANALYZE ops.{table}")
+        times, failing = [], None
+        for _ in range(31):
+            t0 = time.perf_counter()
+            failing = conn.execute("SELECT ops.release_guard(%s)", (NOW + timedelta(seconds=30),)).fetchone()[0]
+            times.append((time.perf_counter() - t0) * 1000)
+    times.sort()
+    return [
+        ("guard: 1,000 routes x 6 h rollups, p50 (ms)", f"{statistics.median(times):.1f}", "<= 20"),
+        ("guard: same, p95 (ms)", f"{times[int(len(times) * 0.95)]:.1f}", ""),
+        ("guard: failing items found (10 routes at 40 % errors)", str(failing["failingCount"]), ""),
+    ]
+
+
 def bench_api(cluster: Cluster) -> list[tuple[str, str, str]]:
     cluster.psql("postgres", "CREATE DATABASE bench_api")
     url = cluster.url("bench_api")
@@ -139,6 +216,7 @@ def bench_api(cluster: Cluster) -> list[tuple[str, str, str]]:
         for _ in range(3):  # alternate, so drift on a noisy machine hits both alike
             bare.append(_wrk(base, ["/bench/select1"], sig, 6))
             ack.append(_wrk(base, ack_paths, sig, 6))
+        ingest_rate, copy_rate = bench_ingest(base, secret, url)
     finally:
         server.terminate()
         server.wait(timeout=15)
@@ -148,6 +226,9 @@ def bench_api(cluster: Cluster) -> list[tuple[str, str, str]]:
         ("API: bare signed SELECT 1 (req/s, p99 ms)", f"{bare_rps:,.0f}, p99 {bare_p99:.1f}", ""),
         ("API: POST /ops/incidents/<id>/ack (req/s, p99 ms)", f"{ack_rps:,.0f}, p99 {ack_p99:.1f}", ""),
         ("API: ack / bare throughput", f"{ack_rps / bare_rps:.2f}", ">= 0.7"),
+        ("ingest: POST /ops/metrics/requests (samples/s)", f"{ingest_rate:,.0f}", ">= 200,000"),
+        ("ingest: raw COPY of the same samples (samples/s)", f"{copy_rate:,.0f}", ""),
+        ("ingest: endpoint / COPY", f"{ingest_rate / copy_rate:.2f}", ">= 0.5"),
     ]
 
 
@@ -157,6 +238,7 @@ def main() -> int:
     rows: list[tuple[str, str, str]] = []
     try:
         rows += bench_api(cluster)
+        rows += bench_guard(cluster)
         cluster.psql("postgres", "CREATE DATABASE bench")
         url = cluster.url("bench")
         apply(url)

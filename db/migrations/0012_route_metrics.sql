@@ -36,6 +36,18 @@ CREATE INDEX route_minute_stats_minute ON ops.route_minute_stats (minute);
 COMMENT ON TABLE ops.route_minute_stats IS
 'Per-minute rollups of request samples: requests, errors (5xx), slow (over the route''s latency threshold when recorded).';
 
+CREATE TABLE ops.route_5min_stats (
+    route text NOT NULL,
+    bucket timestamptz NOT NULL,
+    requests integer NOT NULL DEFAULT 0,
+    errors integer NOT NULL DEFAULT 0,
+    slow integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (route, bucket)
+);
+CREATE INDEX route_5min_stats_bucket ON ops.route_5min_stats (bucket);
+COMMENT ON TABLE ops.route_5min_stats IS
+'The same rollups per 5 minutes, kept beside the minutes at ingest, for the 30-minute and 1-hour windows.';
+
 CREATE TABLE ops.route_hour_stats (
     route text NOT NULL,
     hour timestamptz NOT NULL,
@@ -94,18 +106,11 @@ CREATE TRIGGER route_slos_audit_update AFTER UPDATE ON ops.route_slos
 REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
 FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('route', 'updated_at', 'updated_by');
 
-CREATE FUNCTION ops.record_requests(p_batch jsonb) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_bad record;
-    v_count int;
-BEGIN
-    IF p_batch IS NULL OR pg_catalog.jsonb_typeof(p_batch) <> 'array' THEN
-        RAISE EXCEPTION 'a batch is a JSON array of samples' USING ERRCODE = '22023',
-            HINT = '[{"route": "GET /projects", "status": 200, "latency_ms": 12, "at": "2026-11-23T10:00:00Z"}]';
-    END IF;
-    -- one pass names the first bad sample, so a batch is either folded whole or not at all
-    SELECT s.n, s.why INTO v_bad
+-- Names the first bad sample of a batch (numbered from 0), or returns NULL: the slow path,
+-- run only when the fast path in ops.record_requests found something wrong.
+CREATE FUNCTION ops._first_bad_sample(p_batch jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT pg_catalog.format('sample %s: %s', s.n - 1, s.why)
     FROM (
         SELECT e.n,
                CASE
@@ -124,44 +129,85 @@ BEGIN
     ) AS s
     WHERE s.why IS NOT NULL
     ORDER BY s.n
-    LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'sample %: %', v_bad.n - 1, v_bad.why USING ERRCODE = '22023',
-            DETAIL = pg_catalog.format('samples are numbered from 0; sample %s: %s', v_bad.n - 1, p_batch -> (v_bad.n - 1)::int),
-            HINT = '{"route": "GET /projects", "status": 200, "latency_ms": 12, "at": "2026-11-23T10:00:00Z"}';
-    END IF;
+    LIMIT 1
+$$;
+COMMENT ON FUNCTION ops._first_bad_sample(jsonb) IS 'Internal: "sample N: what is wrong" for the first bad sample, or NULL.';
 
-    WITH samples AS (
-        SELECT x.route, pg_catalog.date_trunc('minute', x.at) AS minute, x.status, x.latency_ms
-        FROM pg_catalog.jsonb_to_recordset(p_batch) AS x (route text, status int, latency_ms numeric, at timestamptz)
-    ),
-    folded AS (
-        SELECT s.route, s.minute, count(*)::int AS requests,
-               (count(*) FILTER (WHERE s.status >= 500))::int AS errors,
-               (count(*) FILTER (WHERE s.latency_ms > coalesce(r.latency_threshold_ms, d.latency_threshold_ms)))::int AS slow
-        FROM samples AS s
-        CROSS JOIN (SELECT latency_threshold_ms FROM ops.route_slos WHERE route = '*') AS d
-        LEFT JOIN ops.route_slos AS r ON s.route = r.route
-        GROUP BY s.route, s.minute
-    ),
-    minutes AS (
-        INSERT INTO ops.route_minute_stats AS m (route, minute, requests, errors, slow)
-        SELECT route, minute, requests, errors, slow FROM folded
-        ON CONFLICT (route, minute) DO UPDATE
-        SET requests = m.requests + EXCLUDED.requests, errors = m.errors + EXCLUDED.errors, slow = m.slow + EXCLUDED.slow
-        RETURNING 1
-    ),
-    hours AS (
-        INSERT INTO ops.route_hour_stats AS h (route, hour, requests, errors, slow)
-        SELECT route, pg_catalog.date_trunc('hour', minute), sum(requests), sum(errors), sum(slow)
-        FROM folded
-        GROUP BY route, pg_catalog.date_trunc('hour', minute)
-        ON CONFLICT (route, hour) DO UPDATE
-        SET requests = h.requests + EXCLUDED.requests, errors = h.errors + EXCLUDED.errors, slow = h.slow + EXCLUDED.slow
-        RETURNING 1
-    )
-    SELECT pg_catalog.jsonb_array_length(p_batch) INTO v_count;
-    RETURN pg_catalog.jsonb_build_object('ok', true, 'accepted', v_count);
+CREATE FUNCTION ops.record_requests(p_batch jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_all_ok boolean;
+    v_bad text;
+BEGIN
+    IF p_batch IS NULL OR pg_catalog.jsonb_typeof(p_batch) <> 'array' THEN
+        RAISE EXCEPTION 'a batch is a JSON array of samples' USING ERRCODE = '22023',
+            HINT = '[{"route": "GET /projects", "status": 200, "latency_ms": 12, "at": "2026-11-23T10:00:00Z"}]';
+    END IF;
+    -- Fast path: one pass that casts and checks every sample and folds the batch only when all
+    -- pass. Anything wrong (a failed check or a failed cast) falls to the slow path below,
+    -- which names the sample; either way a batch is folded whole or not at all.
+    BEGIN
+        WITH samples AS MATERIALIZED (
+            SELECT x.route, x.status::int AS status, x.latency_ms::numeric AS latency_ms, x.at::timestamptz AS at,
+                   pg_catalog.length(x.route) BETWEEN 1 AND 300
+                   AND x.status::int BETWEEN 100 AND 599
+                   AND x.latency_ms::numeric >= 0
+                   -- a zone is required: Z, or +hh, +hhmm, +hh:mm at the end
+                   AND (pg_catalog.right(x.at, 1) = 'Z' OR pg_catalog.substr(x.at, pg_catalog.length(x.at) - 2, 1) IN ('+', '-')
+                        OR pg_catalog.substr(x.at, pg_catalog.length(x.at) - 4, 1) IN ('+', '-')
+                        OR pg_catalog.substr(x.at, pg_catalog.length(x.at) - 5, 1) IN ('+', '-'))
+                   AND x.at ~ '^\d{4}-' AS ok
+            FROM pg_catalog.jsonb_to_recordset(p_batch) AS x (route text, status text, latency_ms text, at text)
+        ),
+        verdict AS (
+            SELECT coalesce(bool_and(ok), true) AS all_ok FROM samples
+        ),
+        folded AS (
+            SELECT s.route, pg_catalog.date_trunc('minute', s.at) AS minute, count(*)::int AS requests,
+                   (count(*) FILTER (WHERE s.status >= 500))::int AS errors,
+                   (count(*) FILTER (WHERE s.latency_ms > coalesce(r.latency_threshold_ms, d.latency_threshold_ms)))::int AS slow
+            FROM samples AS s
+            CROSS JOIN verdict AS v
+            CROSS JOIN (SELECT latency_threshold_ms FROM ops.route_slos WHERE route = '*') AS d
+            LEFT JOIN ops.route_slos AS r ON s.route = r.route
+            WHERE v.all_ok
+            GROUP BY s.route, pg_catalog.date_trunc('minute', s.at)
+        ),
+        minutes AS (
+            INSERT INTO ops.route_minute_stats AS m (route, minute, requests, errors, slow)
+            SELECT route, minute, requests, errors, slow FROM folded
+            ON CONFLICT (route, minute) DO UPDATE
+            SET requests = m.requests + EXCLUDED.requests, errors = m.errors + EXCLUDED.errors, slow = m.slow + EXCLUDED.slow
+            RETURNING 1
+        ),
+        fives AS (
+            INSERT INTO ops.route_5min_stats AS f (route, bucket, requests, errors, slow)
+            SELECT route, pg_catalog.date_bin('5 minutes', minute, '2000-01-01'), sum(requests), sum(errors), sum(slow)
+            FROM folded
+            GROUP BY route, pg_catalog.date_bin('5 minutes', minute, '2000-01-01')
+            ON CONFLICT (route, bucket) DO UPDATE
+            SET requests = f.requests + EXCLUDED.requests, errors = f.errors + EXCLUDED.errors, slow = f.slow + EXCLUDED.slow
+            RETURNING 1
+        ),
+        hours AS (
+            INSERT INTO ops.route_hour_stats AS h (route, hour, requests, errors, slow)
+            SELECT route, pg_catalog.date_trunc('hour', minute), sum(requests), sum(errors), sum(slow)
+            FROM folded
+            GROUP BY route, pg_catalog.date_trunc('hour', minute)
+            ON CONFLICT (route, hour) DO UPDATE
+            SET requests = h.requests + EXCLUDED.requests, errors = h.errors + EXCLUDED.errors, slow = h.slow + EXCLUDED.slow
+            RETURNING 1
+        )
+        SELECT all_ok INTO v_all_ok FROM verdict;
+    EXCEPTION WHEN data_exception OR invalid_parameter_value THEN
+        v_all_ok := false;  -- a cast failed (or not an array of objects): nothing was folded
+    END;
+    IF NOT v_all_ok THEN
+        v_bad := coalesce(ops._first_bad_sample(p_batch), 'a sample is malformed');
+        RAISE EXCEPTION '%', v_bad USING ERRCODE = '22023',
+            HINT = 'Samples are numbered from 0: {"route": "GET /projects", "status": 200, "latency_ms": 12, "at": "2026-11-23T10:00:00Z"}';
+    END IF;
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'accepted', pg_catalog.jsonb_array_length(p_batch));
 END;
 $$;
 COMMENT ON FUNCTION ops.record_requests(jsonb) IS
