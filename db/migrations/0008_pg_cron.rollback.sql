@@ -7,3 +7,4 @@ END;
 $$;
 DROP FUNCTION ops.install_cron_jobs();
 DROP FUNCTION ops.pg_cron_status();
+DROP TABLE ops.cron_jobs;

@@ -19,6 +19,18 @@ $$;
 COMMENT ON FUNCTION ops.pg_cron_status() IS
 'installed, available, or why pg_cron cannot run jobs in this database.';
 
+CREATE TABLE ops.cron_jobs (
+    name text PRIMARY KEY CHECK (name ~ '^opsguard-'),
+    schedule text NOT NULL,
+    command text NOT NULL,
+    description text NOT NULL
+);
+COMMENT ON TABLE ops.cron_jobs IS
+'The pg_cron jobs opsguard runs; ops.install_cron_jobs() schedules exactly these. Only migrations write it: pg_cron runs '
+'each command as the role that installed it.';
+INSERT INTO ops.cron_jobs (name, schedule, command, description) VALUES
+('opsguard-escalation-tick', '* * * * *', 'SELECT ops.escalation_tick(p_source => ''pg_cron'')', 'the escalation tick');
+
 CREATE FUNCTION ops.install_cron_jobs() RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -35,14 +47,16 @@ BEGIN
             USING HINT = 'Run the Python ticker instead: python -m opsguard.ticker';
         RETURN 'skipped: ' || v_status;
     END IF;
-    -- cron.schedule with an existing name updates that job in place
-    PERFORM cron.schedule('opsguard-escalation-tick', '* * * * *',
-                          'SELECT ops.escalation_tick(p_source => ''pg_cron'')');
-    RETURN 'installed: opsguard-escalation-tick';
+    -- cron.schedule with an existing name updates that job in place; jobs of ours that are
+    -- no longer listed (a rolled-back migration's) are removed
+    PERFORM cron.schedule(j.name, j.schedule, j.command) FROM ops.cron_jobs AS j;
+    PERFORM cron.unschedule(c.jobid) FROM cron.job AS c
+    WHERE c.jobname LIKE 'opsguard-%' AND c.jobname NOT IN (SELECT name FROM ops.cron_jobs);
+    RETURN 'installed: ' || (SELECT pg_catalog.string_agg(name, ', ' ORDER BY name) FROM ops.cron_jobs);
 END;
 $$;
 COMMENT ON FUNCTION ops.install_cron_jobs() IS
-'(Re)installs opsguard''s pg_cron jobs; safe to run again. Creates pg_cron when it is preloaded for this database. '
-'Returns what it did; where pg_cron cannot run, says why and changes nothing.';
+'(Re)installs the pg_cron jobs listed in ops.cron_jobs; safe to run again. Creates pg_cron when it is preloaded for this '
+'database. Returns what it did; where pg_cron cannot run, says why and changes nothing.';
 
 DO $$ BEGIN PERFORM ops.install_cron_jobs(); END $$;

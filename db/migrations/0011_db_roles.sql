@@ -44,6 +44,8 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA ops TO opsguard_operator;
 ALTER DEFAULT PRIVILEGES IN SCHEMA ops GRANT EXECUTE ON FUNCTIONS TO opsguard_operator;
 ALTER DEFAULT PRIVILEGES IN SCHEMA ops GRANT SELECT, INSERT, UPDATE ON TABLES TO opsguard_operator;
 ALTER DEFAULT PRIVILEGES IN SCHEMA ops GRANT USAGE ON SEQUENCES TO opsguard_operator;
+-- pg_cron runs each listed command as the role that installed the jobs: only migrations write it
+REVOKE INSERT, UPDATE ON ops.cron_jobs FROM opsguard_operator;
 
 -- auditors read the trail and nothing else
 GRANT SELECT ON ops.escalation_events, ops.audit_log TO opsguard_auditor;

@@ -6,27 +6,7 @@ BEGIN
     END IF;
 END;
 $$;
-CREATE OR REPLACE FUNCTION ops.install_cron_jobs() RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_status text := ops.pg_cron_status();
-BEGIN
-    IF v_status = 'available' THEN
-        BEGIN
-            CREATE EXTENSION pg_cron;
-        EXCEPTION WHEN insufficient_privilege THEN
-            RETURN 'skipped: creating pg_cron needs a superuser; run SELECT ops.install_cron_jobs() as one';
-        END;
-    ELSIF v_status <> 'installed' THEN
-        RAISE NOTICE 'pg_cron jobs not installed: %', v_status
-            USING HINT = 'Run the Python ticker instead: python -m opsguard.ticker';
-        RETURN 'skipped: ' || v_status;
-    END IF;
-    PERFORM cron.schedule('opsguard-escalation-tick', '* * * * *',
-                          'SELECT ops.escalation_tick(p_source => ''pg_cron'')');
-    RETURN 'installed: opsguard-escalation-tick';
-END;
-$$;
+DELETE FROM ops.cron_jobs WHERE name IN ('opsguard-evaluate-routes', 'opsguard-guard-retention');
 DROP FUNCTION ops.api_override_guard_item(text, text, text, jsonb);
 DROP FUNCTION ops.api_release_guard(text, text, jsonb);
 DROP FUNCTION ops.purge_guard_history(timestamptz);

@@ -449,30 +449,9 @@ COMMENT ON FUNCTION ops.api_override_guard_item(text, text, text, jsonb) IS
 GRANT EXECUTE ON FUNCTION ops.api_release_guard(text, text, jsonb),
                           ops.api_override_guard_item(text, text, text, jsonb) TO opsguard_api;
 
--- a new version of the job installer: the tick, route evaluation, and daily retention
-CREATE OR REPLACE FUNCTION ops.install_cron_jobs() RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_status text := ops.pg_cron_status();
-BEGIN
-    IF v_status = 'available' THEN
-        BEGIN
-            CREATE EXTENSION pg_cron;
-        EXCEPTION WHEN insufficient_privilege THEN
-            RETURN 'skipped: creating pg_cron needs a superuser; run SELECT ops.install_cron_jobs() as one';
-        END;
-    ELSIF v_status <> 'installed' THEN
-        RAISE NOTICE 'pg_cron jobs not installed: %', v_status
-            USING HINT = 'Run the Python ticker instead: python -m opsguard.ticker';
-        RETURN 'skipped: ' || v_status;
-    END IF;
-    -- cron.schedule with an existing name updates that job in place
-    PERFORM cron.schedule('opsguard-escalation-tick', '* * * * *', 'SELECT ops.escalation_tick(p_source => ''pg_cron'')');
-    PERFORM cron.schedule('opsguard-evaluate-routes', '* * * * *', 'SELECT ops.evaluate_routes()');
-    PERFORM cron.schedule('opsguard-guard-retention', '17 3 * * *', 'SELECT ops.purge_guard_history()');
-    RETURN 'installed: opsguard-escalation-tick, opsguard-evaluate-routes, opsguard-guard-retention';
-END;
-$$;
+INSERT INTO ops.cron_jobs (name, schedule, command, description) VALUES
+('opsguard-evaluate-routes', '* * * * *', 'SELECT ops.evaluate_routes()', 'route violations to incidents, and back'),
+('opsguard-guard-retention', '17 3 * * *', 'SELECT ops.purge_guard_history()', 'daily purge of old rollups and evaluations');
 DO $$ BEGIN PERFORM ops.install_cron_jobs(); END $$;
 
 -- nothing in ops is for everyone (see 0011)

@@ -1,7 +1,7 @@
 -- Privileges: the API role can only execute its functions; definer code pins its search_path;
 -- auditors read the trail and nothing else.
 BEGIN;
-SELECT plan(14);
+SELECT plan(15);
 
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -28,6 +28,8 @@ SELECT set_eq(
       WHERE n.nspname = 'ops' AND c.relkind IN ('r', 'v') AND has_table_privilege('opsguard_auditor', c.oid, 'SELECT')$$,
     ARRAY['escalation_events', 'audit_log'], 'auditors read escalation_events and the audit log only');
 SELECT ok(NOT has_table_privilege('opsguard_operator', 'ops.audit_log', 'DELETE'), 'operators delete nothing');
+SELECT ok(NOT has_table_privilege('opsguard_operator', 'ops.cron_jobs', 'INSERT, UPDATE'),
+          'operators cannot add pg_cron commands (they run as the installer)');
 
 CREATE TEMP TABLE t AS SELECT (ops.trigger_incident('GET /a::slo_violation', 'critical')).id AS a;
 GRANT SELECT ON t TO opsguard_api, opsguard_operator;
