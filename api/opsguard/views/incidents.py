@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
+from flask_limiter.util import get_remote_address
 
 from .. import limits
 from ..auth import signed
@@ -10,23 +11,22 @@ from . import json_body
 
 bp = Blueprint("incidents", __name__, url_prefix="/ops/incidents")
 
-SET_STATUS = "SELECT ops.api_set_incident_status(%s, %s, %s, %s, %s, %s)"
+# the two verbs share one SQL function; the URL names the status to move to
+STATUS_FOR = {"ack": "acknowledged", "resolve": "resolved"}
 
 
-@bp.post("/<incident_id>/ack")
-@limiter.limit(limits.WRITE)
+def _per_action() -> str:
+    """ack and resolve keep a limit each, as separate endpoints would."""
+    return f"{get_remote_address()}:{request.view_args['action']}"
+
+
+@bp.post("/<incident_id>/<any(ack, resolve):action>")
+@limiter.limit(limits.WRITE, key_func=_per_action)
 @signed
-def ack(incident_id: str):
+def set_status(incident_id: str, action: str):
     c = g.caller
-    return jsonify(call(SET_STATUS, c.principal, c.actor, c.replay_key, incident_id, "acknowledged", json_body()))
-
-
-@bp.post("/<incident_id>/resolve")
-@limiter.limit(limits.WRITE)
-@signed
-def resolve(incident_id: str):
-    c = g.caller
-    return jsonify(call(SET_STATUS, c.principal, c.actor, c.replay_key, incident_id, "resolved", json_body()))
+    return jsonify(call("SELECT ops.api_set_incident_status(%s, %s, %s, %s, %s, %s)",
+                        c.principal, c.actor, c.replay_key, incident_id, STATUS_FOR[action], json_body()))
 
 
 @bp.post("")
