@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/api:$(CURDIR)/scripts
 
-.PHONY: run test migrate serve smoke ticker bench deps venv lint pytest clean
+.PHONY: run test migrate serve smoke dispatch ticker bench deps venv lint pytest clean
 
 deps:
 	@scripts/bootstrap.sh system
@@ -35,6 +35,9 @@ serve: venv
 
 smoke: venv
 	@scripts/smoke.sh
+
+dispatch: venv
+	$(PY) -m opsguard.dispatcher --dsn $${DATABASE_URL:-$$($(PY) scripts/localpg.py url)}
 
 ticker: venv
 	$(PY) -m opsguard.ticker --dsn $${DATABASE_URL:-$$($(PY) scripts/localpg.py url)}

@@ -34,6 +34,21 @@ for _ in $(seq 100); do
     sleep 0.2
 done
 
+# notifications: a real webhook if one is set; else a local stand-in for Slack, so an
+# escalation visibly delivers (`make run` is the demo, never production)
+DEMO_WEBHOOK="http://127.0.0.1:${SLACK_PORT:-3001}/services/T0DEMO/B0DEMO/demo"
+webhook=$(psql -X -At "$DATABASE_URL" -c "SELECT ops.setting('slack_webhook_url') #>> '{}'")
+if [ -z "$webhook" ] || [ "$webhook" = "$DEMO_WEBHOOK" ]; then
+    $PY scripts/fake_slack.py --port "${SLACK_PORT:-3001}" >>.local/slack.log 2>&1 &
+    children+=($!)
+    psql -X -q -At "$DATABASE_URL" -c "SELECT 1 FROM ops.set_setting('slack_webhook_url', '$DEMO_WEBHOOK', 'make-run')" >/dev/null
+    webhook="$DEMO_WEBHOOK (a local stand-in for Slack; messages in .local/slack.log)"
+fi
+$PY -m opsguard.dispatcher --dsn "$DATABASE_URL" >>.local/dispatcher.log 2>&1 &
+children+=($!)
+sleep 0.5
+kill -0 "${children[-1]}" 2>/dev/null || { tail -3 .local/dispatcher.log >&2; exit 1; }
+
 if [ "$(psql -X -At "$DATABASE_URL" -c 'SELECT ops.pg_cron_status()')" = installed ]; then
     ticks="pg_cron job opsguard-escalation-tick, every minute"
 else
@@ -53,6 +68,7 @@ export PSQLRC="$PWD/scripts/psqlrc"   # quiet psql: the seeds' psql -At ... RETU
 
 api:     $HOST (log in .local/api.log); make smoke runs the seeds' smoke test against it
 ticks:   $ticks
+slack:   dispatcher (log in .local/dispatcher.log) delivering to $webhook
 try:     psql "\$DATABASE_URL" -c 'SELECT incident_key, status, escalation_level, next_due_at FROM incidents'
 stop:    Ctrl-C
 INFO

@@ -66,3 +66,28 @@ def test_ack_over_http_through_gunicorn(server, conn):
 def test_the_tick_limit_holds_across_the_server(server):
     codes = [_post(f"{server}/ops/escalation/tick", b"{}")[0] for _ in range(11)]
     assert codes == [200] * 10 + [429]
+
+
+def test_a_forced_tick_delivers_one_slack_message(server, conn, db_url):
+    """The issue's check: with the API and a dispatcher running, a signed tick (dry_run off)
+    delivers one Slack-shaped message, with the event's hash as dedup key."""
+    from fake_slack import FakeSlack
+    from test_dispatcher import start
+
+    slack = FakeSlack().start()
+    dispatcher = start(db_url, "--worker", "e2e")
+    try:
+        conn.execute("SELECT ops.set_setting('slack_webhook_url', %s, 'test')", (slack.url(),))
+        conn.execute("SELECT ops.trigger_incident('GET /e2e::slo_violation', 'critical', p_now => now() - interval '6 min')")
+        status, body = _post(f"{server}/ops/escalation/tick", b"{}")
+        assert (status, body["dryRun"], body["escalationsCount"]) == (200, False, 1)
+        [msg] = slack.wait_for(1)
+        time.sleep(0.3)
+        assert len(slack.messages(answered=None)) == 1, "exactly one message"
+    finally:
+        dispatcher.terminate()
+        dispatcher.wait(10)
+        slack.stop()
+    assert msg.body["text"] == "[CRITICAL] GET /e2e::slo_violation escalated to level 1"
+    assert msg.body["blocks"][0]["type"] == "section"
+    assert msg.dedup_key == msg.body["dedup_key"] == conn.execute("SELECT unique_hash FROM escalation_events").fetchone()[0]

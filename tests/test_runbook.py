@@ -28,7 +28,7 @@ def run_blocks(db_url: str, doc: str) -> int:
     return len(blocks)
 
 
-@pytest.mark.parametrize("doc", ["escalation.md", "release-guard.md"])
+@pytest.mark.parametrize("doc", ["escalation.md", "release-guard.md", "notifications.md"])
 def test_every_doc_snippet_runs(db_url, doc):
     assert run_blocks(db_url, doc) >= 1
 
@@ -37,10 +37,12 @@ def test_every_runbook_snippet_runs(db_url, conn):
     assert run_blocks(db_url, "runbook.md") >= 10
     settings = dict(conn.execute(
         "SELECT key, value #>> '{}' FROM ops.settings WHERE key IN"
-        " ('escalation_enabled', 'dry_run', 'pause_cron', 'canary_pct', 'slack_webhook_url')").fetchall())
+        " ('escalation_enabled', 'dry_run', 'pause_cron', 'canary_pct', 'slack_webhook_url', 'notify_paused')"
+    ).fetchall())
     assert settings == {
         "escalation_enabled": "true", "dry_run": "false", "pause_cron": "", "canary_pct": "100",
-        "slack_webhook_url": "https://hooks.slack.com/services/T000/B000/NEWSECRET",
-    }, "the runbook leaves escalation running, as its steps say"
+        "slack_webhook_url": "https://hooks.slack.com/services/T000/B000/NEWSECRET", "notify_paused": "false",
+    }, "the runbook leaves escalation and delivery running, as its steps say"
+    assert conn.execute("SELECT count(*) FROM ops.route_webhooks").fetchone()[0] == 0, "... and no route webhook behind"
     actors = conn.execute("SELECT DISTINCT actor FROM ops.audit_log WHERE action = 'UPDATE'").fetchall()
     assert ("alice",) in actors

@@ -5,19 +5,25 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
+import psycopg
 from flask import Flask
+from psycopg_pool import ConnectionPool, PoolTimeout
+from slack_sdk.signature import SignatureVerifier
 
 from . import errors
 from .auth import parse_keys
 from .db import make_pool
 from .limits import limiter, too_many
-from .views import escalation, guard, health, incidents, me, request_metrics
+from .views import chat, escalation, guard, health, incidents, me, request_metrics
+
+log = logging.getLogger(__name__)
 
 ENV_KEYS = ("DATABASE_URL", "OPS_HMAC_SECRET", "OPS_HMAC_SECRET_PREVIOUS", "OPS_HMAC_KEYS",
             "OPS_HMAC_REQUIRE_TIMESTAMP", "OPS_DB_ROLE", "RATELIMIT_STORAGE_URI", "RATELIMIT_ENABLED",
-            "OPS_BENCH_ENDPOINTS")
+            "OPS_BENCH_ENDPOINTS", "SLACK_SIGNING_SECRET")
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -39,11 +45,14 @@ def create_app(test_config: dict | None = None) -> Flask:
         raise RuntimeError(f"opsguard API: set {' and '.join(missing)}")
     app.config["HMAC_KEYS"] = parse_keys(app.config)
 
-    app.extensions["opsguard_pool"] = make_pool(app)
+    if app.config.get("SLACK_SIGNING_SECRET"):
+        app.extensions["slack_verifier"] = SignatureVerifier(app.config["SLACK_SIGNING_SECRET"])
+    app.extensions["opsguard_pool"] = pool = make_pool(app)
+    refuse_bad_configuration(pool)
     limiter.init_app(app)
     errors.register(app)
     app.register_error_handler(429, too_many)
-    for bp in (escalation.bp, incidents.bp, me.bp, health.bp, guard.bp, request_metrics.bp):
+    for bp in (escalation.bp, incidents.bp, me.bp, health.bp, guard.bp, request_metrics.bp, chat.bp):
         app.register_blueprint(bp)
     if app.config.get("OPS_BENCH_ENDPOINTS"):
         from .views import bench
@@ -51,3 +60,18 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.register_blueprint(bench.bp)
     app.json.sort_keys = False
     return app
+
+
+def refuse_bad_configuration(pool: ConnectionPool) -> None:
+    """Stop start-up on a bad setting (a webhook over plain http, a malformed app_base_url),
+    naming it. A database that is away cannot be checked: the API starts and answers 503."""
+    try:
+        with pool.connection() as conn:
+            rows = conn.execute("SELECT setting, problem FROM ops.config_problems()").fetchall()
+    except (PoolTimeout, psycopg.Error) as exc:
+        log.warning("configuration not checked at start: %s", exc)
+        return
+    if rows:
+        pool.close()
+        raise RuntimeError("opsguard API: bad configuration: "
+                           + "; ".join(f"setting {name}: {problem}" for name, problem in rows))

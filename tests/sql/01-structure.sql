@@ -1,11 +1,11 @@
 -- Structure: the tables, columns, indexes and functions that users, scripts and tests depend on.
 BEGIN;
-SELECT plan(41);
+SELECT plan(44);
 
 SELECT has_schema('ops');
 SELECT has_table('ops', t, 'table ops.' || t)
 FROM unnest(ARRAY['incidents', 'escalation_events', 'settings', 'sla', 'tick_log', 'audit_log',
-                  'notification_outbox']) AS t;
+                  'notification_outbox', 'notification_attempts', 'route_webhooks', 'chat_identities']) AS t;
 
 SELECT col_type_is('ops', 'incidents', c, ty, 'incidents.' || c || ' is ' || ty)
 FROM (VALUES ('id', 'uuid'), ('incident_key', 'text'), ('status', 'text'), ('severity', 'text'),

@@ -1,7 +1,7 @@
 -- Privileges: the API role can only execute its functions; definer code pins its search_path;
 -- auditors read the trail and nothing else.
 BEGIN;
-SELECT plan(15);
+SELECT plan(18);
 
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -16,8 +16,21 @@ SELECT set_eq(
     $$SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
       WHERE n.nspname = 'ops' AND has_function_privilege('opsguard_api', p.oid, 'EXECUTE')$$,
     ARRAY['api_tick', 'api_recalc', 'api_set_incident_status', 'api_trigger_incident', 'api_list_incidents',
-          'api_me', 'api_health', 'api_record_requests', 'api_release_guard', 'api_override_guard_item'],
-    'the API role may execute exactly the api_* functions');
+          'api_me', 'api_health', 'api_record_requests', 'api_release_guard', 'api_override_guard_item',
+          'api_slack_command', 'config_problems'],
+    'the API role may execute exactly the api_* functions and the boot-time configuration check');
+SELECT set_eq(
+    $$SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = 'ops' AND has_function_privilege('opsguard_dispatcher', p.oid, 'EXECUTE')$$,
+    ARRAY['claim_notifications', 'finish_notifications', 'notification_wait_s', 'config_problems'],
+    'the dispatcher role may claim, report, wait and check the configuration, nothing else');
+SELECT is_empty(
+    $$SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = 'ops' AND c.relkind IN ('r', 'v')
+        AND has_table_privilege('opsguard_dispatcher', c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')$$,
+    'the dispatcher role has no privilege on any table');
+SELECT ok(NOT has_table_privilege('opsguard_operator', 'ops.notification_attempts', 'INSERT, UPDATE'),
+          'operators cannot forge delivery attempts');
 SELECT is_empty(
     $$SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = 'ops' AND c.relkind IN ('r', 'v')

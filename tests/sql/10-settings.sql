@@ -9,7 +9,8 @@ SELECT results_eq(
              ('guard_block_inconclusive', 'false'), ('guard_critical_error_pct', '50'),
              ('guard_evaluation_retention_days', '30'), ('guard_hard_error_pct', '20'), ('guard_lookback_min', '10'),
              ('guard_rollup_retention_days', '7'),
-             ('max_esc_level', '7'), ('pause_cron', '""'), ('slack_webhook_url', '""'), ('snooze_min', '30'),
+             ('max_esc_level', '7'), ('notify_backoff_max_ms', '300000'), ('notify_backoff_ms', '2000'),
+             ('notify_lease_s', '60'), ('notify_max_attempts', '8'), ('notify_paused', 'false'), ('pause_cron', '""'), ('slack_webhook_url', '""'), ('snooze_min', '30'),
              ('tick_batch_max', '10000'), ('tick_ms', '60000')$$,
     'defaults of a fresh install (SPEC §3)');
 SELECT results_eq($$SELECT severity, ack_minutes FROM ops.sla ORDER BY severity$$,

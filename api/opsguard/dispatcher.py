@@ -1,0 +1,225 @@
+"""The notification dispatcher: delivers the outbox to Slack webhooks, at least once.
+
+    python -m opsguard.dispatcher --dsn "$DATABASE_URL"        (make dispatch)
+
+Every decision lives in SQL (db/migrations/0014_notifications.sql): which messages are
+due, where each goes now, when a failure is retried, when it is dead. This process
+claims a batch (ops.claim_notifications), posts each message with its X-Dedup-Key, and
+reports the batch (ops.finish_notifications). It wakes on NOTIFY ops_outbox and polls
+as a fallback.
+
+Several may run at once. Claims are FOR UPDATE SKIP LOCKED and carry a lease, and a
+message is only started while its lease outlasts the HTTP timeout, so two healthy
+dispatchers never send one message twice. A dispatcher killed mid-delivery loses
+nothing: its lease runs out and the message is sent again with the same dedup key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import psycopg
+import urllib3
+from psycopg.types.json import Jsonb
+
+log = logging.getLogger("opsguard.dispatcher")
+
+# a message is started only if it can finish this long before its lease runs out
+LEASE_MARGIN_S = 1.0
+
+
+@dataclass
+class Options:
+    dsn: str
+    batch: int = 100
+    threads: int = 16
+    timeout_s: float = 10.0
+    poll_s: float = 5.0
+    db_role: str = "opsguard_dispatcher"
+    worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+
+class ConfigError(SystemExit):
+    """A bad configuration: the dispatcher does not start."""
+
+
+def _describe(exc: Exception) -> str:
+    """A failure in words that never include the URL: a webhook's path is its secret."""
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):  # before TimeoutError: it is a subclass
+        return "connection refused" if "refused" in str(exc).lower() else "could not connect"
+    if isinstance(exc, urllib3.exceptions.TimeoutError):
+        return "timed out"
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return "TLS error"
+    if isinstance(exc, urllib3.exceptions.ProtocolError):
+        return "connection dropped"
+    return type(exc).__name__
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:  # an HTTP date: rare for webhooks; the backoff still applies
+        return None
+
+
+class Dispatcher:
+    def __init__(self, options: Options):
+        self.o = options
+        self.http = urllib3.PoolManager(
+            num_pools=32, maxsize=options.threads, block=False, retries=False,
+            timeout=urllib3.Timeout(total=options.timeout_s),
+            headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": "opsguard-dispatcher"})
+        self.pool = ThreadPoolExecutor(max_workers=options.threads, thread_name_prefix="send")
+        self.conn: psycopg.Connection | None = None
+
+    # --- the database -----------------------------------------------------------------
+
+    def connect(self) -> psycopg.Connection:
+        conn = psycopg.connect(self.o.dsn, autocommit=True, connect_timeout=5)
+        if self.o.db_role:  # least privilege even when the DSN names a broader user
+            conn.execute("SELECT set_config('role', %s, false)", (self.o.db_role,))
+        conn.execute("LISTEN ops_outbox")
+        self.conn = conn
+        return conn
+
+    def check_config(self) -> None:
+        """Refuse to start on a bad configuration, naming the setting."""
+        rows = self.conn.execute("SELECT setting, problem FROM ops.config_problems(%s)", (self.o.timeout_s,)).fetchall()
+        if rows:
+            problems = "; ".join(f"setting {name}: {problem}" for name, problem in rows)
+            raise ConfigError(f"opsguard dispatcher: bad configuration: {problems}")
+
+    # --- one batch --------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Claim, send and report one batch; returns how many messages it claimed."""
+        started = time.monotonic()
+        rows = self.conn.execute(
+            "SELECT id, claim_id, dedup_key, webhook_url, message, lease_s FROM ops.claim_notifications(%s, %s)",
+            (self.o.worker, self.o.batch)).fetchall()
+        if not rows:
+            return 0
+        # the lease started after `started`, so this deadline is on the safe side
+        last_start = started + rows[0][5] - self.o.timeout_s - LEASE_MARGIN_S
+        results = list(self.pool.map(lambda row: self._send(row, last_start), rows))
+        summary = self.conn.execute("SELECT ops.finish_notifications(%s, %s)",
+                                    (self.o.worker, Jsonb(results))).fetchone()[0]
+        log.info("batch of %d: %s", len(rows), summary)
+        return len(rows)
+
+    def _send(self, row: tuple, last_start: float) -> dict:
+        msg_id, claim, dedup_key, url, message, _ = row
+        result = {"id": msg_id, "claim": claim}
+        if time.monotonic() > last_start:
+            return {**result, "outcome": "skipped"}
+        t0 = time.perf_counter()
+        try:
+            resp = self.http.request("POST", url, body=json.dumps(message).encode(),
+                                     headers={"X-Dedup-Key": dedup_key}, redirect=False)
+        except urllib3.exceptions.HTTPError as exc:
+            return {**result, "outcome": "failed", "error": _describe(exc), "ms": _ms(t0)}
+        if 200 <= resp.status < 300:
+            return {**result, "outcome": "sent", "status": resp.status, "ms": _ms(t0)}
+        return {**result, "outcome": "failed", "status": resp.status, "ms": _ms(t0),
+                "error": f"HTTP {resp.status}: {resp.data[:200].decode('utf-8', 'replace')}",
+                "retry_after_s": _retry_after(resp.headers.get("Retry-After"))}
+
+    # --- the loop ---------------------------------------------------------------------
+
+    def _idle(self) -> None:
+        """Sleep until NOTIFY ops_outbox, the next retry or lease expiry, or the poll interval."""
+        due_in = self.conn.execute("SELECT ops.notification_wait_s()").fetchone()[0]
+        timeout = self.o.poll_s if due_in is None else min(self.o.poll_s, max(due_in, 0.01))
+        for _ in self.conn.notifies(timeout=timeout, stop_after=1):
+            pass
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                if self.conn is None or self.conn.closed:
+                    self.connect()
+                if self.run_once() == 0:
+                    self._idle()
+            except psycopg.OperationalError as exc:
+                # the database went away: claimed messages come back when their lease runs out
+                log.warning("database unavailable (%s); retrying in 1 s", exc)
+                if self.conn is not None:
+                    self.conn.close()
+                stop.wait(1.0)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.http.clear()
+        if self.conn is not None:
+            self.conn.close()
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 3)
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="opsguard.dispatcher", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dsn", default=os.environ.get("DATABASE_URL"), help="libpq URL (default: $DATABASE_URL)")
+    p.add_argument("--batch", type=int, default=int(_env_float("OPS_DISPATCH_BATCH", 100)),
+                   help="messages claimed at once (1-1000)")
+    p.add_argument("--threads", type=int, default=int(_env_float("OPS_DISPATCH_THREADS", 16)),
+                   help="concurrent HTTP requests")
+    p.add_argument("--timeout", type=float, default=_env_float("OPS_DISPATCH_TIMEOUT_S", 10.0),
+                   help="seconds a webhook may take, connect to last byte")
+    p.add_argument("--poll", type=float, default=_env_float("OPS_DISPATCH_POLL_S", 5.0),
+                   help="seconds between polls when no NOTIFY arrives")
+    p.add_argument("--db-role", default=os.environ.get("OPS_DISPATCH_DB_ROLE", "opsguard_dispatcher"),
+                   help="role to SET after connecting ('' keeps the login role)")
+    p.add_argument("--worker", help="name in the outbox and attempt log (default host:pid)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s dispatcher %(levelname)s %(message)s")
+    if not args.dsn:
+        p.error("set DATABASE_URL or pass --dsn")
+    if not 1 <= args.batch <= 1000 or args.threads < 1 or args.timeout <= 0 or args.poll <= 0:
+        p.error("--batch is 1-1000; --threads, --timeout and --poll must be positive")
+    options = Options(dsn=args.dsn, batch=args.batch, threads=args.threads, timeout_s=args.timeout,
+                      poll_s=args.poll, db_role=args.db_role)
+    if args.worker:
+        options.worker = args.worker
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    dispatcher = Dispatcher(options)
+    try:
+        dispatcher.connect()
+        dispatcher.check_config()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except psycopg.Error as exc:
+        print(f"opsguard dispatcher: cannot start: {exc}", file=sys.stderr)
+        return 1
+    log.info("%s delivering (batch %d, %d threads, timeout %.1f s)", options.worker, options.batch,
+             options.threads, options.timeout_s)
+    try:
+        dispatcher.run(stop)
+    finally:
+        dispatcher.close()
+    log.info("%s stopped", options.worker)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Slack slash commands. Slack's request signature (v0, X-Slack-Signature over
+"v0:<timestamp>:<body>", timestamp within 5 minutes) is checked with slack_sdk's
+SignatureVerifier; the rest (who the Slack user is, whether they may, what happens, the
+reply) is ops.api_slack_command."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, current_app, jsonify, request
+
+from .. import limits
+from ..db import call
+from ..errors import ApiError
+from ..limits import limiter
+
+bp = Blueprint("chat", __name__, url_prefix="/chat")
+
+SLACK_WINDOW_S = 300
+
+
+@bp.post("/slack/commands")
+@limiter.limit(limits.READ)
+def slack_command():
+    verifier = current_app.extensions.get("slack_verifier")
+    if verifier is None:
+        raise ApiError(503, "slack_not_configured", "set SLACK_SIGNING_SECRET to accept Slack commands")
+    body = request.get_data(cache=True)
+    timestamp = request.headers.get("X-Slack-Request-Timestamp")
+    signature = request.headers.get("X-Slack-Signature")
+    if not timestamp or not signature:
+        raise ApiError(401, "unauthorized", "missing X-Slack-Signature or X-Slack-Request-Timestamp")
+    # the verifier refuses stale timestamps too; this only names the reason
+    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > SLACK_WINDOW_S:
+        raise ApiError(401, "unauthorized", "X-Slack-Request-Timestamp is not within 5 minutes of now")
+    if not verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
+        raise ApiError(401, "unauthorized", "bad Slack signature")
+    form = request.form
+    if form.get("ssl_check") == "1":  # Slack checking our certificate: nothing to do
+        return jsonify({"ok": True, "response_type": "ephemeral", "text": ""})
+    missing = [k for k in ("team_id", "user_id", "command") if not form.get(k)]
+    if missing:
+        raise ApiError(400, "invalid_input", f"missing form field(s): {', '.join(missing)}")
+    return jsonify(call("SELECT ops.api_slack_command(%s, %s, %s, %s, %s)", form["team_id"], form["user_id"],
+                        form["command"], form.get("text", ""), "slack:" + signature))
