@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/api:$(CURDIR)/scripts
 
-.PHONY: run test migrate serve smoke dispatch ticker bench deps venv lint pytest clean
+.PHONY: run test migrate serve smoke dispatch ticker bench deps venv promtool lint pytest clean
 
 deps:
 	@scripts/bootstrap.sh system
@@ -17,7 +17,10 @@ venv: deps $(VENV)/.installed
 run: venv
 	@scripts/run.sh
 
-test: venv lint pytest
+test: venv promtool lint pytest
+
+promtool:
+	@scripts/bootstrap.sh promtool
 
 lint:
 	$(VENV)/bin/sqlfluff lint db tests/sql

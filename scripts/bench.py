@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -210,6 +211,8 @@ def bench_api(cluster: Cluster) -> list[tuple[str, str, str]]:
         for _ in range(100):
             try:
                 urllib.request.urlopen(base + "/healthz", timeout=1)  # noqa: S310 - our own loopback server
+                break
+            except urllib.error.HTTPError:  # answering (503 names what is unhealthy): up
                 break
             except OSError:
                 time.sleep(0.2)

@@ -2,7 +2,7 @@
 # Installs what `make run` and `make test` need and is missing: Debian packages
 # (PostgreSQL 15 with pg_cron and pgTAP, pg_prove, the smoke test's tools) and the
 # virtualenv. As root it uses apt-get; as an ordinary user, sudo if it may.
-#   scripts/bootstrap.sh system | venv
+#   scripts/bootstrap.sh system | venv | promtool
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +37,24 @@ venv() {
     fi
     .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
     touch .venv/.installed
+}
+
+# promtool (tests check docs/prometheus-rules.yml with it): taken out of Debian's
+# prometheus package into .local/bin, without installing the server or its service
+promtool() {
+    type -P promtool >/dev/null && return 0  # on PATH (type -P: not this function)
+    [ -x .local/bin/promtool ] && return 0
+    local tmp
+    tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download -qq prometheus 2>/dev/null) || {
+        echo "could not download Debian's prometheus package for promtool" >&2
+        rm -rf "$tmp"
+        exit 1
+    }
+    dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"
+    mkdir -p .local/bin
+    mv "$tmp/x/usr/bin/promtool" .local/bin/promtool
+    rm -rf "$tmp"
 }
 
 "$@"

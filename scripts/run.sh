@@ -29,7 +29,7 @@ HOST="http://localhost:$PORT"
 .venv/bin/gunicorn -c api/gunicorn.conf.py 'opsguard.app:create_app()' >>.local/api.log 2>&1 &
 children+=($!)
 for _ in $(seq 100); do
-    curl -fs "$HOST/healthz" >/dev/null 2>&1 && break
+    curl -s -o /dev/null "$HOST/healthz" && break   # any answer: the API is up (503 says why not healthy)
     kill -0 "${children[-1]}" 2>/dev/null || { echo "the API did not start; see .local/api.log" >&2; exit 1; }
     sleep 0.2
 done

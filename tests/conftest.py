@@ -56,9 +56,9 @@ def db_url(pg_cluster: Cluster, template_db: str) -> Iterator[str]:
     )
     janitor.init()
     url = pg_cluster.url(name)
-    # per-database settings are not copied from a template; the first migration's
-    # function sets the search_path, so a clone calls it again
-    pg_cluster.psql(name, "SELECT ops.use_ops_search_path()")
+    # per-database settings are not copied from a template; migrations set the
+    # search_path and the UTC time zone with these functions, so a clone calls them again
+    pg_cluster.psql(name, "SELECT ops.use_ops_search_path(), ops.use_utc()")
     try:
         yield url
     finally:

@@ -123,8 +123,3 @@ def test_me_permissions(api, conn):
     conn.execute("SELECT ops.add_principal('vera', 'human', '{ops_viewer}', 'test')")
     vera = api.get("/me/permissions", actor="vera").json
     assert (vera["actor"], vera["permissions"]) == ("vera", ["incidents.read"])
-
-
-def test_healthz(api):
-    resp = api.get("/healthz", secret=None)
-    assert resp.status_code == 200 and resp.json["ok"] is True and resp.json["pendingMigrations"] == []

@@ -36,6 +36,8 @@ def server(db_url):
         try:
             urllib.request.urlopen(base + "/healthz", timeout=1)
             break
+        except urllib.error.HTTPError:  # answering (a 503 names what is unhealthy): up
+            break
         except (urllib.error.URLError, ConnectionError):
             assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()
             time.sleep(0.2)

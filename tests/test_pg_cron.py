@@ -15,13 +15,13 @@ from opsguard.migrate import apply
 @pytest.mark.slow
 def test_pg_cron_runs_the_escalation_tick_every_minute(pg_cluster):
     url = pg_cluster.url(CRON_DB)
-    installed = "pg_cron: installed: opsguard-escalation-tick, opsguard-evaluate-routes, opsguard-guard-retention"
+    installed = "pg_cron: installed: opsguard-escalation-tick, opsguard-evaluate-routes, opsguard-retention"
     assert apply(url)[-1] == installed
     assert apply(url) == [installed], "installing again is harmless"
     with psycopg.connect(url, autocommit=True) as c:
         jobs = c.execute("SELECT jobname, schedule FROM cron.job ORDER BY jobname").fetchall()
         assert jobs == [("opsguard-escalation-tick", "* * * * *"), ("opsguard-evaluate-routes", "* * * * *"),
-                        ("opsguard-guard-retention", "17 3 * * *")], "each job once, updated in place"
+                        ("opsguard-retention", "17 3 * * *")], "each job once, updated in place"
         c.execute("SELECT ops.trigger_incident('GET /cron::slo_violation', 'critical', p_now => now() - interval '1 hour')")
         deadline = time.monotonic() + 75
         row = None
@@ -33,3 +33,25 @@ def test_pg_cron_runs_the_escalation_tick_every_minute(pg_cluster):
         assert row == ("ran", 1), "pg_cron ticked and escalated the overdue incident"
         statuses = c.execute("SELECT DISTINCT status FROM cron.job_run_details").fetchall()
         assert statuses == [("succeeded",)], "the tick and the route evaluation both ran cleanly"
+
+        # what operators and /healthz read of pg_cron's record
+        last = c.execute("SELECT scheduled, status FROM ops.cron_job_last_run('opsguard-escalation-tick')").fetchone()
+        assert last == (True, "succeeded")
+        health = c.execute("SELECT ops.api_health()").fetchone()[0]
+        assert (health["reasons"], health["pgCronJob"]["lastStatus"]) == ([], "succeeded")
+        assert c.execute("SELECT count(*) FROM ops.alerts WHERE alert LIKE 'Tick%'").fetchone()[0] == 0
+
+        # a failing job shows in the alert's summary and in the health answer
+        c.execute("UPDATE cron.job_run_details SET status = 'failed', return_message = 'ERROR: boom'"
+                  " WHERE runid = (SELECT max(runid) FROM cron.job_run_details d JOIN cron.job j USING (jobid)"
+                  "                WHERE j.jobname = 'opsguard-escalation-tick')")
+        health = c.execute("SELECT ops.api_health()").fetchone()[0]
+        assert health["reasons"] == ["the last pg_cron tick failed: ERROR: boom"]
+        summary = c.execute("SELECT summary FROM ops.evaluate_alerts(now() + interval '3 minutes')"
+                            " WHERE alert = 'TickMissing' AND firing").fetchone()[0]
+        assert "pg_cron's last run: failed at " in summary and summary.endswith(": ERROR: boom")
+
+        # retention purges pg_cron's run details of our jobs, by cron_history_retention_days
+        purged = c.execute("SELECT ops.purge_history(now() + interval '8 days')").fetchone()[0]
+        assert purged["cronRunDetails"] >= 1
+        assert c.execute("SELECT count(*) FROM cron.job_run_details WHERE end_time IS NOT NULL").fetchone()[0] == 0

@@ -30,3 +30,12 @@ def test_ticker_reports_an_unreachable_database():
     res = _ticker("--dsn", "postgresql://nobody@127.0.0.1:1/none")
     assert res.returncode == 1
     assert "database unavailable" in res.stderr
+
+
+def test_ticker_refuses_to_start_on_a_bad_configuration(conn, db_url):
+    conn.execute("DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET timezone = %L', current_database(), "
+                 "'America/New_York'); END $$")
+    res = _ticker("--dsn", db_url)
+    assert res.returncode == 2
+    assert "opsguard ticker: bad configuration: setting TimeZone: the time zone is America/New_York, not UTC" in res.stderr
+    assert conn.execute("SELECT count(*) FROM ops.tick_log").fetchone()[0] == 0, "no tick ran"

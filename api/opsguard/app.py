@@ -15,9 +15,10 @@ from slack_sdk.signature import SignatureVerifier
 
 from . import errors
 from .auth import parse_keys
+from .config import bad_configuration
 from .db import make_pool
 from .limits import limiter, too_many
-from .views import chat, escalation, guard, health, incidents, me, request_metrics
+from .views import chat, escalation, guard, health, incidents, me, metrics, request_metrics
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     limiter.init_app(app)
     errors.register(app)
     app.register_error_handler(429, too_many)
-    for bp in (escalation.bp, incidents.bp, me.bp, health.bp, guard.bp, request_metrics.bp, chat.bp):
+    for bp in (escalation.bp, incidents.bp, me.bp, health.bp, guard.bp, request_metrics.bp, chat.bp, metrics.bp):
         app.register_blueprint(bp)
     if app.config.get("OPS_BENCH_ENDPOINTS"):
         from .views import bench
@@ -67,11 +68,10 @@ def refuse_bad_configuration(pool: ConnectionPool) -> None:
     naming it. A database that is away cannot be checked: the API starts and answers 503."""
     try:
         with pool.connection() as conn:
-            rows = conn.execute("SELECT setting, problem FROM ops.config_problems()").fetchall()
+            problem = bad_configuration(conn, "API")
     except (PoolTimeout, psycopg.Error) as exc:
         log.warning("configuration not checked at start: %s", exc)
         return
-    if rows:
+    if problem:
         pool.close()
-        raise RuntimeError("opsguard API: bad configuration: "
-                           + "; ".join(f"setting {name}: {problem}" for name, problem in rows))
+        raise RuntimeError(problem)

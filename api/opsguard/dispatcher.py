@@ -32,6 +32,8 @@ import psycopg
 import urllib3
 from psycopg.types.json import Jsonb
 
+from .config import bad_configuration
+
 log = logging.getLogger("opsguard.dispatcher")
 
 # a message is started only if it can finish this long before its lease runs out
@@ -95,10 +97,9 @@ class Dispatcher:
 
     def check_config(self) -> None:
         """Refuse to start on a bad configuration, naming the setting."""
-        rows = self.conn.execute("SELECT setting, problem FROM ops.config_problems(%s)", (self.o.timeout_s,)).fetchall()
-        if rows:
-            problems = "; ".join(f"setting {name}: {problem}" for name, problem in rows)
-            raise ConfigError(f"opsguard dispatcher: bad configuration: {problems}")
+        problem = bad_configuration(self.conn, "dispatcher", self.o.timeout_s)
+        if problem:
+            raise ConfigError(problem)
 
     # --- one batch --------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ import threading
 
 import psycopg
 
+from .config import bad_configuration
+
 TICK_SQL = "SELECT ops.escalation_tick(p_source => 'ticker'), ops.setting('tick_ms')::int"
 
 
@@ -56,6 +58,14 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if not args.dsn:
         parser.error("set DATABASE_URL or pass --dsn")
+    try:
+        with psycopg.connect(args.dsn, autocommit=True, connect_timeout=5) as conn:
+            problem = bad_configuration(conn, "ticker")
+    except psycopg.OperationalError:
+        problem = None  # the database is away: the loop below waits for it
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -4,14 +4,16 @@ SELECT plan(27);
 
 SELECT results_eq(
     $$SELECT key, value FROM ops.settings ORDER BY key$$,
-    $$VALUES ('ack_timeout_min', '0'::jsonb), ('app_base_url', '""'), ('canary_pct', '100'), ('dry_run', 'false'),
+    $$VALUES ('ack_timeout_min', '0'::jsonb), ('alert_high_level_max', '3'), ('alert_high_level_min', '5'),
+             ('app_base_url', '""'), ('canary_pct', '100'), ('cron_history_retention_days', '7'), ('dry_run', 'false'),
              ('escalation_enabled', 'true'), ('escalation_v1', 'true'), ('guard_autoresolve_min', '10'),
              ('guard_block_inconclusive', 'false'), ('guard_critical_error_pct', '50'),
              ('guard_evaluation_retention_days', '30'), ('guard_hard_error_pct', '20'), ('guard_lookback_min', '10'),
              ('guard_rollup_retention_days', '7'),
              ('max_esc_level', '7'), ('notify_backoff_max_ms', '300000'), ('notify_backoff_ms', '2000'),
-             ('notify_lease_s', '60'), ('notify_max_attempts', '8'), ('notify_paused', 'false'), ('pause_cron', '""'), ('slack_webhook_url', '""'), ('snooze_min', '30'),
-             ('tick_batch_max', '10000'), ('tick_ms', '60000')$$,
+             ('notify_lease_s', '60'), ('notify_max_attempts', '8'), ('notify_paused', 'false'),
+             ('notify_retention_days', '7'), ('pause_cron', '""'), ('slack_webhook_url', '""'), ('snooze_min', '30'),
+             ('tick_batch_max', '10000'), ('tick_log_retention_days', '14'), ('tick_ms', '60000')$$,
     'defaults of a fresh install (SPEC §3)');
 SELECT results_eq($$SELECT severity, ack_minutes FROM ops.sla ORDER BY severity$$,
                   $$VALUES ('critical', 5), ('warning', 30)$$, 'SLA defaults: critical 5 min, warning 30 min');

@@ -10,9 +10,10 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def healthz():
-    """200 when the database answers and every migration is applied; 503 with reasons otherwise."""
+    """200 when the database answers, every migration is applied, the tick is on time, the
+    pg_cron job ran fine and the configuration is sound; 503 with the reasons otherwise."""
     health = call("SELECT ops.api_health()")
     pending = sorted(set(migration_ids()) - set(health["migrations"] or []))
-    reasons = [f"migrations not applied: {', '.join(pending)}"] if pending else []
+    reasons = ([f"migrations not applied: {', '.join(pending)}"] if pending else []) + health.pop("reasons", [])
     return jsonify({"ok": not reasons, "reasons": reasons, **health, "pendingMigrations": pending}), \
         200 if not reasons else 503

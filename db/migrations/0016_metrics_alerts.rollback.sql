@@ -1,0 +1,11 @@
+DROP FUNCTION ops.api_metrics();
+DROP VIEW ops.metrics;
+DROP FUNCTION ops.collect_metrics(timestamptz);
+DROP VIEW ops.alerts;
+DROP FUNCTION ops.evaluate_alerts(timestamptz);
+DROP FUNCTION ops.installed_at();
+DROP FUNCTION ops.cron_job_last_run(text);
+DROP FUNCTION ops._counter(text, text);
+DROP TABLE ops.counter_base;
+DELETE FROM ops.settings WHERE key IN ('alert_high_level_min', 'alert_high_level_max');
+DROP INDEX ops.tick_log_tick_at;

@@ -1,0 +1,31 @@
+-- The health answer's reasons, and the boot check's time zone rule.
+BEGIN;
+SELECT plan(9);
+
+SELECT is(ops.api_health(ops.installed_at() + interval '1 minute') -> 'reasons', '[]',
+          'just installed, before the first tick is due: healthy');
+SELECT is(ops.api_health(ops.installed_at() + interval '3 minutes') -> 'reasons',
+          '["no escalation tick has run since opsguard was installed"]', 'no tick 3 minutes after install: unhealthy');
+
+SELECT ops.escalation_tick('2026-03-02 12:00Z');
+SELECT is(ops.api_health('2026-03-02 12:02Z') -> 'reasons', '[]', 'the last tick 2 x tick_ms ago: healthy');
+SELECT is(ops.api_health('2026-03-02 12:02:01Z') -> 'reasons', '["the last tick was 121 s ago (more than 2 x tick_ms)"]',
+          'a second later: unhealthy, and why');
+SELECT results_eq($$SELECT ops.api_health('2026-03-02 12:01Z') ->> 'lastTickAgeSeconds', ops.api_health() ->> 'pgCron'$$,
+                  $$VALUES ('60', ops.pg_cron_status())$$, 'it reports the tick''s age and pg_cron''s status');
+
+UPDATE ops.settings SET value = '"http://hooks.example.com/x"' WHERE key = 'slack_webhook_url';
+SELECT is(ops.api_health('2026-03-02 12:01Z') -> 'reasons',
+          '["slack_webhook_url: webhook \"http://hooks.example.com/…\" must use https"]', 'a configuration problem is a reason');
+UPDATE ops.settings SET value = '""' WHERE key = 'slack_webhook_url';
+
+SELECT is(current_setting('TimeZone'), 'UTC', 'the database''s time zone is UTC');
+SET LOCAL timezone = 'Europe/Berlin';
+SELECT results_eq($$SELECT setting, problem FROM ops.config_problems()$$,
+                  $$VALUES ('TimeZone', 'the time zone is Europe/Berlin, not UTC: SELECT ops.use_utc(); then reconnect')$$,
+                  'another time zone is refused at boot, named');
+RESET timezone;
+SELECT is_empty($$SELECT * FROM ops.config_problems()$$, 'UTC again: no problem');
+
+SELECT * FROM finish();
+ROLLBACK;
