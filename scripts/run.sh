@@ -70,6 +70,7 @@ api:     $HOST (log in .local/api.log); make smoke runs the seeds' smoke test ag
 ticks:   $ticks
 slack:   dispatcher (log in .local/dispatcher.log) delivering to $webhook
 try:     psql "\$DATABASE_URL" -c 'SELECT incident_key, status, escalation_level, next_due_at FROM incidents'
+watch:   curl -s $HOST/metrics | grep ^opsguard_; curl -s $HOST/healthz | jq; psql "\$DATABASE_URL" -c 'SELECT * FROM ops.alerts'
 stop:    Ctrl-C
 INFO
 

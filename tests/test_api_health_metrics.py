@@ -35,7 +35,7 @@ def test_unhealthy_names_the_reason(api, conn, setup, reason):
 
 
 def scrape(api) -> dict[str, object]:
-    resp = api.get("/metrics", secret=None, validate=False)
+    resp = api.get("/metrics", secret=None)
     assert resp.status_code == 200
     assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     return {f.name: f for f in text_string_to_metric_families(resp.get_data(as_text=True))}

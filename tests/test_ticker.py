@@ -39,3 +39,27 @@ def test_ticker_refuses_to_start_on_a_bad_configuration(conn, db_url):
     assert res.returncode == 2
     assert "opsguard ticker: bad configuration: setting TimeZone: the time zone is America/New_York, not UTC" in res.stderr
     assert conn.execute("SELECT count(*) FROM ops.tick_log").fetchone()[0] == 0, "no tick ran"
+
+
+def test_a_stopped_ticker_fires_tick_missing_within_two_intervals(conn, db_url):
+    """The issue's check, in real time with tick_ms at its 1 s minimum."""
+    import time
+
+    conn.execute("SELECT ops.set_setting('tick_ms', '1000', 'test')")
+    env = {**os.environ, "PYTHONPATH": API}
+    ticker = subprocess.Popen([sys.executable, "-m", "opsguard.ticker", "--dsn", db_url], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while conn.execute("SELECT count(*) FROM ops.tick_log").fetchone()[0] < 3:
+            assert time.monotonic() < deadline, "the ticker did not tick"
+            time.sleep(0.1)
+        assert conn.execute("SELECT count(*) FROM ops.alerts WHERE alert = 'TickMissing'").fetchone()[0] == 0
+    finally:
+        ticker.kill()
+        ticker.wait(5)
+    stopped = time.monotonic()
+    while conn.execute("SELECT count(*) FROM ops.alerts WHERE alert = 'TickMissing'").fetchone()[0] == 0:
+        assert time.monotonic() - stopped < 3.5, "TickMissing did not fire within 2 x tick_ms (+ one interval)"
+        time.sleep(0.05)
+    assert time.monotonic() - stopped > 0.5, "not before the ticker was overdue"
