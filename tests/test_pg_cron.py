@@ -23,11 +23,14 @@ def test_pg_cron_runs_the_escalation_tick_every_minute(pg_cluster):
         assert jobs == [("opsguard-escalation-tick", "* * * * *"), ("opsguard-evaluate-routes", "* * * * *"),
                         ("opsguard-retention", "17 3 * * *")], "each job once, updated in place"
         c.execute("SELECT ops.trigger_incident('GET /cron::slo_violation', 'critical', p_now => now() - interval '1 hour')")
+        # a tick that started before the incident was committed cannot see it: wait for one that started after
+        committed = c.execute("SELECT clock_timestamp()").fetchone()[0]
         deadline = time.monotonic() + 75
         row = None
         while time.monotonic() < deadline and row is None:
             row = c.execute(
-                "SELECT state, escalations_count FROM ops.tick_log WHERE source = 'pg_cron' ORDER BY id LIMIT 1"
+                "SELECT state, escalations_count FROM ops.tick_log WHERE source = 'pg_cron' AND tick_at > %s"
+                " ORDER BY id LIMIT 1", (committed,)
             ).fetchone()
             time.sleep(1)
         assert row == ("ran", 1), "pg_cron ticked and escalated the overdue incident"
