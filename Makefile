@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/api:$(CURDIR)/scripts
 
-.PHONY: run test migrate serve smoke dispatch ticker bench deps venv promtool lint pytest clean
+.PHONY: run test migrate serve smoke dispatch ticker bench schema deps venv promtool lint pytest clean
 
 deps:
 	@scripts/bootstrap.sh system
@@ -23,7 +23,7 @@ promtool:
 	@scripts/bootstrap.sh promtool
 
 lint:
-	$(VENV)/bin/sqlfluff lint db tests/sql
+	$(VENV)/bin/sqlfluff lint db/migrations tests/sql
 	$(VENV)/bin/ruff check api scripts tests
 
 pytest:
@@ -47,6 +47,10 @@ ticker: venv
 
 bench: venv
 	$(PY) scripts/bench.py
+
+# db/schema.sql: the ops schema the migrations leave (tests/test_schema_file.py keeps it honest)
+schema: venv
+	$(PY) scripts/schema.py
 
 clean:
 	-$(PY) scripts/localpg.py stop

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import difflib
-import subprocess
 
 import psycopg
-from localpg import PG_BIN
 from opsguard.migrate import MIGRATIONS, apply, yoyo_url
+from schema import pg_dump_schema
 from yoyo import get_backend, read_migrations
 
 
@@ -54,12 +53,8 @@ def test_a_fresh_database_gets_the_ops_search_path(pg_cluster):
         pg_cluster.psql("postgres", 'DROP DATABASE "fresh_search_path" WITH (FORCE)')
 
 
-def _schema(url: str) -> str:
-    """pg_dump --schema-only, the yardstick for "the same schema"."""
-    res = subprocess.run([str(PG_BIN / "pg_dump"), "--schema-only", url], capture_output=True, text=True, check=True)
-    # pg_dump >= 15.14 fences its output with a random \restrict key
-    lines = res.stdout.splitlines(keepends=True)
-    return "".join(line for line in lines if not line.startswith(("\\restrict", "\\unrestrict")))
+# pg_dump --schema-only of the whole database is the yardstick for "the same schema"
+_schema = pg_dump_schema
 
 
 def _same(now: str, then: str) -> str:
