@@ -2,7 +2,7 @@
 -- operators read everything, UPDATE incidents and run the verbs, nothing else (0019);
 -- auditors read the trail and nothing else.
 BEGIN;
-SELECT plan(27);
+SELECT plan(28);
 
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -11,11 +11,16 @@ SELECT is_empty(
     'every SECURITY DEFINER function pins search_path = ops, pg_temp');
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-      WHERE n.nspname = 'ops' AND NOT coalesce(p.proconfig, '{}') && ARRAY['search_path=ops, pg_temp']$$,
-    'every function in ops pins search_path = ops, pg_temp (objects in public cannot change what it does)');
+      WHERE n.nspname = 'ops' AND NOT coalesce(p.proconfig, '{}') && ARRAY['search_path=ops, pg_temp']
+        AND p.prosqlbody IS NULL$$,
+    'every function in ops pins search_path = ops, pg_temp or has a SQL-standard body, bound when created');
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-      WHERE n.nspname = 'ops' AND NOT p.prosecdef
+      WHERE n.nspname = 'ops' AND p.prosqlbody IS NOT NULL AND (p.provolatile = 'v' OR p.prosecdef)$$,
+    '... and those only compute or read (stable or immutable), as their caller');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = 'ops' AND NOT p.prosecdef AND p.prosqlbody IS NULL
         AND (p.proname !~ '^(_|api_)' OR p.prorettype = 'trigger'::regtype)$$,
     'operator verbs and trigger functions are SECURITY DEFINER (operators need no table write privilege)');
 SELECT is_empty(
