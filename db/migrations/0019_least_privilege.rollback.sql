@@ -259,6 +259,42 @@ LANGUAGE sql STABLE AS $$
     FROM ops.route_findings(p_now, p_route_prefix) AS f
 $$;
 
+-- 0005's trigger, which calls ops.next_due
+CREATE OR REPLACE FUNCTION ops._incidents_before_write() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.route := coalesce(nullif(NEW.route, ''), nullif(pg_catalog.split_part(NEW.incident_key, '::', 1), ''));
+    IF TG_OP = 'UPDATE' THEN
+        -- reopening (status back to open) clears the old acknowledgement unless the UPDATE sets one
+        IF NEW.status = 'open' AND OLD.status <> 'open'
+           AND NEW.acknowledged_at IS NOT DISTINCT FROM OLD.acknowledged_at THEN
+            NEW.acknowledged_at := NULL;
+            NEW.acknowledged_by := NULL;
+        END IF;
+        NEW.updated_at := pg_catalog.now();
+    END IF;
+    -- an UPDATE that only sets acknowledged_at is an acknowledgement
+    IF NEW.status = 'open' AND NEW.acknowledged_at IS NOT NULL THEN
+        NEW.status := 'acknowledged';
+    END IF;
+    IF NEW.status = 'acknowledged' THEN
+        NEW.acknowledged_at := coalesce(NEW.acknowledged_at, pg_catalog.now());
+        NEW.acknowledged_by := coalesce(NEW.acknowledged_by, ops.current_actor());
+    ELSIF NEW.status = 'open' THEN
+        NEW.acknowledged_by := NULL;  -- no acknowledgement, so nobody acknowledged it
+    END IF;
+    IF NEW.status = 'resolved' THEN
+        NEW.resolved_at := coalesce(NEW.resolved_at, pg_catalog.now());
+        NEW.resolved_by := coalesce(NEW.resolved_by, ops.current_actor());
+    ELSE
+        NEW.resolved_at := NULL;
+        NEW.resolved_by := NULL;
+    END IF;
+    NEW.next_due_at := ops.next_due(NEW);
+    RETURN NEW;
+END;
+$$;
+
 -- 0014's body: it writes its own audit row again (no SECURITY DEFINER, no pinned search_path)
 CREATE OR REPLACE FUNCTION ops.replay_dead_notifications(p_actor text, p_ids bigint[] DEFAULT NULL) RETURNS integer
 LANGUAGE plpgsql AS $$
@@ -286,7 +322,6 @@ $$;
 
 ALTER FUNCTION ops._audit_changes() SECURITY INVOKER RESET search_path;
 ALTER FUNCTION ops._forbid_change() SECURITY INVOKER RESET search_path;
-ALTER FUNCTION ops._incidents_before_write() SECURITY INVOKER RESET search_path;
 ALTER FUNCTION ops._recalc_after_change() SECURITY INVOKER RESET search_path;
 ALTER FUNCTION ops.ack_incident(uuid, text, text, timestamptz) SECURITY INVOKER RESET search_path;
 ALTER FUNCTION ops.add_principal(text, text, text[], text, text) SECURITY INVOKER RESET search_path;
