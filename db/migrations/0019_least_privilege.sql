@@ -457,6 +457,8 @@ REVOKE EXECUTE ON FUNCTION
     ops.finish_notifications(text, jsonb, timestamptz),
     ops.notification_wait_s(timestamptz)
 FROM opsguard_operator;
+-- the runbook's health check: it takes no principal, authorizes no one and only reads
+GRANT EXECUTE ON FUNCTION ops.api_health(timestamptz) TO opsguard_operator;
 -- what later migrations create is granted explicitly next to it, as for the API role
 ALTER DEFAULT PRIVILEGES IN SCHEMA ops REVOKE EXECUTE ON FUNCTIONS FROM opsguard_operator;
 ALTER DEFAULT PRIVILEGES IN SCHEMA ops REVOKE INSERT, UPDATE ON TABLES FROM opsguard_operator;

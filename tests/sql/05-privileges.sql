@@ -76,12 +76,14 @@ SELECT is_empty(
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
       WHERE n.nspname = 'ops' AND has_function_privilege('opsguard_operator', p.oid, 'EXECUTE')
-        AND (p.proname ~ '^(_|api_)' OR p.proname IN ('claim_notifications', 'finish_notifications', 'notification_wait_s'))$$,
-    'operators execute no internal (_*), API (api_*) or dispatcher function');
+        AND (p.proname ~ '^(_|api_)' OR p.proname IN ('claim_notifications', 'finish_notifications', 'notification_wait_s'))
+        AND p.proname <> 'api_health'$$,
+    'operators execute no internal (_*), API (api_*, but the runbook''s api_health) or dispatcher function');
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
       WHERE n.nspname = 'ops' AND NOT has_function_privilege('opsguard_operator', p.oid, 'EXECUTE')
-        AND p.proname !~ '^(_|api_)' AND p.proname NOT IN ('claim_notifications', 'finish_notifications', 'notification_wait_s')$$,
+        AND (p.proname !~ '^(_|api_)' OR p.proname = 'api_health')
+        AND p.proname NOT IN ('claim_notifications', 'finish_notifications', 'notification_wait_s')$$,
     '... and every other verb');
 
 -- what a later migration creates gives operators SELECT on a table and nothing else by default
