@@ -7,9 +7,11 @@
 --
 -- After this migration:
 --   * every function in ops runs with search_path = ops, pg_temp (pg_catalog is searched
---     first implicitly), so objects created in public cannot change what it does;
+--     first implicitly), or has a SQL-standard body bound when it was created, so objects
+--     created in public cannot change what it does;
 --   * operator verbs (names not starting with _ or api_) and trigger functions are SECURITY
---     DEFINER: they validate and audit, so operators need no table write privilege;
+--     DEFINER: they validate and audit, so operators need no table write privilege (the six
+--     SQL-standard bodies only compute or read, and stay invoker);
 --   * operators keep SELECT on everything and UPDATE on ops.incidents (the seeds' SQL, audited
 --     by its triggers), and EXECUTE on the verbs only: not on _* internals, api_* (the API's
 --     own authorization) or the dispatcher's claim/finish/wait;
