@@ -1,13 +1,28 @@
--- Privileges: the API role can only execute its functions; definer code pins its search_path;
+-- Privileges: the API role can only execute its functions; every function pins its search_path;
+-- operators read everything, UPDATE incidents and run the verbs, nothing else (0019);
 -- auditors read the trail and nothing else.
 BEGIN;
-SELECT plan(18);
+SELECT plan(28);
 
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
       WHERE n.nspname = 'ops' AND p.prosecdef
         AND NOT coalesce(p.proconfig, '{}') && ARRAY['search_path=ops, pg_temp']$$,
     'every SECURITY DEFINER function pins search_path = ops, pg_temp');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = 'ops' AND NOT coalesce(p.proconfig, '{}') && ARRAY['search_path=ops, pg_temp']
+        AND p.prosqlbody IS NULL$$,
+    'every function in ops pins search_path = ops, pg_temp or has a SQL-standard body, bound when created');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = 'ops' AND p.prosqlbody IS NOT NULL AND (p.provolatile = 'v' OR p.prosecdef)$$,
+    '... and those only compute or read (stable or immutable), as their caller');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = 'ops' AND NOT p.prosecdef AND p.prosqlbody IS NULL
+        AND (p.proname !~ '^(_|api_)' OR p.prorettype = 'trigger'::regtype)$$,
+    'operator verbs and trigger functions are SECURITY DEFINER (operators need no table write privilege)');
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
       WHERE n.nspname = 'ops' AND has_function_privilege('public', p.oid, 'EXECUTE')$$,
@@ -43,6 +58,45 @@ SELECT set_eq(
 SELECT ok(NOT has_table_privilege('opsguard_operator', 'ops.audit_log', 'DELETE'), 'operators delete nothing');
 SELECT ok(NOT has_table_privilege('opsguard_operator', 'ops.cron_jobs', 'INSERT, UPDATE'),
           'operators cannot add pg_cron commands (they run as the installer)');
+SELECT set_eq(
+    $$SELECT c.relname || ' ' || w.priv FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      CROSS JOIN (VALUES ('INSERT'), ('UPDATE'), ('DELETE'), ('TRUNCATE'), ('REFERENCES'), ('TRIGGER')) AS w (priv)
+      WHERE n.nspname = 'ops' AND c.relkind IN ('r', 'v', 'p') AND has_table_privilege('opsguard_operator', c.oid, w.priv)$$,
+    ARRAY['incidents UPDATE'],
+    'the operator''s only table write is UPDATE ops.incidents (the seeds'' SQL)');
+SELECT is_empty(
+    $$SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = 'ops' AND c.relkind IN ('r', 'v', 'p') AND NOT has_table_privilege('opsguard_operator', c.oid, 'SELECT')$$,
+    'operators read every table and view');
+SELECT is_empty(
+    $$SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = 'ops' AND c.relkind = 'S'
+        AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege('opsguard_operator', c.oid, 'USAGE, UPDATE') END$$,
+    'operators draw from no sequence');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = 'ops' AND has_function_privilege('opsguard_operator', p.oid, 'EXECUTE')
+        AND (p.proname ~ '^(_|api_)' OR p.proname IN ('claim_notifications', 'finish_notifications', 'notification_wait_s'))
+        AND p.proname <> 'api_health'$$,
+    'operators execute no internal (_*), API (api_*, but the runbook''s api_health) or dispatcher function');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = 'ops' AND NOT has_function_privilege('opsguard_operator', p.oid, 'EXECUTE')
+        AND (p.proname !~ '^(_|api_)' OR p.proname = 'api_health')
+        AND p.proname NOT IN ('claim_notifications', 'finish_notifications', 'notification_wait_s')$$,
+    '... and every other verb');
+
+-- what a later migration creates gives operators SELECT on a table and nothing else by default
+CREATE TABLE ops.later_table (x int);
+CREATE FUNCTION ops._later_helper() RETURNS int LANGUAGE sql SET search_path = ops, pg_temp AS 'SELECT 1';
+REVOKE EXECUTE ON FUNCTION ops._later_helper() FROM public;  -- as every migration does
+SELECT ok(has_table_privilege('opsguard_operator', 'ops.later_table', 'SELECT')
+          AND NOT has_table_privilege('opsguard_operator', 'ops.later_table', 'INSERT, UPDATE'),
+          'a new table: operators read it, do not write it');
+SELECT ok(NOT has_function_privilege('opsguard_operator', 'ops._later_helper()', 'EXECUTE'),
+          'a new function: operators execute it only when a migration grants it');
+DROP FUNCTION ops._later_helper();
+DROP TABLE ops.later_table;
 
 CREATE TEMP TABLE t AS SELECT (ops.trigger_incident('GET /a::slo_violation', 'critical')).id AS a;
 GRANT SELECT ON t TO opsguard_api, opsguard_operator;
