@@ -85,12 +85,12 @@ def sign_v1(secret: str, timestamp: int | str, method: str, target: str, body: b
 
 
 def sign_body_only(secret: str, body: bytes) -> str:
-    """The seeds' scheme: the raw body alone."""
+    """The older body-only scheme: the raw body alone."""
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 class Api:
-    """A Flask test client that signs requests v1 (or body-only, as the seeds do, with
+    """A Flask test client that signs requests v1 (or body-only, as older scripts do, with
     scheme="body-only") and checks every answer against docs/openapi.yaml."""
 
     def __init__(self, client, spec):

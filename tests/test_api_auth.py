@@ -1,6 +1,6 @@
 """Signatures (SPEC §7): a v1 signature is good for the one request it was made for (method,
-path and query, body, time) and a write is good once; the seeds' body-only scheme works only
-where the seeds use it. Every refusal is a 401 that changes nothing."""
+path and query, body, time) and a write is good once; the older body-only scheme works only
+where older scripts use it (tick, ack). Every refusal is a 401 that changes nothing."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ ACK_BODY = '{"reason":"chatops-ack"}'
 
 
 def openssl_body_signature(body: str) -> str:
-    """Exactly the seeds' recipe."""
+    """Exactly the smoke test's body-only recipe."""
     return subprocess.run(
         ["bash", "-c", f"printf '%s' '{body}' | openssl dgst -sha256 -hmac '{SECRET}' -binary | xxd -p -c 256"],
         capture_output=True, text=True, check=True).stdout.strip()
@@ -225,9 +225,9 @@ def test_an_unknown_actor_is_403_and_changes_nothing(api, conn):
     assert status_of(conn, incident_id) == "open"
 
 
-# --- body-only, the seeds' scheme --------------------------------------------------------------
+# --- body-only, the older scheme ---------------------------------------------------------------
 
-def test_the_seeds_openssl_signature_works_on_tick_and_ack(api, conn):
+def test_the_body_only_openssl_signature_works_on_tick_and_ack(api, conn):
     incident = open_incident(conn)
     assert api.post(TICK, raw=b"{}", secret=None, signature=openssl_body_signature("{}")).status_code == 200
     ack = api.post(f"/ops/incidents/{incident}/ack", raw=ACK_BODY.encode(), secret=None,

@@ -88,7 +88,7 @@ def test_ack_over_http_through_gunicorn(server, conn):
     assert conn.execute("SELECT acknowledged_by FROM incidents").fetchone()[0] == "ops-bot"
 
 
-def test_the_seeds_body_only_ack_works_over_http(server, conn):
+def test_a_body_only_ack_works_over_http(server, conn):
     incident_id = conn.execute("SELECT id FROM ops.trigger_incident('GET /e2e::x', 'critical')").fetchone()[0]
     status, body = _post(f"{server}/ops/incidents/{incident_id}/ack", b'{"reason":"chatops-ack"}', body_only=True)
     assert (status, body["incident"]["status"]) == (200, "acknowledged")
@@ -107,7 +107,7 @@ def test_the_signed_path_is_the_raw_uri_with_its_query(server, conn):
 
 
 @pytest.mark.parametrize("name, value", [
-    ("X-Signature", "v1=".encode() + "é".encode() * 32),
+    ("X-Signature", b"v1=" + "é".encode() * 32),
     ("X-Signature", b"\xff\xfe" * 32),
     ("X-Timestamp", b"4" * 400),
 ], ids=["utf8-signature", "binary-signature", "400-digit-timestamp"])

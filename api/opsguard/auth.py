@@ -10,10 +10,10 @@ so a signature is good for one request only: not for another endpoint, incident,
 method, and not after ±300 s. A write (any method but GET) is accepted once: its replay key
 goes to the database (ops._api_begin), which refuses a key it has seen. A GET may repeat.
 
-body-only, the seeds' scheme: X-Signature = hex HMAC(secret, raw body). It binds neither
-endpoint nor time, so it is accepted only where the seeds use it (POST /ops/escalation/tick,
-POST /ops/incidents/<id>/ack), over a non-empty body, and only while OPS_HMAC_BODY_ONLY is not
-"off"; /healthz warns while it is accepted.
+body-only, the older scheme: X-Signature = hex HMAC(secret, raw body). It binds neither
+endpoint nor time, so it is accepted only where older scripts (the original smoke test among
+them) use it: POST /ops/escalation/tick and POST /ops/incidents/<id>/ack, over a non-empty
+body, and only while OPS_HMAC_BODY_ONLY is not "off"; /healthz warns while it is accepted.
 
 Each key maps to a principal; who may do what is decided in SQL (ops.authorize), not here.
 """
@@ -35,7 +35,7 @@ from .errors import ApiError
 TIMESTAMP_WINDOW_S = 300
 V1_HINT = ('sign v1: X-Timestamp: <unix seconds> and X-Signature: v1=<hex HMAC-SHA256 of '
            '"v1:<timestamp>:<METHOD>:<path?query>:<body>">, see docs/api.md')
-# where the seeds' scripts sign the body alone; nowhere else
+# where older scripts sign the body alone; nowhere else
 BODY_ONLY_ROUTES = re.compile(r"/ops/escalation/tick|/ops/incidents/[^/]+/ack")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
@@ -69,7 +69,7 @@ def check_settings(config: dict) -> None:
 
 
 def body_only_accepted(config: dict) -> bool:
-    """The seeds' body-only scheme is on unless OPS_HMAC_BODY_ONLY is "off" (or False)."""
+    """The body-only scheme is accepted unless OPS_HMAC_BODY_ONLY is "off" (or False)."""
     value = config.get("OPS_HMAC_BODY_ONLY", "on")
     return value is not False and str(value).strip().lower() != "off"
 

@@ -8,7 +8,7 @@ from ..migrate import migration_ids
 
 bp = Blueprint("health", __name__)
 
-BODY_ONLY_WARNING = ("body-only signatures (the seeds' scheme) are accepted on POST /ops/escalation/tick and "
+BODY_ONLY_WARNING = ("body-only signatures (no timestamp, no path) are accepted on POST /ops/escalation/tick and "
                      "/ops/incidents/<id>/ack; once every client signs v1, set OPS_HMAC_BODY_ONLY=off")
 
 
