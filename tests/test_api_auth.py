@@ -211,6 +211,12 @@ def test_the_old_require_timestamp_setting_stops_the_start(db_url):
         create_app({"DATABASE_URL": db_url, "OPS_HMAC_SECRET": SECRET, "OPS_HMAC_REQUIRE_TIMESTAMP": "1"})
 
 
+@pytest.mark.parametrize("value", ["0", "false", "no", ""])
+def test_an_unclear_body_only_setting_stops_the_start(db_url, value):
+    with pytest.raises(RuntimeError, match="OPS_HMAC_BODY_ONLY is on or off"):
+        create_app({"DATABASE_URL": db_url, "OPS_HMAC_SECRET": SECRET, "OPS_HMAC_BODY_ONLY": value})
+
+
 def test_two_secrets_during_rotation(app_with, openapi_spec):
     api = Api(app_with(OPS_HMAC_SECRET="new", OPS_HMAC_SECRET_PREVIOUS=SECRET).test_client(), openapi_spec)
     assert api.get("/me/permissions", secret="new").status_code == 200

@@ -61,11 +61,15 @@ def parse_keys(config: dict) -> list[tuple[str, bytes]]:
 
 
 def check_settings(config: dict) -> None:
-    """A setting that no longer exists stops the start rather than being silently ignored:
-    OPS_HMAC_REQUIRE_TIMESTAMP=1 meant "no untimed signature", which is now OPS_HMAC_BODY_ONLY=off."""
+    """Signing settings that would be silently misread stop the start: OPS_HMAC_REQUIRE_TIMESTAMP=1
+    meant "no untimed signature", which is now OPS_HMAC_BODY_ONLY=off; and OPS_HMAC_BODY_ONLY=0 or
+    =false must not leave the weaker scheme on."""
     if config.get("OPS_HMAC_REQUIRE_TIMESTAMP") is not None:
         raise RuntimeError("opsguard API: OPS_HMAC_REQUIRE_TIMESTAMP is gone (every v1 signature carries a "
                            "timestamp); unset it, and set OPS_HMAC_BODY_ONLY=off to refuse body-only signatures")
+    value = config.get("OPS_HMAC_BODY_ONLY", "on")
+    if not isinstance(value, bool) and str(value).strip().lower() not in ("on", "off"):
+        raise RuntimeError(f"opsguard API: OPS_HMAC_BODY_ONLY is on or off, not {value!r}")
 
 
 def body_only_accepted(config: dict) -> bool:
