@@ -9,7 +9,8 @@ Each tick runs in a transaction that is rolled back, so every repetition sees th
 
 HTTP API (gunicorn with the shipped config, wrk as the load):
   - the ack endpoint's throughput and p99 beside a bare signed endpoint that only runs
-    SELECT 1 through the same pool and signature check (goal: ratio >= 0.7);
+    SELECT 1 through the same pool and signature check (goal: ratio >= 0.7); both signed v1,
+    each request with a signature of its own (an ack's is also remembered against replays);
   - request-metrics ingest through POST /ops/metrics/requests, samples per second (goal
     >= 200k/s), beside a raw COPY of the same samples into a plain table (goal >= 0.5 of it).
 
@@ -35,6 +36,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 from localpg import REPO, Cluster, make_temp_datadir
@@ -103,25 +105,57 @@ def claim_plan(conn: psycopg.Connection) -> str:
     return " / ".join(r[0].strip() for r in rows)
 
 
+def sign_v1(secret: str, method: str, target: str, body: bytes, ts: int) -> dict[str, str]:
+    """The headers every client sends (SPEC §7 v1)."""
+    mac = hmac.new(secret.encode(), f"v1:{ts}:{method}:{target}:".encode() + body, hashlib.sha256).hexdigest()
+    return {"X-Timestamp": str(ts), "X-Signature": f"v1={mac}"}
+
+
+WRK_THREADS = 2
+# wrk cannot compute an HMAC, so the signed requests are made beforehand: thread t sends
+# lines t, t + threads, ... of the file, each once (a write's signature is accepted once)
 WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.body = "{}"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["X-Signature"] = "%(sig)s"
-local paths = {%(paths)s}
-request = function() return wrk.format(nil, paths[math.random(#paths)]) end
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+function init(args)
+  reqs, n = {}, 0
+  local i = 0
+  for line in io.lines("%(file)s") do
+    if i %% %(threads)d == tid then
+      local path, ts, sig = line:match("^(%%S+) (%%S+) (%%S+)$")
+      reqs[#reqs + 1] = wrk.format("POST", path,
+        {["Content-Type"] = "application/json", ["X-Timestamp"] = ts, ["X-Signature"] = sig}, "{}")
+    end
+    i = i + 1
+  end
+end
+function request()
+  n = n + 1
+  return reqs[(n - 1) %% #reqs + 1]
+end
 """
 
 
-def _wrk(base: str, paths: list[str], sig: str, seconds: int) -> tuple[float, float]:
-    """Requests per second and p99 latency in ms for POSTs spread over paths."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(WRK_SCRIPT % {"sig": sig, "paths": ", ".join(f'"{p}"' for p in paths)})
-    out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-s", f.name, base],
-                         capture_output=True, text=True, check=True).stdout
-    os.unlink(f.name)
+def _wrk(base: str, paths: list[str], secret: str, seconds: int, requests: int = 100_000) -> tuple[float, float]:
+    """Requests per second and p99 latency in ms for v1-signed POSTs of {} spread over paths,
+    each signature distinct (a timestamp a second earlier per round over the paths)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data, script = Path(tmp, "requests.txt"), Path(tmp, "bench.lua")
+        now = int(time.time())
+        with data.open("w") as f:
+            for i in range(requests):
+                path = paths[i % len(paths)]
+                h = sign_v1(secret, "POST", path, b"{}", now - i // len(paths) % 240)
+                f.write(f"{path} {h['X-Timestamp']} {h['X-Signature']}\n")
+        script.write_text(WRK_SCRIPT % {"file": data, "threads": WRK_THREADS})
+        out = subprocess.run(["wrk", f"-t{WRK_THREADS}", "-c16", f"-d{seconds}s", "--latency", "-s", str(script), base],
+                             capture_output=True, text=True, check=True).stdout
     assert "Non-2xx" not in out, out
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    assert rps * seconds < requests, f"wrk sent more requests than were signed: {out}"
     value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
     return rps, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
@@ -142,16 +176,20 @@ def bench_ingest(base: str, secret: str, url: str) -> tuple[float, float]:
     """Samples per second through the HTTP batch endpoint (2 clients), and through a raw COPY."""
     batches = [json.dumps(b).encode() for b in _ingest_batches()]
 
-    def post(body: bytes) -> None:
-        sig = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    signed_at = int(time.time())
+
+    def post(numbered: tuple[int, bytes]) -> None:
+        # the batches are alike: each is signed a second apart, or the same signature would be a replay
+        n, body = numbered
+        sig = sign_v1(secret, "POST", "/ops/metrics/requests", body, signed_at - n)
         req = urllib.request.Request(base + "/ops/metrics/requests", data=body, method="POST",  # noqa: S310
-                                     headers={"Content-Type": "application/json", "X-Signature": sig})
+                                     headers={"Content-Type": "application/json", **sig})
         with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - our own loopback server
             assert json.loads(resp.read())["accepted"] == INGEST_BATCH
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(2) as pool:
-        list(pool.map(post, batches))
+        list(pool.map(post, enumerate(batches)))
     api_rate = INGEST_BATCH * INGEST_BATCHES / (time.perf_counter() - t0)
 
     rows = [(s["route"], s["status"], s["latency_ms"], s["at"]) for b in _ingest_batches() for s in b]
@@ -220,12 +258,11 @@ def bench_api(cluster: Cluster) -> list[tuple[str, str, str]]:
                 break
             except OSError:
                 time.sleep(0.2)
-        sig = hmac.new(secret.encode(), b"{}", hashlib.sha256).hexdigest()
         ack_paths = [f"/ops/incidents/{i}/ack" for i in ids]
         bare, ack = [], []
         for _ in range(3):  # alternate, so drift on a noisy machine hits both alike
-            bare.append(_wrk(base, ["/bench/select1"], sig, 6))
-            ack.append(_wrk(base, ack_paths, sig, 6))
+            bare.append(_wrk(base, ["/bench/select1"], secret, 6))
+            ack.append(_wrk(base, ack_paths, secret, 6))
         ingest_rate, copy_rate = bench_ingest(base, secret, url)
     finally:
         server.terminate()

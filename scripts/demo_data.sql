@@ -1,6 +1,6 @@
--- Demo incidents for `make run`, so the seeds' `ORDER BY random() LIMIT 1` finds rows.
+-- Demo incidents for `make run`, so the smoke test's `ORDER BY random() LIMIT 1` (step 1) finds rows.
 -- Loaded once: nothing is added when incidents already exist. Every key is distinct,
--- so reopening any row by hand (seeds step 1) never collides with another active one.
+-- so reopening any row by hand (smoke step 1) never collides with another active one.
 -- No open critical incident was seen within guard_lookback_min: the release guard starts
 -- clear, and blocks only on what the smoke test's step 1 seeds.
 SET "opsguard.actor" = 'demo-data';

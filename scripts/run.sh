@@ -64,9 +64,10 @@ opsguard is running. Paste into another shell:
 export HOST="$HOST"
 export DATABASE_URL="$DATABASE_URL"
 export OPS_HMAC_SECRET="$OPS_HMAC_SECRET"
-export PSQLRC="$PWD/scripts/psqlrc"   # quiet psql: the seeds' psql -At ... RETURNING id prints only the id
+export PSQLRC="$PWD/scripts/psqlrc"   # quiet psql: psql -At ... RETURNING id prints only the id
 
-api:     $HOST (log in .local/api.log); make smoke runs the seeds' smoke test against it
+api:     $HOST (log in .local/api.log); make smoke runs the backend smoke test against it
+sign:    X-Timestamp + X-Signature: v1=HMAC(secret, "v1:<ts>:<METHOD>:<path?query>:<body>") (README, Calling the API)
 ticks:   $ticks
 slack:   dispatcher (log in .local/dispatcher.log) delivering to $webhook
 try:     psql "\$DATABASE_URL" -c 'SELECT incident_key, status, escalation_level, next_due_at FROM incidents'

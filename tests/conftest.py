@@ -3,6 +3,8 @@ a migrated template database, and a fresh clone of it per test (~60 ms)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import socket
 import uuid
 from collections.abc import Iterator
@@ -76,39 +78,71 @@ def conn(db_url: str) -> Iterator[psycopg.Connection]:
 SECRET = "test-secret"
 
 
+def sign_v1(secret: str, timestamp: int | str, method: str, target: str, body: bytes) -> str:
+    """SPEC §7 v1, written out independently of the server's code: the X-Signature value."""
+    message = f"v1:{timestamp}:{method.upper()}:{target}:".encode() + body
+    return "v1=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def sign_body_only(secret: str, body: bytes) -> str:
+    """The older body-only scheme: the raw body alone."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
 class Api:
-    """A Flask test client that signs requests as the seeds do and checks every answer
-    against docs/openapi.yaml."""
+    """A Flask test client that signs requests v1 (or body-only, as older scripts do, with
+    scheme="body-only") and checks every answer against docs/openapi.yaml."""
 
     def __init__(self, client, spec):
         self.client, self.spec = client, spec
+        self._signed_writes: set[bytes] = set()
+
+    def _fresh_timestamp(self, method: str, target: str, data: bytes) -> int:
+        """Now, or a second earlier for each identical write already signed: a write's
+        signature is accepted once, and a test may repeat the same write on purpose."""
+        import time
+
+        ts = int(time.time())
+        while method != "GET" and f"{ts}:{method}:{target}:".encode() + data in self._signed_writes:
+            ts -= 1
+        self._signed_writes.add(f"{ts}:{method}:{target}:".encode() + data)
+        return ts
 
     def call(self, method: str, path: str, body=None, *, raw: bytes | None = None, secret: str | None = SECRET,
-             signature: str | None = None, actor: str | None = None, timestamp: int | None = None,
-             query: dict | None = None, validate: bool = True):
-        import hashlib
-        import hmac
+             signature: str | None = None, actor: str | None = None, timestamp: int | str | None = None,
+             query: dict | None = None, validate: bool = True, scheme: str = "v1",
+             sign_as: tuple[str, str] | None = None):
+        """sign_as=(METHOD, target) signs for another request than the one sent (attacks)."""
         import json
+        from urllib.parse import urlencode
 
         from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
         from werkzeug.test import EnvironBuilder
         from werkzeug.wrappers import Request
 
+        assert scheme in ("v1", "body-only"), scheme
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
         headers = {"Content-Type": "application/json"}
-        message = data if timestamp is None else f"{timestamp}.".encode() + data
+        query_string = urlencode(query) if query else ""
+        target = path + (f"?{query_string}" if query_string else "")
         if signature is None and secret is not None:
-            signature = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+            if scheme == "body-only":
+                signature = sign_body_only(secret, data)
+            else:
+                signed_method, signed_target = sign_as or (method, target)
+                if timestamp is None:
+                    timestamp = self._fresh_timestamp(signed_method, signed_target, data)
+                signature = sign_v1(secret, timestamp, signed_method, signed_target, data)
         if signature is not None:
             headers["X-Signature"] = signature
         if timestamp is not None:
             headers["X-Timestamp"] = str(timestamp)
         if actor:
             headers["X-Ops-Actor"] = actor
-        resp = self.client.open(path, method=method, data=data, headers=headers, query_string=query)
+        resp = self.client.open(path, method=method, data=data, headers=headers, query_string=query_string)
         if validate:
             req = Request(EnvironBuilder(path=path, method=method, data=data, headers=headers,
-                                         query_string=query).get_environ())
+                                         query_string=query_string).get_environ())
             self.spec.validate_response(WerkzeugOpenAPIRequest(req), WerkzeugOpenAPIResponse(resp))
         return resp
 

@@ -1,87 +1,286 @@
-"""Signatures: what the seeds' openssl recipe produces is accepted, everything else is a
-401 that changes nothing; rotation, timestamps and replays."""
+"""Signatures (SPEC §7): a v1 signature is good for the one request it was made for (method,
+path and query, body, time) and a write is good once; the older body-only scheme works only
+where older scripts use it (tick, ack). Every refusal is a 401 that changes nothing."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import subprocess
 import time
 
 import pytest
-from conftest import SECRET, Api
+from conftest import SECRET, Api, sign_body_only, sign_v1
 from opsguard.app import create_app
 
 TICK = "/ops/escalation/tick"
+RECALC = "/ops/escalation/recalc"
+ACK_BODY = '{"reason":"chatops-ack"}'
 
 
-def test_the_seeds_openssl_signature_is_accepted(api):
-    body = '{"reason":"chatops-ack"}'
-    sig = subprocess.run(
+def openssl_body_signature(body: str) -> str:
+    """Exactly the smoke test's body-only recipe."""
+    return subprocess.run(
         ["bash", "-c", f"printf '%s' '{body}' | openssl dgst -sha256 -hmac '{SECRET}' -binary | xxd -p -c 256"],
         capture_output=True, text=True, check=True).stdout.strip()
-    assert api.post(TICK, raw=body.encode(), signature=sig).status_code == 200
 
 
-@pytest.mark.parametrize("signature", [
-    None, "", "0" * 64, "not-hex",
-], ids=["missing", "empty", "wrong", "garbage"])
-def test_a_bad_signature_is_401(api, conn, signature):
-    resp = api.post(TICK, {}, secret=None, signature=signature)
-    assert resp.status_code == 401 and resp.json["error"] == "unauthorized"
-    assert conn.execute("SELECT count(*) FROM ops.tick_log").fetchone()[0] == 0, "a rejected request changes nothing"
+def open_incident(conn, key: str = "GET /a::x") -> str:
+    return str(conn.execute("SELECT id FROM ops.trigger_incident(%s, 'critical')", (key,)).fetchone()[0])
 
 
-def test_uppercase_hex_is_refused(api):
-    sig = hmac.new(SECRET.encode(), b"{}", hashlib.sha256).hexdigest().upper()
-    assert api.post(TICK, raw=b"{}", secret=None, signature=sig).status_code == 401
+def status_of(conn, incident_id: str) -> str:
+    return conn.execute("SELECT status FROM incidents WHERE id = %s", (incident_id,)).fetchone()[0]
 
 
-def test_a_signature_for_another_body_is_refused(api):
-    sig = hmac.new(SECRET.encode(), b'{"a":1}', hashlib.sha256).hexdigest()
-    assert api.post(TICK, raw=b'{"a":2}', secret=None, signature=sig).status_code == 401
+def ticks(conn) -> int:
+    return conn.execute("SELECT count(*) FROM ops.tick_log").fetchone()[0]
 
 
-def test_an_empty_body_is_signed_like_any_other(api):
-    assert api.post(TICK, raw=b"").status_code == 200
+def headers_for(method: str, target: str, body: bytes = b"", ts: int | None = None) -> dict:
+    ts = int(time.time()) if ts is None else ts
+    return {"X-Timestamp": str(ts), "X-Signature": sign_v1(SECRET, ts, method, target, body)}
 
 
-def test_two_secrets_during_rotation(db_url, openapi_spec):
-    app = create_app({"DATABASE_URL": db_url, "OPS_HMAC_SECRET": "new", "OPS_HMAC_SECRET_PREVIOUS": SECRET})
-    try:
-        api = Api(app.test_client(), openapi_spec)
-        assert api.get("/me/permissions", secret="new").status_code == 200
-        assert api.get("/me/permissions", secret=SECRET).status_code == 200
-        assert api.get("/me/permissions", secret="older").status_code == 401
-    finally:
-        app.extensions["opsguard_pool"].close()
+def send(api: Api, method: str, path: str, headers: dict, body: bytes = b""):
+    """A request with exactly these signature headers (what an attacker replays)."""
+    return api.call(method, path, raw=body, secret=None, signature=headers["X-Signature"],
+                    timestamp=headers.get("X-Timestamp"))
 
 
-def test_a_timestamped_signature_works_once(api, conn):
-    now = int(time.time())
-    assert api.post(TICK, {}, timestamp=now).status_code == 200
-    replay = api.post(TICK, {}, timestamp=now)
-    assert replay.status_code == 401 and "already used" in replay.json["message"]
-    assert conn.execute("SELECT count(*) FROM ops.tick_log").fetchone()[0] == 1
+def assert_401(resp):
+    assert resp.status_code == 401, resp.json
+    assert resp.json["ok"] is False and resp.json["error"] == "unauthorized"
 
 
-def test_a_stale_timestamp_is_refused(api):
-    assert api.post(TICK, {}, timestamp=int(time.time()) - 301).status_code == 401
-    assert api.post(TICK, {}, timestamp=int(time.time()) + 301).status_code == 401
+@pytest.fixture
+def app_with(db_url):
+    """An app with extra settings; closed after the test."""
+    apps = []
+
+    def make(**config):
+        apps.append(create_app({"DATABASE_URL": db_url, "OPS_HMAC_SECRET": SECRET, **config}))
+        return apps[-1]
+
+    yield make
+    for a in apps:
+        a.extensions["opsguard_pool"].close()
 
 
-def test_a_timestamp_can_be_required(db_url, openapi_spec):
-    app = create_app({"DATABASE_URL": db_url, "OPS_HMAC_SECRET": SECRET, "OPS_HMAC_REQUIRE_TIMESTAMP": True})
-    try:
-        api = Api(app.test_client(), openapi_spec)
-        assert api.get("/me/permissions").status_code == 401
-        assert api.get("/me/permissions", timestamp=int(time.time())).status_code == 200
-    finally:
-        app.extensions["opsguard_pool"].close()
+# --- v1 ---------------------------------------------------------------------------------------
+
+def test_a_v1_signature_is_accepted_everywhere(api, conn):
+    incident = open_incident(conn)
+    assert api.get("/me/permissions").json["principal"] == "ops-bot"
+    assert api.post(TICK, {}).status_code == 200
+    assert api.post(RECALC, {}).status_code == 200
+    assert api.post(f"/ops/incidents/{incident}/ack", {"reason": "looking"}).status_code == 200
+    assert api.post(f"/ops/incidents/{incident}/resolve").status_code == 200
+    assert status_of(conn, incident) == "resolved"
+
+
+@pytest.mark.parametrize("path", ["/ops/incidents/{id}/resolve", TICK, RECALC], ids=["resolve", "tick", "recalc"])
+def test_a_gets_signature_does_nothing_on_a_post(api, conn, path):
+    incident = open_incident(conn)
+    get = headers_for("GET", "/me/permissions")
+    assert send(api, "GET", "/me/permissions", get).status_code == 200
+    assert_401(send(api, "POST", path.format(id=incident), get))
+    # the old attack: the empty body's body-only signature, what every signed GET carried
+    assert_401(api.post(path.format(id=incident), raw=b"", signature=sign_body_only(SECRET, b""), secret=None))
+    assert status_of(conn, incident) == "open" and ticks(conn) == 0
+
+
+def test_an_acks_signature_does_not_resolve_another_incident(api, conn):
+    mine, other = open_incident(conn, "GET /a::x"), open_incident(conn, "GET /b::x")
+    body = ACK_BODY.encode()
+    v1 = headers_for("POST", f"/ops/incidents/{mine}/ack", body)
+    assert_401(send(api, "POST", f"/ops/incidents/{other}/resolve", v1, body))
+    assert_401(send(api, "POST", f"/ops/incidents/{other}/ack", v1, body))
+    # the README's old body-only ack signature, on /resolve of another incident
+    assert_401(api.post(f"/ops/incidents/{other}/resolve", raw=body, secret=None,
+                        signature=openssl_body_signature(ACK_BODY)))
+    assert status_of(conn, other) == "open"
+    assert send(api, "POST", f"/ops/incidents/{mine}/ack", v1, body).status_code == 200
+
+
+def test_a_signature_for_one_path_is_refused_on_another(api, conn):
+    a, b = open_incident(conn, "GET /a::x"), open_incident(conn, "GET /b::x")
+    resp = api.post(f"/ops/incidents/{b}/ack", sign_as=("POST", f"/ops/incidents/{a}/ack"))
+    assert_401(resp)
+    assert "v1:<timestamp>:<METHOD>" in resp.json["hint"], "the 401 says how to sign"
+    assert status_of(conn, a) == status_of(conn, b) == "open"
+
+
+def test_a_changed_query_string_is_refused(api, conn):
+    open_incident(conn)
+    signed_for = headers_for("GET", "/ops/incidents?status=resolved")
+    assert_401(api.get("/ops/incidents", query={"status": "active"}, secret=None,
+                       signature=signed_for["X-Signature"], timestamp=signed_for["X-Timestamp"]))
+    assert_401(api.get("/ops/incidents", secret=None,
+                       signature=signed_for["X-Signature"], timestamp=signed_for["X-Timestamp"]))
+    ok = api.get("/ops/incidents", query={"status": "resolved"}, secret=None,
+                 signature=signed_for["X-Signature"], timestamp=signed_for["X-Timestamp"])
+    assert ok.status_code == 200 and ok.json["count"] == 0
+    assert api.get("/ops/incidents", query={"status": "active"}).json["count"] == 1
+
+
+def test_a_swapped_method_is_refused(api, conn):
+    body = b'{"incident_key": "GET /c::x", "severity": "critical"}'
+    post = headers_for("POST", "/ops/incidents", body)
+    assert_401(send(api, "GET", "/ops/incidents", post, body))
+    get = headers_for("GET", "/ops/incidents", body)
+    assert_401(send(api, "POST", "/ops/incidents", get, body))
+    assert conn.execute("SELECT count(*) FROM incidents").fetchone()[0] == 0
+    assert send(api, "POST", "/ops/incidents", post, body).status_code == 201
+
+
+def test_the_method_is_signed_upper_case(api):
+    ts = int(time.time())
+    lower = "v1=" + sign_body_only(SECRET, f"v1:{ts}:get:/me/permissions:".encode())
+    assert_401(api.get("/me/permissions", secret=None, signature=lower, timestamp=ts))
+    upper = "v1=" + sign_body_only(SECRET, f"v1:{ts}:GET:/me/permissions:".encode())
+    assert api.get("/me/permissions", secret=None, signature=upper, timestamp=ts).status_code == 200
+
+
+def test_a_signature_for_another_body_is_refused(api, conn):
+    resp = api.post(TICK, raw=b'{"a":2}', secret=None, timestamp=int(time.time()),
+                    signature=sign_v1(SECRET, int(time.time()), "POST", TICK, b'{"a":1}'))
+    assert_401(resp)
+    assert ticks(conn) == 0
+
+
+def test_a_write_is_accepted_once(api, conn):
+    v1 = headers_for("POST", TICK, b"{}")
+    assert send(api, "POST", TICK, v1, b"{}").status_code == 200
+    replay = send(api, "POST", TICK, v1, b"{}")
+    assert_401(replay)
+    assert "already used" in replay.json["message"]
+    assert ticks(conn) == 1
+
+
+def test_a_get_may_repeat_inside_the_window(api):
+    v1 = headers_for("GET", "/me/permissions")
+    for _ in range(3):
+        assert send(api, "GET", "/me/permissions", v1).json["principal"] == "ops-bot"
+
+
+@pytest.mark.parametrize("offset", [-301, 301, -100_000])
+def test_a_stale_timestamp_is_refused(api, conn, offset):
+    resp = api.post(TICK, {}, timestamp=int(time.time()) + offset)
+    assert_401(resp)
+    assert "300 s" in resp.json["message"]
+    assert ticks(conn) == 0
+
+
+def test_a_timestamp_inside_the_window_is_fine(api):
+    assert api.post(TICK, {}, timestamp=int(time.time()) - 290).status_code == 200
+    assert api.post(TICK, {}, timestamp=int(time.time()) + 290).status_code == 200
+
+
+@pytest.mark.parametrize("signature, timestamp", [
+    (None, None), ("", None), ("v1=" + "0" * 64, "now"), ("v1=not-hex", "now"), ("v1=" + "é" * 64, "now"),
+    ("v1=\u00ff", "now"), ("\u00e9" * 64, None), ("v1=" + "0" * 64, None), ("v1=" + "0" * 64, "4" * 400),
+    ("v1=" + "0" * 64, "-1"), ("v1=" + "0" * 64, "1e9"), ("v1=" + "0" * 64, "\u00b2"),
+], ids=["missing", "empty", "wrong", "not-hex", "non-ascii", "latin1", "non-ascii-body-only", "no-timestamp",
+        "400-digit-timestamp", "negative", "float", "superscript-digit"])
+def test_a_bad_signature_or_timestamp_is_401_json(api, conn, signature, timestamp):
+    ts = str(int(time.time())) if timestamp == "now" else timestamp
+    assert_401(api.post(TICK, {}, secret=None, signature=signature, timestamp=ts))
+    assert ticks(conn) == 0, "a rejected request changes nothing"
+
+
+def test_uppercase_hex_is_refused(api, conn):
+    ts = int(time.time())
+    sig = sign_v1(SECRET, ts, "POST", TICK, b"{}")
+    assert_401(api.post(TICK, raw=b"{}", secret=None, timestamp=ts, signature="v1=" + sig[3:].upper()))
+    assert_401(api.post(TICK, raw=b"{}", secret=None, timestamp=ts, signature="V1=" + sig[3:]))
+    assert ticks(conn) == 0
+
+
+def test_the_old_timestamp_dot_body_scheme_is_refused_with_a_hint(api, conn):
+    ts = int(time.time())
+    old = sign_body_only(SECRET, f"{ts}.{{}}".encode())
+    resp = api.post(TICK, raw=b"{}", secret=None, timestamp=ts, signature=old)
+    assert_401(resp)
+    assert "v1" in resp.json["hint"]
+    # a valid body-only signature with a timestamp is refused too: the timestamp is not in its MAC
+    assert_401(api.post(TICK, raw=b"{}", secret=None, timestamp=ts, signature=sign_body_only(SECRET, b"{}")))
+    assert ticks(conn) == 0
+
+
+def test_the_old_require_timestamp_setting_stops_the_start(db_url):
+    with pytest.raises(RuntimeError, match="OPS_HMAC_REQUIRE_TIMESTAMP is gone.*OPS_HMAC_BODY_ONLY=off"):
+        create_app({"DATABASE_URL": db_url, "OPS_HMAC_SECRET": SECRET, "OPS_HMAC_REQUIRE_TIMESTAMP": "1"})
+
+
+@pytest.mark.parametrize("value", ["0", "false", "no", ""])
+def test_an_unclear_body_only_setting_stops_the_start(db_url, value):
+    with pytest.raises(RuntimeError, match="OPS_HMAC_BODY_ONLY is on or off"):
+        create_app({"DATABASE_URL": db_url, "OPS_HMAC_SECRET": SECRET, "OPS_HMAC_BODY_ONLY": value})
+
+
+def test_two_secrets_during_rotation(app_with, openapi_spec):
+    api = Api(app_with(OPS_HMAC_SECRET="new", OPS_HMAC_SECRET_PREVIOUS=SECRET).test_client(), openapi_spec)
+    assert api.get("/me/permissions", secret="new").status_code == 200
+    assert api.get("/me/permissions", secret=SECRET).status_code == 200
+    assert_401(api.get("/me/permissions", secret="older"))
 
 
 def test_an_unknown_actor_is_403_and_changes_nothing(api, conn):
-    incident_id = conn.execute("SELECT id FROM ops.trigger_incident('GET /a::x', 'critical')").fetchone()[0]
+    incident_id = open_incident(conn)
     resp = api.post(f"/ops/incidents/{incident_id}/ack", actor="mallory")
     assert resp.status_code == 403 and resp.json["error"] == "forbidden"
-    assert conn.execute("SELECT status FROM incidents").fetchone()[0] == "open"
+    assert status_of(conn, incident_id) == "open"
+
+
+# --- body-only, the older scheme ---------------------------------------------------------------
+
+def test_the_body_only_openssl_signature_works_on_tick_and_ack(api, conn):
+    incident = open_incident(conn)
+    assert api.post(TICK, raw=b"{}", secret=None, signature=openssl_body_signature("{}")).status_code == 200
+    ack = api.post(f"/ops/incidents/{incident}/ack", raw=ACK_BODY.encode(), secret=None,
+                   signature=openssl_body_signature(ACK_BODY))
+    assert ack.status_code == 200 and ack.json["incident"]["acknowledgedBy"] == "ops-bot"
+    assert ticks(conn) == 1 and status_of(conn, incident) == "acknowledged"
+
+
+def test_body_only_is_refused_over_an_empty_body(api, conn):
+    incident = open_incident(conn)
+    assert_401(api.post(TICK, raw=b"", scheme="body-only"))
+    resp = api.post(f"/ops/incidents/{incident}/ack", raw=b"", scheme="body-only")
+    assert_401(resp)
+    assert "v1" in resp.json["hint"]
+    assert ticks(conn) == 0 and status_of(conn, incident) == "open"
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("POST", "/ops/incidents/{id}/resolve", ACK_BODY),
+    ("POST", RECALC, "{}"),
+    ("POST", "/ops/incidents", '{"incident_key": "GET /z::x", "severity": "critical"}'),
+    ("POST", "/ops/metrics/requests", "[]"),
+    ("POST", "/ops/release-guard/overrides", '{"key": "k", "reason": "r", "minutes": 5}'),
+    ("GET", "/me/permissions", ""),
+    ("GET", "/ops/incidents", ""),
+], ids=["resolve", "recalc", "trigger", "metrics", "override", "me", "list"])
+def test_body_only_is_refused_elsewhere(api, conn, method, path, body):
+    incident = open_incident(conn)
+    resp = api.call(method, path.format(id=incident), raw=body.encode(), scheme="body-only")
+    assert_401(resp)
+    assert "not accepted here" in resp.json["message"] or method == "GET"
+    assert status_of(conn, incident) == "open"
+    assert conn.execute("SELECT count(*) FROM incidents").fetchone()[0] == 1
+
+
+def test_body_only_can_be_switched_off(app_with, openapi_spec, conn):
+    api = Api(app_with(OPS_HMAC_BODY_ONLY="off").test_client(), openapi_spec)
+    incident = open_incident(conn)
+    assert_401(api.post(TICK, raw=b"{}", secret=None, signature=openssl_body_signature("{}")))
+    assert_401(api.post(f"/ops/incidents/{incident}/ack", raw=ACK_BODY.encode(), scheme="body-only"))
+    assert ticks(conn) == 0 and status_of(conn, incident) == "open"
+    assert api.post(TICK, {}).status_code == 200, "v1 still works"
+
+
+def test_healthz_warns_while_body_only_is_accepted(api, app_with, openapi_spec):
+    on = api.get("/healthz", secret=None)
+    assert on.status_code == 200 and on.json["ok"] is True
+    assert any("OPS_HMAC_BODY_ONLY=off" in w for w in on.json["warnings"])
+    off = Api(app_with(OPS_HMAC_BODY_ONLY="off").test_client(), openapi_spec).get("/healthz", secret=None)
+    assert off.status_code == 200 and off.json["warnings"] == []

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def server(db_url):
             break
         except urllib.error.HTTPError:  # answering (a 503 names what is unhealthy): up
             break
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # refused, or a busy machine timed the read out: not up yet
             assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()
             time.sleep(0.2)
     yield base
@@ -46,15 +47,37 @@ def server(db_url):
     proc.wait(timeout=15)
 
 
-def _post(url: str, body: bytes):
-    sig = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    req = urllib.request.Request(url, data=body, method="POST",
-                                 headers={"Content-Type": "application/json", "X-Signature": sig})
+_signed: set[tuple] = set()
+
+
+def v1_headers(method: str, target: str, body: bytes) -> dict:
+    """SPEC §7 v1. A repeated identical write is signed a second earlier: each is accepted once."""
+    ts = int(time.time())
+    while (ts, method, target, body) in _signed:
+        ts -= 1
+    _signed.add((ts, method, target, body))
+    return {"X-Timestamp": str(ts), "X-Signature": "v1=" + hmac.new(
+        SECRET.encode(), f"v1:{ts}:{method}:{target}:".encode() + body, hashlib.sha256).hexdigest()}
+
+
+def _send(req: urllib.request.Request):
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+def _post(url: str, body: bytes, *, body_only: bool = False):
+    target = urllib.parse.urlsplit(url).path
+    sign = {"X-Signature": hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()} if body_only \
+        else v1_headers("POST", target, body)
+    return _send(urllib.request.Request(url, data=body, method="POST",
+                                        headers={"Content-Type": "application/json", **sign}))
+
+
+def _get(base: str, target: str):
+    return _send(urllib.request.Request(base + target, headers=v1_headers("GET", target, b"")))
 
 
 def test_ack_over_http_through_gunicorn(server, conn):
@@ -63,6 +86,50 @@ def test_ack_over_http_through_gunicorn(server, conn):
     assert status == 200
     assert (body["ok"], body["incident"]["status"], body["incident"]["acknowledgedBy"]) == (True, "acknowledged", "ops-bot")
     assert conn.execute("SELECT acknowledged_by FROM incidents").fetchone()[0] == "ops-bot"
+
+
+def test_a_body_only_ack_works_over_http(server, conn):
+    incident_id = conn.execute("SELECT id FROM ops.trigger_incident('GET /e2e::x', 'critical')").fetchone()[0]
+    status, body = _post(f"{server}/ops/incidents/{incident_id}/ack", b'{"reason":"chatops-ack"}', body_only=True)
+    assert (status, body["incident"]["status"]) == (200, "acknowledged")
+    status, body = _post(f"{server}/ops/incidents/{incident_id}/resolve", b'{"reason":"chatops-ack"}', body_only=True)
+    assert (status, body["error"]) == (401, "unauthorized")
+
+
+def test_the_signed_path_is_the_raw_uri_with_its_query(server, conn):
+    """gunicorn's RAW_URI, percent-encoding and query string as sent, is what a client signs."""
+    conn.execute("SELECT ops.trigger_incident('GET /e2e space::x', 'critical', p_route => 'GET /e2e space')")
+    status, body = _get(server, "/ops/incidents?route=GET%20%2Fe2e%20space&status=active")
+    assert (status, body["count"]) == (200, 1)
+    signed_for_other_query = v1_headers("GET", "/ops/incidents?status=resolved", b"")
+    req = urllib.request.Request(server + "/ops/incidents?status=active", headers=signed_for_other_query)
+    assert _send(req)[0] == 401
+
+
+@pytest.mark.parametrize("name, value", [
+    ("X-Signature", b"v1=" + "é".encode() * 32),
+    ("X-Signature", b"\xff\xfe" * 32),
+    ("X-Timestamp", b"4" * 400),
+], ids=["utf8-signature", "binary-signature", "400-digit-timestamp"])
+def test_bad_header_bytes_are_401_json_not_500(server, conn, name, value):
+    """Raw bytes on the wire, as urllib would refuse to send them."""
+    import http.client
+
+    url = urllib.parse.urlsplit(server)
+    body = b"{}"
+    http = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    headers = {**v1_headers("POST", "/ops/escalation/tick", body), "Content-Type": "application/json"}
+    headers[name] = value
+    http.putrequest("POST", "/ops/escalation/tick")
+    for k, v in headers.items():
+        http.putheader(k, v)
+    http.putheader("Content-Length", str(len(body)))
+    http.endheaders(body)
+    resp = http.getresponse()
+    answer = json.loads(resp.read())
+    http.close()
+    assert (resp.status, answer["ok"], answer["error"]) == (401, False, "unauthorized")
+    assert conn.execute("SELECT count(*) FROM ops.tick_log").fetchone()[0] == 0
 
 
 def test_the_tick_limit_holds_across_the_server(server):

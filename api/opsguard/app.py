@@ -14,7 +14,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from slack_sdk.signature import SignatureVerifier
 
 from . import errors
-from .auth import parse_keys
+from .auth import check_settings, parse_keys
 from .config import bad_configuration
 from .db import make_pool
 from .limits import limiter, too_many
@@ -23,8 +23,8 @@ from .views import chat, escalation, guard, health, incidents, me, metrics, requ
 log = logging.getLogger(__name__)
 
 ENV_KEYS = ("DATABASE_URL", "OPS_HMAC_SECRET", "OPS_HMAC_SECRET_PREVIOUS", "OPS_HMAC_KEYS",
-            "OPS_HMAC_REQUIRE_TIMESTAMP", "OPS_DB_ROLE", "RATELIMIT_STORAGE_URI", "RATELIMIT_ENABLED",
-            "OPS_BENCH_ENDPOINTS", "SLACK_SIGNING_SECRET")
+            "OPS_HMAC_REQUIRE_TIMESTAMP", "OPS_HMAC_BODY_ONLY", "OPS_DB_ROLE", "RATELIMIT_STORAGE_URI",
+            "RATELIMIT_ENABLED", "OPS_BENCH_ENDPOINTS", "SLACK_SIGNING_SECRET")
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -35,7 +35,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         RATELIMIT_HEADERS_ENABLED=True,
     )
     app.config.update({k: os.environ[k] for k in ENV_KEYS if k in os.environ})
-    for flag in ("OPS_HMAC_REQUIRE_TIMESTAMP", "RATELIMIT_ENABLED", "OPS_BENCH_ENDPOINTS"):
+    for flag in ("RATELIMIT_ENABLED", "OPS_BENCH_ENDPOINTS"):
         if isinstance(app.config.get(flag), str):
             app.config[flag] = app.config[flag].lower() in ("1", "true", "yes", "on")
     if test_config:
@@ -44,6 +44,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     missing = [k for k in ("DATABASE_URL", "OPS_HMAC_SECRET") if not app.config.get(k)]
     if missing:
         raise RuntimeError(f"opsguard API: set {' and '.join(missing)}")
+    check_settings(app.config)
     app.config["HMAC_KEYS"] = parse_keys(app.config)
 
     if app.config.get("SLACK_SIGNING_SECRET"):

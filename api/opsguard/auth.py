@@ -1,12 +1,21 @@
-"""HMAC request signatures, exactly as the seeds compute them:
+"""HMAC request signatures (SPEC §7). One verifier for every signed endpoint.
 
-    X-Signature = lowercase hex HMAC-SHA256(secret, raw body)
-    printf '%s' "$BODY" | openssl dgst -sha256 -hmac "$OPS_HMAC_SECRET" -binary | xxd -p -c 256
+v1, what every client signs:
 
-With X-Timestamp (unix seconds) the signature covers "<timestamp>.<body>", must be within
-±300 s, and is accepted once (the database remembers it). OPS_HMAC_REQUIRE_TIMESTAMP=1
-refuses requests without one. Each key maps to a principal; who may do what is decided
-in SQL (ops.authorize), not here.
+    X-Timestamp: <unix seconds>
+    X-Signature: v1=<lowercase hex HMAC-SHA256(secret, "v1:<timestamp>:<METHOD>:<path>:<body>")>
+
+The method, the path with its query string exactly as sent, and the time are inside the MAC,
+so a signature is good for one request only: not for another endpoint, incident, query or
+method, and not after ±300 s. A write (any method but GET) is accepted once: its replay key
+goes to the database (ops._api_begin), which refuses a key it has seen. A GET may repeat.
+
+body-only, the older scheme: X-Signature = hex HMAC(secret, raw body). It binds neither
+endpoint nor time, so it is accepted only where older scripts (the original smoke test among
+them) use it: POST /ops/escalation/tick and POST /ops/incidents/<id>/ack, over a non-empty
+body, and only while OPS_HMAC_BODY_ONLY is not "off"; /healthz warns while it is accepted.
+
+Each key maps to a principal; who may do what is decided in SQL (ops.authorize), not here.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +33,12 @@ from flask import current_app, g, request
 from .errors import ApiError
 
 TIMESTAMP_WINDOW_S = 300
+V1_HINT = ('sign v1: X-Timestamp: <unix seconds> and X-Signature: v1=<hex HMAC-SHA256 of '
+           '"v1:<timestamp>:<METHOD>:<path?query>:<body>">, see docs/api.md')
+# where older scripts sign the body alone; nowhere else
+BODY_ONLY_ROUTES = re.compile(r"/ops/escalation/tick|/ops/incidents/[^/]+/ack")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 
 
 @dataclass(frozen=True)
@@ -44,30 +60,90 @@ def parse_keys(config: dict) -> list[tuple[str, bytes]]:
     return keys
 
 
+def check_settings(config: dict) -> None:
+    """Signing settings that would be silently misread stop the start: OPS_HMAC_REQUIRE_TIMESTAMP=1
+    meant "no untimed signature", which is now OPS_HMAC_BODY_ONLY=off; and OPS_HMAC_BODY_ONLY=0 or
+    =false must not leave the weaker scheme on."""
+    if config.get("OPS_HMAC_REQUIRE_TIMESTAMP") is not None:
+        raise RuntimeError("opsguard API: OPS_HMAC_REQUIRE_TIMESTAMP is gone (every v1 signature carries a "
+                           "timestamp); unset it, and set OPS_HMAC_BODY_ONLY=off to refuse body-only signatures")
+    value = config.get("OPS_HMAC_BODY_ONLY", "on")
+    if not isinstance(value, bool) and str(value).strip().lower() not in ("on", "off"):
+        raise RuntimeError(f"opsguard API: OPS_HMAC_BODY_ONLY is on or off, not {value!r}")
+
+
+def body_only_accepted(config: dict) -> bool:
+    """The body-only scheme is accepted unless OPS_HMAC_BODY_ONLY is "off" (or False)."""
+    value = config.get("OPS_HMAC_BODY_ONLY", "on")
+    return value is not False and str(value).strip().lower() != "off"
+
+
+def request_target() -> str:
+    """The path and query exactly as the client sent them: gunicorn's RAW_URI, werkzeug's
+    REQUEST_URI. Werkzeug's test client leaves the query out of both, so it is added back
+    when the URI carries none (a real server's URI always has its "?")."""
+    env = request.environ
+    uri = env.get("RAW_URI") or env.get("REQUEST_URI") or request.path
+    query = env.get("QUERY_STRING", "")
+    if query and "?" not in uri:
+        uri = f"{uri}?{query}"
+    return uri
+
+
+def v1_message(timestamp: str, method: str, target: str, body: bytes) -> bytes:
+    """What a v1 signature covers; clients build the same bytes."""
+    return b"v1:%s:%s:%s:" % (timestamp.encode(), method.upper().encode(), target.encode("latin-1", "replace")) + body
+
+
 def _sign(secret: bytes, message: bytes) -> str:
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
-def verify(body: bytes, signature: str | None, timestamp: str | None) -> Caller:
-    config = current_app.config
-    if not signature:
-        raise ApiError(401, "unauthorized", "missing X-Signature")
-    message = body
-    if timestamp is not None:
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > TIMESTAMP_WINDOW_S:
-            raise ApiError(401, "unauthorized", "X-Timestamp is not within 300 s of now")
-        message = timestamp.encode() + b"." + body
-    elif config.get("OPS_HMAC_REQUIRE_TIMESTAMP"):
-        raise ApiError(401, "unauthorized", "X-Timestamp is required")
+def _principal(message: bytes, hexdigest: str) -> str | None:
     principal = None
     # compare against every key, always, in constant time: timing says nothing about which matched
-    for name, secret in config["HMAC_KEYS"]:
-        if hmac.compare_digest(_sign(secret, message), signature) and principal is None:
+    for name, secret in current_app.config["HMAC_KEYS"]:
+        if hmac.compare_digest(_sign(secret, message), hexdigest) and principal is None:
             principal = name
+    return principal
+
+
+def _refuse(message: str, hint: str | None = None) -> ApiError:
+    return ApiError(401, "unauthorized", message, hint=hint)
+
+
+def verify(method: str, target: str, body: bytes, signature: str | None, timestamp: str | None) -> Caller:
+    """The caller a signature proves, or a 401 ApiError. Header values are untrusted text:
+    anything that is not the expected ASCII shape is a 401, never an exception."""
+    if not signature:
+        raise _refuse("missing X-Signature", V1_HINT)
+    actor = request.headers.get("X-Ops-Actor") or None
+    if signature.startswith("v1="):
+        hexdigest = signature[3:]
+        if timestamp is None:
+            raise _refuse("a v1 signature needs X-Timestamp", V1_HINT)
+        if not _UNIX_SECONDS.fullmatch(timestamp) or abs(time.time() - int(timestamp)) > TIMESTAMP_WINDOW_S:
+            raise _refuse(f"X-Timestamp is not within {TIMESTAMP_WINDOW_S} s of the server's clock",
+                          "send the current unix time in seconds; check the client's clock")
+        if not _HEX64.fullmatch(hexdigest):
+            raise _refuse("bad signature", V1_HINT)
+        principal = _principal(v1_message(timestamp, method, target, body), hexdigest)
+        if principal is None:
+            raise _refuse("bad signature", V1_HINT)
+        # a write is good once: the database refuses a replay key it has seen within the window
+        replay_key = None if method == "GET" else hashlib.sha256(b"v1=" + hexdigest.encode()).hexdigest()
+        return Caller(principal=principal, actor=actor, replay_key=replay_key)
+    if timestamp is not None:
+        raise _refuse("X-Timestamp goes with a v1 signature only (the <timestamp>.<body> scheme is gone)", V1_HINT)
+    if not _HEX64.fullmatch(signature):
+        raise _refuse("bad signature", V1_HINT)
+    if not (method == "POST" and body and BODY_ONLY_ROUTES.fullmatch(request.path)
+            and body_only_accepted(current_app.config)):
+        raise _refuse("a body-only signature is not accepted here", V1_HINT)
+    principal = _principal(body, signature)
     if principal is None:
-        raise ApiError(401, "unauthorized", "bad signature")
-    return Caller(principal=principal, actor=request.headers.get("X-Ops-Actor") or None,
-                  replay_key=_sign(b"replay", message + signature.encode()) if timestamp is not None else None)
+        raise _refuse("bad signature", V1_HINT)
+    return Caller(principal=principal, actor=actor, replay_key=None)
 
 
 def signed(view: Callable) -> Callable:
@@ -75,8 +151,8 @@ def signed(view: Callable) -> Callable:
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        g.caller = verify(request.get_data(cache=True), request.headers.get("X-Signature"),
-                          request.headers.get("X-Timestamp"))
+        g.caller = verify(request.method, request_target(), request.get_data(cache=True),
+                          request.headers.get("X-Signature"), request.headers.get("X-Timestamp"))
         return view(*args, **kwargs)
 
     return wrapper

@@ -36,9 +36,9 @@ SQLSTATE_CLASS_HTTP: dict[str, tuple[int, str]] = {
 class ApiError(Exception):
     """An error the API answers directly (bad signature, malformed JSON)."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, hint: str | None = None):
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.hint = status, code, message, hint
 
 
 def error_response(status: int, code: str, message: str, **extra):
@@ -60,7 +60,7 @@ def from_database(exc: psycopg.Error):
 
 
 def register(app: Flask) -> None:
-    app.register_error_handler(ApiError, lambda e: error_response(e.status, e.code, e.message))
+    app.register_error_handler(ApiError, lambda e: error_response(e.status, e.code, e.message, hint=e.hint))
     app.register_error_handler(psycopg.Error, from_database)
     app.register_error_handler(
         PoolTimeout, lambda e: error_response(503, "database_unavailable", "the database is not reachable"))

@@ -1,0 +1,53 @@
+"""`make smoke` (scripts/smoke.sh) against the shipped gunicorn server and a database with
+make run's demo data: it passes, leaves no incident it opened active, keeps its files private,
+and a failed run says why and still resolves what it opened."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import SECRET
+from test_e2e_gunicorn import server  # noqa: F401 - the gunicorn fixture
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def smoke(server, db_url, conn, tmp_path):  # noqa: F811 - the imported fixture
+    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", db_url, "-f", str(ROOT / "scripts/demo_data.sql")],
+                   check=True, capture_output=True)
+
+    def run(secret: str = SECRET) -> subprocess.CompletedProcess:
+        env = {**os.environ, "HOST": server, "DATABASE_URL": db_url, "OPS_HMAC_SECRET": secret,
+               "TMPDIR": str(tmp_path)}
+        return subprocess.run(["bash", str(ROOT / "scripts/smoke.sh")], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    return run
+
+
+def active_critical(conn) -> list:
+    return conn.execute("SELECT id FROM incidents WHERE severity = 'critical' AND status = 'open'").fetchall()
+
+
+def test_smoke_passes_and_leaves_nothing_open(smoke, conn, tmp_path):
+    before = active_critical(conn)
+    result = smoke()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "smoke: all six steps passed" in result.stdout
+    incident_id = next(line.split("=", 1)[1] for line in result.stdout.splitlines() if line.startswith("INCIDENT_ID="))
+    assert conn.execute("SELECT status FROM incidents WHERE id = %s", (incident_id,)).fetchone()[0] == "resolved"
+    assert active_critical(conn) == [r for r in before if str(r[0]) != incident_id]
+    assert list(tmp_path.iterdir()) == [], "its temp files are removed"
+
+
+def test_a_failed_smoke_says_why_and_resolves_its_incident(smoke, conn, tmp_path):
+    result = smoke(secret="not-the-secret")
+    assert result.returncode == 1
+    assert "SMOKE FAILED: step 2" in result.stderr and "OPS_HMAC_SECRET" in result.stderr
+    incident_id = next(line.split("=", 1)[1] for line in result.stdout.splitlines() if line.startswith("INCIDENT_ID="))
+    assert conn.execute("SELECT status FROM incidents WHERE id = %s", (incident_id,)).fetchone()[0] == "resolved"
+    assert list(tmp_path.iterdir()) == []
