@@ -521,7 +521,7 @@ BEGIN
     WHERE hour < p_now - pg_catalog.make_interval(days => ops.setting('guard_rollup_retention_days')::int);
     -- the 3-day ticket window reads 4 daily rollups, whatever the setting
     DELETE FROM ops.route_day_stats
-    WHERE day < p_now - pg_catalog.make_interval(days => pg_catalog.greatest(ops.setting('guard_rollup_retention_days')::int, 4));
+    WHERE day < p_now - pg_catalog.make_interval(days => GREATEST(ops.setting('guard_rollup_retention_days')::int, 4));
     DELETE FROM ops.guard_evaluations
     WHERE evaluated_at < p_now - pg_catalog.make_interval(days => ops.setting('guard_evaluation_retention_days')::int);
     GET DIAGNOSTICS v_evaluations = ROW_COUNT;
