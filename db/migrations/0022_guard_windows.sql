@@ -51,7 +51,7 @@ BEGIN
         RAISE EXCEPTION 'min_samples must be at least 1, not %', p_min_samples USING ERRCODE = '22023',
             HINT = 'A window with fewer requests than min_samples is listed as inconclusive.';
     END IF;
-    -- checked here too, so a bad pair is the documented 22023 and not a table constraint's 23514
+    -- checked here too, so a bad pair is the documented 22023 and not the 23514 of a table constraint
     IF (p_latency_threshold_ms IS NULL) <> (p_latency_target_pct IS NULL)
        OR p_latency_threshold_ms <= 0 OR p_latency_target_pct <= 0 OR p_latency_target_pct >= 100 THEN
         RAISE EXCEPTION 'a latency objective is a threshold in ms (> 0) and a target share in %% (0-100), or neither'
@@ -140,7 +140,7 @@ BEGIN
             RETURNING 1
         ),
         days AS (
-            -- UTC days whatever the session's zone
+            -- UTC days whatever the time zone of the session
             INSERT INTO ops.route_day_stats AS y (route, day, requests, errors, slow)
             SELECT route, pg_catalog.date_bin('1 day', minute, '2000-01-01 00:00+00'), sum(requests), sum(errors), sum(slow)
             FROM folded
@@ -177,8 +177,8 @@ SET plan_cache_mode = force_custom_plan
 AS $$
 #variable_conflict use_column
 DECLARE
-    -- Every window is the minutes (e - length, e]: e is p_now's minute, counted whole; f starts
-    -- e's 5-minute bucket, h its hour, d its UTC day. The bounds below are variables because
+    -- Every window is the minutes (e - length, e]: e is the minute of p_now, counted whole; f starts
+    -- the 5-minute bucket of e, h its hour, d its UTC day. The bounds below are variables because
     -- timestamptz arithmetic is not folded by the planner: inline, it ran for every row.
     v_e timestamptz := pg_catalog.date_trunc('minute', p_now);
     v_f timestamptz := pg_catalog.date_bin('5 minutes', pg_catalog.date_trunc('minute', p_now), '2000-01-01');
@@ -202,14 +202,14 @@ DECLARE
     v_3d_whole_days timestamptz := v_d - interval '2 days';
     v_3d_oldest_day timestamptz := v_d - interval '3 days';
     -- the share of the oldest of the 4 days the 3-day window touches (the others are whole,
-    -- today up to e): the daily rollup is pro-rated, assuming that day's traffic was even
+    -- today up to e): the daily rollup is pro-rated, assuming even traffic that day
     v_oldest_day_share float8 := (1439 - pg_catalog.date_part('epoch', v_e - v_d) / 60) / 1440;
     v_crit_pct float8 := ops.setting('guard_critical_error_pct')::float8;
     v_hard_pct float8 := ops.setting('guard_hard_error_pct')::float8;
 BEGIN
     -- A window of W minutes is: the minutes from e - W + 1 up to the first 5-minute bucket
     -- inside it (0-4 rows), whole 5-minute buckets (and for 6h whole hours between them),
-    -- and the minutes of e's own 5-minute bucket, [f, e]. Rows are summed per table first.
+    -- and the minutes of the 5-minute bucket holding e, [f, e]. Rows are summed per table first.
     RETURN QUERY
     WITH mins AS (
         SELECT m.route,
@@ -233,8 +233,8 @@ BEGIN
         GROUP BY m.route
     ),
     fives AS (
-        -- [f - 55 min, f) serves 30m, 1h and the 6h window's current hour; [f - 355 min, h - 300 min)
-        -- the 6h window's oldest hour
+        -- [f - 55 min, f) serves 30m, 1h and the current hour of the 6h window; [f - 355 min, h - 300 min)
+        -- the oldest hour of the 6h window
         SELECT b.route,
                sum(b.requests) FILTER (WHERE b.bucket >= v_30m_buckets)::float8 AS n30,
                sum(b.errors) FILTER (WHERE b.bucket >= v_30m_buckets)::float8 AS e30,
@@ -299,7 +299,7 @@ BEGIN
         LEFT JOIN ops.route_slos AS o ON s.route = o.route
     ),
     b AS MATERIALIZED (
-        -- burn rate: the error rate as a multiple of the error budget (the SLO's allowed error share).
+        -- burn rate: the error rate as a multiple of the error budget (the share of errors the SLO allows).
         -- Counts and verdicts are float8 (exact for counts below 2^53; numeric sums and divisions
         -- for 1,000 routes were most of the cost); the evidence of the few listed rows is numeric.
         -- MATERIALIZED: inlined, every use of a burn rate below re-ran its arithmetic (and the
@@ -340,7 +340,7 @@ BEGIN
              CASE WHEN p.fast_fired OR p.slow_fired THEN 'violation'
                   -- too little recent traffic to judge either pair; a route idle for 30 minutes is not listed
                   WHEN NOT p.fast_judged AND NOT p.slow_judged AND p.n30 > 0 THEN 'inconclusive' END),
-            -- the workbook's ticket tier: budget spent faster than it refills for days; a page supersedes it
+            -- the ticket tier of the workbook: budget spent faster than it refills for days; a page supersedes it
             ('slo_burn_ticket',
              CASE WHEN p.ticket_fired AND NOT p.fast_fired AND NOT p.slow_fired THEN 'ticket' END),
             ('latency_slo',
