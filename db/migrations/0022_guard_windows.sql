@@ -25,7 +25,12 @@ COMMENT ON TABLE ops.route_day_stats IS
 'The same rollups per UTC day, kept beside the minutes at ingest, for the 3-day window of the slo_burn_ticket tier.';
 -- what the hours already hold (whole UTC hours fall in one UTC day)
 INSERT INTO ops.route_day_stats (route, day, requests, errors, slow)
-SELECT route, pg_catalog.date_bin('1 day', hour, '2000-01-01 00:00+00'), sum(requests), sum(errors), sum(slow)
+SELECT
+    route,
+    pg_catalog.date_bin('1 day', hour, '2000-01-01 00:00+00') AS day,
+    sum(requests) AS requests,
+    sum(errors) AS errors,
+    sum(slow) AS slow
 FROM ops.route_hour_stats
 GROUP BY 1, 2;
 

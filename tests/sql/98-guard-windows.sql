@@ -50,7 +50,12 @@ CREATE TEMP TABLE fired (scenario text PRIMARY KEY, fast int, slow int);
 --    = 1.44 %) never fires; the slow pair fires at 360·6·0.001/0.007 = 308.6 min (the hour-grained
 --    6h window fired at 361). Errors start at 06:23, mid-bucket and mid-hour.
 SELECT ops.set_route_slo('GET /w/a', 0.1, 5, 'alice');
-INSERT INTO fired SELECT 'a', * FROM pg_temp.first_fires('GET /w/a', '2026-03-02 06:23Z', 1000, 7, 315);
+INSERT INTO fired
+SELECT
+    'a' AS scenario,
+    f.fast,
+    f.slow
+FROM pg_temp.first_fires('GET /w/a', '2026-03-02 06:23Z', 1000, 7, 315) AS f;
 SELECT is((SELECT fast FROM fired WHERE scenario = 'a'), NULL, '0.7 % at 99.9 %: the fast pair never fires');
 SELECT cmp_ok((SELECT slow FROM fired WHERE scenario = 'a')::numeric, '>', pg_temp.workbook(360, 6, 0.001, 0.007),
               '0.7 % at 99.9 %: the slow pair does not fire before 308.6 min');
@@ -60,7 +65,12 @@ SELECT cmp_ok((SELECT slow FROM fired WHERE scenario = 'a')::numeric, '<=', pg_t
 -- 2. 99.9 % SLO, 2 % errors: fast pair at 60·14.4·0.001/0.02 = 43.2 min, slow pair at 108 min
 --    (exactly 6x at 108: it must not fire until past it). Errors start at 09:07.
 SELECT ops.set_route_slo('GET /w/b', 0.1, 5, 'alice');
-INSERT INTO fired SELECT 'b', * FROM pg_temp.first_fires('GET /w/b', '2026-03-02 09:07Z', 50, 1, 115);
+INSERT INTO fired
+SELECT
+    'b' AS scenario,
+    f.fast,
+    f.slow
+FROM pg_temp.first_fires('GET /w/b', '2026-03-02 09:07Z', 50, 1, 115) AS f;
 SELECT cmp_ok((SELECT fast FROM fired WHERE scenario = 'b')::numeric, '>', pg_temp.workbook(60, 14.4, 0.001, 0.02),
               '2 % at 99.9 %: the fast pair does not fire before 43.2 min');
 SELECT cmp_ok((SELECT fast FROM fired WHERE scenario = 'b')::numeric, '<=', pg_temp.workbook(60, 14.4, 0.001, 0.02) + 1,
@@ -73,7 +83,12 @@ SELECT cmp_ok((SELECT slow FROM fired WHERE scenario = 'b')::numeric, '<=', pg_t
 -- 3. 99.9 % SLO, 10 % errors: fast pair at 8.64 min, slow pair at 21.6 min. Errors start at 11:58,
 --    so the windows cross an hour boundary while it burns.
 SELECT ops.set_route_slo('GET /w/c', 0.1, 5, 'alice');
-INSERT INTO fired SELECT 'c', * FROM pg_temp.first_fires('GET /w/c', '2026-03-02 11:58Z', 10, 1, 30);
+INSERT INTO fired
+SELECT
+    'c' AS scenario,
+    f.fast,
+    f.slow
+FROM pg_temp.first_fires('GET /w/c', '2026-03-02 11:58Z', 10, 1, 30) AS f;
 SELECT cmp_ok((SELECT fast FROM fired WHERE scenario = 'c')::numeric, '>', pg_temp.workbook(60, 14.4, 0.001, 0.1),
               '10 % at 99.9 %: the fast pair does not fire before 8.64 min');
 SELECT cmp_ok((SELECT fast FROM fired WHERE scenario = 'c')::numeric, '<=', pg_temp.workbook(60, 14.4, 0.001, 0.1) + 1,
@@ -84,7 +99,12 @@ SELECT cmp_ok((SELECT slow FROM fired WHERE scenario = 'c')::numeric, '<=', pg_t
               '... and fires within 5 minutes of it');
 
 -- 4. A 99 % SLO (the default 1 % budget), 25 % errors: fast pair at 34.56 min, slow at 86.4 min.
-INSERT INTO fired SELECT 'd', * FROM pg_temp.first_fires('GET /w/d', '2026-03-02 13:41Z', 4, 1, 95);
+INSERT INTO fired
+SELECT
+    'd' AS scenario,
+    f.fast,
+    f.slow
+FROM pg_temp.first_fires('GET /w/d', '2026-03-02 13:41Z', 4, 1, 95) AS f;
 SELECT cmp_ok((SELECT fast FROM fired WHERE scenario = 'd')::numeric, '>', pg_temp.workbook(60, 14.4, 0.01, 0.25),
               '25 % at 99 %: the fast pair does not fire before 34.56 min');
 SELECT cmp_ok((SELECT fast FROM fired WHERE scenario = 'd')::numeric, '<=', pg_temp.workbook(60, 14.4, 0.01, 0.25) + 1,
@@ -98,21 +118,21 @@ SELECT cmp_ok((SELECT slow FROM fired WHERE scenario = 'd')::numeric, '<=', pg_t
 -- one failing request a minute for 8 hours, evidence read at several seconds of the clock.
 SELECT ops.set_route_slo('GET /w/exact', 1, 1, 'alice');
 SELECT pg_temp.feed('GET /w/exact', '2026-03-03 00:00Z', 480, 1, 1);
-SELECT is((SELECT jsonb_agg(ARRAY[(evidence #>> '{windows,5m,samples}')::int, (evidence #>> '{windows,30m,samples}')::int,
-                                  (evidence #>> '{windows,1h,samples}')::int, (evidence #>> '{windows,6h,samples}')::int]
-                            ORDER BY t)
+SELECT is((SELECT jsonb_agg(ARRAY[(f.evidence #>> '{windows,5m,samples}')::int, (f.evidence #>> '{windows,30m,samples}')::int,
+                                  (f.evidence #>> '{windows,1h,samples}')::int, (f.evidence #>> '{windows,6h,samples}')::int]
+                            ORDER BY u.t)
            FROM unnest(ARRAY['2026-03-03 07:00:00Z', '2026-03-03 07:02:59Z', '2026-03-03 07:34:30Z',
-                             '2026-03-03 07:59:59Z']::timestamptz[]) AS t,
-                ops.route_findings(t, 'GET /w/exact') AS f
+                             '2026-03-03 07:59:59Z']::timestamptz[]) AS u (t),
+                ops.route_findings(u.t, 'GET /w/exact') AS f
            WHERE f.reason = 'slo_violation'),
           '[[5, 30, 60, 360], [5, 30, 60, 360], [5, 30, 60, 360], [5, 30, 60, 360]]'::jsonb,
           'the 5m, 30m, 1h and 6h windows hold exactly 5, 30, 60 and 360 minutes');
 
 -- hard_error_threshold (5m): one bad minute is seen for exactly 5 minutes, not 6
 SELECT pg_temp.feed('GET /w/blip', '2026-03-03 09:12Z', 1, 10, 10);
-SELECT is((SELECT array_agg(coalesce((SELECT f.verdict FROM ops.route_findings(t, 'GET /w/blip') AS f
-                                      WHERE f.reason = 'hard_error_threshold'), 'healthy') ORDER BY t)
-           FROM unnest(ARRAY['2026-03-03 09:12:40Z', '2026-03-03 09:16:59Z', '2026-03-03 09:17:00Z']::timestamptz[]) AS t),
+SELECT is((SELECT array_agg(coalesce((SELECT f.verdict FROM ops.route_findings(u.t, 'GET /w/blip') AS f
+                                      WHERE f.reason = 'hard_error_threshold'), 'healthy') ORDER BY u.t)
+           FROM unnest(ARRAY['2026-03-03 09:12:40Z', '2026-03-03 09:16:59Z', '2026-03-03 09:17:00Z']::timestamptz[]) AS u (t)),
           ARRAY['violation', 'violation', 'healthy'], 'a bad minute leaves the 5-minute window 5 minutes later');
 
 -- The ticket tier: 3 days and 6 h above 1x the budget, below either page pair. One sample batch an
@@ -135,7 +155,7 @@ SELECT is((SELECT w -> 'message' FROM jsonb_array_elements(ops.release_guard('20
            WHERE w ->> 'key' = 'GET /w/ticket::slo_burn_ticket'),
           '"error budget burning faster than it refills (3d and 6h): open a ticket; not blocking"'::jsonb,
           'the guard lists the ticket under warnings');
-SELECT is((ops.release_guard('2026-03-09 12:00:30Z', 'GET /w/ticket') ->> 'ok')::boolean, true, '... and does not block');
+SELECT is((ops.release_guard('2026-03-09 12:00:30Z', 'GET /w/ticket') ->> 'ok')::boolean, TRUE, '... and does not block');
 SELECT ops.set_setting('guard_block_inconclusive', 'true', 'alice');
 SELECT is((ops.release_guard('2026-03-09 12:00:30Z', 'GET /w/ticket') ->> 'failingCount')::int, 0,
           'not even when inconclusive windows block');
