@@ -38,7 +38,7 @@ def server(db_url):
             break
         except urllib.error.HTTPError:  # answering (a 503 names what is unhealthy): up
             break
-        except (urllib.error.URLError, ConnectionError):
+        except (urllib.error.URLError, ConnectionError, TimeoutError):  # a worker still booting
             assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()
             time.sleep(0.2)
     yield base
