@@ -228,10 +228,11 @@ def test_a_chunked_body_over_the_limit_is_413_through_gunicorn(gunicorn, conn, i
             [("Transfer-Encoding", b"chunked"), ("Content-Type", b"application/json"), ("X-Signature", sig)],
             chunked(body)))
 
+    before = checksum(conn)
     big = json.dumps({"reason": "x" * 2000}).encode()  # over OPS_MAX_BODY_BYTES=1024
     code, _, answer = ack(big)
     assert (code, answer["error"]) == (413, "payload_too_large")
-    assert conn.execute("SELECT status FROM ops.incidents WHERE id = %s", (incident_id,)).fetchone()[0] == "open"
+    assert checksum(conn) == before
     # exactly at the limit is still accepted: the extra byte read is what tells them apart
     fits = json.dumps({"reason": "y" * (1024 - 14)}).encode()
     assert len(fits) == 1024
