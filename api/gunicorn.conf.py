@@ -6,7 +6,8 @@ import os
 
 bind = os.environ.get("OPS_BIND", f"127.0.0.1:{os.environ.get('PORT', '3000')}")
 workers = 1
-worker_class = "gthread"
+# gthread, answering the requests gunicorn refuses itself (request line, header limits) in JSON
+worker_class = "opsguard.gunicorn_worker.JsonErrorWorker"
 threads = int(os.environ.get("OPS_THREADS", "8"))
 timeout = 30
 graceful_timeout = 10

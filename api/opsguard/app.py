@@ -13,11 +13,11 @@ from flask import Flask
 from psycopg_pool import ConnectionPool, PoolTimeout
 from slack_sdk.signature import SignatureVerifier
 
-from . import errors
+from . import errors, limits
 from .auth import check_settings, parse_keys
 from .config import bad_configuration
 from .db import make_pool
-from .limits import limiter, too_many
+from .input_checks import refuse_bad_input
 from .views import chat, escalation, guard, health, incidents, me, metrics, request_metrics
 
 log = logging.getLogger(__name__)
@@ -51,9 +51,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.extensions["slack_verifier"] = SignatureVerifier(app.config["SLACK_SIGNING_SECRET"])
     app.extensions["opsguard_pool"] = pool = make_pool(app)
     refuse_bad_configuration(pool)
-    limiter.init_app(app)
+    app.before_request(refuse_bad_input)
+    limits.init_app(app)
     errors.register(app)
-    app.register_error_handler(429, too_many)
     for bp in (escalation.bp, incidents.bp, me.bp, health.bp, guard.bp, request_metrics.bp, chat.bp, metrics.bp):
         app.register_blueprint(bp)
     if app.config.get("OPS_BENCH_ENDPOINTS"):

@@ -28,6 +28,14 @@ def make_pool(app: Flask) -> ConnectionPool:
         kwargs={"autocommit": True, "connect_timeout": 2},
         configure=configure,
         check=ConnectionPool.check_connection,  # a connection that died with the server is replaced
+        # psycopg_pool replaces each lost connection with a task that retries with exponential
+        # backoff (1, 2, 4, 8, 16 s ...) until reconnect_timeout (default 5 min), and counts
+        # that task as a connection meanwhile: after a 15 s outage the pool sat "full" of tasks
+        # asleep for up to 16 more seconds, with no room to grow, so requests kept failing
+        # long after the database was back, a few at a time as each task woke. Giving a task
+        # up after 2 s frees its slot; a waiting request then starts a fresh attempt at once
+        # (the pool grows on demand), so reconnection follows the requests, not a timer.
+        reconnect_timeout=float(app.config.get("OPS_DB_RECONNECT_S", 2.0)),
         open=False,
     )
     pool.open(wait=False)  # the API starts (and answers 503) while the database is away

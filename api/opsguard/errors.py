@@ -30,6 +30,8 @@ SQLSTATE_CLASS_HTTP: dict[str, tuple[int, str]] = {
     "08": (503, "database_unavailable"),  # connection exceptions
     "53": (503, "database_unavailable"),  # insufficient resources
     "57": (503, "database_unavailable"),  # operator intervention (shutdown)
+    # program limits: input too complex for the server (JSON nested beyond max_stack_depth)
+    "54": (400, "invalid_input"),
 }
 
 
@@ -48,8 +50,13 @@ def error_response(status: int, code: str, message: str, **extra):
 
 def from_database(exc: psycopg.Error):
     state = getattr(exc, "sqlstate", None)
-    if state is None:  # no SQLSTATE: the connection itself failed
+    if state is None and isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        # no SQLSTATE and a connection-level error: the connection itself failed
         return error_response(503, "database_unavailable", "the database is not reachable")
+    if state is None:
+        # raised by psycopg before anything was sent (a NUL byte in a text parameter): the
+        # request is at fault, and calling it an outage would page someone for nothing
+        return error_response(400, "invalid_input", str(exc))
     status, code = SQLSTATE_HTTP.get(state) or SQLSTATE_CLASS_HTTP.get(state[:2]) or (500, "internal")
     diag = exc.diag
     if status == 500:
@@ -69,6 +76,6 @@ def register(app: Flask) -> None:
     def http_error(exc: HTTPException):
         code = {
             400: "invalid_input", 404: "not_found", 405: "method_not_allowed",
-            413: "payload_too_large", 429: "rate_limited",
+            413: "payload_too_large", 414: "uri_too_long", 429: "rate_limited", 431: "headers_too_large",
         }.get(exc.code or 500, "http_error")
         return error_response(exc.code or 500, code, exc.description or exc.name)

@@ -1,20 +1,67 @@
 """Rate limits (flask-limiter). The shipped gunicorn config runs one worker process with
 threads, so the default in-memory storage is shared by every request it serves. With
-several processes or hosts, point RATELIMIT_STORAGE_URI at Redis (redis://host:6379)."""
+several processes or hosts, point RATELIMIT_STORAGE_URI at Redis (redis://host:6379).
+
+A moving window: a fixed window lets twice the limit through across its boundary (the
+end of one window and the start of the next). Signed endpoints are limited per principal,
+checked after the signature is verified (the decorator sits under @signed, and
+flask-limiter evaluates a decorated limit when the decorated function is called), so one
+principal has one budget from any address and two principals never share one. Callers that
+fail the signature check are bounded by address (FAILED_SIGNATURES, counted on 401 answers
+only), so guessing signatures is throttled without charging valid callers."""
 
 from __future__ import annotations
 
-from flask import jsonify
+from flask import Flask, Response, g, jsonify, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-
-limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
 
 TICK = "10 per minute"
 ADMIN = "10 per minute"
 WRITE = "120 per minute"
 READ = "300 per minute"
+INGEST = "600 per minute"
+FAILED_SIGNATURES = "30 per minute"
+
+# open endpoints: the failed-signature budget of an address must not lock CI out of the guard
+OPEN_ENDPOINTS = frozenset({"guard.release_guard", "health.healthz", "metrics.metrics"})
+
+
+def _unauthorized(response: Response) -> bool:
+    return response.status_code == 401
+
+
+limiter = Limiter(
+    key_func=get_remote_address,
+    strategy="moving-window",
+    headers_enabled=True,
+    default_limits=[],
+    application_limits=[FAILED_SIGNATURES],
+    application_limits_deduct_when=_unauthorized,
+    application_limits_exempt_when=lambda: request.endpoint in OPEN_ENDPOINTS,
+)
+
+
+def by_principal() -> str:
+    """The key on signed endpoints; only valid under @signed (g.caller is set there)."""
+    return f"principal:{g.caller.principal}"
 
 
 def too_many(exc):
     return jsonify({"ok": False, "error": "rate_limited", "message": f"rate limit exceeded: {exc.description}"}), 429
+
+
+def _retry_after_only_on_429(response: Response) -> Response:
+    # flask-limiter adds Retry-After to every answer of a limited endpoint; it means "come
+    # back later" (RFC 9110), which a 200 or a 409 is not
+    if response.status_code != 429:
+        response.headers.pop("Retry-After", None)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    # Flask runs after_request hooks in reverse order of registration: registered before
+    # the limiter's own hook, this one runs after it and sees the headers it added
+    app.after_request(_retry_after_only_on_429)
+    limiter.init_app(app)
+    app.register_error_handler(429, too_many)

@@ -1,4 +1,4 @@
--- depends: 0018_tick_speed
+-- depends: 0019_least_privilege
 -- Guard windows that slide to the minute, a non-blocking 3d/6h ticket tier, exact SLO targets.
 --
 -- Before: the 30m/1h windows read whole 5-minute buckets and the 6h window whole hours, so

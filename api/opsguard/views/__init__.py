@@ -8,13 +8,38 @@ from flask import request
 
 from ..errors import ApiError
 
+# deeper than any body the API documents; bounds what one request costs to parse and store
+MAX_JSON_DEPTH = 32
+
 
 def json_body() -> dict | None:
-    """The request's JSON body; empty means none. Malformed JSON is a 400, not a guess."""
+    """The request's JSON object; an empty body means none. Malformed JSON, a body that is
+    not an object (a bare false or 42 would reach SQL as the wrong type) and JSON nested
+    deeper than MAX_JSON_DEPTH are a 400, not a guess."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
+    except RecursionError as exc:  # nested beyond Python's own recursion limit
+        raise ApiError(400, "invalid_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels") from exc
     except ValueError as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise ApiError(400, "invalid_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _depth(value) -> int:
+    """Nesting depth, without recursion (a recursive walk is what failed on deep input)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_JSON_DEPTH:
+            break
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest

@@ -12,16 +12,16 @@ bp = Blueprint("escalation", __name__, url_prefix="/ops/escalation")
 
 
 @bp.post("/tick")
-@limiter.limit(limits.TICK)
 @signed
+@limiter.limit(limits.TICK, key_func=limits.by_principal)
 def tick():
     json_body()  # malformed JSON is refused even where the body is unused
     return jsonify(call("SELECT ops.api_tick(%s, %s, %s)", g.caller.principal, g.caller.actor, g.caller.replay_key))
 
 
 @bp.post("/recalc")
-@limiter.limit(limits.ADMIN)
 @signed
+@limiter.limit(limits.ADMIN, key_func=limits.by_principal)
 def recalc():
     json_body()
     return jsonify(call("SELECT ops.api_recalc(%s, %s, %s)", g.caller.principal, g.caller.actor, g.caller.replay_key))

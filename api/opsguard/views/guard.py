@@ -47,8 +47,8 @@ def release_guard():
 
 
 @bp.post("/overrides")
-@limiter.limit(limits.ADMIN)
 @signed
+@limiter.limit(limits.ADMIN, key_func=limits.by_principal)
 def override():
     c = g.caller
     return jsonify(call("SELECT ops.api_override_guard_item(%s, %s, %s, %s)",

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
-from flask_limiter.util import get_remote_address
 
 from .. import limits
 from ..auth import signed
@@ -17,12 +16,12 @@ STATUS_FOR = {"ack": "acknowledged", "resolve": "resolved"}
 
 def _per_action() -> str:
     """ack and resolve keep a limit each, as separate endpoints would."""
-    return f"{get_remote_address()}:{request.view_args['action']}"
+    return f"{limits.by_principal()}:{request.view_args['action']}"
 
 
 @bp.post("/<incident_id>/<any(ack, resolve):action>")
-@limiter.limit(limits.WRITE, key_func=_per_action)
 @signed
+@limiter.limit(limits.WRITE, key_func=_per_action)
 def set_status(incident_id: str, action: str):
     c = g.caller
     return jsonify(call("SELECT ops.api_set_incident_status(%s, %s, %s, %s, %s, %s)",
@@ -30,8 +29,8 @@ def set_status(incident_id: str, action: str):
 
 
 @bp.post("")
-@limiter.limit(limits.WRITE)
 @signed
+@limiter.limit(limits.WRITE, key_func=limits.by_principal)
 def trigger():
     c = g.caller
     result = call("SELECT ops.api_trigger_incident(%s, %s, %s, %s)", c.principal, c.actor, c.replay_key, json_body())
@@ -39,8 +38,8 @@ def trigger():
 
 
 @bp.get("")
-@limiter.limit(limits.READ)
 @signed
+@limiter.limit(limits.READ, key_func=limits.by_principal)
 def list_incidents():
     filters = {k: request.args[k] for k in ("status", "severity", "route", "limit") if k in request.args}
     return jsonify(call("SELECT ops.api_list_incidents(%s, %s, %s)", g.caller.principal, g.caller.actor, filters))

@@ -11,7 +11,7 @@ bp = Blueprint("me", __name__)
 
 
 @bp.get("/me/permissions")
-@limiter.limit(limits.READ)
 @signed
+@limiter.limit(limits.READ, key_func=limits.by_principal)
 def permissions():
     return jsonify(call("SELECT ops.api_me(%s, %s)", g.caller.principal, g.caller.actor))

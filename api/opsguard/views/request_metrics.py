@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
 
+from .. import limits
 from ..auth import signed
 from ..db import call
 from ..limits import limiter
@@ -10,8 +11,8 @@ bp = Blueprint("request_metrics", __name__)
 
 
 @bp.post("/ops/metrics/requests")
-@limiter.limit("600 per minute")
 @signed
+@limiter.limit(limits.INGEST, key_func=limits.by_principal)
 def record_requests():
     """A batch of request samples. The raw body goes to SQL as jsonb untouched (no parse and
     re-serialize in Python): malformed JSON is a 22P02 there, a bad sample a 22023 naming it."""
