@@ -33,6 +33,7 @@ COMMENT ON SCHEMA ops IS 'opsguard: incident escalation and release guard. Funct
 
 CREATE FUNCTION ops._act_as(p_actor text, p_note text DEFAULT NULL::text) RETURNS text
     LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_prev text := coalesce(pg_catalog.current_setting('opsguard.actor', true), '');
@@ -55,6 +56,7 @@ COMMENT ON FUNCTION ops._act_as(p_actor text, p_note text) IS 'Internal: sets th
 
 CREATE FUNCTION ops._api_begin(p_principal text, p_actor text, p_permission text, p_replay_key text) RETURNS text
     LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_actor text;
@@ -85,9 +87,10 @@ COMMENT ON FUNCTION ops._api_begin(p_principal text, p_actor text, p_permission 
 --
 
 CREATE FUNCTION ops._audit_changes() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET enable_nestloop TO 'off'
     SET jit TO 'off'
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_key text := TG_ARGV[0];
@@ -140,11 +143,92 @@ $$;
 COMMENT ON FUNCTION ops._audit_changes() IS 'Internal statement trigger: writes one audit_log row per changed row, with the actor. Args: key column, then noise columns.';
 
 --
+-- Name: _audit_log_writer_check(); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._audit_log_writer_check() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+DECLARE
+    v_stack text;
+    v_caller text;
+BEGIN
+    GET DIAGNOSTICS v_stack = PG_CONTEXT;
+    -- the stack reads: this function; SQL statement "<the INSERT, maybe several lines>"; the
+    -- function that ran it. The first quote-newline-function after our own line ends the INSERT.
+    v_caller := pg_catalog.substring(
+        pg_catalog.substr(v_stack, pg_catalog.strpos(v_stack, E'\n') + 1),
+        E'"\n((?:PL/pgSQL|SQL) function [^\n]*)');
+    IF pg_catalog.pg_trigger_depth() < 2
+       OR v_caller IS NULL
+       OR v_caller !~ '^PL/pgSQL function (ops\.)?_audit_(changes|replay)\(\) line [0-9]+ at SQL statement$' THEN
+        RAISE EXCEPTION 'audit_log rows are written only by the audit triggers'
+            USING ERRCODE = '42501',
+                  HINT = 'Change the audited table (or call the ops.* function that does); its trigger records the change.';
+    END IF;
+    RETURN NULL;
+END;
+$_$;
+
+--
+-- Name: FUNCTION _audit_log_writer_check(); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._audit_log_writer_check() IS 'Internal trigger: refuses an INSERT into audit_log that does not come from an audit trigger.';
+
+--
+-- Name: _audit_replay(); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._audit_replay() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+BEGIN
+    INSERT INTO ops.audit_log (actor, action, table_name, row_key, changes, note)
+    VALUES (ops.current_actor(), 'UPDATE', TG_TABLE_NAME, NEW.id::text,
+            pg_catalog.jsonb_build_object(
+                'status', pg_catalog.jsonb_build_array(OLD.status, NEW.status),
+                'attempts', pg_catalog.jsonb_build_array(OLD.attempts, NEW.attempts),
+                'last_error', pg_catalog.jsonb_build_array(OLD.last_error, NEW.last_error)),
+            nullif(pg_catalog.current_setting('opsguard.note', true), ''));
+    RETURN NULL;
+END;
+$$;
+
+--
+-- Name: FUNCTION _audit_replay(); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._audit_replay() IS 'Internal row trigger: one audit_log row for each dead letter put back in the queue, with the actor.';
+
+--
+-- Name: _burn_window(double precision, double precision, double precision); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._burn_window(p_errors double precision, p_requests double precision, p_burn double precision) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT pg_catalog.jsonb_build_object('err_rate', ops._pct(p_errors::numeric, p_requests::numeric),
+                                         'samples', p_requests::numeric,
+                                         'burn_rate', pg_catalog.trim_scale(round(p_burn::numeric, 2)))
+$$;
+
+--
+-- Name: FUNCTION _burn_window(p_errors double precision, p_requests double precision, p_burn double precision); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._burn_window(p_errors double precision, p_requests double precision, p_burn double precision) IS 'Internal: one window''s evidence, {"err_rate": %, "samples": n, "burn_rate": x}.';
+
+--
 -- Name: _counter(text, text); Type: FUNCTION; Schema: ops; Owner: -
 --
 
 CREATE FUNCTION ops._counter(p_name text, p_label text DEFAULT ''::text) RETURNS bigint
     LANGUAGE sql STABLE
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
     SELECT coalesce((SELECT value FROM ops.counter_base WHERE name = p_name AND label = p_label), 0)
 $$;
@@ -161,6 +245,7 @@ COMMENT ON FUNCTION ops._counter(p_name text, p_label text) IS 'Internal: a coun
 
 CREATE FUNCTION ops._cron_field(p_field text, p_min integer, p_max integer, p_names text[], p_base integer, p_what text) RETURNS integer[]
     LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
     AS $_$
 DECLARE
     v_item text;
@@ -217,6 +302,7 @@ COMMENT ON FUNCTION ops._cron_field(p_field text, p_min integer, p_max integer, 
 
 CREATE FUNCTION ops._cron_value(p_token text, p_names text[], p_base integer, p_field text) RETURNS integer
     LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
     AS $_$
 DECLARE
     v_pos int;
@@ -246,6 +332,7 @@ COMMENT ON FUNCTION ops._cron_value(p_token text, p_names text[], p_base integer
 
 CREATE FUNCTION ops._first_bad_sample(p_batch jsonb) RETURNS text
     LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
     AS $_$
     SELECT pg_catalog.format('sample %s: %s', s.n - 1, s.why)
     FROM (
@@ -280,7 +367,8 @@ COMMENT ON FUNCTION ops._first_bad_sample(p_batch jsonb) IS 'Internal: "sample N
 --
 
 CREATE FUNCTION ops._forbid_change() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 BEGIN
     RAISE EXCEPTION '% is append-only', TG_TABLE_NAME
@@ -300,7 +388,8 @@ COMMENT ON FUNCTION ops._forbid_change() IS 'Internal trigger: refuses UPDATE, D
 --
 
 CREATE FUNCTION ops._guard_items(p_now timestamp with time zone, p_route_prefix text) RETURNS TABLE(item_key text, kind text, inconclusive boolean, item jsonb)
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
     SELECT 'incident:' || i.id, 'incident', false,
            pg_catalog.jsonb_build_object('kind', 'incident', 'key', 'incident:' || i.id, 'id', i.id,
@@ -311,8 +400,10 @@ CREATE FUNCTION ops._guard_items(p_now timestamp with time zone, p_route_prefix 
       AND i.last_seen >= p_now - pg_catalog.make_interval(mins => ops.setting('guard_lookback_min')::int)
       AND (p_route_prefix IS NULL OR pg_catalog.starts_with(i.route, p_route_prefix))
     UNION ALL
-    SELECT f.route || '::' || f.reason, 'violation', f.verdict = 'inconclusive',
-           pg_catalog.jsonb_build_object('kind', 'violation', 'key', f.route || '::' || f.reason,
+    SELECT f.route || '::' || f.reason, CASE WHEN f.verdict = 'ticket' THEN 'ticket' ELSE 'violation' END,
+           f.verdict <> 'violation',
+           pg_catalog.jsonb_build_object('kind', CASE WHEN f.verdict = 'ticket' THEN 'ticket' ELSE 'violation' END,
+               'key', f.route || '::' || f.reason,
                'route', f.route, 'reason', f.reason, 'evidence', f.evidence)
     FROM ops.route_findings(p_now, p_route_prefix) AS f
 $$;
@@ -321,7 +412,7 @@ $$;
 -- Name: FUNCTION _guard_items(p_now timestamp with time zone, p_route_prefix text); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops._guard_items(p_now timestamp with time zone, p_route_prefix text) IS 'Internal: blocking incidents (open, unacknowledged, critical, seen within guard_lookback_min) and route findings.';
+COMMENT ON FUNCTION ops._guard_items(p_now timestamp with time zone, p_route_prefix text) IS 'Internal: blocking incidents (open, unacknowledged, critical, seen within guard_lookback_min), route findings, and tickets (kind ''ticket'': listed as warnings, never blocking).';
 
 SET default_tablespace = '';
 
@@ -404,6 +495,7 @@ COMMENT ON COLUMN ops.incidents.next_due_at IS 'When the next escalation is due 
 
 CREATE FUNCTION ops._incident_by_ref(p_ref text) RETURNS ops.incidents
     LANGUAGE sql STABLE
+    SET search_path TO 'ops', 'pg_temp'
     AS $_$
     SELECT i.*
     FROM ops.incidents AS i
@@ -423,8 +515,11 @@ COMMENT ON FUNCTION ops._incident_by_ref(p_ref text) IS 'Internal: an incident b
 --
 
 CREATE FUNCTION ops._incidents_before_write() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
+DECLARE
+    v_ack_minutes int;
 BEGIN
     NEW.route := coalesce(nullif(NEW.route, ''), nullif(pg_catalog.split_part(NEW.incident_key, '::', 1), ''));
     IF TG_OP = 'UPDATE' THEN
@@ -453,7 +548,20 @@ BEGIN
         NEW.resolved_at := NULL;
         NEW.resolved_by := NULL;
     END IF;
-    NEW.next_due_at := ops.next_due(NEW);
+    -- ops.next_due(NEW), written out: a call would switch search_path a second time for every row
+    -- (ops.recalc_next_due() counts rows where the two disagree: 30-next-due.sql and the bench expect none)
+    IF NEW.acknowledged_at IS NOT NULL
+       OR NEW.status <> 'open'
+       OR NEW.escalation_level >= (SELECT s.value FROM ops.settings AS s WHERE s.key = 'max_esc_level')::int THEN
+        NEW.next_due_at := NULL;
+    ELSE
+        SELECT sla.ack_minutes INTO v_ack_minutes FROM ops.sla WHERE sla.severity = NEW.severity;
+        NEW.next_due_at := CASE WHEN v_ack_minutes IS NOT NULL THEN GREATEST(
+            NEW.first_seen + pg_catalog.make_interval(mins => v_ack_minutes * (NEW.escalation_level + 1)),
+            NEW.last_escalated_at
+                + pg_catalog.make_interval(mins => (SELECT s.value FROM ops.settings AS s WHERE s.key = 'snooze_min')::int),
+            NEW.snoozed_until) END;
+    END IF;
     RETURN NEW;
 END;
 $$;
@@ -470,6 +578,7 @@ COMMENT ON FUNCTION ops._incidents_before_write() IS 'Internal trigger: derives 
 
 CREATE FUNCTION ops._lock_incident(p_id uuid) RETURNS ops.incidents
     LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_row ops.incidents;
@@ -498,9 +607,7 @@ COMMENT ON FUNCTION ops._lock_incident(p_id uuid) IS 'Internal: SELECT ... FOR U
 
 CREATE FUNCTION ops._pct(p_part numeric, p_whole numeric) RETURNS numeric
     LANGUAGE sql IMMUTABLE
-    AS $$
-    SELECT CASE WHEN p_whole > 0 THEN pg_catalog.trim_scale(round(100.0 * p_part / p_whole, 2)) END
-$$;
+    RETURN CASE WHEN (p_whole > (0)::numeric) THEN trim_scale(round(((100.0 * p_part) / p_whole), 2)) ELSE NULL::numeric END;
 
 --
 -- Name: FUNCTION _pct(p_part numeric, p_whole numeric); Type: COMMENT; Schema: ops; Owner: -
@@ -513,7 +620,8 @@ COMMENT ON FUNCTION ops._pct(p_part numeric, p_whole numeric) IS 'Internal: a sh
 --
 
 CREATE FUNCTION ops._recalc_after_change() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 BEGIN
     PERFORM ops.recalc_next_due();
@@ -533,6 +641,7 @@ COMMENT ON FUNCTION ops._recalc_after_change() IS 'Internal trigger: next_due_at
 
 CREATE FUNCTION ops._redact_url(p_text text, p_url text) RETURNS text
     LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
     SELECT pg_catalog.replace(p_text, p_url,
                               coalesce(pg_catalog.substring(p_url, '^[A-Za-z]+://[^/?#]*') || '/…', '…'))
@@ -550,6 +659,7 @@ COMMENT ON FUNCTION ops._redact_url(p_text text, p_url text) IS 'Internal: hides
 
 CREATE FUNCTION ops._require_actor(p_actor text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 BEGIN
     IF coalesce(pg_catalog.btrim(p_actor), '') = '' THEN
@@ -571,6 +681,7 @@ COMMENT ON FUNCTION ops._require_actor(p_actor text) IS 'Internal: raises 22004 
 
 CREATE FUNCTION ops._slack_reply(p_ok boolean, p_error text, p_text text, p_extra jsonb DEFAULT '{}'::jsonb) RETURNS jsonb
     LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
     SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
         'ok', p_ok, 'error', p_error, 'response_type', 'ephemeral', 'text', p_text)) || p_extra
@@ -588,6 +699,7 @@ COMMENT ON FUNCTION ops._slack_reply(p_ok boolean, p_error text, p_text text, p_
 
 CREATE FUNCTION ops._transition(p_id uuid, p_to text, p_actor text, p_note text, p_now timestamp with time zone) RETURNS ops.incidents
     LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_row ops.incidents;
@@ -628,7 +740,8 @@ COMMENT ON FUNCTION ops._transition(p_id uuid, p_to text, p_actor text, p_note t
 --
 
 CREATE FUNCTION ops.ack_incident(p_id uuid, p_actor text DEFAULT 'ops-bot'::text, p_note text DEFAULT NULL::text, p_now timestamp with time zone DEFAULT now()) RETURNS ops.incidents
-    LANGUAGE sql
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
     SELECT ops._transition(p_id, 'acknowledged', p_actor, p_note, p_now)
 $$;
@@ -664,7 +777,8 @@ COMMENT ON TABLE ops.principals IS 'People and services that act on opsguard. op
 --
 
 CREATE FUNCTION ops.add_principal(p_name text, p_kind text, p_roles text[], p_actor text, p_display_name text DEFAULT NULL::text) RETURNS ops.principals
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $_$
 DECLARE
     v_row ops.principals;
@@ -808,7 +922,13 @@ BEGIN
         RAISE EXCEPTION 'unknown principal %', p_principal USING ERRCODE = '42501';
     END IF;
     IF v_who <> p_principal AND NOT ops.has_permission(p_principal, 'actors.delegate') THEN
-        RAISE EXCEPTION '% may not act for others', p_principal USING ERRCODE = '42501';
+        RAISE EXCEPTION '% may not act for others', p_principal USING ERRCODE = '42501',
+            HINT = 'Only principals with actors.delegate (ops_admin) may send X-Ops-Actor.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = v_who AND NOT disabled) THEN
+        RAISE EXCEPTION 'unknown actor %', v_who USING ERRCODE = '42501',
+            DETAIL = 'no such principal, or disabled',
+            HINT = 'X-Ops-Actor must name an enabled principal: SELECT name FROM ops.principals;';
     END IF;
     RETURN pg_catalog.jsonb_build_object(
         'ok', true,
@@ -1137,7 +1257,8 @@ COMMENT ON FUNCTION ops.api_trigger_incident(p_principal text, p_actor text, p_r
 --
 
 CREATE FUNCTION ops.authorize(p_principal text, p_permission text, p_actor text DEFAULT NULL::text) RETURNS text
-    LANGUAGE plpgsql STABLE
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM ops.permissions WHERE name = p_permission) THEN
@@ -1252,7 +1373,8 @@ COMMENT ON FUNCTION ops.claim_notifications(p_worker text, p_limit integer, p_no
 --
 
 CREATE FUNCTION ops.collect_metrics(p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(metric text, kind text, help text, labels jsonb, value double precision)
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
     WITH last_tick AS (
         SELECT
@@ -1446,7 +1568,8 @@ COMMENT ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision) I
 --
 
 CREATE FUNCTION ops.cron_job_last_run(p_job text) RETURNS TABLE(scheduled boolean, status text, return_message text, start_time timestamp with time zone, end_time timestamp with time zone)
-    LANGUAGE plpgsql STABLE
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $_$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
@@ -1473,7 +1596,8 @@ COMMENT ON FUNCTION ops.cron_job_last_run(p_job text) IS 'A pg_cron job of ours 
 --
 
 CREATE FUNCTION ops.cron_matches(p_expr text, p_at timestamp with time zone) RETURNS boolean
-    LANGUAGE plpgsql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_expr text := pg_catalog.lower(pg_catalog.btrim(p_expr));
@@ -1535,7 +1659,8 @@ COMMENT ON FUNCTION ops.cron_matches(p_expr text, p_at timestamp with time zone)
 --
 
 CREATE FUNCTION ops.current_actor() RETURNS text
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
     SELECT coalesce(nullif(pg_catalog.current_setting('opsguard.actor', true), ''), session_user::text COLLATE "default")
 $$;
@@ -1552,9 +1677,7 @@ COMMENT ON FUNCTION ops.current_actor() IS 'The actor recorded for changes in th
 
 CREATE FUNCTION ops.escalation_hash(p_incident_id uuid, p_level integer) RETURNS text
     LANGUAGE sql IMMUTABLE
-    AS $$
-    SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(p_incident_id::text || ':' || p_level, 'UTF8')), 'hex')
-$$;
+    RETURN encode(sha256(convert_to((((p_incident_id)::text || ':'::text) || p_level), 'UTF8'::name)), 'hex'::text);
 
 --
 -- Name: FUNCTION escalation_hash(p_incident_id uuid, p_level integer); Type: COMMENT; Schema: ops; Owner: -
@@ -1567,7 +1690,8 @@ COMMENT ON FUNCTION ops.escalation_hash(p_incident_id uuid, p_level integer) IS 
 --
 
 CREATE FUNCTION ops.escalation_tick(p_now timestamp with time zone DEFAULT now(), p_source text DEFAULT 'sql'::text) RETURNS jsonb
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_started timestamptz := pg_catalog.clock_timestamp();
@@ -1732,7 +1856,8 @@ COMMENT ON FUNCTION ops.escalation_tick(p_now timestamp with time zone, p_source
 --
 
 CREATE FUNCTION ops.evaluate_alerts(p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(alert text, firing boolean, severity text, summary text, value double precision, threshold double precision)
-    LANGUAGE plpgsql STABLE
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_tick_ms float8 := ops.setting('tick_ms')::float8;
@@ -1822,9 +1947,10 @@ COMMENT ON FUNCTION ops.evaluate_alerts(p_now timestamp with time zone) IS 'Ever
 --
 
 CREATE FUNCTION ops.evaluate_routes(p_now timestamp with time zone DEFAULT now()) RETURNS jsonb
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET jit TO 'off'
     SET plan_cache_mode TO 'force_custom_plan'
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_minute timestamptz := pg_catalog.date_trunc('minute', p_now);
@@ -1975,7 +2101,8 @@ COMMENT ON FUNCTION ops.finish_notifications(p_worker text, p_results jsonb, p_n
 --
 
 CREATE FUNCTION ops.grant_role(p_principal text, p_role text, p_actor text) RETURNS boolean
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_prev text;
@@ -2009,7 +2136,8 @@ COMMENT ON FUNCTION ops.grant_role(p_principal text, p_role text, p_actor text) 
 --
 
 CREATE FUNCTION ops.has_permission(p_principal text, p_permission text) RETURNS boolean
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
     SELECT EXISTS (
         SELECT 1
@@ -2031,7 +2159,8 @@ COMMENT ON FUNCTION ops.has_permission(p_principal text, p_permission text) IS '
 --
 
 CREATE FUNCTION ops.incident_json(p_incident ops.incidents) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE sql IMMUTABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
     SELECT pg_catalog.jsonb_build_object(
         'id', p_incident.id,
@@ -2061,7 +2190,8 @@ COMMENT ON FUNCTION ops.incident_json(p_incident ops.incidents) IS 'An incident 
 --
 
 CREATE FUNCTION ops.install_cron_jobs() RETURNS text
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_status text := ops.pg_cron_status();
@@ -2097,7 +2227,8 @@ COMMENT ON FUNCTION ops.install_cron_jobs() IS '(Re)installs the pg_cron jobs li
 --
 
 CREATE FUNCTION ops.installed_at() RETURNS timestamp with time zone
-    LANGUAGE plpgsql STABLE
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_at timestamptz;
@@ -2142,7 +2273,8 @@ COMMENT ON TABLE ops.chat_identities IS 'Which principal a chat user acts as (Sl
 --
 
 CREATE FUNCTION ops.link_chat_identity(p_provider text, p_workspace text, p_external_user text, p_principal text, p_actor text) RETURNS ops.chat_identities
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_row ops.chat_identities;
@@ -2178,7 +2310,8 @@ COMMENT ON FUNCTION ops.link_chat_identity(p_provider text, p_workspace text, p_
 --
 
 CREATE FUNCTION ops.next_due(p_incident ops.incidents) RETURNS timestamp with time zone
-    LANGUAGE plpgsql STABLE
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_ack_minutes int;
@@ -2251,9 +2384,10 @@ COMMENT ON TABLE ops.guard_overrides IS 'Exemptions of one failing guard item (i
 --
 
 CREATE FUNCTION ops.override_guard_item(p_item_key text, p_reason text, p_minutes integer, p_actor text, p_now timestamp with time zone DEFAULT now()) RETURNS ops.guard_overrides
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET jit TO 'off'
     SET plan_cache_mode TO 'force_custom_plan'
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_row ops.guard_overrides;
@@ -2293,7 +2427,8 @@ COMMENT ON FUNCTION ops.override_guard_item(p_item_key text, p_reason text, p_mi
 --
 
 CREATE FUNCTION ops.pg_cron_status() RETURNS text
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
     SELECT CASE
         WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN 'installed'
@@ -2319,7 +2454,8 @@ COMMENT ON FUNCTION ops.pg_cron_status() IS 'installed, available, or why pg_cro
 --
 
 CREATE FUNCTION ops.purge_guard_history(p_now timestamp with time zone DEFAULT now()) RETURNS jsonb
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_rollups int;
@@ -2332,6 +2468,9 @@ BEGIN
     WHERE bucket < p_now - pg_catalog.make_interval(days => ops.setting('guard_rollup_retention_days')::int);
     DELETE FROM ops.route_hour_stats
     WHERE hour < p_now - pg_catalog.make_interval(days => ops.setting('guard_rollup_retention_days')::int);
+    -- the 3-day ticket window reads 4 daily rollups, whatever the setting
+    DELETE FROM ops.route_day_stats
+    WHERE day < p_now - pg_catalog.make_interval(days => GREATEST(ops.setting('guard_rollup_retention_days')::int, 4));
     DELETE FROM ops.guard_evaluations
     WHERE evaluated_at < p_now - pg_catalog.make_interval(days => ops.setting('guard_evaluation_retention_days')::int);
     GET DIAGNOSTICS v_evaluations = ROW_COUNT;
@@ -2344,14 +2483,15 @@ $$;
 -- Name: FUNCTION purge_guard_history(p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.purge_guard_history(p_now timestamp with time zone) IS 'Retention: drops rollups and stored evaluations older than their settings; returns how many. Daily by pg_cron.';
+COMMENT ON FUNCTION ops.purge_guard_history(p_now timestamp with time zone) IS 'Retention: drops rollups (daily ones after at least 4 days, for the 3-day window) and stored evaluations older than their settings; returns how many. Daily by pg_cron.';
 
 --
 -- Name: purge_history(timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
 CREATE FUNCTION ops.purge_history(p_now timestamp with time zone DEFAULT now()) RETURNS jsonb
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $_$
 DECLARE
     v_ticks bigint;
@@ -2433,7 +2573,8 @@ COMMENT ON FUNCTION ops.purge_history(p_now timestamp with time zone) IS 'Daily 
 --
 
 CREATE FUNCTION ops.recalc_next_due() RETURNS integer
-    LANGUAGE sql
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
     WITH changed AS (
         UPDATE ops.incidents AS i
@@ -2456,7 +2597,8 @@ COMMENT ON FUNCTION ops.recalc_next_due() IS 'Recomputes next_due_at for every a
 --
 
 CREATE FUNCTION ops.record_requests(p_batch jsonb) RETURNS jsonb
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_all_ok boolean;
@@ -2520,6 +2662,16 @@ BEGIN
             ON CONFLICT (route, hour) DO UPDATE
             SET requests = h.requests + EXCLUDED.requests, errors = h.errors + EXCLUDED.errors, slow = h.slow + EXCLUDED.slow
             RETURNING 1
+        ),
+        days AS (
+            -- UTC days whatever the time zone of the session
+            INSERT INTO ops.route_day_stats AS y (route, day, requests, errors, slow)
+            SELECT route, pg_catalog.date_bin('1 day', minute, '2000-01-01 00:00+00'), sum(requests), sum(errors), sum(slow)
+            FROM folded
+            GROUP BY route, pg_catalog.date_bin('1 day', minute, '2000-01-01 00:00+00')
+            ON CONFLICT (route, day) DO UPDATE
+            SET requests = y.requests + EXCLUDED.requests, errors = y.errors + EXCLUDED.errors, slow = y.slow + EXCLUDED.slow
+            RETURNING 1
         )
         SELECT all_ok INTO v_all_ok FROM verdict;
     EXCEPTION WHEN data_exception OR invalid_parameter_value THEN
@@ -2538,14 +2690,15 @@ $$;
 -- Name: FUNCTION record_requests(p_batch jsonb); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.record_requests(p_batch jsonb) IS 'Folds a batch [{route, status, latency_ms, at}] into per-minute rollups (errors: status >= 500; slow: over the route''s latency threshold). A malformed sample rejects the whole batch with 22023 naming it (numbered from 0).';
+COMMENT ON FUNCTION ops.record_requests(p_batch jsonb) IS 'Folds a batch [{route, status, latency_ms, at}] into per-minute rollups (errors: status >= 500; slow: over the route''s latency threshold), and the 5-minute, hourly and daily ones beside them. A malformed sample rejects the whole batch with 22023 naming it (numbered from 0).';
 
 --
 -- Name: release_guard(timestamp with time zone, text, text, jsonb); Type: FUNCTION; Schema: ops; Owner: -
 --
 
 CREATE FUNCTION ops.release_guard(p_now timestamp with time zone DEFAULT now(), p_route_prefix text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, p_context jsonb DEFAULT '{}'::jsonb) RETURNS jsonb
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     SET jit TO 'off'
     SET plan_cache_mode TO 'force_custom_plan'
     AS $$
@@ -2574,7 +2727,8 @@ BEGIN
                items.item || CASE WHEN items.override IS NOT NULL
                                   THEN pg_catalog.jsonb_build_object('exempted', items.override)
                                   ELSE '{}' END AS shown,
-               items.override IS NULL AND (NOT items.inconclusive OR v_block_inconclusive) AS counts
+               items.override IS NULL
+                   AND (NOT items.inconclusive OR (v_block_inconclusive AND items.kind <> 'ticket')) AS counts
         FROM items
     )
     SELECT pg_catalog.jsonb_build_object(
@@ -2585,8 +2739,13 @@ BEGIN
         'violations', coalesce(pg_catalog.jsonb_agg(m.shown ORDER BY m.item_key)
                                FILTER (WHERE m.kind = 'violation' AND NOT m.inconclusive), '[]'),
         'warnings', coalesce(pg_catalog.jsonb_agg(m.shown || pg_catalog.jsonb_build_object(
-                                 'message', 'too few samples to judge; not blocking'
-                                            || CASE WHEN v_block_inconclusive THEN ' (blocking: guard_block_inconclusive)' ELSE '' END))
+                                 'message', CASE WHEN m.kind = 'ticket'
+                                                 THEN 'error budget burning faster than it refills (3d and 6h): '
+                                                      || 'open a ticket; not blocking'
+                                                 ELSE 'too few samples to judge; not blocking'
+                                                      || CASE WHEN v_block_inconclusive
+                                                              THEN ' (blocking: guard_block_inconclusive)' ELSE '' END
+                                            END))
                              FILTER (WHERE m.inconclusive), '[]'),
         'evaluatedAt', p_now,
         'routePrefix', p_route_prefix,
@@ -2611,33 +2770,28 @@ $$;
 -- Name: FUNCTION release_guard(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.release_guard(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb) IS 'May a release proceed? ok=false while an open unacknowledged critical incident was seen within guard_lookback_min or a route violates a rule (route_findings). Exempted items stay listed, marked, and do not count. Every evaluation is stored.';
+COMMENT ON FUNCTION ops.release_guard(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb) IS 'May a release proceed? ok=false while an open unacknowledged critical incident was seen within guard_lookback_min or a route violates a rule (route_findings). Exempted items stay listed, marked, and do not count; slo_burn_ticket items are warnings only. Every evaluation is stored.';
 
 --
 -- Name: replay_dead_notifications(text, bigint[]); Type: FUNCTION; Schema: ops; Owner: -
 --
 
 CREATE FUNCTION ops.replay_dead_notifications(p_actor text, p_ids bigint[] DEFAULT NULL::bigint[]) RETURNS integer
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
-    v_ids bigint[];
+    v_prev_actor text;
+    v_count int;
 BEGIN
     PERFORM ops._require_actor(p_actor);
-    WITH again AS (
-        UPDATE ops.notification_outbox
-        SET status = 'pending', attempts = 0, next_attempt_at = pg_catalog.now(), last_error = NULL
-        WHERE status = 'dead' AND (p_ids IS NULL OR id = ANY (p_ids))
-        RETURNING id
-    )
-    SELECT pg_catalog.array_agg(id ORDER BY id) INTO v_ids FROM again;
-    IF v_ids IS NOT NULL THEN
-        INSERT INTO ops.audit_log (actor, action, table_name, row_key, changes, note)
-        VALUES (p_actor, 'UPDATE', 'notification_outbox', NULL,
-                pg_catalog.jsonb_build_object('status', pg_catalog.jsonb_build_array('dead', 'pending'), 'ids', to_jsonb(v_ids)),
-                'replay of dead letters');
-    END IF;
-    RETURN coalesce(pg_catalog.cardinality(v_ids), 0);
+    v_prev_actor := ops._act_as(p_actor, 'replay of dead letters');
+    UPDATE ops.notification_outbox
+    SET status = 'pending', attempts = 0, next_attempt_at = pg_catalog.now(), last_error = NULL
+    WHERE status = 'dead' AND (p_ids IS NULL OR id = ANY (p_ids));
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    PERFORM ops._act_as(v_prev_actor);
+    RETURN v_count;
 END;
 $$;
 
@@ -2652,7 +2806,8 @@ COMMENT ON FUNCTION ops.replay_dead_notifications(p_actor text, p_ids bigint[]) 
 --
 
 CREATE FUNCTION ops.resolve_incident(p_id uuid, p_actor text DEFAULT 'ops-bot'::text, p_note text DEFAULT NULL::text, p_now timestamp with time zone DEFAULT now()) RETURNS ops.incidents
-    LANGUAGE sql
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
     SELECT ops._transition(p_id, 'resolved', p_actor, p_note, p_now)
 $$;
@@ -2668,7 +2823,8 @@ COMMENT ON FUNCTION ops.resolve_incident(p_id uuid, p_actor text, p_note text, p
 --
 
 CREATE FUNCTION ops.revoke_role(p_principal text, p_role text, p_actor text) RETURNS boolean
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_prev text;
@@ -2695,9 +2851,7 @@ COMMENT ON FUNCTION ops.revoke_role(p_principal text, p_role text, p_actor text)
 
 CREATE FUNCTION ops.route_bucket(p_route text) RETURNS integer
     LANGUAGE sql IMMUTABLE
-    AS $$
-    SELECT (('x' || pg_catalog.left(pg_catalog.md5(coalesce(p_route, '')), 8))::bit(32)::bigint % 100)::int
-$$;
+    RETURN ((((('x'::text || "left"(md5(COALESCE(p_route, ''::text)), 8)))::bit(32))::bigint % (100)::bigint))::integer;
 
 --
 -- Name: FUNCTION route_bucket(p_route text); Type: COMMENT; Schema: ops; Owner: -
@@ -2710,55 +2864,122 @@ COMMENT ON FUNCTION ops.route_bucket(p_route text) IS 'A route''s stable canary 
 --
 
 CREATE FUNCTION ops.route_findings(p_now timestamp with time zone DEFAULT now(), p_route_prefix text DEFAULT NULL::text) RETURNS TABLE(route text, reason text, verdict text, evidence jsonb)
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    SET jit TO 'off'
+    SET plan_cache_mode TO 'force_custom_plan'
     AS $$
-    WITH cfg AS MATERIALIZED (
-        -- read once: inlined, each reference below re-ran the settings lookups for every route
-        SELECT ops.setting('guard_critical_error_pct')::float8 AS crit_pct,
-               ops.setting('guard_hard_error_pct')::float8 AS hard_pct
-    ),
-    d AS (
-        SELECT * FROM ops.route_slos WHERE route = '*'
-    ),
-    w AS (
-        -- window starts, computed once (date_trunc is not folded; per row it was most of the cost).
-        -- A window of w covers the buckets that overlap the last w: minutes for 1m and 5m,
-        -- 5-minute buckets for 30m and 1h, hours for 6h, so an evaluation reads ~26 rows per route
-        SELECT pg_catalog.date_trunc('minute', p_now - interval '1 minute') AS t1,
-               pg_catalog.date_trunc('minute', p_now - interval '5 minutes') AS t5,
-               pg_catalog.date_bin('5 minutes', p_now - interval '30 minutes', '2000-01-01') AS t30,
-               pg_catalog.date_bin('5 minutes', p_now - interval '1 hour', '2000-01-01') AS t60,
-               pg_catalog.date_trunc('hour', p_now - interval '6 hours') AS t360
-    ),
-    parts AS (
+#variable_conflict use_column
+DECLARE
+    -- Every window is the minutes (e - length, e]: e is the minute of p_now, counted whole; f starts
+    -- the 5-minute bucket of e, h its hour, d its UTC day. The bounds below are variables because
+    -- timestamptz arithmetic is not folded by the planner: inline, it ran for every row.
+    v_e timestamptz := pg_catalog.date_trunc('minute', p_now);
+    v_f timestamptz := pg_catalog.date_bin('5 minutes', pg_catalog.date_trunc('minute', p_now), '2000-01-01');
+    v_h timestamptz := pg_catalog.date_trunc('hour', p_now);
+    v_d timestamptz := pg_catalog.date_bin('1 day', p_now, '2000-01-01 00:00+00');
+    v_1m timestamptz := v_e - interval '1 minute';      -- error_rate_critical: this minute and the one before
+    v_5m timestamptz := v_e - interval '4 minutes';
+    -- the oldest minutes of each window, up to its first whole 5-minute bucket
+    v_30m_from timestamptz := v_e - interval '29 minutes';
+    v_30m_to timestamptz := v_f - interval '26 minutes';
+    v_1h_from timestamptz := v_e - interval '59 minutes';
+    v_1h_to timestamptz := v_f - interval '56 minutes';
+    v_6h_from timestamptz := v_e - interval '359 minutes';
+    v_6h_to timestamptz := v_f - interval '356 minutes';
+    -- whole 5-minute buckets: [f - 25, f) for 30m, [f - 55, f) for 1h; for 6h [f - 355, h - 300)
+    -- before its whole hours [h - 300, h) and [h, f) after them
+    v_30m_buckets timestamptz := v_f - interval '25 minutes';
+    v_1h_buckets timestamptz := v_f - interval '55 minutes';
+    v_6h_buckets timestamptz := v_f - interval '355 minutes';
+    v_6h_hours timestamptz := v_h - interval '300 minutes';
+    v_3d_whole_days timestamptz := v_d - interval '2 days';
+    v_3d_oldest_day timestamptz := v_d - interval '3 days';
+    -- the share of the oldest of the 4 days the 3-day window touches (the others are whole,
+    -- today up to e): the daily rollup is pro-rated, assuming even traffic that day
+    v_oldest_day_share float8 := (1439 - pg_catalog.date_part('epoch', v_e - v_d) / 60) / 1440;
+    v_crit_pct float8 := ops.setting('guard_critical_error_pct')::float8;
+    v_hard_pct float8 := ops.setting('guard_hard_error_pct')::float8;
+BEGIN
+    -- A window of W minutes is: the minutes from e - W + 1 up to the first 5-minute bucket
+    -- inside it (0-4 rows), whole 5-minute buckets (and for 6h whole hours between them),
+    -- and the minutes of the 5-minute bucket holding e, [f, e]. Rows are summed per table first.
+    RETURN QUERY
+    WITH mins AS (
         SELECT m.route,
-               CASE WHEN m.minute >= w.t1 THEN m.requests ELSE 0 END AS n1,
-               CASE WHEN m.minute >= w.t1 THEN m.errors ELSE 0 END AS e1,
-               m.requests AS n5, m.errors AS e5, m.slow AS s5,
-               0 AS n30, 0 AS e30, 0 AS n60, 0 AS e60, 0 AS n360, 0 AS e360
-        FROM w
-        INNER JOIN ops.route_minute_stats AS m ON m.minute >= w.t5 AND m.minute <= p_now
-        WHERE p_route_prefix IS NULL OR pg_catalog.starts_with(m.route, p_route_prefix)
-        UNION ALL
-        SELECT f.route, 0, 0, 0, 0, 0,
-               CASE WHEN f.bucket >= w.t30 THEN f.requests ELSE 0 END,
-               CASE WHEN f.bucket >= w.t30 THEN f.errors ELSE 0 END,
-               f.requests, f.errors, 0, 0
-        FROM w
-        INNER JOIN ops.route_5min_stats AS f ON f.bucket >= w.t60 AND f.bucket <= p_now
-        WHERE p_route_prefix IS NULL OR pg_catalog.starts_with(f.route, p_route_prefix)
-        UNION ALL
-        SELECT h.route, 0, 0, 0, 0, 0, 0, 0, 0, 0, h.requests, h.errors
-        FROM w
-        INNER JOIN ops.route_hour_stats AS h ON h.hour >= w.t360 AND h.hour <= p_now
-        WHERE p_route_prefix IS NULL OR pg_catalog.starts_with(h.route, p_route_prefix)
+               sum(m.requests) FILTER (WHERE m.minute >= v_1m)::float8 AS n1,
+               sum(m.errors) FILTER (WHERE m.minute >= v_1m)::float8 AS e1,
+               sum(m.requests) FILTER (WHERE m.minute >= v_5m)::float8 AS n5,
+               sum(m.errors) FILTER (WHERE m.minute >= v_5m)::float8 AS e5,
+               sum(m.slow) FILTER (WHERE m.minute >= v_5m)::float8 AS s5,
+               sum(m.requests) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_30m_from AND v_30m_to)::float8 AS n30,
+               sum(m.errors) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_30m_from AND v_30m_to)::float8 AS e30,
+               sum(m.requests) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_1h_from AND v_1h_to)::float8 AS n60,
+               sum(m.errors) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_1h_from AND v_1h_to)::float8 AS e60,
+               sum(m.requests) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_6h_from AND v_6h_to)::float8 AS n360,
+               sum(m.errors) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_6h_from AND v_6h_to)::float8 AS e360
+        FROM ops.route_minute_stats AS m
+        WHERE (m.minute BETWEEN v_5m AND v_e
+               OR m.minute BETWEEN v_30m_from AND v_30m_to
+               OR m.minute BETWEEN v_1h_from AND v_1h_to
+               OR m.minute BETWEEN v_6h_from AND v_6h_to)
+          AND (p_route_prefix IS NULL OR pg_catalog.starts_with(m.route, p_route_prefix))
+        GROUP BY m.route
+    ),
+    fives AS (
+        -- [f - 55 min, f) serves 30m, 1h and the current hour of the 6h window; [f - 355 min, h - 300 min)
+        -- the oldest hour of the 6h window
+        SELECT b.route,
+               sum(b.requests) FILTER (WHERE b.bucket >= v_30m_buckets)::float8 AS n30,
+               sum(b.errors) FILTER (WHERE b.bucket >= v_30m_buckets)::float8 AS e30,
+               sum(b.requests) FILTER (WHERE b.bucket >= v_1h_buckets)::float8 AS n60,
+               sum(b.errors) FILTER (WHERE b.bucket >= v_1h_buckets)::float8 AS e60,
+               sum(b.requests) FILTER (WHERE b.bucket >= v_h OR b.bucket < v_6h_hours)::float8 AS n360,
+               sum(b.errors) FILTER (WHERE b.bucket >= v_h OR b.bucket < v_6h_hours)::float8 AS e360
+        FROM ops.route_5min_stats AS b
+        WHERE (b.bucket >= v_1h_buckets AND b.bucket < v_f
+               OR b.bucket >= v_6h_buckets AND b.bucket < v_6h_hours)
+          AND (p_route_prefix IS NULL OR pg_catalog.starts_with(b.route, p_route_prefix))
+        GROUP BY b.route
+    ),
+    hours AS (
+        SELECT h.route, sum(h.requests)::float8 AS n360, sum(h.errors)::float8 AS e360
+        FROM ops.route_hour_stats AS h
+        WHERE h.hour >= v_6h_hours AND h.hour < v_h
+          AND (p_route_prefix IS NULL OR pg_catalog.starts_with(h.route, p_route_prefix))
+        GROUP BY h.route
+    ),
+    days AS (
+        SELECT y.route,
+               sum(y.requests * CASE WHEN y.day < v_3d_whole_days THEN v_oldest_day_share ELSE 1 END::float8) AS n3d,
+               sum(y.errors * CASE WHEN y.day < v_3d_whole_days THEN v_oldest_day_share ELSE 1 END::float8) AS e3d
+        FROM ops.route_day_stats AS y
+        WHERE y.day >= v_3d_oldest_day AND y.day <= v_d
+          AND (p_route_prefix IS NULL OR pg_catalog.starts_with(y.route, p_route_prefix))
+        GROUP BY y.route
     ),
     s AS (
-        SELECT parts.route, sum(parts.n1) AS n1, sum(parts.e1) AS e1, sum(parts.n5) AS n5, sum(parts.e5) AS e5,
-               sum(parts.s5) AS s5, sum(parts.n30) AS n30, sum(parts.e30) AS e30, sum(parts.n60) AS n60,
-               sum(parts.e60) AS e60, sum(parts.n360) AS n360, sum(parts.e360) AS e360
-        FROM parts
-        GROUP BY parts.route
+        SELECT p.route, sum(p.n1) AS n1, sum(p.e1) AS e1, sum(p.n5) AS n5, sum(p.e5) AS e5, sum(p.s5) AS s5,
+               sum(p.n30) AS n30, sum(p.e30) AS e30, sum(p.n60) AS n60, sum(p.e60) AS e60,
+               sum(p.n360) AS n360, sum(p.e360) AS e360, sum(p.n3d) AS n3d, sum(p.e3d) AS e3d
+        FROM (
+            SELECT mins.route, coalesce(mins.n1, 0) AS n1, coalesce(mins.e1, 0) AS e1, coalesce(mins.n5, 0) AS n5,
+                   coalesce(mins.e5, 0) AS e5, coalesce(mins.s5, 0) AS s5, coalesce(mins.n30, 0) AS n30,
+                   coalesce(mins.e30, 0) AS e30, coalesce(mins.n60, 0) AS n60, coalesce(mins.e60, 0) AS e60,
+                   coalesce(mins.n360, 0) AS n360, coalesce(mins.e360, 0) AS e360, 0::float8 AS n3d, 0::float8 AS e3d
+            FROM mins
+            UNION ALL
+            SELECT fives.route, 0, 0, 0, 0, 0, coalesce(fives.n30, 0), coalesce(fives.e30, 0), coalesce(fives.n60, 0),
+                   coalesce(fives.e60, 0), coalesce(fives.n360, 0), coalesce(fives.e360, 0), 0, 0
+            FROM fives
+            UNION ALL
+            SELECT hours.route, 0, 0, 0, 0, 0, 0, 0, 0, 0, hours.n360, hours.e360, 0, 0
+            FROM hours
+            UNION ALL
+            SELECT days.route, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, days.n3d, days.e3d
+            FROM days
+        ) AS p
+        GROUP BY p.route
     ),
     r AS (
         SELECT s.*,
@@ -2766,86 +2987,104 @@ CREATE FUNCTION ops.route_findings(p_now timestamp with time zone DEFAULT now(),
                coalesce(o.min_samples, d.min_samples) AS min_n,
                coalesce(o.latency_threshold_ms, d.latency_threshold_ms) AS lat_ms,
                coalesce(o.latency_target_pct, d.latency_target_pct) AS lat_pct,
-               cfg.crit_pct, cfg.hard_pct
+               coalesce(o.error_pct_target, d.error_pct_target)::float8 AS target_f
         FROM s
-        CROSS JOIN d
-        CROSS JOIN cfg
+        CROSS JOIN (SELECT * FROM ops.route_slos WHERE route = '*') AS d
         LEFT JOIN ops.route_slos AS o ON s.route = o.route
     ),
-    b AS (
-        -- burn rate: the error rate as a multiple of the error budget (the SLO's allowed error share).
-        -- Verdicts use float8 (numeric division for 1000 routes x 4 rules was half the cost);
-        -- the evidence of the few failing rows is exact numeric
+    b AS MATERIALIZED (
+        -- burn rate: the error rate as a multiple of the error budget (the share of errors the SLO allows).
+        -- Counts and verdicts are float8 (exact for counts below 2^53; numeric sums and divisions
+        -- for 1,000 routes were most of the cost); the evidence of the few listed rows is numeric.
+        -- MATERIALIZED: inlined, every use of a burn rate below re-ran its arithmetic (and the
+        -- numeric-to-float8 cast of the target) per verdict, which cost more than reading the rollups
         SELECT r.*,
                r.n5 >= r.min_n AND r.n60 >= r.min_n AS fast_judged,
                r.n30 >= r.min_n AND r.n360 >= r.min_n AS slow_judged,
-               CASE WHEN r.n5 > 0 THEN 100 * r.e5::float8 / r.n5 / r.target::float8 END AS burn5,
-               CASE WHEN r.n60 > 0 THEN 100 * r.e60::float8 / r.n60 / r.target::float8 END AS burn60,
-               CASE WHEN r.n30 > 0 THEN 100 * r.e30::float8 / r.n30 / r.target::float8 END AS burn30,
-               CASE WHEN r.n360 > 0 THEN 100 * r.e360::float8 / r.n360 / r.target::float8 END AS burn360
+               r.n3d >= r.min_n AND r.n360 >= r.min_n AS ticket_judged,
+               CASE WHEN r.n5 > 0 THEN 100 * r.e5 / r.n5 / r.target_f END AS burn5,
+               CASE WHEN r.n60 > 0 THEN 100 * r.e60 / r.n60 / r.target_f END AS burn60,
+               CASE WHEN r.n30 > 0 THEN 100 * r.e30 / r.n30 / r.target_f END AS burn30,
+               CASE WHEN r.n360 > 0 THEN 100 * r.e360 / r.n360 / r.target_f END AS burn360,
+               CASE WHEN r.n3d > 0 THEN 100 * r.e3d / r.n3d / r.target_f END AS burn3d
         FROM r
+    ),
+    p AS (
+        SELECT b.*,
+               b.fast_judged AND b.burn5 > 14.4 AND b.burn60 > 14.4 AS fast_fired,
+               b.slow_judged AND b.burn30 > 6 AND b.burn360 > 6 AS slow_fired,
+               b.ticket_judged AND b.burn3d > 1 AND b.burn360 > 1 AS ticket_fired,
+               CASE WHEN b.n5 > 0 THEN 100 * b.s5 / b.n5 > b.lat_pct::float8 END AS too_slow
+        FROM b
     ),
     v AS (
         -- verdicts first; evidence is built below only for the few rows that have one
-        SELECT b.*, f.reason, f.verdict
-        FROM b
+        SELECT p.*, f.reason, f.verdict
+        FROM p
         CROSS JOIN LATERAL (VALUES
             ('error_rate_critical',
-             CASE WHEN b.n1 = 0 THEN NULL
-                  WHEN b.n1 < b.min_n THEN 'inconclusive'
-                  WHEN 100 * b.e1::float8 / b.n1 >= b.crit_pct THEN 'violation' END),
+             CASE WHEN p.n1 = 0 THEN NULL
+                  WHEN p.n1 < p.min_n THEN 'inconclusive'
+                  WHEN 100 * p.e1 / p.n1 >= v_crit_pct THEN 'violation' END),
             ('hard_error_threshold',
-             CASE WHEN b.n5 = 0 THEN NULL
-                  WHEN b.n5 < b.min_n THEN 'inconclusive'
-                  WHEN 100 * b.e5::float8 / b.n5 > b.hard_pct THEN 'violation' END),
+             CASE WHEN p.n5 = 0 THEN NULL
+                  WHEN p.n5 < p.min_n THEN 'inconclusive'
+                  WHEN 100 * p.e5 / p.n5 > v_hard_pct THEN 'violation' END),
             ('slo_violation',
-             CASE WHEN (b.fast_judged AND b.burn5 > 14.4 AND b.burn60 > 14.4)
-                       OR (b.slow_judged AND b.burn30 > 6 AND b.burn360 > 6) THEN 'violation'
+             CASE WHEN p.fast_fired OR p.slow_fired THEN 'violation'
                   -- too little recent traffic to judge either pair; a route idle for 30 minutes is not listed
-                  WHEN NOT b.fast_judged AND NOT b.slow_judged AND b.n30 > 0 THEN 'inconclusive' END),
+                  WHEN NOT p.fast_judged AND NOT p.slow_judged AND p.n30 > 0 THEN 'inconclusive' END),
+            -- the ticket tier of the workbook: budget spent faster than it refills for days; a page supersedes it
+            ('slo_burn_ticket',
+             CASE WHEN p.ticket_fired AND NOT p.fast_fired AND NOT p.slow_fired THEN 'ticket' END),
             ('latency_slo',
-             CASE WHEN b.lat_ms IS NULL OR b.n5 = 0 THEN NULL
-                  WHEN b.n5 < b.min_n THEN 'inconclusive'
-                  WHEN 100 * b.s5::float8 / b.n5 > b.lat_pct::float8 THEN 'violation' END)
+             CASE WHEN p.lat_ms IS NULL OR p.n5 = 0 THEN NULL
+                  WHEN p.n5 < p.min_n THEN 'inconclusive'
+                  WHEN p.too_slow THEN 'violation' END)
         ) AS f (reason, verdict)
         WHERE f.verdict IS NOT NULL
     )
     SELECT v.route, v.reason, v.verdict,
            CASE v.reason
                WHEN 'error_rate_critical' THEN pg_catalog.jsonb_build_object(
-                   'err_rate_1m', ops._pct(v.e1, v.n1), 'samples_1m', v.n1, 'threshold_pct', v.crit_pct::numeric,
+                   'err_rate_1m', ops._pct(v.e1::numeric, v.n1::numeric), 'samples_1m', v.n1::numeric, 'threshold_pct', v_crit_pct::numeric,
                    'min_samples', v.min_n)
                WHEN 'hard_error_threshold' THEN pg_catalog.jsonb_build_object(
-                   'err_rate_5m', ops._pct(v.e5, v.n5), 'samples_5m', v.n5, 'threshold_pct', v.hard_pct::numeric,
+                   'err_rate_5m', ops._pct(v.e5::numeric, v.n5::numeric), 'samples_5m', v.n5::numeric, 'threshold_pct', v_hard_pct::numeric,
                    'min_samples', v.min_n)
                WHEN 'slo_violation' THEN pg_catalog.jsonb_build_object(
                    'error_pct_target', pg_catalog.trim_scale(v.target), 'min_samples', v.min_n,
                    'pairs', pg_catalog.jsonb_build_array(
                        pg_catalog.jsonb_build_object('windows', '5m/1h', 'factor', 14.4, 'judged', v.fast_judged,
-                           'fired', v.fast_judged AND v.burn5 > 14.4 AND v.burn60 > 14.4),
+                           'fired', v.fast_fired),
                        pg_catalog.jsonb_build_object('windows', '30m/6h', 'factor', 6, 'judged', v.slow_judged,
-                           'fired', v.slow_judged AND v.burn30 > 6 AND v.burn360 > 6)),
+                           'fired', v.slow_fired)),
                    'windows', pg_catalog.jsonb_build_object(
-                       '5m', pg_catalog.jsonb_build_object('err_rate', ops._pct(v.e5, v.n5), 'samples', v.n5,
-                                                           'burn_rate', pg_catalog.trim_scale(round(v.burn5::numeric, 2))),
-                       '30m', pg_catalog.jsonb_build_object('err_rate', ops._pct(v.e30, v.n30), 'samples', v.n30,
-                                                            'burn_rate', pg_catalog.trim_scale(round(v.burn30::numeric, 2))),
-                       '1h', pg_catalog.jsonb_build_object('err_rate', ops._pct(v.e60, v.n60), 'samples', v.n60,
-                                                           'burn_rate', pg_catalog.trim_scale(round(v.burn60::numeric, 2))),
-                       '6h', pg_catalog.jsonb_build_object('err_rate', ops._pct(v.e360, v.n360), 'samples', v.n360,
-                                                           'burn_rate', pg_catalog.trim_scale(round(v.burn360::numeric, 2)))))
+                       '5m', ops._burn_window(v.e5, v.n5, v.burn5),
+                       '30m', ops._burn_window(v.e30, v.n30, v.burn30),
+                       '1h', ops._burn_window(v.e60, v.n60, v.burn60),
+                       '6h', ops._burn_window(v.e360, v.n360, v.burn360)))
+               WHEN 'slo_burn_ticket' THEN pg_catalog.jsonb_build_object(
+                   'error_pct_target', pg_catalog.trim_scale(v.target), 'min_samples', v.min_n,
+                   'pairs', pg_catalog.jsonb_build_array(
+                       pg_catalog.jsonb_build_object('windows', '3d/6h', 'factor', 1, 'judged', true,
+                           'fired', true)),
+                   'windows', pg_catalog.jsonb_build_object(
+                       '3d', ops._burn_window(round(v.e3d), round(v.n3d), v.burn3d),
+                       '6h', ops._burn_window(v.e360, v.n360, v.burn360)))
                ELSE pg_catalog.jsonb_build_object(
-                   'slow_pct_5m', ops._pct(v.s5, v.n5), 'samples_5m', v.n5, 'threshold_ms', v.lat_ms,
+                   'slow_pct_5m', ops._pct(v.s5::numeric, v.n5::numeric), 'samples_5m', v.n5::numeric, 'threshold_ms', v.lat_ms,
                    'target_pct', pg_catalog.trim_scale(v.lat_pct), 'min_samples', v.min_n)
            END
-    FROM v
+    FROM v;
+END;
 $$;
 
 --
 -- Name: FUNCTION route_findings(p_now timestamp with time zone, p_route_prefix text); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.route_findings(p_now timestamp with time zone, p_route_prefix text) IS 'Route health at p_now from the rollups: one row per route and rule that is a violation or inconclusive (too few samples), with evidence. Rules: error_rate_critical (1m), hard_error_threshold (5m), slo_violation (burn rates 5m&1h > 14.4x or 30m&6h > 6x; 30m/1h in 5-minute buckets, 6h in whole hours), latency_slo (5m slow share).';
+COMMENT ON FUNCTION ops.route_findings(p_now timestamp with time zone, p_route_prefix text) IS 'Route health at p_now from the rollups: one row per route and rule that is a violation, inconclusive (too few samples) or a ticket, with evidence. Rules: error_rate_critical (1m), hard_error_threshold (5m), slo_violation (burn rates 5m&1h > 14.4x or 30m&6h > 6x), slo_burn_ticket (3d&6h > 1x, non-blocking), latency_slo (5m slow share). Windows end with p_now''s minute and span exactly their length (3d: its oldest day pro-rated).';
 
 --
 -- Name: route_in_canary(text, integer); Type: FUNCTION; Schema: ops; Owner: -
@@ -2853,9 +3092,7 @@ COMMENT ON FUNCTION ops.route_findings(p_now timestamp with time zone, p_route_p
 
 CREATE FUNCTION ops.route_in_canary(p_route text, p_pct integer) RETURNS boolean
     LANGUAGE sql IMMUTABLE
-    AS $$
-    SELECT p_pct >= 100 OR ops.route_bucket(p_route) < p_pct
-$$;
+    RETURN ((p_pct >= 100) OR (ops.route_bucket(p_route) < p_pct));
 
 --
 -- Name: FUNCTION route_in_canary(p_route text, p_pct integer); Type: COMMENT; Schema: ops; Owner: -
@@ -2869,10 +3106,10 @@ COMMENT ON FUNCTION ops.route_in_canary(p_route text, p_pct integer) IS 'True wh
 
 CREATE TABLE ops.route_slos (
     route text NOT NULL,
-    error_pct_target numeric(6,3) DEFAULT 1 NOT NULL,
+    error_pct_target numeric DEFAULT 1 NOT NULL,
     min_samples integer DEFAULT 5 NOT NULL,
     latency_threshold_ms integer,
-    latency_target_pct numeric(6,3),
+    latency_target_pct numeric,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_by text DEFAULT 'install'::text NOT NULL,
     CONSTRAINT route_slos_burn_rate_can_fire CHECK (((error_pct_target * 14.4) <= (100)::numeric)),
@@ -2918,7 +3155,8 @@ COMMENT ON COLUMN ops.route_slos.latency_target_pct IS 'At most this share of re
 --
 
 CREATE FUNCTION ops.route_slo(p_route text) RETURNS ops.route_slos
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
     SELECT * FROM ops.route_slos WHERE route IN (p_route, '*') ORDER BY route = '*' LIMIT 1
 $$;
@@ -2934,7 +3172,8 @@ COMMENT ON FUNCTION ops.route_slo(p_route text) IS 'The objectives that apply to
 --
 
 CREATE FUNCTION ops.set_route_slo(p_route text, p_error_pct_target numeric, p_min_samples integer, p_actor text, p_latency_threshold_ms integer DEFAULT NULL::integer, p_latency_target_pct numeric DEFAULT NULL::numeric) RETURNS ops.route_slos
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_row ops.route_slos;
@@ -2948,6 +3187,16 @@ BEGIN
         RAISE EXCEPTION 'an error target of % %% can never fire the 14.4x burn-rate rule', p_error_pct_target
             USING ERRCODE = '22023',
                   HINT = 'A target must be above 0 and at most 6.944 %: 14.4 x the budget must not exceed 100 %.';
+    END IF;
+    IF p_min_samples < 1 THEN
+        RAISE EXCEPTION 'min_samples must be at least 1, not %', p_min_samples USING ERRCODE = '22023',
+            HINT = 'A window with fewer requests than min_samples is listed as inconclusive.';
+    END IF;
+    -- checked here too, so a bad pair is the documented 22023 and not the 23514 of a table constraint
+    IF (p_latency_threshold_ms IS NULL) <> (p_latency_target_pct IS NULL)
+       OR p_latency_threshold_ms <= 0 OR p_latency_target_pct <= 0 OR p_latency_target_pct >= 100 THEN
+        RAISE EXCEPTION 'a latency objective is a threshold in ms (> 0) and a target share in %% (0-100), or neither'
+            USING ERRCODE = '22023', HINT = 'For example 300 ms and 1 %: at most 1 % of requests slower than 300 ms.';
     END IF;
     v_prev := ops._act_as(p_actor);
     INSERT INTO ops.route_slos AS s (route, error_pct_target, min_samples, latency_threshold_ms, latency_target_pct, updated_by)
@@ -2966,14 +3215,15 @@ $$;
 -- Name: FUNCTION set_route_slo(p_route text, p_error_pct_target numeric, p_min_samples integer, p_actor text, p_latency_threshold_ms integer, p_latency_target_pct numeric); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.set_route_slo(p_route text, p_error_pct_target numeric, p_min_samples integer, p_actor text, p_latency_threshold_ms integer, p_latency_target_pct numeric) IS 'Sets a route''s objectives (route ''*'': the defaults), audited. Targets the burn-rate rules could never fire on: 22023.';
+COMMENT ON FUNCTION ops.set_route_slo(p_route text, p_error_pct_target numeric, p_min_samples integer, p_actor text, p_latency_threshold_ms integer, p_latency_target_pct numeric) IS 'Sets a route''s objectives (route ''*'': the defaults), audited; targets are stored exactly as given (99.9999 % SLO: 0.0001). Targets the burn-rate rules could never fire on, or a half latency objective: 22023.';
 
 --
 -- Name: set_route_webhook(text, text, text); Type: FUNCTION; Schema: ops; Owner: -
 --
 
 CREATE FUNCTION ops.set_route_webhook(p_route text, p_webhook_url text, p_actor text) RETURNS text
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_prev text;
@@ -3039,7 +3289,8 @@ COMMENT ON COLUMN ops.settings.kind IS 'How a value is validated: boolean, integ
 --
 
 CREATE FUNCTION ops.set_setting(p_key text, p_value text, p_actor text) RETURNS ops.settings
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $_$
 DECLARE
     v_def ops.settings;
@@ -3124,7 +3375,8 @@ COMMENT ON TABLE ops.sla IS 'Minutes to acknowledge, per severity (ESC_CRIT_ACK_
 --
 
 CREATE FUNCTION ops.set_sla(p_severity text, p_ack_minutes integer, p_actor text) RETURNS ops.sla
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_row ops.sla;
@@ -3161,7 +3413,8 @@ COMMENT ON FUNCTION ops.set_sla(p_severity text, p_ack_minutes integer, p_actor 
 --
 
 CREATE FUNCTION ops.setting(p_key text) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
     SELECT value FROM ops.settings WHERE key = p_key
 $$;
@@ -3177,7 +3430,8 @@ COMMENT ON FUNCTION ops.setting(p_key text) IS 'A setting''s value as jsonb: ops
 --
 
 CREATE FUNCTION ops.slack_escape(p_text text) RETURNS text
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE sql IMMUTABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
     SELECT pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(p_text, '&', '&amp;'), '<', '&lt;'), '>', '&gt;')
 $$;
@@ -3193,7 +3447,8 @@ COMMENT ON FUNCTION ops.slack_escape(p_text text) IS 'Escapes &, < and > for Sla
 --
 
 CREATE FUNCTION ops.slack_message(p_payload jsonb) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE sql IMMUTABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
     SELECT pg_catalog.jsonb_build_object(
         'text', p_payload ->> 'text',
@@ -3226,7 +3481,8 @@ COMMENT ON FUNCTION ops.slack_message(p_payload jsonb) IS 'The Slack incoming-we
 --
 
 CREATE FUNCTION ops.snooze_incident(p_id uuid, p_minutes integer, p_actor text DEFAULT 'ops-bot'::text, p_now timestamp with time zone DEFAULT now()) RETURNS ops.incidents
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_row ops.incidents;
@@ -3259,7 +3515,8 @@ COMMENT ON FUNCTION ops.snooze_incident(p_id uuid, p_minutes integer, p_actor te
 --
 
 CREATE FUNCTION ops.trigger_incident(p_incident_key text, p_severity text, p_route text DEFAULT NULL::text, p_summary text DEFAULT NULL::text, p_actor text DEFAULT 'ops-bot'::text, p_now timestamp with time zone DEFAULT now()) RETURNS ops.incidents
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_row ops.incidents;
@@ -3306,7 +3563,8 @@ COMMENT ON FUNCTION ops.trigger_incident(p_incident_key text, p_severity text, p
 --
 
 CREATE FUNCTION ops.unlink_chat_identity(p_provider text, p_workspace text, p_external_user text, p_actor text) RETURNS boolean
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
     v_prev text;
@@ -3333,7 +3591,8 @@ COMMENT ON FUNCTION ops.unlink_chat_identity(p_provider text, p_workspace text, 
 --
 
 CREATE FUNCTION ops.use_ops_search_path() RETURNS text
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $_$
 BEGIN
     EXECUTE pg_catalog.format(
@@ -3354,7 +3613,8 @@ COMMENT ON FUNCTION ops.use_ops_search_path() IS 'Sets this database''s default 
 --
 
 CREATE FUNCTION ops.use_utc() RETURNS text
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
 BEGIN
     EXECUTE pg_catalog.format('ALTER DATABASE %I SET timezone TO %L', pg_catalog.current_database(), 'UTC');
@@ -3373,7 +3633,8 @@ COMMENT ON FUNCTION ops.use_utc() IS 'Makes UTC the default time zone of this da
 --
 
 CREATE FUNCTION ops.validate_url(p_url text, p_kind text) RETURNS text
-    LANGUAGE plpgsql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $_$
 DECLARE
     v_m text[] := pg_catalog.regexp_match(p_url, '^(https?)://([^/:?#@\s\[\]]+|\[[0-9a-fA-F:.]+\])(:[0-9]{1,5})?([/?#]\S*)?$');
@@ -3402,7 +3663,8 @@ COMMENT ON FUNCTION ops.validate_url(p_url text, p_kind text) IS 'Returns p_url 
 --
 
 CREATE FUNCTION ops.webhook_for(p_route text) RETURNS text
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
     AS $$
     SELECT coalesce((SELECT webhook_url FROM ops.route_webhooks WHERE route = p_route),
                     nullif(ops.setting('slack_webhook_url') #>> '{}', ''))
@@ -3872,6 +4134,24 @@ CREATE TABLE ops.route_5min_stats (
 COMMENT ON TABLE ops.route_5min_stats IS 'The same rollups per 5 minutes, kept beside the minutes at ingest, for the 30-minute and 1-hour windows.';
 
 --
+-- Name: route_day_stats; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.route_day_stats (
+    route text NOT NULL,
+    day timestamp with time zone NOT NULL,
+    requests bigint DEFAULT 0 NOT NULL,
+    errors bigint DEFAULT 0 NOT NULL,
+    slow bigint DEFAULT 0 NOT NULL
+);
+
+--
+-- Name: TABLE route_day_stats; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.route_day_stats IS 'The same rollups per UTC day, kept beside the minutes at ingest, for the 3-day window of the slo_burn_ticket tier.';
+
+--
 -- Name: route_hour_stats; Type: TABLE; Schema: ops; Owner: -
 --
 
@@ -4145,6 +4425,13 @@ ALTER TABLE ONLY ops.route_5min_stats
     ADD CONSTRAINT route_5min_stats_pkey PRIMARY KEY (route, bucket);
 
 --
+-- Name: route_day_stats route_day_stats_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.route_day_stats
+    ADD CONSTRAINT route_day_stats_pkey PRIMARY KEY (route, day);
+
+--
 -- Name: route_hour_stats route_hour_stats_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
 --
 
@@ -4303,6 +4590,12 @@ CREATE INDEX notification_outbox_sending ON ops.notification_outbox USING btree 
 CREATE INDEX route_5min_stats_bucket ON ops.route_5min_stats USING btree (bucket);
 
 --
+-- Name: route_day_stats_day; Type: INDEX; Schema: ops; Owner: -
+--
+
+CREATE INDEX route_day_stats_day ON ops.route_day_stats USING btree (day);
+
+--
 -- Name: route_hour_stats_hour; Type: INDEX; Schema: ops; Owner: -
 --
 
@@ -4337,6 +4630,12 @@ CREATE TRIGGER audit_log_append_only BEFORE DELETE OR UPDATE ON ops.audit_log FO
 --
 
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON ops.audit_log FOR EACH STATEMENT EXECUTE FUNCTION ops._forbid_change();
+
+--
+-- Name: audit_log audit_log_only_from_triggers; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER audit_log_only_from_triggers BEFORE INSERT ON ops.audit_log FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_log_writer_check();
 
 --
 -- Name: chat_identities chat_identities_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
@@ -4381,6 +4680,12 @@ CREATE TRIGGER guard_overrides_append_only BEFORE DELETE OR UPDATE ON ops.guard_
 CREATE TRIGGER guard_overrides_audit_insert AFTER INSERT ON ops.guard_overrides REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('id');
 
 --
+-- Name: guard_overrides guard_overrides_no_truncate; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER guard_overrides_no_truncate BEFORE TRUNCATE ON ops.guard_overrides FOR EACH STATEMENT EXECUTE FUNCTION ops._forbid_change();
+
+--
 -- Name: incidents incidents_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
 --
 
@@ -4405,6 +4710,30 @@ CREATE TRIGGER incidents_audit_update AFTER UPDATE ON ops.incidents REFERENCING 
 CREATE TRIGGER incidents_before_write BEFORE INSERT OR UPDATE ON ops.incidents FOR EACH ROW EXECUTE FUNCTION ops._incidents_before_write();
 
 --
+-- Name: notification_outbox notification_outbox_audit_replay; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER notification_outbox_audit_replay AFTER UPDATE ON ops.notification_outbox FOR EACH ROW WHEN (((old.status = 'dead'::text) AND (new.status <> 'dead'::text))) EXECUTE FUNCTION ops._audit_replay();
+
+--
+-- Name: permissions permissions_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER permissions_audit_delete AFTER DELETE ON ops.permissions REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
+
+--
+-- Name: permissions permissions_audit_insert; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER permissions_audit_insert AFTER INSERT ON ops.permissions REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
+
+--
+-- Name: permissions permissions_audit_update; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER permissions_audit_update AFTER UPDATE ON ops.permissions REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
+
+--
 -- Name: principal_roles principal_roles_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
 --
 
@@ -4415,6 +4744,60 @@ CREATE TRIGGER principal_roles_audit_delete AFTER DELETE ON ops.principal_roles 
 --
 
 CREATE TRIGGER principal_roles_audit_insert AFTER INSERT ON ops.principal_roles REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('principal');
+
+--
+-- Name: principal_roles principal_roles_audit_update; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER principal_roles_audit_update AFTER UPDATE ON ops.principal_roles REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('principal');
+
+--
+-- Name: principals principals_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER principals_audit_delete AFTER DELETE ON ops.principals REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
+
+--
+-- Name: principals principals_audit_insert; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER principals_audit_insert AFTER INSERT ON ops.principals REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
+
+--
+-- Name: principals principals_audit_update; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER principals_audit_update AFTER UPDATE ON ops.principals REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
+
+--
+-- Name: role_permissions role_permissions_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER role_permissions_audit_delete AFTER DELETE ON ops.role_permissions REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('role');
+
+--
+-- Name: role_permissions role_permissions_audit_insert; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER role_permissions_audit_insert AFTER INSERT ON ops.role_permissions REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('role');
+
+--
+-- Name: roles roles_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER roles_audit_delete AFTER DELETE ON ops.roles REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
+
+--
+-- Name: roles roles_audit_insert; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER roles_audit_insert AFTER INSERT ON ops.roles REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
+
+--
+-- Name: roles roles_audit_update; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER roles_audit_update AFTER UPDATE ON ops.roles REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
 
 --
 -- Name: route_slos route_slos_audit_insert; Type: TRIGGER; Schema: ops; Owner: -
@@ -4547,132 +4930,132 @@ GRANT USAGE ON SCHEMA ops TO opsguard_dispatcher;
 --
 
 REVOKE ALL ON FUNCTION ops._act_as(p_actor text, p_note text) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops._act_as(p_actor text, p_note text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION _api_begin(p_principal text, p_actor text, p_permission text, p_replay_key text); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops._api_begin(p_principal text, p_actor text, p_permission text, p_replay_key text) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops._api_begin(p_principal text, p_actor text, p_permission text, p_replay_key text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION _audit_changes(); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops._audit_changes() FROM PUBLIC;
-GRANT ALL ON FUNCTION ops._audit_changes() TO opsguard_operator;
+
+--
+-- Name: FUNCTION _audit_log_writer_check(); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._audit_log_writer_check() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _audit_replay(); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._audit_replay() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _burn_window(p_errors double precision, p_requests double precision, p_burn double precision); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._burn_window(p_errors double precision, p_requests double precision, p_burn double precision) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _counter(p_name text, p_label text); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops._counter(p_name text, p_label text) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops._counter(p_name text, p_label text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION _cron_field(p_field text, p_min integer, p_max integer, p_names text[], p_base integer, p_what text); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops._cron_field(p_field text, p_min integer, p_max integer, p_names text[], p_base integer, p_what text) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops._cron_field(p_field text, p_min integer, p_max integer, p_names text[], p_base integer, p_what text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION _cron_value(p_token text, p_names text[], p_base integer, p_field text); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops._cron_value(p_token text, p_names text[], p_base integer, p_field text) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops._cron_value(p_token text, p_names text[], p_base integer, p_field text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION _first_bad_sample(p_batch jsonb); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops._first_bad_sample(p_batch jsonb) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops._first_bad_sample(p_batch jsonb) TO opsguard_operator;
 
 --
 -- Name: FUNCTION _forbid_change(); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops._forbid_change() FROM PUBLIC;
-GRANT ALL ON FUNCTION ops._forbid_change() TO opsguard_operator;
 
 --
 -- Name: FUNCTION _guard_items(p_now timestamp with time zone, p_route_prefix text); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops._guard_items(p_now timestamp with time zone, p_route_prefix text) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops._guard_items(p_now timestamp with time zone, p_route_prefix text) TO opsguard_operator;
 
 --
 -- Name: TABLE incidents; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.incidents TO opsguard_operator;
+GRANT SELECT,UPDATE ON TABLE ops.incidents TO opsguard_operator;
 
 --
 -- Name: FUNCTION _incident_by_ref(p_ref text); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops._incident_by_ref(p_ref text) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops._incident_by_ref(p_ref text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION _incidents_before_write(); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops._incidents_before_write() FROM PUBLIC;
-GRANT ALL ON FUNCTION ops._incidents_before_write() TO opsguard_operator;
 
 --
 -- Name: FUNCTION _lock_incident(p_id uuid); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops._lock_incident(p_id uuid) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops._lock_incident(p_id uuid) TO opsguard_operator;
 
 --
 -- Name: FUNCTION _pct(p_part numeric, p_whole numeric); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops._pct(p_part numeric, p_whole numeric) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops._pct(p_part numeric, p_whole numeric) TO opsguard_operator;
 
 --
 -- Name: FUNCTION _recalc_after_change(); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops._recalc_after_change() FROM PUBLIC;
-GRANT ALL ON FUNCTION ops._recalc_after_change() TO opsguard_operator;
 
 --
 -- Name: FUNCTION _redact_url(p_text text, p_url text); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops._redact_url(p_text text, p_url text) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops._redact_url(p_text text, p_url text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION _require_actor(p_actor text); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops._require_actor(p_actor text) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops._require_actor(p_actor text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION _slack_reply(p_ok boolean, p_error text, p_text text, p_extra jsonb); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops._slack_reply(p_ok boolean, p_error text, p_text text, p_extra jsonb) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops._slack_reply(p_ok boolean, p_error text, p_text text, p_extra jsonb) TO opsguard_operator;
 
 --
 -- Name: FUNCTION _transition(p_id uuid, p_to text, p_actor text, p_note text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops._transition(p_id uuid, p_to text, p_actor text, p_note text, p_now timestamp with time zone) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops._transition(p_id uuid, p_to text, p_actor text, p_note text, p_now timestamp with time zone) TO opsguard_operator;
 
 --
 -- Name: FUNCTION ack_incident(p_id uuid, p_actor text, p_note text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
@@ -4685,7 +5068,7 @@ GRANT ALL ON FUNCTION ops.ack_incident(p_id uuid, p_actor text, p_note text, p_n
 -- Name: TABLE principals; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.principals TO opsguard_operator;
+GRANT SELECT ON TABLE ops.principals TO opsguard_operator;
 
 --
 -- Name: FUNCTION add_principal(p_name text, p_kind text, p_roles text[], p_actor text, p_display_name text); Type: ACL; Schema: ops; Owner: -
@@ -4708,7 +5091,6 @@ GRANT ALL ON FUNCTION ops.api_health(p_now timestamp with time zone) TO opsguard
 
 REVOKE ALL ON FUNCTION ops.api_list_incidents(p_principal text, p_actor text, p_filters jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.api_list_incidents(p_principal text, p_actor text, p_filters jsonb) TO opsguard_api;
-GRANT ALL ON FUNCTION ops.api_list_incidents(p_principal text, p_actor text, p_filters jsonb) TO opsguard_operator;
 
 --
 -- Name: FUNCTION api_me(p_principal text, p_actor text); Type: ACL; Schema: ops; Owner: -
@@ -4716,14 +5098,12 @@ GRANT ALL ON FUNCTION ops.api_list_incidents(p_principal text, p_actor text, p_f
 
 REVOKE ALL ON FUNCTION ops.api_me(p_principal text, p_actor text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.api_me(p_principal text, p_actor text) TO opsguard_api;
-GRANT ALL ON FUNCTION ops.api_me(p_principal text, p_actor text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION api_metrics(); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops.api_metrics() FROM PUBLIC;
-GRANT ALL ON FUNCTION ops.api_metrics() TO opsguard_operator;
 GRANT ALL ON FUNCTION ops.api_metrics() TO opsguard_api;
 
 --
@@ -4731,7 +5111,6 @@ GRANT ALL ON FUNCTION ops.api_metrics() TO opsguard_api;
 --
 
 REVOKE ALL ON FUNCTION ops.api_override_guard_item(p_principal text, p_actor text, p_replay_key text, p_body jsonb) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops.api_override_guard_item(p_principal text, p_actor text, p_replay_key text, p_body jsonb) TO opsguard_operator;
 GRANT ALL ON FUNCTION ops.api_override_guard_item(p_principal text, p_actor text, p_replay_key text, p_body jsonb) TO opsguard_api;
 
 --
@@ -4740,14 +5119,12 @@ GRANT ALL ON FUNCTION ops.api_override_guard_item(p_principal text, p_actor text
 
 REVOKE ALL ON FUNCTION ops.api_recalc(p_principal text, p_actor text, p_replay_key text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.api_recalc(p_principal text, p_actor text, p_replay_key text) TO opsguard_api;
-GRANT ALL ON FUNCTION ops.api_recalc(p_principal text, p_actor text, p_replay_key text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION api_record_requests(p_principal text, p_actor text, p_replay_key text, p_batch jsonb); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops.api_record_requests(p_principal text, p_actor text, p_replay_key text, p_batch jsonb) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops.api_record_requests(p_principal text, p_actor text, p_replay_key text, p_batch jsonb) TO opsguard_operator;
 GRANT ALL ON FUNCTION ops.api_record_requests(p_principal text, p_actor text, p_replay_key text, p_batch jsonb) TO opsguard_api;
 
 --
@@ -4755,7 +5132,6 @@ GRANT ALL ON FUNCTION ops.api_record_requests(p_principal text, p_actor text, p_
 --
 
 REVOKE ALL ON FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_context jsonb) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_context jsonb) TO opsguard_operator;
 GRANT ALL ON FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_context jsonb) TO opsguard_api;
 
 --
@@ -4764,14 +5140,12 @@ GRANT ALL ON FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, 
 
 REVOKE ALL ON FUNCTION ops.api_set_incident_status(p_principal text, p_actor text, p_replay_key text, p_id text, p_to text, p_body jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.api_set_incident_status(p_principal text, p_actor text, p_replay_key text, p_id text, p_to text, p_body jsonb) TO opsguard_api;
-GRANT ALL ON FUNCTION ops.api_set_incident_status(p_principal text, p_actor text, p_replay_key text, p_id text, p_to text, p_body jsonb) TO opsguard_operator;
 
 --
 -- Name: FUNCTION api_slack_command(p_workspace text, p_user text, p_command text, p_text text, p_replay_key text); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops.api_slack_command(p_workspace text, p_user text, p_command text, p_text text, p_replay_key text) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops.api_slack_command(p_workspace text, p_user text, p_command text, p_text text, p_replay_key text) TO opsguard_operator;
 GRANT ALL ON FUNCTION ops.api_slack_command(p_workspace text, p_user text, p_command text, p_text text, p_replay_key text) TO opsguard_api;
 
 --
@@ -4780,7 +5154,6 @@ GRANT ALL ON FUNCTION ops.api_slack_command(p_workspace text, p_user text, p_com
 
 REVOKE ALL ON FUNCTION ops.api_tick(p_principal text, p_actor text, p_replay_key text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.api_tick(p_principal text, p_actor text, p_replay_key text) TO opsguard_api;
-GRANT ALL ON FUNCTION ops.api_tick(p_principal text, p_actor text, p_replay_key text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION api_trigger_incident(p_principal text, p_actor text, p_replay_key text, p_body jsonb); Type: ACL; Schema: ops; Owner: -
@@ -4788,7 +5161,6 @@ GRANT ALL ON FUNCTION ops.api_tick(p_principal text, p_actor text, p_replay_key 
 
 REVOKE ALL ON FUNCTION ops.api_trigger_incident(p_principal text, p_actor text, p_replay_key text, p_body jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.api_trigger_incident(p_principal text, p_actor text, p_replay_key text, p_body jsonb) TO opsguard_api;
-GRANT ALL ON FUNCTION ops.api_trigger_incident(p_principal text, p_actor text, p_replay_key text, p_body jsonb) TO opsguard_operator;
 
 --
 -- Name: FUNCTION authorize(p_principal text, p_permission text, p_actor text); Type: ACL; Schema: ops; Owner: -
@@ -4802,7 +5174,6 @@ GRANT ALL ON FUNCTION ops.authorize(p_principal text, p_permission text, p_actor
 --
 
 REVOKE ALL ON FUNCTION ops.claim_notifications(p_worker text, p_limit integer, p_now timestamp with time zone) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops.claim_notifications(p_worker text, p_limit integer, p_now timestamp with time zone) TO opsguard_operator;
 GRANT ALL ON FUNCTION ops.claim_notifications(p_worker text, p_limit integer, p_now timestamp with time zone) TO opsguard_dispatcher;
 
 --
@@ -4875,7 +5246,6 @@ GRANT ALL ON FUNCTION ops.evaluate_routes(p_now timestamp with time zone) TO ops
 --
 
 REVOKE ALL ON FUNCTION ops.finish_notifications(p_worker text, p_results jsonb, p_now timestamp with time zone) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops.finish_notifications(p_worker text, p_results jsonb, p_now timestamp with time zone) TO opsguard_operator;
 GRANT ALL ON FUNCTION ops.finish_notifications(p_worker text, p_results jsonb, p_now timestamp with time zone) TO opsguard_dispatcher;
 
 --
@@ -4917,7 +5287,7 @@ GRANT ALL ON FUNCTION ops.installed_at() TO opsguard_operator;
 -- Name: TABLE chat_identities; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.chat_identities TO opsguard_operator;
+GRANT SELECT ON TABLE ops.chat_identities TO opsguard_operator;
 
 --
 -- Name: FUNCTION link_chat_identity(p_provider text, p_workspace text, p_external_user text, p_principal text, p_actor text); Type: ACL; Schema: ops; Owner: -
@@ -4938,14 +5308,13 @@ GRANT ALL ON FUNCTION ops.next_due(p_incident ops.incidents) TO opsguard_operato
 --
 
 REVOKE ALL ON FUNCTION ops.notification_wait_s(p_now timestamp with time zone) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops.notification_wait_s(p_now timestamp with time zone) TO opsguard_operator;
 GRANT ALL ON FUNCTION ops.notification_wait_s(p_now timestamp with time zone) TO opsguard_dispatcher;
 
 --
 -- Name: TABLE guard_overrides; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.guard_overrides TO opsguard_operator;
+GRANT SELECT ON TABLE ops.guard_overrides TO opsguard_operator;
 
 --
 -- Name: FUNCTION override_guard_item(p_item_key text, p_reason text, p_minutes integer, p_actor text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
@@ -5042,7 +5411,7 @@ GRANT ALL ON FUNCTION ops.route_in_canary(p_route text, p_pct integer) TO opsgua
 -- Name: TABLE route_slos; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.route_slos TO opsguard_operator;
+GRANT SELECT ON TABLE ops.route_slos TO opsguard_operator;
 
 --
 -- Name: FUNCTION route_slo(p_route text); Type: ACL; Schema: ops; Owner: -
@@ -5069,7 +5438,7 @@ GRANT ALL ON FUNCTION ops.set_route_webhook(p_route text, p_webhook_url text, p_
 -- Name: TABLE settings; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.settings TO opsguard_operator;
+GRANT SELECT ON TABLE ops.settings TO opsguard_operator;
 
 --
 -- Name: FUNCTION set_setting(p_key text, p_value text, p_actor text); Type: ACL; Schema: ops; Owner: -
@@ -5082,7 +5451,7 @@ GRANT ALL ON FUNCTION ops.set_setting(p_key text, p_value text, p_actor text) TO
 -- Name: TABLE sla; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.sla TO opsguard_operator;
+GRANT SELECT ON TABLE ops.sla TO opsguard_operator;
 
 --
 -- Name: FUNCTION set_sla(p_severity text, p_ack_minutes integer, p_actor text); Type: ACL; Schema: ops; Owner: -
@@ -5165,32 +5534,26 @@ GRANT ALL ON FUNCTION ops.webhook_for(p_route text) TO opsguard_operator;
 -- Name: TABLE alerts; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.alerts TO opsguard_operator;
+GRANT SELECT ON TABLE ops.alerts TO opsguard_operator;
 
 --
 -- Name: TABLE api_replay; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.api_replay TO opsguard_operator;
+GRANT SELECT ON TABLE ops.api_replay TO opsguard_operator;
 
 --
 -- Name: TABLE audit_log; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.audit_log TO opsguard_operator;
+GRANT SELECT ON TABLE ops.audit_log TO opsguard_operator;
 GRANT SELECT ON TABLE ops.audit_log TO opsguard_auditor;
-
---
--- Name: SEQUENCE audit_log_id_seq; Type: ACL; Schema: ops; Owner: -
---
-
-GRANT USAGE ON SEQUENCE ops.audit_log_id_seq TO opsguard_operator;
 
 --
 -- Name: TABLE counter_base; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.counter_base TO opsguard_operator;
+GRANT SELECT ON TABLE ops.counter_base TO opsguard_operator;
 
 --
 -- Name: TABLE cron_jobs; Type: ACL; Schema: ops; Owner: -
@@ -5202,38 +5565,20 @@ GRANT SELECT ON TABLE ops.cron_jobs TO opsguard_operator;
 -- Name: TABLE escalation_events; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.escalation_events TO opsguard_operator;
+GRANT SELECT ON TABLE ops.escalation_events TO opsguard_operator;
 GRANT SELECT ON TABLE ops.escalation_events TO opsguard_auditor;
-
---
--- Name: SEQUENCE escalation_events_id_seq; Type: ACL; Schema: ops; Owner: -
---
-
-GRANT USAGE ON SEQUENCE ops.escalation_events_id_seq TO opsguard_operator;
 
 --
 -- Name: TABLE guard_evaluations; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.guard_evaluations TO opsguard_operator;
-
---
--- Name: SEQUENCE guard_evaluations_id_seq; Type: ACL; Schema: ops; Owner: -
---
-
-GRANT USAGE ON SEQUENCE ops.guard_evaluations_id_seq TO opsguard_operator;
-
---
--- Name: SEQUENCE guard_overrides_id_seq; Type: ACL; Schema: ops; Owner: -
---
-
-GRANT USAGE ON SEQUENCE ops.guard_overrides_id_seq TO opsguard_operator;
+GRANT SELECT ON TABLE ops.guard_evaluations TO opsguard_operator;
 
 --
 -- Name: TABLE metrics; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.metrics TO opsguard_operator;
+GRANT SELECT ON TABLE ops.metrics TO opsguard_operator;
 
 --
 -- Name: TABLE notification_attempts; Type: ACL; Schema: ops; Owner: -
@@ -5242,118 +5587,88 @@ GRANT SELECT,INSERT,UPDATE ON TABLE ops.metrics TO opsguard_operator;
 GRANT SELECT ON TABLE ops.notification_attempts TO opsguard_operator;
 
 --
--- Name: SEQUENCE notification_attempts_id_seq; Type: ACL; Schema: ops; Owner: -
---
-
-GRANT USAGE ON SEQUENCE ops.notification_attempts_id_seq TO opsguard_operator;
-
---
--- Name: SEQUENCE notification_claim_seq; Type: ACL; Schema: ops; Owner: -
---
-
-GRANT USAGE ON SEQUENCE ops.notification_claim_seq TO opsguard_operator;
-
---
 -- Name: TABLE notification_outbox; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.notification_outbox TO opsguard_operator;
-
---
--- Name: SEQUENCE notification_outbox_id_seq; Type: ACL; Schema: ops; Owner: -
---
-
-GRANT USAGE ON SEQUENCE ops.notification_outbox_id_seq TO opsguard_operator;
+GRANT SELECT ON TABLE ops.notification_outbox TO opsguard_operator;
 
 --
 -- Name: TABLE notification_stats; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.notification_stats TO opsguard_operator;
+GRANT SELECT ON TABLE ops.notification_stats TO opsguard_operator;
 
 --
 -- Name: TABLE permissions; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.permissions TO opsguard_operator;
+GRANT SELECT ON TABLE ops.permissions TO opsguard_operator;
 
 --
 -- Name: TABLE principal_roles; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.principal_roles TO opsguard_operator;
+GRANT SELECT ON TABLE ops.principal_roles TO opsguard_operator;
 
 --
 -- Name: TABLE role_permissions; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.role_permissions TO opsguard_operator;
+GRANT SELECT ON TABLE ops.role_permissions TO opsguard_operator;
 
 --
 -- Name: TABLE roles; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.roles TO opsguard_operator;
+GRANT SELECT ON TABLE ops.roles TO opsguard_operator;
 
 --
 -- Name: TABLE route_5min_stats; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.route_5min_stats TO opsguard_operator;
+GRANT SELECT ON TABLE ops.route_5min_stats TO opsguard_operator;
+
+--
+-- Name: TABLE route_day_stats; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.route_day_stats TO opsguard_operator;
 
 --
 -- Name: TABLE route_hour_stats; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.route_hour_stats TO opsguard_operator;
+GRANT SELECT ON TABLE ops.route_hour_stats TO opsguard_operator;
 
 --
 -- Name: TABLE route_minute_stats; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.route_minute_stats TO opsguard_operator;
+GRANT SELECT ON TABLE ops.route_minute_stats TO opsguard_operator;
 
 --
 -- Name: TABLE route_violation_state; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.route_violation_state TO opsguard_operator;
+GRANT SELECT ON TABLE ops.route_violation_state TO opsguard_operator;
 
 --
 -- Name: TABLE route_webhooks; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.route_webhooks TO opsguard_operator;
+GRANT SELECT ON TABLE ops.route_webhooks TO opsguard_operator;
 
 --
 -- Name: TABLE tick_log; Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE ops.tick_log TO opsguard_operator;
-
---
--- Name: SEQUENCE tick_log_id_seq; Type: ACL; Schema: ops; Owner: -
---
-
-GRANT USAGE ON SEQUENCE ops.tick_log_id_seq TO opsguard_operator;
-
---
--- Name: DEFAULT PRIVILEGES FOR SEQUENCES; Type: DEFAULT ACL; Schema: ops; Owner: -
---
-
-ALTER DEFAULT PRIVILEGES FOR ROLE opsguard IN SCHEMA ops GRANT USAGE ON SEQUENCES  TO opsguard_operator;
-
---
--- Name: DEFAULT PRIVILEGES FOR FUNCTIONS; Type: DEFAULT ACL; Schema: ops; Owner: -
---
-
-ALTER DEFAULT PRIVILEGES FOR ROLE opsguard IN SCHEMA ops GRANT ALL ON FUNCTIONS  TO opsguard_operator;
+GRANT SELECT ON TABLE ops.tick_log TO opsguard_operator;
 
 --
 -- Name: DEFAULT PRIVILEGES FOR TABLES; Type: DEFAULT ACL; Schema: ops; Owner: -
 --
 
-ALTER DEFAULT PRIVILEGES FOR ROLE opsguard IN SCHEMA ops GRANT SELECT,INSERT,UPDATE ON TABLES  TO opsguard_operator;
+ALTER DEFAULT PRIVILEGES FOR ROLE opsguard IN SCHEMA ops GRANT SELECT ON TABLES  TO opsguard_operator;
 
 --
 -- PostgreSQL database dump complete

@@ -1,4 +1,4 @@
--- depends: 0018_tick_speed
+-- depends: 0019_least_privilege
 -- GET /me/permissions named an actor without checking it: an unknown or disabled
 -- X-Ops-Actor answered 200 with empty roles, where every other endpoint answers 403.
 -- Now the actor must exist and be enabled (42501), as ops.authorize requires elsewhere.

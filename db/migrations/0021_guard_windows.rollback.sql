@@ -1,7 +1,15 @@
--- 0022 undone: the functions as 0012/0013 defined them, no daily rollups, targets back to numeric(6,3)
+-- 0021 undone: the functions as 0019 left them (route_findings and _guard_items with SQL-standard
+-- bodies, which need the columns back first), no daily rollups, targets back to numeric(6,3)
+DROP FUNCTION ops._burn_window(float8, float8, float8);
+DROP TABLE ops.route_day_stats;
+ALTER TABLE ops.route_slos ALTER COLUMN error_pct_target TYPE numeric(6, 3),
+ALTER COLUMN latency_target_pct TYPE numeric(6, 3);
+
+-- noqa: disable=all
 CREATE OR REPLACE FUNCTION ops.route_findings(p_now timestamptz DEFAULT pg_catalog.now(), p_route_prefix text DEFAULT NULL)
 RETURNS TABLE (route text, reason text, verdict text, evidence jsonb)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     WITH cfg AS MATERIALIZED (
         -- read once: inlined, each reference below re-ran the settings lookups for every route
         SELECT ops.setting('guard_critical_error_pct')::float8 AS crit_pct,
@@ -128,16 +136,13 @@ LANGUAGE sql STABLE AS $$
                    'slow_pct_5m', ops._pct(v.s5, v.n5), 'samples_5m', v.n5, 'threshold_ms', v.lat_ms,
                    'target_pct', pg_catalog.trim_scale(v.lat_pct), 'min_samples', v.min_n)
            END
-    FROM v
-$$;
-COMMENT ON FUNCTION ops.route_findings(timestamptz, text) IS
-'Route health at p_now from the rollups: one row per route and rule that is a violation or inconclusive (too few samples), '
-'with evidence. Rules: error_rate_critical (1m), hard_error_threshold (5m), slo_violation (burn rates 5m&1h > 14.4x '
-'or 30m&6h > 6x; 30m/1h in 5-minute buckets, 6h in whole hours), latency_slo (5m slow share).';
+    FROM v;
+END;
 
 CREATE OR REPLACE FUNCTION ops._guard_items(p_now timestamptz, p_route_prefix text)
 RETURNS TABLE (item_key text, kind text, inconclusive boolean, item jsonb)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT 'incident:' || i.id, 'incident', false,
            pg_catalog.jsonb_build_object('kind', 'incident', 'key', 'incident:' || i.id, 'id', i.id,
                'incidentKey', i.incident_key, 'route', i.route, 'severity', i.severity,
@@ -150,8 +155,13 @@ LANGUAGE sql STABLE AS $$
     SELECT f.route || '::' || f.reason, 'violation', f.verdict = 'inconclusive',
            pg_catalog.jsonb_build_object('kind', 'violation', 'key', f.route || '::' || f.reason,
                'route', f.route, 'reason', f.reason, 'evidence', f.evidence)
-    FROM ops.route_findings(p_now, p_route_prefix) AS f
-$$;
+    FROM ops.route_findings(p_now, p_route_prefix) AS f;
+END;
+-- noqa: enable=all
+COMMENT ON FUNCTION ops.route_findings(timestamptz, text) IS
+'Route health at p_now from the rollups: one row per route and rule that is a violation or inconclusive (too few samples), '
+'with evidence. Rules: error_rate_critical (1m), hard_error_threshold (5m), slo_violation (burn rates 5m&1h > 14.4x '
+'or 30m&6h > 6x; 30m/1h in 5-minute buckets, 6h in whole hours), latency_slo (5m slow share).';
 COMMENT ON FUNCTION ops._guard_items(timestamptz, text) IS
 'Internal: blocking incidents (open, unacknowledged, critical, seen within guard_lookback_min) and route findings.';
 
@@ -365,7 +375,9 @@ COMMENT ON FUNCTION ops.record_requests(jsonb) IS
 'Folds a batch [{route, status, latency_ms, at}] into per-minute rollups (errors: status >= 500; slow: over the route''s '
 'latency threshold). A malformed sample rejects the whole batch with 22023 naming it (numbered from 0).';
 
-DROP FUNCTION ops._burn_window(float8, float8, float8);
-DROP TABLE ops.route_day_stats;
-ALTER TABLE ops.route_slos ALTER COLUMN error_pct_target TYPE numeric(6, 3),
-ALTER COLUMN latency_target_pct TYPE numeric(6, 3);
+
+-- pinned as 0019 pinned them
+ALTER FUNCTION ops.purge_guard_history(timestamptz) SECURITY DEFINER SET search_path = ops, pg_temp;
+ALTER FUNCTION ops.record_requests(jsonb) SECURITY DEFINER SET search_path = ops, pg_temp;
+ALTER FUNCTION ops.release_guard(timestamptz, text, text, jsonb) SECURITY DEFINER SET search_path = ops, pg_temp;
+ALTER FUNCTION ops.set_route_slo(text, numeric, integer, text, integer, numeric) SECURITY DEFINER SET search_path = ops, pg_temp;

@@ -1,4 +1,4 @@
--- depends: 0019_least_privilege
+-- depends: 0020_api_input
 -- Guard windows that slide to the minute, a non-blocking 3d/6h ticket tier, exact SLO targets.
 --
 -- Before: the 30m/1h windows read whole 5-minute buckets and the 6h window whole hours, so
@@ -8,9 +8,6 @@
 -- 5-minute buckets, whole hours), so an evaluation still reads a few dozen rows per route.
 -- The 3-day ticket window reads daily rollups (new here), its oldest day pro-rated.
 
--- Targets like 99.9999 % (budget 0.0001 %) must be stored as given: numeric(6,3) rounded
--- 0.0015 to 0.002 and 0.0001 to 0, which then failed the > 0 check with 23514.
-ALTER TABLE ops.route_slos ALTER COLUMN error_pct_target TYPE numeric, ALTER COLUMN latency_target_pct TYPE numeric;
 
 CREATE TABLE ops.route_day_stats (
     route text NOT NULL,
@@ -429,6 +426,11 @@ $$;
 COMMENT ON FUNCTION ops._guard_items(timestamptz, text) IS
 'Internal: blocking incidents (open, unacknowledged, critical, seen within guard_lookback_min), route findings, and '
 'tickets (kind ''ticket'': listed as warnings, never blocking).';
+
+-- (after route_findings and _guard_items: 0019's SQL-standard bodies depended on these columns)
+-- Targets like 99.9999 % (budget 0.0001 %) must be stored as given: numeric(6,3) rounded
+-- 0.0015 to 0.002 and 0.0001 to 0, which then failed the > 0 check with 23514.
+ALTER TABLE ops.route_slos ALTER COLUMN error_pct_target TYPE numeric, ALTER COLUMN latency_target_pct TYPE numeric;
 
 CREATE OR REPLACE FUNCTION ops.release_guard(
     p_now timestamptz DEFAULT pg_catalog.now(), p_route_prefix text DEFAULT NULL,
