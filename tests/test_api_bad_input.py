@@ -62,8 +62,9 @@ def json_posts(incident_id: str) -> list[str]:
 
 
 def test_a_non_ascii_signature_is_4xx(api, unchanged):
-    assert_4xx_json(api.get("/me/permissions", signature="é" * 64, validate=False), 400, "invalid_header")
-    assert_4xx_json(api.post("/ops/escalation/tick", {}, signature="\u00ff" * 64, validate=False), 400)
+    assert_4xx_json(api.get("/me/permissions", signature="é" * 64, validate=False), 401, "unauthorized")
+    assert_4xx_json(api.post("/ops/escalation/tick", {}, signature="\u00ff" * 64, validate=False), 401)
+    assert_4xx_json(api.get("/me/permissions", actor="é", validate=False), 400, "invalid_header")
 
 
 def test_a_400_digit_timestamp_is_401(api, unchanged):
@@ -208,8 +209,11 @@ def test_gunicorn_answers_its_own_refusals_in_json(gunicorn, conn, incident_id):
                                                           [("X-Commit-Sha", b"a" * 9000)])), 431)
     assert_json_error(raw_request(gunicorn, request_bytes("GET", "/ops/release-guard",
                                                           [("X-Bad", b"a\x00b")])), 400)
-    # non-ASCII bytes in a header gunicorn lets through: Flask refuses them
+    # non-ASCII bytes in a header gunicorn lets through: Flask refuses them (a signature that
+    # cannot be one is a bad signature: 401)
     code, _, body = raw_request(gunicorn, request_bytes("GET", "/me/permissions", [("X-Signature", "é".encode() * 32)]))
+    assert (code, body["error"]) == (401, "unauthorized")
+    code, _, body = raw_request(gunicorn, request_bytes("GET", "/me/permissions", [("X-Ops-Actor", "é".encode())]))
     assert (code, body["error"]) == (400, "invalid_header")
     code, _, body = raw_request(gunicorn, request_bytes("POST", "/ops/escalation/tick",
                                                         [("X-Timestamp", b"9" * 400), ("X-Signature", b"0" * 64)], b"{}"))
