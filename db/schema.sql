@@ -954,14 +954,15 @@ CREATE FUNCTION ops.api_metrics() RETURNS jsonb
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
     AS $$
-    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(m) ORDER BY m.metric), '[]') FROM ops.collect_metrics() AS m
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(m) ORDER BY m.metric), '[]')
+    FROM ops.exported_metrics(pg_catalog.now()) AS m
 $$;
 
 --
 -- Name: FUNCTION api_metrics(); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.api_metrics() IS 'GET /metrics: ops.metrics as a JSON array, for the Prometheus collector.';
+COMMENT ON FUNCTION ops.api_metrics() IS 'GET /metrics: ops.exported_metrics (Prometheus names and base units) as a JSON array, for the collector.';
 
 --
 -- Name: api_override_guard_item(text, text, text, jsonb); Type: FUNCTION; Schema: ops; Owner: -
@@ -2015,6 +2016,33 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.evaluate_routes(p_now timestamp with time zone) IS 'Every minute (pg_cron): route violations that held two consecutive minutes open or refresh incidents keyed <route>::<reason>; those incidents resolve by themselves once the route has been healthy for guard_autoresolve_min.';
+
+--
+-- Name: exported_metrics(timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.exported_metrics(p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(metric text, kind text, unit text, help text, labels jsonb, value double precision)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    -- a metric with no row in metric_exports still goes out, under its SQL name (a counter
+    -- gains _total); tests/sql/89-metric-names.sql fails while any metric lacks a row
+    SELECT
+        coalesce(e.exported_as, m.metric || CASE WHEN m.kind = 'counter' THEN '_total' ELSE '' END),
+        coalesce(e.kind, m.kind),
+        e.unit,
+        coalesce(e.help, m.help),
+        m.labels,
+        m.value / coalesce(e.divide_by, 1)
+    FROM ops.collect_metrics(p_now) AS m
+    LEFT JOIN ops.metric_exports AS e ON e.metric = m.metric
+$$;
+
+--
+-- Name: FUNCTION exported_metrics(p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.exported_metrics(p_now timestamp with time zone) IS 'What GET /metrics exports at p_now: ops.collect_metrics renamed and scaled by ops.metric_exports (Prometheus names, base units).';
 
 --
 -- Name: finish_notifications(text, jsonb, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -3888,6 +3916,70 @@ ALTER TABLE ops.guard_overrides ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY
 );
 
 --
+-- Name: metric_exports; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.metric_exports (
+    metric text NOT NULL,
+    exported_as text NOT NULL,
+    kind text NOT NULL,
+    divide_by double precision DEFAULT 1 NOT NULL,
+    unit text,
+    help text NOT NULL,
+    CONSTRAINT metric_exports_divide_by_check CHECK ((divide_by > (0)::double precision)),
+    CONSTRAINT metric_exports_help_check CHECK ((help <> ''::text)),
+    CONSTRAINT metric_exports_kind_check CHECK ((kind = ANY (ARRAY['counter'::text, 'gauge'::text]))),
+    CONSTRAINT metric_exports_name CHECK ((exported_as ~ '^opsguard_[a-z][a-z0-9_]*[a-z0-9]$'::text)),
+    CONSTRAINT metric_exports_no_abbreviated_unit CHECK ((exported_as !~ '_(ms|us|ns|s|sec|secs|min|mins|hr|hrs|milliseconds|microseconds|nanoseconds|minutes|hours)(_|$)'::text)),
+    CONSTRAINT metric_exports_no_histogram_suffix CHECK ((exported_as !~ '_(count|sum|bucket)(_total)?$'::text)),
+    CONSTRAINT metric_exports_total_iff_counter CHECK (((kind = 'counter'::text) = (exported_as ~ '_total$'::text))),
+    CONSTRAINT metric_exports_unit_check CHECK ((unit = 'seconds'::text)),
+    CONSTRAINT metric_exports_unit_suffix CHECK (((unit IS NULL) OR (exported_as ~ (('_'::text || unit) || '(_total)?$'::text))))
+);
+
+--
+-- Name: TABLE metric_exports; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.metric_exports IS 'How GET /metrics names each metric of ops.metrics: the Prometheus name (base units, _total for counters), the divisor to base units and the HELP text. SQL keeps the seeds'' names.';
+
+--
+-- Name: COLUMN metric_exports.metric; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.metric_exports.metric IS 'The name in ops.metrics and ops.collect_metrics (the seeds'' name).';
+
+--
+-- Name: COLUMN metric_exports.exported_as; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.metric_exports.exported_as IS 'The name at GET /metrics; a counter''s ends in _total.';
+
+--
+-- Name: COLUMN metric_exports.kind; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.metric_exports.kind IS 'The Prometheus type: counter or gauge (the kind column of ops.metrics).';
+
+--
+-- Name: COLUMN metric_exports.divide_by; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.metric_exports.divide_by IS 'Exported value = SQL value / divide_by: 1000 turns ms into seconds.';
+
+--
+-- Name: COLUMN metric_exports.unit; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.metric_exports.unit IS 'The base unit the exported name ends with (# UNIT in OpenMetrics), if any.';
+
+--
+-- Name: COLUMN metric_exports.help; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.metric_exports.help IS 'The # HELP line at GET /metrics, in the exported unit.';
+
+--
 -- Name: metrics; Type: VIEW; Schema: ops; Owner: -
 --
 
@@ -4360,6 +4452,20 @@ ALTER TABLE ONLY ops.guard_overrides
 
 ALTER TABLE ONLY ops.incidents
     ADD CONSTRAINT incidents_pkey PRIMARY KEY (id);
+
+--
+-- Name: metric_exports metric_exports_exported_as_key; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.metric_exports
+    ADD CONSTRAINT metric_exports_exported_as_key UNIQUE (exported_as);
+
+--
+-- Name: metric_exports metric_exports_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.metric_exports
+    ADD CONSTRAINT metric_exports_pkey PRIMARY KEY (metric);
 
 --
 -- Name: notification_attempts notification_attempts_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
@@ -5242,6 +5348,13 @@ REVOKE ALL ON FUNCTION ops.evaluate_routes(p_now timestamp with time zone) FROM 
 GRANT ALL ON FUNCTION ops.evaluate_routes(p_now timestamp with time zone) TO opsguard_operator;
 
 --
+-- Name: FUNCTION exported_metrics(p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.exported_metrics(p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.exported_metrics(p_now timestamp with time zone) TO opsguard_operator;
+
+--
 -- Name: FUNCTION finish_notifications(p_worker text, p_results jsonb, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -5573,6 +5686,12 @@ GRANT SELECT ON TABLE ops.escalation_events TO opsguard_auditor;
 --
 
 GRANT SELECT ON TABLE ops.guard_evaluations TO opsguard_operator;
+
+--
+-- Name: TABLE metric_exports; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.metric_exports TO opsguard_operator;
 
 --
 -- Name: TABLE metrics; Type: ACL; Schema: ops; Owner: -

@@ -1,5 +1,6 @@
 """GET /healthz (200 or 503 with the reasons) and GET /metrics (Prometheus text format,
-parsed back here with prometheus_client's parser)."""
+parsed back here with prometheus_client's parser; tests/test_prometheus_metrics.py lints it
+with promtool)."""
 
 from __future__ import annotations
 
@@ -56,17 +57,19 @@ def test_metrics_after_known_activity(api, conn):
     conn.execute("UPDATE notification_outbox SET status = 'dead' WHERE id = (SELECT min(id) FROM notification_outbox)")
     families = scrape(api)
 
-    # the seeds' counters, by their Prometheus names and types
-    assert (families["opsguard_escalations_count"].type, value(families["opsguard_escalations_count"])) == ("counter", 5)
-    assert value(families["opsguard_skipped_idempotent"]) == 1
+    # the seeds' counters, by their Prometheus names (base units, _total) and types
+    assert (families["opsguard_escalations"].type, value(families["opsguard_escalations"])) == ("counter", 5)
+    assert value(families["opsguard_escalations_skipped_idempotent"]) == 1
     assert value(families["opsguard_slack_send_failures"]) == 0
-    assert families["opsguard_escalation_tick_ms"].type == "gauge"
-    assert value(families["opsguard_escalation_tick_ms"]) > 0
-    assert value(families["opsguard_queue_lag_ms"]) >= 0
+    assert families["opsguard_escalation_tick_seconds"].type == "gauge"
+    assert value(families["opsguard_escalation_tick_seconds"]) > 0
+    assert value(families["opsguard_queue_lag_seconds"]) >= 0
     text = api.get("/metrics", secret=None, validate=False).get_data(as_text=True)
-    for name in ("opsguard_escalation_tick_ms", "opsguard_escalations_count_total", "opsguard_skipped_idempotent_total",
-                 "opsguard_slack_send_failures_total", "opsguard_queue_lag_ms"):
+    for name in ("opsguard_escalation_tick_seconds", "opsguard_escalations_total",
+                 "opsguard_escalations_skipped_idempotent_total", "opsguard_slack_send_failures_total",
+                 "opsguard_queue_lag_seconds", "opsguard_tick_interval_seconds"):
         assert f"\n{name} " in text, name
+    assert [n for n in families if n.endswith(("_ms", "_count"))] == [], "SQL names stay in SQL"
 
     incidents = families["opsguard_open_incidents"]
     assert value(incidents, status="open", severity="critical", level="1") == 1
@@ -81,5 +84,5 @@ def test_metrics_after_known_activity(api, conn):
 
 def test_metrics_without_a_tick_leave_the_last_tick_gauges_out(api):
     families = scrape(api)
-    assert families["opsguard_escalation_tick_ms"].samples == []
-    assert value(families["opsguard_escalations_count"]) == 0
+    assert families["opsguard_escalation_tick_seconds"].samples == []
+    assert value(families["opsguard_escalations"]) == 0

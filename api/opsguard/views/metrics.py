@@ -1,6 +1,7 @@
-"""GET /metrics: ops.metrics in Prometheus text format, through prometheus_client. The
-numbers are computed in SQL (ops.collect_metrics); this collector only turns rows into
-metric families, so psql and Prometheus always agree."""
+"""GET /metrics: ops.exported_metrics in Prometheus text format, through prometheus_client.
+The numbers, names and units are decided in SQL (ops.collect_metrics under the seeds' names,
+renamed and scaled to base units by the table ops.metric_exports); this collector only turns
+rows into metric families, so psql and Prometheus always agree."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ bp = Blueprint("metrics", __name__)
 
 
 class OpsCollector:
-    """One scrape, one SQL call. Counter names gain _total on the way out."""
+    """One scrape, one SQL call. Names arrive final (a counter's ends in _total)."""
 
     def collect(self):
         families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
@@ -24,7 +25,9 @@ class OpsCollector:
             family = families.get(row["metric"])
             if family is None:
                 kind = CounterMetricFamily if row["kind"] == "counter" else GaugeMetricFamily
-                family = families[row["metric"]] = kind(row["metric"], row["help"], labels=names)
+                # the unit is already the name's suffix; OpenMetrics prints it as # UNIT
+                family = families[row["metric"]] = kind(row["metric"], row["help"], labels=names,
+                                                        unit=row.get("unit") or "")
             if row["value"] is not None:  # a gauge with nothing to report yet (no tick so far)
                 family.add_metric([row["labels"][n] for n in names], row["value"])
         yield from families.values()
