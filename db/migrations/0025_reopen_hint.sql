@@ -74,6 +74,7 @@ BEGIN
         WHERE rp.permission = p_permission
         ORDER BY (SELECT pg_catalog.count(*) FROM ops.role_permissions AS o WHERE o.role = rp.role), rp.role
         LIMIT 1;
+        v_role := coalesce(v_role, 'ops_admin');  -- a permission no role carries yet
         RAISE EXCEPTION '% may not %', p_actor, p_permission
             USING ERRCODE = '42501',
                   DETAIL = CASE WHEN v_actor_exists
