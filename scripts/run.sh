@@ -9,8 +9,6 @@ PY=.venv/bin/python
 export PYTHONPATH="$PWD/api:$PWD/scripts"
 STOP_GRACE_TICKS=30   # tenths of a second a child gets to exit on SIGTERM before SIGKILL
 
-DATABASE_URL=$($PY scripts/localpg.py start)
-export DATABASE_URL
 children=()
 idle=""
 stop_children() {
@@ -58,6 +56,8 @@ make_was_interrupted() {
     return 1
 }
 
+DATABASE_URL=$($PY scripts/localpg.py start)
+export DATABASE_URL
 $PY -m opsguard.migrate "$DATABASE_URL" | sed 's/^/migrate: /'
 psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -f scripts/demo_data.sql
 
@@ -105,7 +105,7 @@ opsguard is running. Paste into another shell:
 export HOST="$HOST"
 export DATABASE_URL="$DATABASE_URL"
 export OPS_HMAC_SECRET="$OPS_HMAC_SECRET"
-export PSQLRC="$PWD/scripts/psqlrc"   # quiet psql: psql -At ... RETURNING id prints only the id
+export PSQLRC="$PWD/scripts/psqlrc"   # quiet psql: psql -At ... RETURNING id prints only the id (README)
 
 api:     $HOST (log in .local/api.log); make smoke runs the backend smoke test against it
 sign:    X-Timestamp + X-Signature: v1=HMAC(secret, "v1:<ts>:<METHOD>:<path?query>:<body>") (README, Calling the API)
