@@ -511,6 +511,44 @@ $_$;
 COMMENT ON FUNCTION ops._incident_by_ref(p_ref text) IS 'Internal: an incident by id, or the not-resolved one with this key.';
 
 --
+-- Name: _incidents_before_reopen(); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._incidents_before_reopen() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_active uuid;
+BEGIN
+    -- the unique index incidents_one_active_per_key still decides under concurrency; this only words it
+    SELECT i.id INTO v_active
+    FROM ops.incidents AS i
+    WHERE i.incident_key = NEW.incident_key AND i.status <> 'resolved' AND i.id <> NEW.id
+    LIMIT 1;
+    IF v_active IS NOT NULL THEN
+        RAISE EXCEPTION 'cannot re-open incident %: incident % is already active for key %',
+            OLD.id, v_active, pg_catalog.quote_literal(NEW.incident_key)
+            USING ERRCODE = '23505',
+                  CONSTRAINT = 'incidents_one_active_per_key',
+                  SCHEMA = 'ops',
+                  TABLE = 'incidents',
+                  DETAIL = 'At most one incident per incident_key is not resolved.',
+                  HINT = pg_catalog.format(
+                      'Work on the active incident %s (key %L) instead: ack, update or resolve it; '
+                      'or resolve it first, then re-open this one.', v_active, NEW.incident_key);
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+--
+-- Name: FUNCTION _incidents_before_reopen(); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._incidents_before_reopen() IS 'Internal trigger: re-opening a resolved incident whose key is active again raises 23505 naming the active incident.';
+
+--
 -- Name: _incidents_before_write(); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -928,7 +966,9 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = v_who AND NOT disabled) THEN
         RAISE EXCEPTION 'unknown actor %', v_who USING ERRCODE = '42501',
             DETAIL = 'no such principal, or disabled',
-            HINT = 'X-Ops-Actor must name an enabled principal: SELECT name FROM ops.principals;';
+            HINT = pg_catalog.format('X-Ops-Actor must name an enabled principal; an operator adds one '
+                   'in psql: SELECT ops.add_principal(%L, %L, ARRAY[%L], %L); (README, Acting for a person)',
+                   v_who, 'human', 'ops_responder', 'your-name');
     END IF;
     RETURN pg_catalog.jsonb_build_object(
         'ok', true,
@@ -1261,6 +1301,9 @@ CREATE FUNCTION ops.authorize(p_principal text, p_permission text, p_actor text 
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
     AS $$
+DECLARE
+    v_actor_exists boolean;
+    v_role text;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM ops.permissions WHERE name = p_permission) THEN
         RAISE EXCEPTION 'unknown permission "%"', p_permission USING ERRCODE = '22023';
@@ -1278,11 +1321,24 @@ BEGIN
             USING ERRCODE = '42501', HINT = 'Only principals with actors.delegate (ops_admin) may send X-Ops-Actor.';
     END IF;
     IF NOT ops.has_permission(p_actor, p_permission) THEN
+        v_actor_exists := EXISTS (SELECT 1 FROM ops.principals WHERE name = p_actor AND NOT disabled);
+        -- for the hint: the narrowest role that carries the permission
+        SELECT rp.role INTO v_role FROM ops.role_permissions AS rp
+        WHERE rp.permission = p_permission
+        ORDER BY (SELECT pg_catalog.count(*) FROM ops.role_permissions AS o WHERE o.role = rp.role), rp.role
+        LIMIT 1;
+        v_role := coalesce(v_role, 'ops_admin');  -- a permission no role carries yet
         RAISE EXCEPTION '% may not %', p_actor, p_permission
             USING ERRCODE = '42501',
-                  DETAIL = CASE WHEN EXISTS (SELECT 1 FROM ops.principals WHERE name = p_actor AND NOT disabled)
+                  DETAIL = CASE WHEN v_actor_exists
                                 THEN 'its roles do not carry the permission' ELSE 'no such principal, or disabled' END,
-                  HINT = 'The named actor must exist and hold the permission themselves.';
+                  HINT = CASE WHEN v_actor_exists
+                      THEN pg_catalog.format('The named actor must hold the permission themselves; an operator '
+                           'grants a role that carries it in psql: SELECT ops.grant_role(%L, %L, %L); '
+                           '(README, Acting for a person)', p_actor, v_role, 'your-name')
+                      ELSE pg_catalog.format('X-Ops-Actor must name an enabled principal; an operator adds one '
+                           'in psql: SELECT ops.add_principal(%L, %L, ARRAY[%L], %L); (README, Acting for a person)',
+                           p_actor, 'human', v_role, 'your-name') END;
     END IF;
     RETURN p_actor;
 END;
@@ -4810,6 +4866,12 @@ CREATE TRIGGER incidents_audit_insert AFTER INSERT ON ops.incidents REFERENCING 
 CREATE TRIGGER incidents_audit_update AFTER UPDATE ON ops.incidents REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('id', 'next_due_at', 'last_seen');
 
 --
+-- Name: incidents incidents_before_reopen; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER incidents_before_reopen BEFORE UPDATE ON ops.incidents FOR EACH ROW WHEN (((old.status = 'resolved'::text) AND (new.status <> 'resolved'::text))) EXECUTE FUNCTION ops._incidents_before_reopen();
+
+--
 -- Name: incidents incidents_before_write; Type: TRIGGER; Schema: ops; Owner: -
 --
 
@@ -5114,6 +5176,12 @@ GRANT SELECT,UPDATE ON TABLE ops.incidents TO opsguard_operator;
 --
 
 REVOKE ALL ON FUNCTION ops._incident_by_ref(p_ref text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _incidents_before_reopen(); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._incidents_before_reopen() FROM PUBLIC;
 
 --
 -- Name: FUNCTION _incidents_before_write(); Type: ACL; Schema: ops; Owner: -

@@ -2,7 +2,7 @@
 -- Loaded once: nothing is added when incidents already exist. Every key is distinct,
 -- so reopening any row by hand (smoke step 1) never collides with another active one.
 -- No open critical incident was seen within guard_lookback_min: the release guard starts
--- clear, and blocks only on what the smoke test's step 1 seeds.
+-- clear, and blocks only on the incident the smoke test's step 1 re-opens.
 SET "opsguard.actor" = 'demo-data';
 
 INSERT INTO ops.incidents (incident_key, severity, status, first_seen, last_seen)

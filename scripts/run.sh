@@ -1,23 +1,63 @@
 #!/usr/bin/env bash
 # `make run`: the embedded local cluster (pg_cron preloaded), migrations, demo data,
-# and the ticks; prints what to paste into another shell. Ctrl-C stops everything.
+# and the ticks; prints what to paste into another shell. Ctrl-C, or SIGTERM/SIGINT to
+# this script or to `make run`, stops everything it started within 5 s: the API, the
+# dispatcher, the Slack stand-in, the ticker and the cluster (README, Stopping it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 export PYTHONPATH="$PWD/api:$PWD/scripts"
+STOP_GRACE_TICKS=30   # tenths of a second a child gets to exit on SIGTERM before SIGKILL
+
+children=()
+idle=""
+stop_children() {
+    local pid alive=()
+    [ -z "$idle" ] || kill "$idle" 2>/dev/null
+    [ ${#children[@]} -gt 0 ] || return 0
+    kill -TERM "${children[@]}" 2>/dev/null || true
+    for _ in $(seq "$STOP_GRACE_TICKS"); do
+        alive=()
+        for pid in "${children[@]}"; do kill -0 "$pid" 2>/dev/null && alive+=("$pid"); done
+        [ ${#alive[@]} -gt 0 ] || break
+        sleep 0.1
+    done
+    # a child still busy after the grace (a slow in-flight request): it and its own children go
+    for pid in "${alive[@]}"; do
+        pkill -KILL -P "$pid" 2>/dev/null || true
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+}
+cleanup() {
+    local status=$1
+    set +e
+    trap '' INT TERM HUP   # a second Ctrl-C must not cut the cleanup short and orphan a child
+    trap - EXIT
+    stop_children
+    $PY scripts/localpg.py stop || true
+    echo "opsguard stopped."
+    exit "$status"
+}
+trap 'cleanup 0' INT TERM HUP
+trap 'cleanup $?' EXIT
+
+# GNU make passes a SIGTERM on to this script, but not a SIGINT: it expects the terminal to
+# have sent that to the whole process group, and waits for us. So `kill -INT <make's pid>`
+# shows here only as the SIGINT make is handling (blocked in its signal mask, Linux /proc).
+parent_is_make=""
+[ "$(cat "/proc/$PPID/comm" 2>/dev/null)" = make ] && parent_is_make=yes
+make_was_interrupted() {
+    local key mask
+    [ -n "$parent_is_make" ] || return 1
+    while read -r key mask; do
+        [ "$key" = SigBlk: ] && (( 16#$mask & 2 )) && return 0
+    done <"/proc/$PPID/status" 2>/dev/null
+    return 1
+}
 
 DATABASE_URL=$($PY scripts/localpg.py start)
 export DATABASE_URL
-children=()
-cleanup() {
-    trap - INT TERM EXIT
-    for pid in "${children[@]}"; do kill "$pid" 2>/dev/null || true; done
-    $PY scripts/localpg.py stop || true
-    echo "opsguard stopped."
-    exit 0
-}
-trap cleanup INT TERM EXIT
-
 $PY -m opsguard.migrate "$DATABASE_URL" | sed 's/^/migrate: /'
 psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -f scripts/demo_data.sql
 
@@ -27,7 +67,8 @@ OPS_HMAC_SECRET=$(cat .local/hmac_secret)
 export OPS_HMAC_SECRET PORT="${PORT:-3000}"
 HOST="http://localhost:$PORT"
 .venv/bin/gunicorn -c api/gunicorn.conf.py 'opsguard.app:create_app()' >>.local/api.log 2>&1 &
-children+=($!)
+api=$!
+children+=("$api")
 for _ in $(seq 100); do
     curl -s -o /dev/null "$HOST/healthz" && break   # any answer: the API is up (503 says why not healthy)
     kill -0 "${children[-1]}" 2>/dev/null || { echo "the API did not start; see .local/api.log" >&2; exit 1; }
@@ -64,7 +105,7 @@ opsguard is running. Paste into another shell:
 export HOST="$HOST"
 export DATABASE_URL="$DATABASE_URL"
 export OPS_HMAC_SECRET="$OPS_HMAC_SECRET"
-export PSQLRC="$PWD/scripts/psqlrc"   # quiet psql: psql -At ... RETURNING id prints only the id
+export PSQLRC="$PWD/scripts/psqlrc"   # quiet psql: psql -At ... RETURNING id prints only the id (README)
 
 api:     $HOST (log in .local/api.log); make smoke runs the backend smoke test against it
 sign:    X-Timestamp + X-Signature: v1=HMAC(secret, "v1:<ts>:<METHOD>:<path?query>:<body>") (README, Calling the API)
@@ -72,7 +113,14 @@ ticks:   $ticks
 slack:   dispatcher (log in .local/dispatcher.log) delivering to $webhook
 try:     psql "\$DATABASE_URL" -c 'SELECT incident_key, status, escalation_level, next_due_at FROM incidents'
 watch:   curl -s $HOST/metrics | grep ^opsguard_; curl -s $HOST/healthz | jq; psql "\$DATABASE_URL" -c 'SELECT * FROM ops.alerts'
-stop:    Ctrl-C
+stop:    Ctrl-C, or kill -TERM $$ (SIGINT too; the same to make run's pid works)
 INFO
 
-while true; do sleep 3600 & wait $! || true; done
+while true; do
+    sleep 1 &
+    idle=$!
+    wait "$idle" || true
+    idle=""
+    make_was_interrupted && cleanup 0
+    kill -0 "$api" 2>/dev/null || { echo "the API exited; see .local/api.log" >&2; exit 1; }
+done

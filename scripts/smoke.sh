@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make smoke`: the backend-only smoke test against $HOST and $DATABASE_URL (default: make
-# run's). Steps 1-5 are the original smoke script's psql, curl, openssl and jq commands,
-# kept as they were (its tick is signed body-only, the scheme the API still accepts there);
+# run's); README, "The smoke test", lists its six steps. Steps 1-5 are plain psql, curl,
+# openssl and jq commands, kept as the original smoke script wrote them (its tick is signed
+# body-only, the scheme the API still accepts there; step 1 needs quiet psql: PSQLRC below);
 # step 6 is ours, signed v1 like every other client: it resolves the incident step 1 opened.
 # Whatever happens, no incident the test opened is left open, and its files are private.
 set -euo pipefail
@@ -51,7 +52,7 @@ SET status='open',
     first_seen=now() - interval '6 minutes',
     last_seen=now()
 WHERE id IN (SELECT id FROM pick)
-RETURNING id;")
+RETURNING id;") || fail "step 1: psql refused the UPDATE (see its message and hint above; a resolved incident whose key is active again cannot be re-opened: run again to pick another)"
 echo "INCIDENT_ID=$INCIDENT_ID"
 [[ "$INCIDENT_ID" =~ ^[0-9a-f-]{36}$ ]] || fail "step 1 did not return one incident id (no incidents in the database? make run loads demo data)"
 

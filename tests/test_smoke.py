@@ -51,3 +51,20 @@ def test_a_failed_smoke_says_why_and_resolves_its_incident(smoke, conn, tmp_path
     incident_id = next(line.split("=", 1)[1] for line in result.stdout.splitlines() if line.startswith("INCIDENT_ID="))
     assert conn.execute("SELECT status FROM incidents WHERE id = %s", (incident_id,)).fetchone()[0] == "resolved"
     assert list(tmp_path.iterdir()) == []
+
+
+STEP_1 = """WITH pick AS (SELECT id FROM incidents ORDER BY random() LIMIT 1)
+UPDATE incidents SET status='open', severity='critical' WHERE id IN (SELECT id FROM pick) RETURNING id;"""
+
+
+def test_psqlrc_makes_step_1_print_the_id_alone(db_url, conn):
+    """Why make run prints `export PSQLRC=...` (README): without it psql -At adds the command tag."""
+    conn.execute("SELECT ops.trigger_incident('GET /psqlrc::x', 'warning')")
+    plain = subprocess.run(["psql", db_url, "-At", "-c", STEP_1], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PSQLRC": "/dev/null"}).stdout.splitlines()
+    assert len(plain) == 2 and plain[1] == "UPDATE 1", plain
+    quiet = subprocess.run(["psql", db_url, "-At", "-c", STEP_1], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PSQLRC": str(ROOT / "scripts/psqlrc")}).stdout.splitlines()
+    assert quiet == plain[:1]
+    assert 'export PSQLRC="$PWD/scripts/psqlrc"' in (ROOT / "scripts/run.sh").read_text()
+    assert "Why `PSQLRC`" in (ROOT / "README.md").read_text()

@@ -38,6 +38,7 @@ log = logging.getLogger("opsguard.dispatcher")
 
 # a message is started only if it can finish this long before its lease runs out
 LEASE_MARGIN_S = 1.0
+IDLE_SLICE_S = 0.5  # how soon a stop request ends an idle wait
 
 
 @dataclass
@@ -138,12 +139,15 @@ class Dispatcher:
 
     # --- the loop ---------------------------------------------------------------------
 
-    def _idle(self) -> None:
-        """Sleep until NOTIFY ops_outbox, the next retry or lease expiry, or the poll interval."""
+    def _idle(self, stop: threading.Event) -> None:
+        """Sleep until NOTIFY ops_outbox, the next retry or lease expiry, the poll interval, or stop."""
         due_in = self.conn.execute("SELECT ops.notification_wait_s()").fetchone()[0]
         timeout = self.o.poll_s if due_in is None else min(self.o.poll_s, max(due_in, 0.01))
-        for _ in self.conn.notifies(timeout=timeout, stop_after=1):
-            pass
+        deadline = time.monotonic() + timeout
+        # in slices: a SIGTERM sets stop but does not interrupt the wait (make run stops within 5 s)
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            for _ in self.conn.notifies(timeout=min(left, IDLE_SLICE_S), stop_after=1):
+                return
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -151,7 +155,7 @@ class Dispatcher:
                 if self.conn is None or self.conn.closed:
                     self.connect()
                 if self.run_once() == 0:
-                    self._idle()
+                    self._idle(stop)
             except psycopg.OperationalError as exc:
                 # the database went away: claimed messages come back when their lease runs out
                 log.warning("database unavailable (%s); retrying in 1 s", exc)

@@ -1,0 +1,130 @@
+"""`make run` in the background (tmux, a systemd unit): a SIGTERM or SIGINT to its pid stops
+everything it started within 5 s: no process of its group is left, and the API, the Slack
+stand-in and the embedded cluster's ports are free (run.sh stops the cluster it started)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from localpg import Cluster, make_temp_datadir
+
+ROOT = Path(__file__).resolve().parents[1]
+STOP_WITHIN_S = 5.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def datadir():
+    """One cluster directory for the module: the first run migrates it, later runs reuse it."""
+    path = make_temp_datadir("opsguard-run-")
+    yield path
+    Cluster(datadir=path, port=0).destroy()
+
+
+@pytest.fixture
+def started(datadir, tmp_path):
+    """Starts the command as its own process group (as tmux or systemd would) and waits until
+    /healthz answers; yields (process, ports); kills whatever the test left behind."""
+    procs = []
+
+    def start(cmd: list[str]):
+        ports = {"PORT": _free_port(), "OPSGUARD_PGPORT": _free_port(), "SLACK_PORT": _free_port()}
+        env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "OPSGUARD_PGDATA": str(datadir)}
+        log = (tmp_path / "run.log").open("w")
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(proc)
+        deadline = time.monotonic() + 180  # the first run applies every migration
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{ports['PORT']}/healthz", timeout=1)
+                break
+            except urllib.error.HTTPError:  # any answer (a 503 names what is unhealthy): up
+                break
+            except OSError:
+                assert proc.poll() is None, (tmp_path / "run.log").read_text()
+                assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()
+                time.sleep(0.2)
+        # the dispatcher and the Slack stand-in start after the API answers: stop a fully started run
+        for _ in range(100):
+            if "opsguard is running" in (tmp_path / "run.log").read_text():
+                break
+            time.sleep(0.1)
+        return proc, ports
+
+    yield start
+    for proc in procs:
+        if _group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def _stop_and_check(proc, ports, sig, *, group: bool = False) -> float:
+    t0 = time.monotonic()
+    (os.killpg if group else os.kill)(proc.pid, sig)
+    try:
+        proc.wait(timeout=STOP_WITHIN_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"still running {STOP_WITHIN_S} s after {sig.name}")
+    took = time.monotonic() - t0
+    time.sleep(0.2)  # a straggler that outlived its parent would still hold the group
+    assert not _group_alive(proc.pid), subprocess.run(
+        ["ps", "-o", "pid,cmd", "-g", str(proc.pid)], capture_output=True, text=True).stdout
+    for name, port in ports.items():
+        assert not _listening(port), f"{name} {port} is still taken"
+    print(f"{sig.name} to {'the group' if group else 'the pid'}: stopped in {took:.2f} s")
+    return took
+
+
+@pytest.mark.slow
+def test_sigterm_to_make_run_stops_everything(started):
+    proc, ports = started(["make", "--no-print-directory", "run"])
+    _stop_and_check(proc, ports, signal.SIGTERM)
+
+
+@pytest.mark.slow
+def test_sigint_to_make_run_stops_everything(started):
+    """GNU make passes SIGTERM on to its recipe but not SIGINT (it waits for the recipe): run.sh
+    has to notice the SIGINT its parent make is handling."""
+    proc, ports = started(["make", "--no-print-directory", "run"])
+    _stop_and_check(proc, ports, signal.SIGINT)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_run_sh_stops_everything(started, sig):
+    proc, ports = started(["bash", "scripts/run.sh"])
+    _stop_and_check(proc, ports, sig)
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_terminal_stops_everything(started):
+    """Ctrl-C (tmux send-keys C-c) sends SIGINT to every process of the foreground group at once."""
+    proc, ports = started(["make", "--no-print-directory", "run"])
+    _stop_and_check(proc, ports, signal.SIGINT, group=True)
