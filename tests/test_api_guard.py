@@ -81,8 +81,8 @@ def test_unchanged_answers_add_no_rows(api, conn):
     ids = {api.get("/ops/release-guard", secret=None, query={"route_prefix": "GET /same"}).json["evaluationId"]
            for _ in range(5)}
     assert len(ids) == 1
-    row = conn.execute("SELECT count(*), max(repeats) FROM ops.guard_evaluations WHERE route_prefix = 'GET /same'").fetchone()
-    assert row == (1, 5)
+    stored = "SELECT count(*), max(repeats) FROM ops.guard_evaluations WHERE route_prefix = 'GET /same'"
+    assert conn.execute(stored).fetchone() == (1, 5)
 
 
 def test_a_guard_body_over_8_kib_is_413_and_stores_nothing(api, conn):

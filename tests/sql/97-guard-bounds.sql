@@ -7,8 +7,10 @@ SELECT plan(28);
 
 -- 150 open critical incidents seen a minute ago, on routes GET /many/1 .. /150
 CREATE TEMP TABLE inc AS
-SELECT g, (ops.trigger_incident('GET /many/' || g || '::x', 'critical', 'GET /many/' || g,
-                                p_now => '2026-03-02 11:59:30Z')).id AS id
+SELECT
+    g,
+    (ops.trigger_incident('GET /many/' || g || '::x', 'critical', 'GET /many/' || g,
+                          p_now => '2026-03-02 11:59:30Z')).id AS id
 FROM generate_series(1, 150) AS g;
 
 CREATE TEMP TABLE r AS SELECT ops.release_guard('2026-03-02 12:00:30Z') AS v;
@@ -17,7 +19,7 @@ SELECT is((SELECT jsonb_array_length(v -> 'failing') FROM r), 100, '... 100 of t
 SELECT is((SELECT jsonb_array_length(v -> 'incidents') FROM r), 100, '... and under incidents');
 SELECT is((SELECT v -> 'truncated' FROM r), 'true'::jsonb, '... truncated: true says so');
 SELECT is((SELECT v ->> 'ok' FROM r), 'false', '... and the guard blocks');
-SELECT is((SELECT array_agg(e ->> 'key' ORDER BY o) FROM r, jsonb_array_elements(v -> 'failing') WITH ORDINALITY AS f (e, o)),
+SELECT is((SELECT array_agg(el.e ->> 'key' ORDER BY el.o) FROM r, jsonb_array_elements(v -> 'failing') WITH ORDINALITY AS el (e, o)),
           (SELECT array_agg(k ORDER BY k)
            FROM (SELECT item_key AS k FROM ops._guard_items('2026-03-02 12:00:30Z', NULL) ORDER BY item_key LIMIT 100) AS s),
           'the listed ones are the first 100 in key order, as _guard_items lists them');
@@ -44,10 +46,14 @@ SELECT is((SELECT v #>> '{incidents,0,exempted,reason}' FROM x), 'INC-7 known', 
 -- 1,000 evaluations with an unchanged answer, from anonymous callers sending what they like
 -- (scoped to GET /many: the same items, but no answer for that prefix is stored yet)
 CREATE TEMP TABLE before AS
-SELECT (SELECT count(*) FROM ops.guard_evaluations) AS n, pg_total_relation_size('ops.guard_evaluations') AS bytes,
-       (SELECT max(id) FROM ops.guard_evaluations) AS last_id;
+SELECT
+    (SELECT count(*) FROM ops.guard_evaluations) AS n,
+    pg_total_relation_size('ops.guard_evaluations') AS bytes,
+    (SELECT max(id) FROM ops.guard_evaluations) AS last_id;
 CREATE TEMP TABLE evals AS
-SELECT g, (ops.release_guard('2026-03-02 12:01:00Z'::timestamptz + make_interval(secs => g / 10.0),
+SELECT
+    g,
+    (ops.release_guard('2026-03-02 12:01:00Z'::timestamptz + make_interval(secs => g / 10.0),
                              'GET /many', 'anon-' || g || repeat('x', 5000),
                              jsonb_build_object('webhook', repeat(md5(g::text), 200), 'commit', 'c' || g))
           ->> 'evaluationId')::bigint AS eval_id
@@ -69,13 +75,13 @@ SELECT is((SELECT jsonb_build_array(context - 'bytes', (context ->> 'bytes')::in
           '[{"commit": "c1", "truncated": true}, true]', 'a context over 2 KiB keeps its CI keys and its size, not the rest');
 
 -- a change in the answer adds a row; the same answer again counts on the new row
-SELECT ops.ack_incident(id, 'alice', p_now => '2026-03-02 12:03:00Z') FROM inc WHERE id::text = (SELECT max(id::text) FROM inc);
+SELECT ops.ack_incident(id, 'alice', p_now => '2026-03-02 12:03:00Z') FROM inc WHERE id::text = (SELECT max(i.id::text) FROM inc AS i);
 SELECT is((ops.release_guard('2026-03-02 12:03:10Z', 'GET /many') ->> 'failingCount')::int, 148, 'an ack changes the answer');
 SELECT is((SELECT count(*)::int FROM ops.guard_evaluations) - (SELECT n::int FROM before), 2, '... which adds a row');
-SELECT ops.ack_incident(id, 'alice', p_now => '2026-03-02 12:03:00Z') FROM inc WHERE id::text < (SELECT max(id::text) FROM inc);
+SELECT ops.ack_incident(id, 'alice', p_now => '2026-03-02 12:03:00Z') FROM inc WHERE id::text < (SELECT max(i.id::text) FROM inc AS i);
 SELECT is((ops.release_guard('2026-03-02 12:03:20Z', 'GET /many') ->> 'ok'), 'true', 'all acked: clear');
 SELECT is((SELECT array_agg(ok ORDER BY id) FROM ops.guard_evaluations WHERE id > (SELECT last_id FROM before)),
-          ARRAY[false, false, true], '... a change of verdict adds a row');
+          ARRAY[FALSE, FALSE, TRUE], '... a change of verdict adds a row');
 SELECT is((ops.release_guard('2026-03-02 12:03:30Z', 'GET /many') ->> 'evaluationId')::bigint,
           (SELECT max(id) FROM ops.guard_evaluations), 'the same clear answer again: the clear row''s id');
 SELECT is((SELECT repeats::int FROM ops.guard_evaluations ORDER BY id DESC LIMIT 1), 2, '... which counts it');
