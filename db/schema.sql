@@ -4677,7 +4677,7 @@ CREATE INDEX incidents_due ON ops.incidents USING btree (next_due_at) WHERE (nex
 -- Name: incidents_guard_blocking; Type: INDEX; Schema: ops; Owner: -
 --
 
-CREATE INDEX incidents_guard_blocking ON ops.incidents USING btree (last_seen) INCLUDE (route) WHERE ((status = 'open'::text) AND (acknowledged_at IS NULL) AND (severity = 'critical'::text));
+CREATE INDEX incidents_guard_blocking ON ops.incidents USING btree (last_seen) WHERE ((status = 'open'::text) AND (acknowledged_at IS NULL) AND (severity = 'critical'::text));
 
 --
 -- Name: incidents_guard_blocking_id; Type: INDEX; Schema: ops; Owner: -
