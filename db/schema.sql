@@ -2850,7 +2850,12 @@ BEGIN
                   LIMIT 1)
       AND e.fingerprint = v_fingerprint
     RETURNING e.id INTO v_id;
-    IF v_id IS NULL THEN
+    IF v_id IS NOT NULL THEN
+        -- the metric opsguard_guard_evaluations counts rows plus counter_base: a repeat has no row
+        INSERT INTO ops.counter_base AS c (name, label, value)
+        VALUES ('guard_evaluations', CASE WHEN (v_result ->> 'ok')::boolean THEN 'ok' ELSE 'blocked' END, 1)
+        ON CONFLICT (name, label) DO UPDATE SET value = c.value + 1;
+    ELSE
         -- a context over the cap keeps only the CI headers the API sends (each capped) and its size
         v_context := coalesce(p_context, '{}');
         IF pg_catalog.octet_length(v_context::text) > c_context_bytes THEN
@@ -3876,7 +3881,7 @@ CREATE TABLE ops.counter_base (
 -- Name: TABLE counter_base; Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON TABLE ops.counter_base IS 'What purged rows had counted (ticks, escalations, notifications, guard verdicts): the start of each counter in ops.metrics.';
+COMMENT ON TABLE ops.counter_base IS 'What purged rows had counted (ticks, escalations, notifications, guard verdicts), and guard evaluations that repeated a stored answer: the start of each counter in ops.metrics.';
 
 --
 -- Name: cron_jobs; Type: TABLE; Schema: ops; Owner: -
@@ -3973,7 +3978,7 @@ COMMENT ON TABLE ops.guard_evaluations IS 'Release-guard evaluations: verdict, i
 -- Name: COLUMN guard_evaluations.repeats; Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON COLUMN ops.guard_evaluations.repeats IS 'How many evaluations gave this answer in a row (1 when stored): sum(repeats) counts every evaluation.';
+COMMENT ON COLUMN ops.guard_evaluations.repeats IS 'How many evaluations gave this answer in a row (1 when stored). Each repeat is also added to counter_base, so the metric (rows + counter_base) counts every evaluation: do not add repeats to it again.';
 
 --
 -- Name: COLUMN guard_evaluations.last_evaluated_at; Type: COMMENT; Schema: ops; Owner: -

@@ -8,6 +8,9 @@ ALTER TABLE ops.guard_evaluations
 DROP COLUMN repeats,
 DROP COLUMN last_evaluated_at,
 DROP COLUMN fingerprint;
+-- counter_base keeps the repeats it was given: the metric stays exact without the column
+COMMENT ON TABLE ops.counter_base IS
+'What purged rows had counted (ticks, escalations, notifications, guard verdicts): the start of each counter in ops.metrics.';
 COMMENT ON TABLE ops.guard_evaluations IS
 'Every release-guard evaluation: verdict, items, thresholds, who asked and their CI context (commit, pipeline).';
 

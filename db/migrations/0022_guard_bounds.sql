@@ -23,7 +23,11 @@ COMMENT ON TABLE ops.guard_evaluations IS
 'Release-guard evaluations: verdict, items, thresholds, who asked first and their CI context (commit, pipeline). '
 'An answer equal to the previous one stored for the same route prefix adds no row: that row counts repeats.';
 COMMENT ON COLUMN ops.guard_evaluations.repeats IS
-'How many evaluations gave this answer in a row (1 when stored): sum(repeats) counts every evaluation.';
+'How many evaluations gave this answer in a row (1 when stored). Each repeat is also added to counter_base, so the '
+'metric (rows + counter_base) counts every evaluation: do not add repeats to it again.';
+COMMENT ON TABLE ops.counter_base IS
+'What purged rows had counted (ticks, escalations, notifications, guard verdicts), and guard evaluations that repeated '
+'a stored answer: the start of each counter in ops.metrics.';
 COMMENT ON COLUMN ops.guard_evaluations.last_evaluated_at IS
 'When this answer was last given (evaluated_at: the first time).';
 COMMENT ON COLUMN ops.guard_evaluations.fingerprint IS
@@ -202,7 +206,12 @@ BEGIN
                   LIMIT 1)
       AND e.fingerprint = v_fingerprint
     RETURNING e.id INTO v_id;
-    IF v_id IS NULL THEN
+    IF v_id IS NOT NULL THEN
+        -- the metric opsguard_guard_evaluations counts rows plus counter_base: a repeat has no row
+        INSERT INTO ops.counter_base AS c (name, label, value)
+        VALUES ('guard_evaluations', CASE WHEN (v_result ->> 'ok')::boolean THEN 'ok' ELSE 'blocked' END, 1)
+        ON CONFLICT (name, label) DO UPDATE SET value = c.value + 1;
+    ELSE
         -- a context over the cap keeps only the CI headers the API sends (each capped) and its size
         v_context := coalesce(p_context, '{}');
         IF pg_catalog.octet_length(v_context::text) > c_context_bytes THEN

@@ -3,7 +3,7 @@
 -- counts repeats and keeps the last time), and what an anonymous caller sends is stored capped.
 -- The clock: 2026-03-02 12:00:30 UTC.
 BEGIN;
-SELECT plan(28);
+SELECT plan(29);
 
 -- 150 open critical incidents seen a minute ago, on routes GET /many/1 .. /150
 CREATE TEMP TABLE inc AS
@@ -43,13 +43,20 @@ SELECT ok((SELECT NOT (v -> 'failing') @> jsonb_build_array(jsonb_build_object('
            FROM x), '... without the exempted one');
 SELECT is((SELECT v #>> '{incidents,0,exempted,reason}' FROM x), 'INC-7 known', '... which stays listed under incidents, marked');
 
+-- opsguard_guard_evaluations, the metric of every evaluation
+CREATE FUNCTION pg_temp.evaluations_counted() RETURNS float8
+LANGUAGE sql AS $$
+    SELECT sum(value) FROM ops.collect_metrics('2026-03-02 12:05Z') WHERE metric = 'opsguard_guard_evaluations'
+$$;
+
 -- 1,000 evaluations with an unchanged answer, from anonymous callers sending what they like
 -- (scoped to GET /many: the same items, but no answer for that prefix is stored yet)
 CREATE TEMP TABLE before AS
 SELECT
     (SELECT count(*) FROM ops.guard_evaluations) AS n,
     pg_total_relation_size('ops.guard_evaluations') AS bytes,
-    (SELECT max(id) FROM ops.guard_evaluations) AS last_id;
+    (SELECT max(id) FROM ops.guard_evaluations) AS last_id,
+    pg_temp.evaluations_counted() AS counted;
 CREATE TEMP TABLE evals AS
 SELECT
     g,
@@ -68,6 +75,8 @@ SELECT is((SELECT jsonb_build_object('repeats', repeats, 'first', evaluated_at, 
           '... which counts 1000 evaluations (repeats: evaluations it stands for) and keeps the first and last time');
 SELECT cmp_ok(pg_total_relation_size('ops.guard_evaluations') - (SELECT bytes FROM before), '<', 1024 * 1024::bigint,
               '... and guard_evaluations grew by less than 1 MB');
+SELECT is(pg_temp.evaluations_counted() - (SELECT counted FROM before), 1000::float8,
+          '... and the metric still counts each of the 1000');
 SELECT is((SELECT length(caller) FROM ops.guard_evaluations WHERE id = (SELECT max(eval_id) FROM evals)), 200,
           'a 5,000-character caller is stored capped at 200');
 SELECT is((SELECT jsonb_build_array(context - 'bytes', (context ->> 'bytes')::int > 6400)
