@@ -16,8 +16,11 @@ HTTP API (gunicorn with the shipped config, wrk as the load):
 
 Release guard: ops.release_guard() over 1,000 routes x 6 hours of rollups and 4 days of daily
 rollups (p50 <= 20 ms); ops.route_findings with minute-exact windows (0022) beside the
-coarse-window body of 0013 on the same data (goal: ratio <= 1.25). `bench.py guard` runs
-this part alone.
+coarse-window body of 0013 on the same data (goal: ratio <= 1.25). Bounds (0022): guard p50 with
+50k open critical incidents beside 100 on the same routes (goal: ratio <= 2), in SQL and over HTTP
+(gunicorn, unsigned GET /ops/release-guard beside a signed SELECT 1 through the same stack), and
+what 1,000 anonymous evaluations (a 4 KiB webhook body each) store: rows and bytes, 0021 beside
+0022. `bench.py guard` runs this part alone.
 
 Notifications: messages per second the shipped dispatcher (default settings) delivers to a
 local webhook (scripts/fake_slack.py in its own process), 10k queued at once (goal >= 1,000/s).
@@ -27,9 +30,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import re
+import secrets
 import statistics
 import subprocess
 import sys
@@ -43,7 +48,9 @@ from pathlib import Path
 
 import psycopg
 from localpg import REPO, Cluster, make_temp_datadir
-from opsguard.migrate import apply
+from opsguard.migrate import MIGRATIONS, apply, yoyo_url
+from psycopg.types.json import Jsonb
+from yoyo import get_backend, read_migrations
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 REPEAT = 7
@@ -268,9 +275,14 @@ def bench_guard(cluster: Cluster) -> list[tuple[str, str, str]]:
                     failing = row
                 else:
                     cpu[label] += _cpu_seconds(backend) - c0
+        by_incidents = _guard_by_incidents(conn, lambda: conn.execute("SELECT ops.release_guard(%s)", (GUARD_AT,)))
     p50_before, p50_after = statistics.median(before), statistics.median(after)
     guard.sort()
+    few, many = statistics.median(by_incidents[GUARD_FEW]), statistics.median(by_incidents[GUARD_MANY])
     return [
+        ("guard (SQL, 1,000 routes): 100 open critical incidents, p50 (ms)", f"{few:.1f}", ""),
+        ("guard (SQL, 1,000 routes): 50k open critical incidents, p50 (ms)", f"{many:.1f}", ""),
+        ("guard (SQL) ratio 50k / 100 incidents", f"{many / few:.2f}", "<= 2"),
         ("guard: 1,000 routes, 6 h of rollups + 3 days daily, p50 (ms)", f"{statistics.median(guard):.1f}", "<= 20"),
         ("guard: same, p95 (ms)", f"{guard[int(len(guard) * 0.95)]:.1f}", ""),
         ("guard: failing items found (10 routes at 40 % errors)", str(failing["failingCount"]), ""),
@@ -281,10 +293,151 @@ def bench_guard(cluster: Cluster) -> list[tuple[str, str, str]]:
     ]
 
 
+GUARD_FEW, GUARD_MANY = 100, 50_000
+# the incidents are seen at GUARD_AT - 1 min, within guard_lookback_min of every evaluation
+GUARD_AT = NOW + timedelta(minutes=30, seconds=30)
+
+
+def _seed_guard_incidents(conn: psycopg.Connection, n: int, seen: datetime) -> None:
+    """n open, unacknowledged critical incidents seen at `seen` (bulk, bypassing the row triggers)."""
+    conn.execute("SET session_replication_role = replica")
+    conn.execute("DELETE FROM ops.incidents")
+    conn.execute("INSERT INTO ops.incidents (incident_key, route, status, severity, first_seen, last_seen)"
+                 " SELECT 'GET /guard/' || g || '::x', 'GET /guard/' || g, 'open', 'critical', %s, %s"
+                 " FROM generate_series(1, %s) AS g", (seen, seen, n))
+    conn.execute("SET session_replication_role = origin")
+    conn.execute("VACUUM ANALYZE ops.incidents")
+
+
+def _guard_by_incidents(conn: psycopg.Connection, evaluate, seen: datetime | None = None,
+                        rounds: int = 2, runs: int = 15) -> dict[int, list[float]]:
+    """Wall ms of evaluate() with 100 and with 50k blocking incidents, in ABAB order so drift
+    on a busy machine hits both alike; the first run after each re-seed is not counted."""
+    times: dict[int, list[float]] = {GUARD_FEW: [], GUARD_MANY: []}
+    for _ in range(rounds):
+        for n in (GUARD_FEW, GUARD_MANY):
+            _seed_guard_incidents(conn, n, seen or GUARD_AT - timedelta(minutes=1))
+            evaluate()
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                evaluate()
+                times[n].append((time.perf_counter() - t0) * 1000)
+    return times
+
+
 def _cpu_seconds(pid: int) -> float:
     """user + system CPU seconds of a (local) server process, from /proc/<pid>/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _start_api(url: str, port: int, secret: str) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": url, "OPS_HMAC_SECRET": secret, "PORT": str(port),
+           "RATELIMIT_ENABLED": "false", "OPS_BENCH_ENDPOINTS": "1", "OPS_ACCESS_LOG": "",
+           "PYTHONPATH": str(REPO / "api")}
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(REPO / "api/gunicorn.conf.py"),
+                               "opsguard.app:create_app()"], env=env)
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)  # noqa: S310 - our own loopback server
+            break
+        except urllib.error.HTTPError:  # answering (503 names what is unhealthy): up
+            break
+        except OSError:
+            time.sleep(0.2)
+    return server
+
+
+def bench_guard_http(cluster: Cluster) -> list[tuple[str, str, str]]:
+    """The guard through gunicorn, one client, one request at a time (latency, not throughput):
+    unsigned GET /ops/release-guard beside a v1-signed POST /bench/select1 (a SELECT 1 through
+    the same pool and signature check), then the guard with 100 and with 50k open critical
+    incidents. No route rollups here: the incidents are all the guard has to read."""
+    cluster.psql("postgres", "CREATE DATABASE bench_guard_http")
+    url = cluster.url("bench_guard_http")
+    apply(url)
+    port, secret = int(os.environ.get("OPSGUARD_BENCH_HTTP_PORT", "54395")), "bench-secret"
+    server = _start_api(url, port, secret)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    signed_at, sent = int(time.time()), [0]
+
+    def guard() -> None:
+        conn.request("GET", "/ops/release-guard")
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status in (200, 409), resp.status
+
+    def select1() -> None:
+        sent[0] += 1
+        body = json.dumps({"n": sent[0]}).encode()  # a signature of its own for each request
+        headers = {"Content-Type": "application/json", **sign_v1(secret, "POST", "/bench/select1", body, signed_at)}
+        conn.request("POST", "/bench/select1", body=body, headers=headers)
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 200, resp.status
+
+    try:
+        with psycopg.connect(url, autocommit=True) as db:
+            _seed_guard_incidents(db, GUARD_FEW, datetime.now(UTC))
+            bare, few = [], []
+            for _ in range(3):  # alternate, so drift on a noisy machine hits both alike
+                for fn, out in ((select1, bare), (guard, few)):
+                    fn()
+                    for _ in range(100):
+                        t0 = time.perf_counter()
+                        fn()
+                        out.append((time.perf_counter() - t0) * 1000)
+            by_n = _guard_by_incidents(db, guard, seen=datetime.now(UTC))
+    finally:
+        conn.close()
+        server.terminate()
+        server.wait(timeout=15)
+    bare_p50, guard_p50 = statistics.median(bare), statistics.median(few)
+    few_p50, many_p50 = statistics.median(by_n[GUARD_FEW]), statistics.median(by_n[GUARD_MANY])
+    return [
+        ("HTTP: bare signed SELECT 1, p50 (ms)", f"{bare_p50:.2f}", ""),
+        ("HTTP: GET /ops/release-guard (100 incidents), p50 (ms)", f"{guard_p50:.2f}", ""),
+        ("HTTP: guard / bare signed SELECT 1", f"{guard_p50 / bare_p50:.2f}", ""),
+        ("HTTP: guard with 100 open critical incidents, p50 (ms)", f"{few_p50:.2f}", ""),
+        ("HTTP: guard with 50k open critical incidents, p50 (ms)", f"{many_p50:.2f}", ""),
+        ("HTTP: guard ratio 50k / 100 incidents", f"{many_p50 / few_p50:.2f}", "<= 2"),
+    ]
+
+
+def _rollback_guard_bounds(url: str) -> None:
+    """Back to the schema before 0022 (and anything after it): the guard as 0021 stored evaluations."""
+    backend = get_backend(yoyo_url(url))
+    migrations = read_migrations(str(MIGRATIONS))
+    ids = [m.id for m in migrations]
+    first = next(i for i, mid in enumerate(ids) if mid.endswith("_guard_bounds"))
+    with backend.lock():
+        for m in reversed(list(migrations)[first:]):
+            backend.rollback_one(m)
+
+
+def bench_guard_storage(cluster: Cluster) -> list[tuple[str, str, str]]:
+    """1,000 anonymous evaluations, each its own transaction as over HTTP, with a caller and a
+    4 KiB webhook body of their own (random, as an abuser would send), 100 open critical
+    incidents: rows and bytes guard_evaluations grows by, the 0021 guard beside 0022."""
+    rows = []
+    for label, db in (("0021", "bench_store_old"), ("0022", "bench_store_new")):
+        cluster.psql("postgres", f"CREATE DATABASE {db}")
+        url = cluster.url(db)
+        apply(url)
+        if label == "0021":
+            _rollback_guard_bounds(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            _seed_guard_incidents(conn, GUARD_FEW, datetime.now(UTC))
+            n0, b0 = conn.execute("SELECT count(*), pg_total_relation_size('ops.guard_evaluations')"
+                                  " FROM ops.guard_evaluations").fetchone()
+            for i in range(1000):
+                context = {"webhook": {"name": f"canary-{i}", "pad": secrets.token_hex(2048)}}
+                conn.execute("SELECT ops.release_guard(now(), NULL, %s, %s)",
+                             (f"anon-{secrets.token_hex(16)}", Jsonb(context)))
+            n1, b1 = conn.execute("SELECT count(*), pg_total_relation_size('ops.guard_evaluations')"
+                                  " FROM ops.guard_evaluations").fetchone()
+        rows.append((f"1,000 anonymous evaluations, {label}: rows, bytes added", f"{n1 - n0:,}, {b1 - b0:,}", ""))
+    return rows
 
 
 def bench_api(cluster: Cluster) -> list[tuple[str, str, str]]:
@@ -380,9 +533,13 @@ def main() -> int:
     try:
         if only_guard:
             rows += bench_guard(cluster)
+            rows += bench_guard_http(cluster)
+            rows += bench_guard_storage(cluster)
             return _print(rows, plan)
         rows += bench_api(cluster)
         rows += bench_guard(cluster)
+        rows += bench_guard_http(cluster)
+        rows += bench_guard_storage(cluster)
         rows += bench_dispatch(cluster)
         cluster.psql("postgres", "CREATE DATABASE bench")
         url = cluster.url("bench")

@@ -76,7 +76,12 @@ def test_a_400_digit_timestamp_is_401(api, unchanged):
 @pytest.mark.parametrize("body", [DEEP_ARRAY, DEEP_OBJECT], ids=["array", "object"])
 def test_json_nested_10000_deep_is_400_on_every_post(api, incident_id, unchanged, body):
     for path in json_posts(incident_id):
-        assert_4xx_json(api.post(path, raw=body, validate=False), 400, "invalid_json")
+        # the open release guard takes at most 8 KiB: a bigger body is refused before it is parsed
+        expected = (413, "payload_too_large") if path == "/ops/release-guard" else (400, "invalid_json")
+        assert_4xx_json(api.post(path, raw=body, validate=False), *expected)
+    # within the guard's limit (1,000 deep: 2 or 6 KB), too deep is still 400
+    within = b"[" * 1000 + b"]" * 1000 if body.startswith(b"[") else b'{"a":' * 1000 + b"1" + b"}" * 1000
+    assert_4xx_json(api.post("/ops/release-guard", raw=within, validate=False), 400, "invalid_json")
     # the ingest endpoint hands its body to SQL untouched: the server's own depth limit answers
     assert_4xx_json(api.post("/ops/metrics/requests", raw=body, validate=False), 400, "invalid_input")
 

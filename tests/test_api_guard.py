@@ -45,7 +45,10 @@ def test_always200_mode_and_post_for_webhooks(api, conn):
     conn.execute("SELECT ops.trigger_incident('GET /x::y', 'critical')")
     resp = api.get("/ops/release-guard", secret=None, query={"always200": "1"})
     assert resp.status_code == 200 and resp.json["ok"] is False
-    posted = api.post("/ops/release-guard", {"name": "podinfo", "namespace": "test", "phase": "Progressing"}, secret=None)
+    # scoped to the canary's routes: an answer not stored yet (an equal one would count as a repeat
+    # of the stored row, which keeps the context of the first time it was given)
+    posted = api.post("/ops/release-guard", {"name": "podinfo", "namespace": "test", "phase": "Progressing"}, secret=None,
+                      query={"route_prefix": "GET /x"})
     assert posted.status_code == 409
     stored = conn.execute("SELECT context -> 'webhook' ->> 'name' FROM ops.guard_evaluations ORDER BY id DESC").fetchone()[0]
     assert stored == "podinfo"
@@ -61,6 +64,40 @@ def test_ci_context_is_stored(api, conn):
     api.client.get("/ops/release-guard", headers={"X-Commit-Sha": "abc123", "X-CI-Pipeline": "deploy", "X-Caller": "gha"})
     row = conn.execute("SELECT caller, context FROM ops.guard_evaluations ORDER BY id DESC").fetchone()
     assert row == ("gha", {"commit": "abc123", "pipeline": "deploy"})
+
+
+def test_the_guard_lists_at_most_100_items_over_http(api, conn):
+    conn.execute("SELECT ops.trigger_incident('GET /many/' || g || '::x', 'critical') FROM generate_series(1, 150) AS g")
+    resp = api.get("/ops/release-guard", secret=None)
+    assert resp.status_code == 409
+    body = resp.json
+    assert (body["failingCount"], len(body["failing"]), len(body["incidents"]), body["truncated"]) == (150, 100, 100, True)
+    keys = [i["key"] for i in body["failing"]]
+    assert keys == sorted(keys)
+
+
+def test_unchanged_answers_add_no_rows(api, conn):
+    conn.execute("SELECT ops.trigger_incident('GET /same::x', 'critical')")
+    ids = {api.get("/ops/release-guard", secret=None, query={"route_prefix": "GET /same"}).json["evaluationId"]
+           for _ in range(5)}
+    assert len(ids) == 1
+    stored = "SELECT count(*), max(repeats) FROM ops.guard_evaluations WHERE route_prefix = 'GET /same'"
+    assert conn.execute(stored).fetchone() == (1, 5)
+
+
+def test_a_guard_body_over_8_kib_is_413_and_stores_nothing(api, conn):
+    def stored() -> tuple[int, int]:
+        return conn.execute("SELECT count(*), coalesce(sum(repeats), 0) FROM ops.guard_evaluations").fetchone()
+
+    before = stored()
+    big = api.post("/ops/release-guard", raw=b'{"pad": "' + b"x" * (9 * 1024) + b'"}', secret=None)
+    assert big.status_code == 413
+    assert big.json["ok"] is False and big.json["error"] == "payload_too_large"
+    assert stored() == before
+    fits = b'{"pad": "' + b"x" * (8 * 1024 - 11) + b'"}'
+    assert len(fits) == 8 * 1024
+    assert api.post("/ops/release-guard", raw=fits, secret=None).status_code == 200
+    assert stored() != before
 
 
 def test_an_override_exempts_one_item(api, conn):

@@ -21,6 +21,9 @@ TIMESTAMP = re.compile(r"[0-9]{1,12}")
 # a header value is visible ASCII, spaces and tabs (RFC 9110 §5.5, without obs-text)
 HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
 SIGNATURE_HEADERS = ("x-signature", "x-timestamp")
+# endpoints open to anyone take small bodies only (below MAX_CONTENT_LENGTH): the release guard
+# stores what a webhook posts, and Flagger's payloads are a few hundred bytes (SPEC §6)
+BODY_LIMITS = {"guard.release_guard": 8 * 1024}
 
 
 def refuse_bad_input() -> None:
@@ -40,6 +43,9 @@ def refuse_bad_input() -> None:
         raise ApiError(401, "unauthorized", "X-Timestamp must be unix seconds")
     if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
         raise ApiError(400, "invalid_input", "the path or query string holds a NUL byte")
+    limit = BODY_LIMITS.get(request.endpoint or "")
+    if limit is not None and (request.max_content_length is None or limit < request.max_content_length):
+        request.max_content_length = limit  # per request (Flask 3.1), before the body is read
     body = _body_within_limit()
     if b"\x00" in body:
         raise ApiError(400, "invalid_input", "the body holds a NUL byte")

@@ -78,7 +78,7 @@ SELECT is(pg_temp.verdict('GET /c49', 'latency_slo'), 'healthy', 'routes without
 SELECT pg_temp.traffic('GET /ok', '2026-03-02 12:00:00Z', 50, 0);
 SELECT is((ops.release_guard('2026-03-02 12:00:30Z', 'GET /ok')) - 'evaluationId' - 'thresholds' - 'evaluatedAt',
           '{"ok": true, "failing": [], "warnings": [], "incidents": [], "violations": [], "routePrefix": "GET /ok",
-            "failingCount": 0}', 'scoped to a healthy route: ok');
+            "failingCount": 0, "warningCount": 0, "truncated": false}', 'scoped to a healthy route: ok');
 SELECT is((ops.release_guard('2026-03-02 12:00:30Z', 'GET /few')) -> 'warnings' -> 0 ->> 'reason', 'error_rate_critical',
           'too few samples: listed under warnings');
 SELECT is((ops.release_guard('2026-03-02 12:00:30Z', 'GET /few')) ->> 'ok', 'true', '... and not blocking by default');
@@ -117,7 +117,8 @@ SELECT throws_ok($$SELECT ops.override_guard_item('GET /nope::slo_violation', 'k
 SELECT ops.override_guard_item(k, 'INC-42: upstream outage, fix deploying', 20, 'ops-bot', '2026-03-02 12:00:30Z')
 FROM unnest(ARRAY['GET /c50::error_rate_critical', 'GET /c50::hard_error_threshold', 'GET /c50::slo_violation']) AS k;
 SELECT is((ops.release_guard('2026-03-02 12:00:30Z', 'GET /c50')) - 'evaluationId' - 'thresholds' - 'evaluatedAt' - 'violations'
-          - 'routePrefix' - 'incidents', '{"ok": true, "failing": [], "warnings": [], "failingCount": 0}',
+          - 'routePrefix' - 'incidents', '{"ok": true, "failing": [], "warnings": [], "failingCount": 0, "warningCount": 0,
+          "truncated": false}',
           'exempted items do not count');
 SELECT is((ops.release_guard('2026-03-02 12:00:30Z', 'GET /c50')) #>> '{violations,0,exempted,reason}',
           'INC-42: upstream outage, fix deploying', 'they stay listed, marked with the reason');

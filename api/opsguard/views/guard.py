@@ -28,8 +28,9 @@ def _truthy(value: str | None) -> bool:
 @limiter.limit(limits.READ)
 def release_guard():
     """409 when blocked, 200 when clear; ?always200=1 (Argo Rollouts' web provider) answers
-    200 with the verdict in "ok". POST is accepted for Flagger's webhooks (its JSON body is
-    stored with the evaluation). The database away: 503 ok:false (200 ok:false with always200)."""
+    200 with the verdict in "ok". POST is accepted for Flagger's webhooks (its JSON body, at most
+    8 KiB: input_checks.BODY_LIMITS, is stored with the evaluation, capped by ops.release_guard).
+    The database away: 503 ok:false (200 ok:false with always200)."""
     always200 = _truthy(request.args.get("always200"))
     context = {k: request.headers[h] for k, h in CONTEXT_HEADERS.items() if request.headers.get(h)}
     if request.method == "POST" and isinstance(body := json_body(), dict):
