@@ -62,9 +62,3 @@ BEGIN
                                  WHERE ops.has_permission(v_who, name)), '[]'));
 END;
 $$;
-CREATE OR REPLACE FUNCTION ops.api_metrics() RETURNS jsonb
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'ops', 'pg_temp'
-    AS $$
-    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(m) ORDER BY m.metric), '[]') FROM ops.collect_metrics() AS m
-$$;

@@ -1,4 +1,4 @@
--- depends: 0021_guard_windows
+-- depends: 0024_metric_names
 -- A newcomer's first hour: errors that say what to do next.
 --
 -- 1. Re-opening a resolved incident by plain SQL (UPDATE incidents SET status = 'open' WHERE
