@@ -84,11 +84,13 @@ SELECT ops.set_setting('guard_autoresolve_min', '10', 'alice');
 -- a prefix is literal text, not a LIKE pattern
 SELECT ops.trigger_incident('GET /billing/pay::manual', 'critical', p_now => '2026-03-05 12:00Z');
 SELECT ops.trigger_incident('pager::search-db-down', 'critical', 'GET /search/db', p_now => '2026-03-05 12:00Z');
+-- the verdict, with the keys of the blocking and of the listed incidents sorted (the guard
+-- orders incidents by id, which is random)
 CREATE FUNCTION pg_temp.blocking(p_prefix text) RETURNS jsonb
 LANGUAGE sql AS $$
     SELECT jsonb_build_object('ok', g -> 'ok', 'failingCount', g -> 'failingCount',
-                              'failing', jsonb_path_query_array(g, '$.failing[*].incidentKey'),
-                              'incidents', jsonb_path_query_array(g, '$.incidents[*].incidentKey'))
+        'failing', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]') FROM jsonb_path_query(g, '$.failing[*].incidentKey') AS k),
+        'incidents', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]') FROM jsonb_path_query(g, '$.incidents[*].incidentKey') AS k))
     FROM ops.release_guard('2026-03-05 12:05Z', p_prefix) AS g
 $$;
 SELECT is(pg_temp.blocking(NULL),
