@@ -8,12 +8,13 @@ SELECT plan(22);
 -- max_esc_level holds even when next_due_at says otherwise (written with triggers off, as a
 -- restore or a faulty hand edit could leave it): the tick checks the level itself
 CREATE TEMP TABLE m AS
-SELECT (ops.trigger_incident('GET /max/at::slo_violation', 'critical', p_now => '2026-03-02 12:00Z')).id AS at_max,
-       (ops.trigger_incident('GET /max/over::slo_violation', 'critical', p_now => '2026-03-02 12:00Z')).id AS over_max;
+SELECT
+    (ops.trigger_incident('GET /max/at::slo_violation', 'critical', p_now => '2026-03-02 12:00Z')).id AS at_max,
+    (ops.trigger_incident('GET /max/over::slo_violation', 'critical', p_now => '2026-03-02 12:00Z')).id AS over_max;
 UPDATE incidents SET escalation_level = 7 WHERE id = (SELECT at_max FROM m);
 UPDATE incidents SET escalation_level = 9 WHERE id = (SELECT over_max FROM m);
 SET LOCAL session_replication_role = replica;
-UPDATE ops.incidents SET next_due_at = '2026-03-02 12:05Z' WHERE id IN (SELECT at_max FROM m UNION SELECT over_max FROM m);
+UPDATE ops.incidents SET next_due_at = '2026-03-02 12:05Z' WHERE id IN (SELECT at_max FROM m) OR id IN (SELECT over_max FROM m);
 SET LOCAL session_replication_role = origin;
 SELECT results_eq(
     $$SELECT escalation_level, next_due_at FROM ops.incidents WHERE incident_key LIKE 'GET /max/%' ORDER BY escalation_level$$,
@@ -53,15 +54,16 @@ UPDATE incidents SET status = 'resolved' WHERE incident_key = 'GET /k::slo_viola
 SELECT results_eq($$SELECT ops.route_bucket('GET /r/8'), ops.route_bucket('GET /r/120')$$, $$VALUES (9, 10)$$,
                   'set-up: one route just inside a 10 % canary, one just outside');
 CREATE TEMP TABLE c AS
-SELECT (ops.trigger_incident('GET /r/8::slo_violation', 'critical', p_now => '2026-03-02 12:00Z')).id AS inside,
-       (ops.trigger_incident('GET /r/120::slo_violation', 'critical', p_now => '2026-03-02 12:00Z')).id AS outside;
+SELECT
+    (ops.trigger_incident('GET /r/8::slo_violation', 'critical', p_now => '2026-03-02 12:00Z')).id AS inside,
+    (ops.trigger_incident('GET /r/120::slo_violation', 'critical', p_now => '2026-03-02 12:00Z')).id AS outside;
 SELECT ops.ack_incident(id, 'alice', p_now => '2026-03-02 12:01Z') FROM ops.incidents WHERE status = 'open';
 SELECT ops.set_setting('ack_timeout_min', '15', 'alice');
 SELECT ops.set_setting('canary_pct', '10', 'alice');
 SELECT is((ops.escalation_tick('2026-03-02 12:16Z')) ->> 'reopened', '1', 'canary 10 %: the ack timeout reopens one incident');
 SELECT results_eq(
     $$SELECT route, status, acknowledged_by, escalation_level FROM ops.incidents
-      WHERE id IN (SELECT inside FROM c UNION SELECT outside FROM c) ORDER BY route$$,
+      WHERE id IN (SELECT inside FROM c) OR id IN (SELECT outside FROM c) ORDER BY route$$,
     $$VALUES ('GET /r/120', 'acknowledged', 'alice', 0), ('GET /r/8', 'open', NULL, 1)$$,
     '... the one inside the share (reopened and escalated); the one outside keeps its acknowledgement');
 SELECT is((ops.escalation_tick('2026-03-02 18:00Z')) ->> 'reopened', '0', 'hours later the outside one is still not reopened');
