@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,30 +26,148 @@ from conftest import SECRET
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def server(db_url):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "DATABASE_URL": db_url, "OPS_HMAC_SECRET": SECRET, "PORT": str(port),
-           "PYTHONPATH": str(ROOT / "api"), "OPS_ACCESS_LOG": ""}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "api/gunicorn.conf.py"), "opsguard.app:create_app()"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
+class ServerNotReady(Exception):
+    """The server exited, or did not answer in time; it has been stopped, and its log is in the message."""
+
+    def __init__(self, message: str, proc: subprocess.Popen):
+        super().__init__(message)
+        self.proc = proc
+
+
+def wait_until_answering(url: str, proc: subprocess.Popen, timeout: float = 20.0, attempt_timeout: float = 1.0) -> None:
+    """Returns once `url` answers with any HTTP status (a 503 from /healthz names what is
+    unhealthy: the server is up). Refused, reset, or a read that timed out (a busy machine: the
+    worker is still booting) mean not up yet. Raises ServerNotReady when `proc` exits or `timeout`
+    passes."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
     while True:
         try:
-            urllib.request.urlopen(base + "/healthz", timeout=1)
-            break
-        except urllib.error.HTTPError:  # answering (a 503 names what is unhealthy): up
-            break
-        except OSError:  # refused, or a busy machine timed the read out: not up yet
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()
-            time.sleep(0.2)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=15)
+            with urllib.request.urlopen(url, timeout=attempt_timeout):
+                return
+        except urllib.error.HTTPError:
+            return
+        # URLError (refused), ConnectionResetError, TimeoutError (a slow answer) are all OSError;
+        # a connection closed mid-status-line is an HTTPException
+        except (OSError, http.client.HTTPException) as exc:
+            last = exc
+        if proc.poll() is not None:
+            raise ServerNotReady(f"the server exited with {proc.returncode} before answering {url}", proc)
+        if time.monotonic() >= deadline:
+            raise ServerNotReady(f"{url} did not answer within {timeout} s (last: {last!r})", proc)
+        time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen, grace: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL if it is still running after `grace` seconds: never left behind."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+@contextmanager
+def running(cmd: list[str], url: str, *, env: dict | None = None, timeout: float = 20.0,
+            grace: float = 15.0) -> Iterator[subprocess.Popen]:
+    """Starts `cmd`, waits until `url` answers, yields the process, and stops it whatever happens
+    (not ready in time, a failing test, Ctrl-C). Its output goes to a file, not a pipe: a pipe
+    nobody reads fills up and blocks the server, and reading it before the server exits hangs."""
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            try:
+                wait_until_answering(url, proc, timeout)
+            except ServerNotReady as exc:
+                stop(proc, grace)
+                log.seek(0)
+                raise ServerNotReady(f"{exc}\n--- server output ---\n{log.read().decode(errors='replace')}", proc) from None
+            yield proc
+        finally:
+            stop(proc, grace)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(db_url):
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": db_url, "OPS_HMAC_SECRET": SECRET, "PORT": str(port),
+           "PYTHONPATH": str(ROOT / "api"), "OPS_ACCESS_LOG": ""}
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "api/gunicorn.conf.py"), "opsguard.app:create_app()"]
+    with running(cmd, base + "/healthz", env=env):
+        yield base
+
+
+# A stand-in server for the readiness loop: it accepts every connection, holds the first
+# `stall` of them for `hold` seconds without a byte of answer (longer than one attempt waits),
+# then answers 503 to the rest; it counts the stalled ones in `counter`.
+SLOW_SERVER = r"""
+import socket, sys, time
+port, stall, hold, counter = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", port)); s.listen(16)
+n = 0
+while True:
+    c, _ = s.accept()
+    if n < stall:
+        n += 1
+        time.sleep(hold)
+        open(counter, "w").write(str(n))
+    else:
+        c.recv(65536)
+        c.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    c.close()
+"""
+
+
+def test_readiness_survives_a_slow_server(tmp_path):
+    """A server that accepts but answers nothing for longer than one attempt waits (the first
+    /healthz of a worker still booting on a busy machine) is not up yet, not an error."""
+    port, counter = _free_port(), tmp_path / "stalled"
+    cmd = [sys.executable, "-c", SLOW_SERVER, str(port), "2", "1.5", str(counter)]
+    with running(cmd, f"http://127.0.0.1:{port}/healthz", timeout=20) as proc:
+        assert proc.poll() is None
+        assert counter.read_text() == "2", "both stalled connections were waited out"
+    assert proc.returncode is not None, "stopped when the block ends"
+
+
+def test_a_server_that_never_answers_is_stopped_and_its_output_shown(tmp_path):
+    port = _free_port()
+    cmd = [sys.executable, "-c", SLOW_SERVER.replace("import socket", "print('booting', flush=True); import socket"),
+           str(port), "1000", "60", str(tmp_path / "stalled")]
+    started = time.monotonic()
+    with pytest.raises(ServerNotReady) as exc:
+        with running(cmd, f"http://127.0.0.1:{port}/healthz", timeout=2, grace=1):
+            pytest.fail("never ready, so never entered")
+    assert time.monotonic() - started < 10, "gave up at the deadline"
+    assert exc.value.proc.returncode is not None, "the server is not left running"
+    assert "did not answer within 2 s" in str(exc.value) and "booting" in str(exc.value)
+
+
+def test_a_server_that_exits_early_is_reported():
+    cmd = [sys.executable, "-c", "import sys; print('bad config', flush=True); sys.exit(3)"]
+    with pytest.raises(ServerNotReady) as exc:
+        with running(cmd, f"http://127.0.0.1:{_free_port()}/healthz", timeout=20):
+            pytest.fail("never ready, so never entered")
+    assert exc.value.proc.returncode == 3
+    assert "exited with 3" in str(exc.value) and "bad config" in str(exc.value)
+
+
+def test_a_failing_test_still_stops_a_server_that_ignores_sigterm(tmp_path):
+    port = _free_port()
+    cmd = [sys.executable, "-c", "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" + SLOW_SERVER,
+           str(port), "0", "0", str(tmp_path / "stalled")]
+    with pytest.raises(ZeroDivisionError, match="the test body fails"):
+        with running(cmd, f"http://127.0.0.1:{port}/healthz", grace=0.5) as proc:
+            raise ZeroDivisionError("the test body fails")
+    assert proc.returncode == -signal.SIGKILL, "SIGTERM ignored, so killed"
 
 
 _signed: set[tuple] = set()
@@ -113,21 +236,19 @@ def test_the_signed_path_is_the_raw_uri_with_its_query(server, conn):
 ], ids=["utf8-signature", "binary-signature", "400-digit-timestamp"])
 def test_bad_header_bytes_are_401_json_not_500(server, conn, name, value):
     """Raw bytes on the wire, as urllib would refuse to send them."""
-    import http.client
-
     url = urllib.parse.urlsplit(server)
     body = b"{}"
-    http = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    client = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
     headers = {**v1_headers("POST", "/ops/escalation/tick", body), "Content-Type": "application/json"}
     headers[name] = value
-    http.putrequest("POST", "/ops/escalation/tick")
+    client.putrequest("POST", "/ops/escalation/tick")
     for k, v in headers.items():
-        http.putheader(k, v)
-    http.putheader("Content-Length", str(len(body)))
-    http.endheaders(body)
-    resp = http.getresponse()
+        client.putheader(k, v)
+    client.putheader("Content-Length", str(len(body)))
+    client.endheaders(body)
+    resp = client.getresponse()
     answer = json.loads(resp.read())
-    http.close()
+    client.close()
     assert (resp.status, answer["ok"], answer["error"]) == (401, False, "unauthorized")
     assert conn.execute("SELECT count(*) FROM ops.tick_log").fetchone()[0] == 0
 
