@@ -1,7 +1,7 @@
 -- The counters after known activity; retention removing exactly what it should, at each
 -- window's boundary; and counters that do not go down when their rows are purged.
 BEGIN;
-SELECT plan(25);
+SELECT plan(26);
 
 CREATE FUNCTION pg_temp.metric(p_metric text, p_labels jsonb DEFAULT '{}', p_now timestamptz DEFAULT '2026-03-10 12:00Z')
 RETURNS float8 LANGUAGE sql AS $$
@@ -42,8 +42,11 @@ SELECT is(pg_temp.metric('opsguard_notifications', '{"status": "pending"}'), 1::
 SELECT is(pg_temp.metric('opsguard_open_incidents', '{"status": "open", "severity": "critical", "level": "1"}'), 1::float8,
           'open incidents by status, severity and level');
 SELECT is(pg_temp.metric('opsguard_last_tick_age_seconds'), 9 * 86400 - 120::float8, 'seconds since the last tick, at p_now');
-SELECT ok(pg_temp.metric('opsguard_queue_lag_ms') IS NOT NULL AND pg_temp.metric('opsguard_escalation_tick_ms') > 0,
-          'the last tick''s queue lag and duration');
+SELECT is(pg_temp.metric('opsguard_queue_lag_ms'), 60000::float8,
+          'the last tick''s queue lag: GET /a was due at 12:01 (snooze 0), the tick ran at 12:02');
+SELECT is(pg_temp.metric('opsguard_escalation_tick_ms'),
+          (SELECT escalation_tick_ms::float8 FROM ops.tick_log ORDER BY id DESC LIMIT 1),
+          'the last tick''s duration, as its tick-log row has it');
 SELECT is(pg_temp.metric('opsguard_alert_firing', '{"alert": "TickMissing", "severity": "critical"}'), 1::float8,
           'alerts are series too');
 SELECT is((SELECT count(DISTINCT kind)::int FROM ops.metrics WHERE metric = 'opsguard_ticks'), 1, 'one kind per metric');
