@@ -164,7 +164,9 @@ UPDATE ops.notification_outbox SET status = 'pending', claim_id = NULL WHERE id 
 SELECT ops.set_setting('notify_paused', 'true', 'alice');
 SELECT is_empty($$SELECT * FROM ops.claim_notifications('w1', 10, now())$$, 'paused: nothing is claimed');
 SELECT ops.set_setting('notify_paused', 'false', 'alice');
-SELECT isnt_empty($$SELECT * FROM ops.claim_notifications('w1', 10, now())$$, 'unpaused: the message goes out');
+SELECT results_eq($$SELECT id, webhook_url FROM ops.claim_notifications('w1', 10, now())$$,
+                  $$SELECT id, 'https://hooks.slack.com/services/T/B/rotated' FROM msg_b$$,
+                  'unpaused: the message goes out, to the rotated URL');
 
 -- the boot check
 SELECT is_empty($$SELECT * FROM ops.config_problems()$$, 'a valid configuration has no problems');
