@@ -2,7 +2,7 @@
 -- operators read everything, UPDATE incidents and run the verbs, nothing else (0019);
 -- auditors read the trail and nothing else.
 BEGIN;
-SELECT plan(28);
+SELECT plan(29);
 
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -99,6 +99,7 @@ DROP FUNCTION ops._later_helper();
 DROP TABLE ops.later_table;
 
 CREATE TEMP TABLE t AS SELECT (ops.trigger_incident('GET /a::slo_violation', 'critical')).id AS a;
+SELECT ops.escalation_tick(now() + interval '10 minutes');  -- one escalation event for the auditor to read
 GRANT SELECT ON t TO opsguard_api, opsguard_operator;
 
 SET LOCAL ROLE opsguard_api;
@@ -111,15 +112,17 @@ SELECT throws_ok($$SELECT ops.ack_incident((SELECT a FROM t), 'x')$$, '42501', N
 RESET ROLE;
 
 SET LOCAL ROLE opsguard_auditor;
-SELECT lives_ok($$SELECT incident_key, escalation_level, escalated_at FROM escalation_events
-                  WHERE created_at > now() - interval '24 hours' ORDER BY created_at DESC$$,
-                'auditors run the runbook''s audit query');
+SELECT results_eq($$SELECT incident_key, escalation_level, escalated_at FROM escalation_events
+                    WHERE created_at > now() - interval '24 hours' ORDER BY created_at DESC$$,
+                  $$VALUES ('GET /a::slo_violation', 1, now() + interval '10 minutes')$$,
+                  'auditors run the runbook''s audit query and see the escalation');
 SELECT throws_ok($$SELECT count(*) FROM ops.incidents$$, '42501', NULL, 'auditors do not read incidents');
 RESET ROLE;
 
 SET LOCAL ROLE opsguard_operator;
 SELECT lives_ok($$UPDATE incidents SET status = 'resolved' WHERE id = (SELECT a FROM t)$$,
                 'operators run the seeds'' direct UPDATE');
+SELECT is((SELECT status FROM incidents WHERE id = (SELECT a FROM t)), 'resolved', '... and it takes effect');
 SELECT throws_ok($$DELETE FROM ops.incidents$$, '42501', NULL, 'operators cannot delete incidents');
 RESET ROLE;
 

@@ -3,7 +3,7 @@
 -- may do (the seeds' UPDATE, the verbs) still works and is audited with the session user;
 -- audit rows come only from the audit triggers, even for the owner.
 BEGIN;
-SELECT plan(40);
+SELECT plan(41);
 
 CREATE TEMP TABLE t AS
 SELECT (ops.trigger_incident('GET /a::slo_violation', 'critical', p_now => '2026-03-02 12:00Z')).id AS a;
@@ -72,6 +72,7 @@ SELECT lives_ok($$UPDATE incidents SET severity = 'critical', last_seen = now() 
 SELECT is((SELECT db_user::text FROM ops.audit_log ORDER BY id DESC LIMIT 1), session_user::text,
           '... audited with the session user');
 SELECT lives_ok($$SELECT ops.set_setting('notify_max_attempts', '7', 'alice')$$, 'operators change settings through the verb');
+SELECT is(ops.setting('notify_max_attempts'), '7'::jsonb, '... and the setting changes');
 SELECT lives_ok($$SELECT ops.add_principal('dave', 'human', ARRAY['ops_viewer'], 'alice')$$,
                 'operators add principals through the verb');
 SELECT lives_ok($$SELECT ops.grant_role('dave', 'ops_responder', 'alice')$$, '... and grant roles through it');
