@@ -62,8 +62,15 @@ def test_metrics_after_known_activity(api, conn):
     assert value(families["opsguard_escalations_skipped_idempotent"]) == 1
     assert value(families["opsguard_slack_send_failures"]) == 0
     assert families["opsguard_escalation_tick_seconds"].type == "gauge"
-    assert value(families["opsguard_escalation_tick_seconds"]) > 0
-    assert value(families["opsguard_queue_lag_seconds"]) >= 0
+    # the last tick's own figures: its duration, and its lag behind the most overdue incident (all
+    # three were due at the first tick's time: snooze_min 0, and m1's level lowered by hand)
+    tick_ms, lag_ms, lag_from_clock = conn.execute(
+        "SELECT t.escalation_tick_ms, t.queue_lag_ms,"
+        "       floor(extract(epoch FROM t.tick_at - (SELECT min(tick_at) FROM ops.tick_log)) * 1000)::bigint"
+        " FROM ops.tick_log t ORDER BY t.id DESC LIMIT 1").fetchone()
+    assert lag_ms == lag_from_clock
+    assert value(families["opsguard_escalation_tick_seconds"]) == pytest.approx(float(tick_ms) / 1000, rel=1e-9)
+    assert value(families["opsguard_queue_lag_seconds"]) == pytest.approx(lag_ms / 1000, rel=1e-9)
     text = api.get("/metrics", secret=None, validate=False).get_data(as_text=True)
     for name in ("opsguard_escalation_tick_seconds", "opsguard_escalations_total",
                  "opsguard_escalations_skipped_idempotent_total", "opsguard_slack_send_failures_total",
