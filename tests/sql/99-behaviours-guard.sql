@@ -3,7 +3,7 @@
 -- guard_autoresolve_min after the last violation, and route_prefix scopes incidents as well as
 -- route findings. Each section has its own day and routes; the clock moves, nothing sleeps.
 BEGIN;
-SELECT plan(24);
+SELECT plan(29);
 
 -- n requests on a route at a time, the first e of them 5xx, each taking p_ms
 CREATE FUNCTION pg_temp.traffic(p_route text, p_at timestamptz, p_n int, p_e int, p_ms int DEFAULT 10) RETURNS jsonb
@@ -78,6 +78,28 @@ SELECT results_eq(
     $$SELECT status, resolved_by, resolved_at FROM ops.incidents WHERE incident_key = 'GET /slow::latency_slo'$$,
     $$VALUES ('resolved', 'opsguard:guard', '2026-03-04 13:16:30Z'::timestamptz)$$, '... by the guard, at that minute');
 SELECT is((SELECT count(*)::int FROM ops.route_violation_state WHERE route = 'GET /slow'), 0, 'and the violation is forgotten');
+
+-- a late evaluation (an older p_now: overlapping pg_cron runs, a replayed minute) is older news:
+-- it neither moves the violation back nor resets its count, so the route still violating is
+-- refreshed on time and auto-resolve still counts from the newest violation
+SELECT ops.set_route_slo('GET /slow/late', 1, 5, 'alice', 100, 5);
+SELECT pg_temp.traffic('GET /slow/late', m, 10, 0, 250)
+FROM unnest(ARRAY['2026-03-04 15:00:10Z', '2026-03-04 15:01:10Z', '2026-03-04 15:02:10Z']::timestamptz[]) AS m;
+SELECT ops.evaluate_routes('2026-03-04 15:00:30Z');
+SELECT ops.evaluate_routes('2026-03-04 15:01:30Z');
+SELECT ops.evaluate_routes('2026-03-04 15:00:50Z');
+SELECT results_eq(
+    $$SELECT first_violation_at, last_violation_at, consecutive_minutes FROM ops.route_violation_state WHERE route = 'GET /slow/late'$$,
+    $$VALUES ('2026-03-04 15:00:30Z'::timestamptz, '2026-03-04 15:01:30Z'::timestamptz, 2)$$,
+    'a late evaluation (15:00:50 after 15:01:30) leaves the violation as the newer one left it');
+SELECT is((ops.evaluate_routes('2026-03-04 15:02:30Z')) ->> 'incidentsOpenedOrRefreshed', '1',
+          '... so the next minute still refreshes the incident');
+SELECT is((SELECT last_seen FROM ops.incidents WHERE incident_key = 'GET /slow/late::latency_slo'),
+          '2026-03-04 15:02:30Z'::timestamptz, '... to that minute');
+SELECT ops.evaluate_routes('2026-03-04 15:01:00Z');
+SELECT is((ops.evaluate_routes('2026-03-04 15:17:29Z')) ->> 'incidentsResolved', '0',
+          'after another late one, auto-resolve still waits 15 minutes from 15:02:30');
+SELECT is((ops.evaluate_routes('2026-03-04 15:17:30Z')) ->> 'incidentsResolved', '1', '... and resolves then');
 SELECT ops.set_setting('guard_autoresolve_min', '10', 'alice');
 
 -- route_prefix scopes incidents by their route (not their key), as it scopes route findings;
