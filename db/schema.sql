@@ -2033,7 +2033,10 @@ BEGIN
         first_violation_at = CASE
             WHEN pg_catalog.date_trunc('minute', s.last_violation_at) >= v_minute - interval '1 minute'
                 THEN s.first_violation_at ELSE p_now END,
-        last_violation_at = p_now;
+        last_violation_at = p_now
+    -- a late evaluation (pg_cron runs that overlap, a replayed minute) is older news: it must not
+    -- move last_violation_at back, reset the count, or start the auto-resolve clock early
+    WHERE s.last_violation_at <= p_now;
 
     -- held two consecutive minutes: open (or refresh) its incident; no flapping on one bad minute
     WITH opened AS (
@@ -2071,7 +2074,7 @@ $$;
 -- Name: FUNCTION evaluate_routes(p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.evaluate_routes(p_now timestamp with time zone) IS 'Every minute (pg_cron): route violations that held two consecutive minutes open or refresh incidents keyed <route>::<reason>; those incidents resolve by themselves once the route has been healthy for guard_autoresolve_min.';
+COMMENT ON FUNCTION ops.evaluate_routes(p_now timestamp with time zone) IS 'Every minute (pg_cron): route violations that held two consecutive minutes open or refresh incidents keyed <route>::<reason>; those incidents resolve by themselves once the route has been healthy for guard_autoresolve_min. A late evaluation (p_now older than the last violation recorded) changes no violation state.';
 
 --
 -- Name: exported_metrics(timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
