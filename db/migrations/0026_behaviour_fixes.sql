@@ -1,4 +1,4 @@
--- depends: 0021_guard_windows
+-- depends: 0025_reopen_hint
 -- Behaviour fixes found while pinning behaviours no test pinned (issue 11).
 --
 -- ops.evaluate_routes: an evaluation with an older p_now than the last one that saw a violation
