@@ -328,6 +328,7 @@ DECLARE
     v_max int;
     v_ack_timeout int;
     v_pause text;
+    v_paused boolean := false;
     v_state text := 'ran';
     v_tick_id bigint;
     v_prev_actor text;
@@ -356,8 +357,18 @@ BEGIN
     LEFT JOIN ops.settings AS s ON d.key = s.key
     CROSS JOIN LATERAL (
         SELECT CASE WHEN s.key IS NULL THEN 'missing'
+                    -- a cron string is parsed once, by the pause check below
+                    WHEN s.kind = 'cron' AND pg_catalog.jsonb_typeof(s.value) = 'string' THEN NULL
                     ELSE ops._setting_problem(s.kind, s.value, s.min_value, s.max_value) END AS problem
     ) AS v;
+    v_pause := pg_catalog.btrim(v_set ->> 'pause_cron');
+    IF v_pause <> '' THEN
+        BEGIN
+            v_paused := ops.cron_matches(v_pause, p_now);
+        EXCEPTION WHEN invalid_parameter_value THEN
+            v_invalid := v_invalid || pg_catalog.jsonb_build_object('pause_cron', SQLERRM);
+        END;
+    END IF;
     IF v_invalid <> '{}' THEN
         RAISE WARNING 'escalation_tick: invalid settings treated as unset: %', v_invalid
             USING HINT = 'SELECT * FROM ops.setting_problems(); then fix each with ops.set_setting.';
@@ -366,7 +377,6 @@ BEGIN
     v_canary := (v_set -> 'canary_pct')::int;
     v_max := (v_set -> 'max_esc_level')::int;
     v_ack_timeout := (v_set -> 'ack_timeout_min')::int;
-    v_pause := pg_catalog.btrim(v_set ->> 'pause_cron');
 
     -- one tick at a time per database; a second caller reports busy rather than queueing behind it
     IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('opsguard.escalation_tick')) THEN
@@ -375,7 +385,7 @@ BEGIN
         v_state := 'disabled';
     ELSIF NOT (v_set -> 'escalation_v1')::boolean THEN
         v_state := 'flag_off';
-    ELSIF v_pause <> '' AND ops.cron_matches(v_pause, p_now) THEN
+    ELSIF v_paused THEN
         v_state := 'paused';
     ELSIF v_dry THEN
         v_state := 'dry_run';
