@@ -1,4 +1,4 @@
--- depends: 0021_guard_windows
+-- depends: 0022_guard_bounds
 -- Settings valid whatever the clock; a bad stored value never stops ticks; an idle dispatcher is idle.
 --
 -- Before: set_setting checked pause_cron with cron_matches(value, now()), whose AND stopped at the

@@ -1,4 +1,4 @@
--- depends: 0022_guard_bounds
+-- depends: 0023_settings_tick
 -- Prometheus names at GET /metrics (SPEC section 9): base units and _total for counters, so
 -- promtool check metrics passes; SQL keeps the seeds' names (ops.metrics, ops.collect_metrics).
 -- The mapping is data a DBA can read: ops.metric_exports, one row per metric of ops.metrics.
