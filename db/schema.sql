@@ -499,6 +499,8 @@ CREATE TABLE ops.incidents (
     next_due_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    details jsonb DEFAULT '{}'::jsonb NOT NULL,
+    CONSTRAINT incidents_details_object CHECK ((jsonb_typeof(details) = 'object'::text)),
     CONSTRAINT incidents_escalation_level_check CHECK ((escalation_level >= 0)),
     CONSTRAINT incidents_incident_key_check CHECK (((incident_key <> ''::text) AND (length(incident_key) <= 500))),
     CONSTRAINT incidents_severity_check CHECK ((severity = ANY (ARRAY['critical'::text, 'warning'::text]))),
@@ -546,6 +548,12 @@ COMMENT ON COLUMN ops.incidents.snoozed_until IS 'An explicit snooze (ops.snooze
 --
 
 COMMENT ON COLUMN ops.incidents.next_due_at IS 'When the next escalation is due (NULL: none). Derived by trigger on every write; never set it by hand, it is recomputed.';
+
+--
+-- Name: COLUMN incidents.details; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.incidents.details IS 'What the sender said, as the last notification carried it: alert labels, annotations, links, Events API payload fields.';
 
 --
 -- Name: _incident_by_ref(text); Type: FUNCTION; Schema: ops; Owner: -
@@ -667,6 +675,127 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._incidents_before_write() IS 'Internal trigger: derives route, keeps ack/resolve fields consistent with status, recomputes next_due_at.';
+
+--
+-- Name: _intake_transition(text, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._intake_transition(p_incident_key text, p_status text, p_actor text, p_now timestamp with time zone) RETURNS ops.incidents
+    LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_id uuid;
+BEGIN
+    SELECT id INTO v_id FROM ops.incidents WHERE incident_key = p_incident_key AND status <> 'resolved';
+    IF NOT FOUND THEN
+        RETURN NULL;  -- nothing open under this key: a resolve or ack of it changes nothing
+    END IF;
+    RETURN ops._transition(v_id, p_status, p_actor, NULL, p_now);
+END;
+$$;
+
+--
+-- Name: FUNCTION _intake_transition(p_incident_key text, p_status text, p_actor text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._intake_transition(p_incident_key text, p_status text, p_actor text, p_now timestamp with time zone) IS 'Internal: acknowledges or resolves the not-resolved incident with this key; NULL when there is none.';
+
+--
+-- Name: _intake_trigger(text, text, text, text, jsonb, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._intake_trigger(p_incident_key text, p_severity text, p_route text, p_summary text, p_details jsonb, p_actor text, p_now timestamp with time zone) RETURNS ops.incidents
+    LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_row ops.incidents;
+    v_prev text;
+BEGIN
+    IF pg_catalog.octet_length(p_details::text) > 65536 THEN
+        RAISE EXCEPTION 'incident details are % bytes, more than 64 KiB', pg_catalog.octet_length(p_details::text)
+            USING ERRCODE = '22023', HINT = 'Send fewer or shorter labels, annotations and custom details.';
+    END IF;
+    IF pg_catalog.length(p_incident_key) > 500 OR pg_catalog.btrim(p_incident_key) = '' THEN
+        RAISE EXCEPTION 'incident key must be 1 to 500 characters' USING ERRCODE = '22023';
+    END IF;
+    v_prev := ops._act_as(p_actor);
+    INSERT INTO ops.incidents AS i (incident_key, route, severity, summary, details, first_seen, last_seen)
+    VALUES (p_incident_key, pg_catalog.left(p_route, 500), p_severity, pg_catalog.left(p_summary, 1024),
+            coalesce(p_details, '{}'), p_now, p_now)
+    ON CONFLICT (incident_key) WHERE status <> 'resolved' DO UPDATE
+    SET last_seen = GREATEST(i.last_seen, EXCLUDED.last_seen),
+        severity = CASE WHEN EXCLUDED.severity = 'critical' THEN 'critical' ELSE i.severity END,
+        summary = coalesce(EXCLUDED.summary, i.summary),
+        details = EXCLUDED.details
+    RETURNING * INTO v_row;
+    PERFORM ops._act_as(v_prev);
+    RETURN v_row;
+END;
+$$;
+
+--
+-- Name: FUNCTION _intake_trigger(p_incident_key text, p_severity text, p_route text, p_summary text, p_details jsonb, p_actor text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._intake_trigger(p_incident_key text, p_severity text, p_route text, p_summary text, p_details jsonb, p_actor text, p_now timestamp with time zone) IS 'Internal: opens or refreshes the not-resolved incident with this key (as ops.trigger_incident), keeping the sender details (at most 64 KiB).';
+
+--
+-- Name: integration_keys; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.integration_keys (
+    name text NOT NULL,
+    kind text NOT NULL,
+    route text,
+    token_sha256 bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    created_by text NOT NULL,
+    revoked_at timestamp with time zone,
+    revoked_by text,
+    CONSTRAINT integration_keys_kind CHECK ((kind = ANY (ARRAY['alertmanager'::text, 'events_v2'::text, 'heartbeat'::text]))),
+    CONSTRAINT integration_keys_name_format CHECK ((name ~ '^[A-Za-z0-9._@:-]{1,100}$'::text)),
+    CONSTRAINT integration_keys_revoked_by CHECK (((revoked_at IS NULL) = (revoked_by IS NULL))),
+    CONSTRAINT integration_keys_route_length CHECK (((length(route) >= 1) AND (length(route) <= 500))),
+    CONSTRAINT integration_keys_sha256 CHECK ((octet_length(token_sha256) = 32))
+);
+
+--
+-- Name: TABLE integration_keys; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.integration_keys IS 'Keys senders authenticate with (Authorization: Bearer, or routing_key for Events API v2). Only the SHA-256 of a token is kept; ops.create_integration_key shows the token once. Revoked keys stay, for the audit trail.';
+
+--
+-- Name: _integration_key(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._integration_key(p_token text, p_kind text) RETURNS ops.integration_keys
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_row ops.integration_keys;
+BEGIN
+    -- one answer for missing, unknown, revoked and wrong-kind keys: no oracle for which
+    SELECT * INTO v_row FROM ops.integration_keys
+    WHERE token_sha256 = pg_catalog.sha256(pg_catalog.convert_to(coalesce(p_token, ''), 'UTF8'))
+      AND revoked_at IS NULL AND kind = p_kind;
+    IF NOT FOUND OR p_token IS NULL OR pg_catalog.length(p_token) > 200 THEN
+        RAISE EXCEPTION 'invalid integration key'
+            USING ERRCODE = '28000',
+                  HINT = pg_catalog.format('Send a key of kind %s made with ops.create_integration_key.', p_kind);
+    END IF;
+    RETURN v_row;
+END;
+$$;
+
+--
+-- Name: FUNCTION _integration_key(p_token text, p_kind text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._integration_key(p_token text, p_kind text) IS 'Internal: the live key of this kind with this token, else 28000 (the same for missing, unknown, revoked, wrong kind).';
 
 --
 -- Name: _lock_incident(uuid); Type: FUNCTION; Schema: ops; Owner: -
@@ -1730,6 +1859,51 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision) IS 'What is wrong with the configuration, one row per setting (empty: all is well): SELECT * FROM ops.config_problems(); Checks URLs and webhooks, the time zone (UTC), and for a dispatcher its lease. The API and the dispatcher refuse to start while it has rows; a dispatcher passes its HTTP timeout.';
+
+--
+-- Name: create_integration_key(text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.create_integration_key(p_name text, p_kind text, p_actor text, p_route text DEFAULT NULL::text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+DECLARE
+    v_token text;
+    v_prev text;
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    IF p_name IS NULL OR p_name !~ '^[A-Za-z0-9._@:-]{1,100}$' THEN
+        RAISE EXCEPTION 'invalid integration key name "%"', p_name
+            USING ERRCODE = '22023', HINT = 'Names: 1 to 100 letters, digits, . _ @ : -, e.g. ''alertmanager-prod''.';
+    END IF;
+    IF p_kind IS NULL OR p_kind NOT IN ('alertmanager', 'events_v2', 'heartbeat') THEN
+        RAISE EXCEPTION 'unknown integration key kind "%"', p_kind
+            USING ERRCODE = '22023', HINT = 'Kinds: alertmanager (also Grafana), events_v2 (PagerDuty Events API v2), heartbeat.';
+    END IF;
+    IF p_route IS NOT NULL AND (pg_catalog.btrim(p_route) = '' OR pg_catalog.length(p_route) > 500) THEN
+        RAISE EXCEPTION 'a route must be 1 to 500 characters' USING ERRCODE = '22023';
+    END IF;
+    IF EXISTS (SELECT 1 FROM ops.integration_keys WHERE name = p_name) THEN
+        RAISE EXCEPTION 'integration key "%" exists', p_name
+            USING ERRCODE = '23505', HINT = 'Names are never reused, revoked ones included: choose another name.';
+    END IF;
+    -- 244 random bits from the strong generator behind gen_random_uuid (two v4 uuids)
+    v_token := 'ogk_' || pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '')
+                      || pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '');
+    v_prev := ops._act_as(p_actor);
+    INSERT INTO ops.integration_keys (name, kind, route, token_sha256, created_by)
+    VALUES (p_name, p_kind, p_route, pg_catalog.sha256(pg_catalog.convert_to(v_token, 'UTF8')), p_actor);
+    PERFORM ops._act_as(v_prev);
+    RETURN v_token;
+END;
+$_$;
+
+--
+-- Name: FUNCTION create_integration_key(p_name text, p_kind text, p_actor text, p_route text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.create_integration_key(p_name text, p_kind text, p_actor text, p_route text) IS 'Makes a key for a sender and returns its token, once (only the SHA-256 is stored): SELECT ops.create_integration_key(''alertmanager-prod'', ''alertmanager'', ''alice'');';
 
 --
 -- Name: cron_job_last_run(text); Type: FUNCTION; Schema: ops; Owner: -
@@ -3167,6 +3341,41 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.resolve_incident(p_id uuid, p_actor text, p_note text, p_now timestamp with time zone) IS 'Resolves an incident; idempotent. The key may then fire again as a new occurrence. Not found: P0002.';
+
+--
+-- Name: revoke_integration_key(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.revoke_integration_key(p_name text, p_actor text) RETURNS ops.integration_keys
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_row ops.integration_keys;
+    v_prev text;
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    SELECT * INTO v_row FROM ops.integration_keys WHERE name = p_name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no integration key "%"', p_name
+            USING ERRCODE = 'P0002', HINT = 'SELECT name, kind, revoked_at FROM ops.integration_keys;';
+    END IF;
+    IF v_row.revoked_at IS NULL THEN
+        v_prev := ops._act_as(p_actor);
+        UPDATE ops.integration_keys SET revoked_at = pg_catalog.clock_timestamp(), revoked_by = p_actor
+        WHERE name = p_name
+        RETURNING * INTO v_row;
+        PERFORM ops._act_as(v_prev);
+    END IF;
+    RETURN v_row;
+END;
+$$;
+
+--
+-- Name: FUNCTION revoke_integration_key(p_name text, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.revoke_integration_key(p_name text, p_actor text) IS 'Revokes a key at once (audited; idempotent). Requests with it are refused from the next one on.';
 
 --
 -- Name: revoke_role(text, text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -4838,6 +5047,20 @@ ALTER TABLE ONLY ops.incidents
     ADD CONSTRAINT incidents_pkey PRIMARY KEY (id);
 
 --
+-- Name: integration_keys integration_keys_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.integration_keys
+    ADD CONSTRAINT integration_keys_pkey PRIMARY KEY (name);
+
+--
+-- Name: integration_keys integration_keys_token_sha256_key; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.integration_keys
+    ADD CONSTRAINT integration_keys_token_sha256_key UNIQUE (token_sha256);
+
+--
 -- Name: metric_exports metric_exports_exported_as_key; Type: CONSTRAINT; Schema: ops; Owner: -
 --
 
@@ -5224,6 +5447,24 @@ CREATE TRIGGER incidents_before_reopen BEFORE UPDATE ON ops.incidents FOR EACH R
 CREATE TRIGGER incidents_before_write BEFORE INSERT OR UPDATE ON ops.incidents FOR EACH ROW EXECUTE FUNCTION ops._incidents_before_write();
 
 --
+-- Name: integration_keys integration_keys_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER integration_keys_audit_delete AFTER DELETE ON ops.integration_keys REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
+
+--
+-- Name: integration_keys integration_keys_audit_insert; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER integration_keys_audit_insert AFTER INSERT ON ops.integration_keys REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
+
+--
+-- Name: integration_keys integration_keys_audit_update; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER integration_keys_audit_update AFTER UPDATE ON ops.integration_keys REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
+
+--
 -- Name: notification_outbox notification_outbox_audit_replay; Type: TRIGGER; Schema: ops; Owner: -
 --
 
@@ -5542,6 +5783,30 @@ REVOKE ALL ON FUNCTION ops._incidents_before_reopen() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ops._incidents_before_write() FROM PUBLIC;
 
 --
+-- Name: FUNCTION _intake_transition(p_incident_key text, p_status text, p_actor text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._intake_transition(p_incident_key text, p_status text, p_actor text, p_now timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _intake_trigger(p_incident_key text, p_severity text, p_route text, p_summary text, p_details jsonb, p_actor text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._intake_trigger(p_incident_key text, p_severity text, p_route text, p_summary text, p_details jsonb, p_actor text, p_now timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: TABLE integration_keys; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.integration_keys TO opsguard_operator;
+
+--
+-- Name: FUNCTION _integration_key(p_token text, p_kind text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._integration_key(p_token text, p_kind text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _lock_incident(p_id uuid); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -5723,6 +5988,13 @@ REVOKE ALL ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision
 GRANT ALL ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision) TO opsguard_operator;
 GRANT ALL ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision) TO opsguard_dispatcher;
 GRANT ALL ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision) TO opsguard_api;
+
+--
+-- Name: FUNCTION create_integration_key(p_name text, p_kind text, p_actor text, p_route text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.create_integration_key(p_name text, p_kind text, p_actor text, p_route text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.create_integration_key(p_name text, p_kind text, p_actor text, p_route text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION cron_job_last_run(p_job text); Type: ACL; Schema: ops; Owner: -
@@ -5917,6 +6189,13 @@ GRANT ALL ON FUNCTION ops.replay_dead_notifications(p_actor text, p_ids bigint[]
 
 REVOKE ALL ON FUNCTION ops.resolve_incident(p_id uuid, p_actor text, p_note text, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.resolve_incident(p_id uuid, p_actor text, p_note text, p_now timestamp with time zone) TO opsguard_operator;
+
+--
+-- Name: FUNCTION revoke_integration_key(p_name text, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.revoke_integration_key(p_name text, p_actor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.revoke_integration_key(p_name text, p_actor text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION revoke_role(p_principal text, p_role text, p_actor text); Type: ACL; Schema: ops; Owner: -
