@@ -1,7 +1,7 @@
 -- depends: 0027_integration_keys
 -- Heartbeats (SPEC 10): a dead man switch. A sender pings POST /ops/heartbeats/<name> at
--- least once per interval (the always-firing Watchdog alert, the last line of a cron job
--- ); when the pings stop, the tick opens incident heartbeat::<name>, and the next ping
+-- least once per interval (the always-firing Watchdog alert, the last line of a cron job);
+-- when the pings stop, the tick opens incident heartbeat::<name>, and the next ping
 -- resolves it. The tick finds missed heartbeats through an index on due_at, so heartbeats
 -- that are not due cost it nothing, however many there are.
 
