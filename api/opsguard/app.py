@@ -18,8 +18,7 @@ from .auth import check_settings, parse_keys
 from .config import bad_configuration
 from .db import make_pool
 from .input_checks import refuse_bad_input
-from .views import chat, escalation, guard, health, incidents, me, metrics, request_metrics
-from .views import intake_heartbeats
+from .views import chat, escalation, guard, health, incidents, intake_heartbeats, me, metrics, request_metrics
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ CREATE TABLE ops.heartbeats (
     updated_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     updated_by text NOT NULL,
     CONSTRAINT heartbeats_name_format CHECK (name ~ '^[A-Za-z0-9._@:-]{1,100}$'),
-    CONSTRAINT heartbeats_interval_range CHECK (ping_interval BETWEEN INTERVAL '1 minute' AND INTERVAL '7 days'),
+    CONSTRAINT heartbeats_interval_range CHECK (ping_interval BETWEEN interval '1 minute' AND interval '7 days'),
     CONSTRAINT heartbeats_route_length CHECK (pg_catalog.length(route) BETWEEN 1 AND 500)
 );
 COMMENT ON TABLE ops.heartbeats IS
