@@ -87,13 +87,15 @@ def test_a_key_bound_to_its_route_pings_that_route_only(api, conn, keys):
     assert checksum(conn) == before
 
 
-@pytest.mark.parametrize("which", ["wrong kind", "revoked", "unknown", "missing", "not bearer"])
+@pytest.mark.parametrize("which", ["wrong kind", "revoked", "unknown", "missing", "not bearer", "in the body"])
 def test_a_bad_key_is_401_and_changes_nothing(api, conn, keys, which):
     token, scheme = {"wrong kind": (keys["am-prod"], "Bearer"), "revoked": (keys["old"], "Bearer"),
                      "unknown": ("ogk_" + "0" * 64, "Bearer"), "missing": (None, "Bearer"),
-                     "not bearer": (keys["am-watchdog"], "Basic")}[which]
+                     "not bearer": (keys["am-watchdog"], "Basic"), "in the body": (None, "Bearer")}[which]
+    # a key in the wrong place (the body, as Events API v2 senders put it) is no key here
+    body = {**WATCHDOG, "routing_key": keys["am-watchdog"]} if which == "in the body" else WATCHDOG
     before = checksum(conn)
-    resp = ping(api, "watchdog", token, json.dumps(WATCHDOG).encode(), scheme=scheme)
+    resp = ping(api, "watchdog", token, json.dumps(body).encode(), scheme=scheme)
     assert_4xx_json(resp, 401, "unauthorized")
     assert checksum(conn) == before
     assert incidents(conn) == [("open", None)]
