@@ -5,7 +5,10 @@ body 4xx, and none of those changes anything (a checksum of every ops table)."""
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 from test_api_bad_input import assert_4xx_json, checksum
 
@@ -126,3 +129,47 @@ def test_a_body_of_64_kib_is_accepted(api, conn, keys):
     body = b'{"a": "' + b"x" * (64 * 1024 - 9) + b'"}'
     assert len(body) == 64 * 1024
     assert ping(api, "watchdog", keys["am-watchdog"], body).status_code == 200
+
+
+def _ping_in_sql(db_url: str, token: str, name: str) -> dict:
+    with psycopg.connect(db_url, autocommit=True) as c:
+        return c.execute("SELECT ops.api_heartbeat_ping(%s, %s)", (token, name)).fetchone()[0]
+
+
+def _until_waiting_on_a_lock(conn, what: str) -> None:
+    """Until a backend running `what` waits on a lock (a condition, not a fixed sleep)."""
+    for _ in range(200):
+        if conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query LIKE %s", (f"%{what}%",)).fetchone()[0]:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no backend running {what} waits on a lock")
+
+
+def test_a_ping_waiting_on_a_tick_resolves_the_incident_that_tick_opened(conn, db_url, keys):
+    """The ping locks the heartbeat row before it looks for the incident: a ping that arrives
+    while a tick is opening heartbeat::<name> waits for it, then resolves what it opened
+    (looking first would find nothing and leave the incident open with the sender alive)."""
+    conn.execute("SELECT ops.set_heartbeat('cron-job', '1 minute', 'alice', p_now => now() - interval '2 minutes')")
+    with psycopg.connect(db_url) as tick, ThreadPoolExecutor(1) as pool:
+        assert tick.execute("SELECT ops.escalation_tick(now())").fetchone()[0]["heartbeatsMissed"] == 1
+        pinged = pool.submit(_ping_in_sql, db_url, keys["am-watchdog"], "cron-job")
+        _until_waiting_on_a_lock(conn, "api_heartbeat_ping")
+        assert not pinged.done()
+        tick.commit()
+        assert pinged.result(timeout=10)["resolved"]["status"] == "resolved"
+    assert conn.execute("SELECT status FROM ops.incidents WHERE incident_key = 'heartbeat::cron-job'"
+                        ).fetchall() == [("resolved",)]
+
+
+def test_a_tick_does_not_wait_for_a_ping_in_progress(conn, db_url, keys):
+    """A tick skips a heartbeat row a ping holds (SKIP LOCKED): that ping makes it not due."""
+    conn.execute("SELECT ops.set_heartbeat('cron-job', '1 minute', 'alice', p_now => now() - interval '2 minutes')")
+    with psycopg.connect(db_url) as ping_tx, psycopg.connect(db_url) as tick:
+        ping_tx.execute("SELECT ops.api_heartbeat_ping(%s, 'cron-job')", (keys["am-watchdog"],))
+        tick.execute("SET lock_timeout = '2s'")
+        assert "heartbeatsMissed" not in tick.execute("SELECT ops.escalation_tick(now())").fetchone()[0]
+        tick.commit()
+        ping_tx.commit()
+    assert conn.execute("SELECT count(*) FROM ops.incidents WHERE incident_key = 'heartbeat::cron-job'"
+                        ).fetchone()[0] == 0
