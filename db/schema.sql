@@ -1137,6 +1137,47 @@ $$;
 COMMENT ON FUNCTION ops.api_health(p_now timestamp with time zone) IS 'GET /healthz: database, applied migrations, last tick and its age, pg_cron job and its last run, and the reasons it is not healthy (a late or missing tick, a failing or missing pg_cron job, a configuration problem).';
 
 --
+-- Name: api_heartbeat_ping(text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_heartbeat_ping(p_token text, p_name text, p_now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_key ops.integration_keys := ops._integration_key(p_token, 'heartbeat');
+    v_row ops.heartbeats;
+    v_resolved ops.incidents;
+BEGIN
+    -- a key with a route pings only the heartbeats of that route; the answer for another route is
+    -- the one for an unknown name, so a key learns nothing about heartbeats it may not ping
+    UPDATE ops.heartbeats
+    SET last_ping_at = GREATEST(last_ping_at, p_now), last_ping_by = v_key.name,
+        due_at = GREATEST(last_ping_at, p_now) + ping_interval, missed_at = NULL
+    WHERE name = p_name AND (v_key.route IS NULL OR route = v_key.route)
+    RETURNING * INTO v_row;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no heartbeat "%" for this key', pg_catalog.left(p_name, 100)
+            USING ERRCODE = 'P0002', HINT = 'An operator sets it up: SELECT ops.set_heartbeat(name, interval, actor);';
+    END IF;
+    -- the row lock above orders a ping after a tick that is opening the incident, so it resolves it
+    v_resolved := ops._intake_transition('heartbeat::' || p_name, 'resolved', v_key.name, p_now);
+    RETURN pg_catalog.jsonb_build_object(
+        'ok', true,
+        'heartbeat', pg_catalog.jsonb_build_object(
+            'name', v_row.name, 'intervalSeconds', EXTRACT(epoch FROM v_row.ping_interval)::bigint,
+            'lastPingAt', v_row.last_ping_at, 'dueAt', v_row.due_at),
+        'resolved', CASE WHEN v_resolved.id IS NULL THEN NULL ELSE ops.incident_json(v_resolved) END);
+END;
+$$;
+
+--
+-- Name: FUNCTION api_heartbeat_ping(p_token text, p_name text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_heartbeat_ping(p_token text, p_name text, p_now timestamp with time zone) IS 'POST /ops/heartbeats/<name>: records a ping (due again one interval later) and resolves an open heartbeat::<name> incident, actor the key name. Bad key: 28000; unknown heartbeat, or one of another route than the key: P0002.';
+
+--
 -- Name: api_list_incidents(text, text, jsonb); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -2034,6 +2075,7 @@ DECLARE
     v_would jsonb := '[]';
     v_ms numeric;
     v_summary jsonb;
+    v_missed int := 0;
 BEGIN
     IF p_now IS NULL THEN
         RAISE EXCEPTION 'escalation_tick needs a time'
@@ -2083,6 +2125,42 @@ BEGIN
         v_state := 'paused';
     ELSIF v_dry THEN
         v_state := 'dry_run';
+    END IF;
+
+    -- heartbeats whose pings stopped open heartbeat::<name> in every state but busy: pause_cron and
+    -- the kill switches hold back escalation, not intake (an alert arriving meanwhile opens its
+    -- incident too); a dry run only counts them. Due rows only, through heartbeats_due.
+    IF v_state <> 'busy' THEN
+        WITH missed AS (
+            SELECT h.name, h.ping_interval, h.route, h.severity, h.due_at, h.last_ping_at, h.missed_at
+            FROM ops.heartbeats AS h
+            WHERE h.due_at <= p_now
+            ORDER BY h.due_at
+            LIMIT (v_set -> 'tick_batch_max')::int
+            FOR UPDATE SKIP LOCKED
+        ),
+        opened AS (
+            SELECT m.name, m.ping_interval, m.due_at, m.missed_at,
+                   CASE WHEN NOT v_dry THEN (ops._intake_trigger(
+                       'heartbeat::' || m.name, m.severity, m.route,
+                       pg_catalog.format('heartbeat %s missed: no ping since %s (expected every %s)', m.name,
+                                         coalesce(m.last_ping_at::text, 'it was set up'), m.ping_interval),
+                       pg_catalog.jsonb_build_object('heartbeat', pg_catalog.jsonb_build_object(
+                           'name', m.name, 'intervalSeconds', EXTRACT(epoch FROM m.ping_interval)::bigint,
+                           'lastPingAt', m.last_ping_at, 'dueAt', m.due_at)),
+                       'opsguard:tick', p_now)).id END AS incident_id
+            FROM missed AS m
+        ),
+        moved AS (
+            -- looked at again one interval on: a silence that goes on refreshes the incident, or opens
+            -- a new occurrence when someone resolved it by hand
+            UPDATE ops.heartbeats AS h
+            SET due_at = p_now + o.ping_interval, missed_at = coalesce(o.missed_at, o.due_at)
+            FROM opened AS o
+            WHERE o.incident_id IS NOT NULL AND h.name = o.name
+            RETURNING 1
+        )
+        SELECT count(*) INTO v_missed FROM opened;
     END IF;
 
     IF v_state IN ('ran', 'dry_run') THEN
@@ -2202,6 +2280,9 @@ BEGIN
     IF v_invalid <> '{}' THEN
         v_summary := v_summary || pg_catalog.jsonb_build_object('invalidSettings', v_invalid);
     END IF;
+    IF v_missed > 0 THEN
+        v_summary := v_summary || pg_catalog.jsonb_build_object('heartbeatsMissed', v_missed);
+    END IF;
     RETURN v_summary;
 END;
 $$;
@@ -2210,7 +2291,7 @@ $$;
 -- Name: FUNCTION escalation_tick(p_now timestamp with time zone, p_source text); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.escalation_tick(p_now timestamp with time zone, p_source text) IS 'Escalates every incident due at p_now (up to tick_batch_max) by one level: one escalation_events row and one outbox message each, idempotent by unique_hash. Honours escalation_enabled, escalation_v1, pause_cron, dry_run, canary_pct, ack_timeout_min; a setting stored invalid is treated as unset and reported (invalidSettings, tick_log.invalid_settings). Writes a tick_log row and returns a jsonb summary.';
+COMMENT ON FUNCTION ops.escalation_tick(p_now timestamp with time zone, p_source text) IS 'Escalates every incident due at p_now (up to tick_batch_max) by one level: one escalation_events row and one outbox message each, idempotent by unique_hash. Honours escalation_enabled, escalation_v1, pause_cron, dry_run, canary_pct, ack_timeout_min; a setting stored invalid is treated as unset and reported (invalidSettings, tick_log.invalid_settings). Writes a tick_log row and returns a jsonb summary. Also opens heartbeat::<name> for each heartbeat due at p_now (heartbeatsMissed; counted only on a dry run; done when paused or disabled too, skipped when busy).';
 
 --
 -- Name: evaluate_alerts(timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -3297,6 +3378,76 @@ $_$;
 COMMENT ON FUNCTION ops.release_guard(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb) IS 'May a release proceed? ok=false while an open unacknowledged critical incident was seen within guard_lookback_min or a route violates a rule (route_findings). Exempted items stay listed, marked, and do not count; slo_burn_ticket items are warnings only. Each list holds at most 100 items (failingCount, warningCount exact; truncated: a list was cut). Stored unless equal to the previous answer for the prefix (then that row counts repeats); caller and context capped.';
 
 --
+-- Name: heartbeats; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.heartbeats (
+    name text NOT NULL,
+    ping_interval interval NOT NULL,
+    route text,
+    severity text DEFAULT 'critical'::text NOT NULL,
+    due_at timestamp with time zone NOT NULL,
+    last_ping_at timestamp with time zone,
+    last_ping_by text,
+    missed_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    created_by text NOT NULL,
+    updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    updated_by text NOT NULL,
+    CONSTRAINT heartbeats_interval_range CHECK (((ping_interval >= '00:01:00'::interval) AND (ping_interval <= '7 days'::interval))),
+    CONSTRAINT heartbeats_name_format CHECK ((name ~ '^[A-Za-z0-9._@:-]{1,100}$'::text)),
+    CONSTRAINT heartbeats_route_length CHECK (((length(route) >= 1) AND (length(route) <= 500)))
+);
+
+--
+-- Name: TABLE heartbeats; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.heartbeats IS 'Dead man''s switches: each expects a ping (POST /ops/heartbeats/<name>, a key of kind heartbeat) at least every ping_interval. When due_at passes without one, the tick opens incident heartbeat::<name>; the next ping resolves it. Change with ops.set_heartbeat, drop with ops.remove_heartbeat.';
+
+--
+-- Name: COLUMN heartbeats.due_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.heartbeats.due_at IS 'When the tick next looks at this heartbeat: the last ping (or the setup) plus ping_interval; after a miss, the miss plus ping_interval (a still-silent sender is checked again once per interval).';
+
+--
+-- Name: COLUMN heartbeats.missed_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.heartbeats.missed_at IS 'When the current silence was noticed (the due_at that passed); NULL while pings arrive.';
+
+--
+-- Name: remove_heartbeat(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.remove_heartbeat(p_name text, p_actor text) RETURNS ops.heartbeats
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_row ops.heartbeats;
+    v_prev text;
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    v_prev := ops._act_as(p_actor);
+    DELETE FROM ops.heartbeats WHERE name = p_name RETURNING * INTO v_row;
+    PERFORM ops._act_as(v_prev);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no heartbeat "%"', p_name
+            USING ERRCODE = 'P0002', HINT = 'SELECT name, ping_interval, due_at FROM ops.heartbeats;';
+    END IF;
+    RETURN v_row;
+END;
+$$;
+
+--
+-- Name: FUNCTION remove_heartbeat(p_name text, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.remove_heartbeat(p_name text, p_actor text) IS 'Drops a heartbeat (audited); its pings get 404 from then on. An open heartbeat::<name> incident stays: resolve it.';
+
+--
 -- Name: replay_dead_notifications(text, bigint[]); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -3725,6 +3876,61 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.route_slo(p_route text) IS 'The objectives that apply to a route: its own row, else the ''*'' defaults.';
+
+--
+-- Name: set_heartbeat(text, interval, text, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.set_heartbeat(p_name text, p_interval interval, p_actor text, p_route text DEFAULT NULL::text, p_severity text DEFAULT 'critical'::text, p_now timestamp with time zone DEFAULT now()) RETURNS ops.heartbeats
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+DECLARE
+    v_row ops.heartbeats;
+    v_prev text;
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    IF p_name IS NULL OR p_name !~ '^[A-Za-z0-9._@:-]{1,100}$' THEN
+        RAISE EXCEPTION 'invalid heartbeat name "%"', p_name
+            USING ERRCODE = '22023', HINT = 'Names: 1 to 100 letters, digits, . _ @ : -, e.g. ''alertmanager-prod''.';
+    END IF;
+    IF p_interval IS NULL OR p_now IS NULL THEN
+        RAISE EXCEPTION 'set_heartbeat needs an interval and a time'
+            USING ERRCODE = '22004', HINT = 'Example: SELECT ops.set_heartbeat(''watchdog'', ''5 minutes'', ''alice'');';
+    END IF;
+    IF p_interval < INTERVAL '1 minute' OR p_interval > INTERVAL '7 days' THEN
+        RAISE EXCEPTION 'heartbeat interval % is out of range', p_interval
+            USING ERRCODE = '22003',
+                  HINT = 'Between 1 minute (the tick runs once a minute) and 7 days; a few times the sender''s period.';
+    END IF;
+    IF p_route IS NOT NULL AND (pg_catalog.btrim(p_route) = '' OR pg_catalog.length(p_route) > 500) THEN
+        RAISE EXCEPTION 'a route must be 1 to 500 characters' USING ERRCODE = '22023';
+    END IF;
+    IF p_severity IS NULL OR NOT EXISTS (SELECT 1 FROM ops.sla WHERE severity = p_severity) THEN
+        RAISE EXCEPTION 'unknown severity "%"', p_severity
+            USING ERRCODE = '22023', HINT = 'Severities: SELECT severity FROM ops.sla; (critical, warning).';
+    END IF;
+    v_prev := ops._act_as(p_actor);
+    -- a new heartbeat gets one interval of grace for its first ping; a changed interval counts from
+    -- the last ping (a shorter one may be missed at the next tick); a missed one stays missed
+    INSERT INTO ops.heartbeats AS h (name, ping_interval, route, severity, due_at, created_by, updated_by)
+    VALUES (p_name, p_interval, p_route, p_severity, p_now + p_interval, p_actor, p_actor)
+    ON CONFLICT (name) DO UPDATE
+    SET ping_interval = EXCLUDED.ping_interval, route = EXCLUDED.route, severity = EXCLUDED.severity,
+        due_at = CASE WHEN h.missed_at IS NOT NULL OR h.ping_interval = EXCLUDED.ping_interval THEN h.due_at
+                      ELSE coalesce(h.last_ping_at, p_now) + EXCLUDED.ping_interval END,
+        updated_at = pg_catalog.clock_timestamp(), updated_by = p_actor
+    RETURNING * INTO v_row;
+    PERFORM ops._act_as(v_prev);
+    RETURN v_row;
+END;
+$_$;
+
+--
+-- Name: FUNCTION set_heartbeat(p_name text, p_interval interval, p_actor text, p_route text, p_severity text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.set_heartbeat(p_name text, p_interval interval, p_actor text, p_route text, p_severity text, p_now timestamp with time zone) IS 'Creates or changes a heartbeat (audited): SELECT ops.set_heartbeat(''watchdog'', ''5 minutes'', ''alice'', ''platform''); pings come from a key of kind heartbeat. Bad name or severity: 22023; interval outside 1 minute to 7 days: 22003.';
 
 --
 -- Name: set_route_slo(text, numeric, integer, text, integer, numeric); Type: FUNCTION; Schema: ops; Owner: -
@@ -5040,6 +5246,13 @@ ALTER TABLE ONLY ops.guard_overrides
     ADD CONSTRAINT guard_overrides_pkey PRIMARY KEY (id);
 
 --
+-- Name: heartbeats heartbeats_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.heartbeats
+    ADD CONSTRAINT heartbeats_pkey PRIMARY KEY (name);
+
+--
 -- Name: incidents incidents_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
 --
 
@@ -5249,6 +5462,12 @@ CREATE INDEX guard_evaluations_latest ON ops.guard_evaluations USING btree (COAL
 CREATE INDEX guard_overrides_active ON ops.guard_overrides USING btree (item_key, expires_at);
 
 --
+-- Name: heartbeats_due; Type: INDEX; Schema: ops; Owner: -
+--
+
+CREATE INDEX heartbeats_due ON ops.heartbeats USING btree (due_at);
+
+--
 -- Name: incidents_acknowledged; Type: INDEX; Schema: ops; Owner: -
 --
 
@@ -5415,6 +5634,24 @@ CREATE TRIGGER guard_overrides_audit_insert AFTER INSERT ON ops.guard_overrides 
 --
 
 CREATE TRIGGER guard_overrides_no_truncate BEFORE TRUNCATE ON ops.guard_overrides FOR EACH STATEMENT EXECUTE FUNCTION ops._forbid_change();
+
+--
+-- Name: heartbeats heartbeats_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER heartbeats_audit_delete AFTER DELETE ON ops.heartbeats REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
+
+--
+-- Name: heartbeats heartbeats_audit_insert; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER heartbeats_audit_insert AFTER INSERT ON ops.heartbeats REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
+
+--
+-- Name: heartbeats heartbeats_audit_update; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER heartbeats_audit_update AFTER UPDATE ON ops.heartbeats REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name', 'due_at', 'last_ping_at', 'last_ping_by', 'missed_at');
 
 --
 -- Name: incidents incidents_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
@@ -5621,6 +5858,13 @@ ALTER TABLE ONLY ops.chat_identities
 
 ALTER TABLE ONLY ops.escalation_events
     ADD CONSTRAINT escalation_events_incident_id_fkey FOREIGN KEY (incident_id) REFERENCES ops.incidents(id);
+
+--
+-- Name: heartbeats heartbeats_severity_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.heartbeats
+    ADD CONSTRAINT heartbeats_severity_fkey FOREIGN KEY (severity) REFERENCES ops.sla(severity);
 
 --
 -- Name: notification_attempts notification_attempts_outbox_id_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
@@ -5881,6 +6125,13 @@ GRANT ALL ON FUNCTION ops.add_principal(p_name text, p_kind text, p_roles text[]
 REVOKE ALL ON FUNCTION ops.api_health(p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.api_health(p_now timestamp with time zone) TO opsguard_api;
 GRANT ALL ON FUNCTION ops.api_health(p_now timestamp with time zone) TO opsguard_operator;
+
+--
+-- Name: FUNCTION api_heartbeat_ping(p_token text, p_name text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_heartbeat_ping(p_token text, p_name text, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_heartbeat_ping(p_token text, p_name text, p_now timestamp with time zone) TO opsguard_api;
 
 --
 -- Name: FUNCTION api_list_incidents(p_principal text, p_actor text, p_filters jsonb); Type: ACL; Schema: ops; Owner: -
@@ -6177,6 +6428,19 @@ REVOKE ALL ON FUNCTION ops.release_guard(p_now timestamp with time zone, p_route
 GRANT ALL ON FUNCTION ops.release_guard(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb) TO opsguard_operator;
 
 --
+-- Name: TABLE heartbeats; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.heartbeats TO opsguard_operator;
+
+--
+-- Name: FUNCTION remove_heartbeat(p_name text, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.remove_heartbeat(p_name text, p_actor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.remove_heartbeat(p_name text, p_actor text) TO opsguard_operator;
+
+--
 -- Name: FUNCTION replay_dead_notifications(p_actor text, p_ids bigint[]); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -6237,6 +6501,13 @@ GRANT SELECT ON TABLE ops.route_slos TO opsguard_operator;
 
 REVOKE ALL ON FUNCTION ops.route_slo(p_route text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.route_slo(p_route text) TO opsguard_operator;
+
+--
+-- Name: FUNCTION set_heartbeat(p_name text, p_interval interval, p_actor text, p_route text, p_severity text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.set_heartbeat(p_name text, p_interval interval, p_actor text, p_route text, p_severity text, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.set_heartbeat(p_name text, p_interval interval, p_actor text, p_route text, p_severity text, p_now timestamp with time zone) TO opsguard_operator;
 
 --
 -- Name: FUNCTION set_route_slo(p_route text, p_error_pct_target numeric, p_min_samples integer, p_actor text, p_latency_threshold_ms integer, p_latency_target_pct numeric); Type: ACL; Schema: ops; Owner: -

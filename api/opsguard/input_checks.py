@@ -23,7 +23,12 @@ HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
 SIGNATURE_HEADERS = ("x-signature", "x-timestamp")
 # endpoints open to anyone take small bodies only (below MAX_CONTENT_LENGTH): the release guard
 # stores what a webhook posts, and Flagger's payloads are a few hundred bytes (SPEC §6)
-BODY_LIMITS = {"guard.release_guard": 8 * 1024}
+BODY_LIMITS = {
+    "guard.release_guard": 8 * 1024,
+    # a ping's body is checked, not stored: Alertmanager's Watchdog payload is about 1-2 KiB
+    # (one alert, its labels and annotations); 64 KiB leaves room for a large label set
+    "intake_heartbeats.ping": 64 * 1024,
+}
 
 
 def refuse_bad_input() -> None:
