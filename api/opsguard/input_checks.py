@@ -24,6 +24,9 @@ SIGNATURE_HEADERS = ("x-signature", "x-timestamp")
 # endpoints open to anyone take small bodies only (below MAX_CONTENT_LENGTH): the release guard
 # stores what a webhook posts, and Flagger's payloads are a few hundred bytes (SPEC §6)
 BODY_LIMITS = {"guard.release_guard": 8 * 1024}
+# Alertmanager batches a whole group in one notification: 1 MiB holds ~1,500 typical alerts
+# (about 700 bytes each); bigger groups should set max_alerts on the webhook (docs/intake.md)
+BODY_LIMITS["intake_alertmanager.alertmanager"] = 1024 * 1024
 
 
 def refuse_bad_input() -> None:
