@@ -113,7 +113,13 @@ SELECT is(pg_temp.send((SELECT am FROM k), pg_temp.am('Sum', 'firing', jsonb_bui
 
 -- dedup and refresh: one incident, last_seen moves, no second escalation
 SELECT is((ops.escalation_tick('2026-12-01 11:00+00')) ->> 'escalationsCount' <> '0', true, 'the tick escalates the groups');
-CREATE TEMP TABLE before_repeat AS SELECT id, escalation_level, next_due_at, first_seen FROM ops.incidents
+CREATE TEMP TABLE before_repeat AS
+SELECT
+    id,
+    escalation_level,
+    next_due_at,
+    first_seen
+FROM ops.incidents
 WHERE id = (SELECT (answer #>> '{incidents,0,id}')::uuid FROM r1);
 CREATE TEMP TABLE r2 AS
 SELECT pg_temp.send((SELECT am FROM k), pg_temp.am('DiskFull', 'firing', jsonb_build_array(
@@ -149,7 +155,10 @@ SELECT isnt(pg_temp.send((SELECT am FROM k), pg_temp.am('DiskFull', 'firing', js
     (SELECT id::text FROM before_repeat), 'firing again after the resolve opens a new incident');
 
 -- refused keys and payloads change nothing
-CREATE TEMP TABLE counts AS SELECT (SELECT count(*) FROM ops.incidents) AS incidents, (SELECT count(*) FROM ops.audit_log) AS audit;
+CREATE TEMP TABLE counts AS
+SELECT
+    (SELECT count(*) FROM ops.incidents) AS incidents,
+    (SELECT count(*) FROM ops.audit_log) AS audit;
 SELECT throws_ok(format('SELECT ops.api_alertmanager(%L, %L)', (SELECT old FROM k), pg_temp.am('New', 'firing', '[]')),
                  '28000', 'invalid integration key', 'a revoked key is refused');
 SELECT throws_ok(format('SELECT ops.api_alertmanager(%L, %L)', (SELECT pd FROM k), pg_temp.am('New', 'firing', '[]')),
