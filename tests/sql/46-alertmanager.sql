@@ -3,7 +3,7 @@
 -- refresh without a second escalation, resolve by the resolved notification, refused keys and
 -- payloads that change nothing, 10k alerts kept small, the clock moved by p_now.
 BEGIN;
-SELECT plan(48);
+SELECT plan(50);
 
 CREATE TEMP TABLE k AS
 SELECT
@@ -198,6 +198,18 @@ SELECT is((SELECT (details ->> 'alertsTotal', details ->> 'alertsOmitted', jsonb
           row('10000'::text, '9950'::text, 50), '10k alerts: the first 50 kept, the rest counted');
 SELECT cmp_ok((SELECT octet_length(details::text) FROM ops.incidents WHERE id = (SELECT (answer #>> '{incidents,0,id}')::uuid FROM big)),
               '<', 40000, '... in under 40 kB');
+
+-- 50 alerts with 2 kB annotations each: as many kept as fit 32 KiB, so the details never pass 64 KiB
+CREATE TEMP TABLE wide AS
+SELECT pg_temp.send((SELECT am FROM k), pg_temp.am('Wide', 'firing',
+    (SELECT jsonb_agg(pg_temp.alert('firing', jsonb_build_object('alertname', 'Wide', 'instance', 'host' || g))
+                      || jsonb_build_object('annotations', jsonb_build_object('description', repeat('x', 2000))))
+     FROM generate_series(1, 50) AS g)), '2026-12-01 10:00+00') AS answer;
+SELECT is((SELECT (details ->> 'alertsTotal', (details ->> 'alertsOmitted')::int > 30) FROM ops.incidents
+           WHERE id = (SELECT (answer #>> '{incidents,0,id}')::uuid FROM wide)),
+          row('50'::text, true), 'big alerts: kept up to 32 KiB of them, the rest counted');
+SELECT cmp_ok((SELECT octet_length(details::text) FROM ops.incidents WHERE id = (SELECT (answer #>> '{incidents,0,id}')::uuid FROM wide)),
+              '<', 40000, '... so the details stay under the 64 KiB the intake allows');
 
 SELECT * FROM finish();
 ROLLBACK;
