@@ -234,5 +234,5 @@ def test_10k_alerts_within_the_limit_make_one_small_incident(post, keys, conn):
     size, total, kept = conn.execute(
         "SELECT octet_length(details::text), details ->> 'alertsTotal', jsonb_array_length(details -> 'alerts') "
         "FROM ops.incidents WHERE id = %s", (resp.json["incidents"][0]["id"],)).fetchone()
-    assert (total, kept) == ("10000", 50)
+    assert (total, kept) == ("10000", 20)
     assert size < 16 * 1024

@@ -4,7 +4,7 @@
 -- One incident per alert group: the incident key is alertmanager:<key name>:<sha256 of groupKey>,
 -- bounded (at most 178 characters, whatever the groupKey), stable across notifications of the
 -- group, and scoped by the key so two Alertmanagers (or Grafana, whose groupKey is often "{}:{}")
--- never share an incident. The details keep at most 50 alerts and 32 KiB of them, plus counts,
+-- never share an incident. The details keep at most 20 alerts and 16 KiB of them, plus counts,
 -- so a group of 10k alerts stays a few KiB.
 
 -- a SQL-standard body, so the planner inlines it into the one pass over the alerts
@@ -56,7 +56,7 @@ BEGIN
     IF FOUND THEN
         RETURN pg_catalog.format('%s must be an object of strings', v_field);
     END IF;
-    -- the first bad alert: one cheap test per alert, the message only for the one that fails it
+    -- the first bad alert: one boolean per alert, the message only for the alert that fails it
     SELECT pg_catalog.format('alerts[%s]', a.ord - 1), a.v INTO v_field, v_alert
     FROM pg_catalog.jsonb_array_elements(p_body -> 'alerts') WITH ORDINALITY AS a (v, ord)
     WHERE NOT coalesce(pg_catalog.jsonb_typeof(a.v) = 'object'
@@ -65,12 +65,15 @@ BEGIN
                AND (a.v -> 'annotations' IS NULL OR a.v -> 'annotations' = 'null'
                     OR ops._is_string_map(a.v -> 'annotations'))
                AND coalesce(pg_catalog.jsonb_typeof(a.v -> 'values') IN ('object', 'null'), true)
-               -- the optional string fields, in one jsonpath over the alert keys
-               AND NOT pg_catalog.jsonb_path_exists(a.v,
-                   '$.keyvalue() ? ((@.key == "startsAt" || @.key == "endsAt" || @.key == "generatorURL"
-                                     || @.key == "fingerprint" || @.key == "silenceURL" || @.key == "dashboardURL"
-                                     || @.key == "panelURL" || @.key == "imageURL" || @.key == "valueString")
-                                    && @.value.type() != "string" && @.value.type() != "null")'),
+               AND coalesce(pg_catalog.jsonb_typeof(a.v -> 'startsAt') IN ('string', 'null'), true)
+               AND coalesce(pg_catalog.jsonb_typeof(a.v -> 'endsAt') IN ('string', 'null'), true)
+               AND coalesce(pg_catalog.jsonb_typeof(a.v -> 'generatorURL') IN ('string', 'null'), true)
+               AND coalesce(pg_catalog.jsonb_typeof(a.v -> 'fingerprint') IN ('string', 'null'), true)
+               AND coalesce(pg_catalog.jsonb_typeof(a.v -> 'silenceURL') IN ('string', 'null'), true)
+               AND coalesce(pg_catalog.jsonb_typeof(a.v -> 'dashboardURL') IN ('string', 'null'), true)
+               AND coalesce(pg_catalog.jsonb_typeof(a.v -> 'panelURL') IN ('string', 'null'), true)
+               AND coalesce(pg_catalog.jsonb_typeof(a.v -> 'imageURL') IN ('string', 'null'), true)
+               AND coalesce(pg_catalog.jsonb_typeof(a.v -> 'valueString') IN ('string', 'null'), true),
                        false)
     ORDER BY a.ord LIMIT 1;
     IF NOT FOUND THEN
@@ -160,7 +163,8 @@ BEGIN
     FROM pg_catalog.jsonb_array_elements(p_body -> 'alerts') WITH ORDINALITY AS a (v, ord);
     v_critical := v_critical OR pg_catalog.lower(v_common ->> 'severity') IN ('critical', 'page', 'error');
 
-    -- at most 50 alerts and 32 KiB of them: the rest is counted, not kept
+    -- at most 20 alerts and 16 KiB of them, the rest counted: every alert kept is written again
+    -- (row, TOAST, audit) by each repeat of the notification, so the cap is what keeps a big group cheap
     SELECT coalesce(pg_catalog.jsonb_agg(k.alert ORDER BY k.rn), '[]'), pg_catalog.count(*)::int
     INTO v_alerts, v_kept
     FROM (
@@ -177,11 +181,11 @@ BEGIN
                 SELECT a.v, pg_catalog.row_number() OVER (ORDER BY a.v ->> 'status' <> 'firing', a.ord) AS rn
                 FROM pg_catalog.jsonb_array_elements(p_body -> 'alerts') WITH ORDINALITY AS a (v, ord)
                 ORDER BY a.v ->> 'status' <> 'firing', a.ord
-                LIMIT 50
+                LIMIT 20
             ) AS f
         ) AS b
     ) AS k
-    WHERE k.running <= 32768;
+    WHERE k.running <= 16384;
 
     v_details := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
         'source', CASE WHEN p_body ? 'orgId' THEN 'grafana' ELSE 'alertmanager' END,

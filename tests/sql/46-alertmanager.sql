@@ -195,11 +195,11 @@ SELECT pg_temp.send((SELECT am FROM k), pg_temp.am('Storm', 'firing',
      FROM generate_series(1, 10000) AS g)), '2026-12-01 10:00+00') AS answer;
 SELECT is((SELECT (details ->> 'alertsTotal', details ->> 'alertsOmitted', jsonb_array_length(details -> 'alerts'))
            FROM ops.incidents WHERE id = (SELECT (answer #>> '{incidents,0,id}')::uuid FROM big)),
-          row('10000'::text, '9950'::text, 50), '10k alerts: the first 50 kept, the rest counted');
+          row('10000'::text, '9980'::text, 20), '10k alerts: the first 20 kept, the rest counted');
 SELECT cmp_ok((SELECT octet_length(details::text) FROM ops.incidents WHERE id = (SELECT (answer #>> '{incidents,0,id}')::uuid FROM big)),
-              '<', 40000, '... in under 40 kB');
+              '<', 24000, '... in under 24 kB');
 
--- 50 alerts with 2 kB annotations each: as many kept as fit 32 KiB, so the details never pass 64 KiB
+-- 50 alerts with 2 kB annotations each: as many kept as fit 16 KiB, so the details never pass 64 KiB
 CREATE TEMP TABLE wide AS
 SELECT pg_temp.send((SELECT am FROM k), pg_temp.am('Wide', 'firing',
     (SELECT jsonb_agg(pg_temp.alert('firing', jsonb_build_object('alertname', 'Wide', 'instance', 'host' || g))
@@ -207,9 +207,9 @@ SELECT pg_temp.send((SELECT am FROM k), pg_temp.am('Wide', 'firing',
      FROM generate_series(1, 50) AS g)), '2026-12-01 10:00+00') AS answer;
 SELECT is((SELECT (details ->> 'alertsTotal', (details ->> 'alertsOmitted')::int > 30) FROM ops.incidents
            WHERE id = (SELECT (answer #>> '{incidents,0,id}')::uuid FROM wide)),
-          row('50'::text, true), 'big alerts: kept up to 32 KiB of them, the rest counted');
+          row('50'::text, true), 'big alerts: kept up to 16 KiB of them, the rest counted');
 SELECT cmp_ok((SELECT octet_length(details::text) FROM ops.incidents WHERE id = (SELECT (answer #>> '{incidents,0,id}')::uuid FROM wide)),
-              '<', 40000, '... so the details stay under the 64 KiB the intake allows');
+              '<', 24000, '... so the details stay under the 64 KiB the intake allows');
 
 SELECT * FROM finish();
 ROLLBACK;
