@@ -60,6 +60,7 @@ CREATE FUNCTION ops._alertmanager_problem(p_body jsonb) RETURNS text
     AS $$
 DECLARE
     v_field text;
+    v_alert jsonb;
 BEGIN
     IF p_body IS NULL OR pg_catalog.jsonb_typeof(p_body) <> 'object' THEN
         RETURN 'the body must be a JSON object (an Alertmanager or Grafana webhook payload)';
@@ -95,30 +96,43 @@ BEGIN
     IF FOUND THEN
         RETURN pg_catalog.format('%s must be an object of strings', v_field);
     END IF;
-    -- the first bad alert, in one pass over the array
-    SELECT s.problem INTO v_field FROM (
-        SELECT a.ord, CASE
-            WHEN pg_catalog.jsonb_typeof(a.v) <> 'object' THEN pg_catalog.format('alerts[%s] must be an object', a.ord - 1)
-            WHEN pg_catalog.jsonb_typeof(a.v -> 'status') IS DISTINCT FROM 'string'
-                 OR a.v ->> 'status' NOT IN ('firing', 'resolved')
-                THEN pg_catalog.format('alerts[%s].status must be "firing" or "resolved"', a.ord - 1)
-            WHEN NOT ops._is_string_map(a.v -> 'labels')
-                THEN pg_catalog.format('alerts[%s].labels must be an object of strings', a.ord - 1)
-            WHEN a.v -> 'annotations' IS NOT NULL AND a.v -> 'annotations' <> 'null'
-                 AND NOT ops._is_string_map(a.v -> 'annotations')
-                THEN pg_catalog.format('alerts[%s].annotations must be an object of strings', a.ord - 1)
-            WHEN pg_catalog.jsonb_typeof(a.v -> 'values') NOT IN ('object', 'null')
-                THEN pg_catalog.format('alerts[%s].values must be an object', a.ord - 1)
-            ELSE (SELECT pg_catalog.format('alerts[%s].%s must be a string', a.ord - 1, f)
-                  FROM pg_catalog.unnest(ARRAY['startsAt', 'endsAt', 'generatorURL', 'fingerprint', 'silenceURL',
-                                               'dashboardURL', 'panelURL', 'imageURL', 'valueString']) AS f
-                  WHERE pg_catalog.jsonb_typeof(a.v -> f) NOT IN ('string', 'null') LIMIT 1)
-        END AS problem
-        FROM pg_catalog.jsonb_array_elements(p_body -> 'alerts') WITH ORDINALITY AS a (v, ord)
-    ) AS s
-    WHERE s.problem IS NOT NULL
-    ORDER BY s.ord LIMIT 1;
-    RETURN v_field;
+    -- the first bad alert: one boolean per alert, the message only for the alert that fails it
+    SELECT pg_catalog.format('alerts[%s]', a.ord - 1), a.v INTO v_field, v_alert
+    FROM pg_catalog.jsonb_array_elements(p_body -> 'alerts') WITH ORDINALITY AS a (v, ord)
+    WHERE NOT coalesce(pg_catalog.jsonb_typeof(a.v) = 'object'
+               AND a.v ->> 'status' IN ('firing', 'resolved') AND pg_catalog.jsonb_typeof(a.v -> 'status') = 'string'
+               AND ops._is_string_map(a.v -> 'labels')
+               AND (a.v -> 'annotations' IS NULL OR a.v -> 'annotations' = 'null'
+                    OR ops._is_string_map(a.v -> 'annotations'))
+               AND coalesce(pg_catalog.jsonb_typeof(a.v -> 'values') IN ('object', 'null'), true)
+               AND coalesce(pg_catalog.jsonb_typeof(a.v -> 'startsAt') IN ('string', 'null'), true)
+               AND coalesce(pg_catalog.jsonb_typeof(a.v -> 'endsAt') IN ('string', 'null'), true)
+               AND coalesce(pg_catalog.jsonb_typeof(a.v -> 'generatorURL') IN ('string', 'null'), true)
+               AND coalesce(pg_catalog.jsonb_typeof(a.v -> 'fingerprint') IN ('string', 'null'), true)
+               AND coalesce(pg_catalog.jsonb_typeof(a.v -> 'silenceURL') IN ('string', 'null'), true)
+               AND coalesce(pg_catalog.jsonb_typeof(a.v -> 'dashboardURL') IN ('string', 'null'), true)
+               AND coalesce(pg_catalog.jsonb_typeof(a.v -> 'panelURL') IN ('string', 'null'), true)
+               AND coalesce(pg_catalog.jsonb_typeof(a.v -> 'imageURL') IN ('string', 'null'), true)
+               AND coalesce(pg_catalog.jsonb_typeof(a.v -> 'valueString') IN ('string', 'null'), true),
+                       false)
+    ORDER BY a.ord LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    RETURN CASE
+        WHEN pg_catalog.jsonb_typeof(v_alert) <> 'object' THEN v_field || ' must be an object'
+        WHEN pg_catalog.jsonb_typeof(v_alert -> 'status') IS DISTINCT FROM 'string'
+             OR v_alert ->> 'status' NOT IN ('firing', 'resolved')
+            THEN v_field || '.status must be "firing" or "resolved"'
+        WHEN NOT ops._is_string_map(v_alert -> 'labels') THEN v_field || '.labels must be an object of strings'
+        WHEN v_alert -> 'annotations' <> 'null' AND NOT ops._is_string_map(v_alert -> 'annotations')
+            THEN v_field || '.annotations must be an object of strings'
+        WHEN pg_catalog.jsonb_typeof(v_alert -> 'values') NOT IN ('object', 'null') THEN v_field || '.values must be an object'
+        ELSE (SELECT pg_catalog.format('%s.%s must be a string', v_field, f)
+              FROM pg_catalog.unnest(ARRAY['startsAt', 'endsAt', 'generatorURL', 'fingerprint', 'silenceURL',
+                                           'dashboardURL', 'panelURL', 'imageURL', 'valueString']) AS f
+              WHERE pg_catalog.jsonb_typeof(v_alert -> f) NOT IN ('string', 'null') LIMIT 1)
+    END;
 END;
 $$;
 
@@ -881,13 +895,7 @@ COMMENT ON FUNCTION ops._integration_key(p_token text, p_kind text) IS 'Internal
 
 CREATE FUNCTION ops._is_string_map(p_value jsonb) RETURNS boolean
     LANGUAGE sql IMMUTABLE
-    SET search_path TO 'ops', 'pg_temp'
-    AS $$
-    SELECT CASE WHEN pg_catalog.jsonb_typeof(p_value) = 'object'
-                THEN NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(p_value) AS e
-                                 WHERE pg_catalog.jsonb_typeof(e.value) <> 'string')
-                ELSE false END
-$$;
+    RETURN CASE WHEN (jsonb_typeof(p_value) = 'object'::text) THEN (NOT jsonb_path_exists(p_value, '$.*?(@.type() != "string")'::jsonpath)) ELSE false END;
 
 --
 -- Name: FUNCTION _is_string_map(p_value jsonb); Type: COMMENT; Schema: ops; Owner: -
@@ -1253,26 +1261,29 @@ BEGIN
     FROM pg_catalog.jsonb_array_elements(p_body -> 'alerts') WITH ORDINALITY AS a (v, ord);
     v_critical := v_critical OR pg_catalog.lower(v_common ->> 'severity') IN ('critical', 'page', 'error');
 
-    -- at most 50 alerts and 32 KiB of them: the rest is counted, not kept
+    -- at most 20 alerts and 16 KiB of them, the rest counted: every alert kept is written again
+    -- (row, TOAST, audit) by each repeat of the notification, so the cap is what keeps a big group cheap
     SELECT coalesce(pg_catalog.jsonb_agg(k.alert ORDER BY k.rn), '[]'), pg_catalog.count(*)::int
     INTO v_alerts, v_kept
     FROM (
-        SELECT f.rn, f.alert, pg_catalog.sum(pg_catalog.octet_length(f.alert::text)) OVER (ORDER BY f.rn) AS running
+        SELECT b.rn, b.alert, pg_catalog.sum(pg_catalog.octet_length(b.alert::text)) OVER (ORDER BY b.rn) AS running
         FROM (
-            SELECT pg_catalog.row_number() OVER (ORDER BY a.v ->> 'status' <> 'firing', a.ord) AS rn,
-                   pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-                       'status', a.v -> 'status', 'labels', a.v -> 'labels', 'annotations', a.v -> 'annotations',
-                       'startsAt', a.v -> 'startsAt', 'endsAt', a.v -> 'endsAt', 'generatorURL', a.v -> 'generatorURL',
-                       'fingerprint', a.v -> 'fingerprint', 'silenceURL', a.v -> 'silenceURL',
-                       'dashboardURL', nullif(a.v -> 'dashboardURL', '""'), 'panelURL', nullif(a.v -> 'panelURL', '""'),
-                       'imageURL', a.v -> 'imageURL', 'values', a.v -> 'values', 'valueString', a.v -> 'valueString'))
+            SELECT f.rn, pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                       'status', f.v -> 'status', 'labels', f.v -> 'labels', 'annotations', f.v -> 'annotations',
+                       'startsAt', f.v -> 'startsAt', 'endsAt', f.v -> 'endsAt', 'generatorURL', f.v -> 'generatorURL',
+                       'fingerprint', f.v -> 'fingerprint', 'silenceURL', f.v -> 'silenceURL',
+                       'dashboardURL', nullif(f.v -> 'dashboardURL', '""'), 'panelURL', nullif(f.v -> 'panelURL', '""'),
+                       'imageURL', f.v -> 'imageURL', 'values', f.v -> 'values', 'valueString', f.v -> 'valueString'))
                    AS alert
-            FROM pg_catalog.jsonb_array_elements(p_body -> 'alerts') WITH ORDINALITY AS a (v, ord)
-            ORDER BY a.v ->> 'status' <> 'firing', a.ord
-            LIMIT 50
-        ) AS f
+            FROM (
+                SELECT a.v, pg_catalog.row_number() OVER (ORDER BY a.v ->> 'status' <> 'firing', a.ord) AS rn
+                FROM pg_catalog.jsonb_array_elements(p_body -> 'alerts') WITH ORDINALITY AS a (v, ord)
+                ORDER BY a.v ->> 'status' <> 'firing', a.ord
+                LIMIT 20
+            ) AS f
+        ) AS b
     ) AS k
-    WHERE k.running <= 32768;
+    WHERE k.running <= 16384;
 
     v_details := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
         'source', CASE WHEN p_body ? 'orgId' THEN 'grafana' ELSE 'alertmanager' END,
