@@ -236,3 +236,15 @@ def test_10k_alerts_within_the_limit_make_one_small_incident(post, keys, conn):
         "FROM ops.incidents WHERE id = %s", (resp.json["incidents"][0]["id"],)).fetchone()
     assert (total, kept) == ("10000", 20)
     assert size < 16 * 1024
+
+
+def test_non_ascii_labels_are_kept_and_a_lone_surrogate_is_400(post, keys, conn):
+    ok = post(notification(alerts=[alert("db1", zone="zürich ☃")]), token=keys["am-prod"])
+    assert ok.status_code == 200, ok.json
+    details = conn.execute("SELECT details FROM ops.incidents WHERE id = %s", (ok.json["incidents"][0]["id"],)).fetchone()[0]
+    assert details["alerts"][0]["labels"]["zone"] == "zürich ☃"
+    before = checksum(conn)
+    bad = post(raw=json.dumps(notification(group="Surrogate")).replace("Surrogate", "\\ud800").encode(),
+               token=keys["am-prod"], validate=False)
+    assert bad.status_code == 400 and bad.json["ok"] is False, bad.json
+    assert checksum(conn) == before
