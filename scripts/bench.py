@@ -26,6 +26,10 @@ Heartbeats (0030): a tick with 10k heartbeats none of which is due beside a tick
 (goal: ratio <= 1.5, the heartbeats_due index keeps the missed-heartbeat check to the due rows),
 and a tick with 100 of 10k due. `bench.py heartbeats` runs this part alone.
 
+Alert intake: an Alertmanager notification of 100 alerts in one group beside one of a single
+alert, POST /ops/integrations/alertmanager through gunicorn, one request at a time, p50 of each
+(goal: ratio <= 2). `bench.py alertmanager` runs this part alone.
+
 Notifications: messages per second the shipped dispatcher (default settings) delivers to a
 local webhook (scripts/fake_slack.py in its own process), 10k queued at once (goal >= 1,000/s).
 """
@@ -491,6 +495,68 @@ def bench_api(cluster: Cluster) -> list[tuple[str, str, str]]:
 DISPATCH_MESSAGES = 10_000
 
 
+def _am_notification(group: str, n: int) -> bytes:
+    """An Alertmanager webhook payload (version 4) of n typical alerts in one group."""
+    alerts = [{
+        "status": "firing",
+        "labels": {"alertname": group, "instance": f"node-{i:03d}:9100", "job": "node", "service": "db",
+                   "severity": "critical" if i % 10 == 0 else "warning"},
+        "annotations": {"summary": "disk almost full", "description": f"node-{i:03d} has less than 5% disk left"},
+        "startsAt": "2026-12-01T10:00:00.000Z", "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus:9090/graph?g0.expr=node_filesystem_avail_bytes+%3C+0.05",
+        "fingerprint": f"{i:016x}",
+    } for i in range(n)]
+    return json.dumps({
+        "receiver": "opsguard", "status": "firing", "alerts": alerts, "groupLabels": {"alertname": group},
+        "commonLabels": {"alertname": group, "job": "node", "service": "db"},
+        "commonAnnotations": {"summary": "disk almost full"}, "externalURL": "http://alertmanager:9093",
+        "version": "4", "groupKey": f'{{}}:{{alertname="{group}"}}', "truncatedAlerts": 0,
+    }).encode()
+
+
+def bench_alertmanager(cluster: Cluster) -> list[tuple[str, str, str]]:
+    """POST /ops/integrations/alertmanager through gunicorn, one client, one request at a time:
+    a notification of 100 alerts in one group beside one of a single alert, alternated so drift
+    hits both alike. Each repeat refreshes its group incident, as Alertmanager's repeats do."""
+    cluster.psql("postgres", "CREATE DATABASE bench_alertmanager")
+    url = cluster.url("bench_alertmanager")
+    apply(url)
+    with psycopg.connect(url, autocommit=True) as db:
+        token = db.execute("SELECT ops.create_integration_key('bench', 'alertmanager', 'bench')").fetchone()[0]
+    port = int(os.environ.get("OPSGUARD_BENCH_AM_PORT", "54397"))
+    server = _start_api(url, port, "bench-secret")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    bodies = {1: _am_notification("One", 1), 100: _am_notification("Hundred", 100)}
+    times: dict[int, list[float]] = {1: [], 100: []}
+
+    def send(n: int) -> None:
+        conn.request("POST", "/ops/integrations/alertmanager", body=bodies[n], headers=headers)
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 200, resp.status
+
+    try:
+        for _ in range(3):
+            for n in (1, 100):
+                send(n)
+                for _ in range(100):
+                    t0 = time.perf_counter()
+                    send(n)
+                    times[n].append((time.perf_counter() - t0) * 1000)
+    finally:
+        conn.close()
+        server.terminate()
+        server.wait(timeout=15)
+    one, hundred = statistics.median(times[1]), statistics.median(times[100])
+    return [
+        ("HTTP: Alertmanager notification, 1 alert, p50 (ms)", f"{one:.2f} ({len(bodies[1])} B)", ""),
+        ("HTTP: Alertmanager notification, 100 alerts in one group, p50 (ms)",
+         f"{hundred:.2f} ({len(bodies[100]):,} B)", ""),
+        ("HTTP: Alertmanager ratio 100 alerts / 1", f"{hundred / one:.2f}", "<= 2"),
+    ]
+
+
 def bench_dispatch(cluster: Cluster) -> list[tuple[str, str, str]]:
     cluster.psql("postgres", "CREATE DATABASE bench_dispatch")
     url = cluster.url("bench_dispatch")
@@ -584,6 +650,7 @@ def main() -> int:
     # throwaway cluster when another bench runs on the same machine
     only_guard = sys.argv[1:] == ["guard"]
     only_heartbeats = sys.argv[1:] == ["heartbeats"]
+    only_alertmanager = sys.argv[1:] == ["alertmanager"]
     cluster = Cluster(datadir=make_temp_datadir("opsguard-bench-"), port=int(os.environ.get("OPSGUARD_BENCH_PORT", "54391")),
                       cron_database="postgres")
     cluster.start()
@@ -597,7 +664,11 @@ def main() -> int:
             return _print(rows, plan)
         if only_heartbeats:
             return _print(bench_heartbeats(cluster), plan)
+        if only_alertmanager:
+            rows += bench_alertmanager(cluster)
+            return _print(rows, plan)
         rows += bench_api(cluster)
+        rows += bench_alertmanager(cluster)
         rows += bench_guard(cluster)
         rows += bench_guard_http(cluster)
         rows += bench_guard_storage(cluster)

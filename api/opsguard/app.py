@@ -18,7 +18,18 @@ from .auth import check_settings, parse_keys
 from .config import bad_configuration
 from .db import make_pool
 from .input_checks import refuse_bad_input
-from .views import chat, escalation, guard, health, incidents, intake_heartbeats, me, metrics, request_metrics
+from .views import (
+    chat,
+    escalation,
+    guard,
+    health,
+    incidents,
+    intake_alertmanager,
+    intake_heartbeats,
+    me,
+    metrics,
+    request_metrics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +68,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     for bp in (escalation.bp, incidents.bp, me.bp, health.bp, guard.bp, request_metrics.bp, chat.bp, metrics.bp):
         app.register_blueprint(bp)
     app.register_blueprint(intake_heartbeats.bp)
+    app.register_blueprint(intake_alertmanager.bp)
     if app.config.get("OPS_BENCH_ENDPOINTS"):
         from .views import bench
 

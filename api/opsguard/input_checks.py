@@ -28,6 +28,9 @@ BODY_LIMITS = {
     # a ping's body is checked, not stored: Alertmanager's Watchdog payload is about 1-2 KiB
     # (one alert, its labels and annotations); 64 KiB leaves room for a large label set
     "intake_heartbeats.ping": 64 * 1024,
+    # Alertmanager batches a whole group in one notification: 1 MiB holds ~1,500 typical alerts
+    # (about 700 bytes each); bigger groups should set max_alerts on the webhook (docs/intake.md)
+    "intake_alertmanager.alertmanager": 1024 * 1024,
 }
 
 

@@ -1,0 +1,33 @@
+"""POST /ops/integrations/alertmanager: Alertmanager's webhook (version 4) and Grafana
+alerting's (the same shape). The sender authenticates with an integration key of kind
+alertmanager sent as `Authorization: Bearer <token>` (Alertmanager's
+http_config.authorization, Grafana's Authorization header); ops.api_alertmanager checks it
+and does the rest, so a bad key is a 401 and a bad payload a 400 naming the field."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from .. import limits
+from ..db import call
+from ..limits import limiter
+from . import json_body
+
+bp = Blueprint("intake_alertmanager", __name__)
+
+
+def bearer_token() -> str | None:
+    """The token of `Authorization: Bearer <token>` (the scheme is case-insensitive, RFC 9110);
+    None for anything else, which the SQL refuses like an unknown key."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+@bp.post("/ops/integrations/alertmanager")
+@limiter.limit(limits.INGEST)  # by client address: senders hold keys, not principals
+def alertmanager():
+    json_body()  # the checks every endpoint makes (an object, not nested too deeply), with their 400s
+    # the raw text, parsed once by Postgres: dumping the parsed dict again costs as much as the parse
+    return jsonify(call("SELECT ops.api_alertmanager(%s, %s::jsonb)", bearer_token(), request.get_data(as_text=True)))
