@@ -18,7 +18,7 @@ from .auth import check_settings, parse_keys
 from .config import bad_configuration
 from .db import make_pool
 from .input_checks import refuse_bad_input
-from .views import chat, escalation, guard, health, incidents, me, metrics, request_metrics
+from .views import chat, escalation, guard, health, incidents, intake_events_v2, me, metrics, request_metrics
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.register(app)
     for bp in (escalation.bp, incidents.bp, me.bp, health.bp, guard.bp, request_metrics.bp, chat.bp, metrics.bp):
         app.register_blueprint(bp)
+    app.register_blueprint(intake_events_v2.bp)
     if app.config.get("OPS_BENCH_ENDPOINTS"):
         from .views import bench
 

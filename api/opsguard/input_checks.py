@@ -24,6 +24,8 @@ SIGNATURE_HEADERS = ("x-signature", "x-timestamp")
 # endpoints open to anyone take small bodies only (below MAX_CONTENT_LENGTH): the release guard
 # stores what a webhook posts, and Flagger's payloads are a few hundred bytes (SPEC §6)
 BODY_LIMITS = {"guard.release_guard": 8 * 1024}
+# PagerDuty's own limit for an Events API v2 event (512 KiB): what a sender may rely on
+BODY_LIMITS["events_v2.enqueue"] = 512 * 1024
 
 
 def refuse_bad_input() -> None:

@@ -67,15 +67,16 @@ BEGIN
         CASE WHEN pg_catalog.jsonb_typeof(p_body -> 'routing_key') = 'string' THEN p_body ->> 'routing_key' END,
         'events_v2');
 
+    -- payload fields are looked at only when there is a payload object: a missing payload is one error
     SELECT pg_catalog.array_remove(ARRAY[
         CASE WHEN v_action IS NULL OR v_action NOT IN ('trigger', 'acknowledge', 'resolve')
              THEN '''event_action'' must be one of trigger, acknowledge, resolve' END,
         ops._events_v2_string_problem(p_body -> 'dedup_key', 'dedup_key', 255, v_action IN ('acknowledge', 'resolve')),
         CASE WHEN pg_catalog.jsonb_typeof(p_body -> 'dedup_key') = 'string' AND p_body ->> 'dedup_key' = ''
              THEN '''dedup_key'' must not be empty' END
-    ] || CASE WHEN v_action = 'trigger' THEN ARRAY[
-        CASE WHEN pg_catalog.jsonb_typeof(v_payload) IS DISTINCT FROM 'object'
-             THEN '''payload'' is required: an object with summary, source and severity' END,
+    ] || CASE WHEN v_action = 'trigger' AND pg_catalog.jsonb_typeof(v_payload) IS DISTINCT FROM 'object' THEN ARRAY[
+        '''payload'' is required: an object with summary, source and severity'
+    ] ELSE '{}' END || CASE WHEN v_action = 'trigger' AND pg_catalog.jsonb_typeof(v_payload) = 'object' THEN ARRAY[
         ops._events_v2_string_problem(v_payload -> 'summary', 'payload.summary', 1024, true),
         ops._events_v2_string_problem(v_payload -> 'source', 'payload.source', 255, true),
         CASE WHEN pg_catalog.jsonb_typeof(v_payload -> 'severity') IS DISTINCT FROM 'string'
@@ -90,9 +91,8 @@ BEGIN
         ops._events_v2_string_problem(v_payload -> 'group', 'payload.group', 1024, false),
         ops._events_v2_string_problem(v_payload -> 'class', 'payload.class', 1024, false),
         CASE WHEN coalesce(pg_catalog.jsonb_typeof(v_payload -> 'custom_details'), 'null') NOT IN ('object', 'null')
-             THEN '''payload.custom_details'' must be an object' END,
-        ops._events_v2_string_problem(p_body -> 'client', 'client', 1024, false),
-        ops._events_v2_string_problem(p_body -> 'client_url', 'client_url', 2048, false),
+             THEN '''payload.custom_details'' must be an object' END
+    ] ELSE '{}' END || CASE WHEN v_action = 'trigger' THEN ARRAY[
         CASE WHEN coalesce(pg_catalog.jsonb_typeof(p_body -> 'links'), 'null') NOT IN ('array', 'null')
                   OR pg_catalog.jsonb_typeof(p_body -> 'links') = 'array' AND EXISTS (
                       SELECT 1 FROM pg_catalog.jsonb_array_elements(p_body -> 'links') AS l (e)
@@ -107,7 +107,9 @@ BEGIN
                          OR pg_catalog.jsonb_typeof(i.e -> 'src') IS DISTINCT FROM 'string'
                          OR coalesce(pg_catalog.jsonb_typeof(i.e -> 'href'), 'null') NOT IN ('string', 'null')
                          OR coalesce(pg_catalog.jsonb_typeof(i.e -> 'alt'), 'null') NOT IN ('string', 'null'))
-             THEN '''images'' must be a list of {"src": string, "href": string, "alt": string}' END
+             THEN '''images'' must be a list of {"src": string, "href": string, "alt": string}' END,
+        ops._events_v2_string_problem(p_body -> 'client', 'client', 1024, false),
+        ops._events_v2_string_problem(p_body -> 'client_url', 'client_url', 2048, false)
     ] ELSE '{}' END, NULL) INTO v_errors;
     IF pg_catalog.cardinality(v_errors) > 0 THEN
         RAISE EXCEPTION '%', v_errors[1] USING ERRCODE = '22023',
