@@ -9,7 +9,7 @@ import json
 
 import pytest
 from test_api_bad_input import DEEP_OBJECT, checksum
-from test_api_limits import clock  # noqa: F401 - fixture
+from test_api_limits import clock  # noqa: F401 - the fixture that moves the rate limiter's clock
 
 PATH = "/v2/enqueue"
 
@@ -100,14 +100,17 @@ def test_the_key_in_a_bearer_header_instead_of_the_body_is_refused(api, keys, un
     ({"payload": None}, "'payload' is required: an object with summary, source and severity"),
     ({"payload": {"summary": "s", "source": "h", "severity": "fatal"}},
      "'payload.severity' must be one of critical, error, warning, info"),
-    ({"payload": {"summary": {"text": "s"}, "source": "h", "severity": "info"}}, "'payload.summary' must be a string, not object"),
-    ({"payload": {"summary": "s" * 1025, "source": "h", "severity": "info"}}, "'payload.summary' is longer than 1024 characters"),
+    ({"payload": {"summary": {"text": "s"}, "source": "h", "severity": "info"}},
+     "'payload.summary' must be a string, not object"),
+    ({"payload": {"summary": "s" * 1025, "source": "h", "severity": "info"}},
+     "'payload.summary' is longer than 1024 characters"),
     ({"payload": {"summary": "s", "source": 1, "severity": "info"}}, "'payload.source' must be a string, not number"),
     ({"payload": {"summary": "s", "source": "h", "severity": "info", "timestamp": "yesterday"}},
      "'payload.timestamp' must be an ISO 8601 time, e.g. 2026-12-01T08:00:00Z"),
     ({"payload": {"summary": "s", "source": "h", "severity": "info", "component": 1}},
      "'payload.component' must be a string, not number"),
-    ({"payload": {"summary": "s", "source": "h", "severity": "info", "group": []}}, "'payload.group' must be a string, not array"),
+    ({"payload": {"summary": "s", "source": "h", "severity": "info", "group": []}},
+     "'payload.group' must be a string, not array"),
     ({"payload": {"summary": "s", "source": "h", "severity": "info", "class": True}},
      "'payload.class' must be a string, not boolean"),
     ({"payload": {"summary": "s", "source": "h", "severity": "info", "custom_details": [1]}},
@@ -163,7 +166,7 @@ def test_an_ack_or_resolve_of_nothing_open_is_accepted_and_changes_nothing(api, 
         assert (resp.status_code, resp.json["status"]) == (202, "success")
 
 
-def test_the_rate_limit_is_429_in_pagerdutys_shape(db_url, keys, openapi_spec, clock):
+def test_the_rate_limit_is_429_in_pagerdutys_shape(db_url, keys, openapi_spec, clock):  # noqa: F811
     from conftest import SECRET, Api
     from opsguard.app import create_app
     from opsguard.limits import limiter

@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def tls(tmp_path) -> tuple[Path, Path]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True)
     return cert, key
 
@@ -40,7 +41,8 @@ def base(db_url, tls):
     env = {**os.environ, "DATABASE_URL": db_url, "OPS_HMAC_SECRET": SECRET, "PORT": str(port),
            "PYTHONPATH": str(ROOT / "api"), "OPS_ACCESS_LOG": ""}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "api/gunicorn.conf.py"), "--certfile", str(cert), "--keyfile", str(key), "opsguard.app:create_app()"],
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "api/gunicorn.conf.py"), "--certfile", str(cert),
+         "--keyfile", str(key), "opsguard.app:create_app()"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"https://127.0.0.1:{port}"
     trust = ssl.create_default_context(cafile=str(cert))
@@ -75,7 +77,8 @@ def test_the_pagerduty_client_triggers_acknowledges_and_resolves(base, conn):
     client = events_client(base, token)
 
     dedup = client.trigger("disk full on db-1", "db-1", dedup_key="db-1/disk", severity="error",
-                           custom_details={"free": "0%"}, links=[{"href": "https://runbook.example/disk", "text": "runbook"}],
+                           custom_details={"free": "0%"},
+                           links=[{"href": "https://runbook.example/disk", "text": "runbook"}],
                            payload={"component": "postgres", "group": "db", "class": "disk"})
     assert dedup == "db-1/disk"
     status, severity, route, summary, acked_by, resolved_by, details = incident(conn, dedup)

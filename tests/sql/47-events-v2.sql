@@ -83,8 +83,9 @@ SELECT is((SELECT count(*)::int FROM ops.incidents WHERE incident_key LIKE 'even
 
 -- a trigger without a dedup_key gets one
 CREATE TEMP TABLE gen AS
-SELECT ops.api_events_v2(pg_temp.ev('{"dedup_key": null}'), '2026-12-01 10:00+00') ->> 'dedup_key' AS a,
-       ops.api_events_v2(pg_temp.ev('{}') - 'dedup_key', '2026-12-01 10:00+00') ->> 'dedup_key' AS b;
+SELECT
+    ops.api_events_v2(pg_temp.ev('{"dedup_key": null}'), '2026-12-01 10:00+00') ->> 'dedup_key' AS a,
+    ops.api_events_v2(pg_temp.ev('{}') - 'dedup_key', '2026-12-01 10:00+00') ->> 'dedup_key' AS b;
 SELECT matches((SELECT a FROM gen), '^[0-9a-f]{32}$', 'a trigger without dedup_key gets a generated one (32 hex)');
 SELECT isnt((SELECT a FROM gen), (SELECT b FROM gen), '... its own each time');
 SELECT is((SELECT count(*)::int FROM ops.incidents, gen WHERE incident_key IN ('events_v2:pd-prod:' || a,
@@ -113,8 +114,10 @@ SELECT is((SELECT (status, resolved_by, resolved_at) FROM pg_temp.inc('db-1/disk
 SELECT is((pg_temp.inc('db-1/disk', 'pd-checkout')).status, 'open', 'the other key''s incident with that dedup_key stays open');
 
 CREATE TEMP TABLE before AS
-SELECT (SELECT count(*) FROM ops.incidents) AS incidents, (SELECT count(*) FROM ops.audit_log) AS audit,
-       (SELECT md5(string_agg(i::text, ',' ORDER BY id)) FROM ops.incidents AS i) AS sum;
+SELECT
+    (SELECT count(*) FROM ops.incidents) AS incidents,
+    (SELECT count(*) FROM ops.audit_log) AS audit,
+    (SELECT md5(string_agg(i::text, ',' ORDER BY id)) FROM ops.incidents AS i) AS sum;
 SELECT is(ops.api_events_v2(jsonb_build_object('routing_key', (SELECT pd FROM k), 'event_action', a,
                                                'dedup_key', 'never-seen'), '2026-12-01 12:00+00') ->> 'status',
           'success', a || ' of a dedup_key with nothing open still answers success')
