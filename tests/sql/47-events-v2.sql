@@ -3,7 +3,7 @@
 -- or a bad event (wrong types in every field, oversized custom_details) is refused and changes nothing;
 -- times come from p_now (the clock is moved, never slept).
 BEGIN;
-SELECT plan(63);
+SELECT plan(64);
 
 CREATE TEMP TABLE k AS
 SELECT
@@ -75,6 +75,9 @@ SELECT results_eq($$SELECT severity FROM ops.incidents WHERE incident_key LIKE '
 SELECT ops.api_events_v2(pg_temp.ev('{"dedup_key": "c", "payload": {"summary": "s", "source": "h", "severity": "info",
     "component": "payments"}}'), '2026-12-01 10:00+00');
 SELECT is((pg_temp.inc('c')).route, 'payments', 'no route on the key: payload.component, before source');
+SELECT ops.api_events_v2(pg_temp.ev('{"dedup_key": "e", "payload": {"summary": "s", "source": "h", "severity": "info",
+    "component": " "}}'), '2026-12-01 10:00+00');
+SELECT is((pg_temp.inc('e')).route, 'h', 'a blank component (a template that rendered empty) is none: source');
 SELECT ops.api_events_v2(pg_temp.ev('{"payload": {"summary": "s", "source": "h", "severity": "info",
     "component": "payments"}}', (SELECT routed FROM k)), '2026-12-01 10:00+00');
 SELECT is((pg_temp.inc('db-1/disk', 'pd-checkout')).route, 'checkout', 'the key''s route comes first');
