@@ -134,7 +134,7 @@ BEGIN
         PERFORM ops._intake_trigger(
             pg_catalog.format('events_v2:%s:%s', v_key.name, v_dedup),
             CASE WHEN v_payload ->> 'severity' IN ('critical', 'error') THEN 'critical' ELSE 'warning' END,
-            -- a template that rendered empty (component: '{{ .CommonLabels.service }}' without the label) is none
+            -- a template that rendered empty (a component label the alerts lack) is none
             coalesce(v_key.route, NULLIF(pg_catalog.btrim(v_payload ->> 'component'), ''), v_payload ->> 'source'),
             v_payload ->> 'summary', v_details, v_key.name, p_now);
     ELSE
