@@ -500,7 +500,7 @@ end
 function request()
   n = n + 1
   local dedup = %(dedup)s
-  local body = string.format('{"routing_key": "%(key)s", "event_action": "trigger", "dedup_key": "%%s", '
+  local body = string.format('{"routing_key": "%(key)s", "event_action": "%(action)s", "dedup_key": "%%s", '
     .. '"payload": {"summary": "disk full on db-%%d", "source": "db-%%d", "severity": "critical", '
     .. '"component": "postgres", "custom_details": {"free": "0%%%%", "n": %%d}}, '
     .. '"links": [{"href": "https://runbooks.example/disk", "text": "runbook"}]}', dedup, n, n, n)
@@ -512,15 +512,16 @@ end
 EVENTS_V2_REFRESHED = 500
 
 
-def _wrk_events_v2(base: str, key: str, run: str | None, seconds: int) -> tuple[float, float]:
-    """Triggers per second and p99 ms. With a run name every request has a new dedup_key (an
-    incident opened, audited); without, the requests cycle over EVENTS_V2_REFRESHED open
-    incidents (refreshed, as Alertmanager repeats a firing group)."""
+def _wrk_events_v2(base: str, key: str, run: str | None, seconds: int, action: str = "trigger") -> tuple[float, float]:
+    """Events per second and p99 ms. With a run name every request has a new dedup_key (a
+    trigger opens an incident, audited); without, the requests cycle over EVENTS_V2_REFRESHED open
+    incidents (refreshed, as Alertmanager repeats a firing group). action="resolve" with a run
+    name resolves nothing: the endpoint's own cost (parse, key, validation) without a write."""
     dedup = (f'string.format("{run}-%d-%d", tid, n)' if run
              else f'string.format("open-%d", (n * 2 + tid) % {EVENTS_V2_REFRESHED})')
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp, "events.lua")
-        script.write_text(EVENTS_V2_SCRIPT % {"key": key, "dedup": dedup})
+        script.write_text(EVENTS_V2_SCRIPT % {"key": key, "dedup": dedup, "action": action})
         out = subprocess.run(["wrk", f"-t{WRK_THREADS}", "-c16", f"-d{seconds}s", "--latency", "-s", str(script), base],
                              capture_output=True, text=True, check=True).stdout
     assert "Non-2xx" not in out, out
@@ -547,13 +548,14 @@ def bench_events_v2(cluster: Cluster) -> list[tuple[str, str, str]]:
     server = _start_api(url, port, secret)
     base = f"http://127.0.0.1:{port}"
     try:
-        bare, events, refresh, ack = [], [], [], []
+        bare, events, refresh, ack, noop = [], [], [], [], []
         ack_paths = [f"/ops/incidents/{i}/ack" for i in ids]
         for run in range(3):  # alternate, so drift on a noisy machine hits all alike
             bare.append(_wrk(base, ["/bench/select1"], secret, 6))
             events.append(_wrk_events_v2(base, key, f"run{run}", 6))
             refresh.append(_wrk_events_v2(base, key, None, 6))
             ack.append(_wrk(base, ack_paths, secret, 6))
+            noop.append(_wrk_events_v2(base, key, f"none{run}", 6, action="resolve"))
         with psycopg.connect(url, autocommit=True) as conn:
             opened = conn.execute("SELECT count(*) FROM ops.incidents WHERE incident_key LIKE 'events_v2:%'").fetchone()[0]
     finally:
@@ -563,6 +565,7 @@ def bench_events_v2(cluster: Cluster) -> list[tuple[str, str, str]]:
     ev_rps, ev_p99 = statistics.median(r for r, _ in events), statistics.median(p for _, p in events)
     re_rps, re_p99 = statistics.median(r for r, _ in refresh), statistics.median(p for _, p in refresh)
     ack_rps, ack_p99 = statistics.median(r for r, _ in ack), statistics.median(p for _, p in ack)
+    noop_rps, noop_p99 = statistics.median(r for r, _ in noop), statistics.median(p for _, p in noop)
     return [
         ("API: bare signed SELECT 1 (req/s, p99 ms)", f"{bare_rps:,.0f}, p99 {bare_p99:.1f}", ""),
         ("API: POST /v2/enqueue triggers, each a new incident (req/s, p99 ms)", f"{ev_rps:,.0f}, p99 {ev_p99:.1f}", ""),
@@ -572,6 +575,8 @@ def bench_events_v2(cluster: Cluster) -> list[tuple[str, str, str]]:
         ("API: Events API v2 trigger (new) / bare throughput", f"{ev_rps / bare_rps:.2f}", ">= 0.7"),
         ("API: Events API v2 trigger (refresh) / bare throughput", f"{re_rps / bare_rps:.2f}", ">= 0.7"),
         ("API: ack / bare throughput, same rounds", f"{ack_rps / bare_rps:.2f}", ""),
+        ("API: /v2/enqueue resolve of nothing open, no write (/ bare, p99 ms)",
+         f"{noop_rps / bare_rps:.2f}, p99 {noop_p99:.1f}", ""),
         ("Events API v2: incidents opened during the runs", f"{opened:,}", ""),
     ]
 
