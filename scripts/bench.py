@@ -14,6 +14,10 @@ HTTP API (gunicorn with the shipped config, wrk as the load):
   - request-metrics ingest through POST /ops/metrics/requests, samples per second (goal
     >= 200k/s), beside a raw COPY of the same samples into a plain table (goal >= 0.5 of it).
 
+Alert intake: PagerDuty Events API v2 triggers (POST /v2/enqueue, each a new dedup_key, so each
+opens an incident) per second through gunicorn, beside the bare signed SELECT 1 endpoint in the
+same run (goal: ratio >= 0.7). `bench.py events_v2` runs this part alone.
+
 Release guard: ops.release_guard() over 1,000 routes x 6 hours of rollups and 4 days of daily
 rollups (p50 <= 20 ms); ops.route_findings with minute-exact windows (0022) beside the
 coarse-window body of 0013 on the same data (goal: ratio <= 1.25). Bounds (0022): guard p50 with
@@ -492,6 +496,99 @@ def bench_api(cluster: Cluster) -> list[tuple[str, str, str]]:
     ]
 
 
+EVENTS_V2_SCRIPT = """
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+function init(args)
+  n = 0
+end
+function request()
+  n = n + 1
+  local dedup = %(dedup)s
+  local body = string.format('{"routing_key": "%(key)s", "event_action": "%(action)s", "dedup_key": "%%s", '
+    .. '"payload": {"summary": "disk full on db-%%d", "source": "db-%%d", "severity": "critical", '
+    .. '"component": "postgres", "custom_details": {"free": "0%%%%", "n": %%d}}, '
+    .. '"links": [{"href": "https://runbooks.example/disk", "text": "runbook"}]}', dedup, n, n, n)
+  return wrk.format("POST", "/v2/enqueue", {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+EVENTS_V2_REFRESHED = 500
+
+
+def _wrk_events_v2(base: str, key: str, run: str | None, seconds: int, action: str = "trigger") -> tuple[float, float]:
+    """Events per second and p99 ms. With a run name every request has a new dedup_key (a
+    trigger opens an incident, audited); without, the requests cycle over EVENTS_V2_REFRESHED open
+    incidents (refreshed, as Alertmanager repeats a firing group). action="resolve" with a run
+    name resolves nothing: the endpoint's own cost (parse, key, validation) without a write."""
+    dedup = (f'string.format("{run}-%d-%d", tid, n)' if run
+             else f'string.format("open-%d", (n * 2 + tid) % {EVENTS_V2_REFRESHED})')
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp, "events.lua")
+        script.write_text(EVENTS_V2_SCRIPT % {"key": key, "dedup": dedup, "action": action})
+        out = subprocess.run(["wrk", f"-t{WRK_THREADS}", "-c16", f"-d{seconds}s", "--latency", "-s", str(script), base],
+                             capture_output=True, text=True, check=True).stdout
+    assert "Non-2xx" not in out, out
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
+    return rps, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def bench_events_v2(cluster: Cluster) -> list[tuple[str, str, str]]:
+    """POST /v2/enqueue triggers (new incidents, and refreshes of open ones) beside the bare signed
+    SELECT 1, alternating, through one gunicorn; the signed ack (the other write through the same
+    incident triggers and audit) in the same rounds, for reference."""
+    cluster.psql("postgres", "CREATE DATABASE bench_events_v2")
+    url = cluster.url("bench_events_v2")
+    apply(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        key = conn.execute("SELECT ops.create_integration_key('bench-pd', 'events_v2', 'bench')").fetchone()[0]
+        conn.execute("SELECT ops.api_events_v2(jsonb_build_object('routing_key', %s::text, 'event_action', 'trigger',"
+                     " 'dedup_key', 'open-' || g, 'payload', jsonb_build_object('summary', 'disk full', 'source', 'db',"
+                     " 'severity', 'critical'))) FROM generate_series(0, %s - 1) g", (key, EVENTS_V2_REFRESHED))
+        ids = [r[0] for r in conn.execute(
+            "SELECT (ops.trigger_incident('GET /api/' || g || '::x', 'critical')).id FROM generate_series(1, 5000) g")]
+    port, secret = int(os.environ.get("OPSGUARD_BENCH_EVENTS_PORT", "54396")), "bench-secret"
+    server = _start_api(url, port, secret)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        bare, events, refresh, ack, noop = [], [], [], [], []
+        ack_paths = [f"/ops/incidents/{i}/ack" for i in ids]
+        for run in range(3):  # alternate, so drift on a noisy machine hits all alike
+            bare.append(_wrk(base, ["/bench/select1"], secret, 6))
+            events.append(_wrk_events_v2(base, key, f"run{run}", 6))
+            refresh.append(_wrk_events_v2(base, key, None, 6))
+            ack.append(_wrk(base, ack_paths, secret, 6))
+            noop.append(_wrk_events_v2(base, key, f"none{run}", 6, action="resolve"))
+        with psycopg.connect(url, autocommit=True) as conn:
+            opened = conn.execute("SELECT count(*) FROM ops.incidents WHERE incident_key LIKE 'events_v2:%'").fetchone()[0]
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    bare_rps, bare_p99 = statistics.median(r for r, _ in bare), statistics.median(p for _, p in bare)
+    ev_rps, ev_p99 = statistics.median(r for r, _ in events), statistics.median(p for _, p in events)
+    re_rps, re_p99 = statistics.median(r for r, _ in refresh), statistics.median(p for _, p in refresh)
+    ack_rps, ack_p99 = statistics.median(r for r, _ in ack), statistics.median(p for _, p in ack)
+    noop_rps, noop_p99 = statistics.median(r for r, _ in noop), statistics.median(p for _, p in noop)
+    return [
+        ("API: bare signed SELECT 1 (req/s, p99 ms)", f"{bare_rps:,.0f}, p99 {bare_p99:.1f}", ""),
+        ("API: POST /v2/enqueue triggers, each a new incident (req/s, p99 ms)", f"{ev_rps:,.0f}, p99 {ev_p99:.1f}", ""),
+        ("API: POST /v2/enqueue triggers refreshing open incidents (req/s, p99 ms)",
+         f"{re_rps:,.0f}, p99 {re_p99:.1f}", ""),
+        ("API: POST /ops/incidents/<id>/ack, same rounds (req/s, p99 ms)", f"{ack_rps:,.0f}, p99 {ack_p99:.1f}", ""),
+        ("API: Events API v2 trigger (new) / bare throughput", f"{ev_rps / bare_rps:.2f}", ">= 0.7"),
+        ("API: Events API v2 trigger (refresh) / bare throughput", f"{re_rps / bare_rps:.2f}", ">= 0.7"),
+        ("API: ack / bare throughput, same rounds", f"{ack_rps / bare_rps:.2f}", ""),
+        ("API: /v2/enqueue resolve of nothing open, no write (/ bare, p99 ms)",
+         f"{noop_rps / bare_rps:.2f}, p99 {noop_p99:.1f}", ""),
+        ("Events API v2: incidents opened during the runs", f"{opened:,}", ""),
+    ]
+
+
 DISPATCH_MESSAGES = 10_000
 
 
@@ -646,11 +743,12 @@ def bench_heartbeats(cluster: Cluster) -> list[tuple[str, str, str]]:
 
 
 def main() -> int:
-    # `scripts/bench.py guard` runs the release-guard figures alone; OPSGUARD_BENCH_PORT moves the
+    # `scripts/bench.py guard` runs the release-guard figures alone (`events_v2` the intake's); OPSGUARD_BENCH_PORT moves the
     # throwaway cluster when another bench runs on the same machine
     only_guard = sys.argv[1:] == ["guard"]
     only_heartbeats = sys.argv[1:] == ["heartbeats"]
     only_alertmanager = sys.argv[1:] == ["alertmanager"]
+    only_events_v2 = sys.argv[1:] == ["events_v2"]
     cluster = Cluster(datadir=make_temp_datadir("opsguard-bench-"), port=int(os.environ.get("OPSGUARD_BENCH_PORT", "54391")),
                       cron_database="postgres")
     cluster.start()
@@ -667,7 +765,11 @@ def main() -> int:
         if only_alertmanager:
             rows += bench_alertmanager(cluster)
             return _print(rows, plan)
+        if only_events_v2:
+            rows += bench_events_v2(cluster)
+            return _print(rows, plan)
         rows += bench_api(cluster)
+        rows += bench_events_v2(cluster)
         rows += bench_alertmanager(cluster)
         rows += bench_guard(cluster)
         rows += bench_guard_http(cluster)

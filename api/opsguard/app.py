@@ -25,6 +25,7 @@ from .views import (
     health,
     incidents,
     intake_alertmanager,
+    intake_events_v2,
     intake_heartbeats,
     me,
     metrics,
@@ -69,6 +70,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.register_blueprint(bp)
     app.register_blueprint(intake_heartbeats.bp)
     app.register_blueprint(intake_alertmanager.bp)
+    app.register_blueprint(intake_events_v2.bp)
     if app.config.get("OPS_BENCH_ENDPOINTS"):
         from .views import bench
 

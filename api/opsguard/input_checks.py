@@ -31,6 +31,8 @@ BODY_LIMITS = {
     # Alertmanager batches a whole group in one notification: 1 MiB holds ~1,500 typical alerts
     # (about 700 bytes each); bigger groups should set max_alerts on the webhook (docs/intake.md)
     "intake_alertmanager.alertmanager": 1024 * 1024,
+    # PagerDuty's own limit for an Events API v2 event (512 KiB): what a sender may rely on
+    "events_v2.enqueue": 512 * 1024,
 }
 
 

@@ -1,4 +1,4 @@
--- depends: 0028_alertmanager_intake
+-- depends: 0029_events_v2
 -- Heartbeats (SPEC 10): a dead man switch. A sender pings POST /ops/heartbeats/<name> at
 -- least once per interval (the always-firing Watchdog alert, the last line of a cron job);
 -- when the pings stop, the tick opens incident heartbeat::<name>, and the next ping
