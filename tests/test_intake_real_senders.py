@@ -9,11 +9,13 @@ Watchdog rule keeps a heartbeat alive, and stopping Prometheus lets it open."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
+import psycopg
 import pytest
-from real_senders import Recorder, alertmanager, prometheus, recorder, wait_for
+from real_senders import Recorder, alertmanager, gunicorn, prometheus, recorder, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "intake.md"
@@ -43,6 +45,11 @@ groups:
       summary: payments p99 above 2 s
 """
 NO_RULES = "groups: []\n"
+# Alertmanager's group keys for the two intake alerts under docs/intake.md's routes (pinned by
+# the stand-in test): api_alertmanager keys its incident by the first, and Alertmanager's
+# pagerduty_configs sends the SHA-256 of the second as dedup_key
+CHECKOUT_GROUP = '{}:{alertname="CheckoutDown"}'
+PAYMENTS_GROUP = '{}/{pagerduty="true"}:{alertname="PaymentsSlow"}'
 
 
 def _doc_block(marker: str) -> str:
@@ -133,7 +140,7 @@ def _check_webhook_shape(n, am_url: str) -> None:
     assert body["commonAnnotations"] == {"summary": "checkout answers 5xx"}
     assert body["commonLabels"]["severity"] == "critical"
     assert body["commonLabels"]["service"] == "checkout"
-    assert isinstance(body["groupKey"], str) and "CheckoutDown" in body["groupKey"]
+    assert body["groupKey"] == CHECKOUT_GROUP
     [alert] = body["alerts"]
     assert set(alert) == {"status", "labels", "annotations", "startsAt", "endsAt", "generatorURL",
                           "fingerprint"}, sorted(alert)
@@ -151,10 +158,97 @@ def _check_events_shape(n) -> None:
     body = n.body
     assert body["routing_key"] == "ogk_" + "b" * 64
     assert "Authorization" not in n.headers  # the key travels in the body only
-    assert re.fullmatch(r"[0-9a-f]{64}", body["dedup_key"]), body["dedup_key"]
+    assert body["dedup_key"] == _sha256(PAYMENTS_GROUP)
     assert body["event_action"] == "trigger"
     payload = body["payload"]
     assert payload["summary"].startswith("[FIRING:1] PaymentsSlow")
     assert payload["severity"] == "warning"  # the docs map the label; Alertmanager sends "error" unless told
     assert payload["source"] == "Alertmanager" or payload["source"].startswith("http")
     assert payload["custom_details"]["num_firing"] == "1"
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- the scenario, against opsguard under gunicorn ----------------------------------------
+# The endpoints and the heartbeat tick come from three branches (SPEC §10):
+#   h10 POST /ops/integrations/alertmanager, incident alertmanager:<key name>:<sha256(groupKey)>
+#   h11 POST /v2/enqueue, incident events_v2:<key name>:<dedup_key>
+#   h12 POST /ops/heartbeats/<name>, ops.set_heartbeat, ops.escalation_tick opening heartbeat::<name>
+
+def _incident(conn: psycopg.Connection, key: str):
+    row = conn.execute("SELECT status, severity, route, summary, resolved_by, details FROM ops.incidents"
+                       " WHERE incident_key = %s ORDER BY created_at DESC LIMIT 1", (key,)).fetchone()
+    return None if row is None else dict(zip(("status", "severity", "route", "summary", "resolved_by", "details"),
+                                             row, strict=True))
+
+
+def _count(conn: psycopg.Connection, key: str) -> int:
+    return conn.execute("SELECT count(*) FROM ops.incidents WHERE incident_key = %s", (key,)).fetchone()[0]
+
+
+def _last_ping(conn: psycopg.Connection):
+    return conn.execute("SELECT last_ping_at FROM ops.heartbeats WHERE name = 'watchdog'").fetchone()[0]
+
+
+def test_prometheus_and_alertmanager_open_and_resolve_incidents(db_url, conn):
+    webhook_key, events_key, heartbeat_key = (
+        conn.execute("SELECT ops.create_integration_key(%s, %s, 'alice', %s)", (name, kind, route)).fetchone()[0]
+        for name, kind, route in (("am-prod", "alertmanager", None), ("am-pd", "events_v2", "payments"),
+                                  ("am-watchdog", "heartbeat", None)))
+    conn.execute("SELECT ops.set_heartbeat('watchdog', '1 minute', 'alice')")
+    checkout = "alertmanager:am-prod:" + _sha256(CHECKOUT_GROUP)
+    payments = "events_v2:am-pd:" + _sha256(PAYMENTS_GROUP)
+    watchdog = "heartbeat::watchdog"
+
+    with gunicorn(db_url) as base:
+        config = alertmanager_config(base, webhook_key=webhook_key, events_key=events_key,
+                                     heartbeat_key=heartbeat_key)
+        with alertmanager(config) as am:
+            with prometheus(am.url, {"intake.yml": INTAKE_RULES, "watchdog.yml": watchdog_rules()}) as prom:
+                # the rule fires: one incident per receiver
+                opened = wait_for("the webhook incident", lambda: _incident(conn, checkout))
+                assert opened["status"] == "open"
+                assert opened["severity"] == "critical"
+                assert opened["route"] == "checkout"
+                assert opened["summary"] == "checkout answers 5xx"
+                pd = wait_for("the Events API v2 incident", lambda: _incident(conn, payments))
+                assert pd["status"] == "open"
+                assert pd["severity"] == "warning"
+                assert pd["route"] == "payments"
+                assert pd["summary"].startswith("[FIRING:1] PaymentsSlow")
+
+                # the Watchdog pings: a tick one interval after the first ping opens nothing,
+                # because the pings that followed moved the heartbeat on
+                first = wait_for("a Watchdog ping", lambda: _last_ping(conn))
+                wait_for("Watchdog pings for 3 s", lambda: (_last_ping(conn) - first).total_seconds() >= 3)
+                conn.execute("SELECT ops.escalation_tick(%s::timestamptz + interval '61 seconds')", (first,))
+                assert _count(conn, watchdog) == 0
+
+                # the rule removed: Alertmanager's resolved notifications resolve both
+                prom.write_rules("intake.yml", NO_RULES)
+                prom.reload()
+                assert wait_for("the webhook incident resolved",
+                                lambda: _incident(conn, checkout)["status"] == "resolved")
+                assert wait_for("the Events API v2 incident resolved",
+                                lambda: _incident(conn, payments)["status"] == "resolved")
+                assert _incident(conn, checkout)["resolved_by"] == "am-prod"
+                assert _incident(conn, payments)["resolved_by"] == "am-pd"
+                assert _count(conn, checkout) == 1 and _count(conn, payments) == 1, "repeats never open a second"
+
+            # Prometheus stopped: the Watchdog ends, the pings stop, the tick opens the heartbeat
+            stopped = _last_ping(conn)
+            last = wait_for("the pings to stop (none for 5 s)", lambda: _silent_for(conn, 5.0), timeout=30)
+            assert last >= stopped
+            conn.execute("SELECT ops.escalation_tick(%s::timestamptz + interval '61 seconds')", (last,))
+            hb = _incident(conn, watchdog)
+            assert hb is not None and hb["status"] == "open", hb
+            assert hb["severity"] == "critical"
+
+
+def _silent_for(conn: psycopg.Connection, seconds: float):
+    """The last ping time once no ping has come for `seconds` (database clock)."""
+    row = conn.execute("SELECT last_ping_at, now() - last_ping_at > make_interval(secs => %s)"
+                       " FROM ops.heartbeats WHERE name = 'watchdog'", (seconds,)).fetchone()
+    return row[0] if row[1] else None
