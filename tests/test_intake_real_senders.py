@@ -105,8 +105,12 @@ def test_alertmanager_posts_what_the_intake_endpoints_parse():
             resolved = wait_for("a resolved webhook notification", lambda: _with_status(rec, WEBHOOK, "resolved"),
                                 timeout=20)
             assert resolved[0].body["groupKey"] == hooks[0].body["groupKey"]
+            [gone] = resolved[0].body["alerts"]
+            assert gone["status"] == "resolved" and gone["endsAt"] > gone["startsAt"]
             resolve = wait_for("a PagerDuty resolve", lambda: _events(rec, "resolve"), timeout=20)
             assert resolve[0].body["dedup_key"] == events[0].body["dedup_key"]
+            # a resolve carries a whole payload too (PagerDuty ignores it; /v2/enqueue must accept it)
+            assert resolve[0].body["payload"]["summary"].startswith("[RESOLVED] PaymentsSlow")
 
             pings = wait_for("two Watchdog pings", lambda: len(rec.to(HEARTBEAT)) >= 2 and rec.to(HEARTBEAT))
             assert all(p.body["status"] == "firing" for p in pings)
