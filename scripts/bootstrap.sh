@@ -68,7 +68,8 @@ promtool() {
 senders() {
     local need=()
     [ -x .local/bin/prometheus ] || need+=(prometheus)
-    { [ -x .local/bin/alertmanager ] && [ -f .local/share/alertmanager/email.tmpl ]; } || need+=(prometheus-alertmanager)
+    { [ -x .local/bin/alertmanager ] && [ -x .local/bin/amtool ] && [ -f .local/share/alertmanager/email.tmpl ]; } ||
+        need+=(prometheus-alertmanager)
     [ ${#need[@]} -eq 0 ] && return 0
     local tmp p
     tmp=$(mktemp -d)
@@ -96,6 +97,7 @@ senders() {
         fi
         cp "$tmp"/x/usr/share/prometheus/alertmanager/*.tmpl .local/share/alertmanager/
         mv "$am" .local/bin/alertmanager
+        mv "$tmp/x/usr/bin/amtool" .local/bin/amtool
     fi
     rm -rf "$tmp"
 }

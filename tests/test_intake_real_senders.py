@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import psycopg
 import pytest
-from real_senders import Recorder, alertmanager, gunicorn, prometheus, recorder, wait_for
+from real_senders import Recorder, alertmanager, binary, gunicorn, prometheus, recorder, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "intake.md"
@@ -81,6 +83,39 @@ def alertmanager_config(base: str, *, webhook_key: str, events_key: str, heartbe
 
 def watchdog_rules() -> str:
     return _doc_block("<!-- tested: watchdog rule -->")
+
+
+# --- every copy-paste configuration in docs/intake.md ----------------------------------------
+
+def _yaml_blocks() -> list[str]:
+    return re.findall(r"```ya?ml\n(.*?)```", DOC.read_text(), re.S)
+
+
+def test_every_alertmanager_and_prometheus_block_in_the_docs_is_accepted(tmp_path):
+    """amtool check-config for each alertmanager.yml block (a receivers-only snippet gets a
+    route to its first receiver), promtool check rules for each rule file; Grafana's
+    provisioning files are left to Grafana."""
+    promtool = shutil.which("promtool") or str(ROOT / ".local" / "bin" / "promtool")
+    checked = 0
+    for i, block in enumerate(_yaml_blocks()):
+        top = set(re.findall(r"^(\w+):", block, re.M))
+        if "groups" in top:
+            cmd = [promtool, "check", "rules"]
+        elif "receivers" in top:
+            if "route" not in top:
+                first = re.search(r"^\s*- name: (\S+)", block, re.M)
+                assert first, f"docs/intake.md yaml block {i}: a receiver without a name"
+                block += f"route:\n  receiver: {first.group(1)}\n"
+            cmd = [binary("amtool"), "check-config"]
+        else:
+            assert "apiVersion" in top, f"docs/intake.md yaml block {i} is neither Alertmanager, Prometheus nor Grafana"
+            continue
+        path = tmp_path / f"block{i}.yml"
+        path.write_text(block)
+        res = subprocess.run([*cmd, str(path)], capture_output=True, text=True)
+        assert res.returncode == 0, f"docs/intake.md yaml block {i}:\n{block}\n{res.stdout}{res.stderr}"
+        checked += 1
+    assert checked >= 2
 
 
 # --- the harness, against a stand-in receiver ---------------------------------------------
