@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/api:$(CURDIR)/scripts
 
-.PHONY: run test migrate serve smoke dispatch ticker bench schema deps venv promtool lint pytest clean
+.PHONY: run test migrate serve smoke dispatch ticker bench schema deps venv promtool senders lint pytest clean
 
 deps:
 	@scripts/bootstrap.sh system
@@ -17,10 +17,14 @@ venv: deps $(VENV)/.installed
 run: venv
 	@scripts/run.sh
 
-test: venv promtool lint pytest
+test: venv promtool senders lint pytest
 
 promtool:
 	@scripts/bootstrap.sh promtool
+
+# Prometheus and Alertmanager for tests/test_intake_real_senders.py, unpacked into .local/
+senders:
+	@scripts/bootstrap.sh senders
 
 lint:
 	$(VENV)/bin/sqlfluff lint db/migrations tests/sql

@@ -2,7 +2,7 @@
 # Installs what `make run` and `make test` need and is missing: Debian packages
 # (PostgreSQL 15 with pg_cron and pgTAP, pg_prove, the smoke test's tools) and the
 # virtualenv. As root it uses apt-get; as an ordinary user, sudo if it may.
-#   scripts/bootstrap.sh system | venv | promtool
+#   scripts/bootstrap.sh system | venv | promtool | senders
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,6 +54,51 @@ promtool() {
     dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"
     mkdir -p .local/bin
     mv "$tmp/x/usr/bin/promtool" .local/bin/promtool
+    rm -rf "$tmp"
+}
+
+# the real alert senders (tests/test_intake_real_senders.py): Prometheus and Alertmanager taken
+# out of Debian's prometheus and prometheus-alertmanager packages into .local/, like promtool:
+# nothing installed, no service started, no root needed.
+# Debian's alertmanager reads its built-in templates (default.tmpl, email.tmpl) from the
+# directory /usr/share/prometheus/alertmanager (upstream embeds them) and refuses every config
+# without them. That directory name is one constant in the binary: .local/bin/alertmanager is a
+# copy with those 34 bytes replaced by "./" x 17, i.e. the directory it is started in, and the
+# templates go to .local/share/alertmanager/ for the caller to put there (the tests do).
+senders() {
+    local need=()
+    [ -x .local/bin/prometheus ] || need+=(prometheus)
+    { [ -x .local/bin/alertmanager ] && [ -x .local/bin/amtool ] && [ -f .local/share/alertmanager/email.tmpl ]; } ||
+        need+=(prometheus-alertmanager)
+    [ ${#need[@]} -eq 0 ] && return 0
+    local tmp p
+    tmp=$(mktemp -d)
+    for p in "${need[@]}"; do
+        (cd "$tmp" && apt-get download -qq "$p" 2>/dev/null) || {
+            echo "could not download Debian's $p package (run apt-get update once as root)" >&2
+            rm -rf "$tmp"
+            exit 1
+        }
+        dpkg-deb -x "$tmp"/"${p}"_*.deb "$tmp/x"
+    done
+    mkdir -p .local/bin .local/share/alertmanager
+    if [ -x "$tmp/x/usr/bin/prometheus" ]; then
+        mv "$tmp/x/usr/bin/prometheus" .local/bin/prometheus
+    fi
+    if [ -x "$tmp/x/usr/bin/prometheus-alertmanager" ]; then
+        local am="$tmp/x/usr/bin/prometheus-alertmanager"
+        # the bare constant only (followed by the next string in the table, a digit); the
+        # longer ".../ui/" and ".../no-ui" strings are separate and stay as they are
+        perl -0777 -pi -e 's{/usr/share/prometheus/alertmanager(?=\d)}{"./" x 17}e' "$am"
+        if [ "$(grep -c -a '/usr/share/prometheus/alertmanager' "$am")" != 2 ]; then
+            echo "unexpected prometheus-alertmanager binary: its template directory was not found once" >&2
+            rm -rf "$tmp"
+            exit 1
+        fi
+        cp "$tmp"/x/usr/share/prometheus/alertmanager/*.tmpl .local/share/alertmanager/
+        mv "$am" .local/bin/alertmanager
+        mv "$tmp/x/usr/bin/amtool" .local/bin/amtool
+    fi
     rm -rf "$tmp"
 }
 
