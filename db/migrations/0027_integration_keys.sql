@@ -147,7 +147,9 @@ BEGIN
     SET last_seen = GREATEST(i.last_seen, EXCLUDED.last_seen),
         severity = CASE WHEN EXCLUDED.severity = 'critical' THEN 'critical' ELSE i.severity END,
         summary = coalesce(EXCLUDED.summary, i.summary),
-        details = EXCLUDED.details
+        -- a repeat usually says the same: keeping the stored value keeps its TOAST pointer,
+        -- so a refresh does not write the details again
+        details = CASE WHEN i.details = EXCLUDED.details THEN i.details ELSE EXCLUDED.details END
     RETURNING * INTO v_row;
     PERFORM ops._act_as(v_prev);
     RETURN v_row;
