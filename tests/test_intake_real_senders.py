@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 from real_senders import Recorder, alertmanager, binary, gunicorn, prometheus, recorder, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,8 +94,9 @@ def _yaml_blocks() -> list[str]:
 
 def test_every_alertmanager_and_prometheus_block_in_the_docs_is_accepted(tmp_path):
     """amtool check-config for each alertmanager.yml block (a receivers-only snippet gets a
-    route to its first receiver), promtool check rules for each rule file; Grafana's
-    provisioning files are left to Grafana."""
+    route to its first receiver), promtool check rules for each rule file. There is no Grafana
+    binary here, so a Grafana provisioning block is read as YAML and each contact point must
+    send to our endpoint for its type with the key where Grafana sends it (grafana_contact_point)."""
     promtool = shutil.which("promtool") or str(ROOT / ".local" / "bin" / "promtool")
     checked = 0
     for i, block in enumerate(_yaml_blocks()):
@@ -109,13 +111,35 @@ def test_every_alertmanager_and_prometheus_block_in_the_docs_is_accepted(tmp_pat
             cmd = [binary("amtool"), "check-config"]
         else:
             assert "apiVersion" in top, f"docs/intake.md yaml block {i} is neither Alertmanager, Prometheus nor Grafana"
+            grafana_contact_point(i, block)
+            checked += 1
             continue
         path = tmp_path / f"block{i}.yml"
         path.write_text(block)
         res = subprocess.run([*cmd, str(path)], capture_output=True, text=True)
         assert res.returncode == 0, f"docs/intake.md yaml block {i}:\n{block}\n{res.stdout}{res.stderr}"
         checked += 1
-    assert checked >= 2
+    assert checked >= 4
+
+
+# Grafana contact point type -> (our path, the settings that must carry the integration key)
+GRAFANA_RECEIVERS = {
+    "webhook": ("/ops/integrations/alertmanager", {"authorization_scheme": "Bearer", "authorization_credentials": "ogk_"}),
+    "pagerduty": ("/v2/enqueue", {"integrationKey": "ogk_"}),
+}
+
+
+def grafana_contact_point(i: int, block: str) -> None:
+    doc = yaml.safe_load(block)
+    receivers = [r for cp in doc["contactPoints"] for r in cp["receivers"]]
+    assert receivers, f"docs/intake.md yaml block {i}: a contact point without receivers"
+    for r in receivers:
+        assert r["type"] in GRAFANA_RECEIVERS, f"docs/intake.md yaml block {i}: receiver type {r['type']}"
+        path, keys = GRAFANA_RECEIVERS[r["type"]]
+        settings = r["settings"]
+        assert settings["url"].endswith(path), f"docs/intake.md yaml block {i}: {settings['url']} is not {path}"
+        for name, start in keys.items():
+            assert str(settings.get(name, "")).startswith(start), f"docs/intake.md yaml block {i}: settings.{name}"
 
 
 # --- the harness, against a stand-in receiver ---------------------------------------------
