@@ -156,3 +156,11 @@ def signed(view: Callable) -> Callable:
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def bearer_token() -> str | None:
+    """The token of `Authorization: Bearer <token>` (integration keys: senders that cannot sign
+    bodies; the scheme is case-insensitive, RFC 9110). None for anything else, which SQL refuses
+    like an unknown key."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None

@@ -16,6 +16,17 @@ def json_body() -> dict | None:
     """The request's JSON object; an empty body means none. Malformed JSON, a body that is
     not an object (a bare false or 42 would reach SQL as the wrong type) and JSON nested
     deeper than MAX_JSON_DEPTH are a 400, not a guess."""
+    if not request.get_data(cache=True).strip():
+        return None
+    value = json_value()
+    if not isinstance(value, dict):  # JSON null included: only an empty body means none
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return value
+
+
+def json_value():
+    """The request's JSON value of any type (None for an empty body), checked as json_body
+    checks it but for the type: for endpoints that only need well-formed JSON."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         return None
@@ -25,8 +36,6 @@ def json_body() -> dict | None:
         raise ApiError(400, "invalid_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels") from exc
     except ValueError as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object")
     if _depth(value) > MAX_JSON_DEPTH:
         raise ApiError(400, "invalid_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
     return value

@@ -9,20 +9,12 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from .. import limits
+from ..auth import bearer_token
 from ..db import call
 from ..limits import limiter
 from . import json_body
 
 bp = Blueprint("intake_alertmanager", __name__)
-
-
-def bearer_token() -> str | None:
-    """The token of `Authorization: Bearer <token>` (the scheme is case-insensitive, RFC 9110);
-    None for anything else, which the SQL refuses like an unknown key."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return token.strip() or None
 
 
 @bp.post("/ops/integrations/alertmanager")
