@@ -19,6 +19,7 @@ from flask import Blueprint, jsonify
 from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from .. import limits
 from ..db import call
 from ..errors import ApiError
 from ..limits import limiter
@@ -28,15 +29,14 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("events_v2", __name__)
 
-# by client address (the key is in the body and not yet known to be one): an Alertmanager sends
-# one event per alert group and repeat_interval, so 600 a minute is far above a healthy sender and
-# still bounds one address; PagerDuty's own limit is per key and of the same order
-RATE = "600 per minute"
 INVALID = "Event object is invalid"
 
 
 @bp.post("/v2/enqueue")
-@limiter.limit(RATE)
+# limits.INGEST by client address (the key is in the body and not yet known to be one): an
+# Alertmanager sends one event per alert group and repeat_interval, far below it; PagerDuty's own
+# limit is per key and of the same order
+@limiter.limit(limits.INGEST)
 def enqueue():
     return jsonify(call("SELECT ops.api_events_v2(%s::jsonb)", json_body())), 202
 
