@@ -29,6 +29,7 @@ from .views import (
     intake_heartbeats,
     me,
     metrics,
+    oncall,
     request_metrics,
 )
 
@@ -71,6 +72,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(intake_heartbeats.bp)
     app.register_blueprint(intake_alertmanager.bp)
     app.register_blueprint(intake_events_v2.bp)
+    app.register_blueprint(oncall.bp)
     if app.config.get("OPS_BENCH_ENDPOINTS"):
         from .views import bench
 
