@@ -71,8 +71,8 @@ BEGIN
     PERFORM ops._require_actor(p_actor);
     v_prev := ops._act_as(p_actor);
     DELETE FROM ops.schedule_feeds WHERE schedule = p_schedule RETURNING * INTO v_row;
-    PERFORM ops._act_as(v_prev);
-    IF NOT FOUND THEN
+    PERFORM ops._act_as(v_prev);  -- sets FOUND: the row says whether there was a feed
+    IF v_row.schedule IS NULL THEN
         RAISE EXCEPTION 'schedule "%" has no calendar feed', pg_catalog.left(p_schedule, 100)
             USING ERRCODE = 'P0002', HINT = 'SELECT schedule, rotated_at, rotated_by FROM ops.schedule_feeds;';
     END IF;
