@@ -963,6 +963,29 @@ CREATE FUNCTION ops._is_string_map(p_value jsonb) RETURNS boolean
 COMMENT ON FUNCTION ops._is_string_map(p_value jsonb) IS 'Internal: true for a JSON object whose values are all strings (labels, annotations).';
 
 --
+-- Name: _layer_applies(integer[], time without time zone, time without time zone, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._layer_applies(p_days integer[], p_from time without time zone, p_to time without time zone, p_zone text, p_at timestamp with time zone) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT (p_days IS NULL AND p_from IS NULL) OR EXISTS (
+        SELECT 1
+        FROM (VALUES (-1), (0), (1)) AS g (d)
+        CROSS JOIN LATERAL (SELECT pg_catalog.timezone(p_zone, p_at)::date + g.d AS day) AS x
+        WHERE (p_days IS NULL OR pg_catalog.date_part('isodow', x.day)::int = ANY (p_days))
+          AND p_at >= ops._window_start(x.day, p_from, p_zone)
+          AND p_at < ops._window_end(x.day, p_from, p_to, p_zone))
+$$;
+
+--
+-- Name: FUNCTION _layer_applies(p_days integer[], p_from time without time zone, p_to time without time zone, p_zone text, p_at timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._layer_applies(p_days integer[], p_from time without time zone, p_to time without time zone, p_zone text, p_at timestamp with time zone) IS 'Internal: whether a layer restricted to ISO weekdays p_days and local times p_from-p_to applies at p_at.';
+
+--
 -- Name: _lock_incident(uuid); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -990,6 +1013,41 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._lock_incident(p_id uuid) IS 'Internal: SELECT ... FOR UPDATE one incident, P0002 when there is none.';
+
+--
+-- Name: _on_call_at(text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._on_call_at(p_schedule text, p_zone text, p_at timestamp with time zone) RETURNS TABLE(principal text, source text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    WITH o AS (
+        SELECT o.principal, o.ends_at
+        FROM ops.schedule_overrides AS o
+        WHERE o.schedule = p_schedule AND o.starts_at <= p_at
+        ORDER BY o.starts_at DESC
+        LIMIT 1
+    )
+    SELECT o.principal, 'override' FROM o WHERE o.ends_at > p_at
+    UNION ALL
+    (SELECT r.participants[
+                (ops._rotation_turn(r.handoff_at, r.shift, p_zone, p_at)
+                 % pg_catalog.cardinality(r.participants))::int + 1],
+            'rotation:' || r.name
+     FROM ops.schedule_rotations AS r
+     WHERE r.schedule = p_schedule AND r.handoff_at <= p_at
+       AND NOT EXISTS (SELECT 1 FROM o WHERE o.ends_at > p_at)
+       AND ops._layer_applies(r.days, r.from_time, r.to_time, p_zone, p_at)
+     ORDER BY r.layer DESC
+     LIMIT 1)
+$$;
+
+--
+-- Name: FUNCTION _on_call_at(p_schedule text, p_zone text, p_at timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._on_call_at(p_schedule text, p_zone text, p_at timestamp with time zone) IS 'Internal: who is on call in a schedule (of zone p_zone) at p_at and why (override or rotation:<name>); the one evaluation behind ops.on_call and ops.on_call_shifts.';
 
 --
 -- Name: _pct(numeric, numeric); Type: FUNCTION; Schema: ops; Owner: -
@@ -1064,6 +1122,72 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._require_actor(p_actor text) IS 'Internal: raises 22004 for a NULL or blank actor.';
+
+--
+-- Name: _rotation_handoff(timestamp with time zone, interval, text, bigint); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE STRICT
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT CASE WHEN p_k = 0 THEN p_handoff_at
+                ELSE pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at) + p_k * p_shift) END
+$$;
+
+--
+-- Name: FUNCTION _rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) IS 'Internal: the instant of handoff k of a rotation (the first handoff plus k shifts of local wall-clock time).';
+
+--
+-- Name: _rotation_turn(timestamp with time zone, interval, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone) RETURNS bigint
+    LANGUAGE sql IMMUTABLE STRICT
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT pg_catalog.max(c.k)
+    FROM (SELECT pg_catalog.floor(
+                     pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                     / pg_catalog.date_part('epoch', p_shift))::bigint AS k0) AS e
+    CROSS JOIN LATERAL (VALUES (e.k0 - 1), (e.k0), (e.k0 + 1)) AS c (k)
+    WHERE c.k >= 0 AND ops._rotation_handoff(p_handoff_at, p_shift, p_zone, c.k) <= p_at
+$$;
+
+--
+-- Name: FUNCTION _rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone) IS 'Internal: the number of the turn in progress at p_at (0 from handoff_at on), NULL before the first handoff.';
+
+--
+-- Name: _schedule_zone(text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._schedule_zone(p_schedule text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_zone text;
+BEGIN
+    SELECT time_zone INTO v_zone FROM ops.schedules WHERE name = p_schedule;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no schedule "%"', pg_catalog.left(p_schedule, 100)
+            USING ERRCODE = 'P0002', HINT = 'SELECT name, time_zone FROM ops.schedules; or ops.create_schedule(name, zone, actor)';
+    END IF;
+    RETURN v_zone;
+END;
+$$;
+
+--
+-- Name: FUNCTION _schedule_zone(p_schedule text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._schedule_zone(p_schedule text) IS 'Internal: the zone of a schedule; P0002 with a hint when there is none.';
 
 --
 -- Name: _setting_problem(text, jsonb, integer, integer); Type: FUNCTION; Schema: ops; Owner: -
@@ -1179,6 +1303,42 @@ $$;
 COMMENT ON FUNCTION ops._transition(p_id uuid, p_to text, p_actor text, p_note text, p_now timestamp with time zone) IS 'Internal: ack or resolve one incident, idempotently, audited with p_actor and p_note.';
 
 --
+-- Name: _window_end(date, time without time zone, time without time zone, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._window_end(p_day date, p_from time without time zone, p_to time without time zone, p_zone text) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT pg_catalog.timezone(
+        p_zone,
+        (p_day + CASE WHEN p_from IS NULL OR p_to < p_from THEN 1 ELSE 0 END) + coalesce(p_to, time '00:00'))
+$$;
+
+--
+-- Name: FUNCTION _window_end(p_day date, p_from time without time zone, p_to time without time zone, p_zone text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._window_end(p_day date, p_from time without time zone, p_to time without time zone, p_zone text) IS 'Internal: the instant the restriction window that opens on local day p_day closes (the next day past midnight).';
+
+--
+-- Name: _window_start(date, time without time zone, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._window_start(p_day date, p_from time without time zone, p_zone text) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT pg_catalog.timezone(p_zone, p_day + coalesce(p_from, time '00:00'))
+$$;
+
+--
+-- Name: FUNCTION _window_start(p_day date, p_from time without time zone, p_zone text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._window_start(p_day date, p_from time without time zone, p_zone text) IS 'Internal: the instant the restriction window of local day p_day opens.';
+
+--
 -- Name: ack_incident(uuid, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -1194,6 +1354,86 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.ack_incident(p_id uuid, p_actor text, p_note text, p_now timestamp with time zone) IS 'Acknowledges an incident (escalation stops). Idempotent: acking again returns the row unchanged. Not found: P0002; resolved: 55000.';
+
+--
+-- Name: schedule_overrides; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.schedule_overrides (
+    id bigint NOT NULL,
+    schedule text NOT NULL,
+    principal text NOT NULL,
+    starts_at timestamp with time zone NOT NULL,
+    ends_at timestamp with time zone NOT NULL,
+    reason text NOT NULL,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    created_by text NOT NULL,
+    CONSTRAINT schedule_overrides_reason CHECK ((btrim(reason) <> ''::text)),
+    CONSTRAINT schedule_overrides_span CHECK ((ends_at > starts_at))
+);
+
+--
+-- Name: TABLE schedule_overrides; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.schedule_overrides IS 'Spans [starts_at, ends_at) in which principal is on call for the schedule instead of every layer (a swap, a cover). Spans of one schedule never overlap (ops.add_override refuses, under a lock on the schedule row). Add with ops.add_override, drop with ops.remove_override; the reason is the audit note.';
+
+--
+-- Name: add_override(text, text, timestamp with time zone, timestamp with time zone, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text) RETURNS ops.schedule_overrides
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_row ops.schedule_overrides;
+    v_clash ops.schedule_overrides;
+    v_prev text;
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    -- the lock serializes overrides per schedule: two callers cannot both find no overlap and both insert
+    PERFORM 1 FROM ops.schedules WHERE name = p_schedule FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM ops._schedule_zone(p_schedule);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = p_principal AND NOT disabled) THEN
+        RAISE EXCEPTION 'not an enabled principal: "%"', pg_catalog.left(p_principal, 100)
+            USING ERRCODE = '23503', HINT = 'SELECT name FROM ops.principals WHERE NOT disabled;';
+    END IF;
+    IF p_from IS NULL OR p_to IS NULL OR p_to <= p_from OR pg_catalog.isfinite(p_from) IS NOT TRUE
+       OR pg_catalog.isfinite(p_to) IS NOT TRUE THEN
+        RAISE EXCEPTION 'an override needs a span from < to (from %, to %)', p_from, p_to
+            USING ERRCODE = '22023', HINT = 'e.g. ''2026-03-07 09:00 Europe/Berlin'' to ''2026-03-08 09:00 Europe/Berlin''.';
+    END IF;
+    IF coalesce(pg_catalog.btrim(p_reason), '') = '' THEN
+        RAISE EXCEPTION 'an override needs a reason'
+            USING ERRCODE = '22004', HINT = 'Say why, for the audit log: e.g. ''swap: bob covers alice, dentist''.';
+    END IF;
+    -- spans never overlap, so only the last one starting before p_to can reach into the new one
+    SELECT * INTO v_clash FROM ops.schedule_overrides
+    WHERE schedule = p_schedule AND starts_at < p_to ORDER BY starts_at DESC LIMIT 1;
+    IF FOUND AND v_clash.ends_at > p_from THEN
+        RAISE EXCEPTION 'override % (% from % to %) overlaps', v_clash.id, v_clash.principal, v_clash.starts_at,
+                        v_clash.ends_at
+            USING ERRCODE = '23P01',
+                  HINT = pg_catalog.format('Overrides of a schedule may not overlap: ops.remove_override(%s, actor) first, '
+                                           'or pick a span around it.', v_clash.id);
+    END IF;
+    v_prev := ops._act_as(p_actor, p_reason);
+    INSERT INTO ops.schedule_overrides (schedule, principal, starts_at, ends_at, reason, created_by)
+    VALUES (p_schedule, p_principal, p_from, p_to, p_reason, p_actor)
+    RETURNING * INTO v_row;
+    PERFORM ops._act_as(v_prev);
+    RETURN v_row;
+END;
+$$;
+
+--
+-- Name: FUNCTION add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text) IS 'Puts p_principal on call for [p_from, p_to) over every layer (audited, the reason as note): a swap or a cover. Unknown schedule: P0002; unknown principal: 23503; empty span: 22023; no reason: 22004; overlap: 23P01.';
 
 --
 -- Name: principals; Type: TABLE; Schema: ops; Owner: -
@@ -1249,6 +1489,145 @@ $_$;
 --
 
 COMMENT ON FUNCTION ops.add_principal(p_name text, p_kind text, p_roles text[], p_actor text, p_display_name text) IS 'Adds a person or service with roles: SELECT ops.add_principal(''alice'', ''human'', ''{ops_responder}'', ''admin'').';
+
+--
+-- Name: schedule_rotations; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.schedule_rotations (
+    id bigint NOT NULL,
+    schedule text NOT NULL,
+    name text NOT NULL,
+    layer integer NOT NULL,
+    shift interval NOT NULL,
+    handoff_at timestamp with time zone NOT NULL,
+    participants text[] NOT NULL,
+    days integer[],
+    from_time time without time zone,
+    to_time time without time zone,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    created_by text NOT NULL,
+    CONSTRAINT schedule_rotations_days CHECK (((days IS NULL) OR ((days <@ ARRAY[1, 2, 3, 4, 5, 6, 7]) AND (days <> '{}'::integer[])))),
+    CONSTRAINT schedule_rotations_name_format CHECK ((name ~ '^[A-Za-z0-9._@:-]{1,100}$'::text)),
+    CONSTRAINT schedule_rotations_participants CHECK (((cardinality(participants) >= 1) AND (array_position(participants, NULL::text) IS NULL))),
+    CONSTRAINT schedule_rotations_shift_range CHECK (((date_part('month'::text, shift) = (0)::double precision) AND (date_part('year'::text, shift) = (0)::double precision) AND (date_part('epoch'::text, shift) >= (3600)::double precision))),
+    CONSTRAINT schedule_rotations_window CHECK ((((from_time IS NULL) AND (to_time IS NULL)) OR ((from_time IS NOT NULL) AND (to_time IS NOT NULL) AND (from_time <> to_time))))
+);
+
+--
+-- Name: TABLE schedule_rotations; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.schedule_rotations IS 'Layers of a schedule: participants take turns for shift each, the first handoff at handoff_at, later ones at the same local wall-clock time. The highest layer that applies at an instant wins; lower layers show through its gaps. Add with ops.add_rotation, drop with ops.remove_rotation.';
+
+--
+-- Name: COLUMN schedule_rotations.layer; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.schedule_rotations.layer IS 'Order of the layers in the schedule (1 = the bottom one); a rotation added later gets the next number and wins.';
+
+--
+-- Name: COLUMN schedule_rotations.shift; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.schedule_rotations.shift IS 'Length of one turn in local wall-clock time (1 day = the same time tomorrow, 23 or 25 hours across a DST change); no month part, at least 1 hour.';
+
+--
+-- Name: COLUMN schedule_rotations.participants; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.schedule_rotations.participants IS 'Principals in turn order; turn k (counted from handoff_at) is participants[k mod n + 1].';
+
+--
+-- Name: COLUMN schedule_rotations.days; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.schedule_rotations.days IS 'ISO weekdays (1 = Monday) on which the layer applies; NULL = every day. With a window past midnight the day is the one on which the window starts.';
+
+--
+-- Name: COLUMN schedule_rotations.from_time; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.schedule_rotations.from_time IS 'Local start of the daily window in which the layer applies (NULL with to_time = all day); to_time < from_time spans midnight.';
+
+--
+-- Name: add_rotation(text, text, interval, timestamp with time zone, text[], text, integer[], time without time zone, time without time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[] DEFAULT NULL::integer[], p_from time without time zone DEFAULT NULL::time without time zone, p_to time without time zone DEFAULT NULL::time without time zone) RETURNS ops.schedule_rotations
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+DECLARE
+    v_row ops.schedule_rotations;
+    v_missing text;
+    v_prev text;
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    -- the lock orders concurrent add_rotation calls on one schedule, so layer numbers stay unique
+    PERFORM 1 FROM ops.schedules WHERE name = p_schedule FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM ops._schedule_zone(p_schedule);
+    END IF;
+    IF p_name IS NULL OR p_name !~ '^[A-Za-z0-9._@:-]{1,100}$' THEN
+        RAISE EXCEPTION 'invalid rotation name "%"', pg_catalog.left(p_name, 100)
+            USING ERRCODE = '22023', HINT = 'Names: 1 to 100 letters, digits, . _ @ : -, e.g. ''weekly'' or ''business-hours''.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM ops.schedule_rotations WHERE schedule = p_schedule AND name = p_name) THEN
+        RAISE EXCEPTION 'schedule "%" already has a rotation "%"', p_schedule, p_name
+            USING ERRCODE = '23505', HINT = 'Pick another name, or ops.remove_rotation(schedule, name, actor) first.';
+    END IF;
+    IF p_shift IS NULL OR p_handoff_at IS NULL THEN
+        RAISE EXCEPTION 'a rotation needs a shift and a first handoff'
+            USING ERRCODE = '22004',
+                  HINT = 'e.g. ops.add_rotation(''primary'', ''weekly'', ''1 week'', ''2026-03-02 09:00 Europe/Berlin'', ARRAY[''alice'', ''bob''], ''alice'')';
+    END IF;
+    IF pg_catalog.date_part('month', p_shift) <> 0 OR pg_catalog.date_part('year', p_shift) <> 0
+       OR pg_catalog.date_part('epoch', p_shift) < 3600 THEN
+        RAISE EXCEPTION 'shift % is not a usable turn length', p_shift
+            USING ERRCODE = '22023',
+                  HINT = 'At least 1 hour, in hours, days or weeks (''12 hours'', ''1 day'', ''1 week''); no months, they vary in length.';
+    END IF;
+    IF p_participants IS NULL OR pg_catalog.cardinality(p_participants) = 0
+       OR pg_catalog.array_position(p_participants, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'a rotation needs participants'
+            USING ERRCODE = '22023', HINT = 'Principals in turn order, e.g. ARRAY[''alice'', ''bob''].';
+    END IF;
+    SELECT pg_catalog.string_agg(pg_catalog.format('%L', u.p), ', ' ORDER BY u.ord) INTO v_missing
+    FROM pg_catalog.unnest(p_participants) WITH ORDINALITY AS u (p, ord)
+    WHERE NOT EXISTS (SELECT 1 FROM ops.principals AS pr WHERE pr.name = u.p AND NOT pr.disabled);
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'not an enabled principal: %', pg_catalog.left(v_missing, 200)
+            USING ERRCODE = '23503',
+                  HINT = 'SELECT name FROM ops.principals WHERE NOT disabled; add people with ops.add_principal(name, ''human'', roles, actor).';
+    END IF;
+    IF p_days IS NOT NULL AND (pg_catalog.cardinality(p_days) = 0 OR NOT p_days <@ ARRAY[1, 2, 3, 4, 5, 6, 7]
+                               OR pg_catalog.array_position(p_days, NULL) IS NOT NULL) THEN
+        RAISE EXCEPTION 'days % are not ISO weekdays', p_days
+            USING ERRCODE = '22023', HINT = 'ISO weekdays 1 (Monday) to 7 (Sunday), e.g. ARRAY[1, 2, 3, 4, 5]; NULL = every day.';
+    END IF;
+    IF (p_from IS NULL) <> (p_to IS NULL) OR p_from = p_to THEN
+        RAISE EXCEPTION 'a window needs two different times (from %, to %)', p_from, p_to
+            USING ERRCODE = '22023',
+                  HINT = 'Give both p_from and p_to (local times, e.g. ''09:00'' and ''17:00''; to before from spans midnight), or neither for all day.';
+    END IF;
+    v_prev := ops._act_as(p_actor);
+    INSERT INTO ops.schedule_rotations (schedule, name, layer, shift, handoff_at, participants, days, from_time, to_time,
+                                        created_by)
+    SELECT p_schedule, p_name, coalesce(pg_catalog.max(r.layer), 0) + 1, p_shift, p_handoff_at, p_participants,
+           p_days, p_from, p_to, p_actor
+    FROM ops.schedule_rotations AS r WHERE r.schedule = p_schedule
+    RETURNING * INTO v_row;
+    PERFORM ops._act_as(v_prev);
+    RETURN v_row;
+END;
+$_$;
+
+--
+-- Name: FUNCTION add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[], p_from time without time zone, p_to time without time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[], p_from time without time zone, p_to time without time zone) IS 'Adds a layer on top of a schedule (audited): participants take turns for p_shift from p_handoff_at on, handing off at the same local time; optional ISO weekdays p_days and local window p_from-p_to. Unknown schedule: P0002; bad name, shift, days or window: 22023; unknown principal: 23503; name taken: 23505.';
 
 --
 -- Name: api_alertmanager(text, jsonb, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -2352,6 +2731,75 @@ $_$;
 COMMENT ON FUNCTION ops.create_integration_key(p_name text, p_kind text, p_actor text, p_route text) IS 'Makes a key for a sender and returns its token, once (only the SHA-256 is stored): SELECT ops.create_integration_key(''alertmanager-prod'', ''alertmanager'', ''alice'');';
 
 --
+-- Name: schedules; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.schedules (
+    name text NOT NULL,
+    time_zone text NOT NULL,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    created_by text NOT NULL,
+    CONSTRAINT schedules_name_format CHECK ((name ~ '^[A-Za-z0-9._@:-]{1,100}$'::text))
+);
+
+--
+-- Name: TABLE schedules; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.schedules IS 'On-call schedules: layers of rotations (ops.schedule_rotations) and overrides (ops.schedule_overrides) in one time zone. Create with ops.create_schedule; ask with ops.on_call, ops.on_call_shifts, ops.on_call_now.';
+
+--
+-- Name: COLUMN schedules.time_zone; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.schedules.time_zone IS 'IANA zone (a name of pg_timezone_names) in which handoffs and restriction windows are local wall-clock times.';
+
+--
+-- Name: create_schedule(text, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.create_schedule(p_name text, p_time_zone text, p_actor text) RETURNS ops.schedules
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+DECLARE
+    v_zone text;
+    v_row ops.schedules;
+    v_prev text;
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    IF p_name IS NULL OR p_name !~ '^[A-Za-z0-9._@:-]{1,100}$' THEN
+        RAISE EXCEPTION 'invalid schedule name "%"', pg_catalog.left(p_name, 100)
+            USING ERRCODE = '22023', HINT = 'Names: 1 to 100 letters, digits, . _ @ : -, e.g. ''platform-primary''.';
+    END IF;
+    -- the canonical spelling of the zone, so every schedule in Berlin says Europe/Berlin
+    SELECT z.name INTO v_zone FROM pg_catalog.pg_timezone_names AS z
+    WHERE pg_catalog.lower(z.name) = pg_catalog.lower(p_time_zone)
+    ORDER BY z.name = p_time_zone DESC LIMIT 1;
+    IF v_zone IS NULL THEN
+        RAISE EXCEPTION 'unknown time zone "%"', pg_catalog.left(p_time_zone, 100)
+            USING ERRCODE = '22023',
+                  HINT = 'An IANA zone name, e.g. Europe/Berlin or America/New_York (SELECT name FROM pg_timezone_names).';
+    END IF;
+    IF EXISTS (SELECT 1 FROM ops.schedules WHERE name = p_name) THEN
+        RAISE EXCEPTION 'schedule "%" exists', p_name
+            USING ERRCODE = '23505', HINT = 'Pick another name, or add layers to it with ops.add_rotation.';
+    END IF;
+    v_prev := ops._act_as(p_actor);
+    INSERT INTO ops.schedules (name, time_zone, created_by) VALUES (p_name, v_zone, p_actor)
+    RETURNING * INTO v_row;
+    PERFORM ops._act_as(v_prev);
+    RETURN v_row;
+END;
+$_$;
+
+--
+-- Name: FUNCTION create_schedule(p_name text, p_time_zone text, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.create_schedule(p_name text, p_time_zone text, p_actor text) IS 'Creates an empty on-call schedule in an IANA zone (audited): SELECT ops.create_schedule(''primary'', ''Europe/Berlin'', ''alice''); then ops.add_rotation. Bad name or unknown zone: 22023; name taken: 23505.';
+
+--
 -- Name: cron_job_last_run(text); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -3260,6 +3708,102 @@ $$;
 COMMENT ON FUNCTION ops.notification_wait_s(p_now timestamp with time zone) IS 'Dispatchers only: seconds until a message is next due (a retry a claim could take, or an expiring lease); NULL when none is waiting, and the dispatcher then waits on LISTEN ops_outbox.';
 
 --
+-- Name: on_call(text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.on_call(p_schedule text, p_at timestamp with time zone DEFAULT now()) RETURNS SETOF text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_zone text := ops._schedule_zone(p_schedule);
+BEGIN
+    IF p_at IS NULL THEN
+        RAISE EXCEPTION 'on_call needs a time' USING ERRCODE = '22004', HINT = 'Leave p_at out for now.';
+    END IF;
+    RETURN QUERY SELECT a.principal FROM ops._on_call_at(p_schedule, v_zone, p_at) AS a;
+END;
+$$;
+
+--
+-- Name: FUNCTION on_call(p_schedule text, p_at timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.on_call(p_schedule text, p_at timestamp with time zone) IS 'Who is on call in a schedule at p_at (default now): the override, else the turn of the highest layer that applies; no row when nobody is. Unknown schedule: P0002.';
+
+--
+-- Name: on_call_shifts(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.on_call_shifts(p_schedule text, p_from timestamp with time zone, p_to timestamp with time zone) RETURNS TABLE(principal text, starts_at timestamp with time zone, ends_at timestamp with time zone, source text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_zone text := ops._schedule_zone(p_schedule);
+BEGIN
+    IF p_from IS NULL OR p_to IS NULL OR p_to <= p_from OR p_to - p_from > interval '366 days'
+       OR pg_catalog.isfinite(p_from) IS NOT TRUE OR pg_catalog.isfinite(p_to) IS NOT TRUE THEN
+        RAISE EXCEPTION 'on_call_shifts needs from < to, at most 366 days apart (from %, to %)', p_from, p_to
+            USING ERRCODE = '22023', HINT = 'e.g. ops.on_call_shifts(''primary'', now(), now() + interval ''28 days'')';
+    END IF;
+    -- every instant at which the answer can change: handoffs, window edges, override edges; each segment between
+    -- two of them is asked once, through the same function as ops.on_call, then runs of one principal and source
+    -- are merged
+    RETURN QUERY
+    WITH edges AS (
+        SELECT p_from AS at
+        UNION
+        SELECT ops._rotation_handoff(r.handoff_at, r.shift, v_zone, k.k)
+        FROM ops.schedule_rotations AS r
+        CROSS JOIN LATERAL pg_catalog.generate_series(
+            coalesce(ops._rotation_turn(r.handoff_at, r.shift, v_zone, p_from), 0),
+            coalesce(ops._rotation_turn(r.handoff_at, r.shift, v_zone, p_to), -1)) AS k (k)
+        WHERE r.schedule = p_schedule
+        UNION
+        SELECT w.at
+        FROM ops.schedule_rotations AS r
+        CROSS JOIN LATERAL pg_catalog.generate_series(
+            pg_catalog.timezone(v_zone, p_from)::date - 1, pg_catalog.timezone(v_zone, p_to)::date + 1,
+            interval '1 day') AS d (day)
+        CROSS JOIN LATERAL (VALUES (ops._window_start(d.day::date, r.from_time, v_zone)),
+                                   (ops._window_end(d.day::date, r.from_time, r.to_time, v_zone))) AS w (at)
+        WHERE r.schedule = p_schedule AND (r.days IS NOT NULL OR r.from_time IS NOT NULL)
+          AND (r.days IS NULL OR pg_catalog.date_part('isodow', d.day)::int = ANY (r.days))
+        UNION
+        SELECT w.at
+        FROM ops.schedule_overrides AS o
+        CROSS JOIN LATERAL (VALUES (o.starts_at), (o.ends_at)) AS w (at)
+        WHERE o.schedule = p_schedule AND o.starts_at < p_to
+          AND o.starts_at >= coalesce((SELECT pg_catalog.max(o2.starts_at) FROM ops.schedule_overrides AS o2
+                                       WHERE o2.schedule = p_schedule AND o2.starts_at <= p_from), p_from)
+    ),
+    segments AS (
+        SELECT e.at AS seg_start, pg_catalog.lead(e.at, 1, p_to) OVER (ORDER BY e.at) AS seg_end,
+               pg_catalog.row_number() OVER (ORDER BY e.at) AS n
+        FROM edges AS e
+        WHERE e.at >= p_from AND e.at < p_to
+    ),
+    answered AS (
+        SELECT s.seg_start, s.seg_end, s.n, a.principal, a.source,
+               s.n - pg_catalog.row_number() OVER (PARTITION BY a.principal, a.source ORDER BY s.n) AS run
+        FROM segments AS s
+        CROSS JOIN LATERAL ops._on_call_at(p_schedule, v_zone, s.seg_start) AS a
+    )
+    SELECT a.principal, pg_catalog.min(a.seg_start), pg_catalog.max(a.seg_end), a.source
+    FROM answered AS a
+    GROUP BY a.principal, a.source, a.run
+    ORDER BY 2, 1;
+END;
+$$;
+
+--
+-- Name: FUNCTION on_call_shifts(p_schedule text, p_from timestamp with time zone, p_to timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.on_call_shifts(p_schedule text, p_from timestamp with time zone, p_to timestamp with time zone) IS 'Who is on call in [p_from, p_to) as rows (principal, starts_at, ends_at, source: override or rotation:<name>), clipped to the range, adjacent rows of one principal and source merged, no row where nobody is. Ranges up to 366 days; otherwise 22023. Unknown schedule: P0002.';
+
+--
 -- Name: guard_overrides; Type: TABLE; Schema: ops; Owner: -
 --
 
@@ -3851,6 +4395,67 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.remove_heartbeat(p_name text, p_actor text) IS 'Drops a heartbeat (audited); its pings get 404 from then on. An open heartbeat::<name> incident stays: resolve it.';
+
+--
+-- Name: remove_override(bigint, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.remove_override(p_id bigint, p_actor text) RETURNS ops.schedule_overrides
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_row ops.schedule_overrides;
+    v_prev text;
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    v_prev := ops._act_as(p_actor);
+    DELETE FROM ops.schedule_overrides WHERE id = p_id RETURNING * INTO v_row;
+    PERFORM ops._act_as(v_prev);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no override %', p_id
+            USING ERRCODE = 'P0002', HINT = 'SELECT id, schedule, principal, starts_at, ends_at FROM ops.schedule_overrides;';
+    END IF;
+    RETURN v_row;
+END;
+$$;
+
+--
+-- Name: FUNCTION remove_override(p_id bigint, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.remove_override(p_id bigint, p_actor text) IS 'Drops an override (audited); the layers apply again. Unknown: P0002.';
+
+--
+-- Name: remove_rotation(text, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.remove_rotation(p_schedule text, p_name text, p_actor text) RETURNS ops.schedule_rotations
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_row ops.schedule_rotations;
+    v_prev text;
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    PERFORM ops._schedule_zone(p_schedule);
+    v_prev := ops._act_as(p_actor);
+    DELETE FROM ops.schedule_rotations WHERE schedule = p_schedule AND name = p_name RETURNING * INTO v_row;
+    PERFORM ops._act_as(v_prev);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'schedule "%" has no rotation "%"', p_schedule, pg_catalog.left(p_name, 100)
+            USING ERRCODE = 'P0002', HINT = 'SELECT name, layer FROM ops.schedule_rotations WHERE schedule = ''<schedule>'';';
+    END IF;
+    RETURN v_row;
+END;
+$$;
+
+--
+-- Name: FUNCTION remove_rotation(p_schedule text, p_name text, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.remove_rotation(p_schedule text, p_name text, p_actor text) IS 'Drops a layer of a schedule (audited); the layers below show through where it applied. Unknown: P0002.';
 
 --
 -- Name: replay_dead_notifications(text, bigint[]); Type: FUNCTION; Schema: ops; Owner: -
@@ -5343,6 +5948,35 @@ CREATE VIEW ops.notification_stats AS
 COMMENT ON VIEW ops.notification_stats IS 'Delivery counters: sent, slack_send_failures (failed attempts, ever), dead letters, pending, sending, the age of the oldest undelivered message in seconds, and failed attempts in the last 5 minutes.';
 
 --
+-- Name: on_call_now; Type: VIEW; Schema: ops; Owner: -
+--
+
+CREATE VIEW ops.on_call_now AS
+ SELECT s.name AS schedule,
+        CASE
+            WHEN (f.starts_at = now()) THEN f.principal
+            ELSE NULL::text
+        END AS principal,
+        CASE
+            WHEN (f.starts_at > now()) THEN f.starts_at
+            WHEN (f.ends_at < (now() + '28 days'::interval)) THEN f.ends_at
+            ELSE NULL::timestamp with time zone
+        END AS until
+   FROM (ops.schedules s
+     LEFT JOIN LATERAL ( SELECT sh.principal,
+            sh.starts_at,
+            sh.ends_at
+           FROM ops.on_call_shifts(s.name, now(), (now() + '28 days'::interval)) sh(principal, starts_at, ends_at, source)
+          ORDER BY sh.starts_at, sh.principal
+         LIMIT 1) f ON (true));
+
+--
+-- Name: VIEW on_call_now; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON VIEW ops.on_call_now IS 'Every schedule: who is on call now and until when (the end of their current shift; NULL when it does not end within 28 days). Nobody on call: principal NULL, until when someone starts (NULL if nobody within 28 days).';
+
+--
 -- Name: permissions; Type: TABLE; Schema: ops; Owner: -
 --
 
@@ -5513,6 +6147,32 @@ CREATE TABLE ops.route_webhooks (
 --
 
 COMMENT ON TABLE ops.route_webhooks IS 'Per-route Slack webhooks (SPEC §8); routes without one use the slack_webhook_url setting. Read at send time, so a change reaches messages already queued. Change with ops.set_route_webhook.';
+
+--
+-- Name: schedule_overrides_id_seq; Type: SEQUENCE; Schema: ops; Owner: -
+--
+
+ALTER TABLE ops.schedule_overrides ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME ops.schedule_overrides_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: schedule_rotations_id_seq; Type: SEQUENCE; Schema: ops; Owner: -
+--
+
+ALTER TABLE ops.schedule_rotations ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME ops.schedule_rotations_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 --
 -- Name: tick_log; Type: TABLE; Schema: ops; Owner: -
@@ -5798,6 +6458,41 @@ ALTER TABLE ONLY ops.route_webhooks
     ADD CONSTRAINT route_webhooks_pkey PRIMARY KEY (route);
 
 --
+-- Name: schedule_overrides schedule_overrides_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.schedule_overrides
+    ADD CONSTRAINT schedule_overrides_pkey PRIMARY KEY (id);
+
+--
+-- Name: schedule_rotations schedule_rotations_layer_unique; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.schedule_rotations
+    ADD CONSTRAINT schedule_rotations_layer_unique UNIQUE (schedule, layer);
+
+--
+-- Name: schedule_rotations schedule_rotations_name_unique; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.schedule_rotations
+    ADD CONSTRAINT schedule_rotations_name_unique UNIQUE (schedule, name);
+
+--
+-- Name: schedule_rotations schedule_rotations_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.schedule_rotations
+    ADD CONSTRAINT schedule_rotations_pkey PRIMARY KEY (id);
+
+--
+-- Name: schedules schedules_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.schedules
+    ADD CONSTRAINT schedules_pkey PRIMARY KEY (name);
+
+--
 -- Name: settings settings_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
 --
 
@@ -5961,6 +6656,12 @@ CREATE INDEX route_hour_stats_hour ON ops.route_hour_stats USING btree (hour);
 --
 
 CREATE INDEX route_minute_stats_minute ON ops.route_minute_stats USING btree (minute);
+
+--
+-- Name: schedule_overrides_schedule_starts; Type: INDEX; Schema: ops; Owner: -
+--
+
+CREATE INDEX schedule_overrides_schedule_starts ON ops.schedule_overrides USING btree (schedule, starts_at);
 
 --
 -- Name: tick_log_started_at; Type: INDEX; Schema: ops; Owner: -
@@ -6227,6 +6928,60 @@ CREATE TRIGGER route_webhooks_audit_insert AFTER INSERT ON ops.route_webhooks RE
 CREATE TRIGGER route_webhooks_audit_update AFTER UPDATE ON ops.route_webhooks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('route', 'updated_at', 'updated_by');
 
 --
+-- Name: schedule_overrides schedule_overrides_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER schedule_overrides_audit_delete AFTER DELETE ON ops.schedule_overrides REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('id');
+
+--
+-- Name: schedule_overrides schedule_overrides_audit_insert; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER schedule_overrides_audit_insert AFTER INSERT ON ops.schedule_overrides REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('id');
+
+--
+-- Name: schedule_overrides schedule_overrides_audit_update; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER schedule_overrides_audit_update AFTER UPDATE ON ops.schedule_overrides REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('id');
+
+--
+-- Name: schedule_rotations schedule_rotations_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER schedule_rotations_audit_delete AFTER DELETE ON ops.schedule_rotations REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('id');
+
+--
+-- Name: schedule_rotations schedule_rotations_audit_insert; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER schedule_rotations_audit_insert AFTER INSERT ON ops.schedule_rotations REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('id');
+
+--
+-- Name: schedule_rotations schedule_rotations_audit_update; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER schedule_rotations_audit_update AFTER UPDATE ON ops.schedule_rotations REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('id');
+
+--
+-- Name: schedules schedules_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER schedules_audit_delete AFTER DELETE ON ops.schedules REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
+
+--
+-- Name: schedules schedules_audit_insert; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER schedules_audit_insert AFTER INSERT ON ops.schedules REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
+
+--
+-- Name: schedules schedules_audit_update; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER schedules_audit_update AFTER UPDATE ON ops.schedules REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
+
+--
 -- Name: settings settings_audit_update; Type: TRIGGER; Schema: ops; Owner: -
 --
 
@@ -6319,6 +7074,27 @@ ALTER TABLE ONLY ops.role_permissions
 
 ALTER TABLE ONLY ops.route_violation_state
     ADD CONSTRAINT route_violation_state_incident_id_fkey FOREIGN KEY (incident_id) REFERENCES ops.incidents(id);
+
+--
+-- Name: schedule_overrides schedule_overrides_principal_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.schedule_overrides
+    ADD CONSTRAINT schedule_overrides_principal_fkey FOREIGN KEY (principal) REFERENCES ops.principals(name);
+
+--
+-- Name: schedule_overrides schedule_overrides_schedule_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.schedule_overrides
+    ADD CONSTRAINT schedule_overrides_schedule_fkey FOREIGN KEY (schedule) REFERENCES ops.schedules(name) ON DELETE CASCADE;
+
+--
+-- Name: schedule_rotations schedule_rotations_schedule_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.schedule_rotations
+    ADD CONSTRAINT schedule_rotations_schedule_fkey FOREIGN KEY (schedule) REFERENCES ops.schedules(name) ON DELETE CASCADE;
 
 --
 -- Name: SCHEMA ops; Type: ACL; Schema: -; Owner: -
@@ -6480,10 +7256,22 @@ REVOKE ALL ON FUNCTION ops._integration_key(p_token text, p_kind text) FROM PUBL
 REVOKE ALL ON FUNCTION ops._is_string_map(p_value jsonb) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _layer_applies(p_days integer[], p_from time without time zone, p_to time without time zone, p_zone text, p_at timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._layer_applies(p_days integer[], p_from time without time zone, p_to time without time zone, p_zone text, p_at timestamp with time zone) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _lock_incident(p_id uuid); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops._lock_incident(p_id uuid) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _on_call_at(p_schedule text, p_zone text, p_at timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._on_call_at(p_schedule text, p_zone text, p_at timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _pct(p_part numeric, p_whole numeric); Type: ACL; Schema: ops; Owner: -
@@ -6510,6 +7298,24 @@ REVOKE ALL ON FUNCTION ops._redact_url(p_text text, p_url text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ops._require_actor(p_actor text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _schedule_zone(p_schedule text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._schedule_zone(p_schedule text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _setting_problem(p_kind text, p_value jsonb, p_min integer, p_max integer); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -6528,11 +7334,36 @@ REVOKE ALL ON FUNCTION ops._slack_reply(p_ok boolean, p_error text, p_text text,
 REVOKE ALL ON FUNCTION ops._transition(p_id uuid, p_to text, p_actor text, p_note text, p_now timestamp with time zone) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _window_end(p_day date, p_from time without time zone, p_to time without time zone, p_zone text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._window_end(p_day date, p_from time without time zone, p_to time without time zone, p_zone text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _window_start(p_day date, p_from time without time zone, p_zone text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._window_start(p_day date, p_from time without time zone, p_zone text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION ack_incident(p_id uuid, p_actor text, p_note text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops.ack_incident(p_id uuid, p_actor text, p_note text, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.ack_incident(p_id uuid, p_actor text, p_note text, p_now timestamp with time zone) TO opsguard_operator;
+
+--
+-- Name: TABLE schedule_overrides; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.schedule_overrides TO opsguard_operator;
+
+--
+-- Name: FUNCTION add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text) TO opsguard_operator;
 
 --
 -- Name: TABLE principals; Type: ACL; Schema: ops; Owner: -
@@ -6546,6 +7377,19 @@ GRANT SELECT ON TABLE ops.principals TO opsguard_operator;
 
 REVOKE ALL ON FUNCTION ops.add_principal(p_name text, p_kind text, p_roles text[], p_actor text, p_display_name text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.add_principal(p_name text, p_kind text, p_roles text[], p_actor text, p_display_name text) TO opsguard_operator;
+
+--
+-- Name: TABLE schedule_rotations; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.schedule_rotations TO opsguard_operator;
+
+--
+-- Name: FUNCTION add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[], p_from time without time zone, p_to time without time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[], p_from time without time zone, p_to time without time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[], p_from time without time zone, p_to time without time zone) TO opsguard_operator;
 
 --
 -- Name: FUNCTION api_alertmanager(p_token text, p_body jsonb, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
@@ -6691,6 +7535,19 @@ REVOKE ALL ON FUNCTION ops.create_integration_key(p_name text, p_kind text, p_ac
 GRANT ALL ON FUNCTION ops.create_integration_key(p_name text, p_kind text, p_actor text, p_route text) TO opsguard_operator;
 
 --
+-- Name: TABLE schedules; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.schedules TO opsguard_operator;
+
+--
+-- Name: FUNCTION create_schedule(p_name text, p_time_zone text, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.create_schedule(p_name text, p_time_zone text, p_actor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.create_schedule(p_name text, p_time_zone text, p_actor text) TO opsguard_operator;
+
+--
 -- Name: FUNCTION cron_job_last_run(p_job text); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -6816,6 +7673,20 @@ REVOKE ALL ON FUNCTION ops.notification_wait_s(p_now timestamp with time zone) F
 GRANT ALL ON FUNCTION ops.notification_wait_s(p_now timestamp with time zone) TO opsguard_dispatcher;
 
 --
+-- Name: FUNCTION on_call(p_schedule text, p_at timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.on_call(p_schedule text, p_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.on_call(p_schedule text, p_at timestamp with time zone) TO opsguard_operator;
+
+--
+-- Name: FUNCTION on_call_shifts(p_schedule text, p_from timestamp with time zone, p_to timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.on_call_shifts(p_schedule text, p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.on_call_shifts(p_schedule text, p_from timestamp with time zone, p_to timestamp with time zone) TO opsguard_operator;
+
+--
 -- Name: TABLE guard_overrides; Type: ACL; Schema: ops; Owner: -
 --
 
@@ -6882,6 +7753,20 @@ GRANT SELECT ON TABLE ops.heartbeats TO opsguard_operator;
 
 REVOKE ALL ON FUNCTION ops.remove_heartbeat(p_name text, p_actor text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.remove_heartbeat(p_name text, p_actor text) TO opsguard_operator;
+
+--
+-- Name: FUNCTION remove_override(p_id bigint, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.remove_override(p_id bigint, p_actor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.remove_override(p_id bigint, p_actor text) TO opsguard_operator;
+
+--
+-- Name: FUNCTION remove_rotation(p_schedule text, p_name text, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.remove_rotation(p_schedule text, p_name text, p_actor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.remove_rotation(p_schedule text, p_name text, p_actor text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION replay_dead_notifications(p_actor text, p_ids bigint[]); Type: ACL; Schema: ops; Owner: -
@@ -7142,6 +8027,12 @@ GRANT SELECT ON TABLE ops.notification_outbox TO opsguard_operator;
 --
 
 GRANT SELECT ON TABLE ops.notification_stats TO opsguard_operator;
+
+--
+-- Name: TABLE on_call_now; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.on_call_now TO opsguard_operator;
 
 --
 -- Name: TABLE permissions; Type: ACL; Schema: ops; Owner: -
