@@ -190,9 +190,10 @@ BEGIN
         'name', p_schedule || ' on call',
         'shifts', coalesce((
             SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                       'uid', pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.concat_ws(
-                                  E'\n', p_schedule, x.principal, EXTRACT(epoch FROM x.starts_at)::bigint), 'UTF8')),
-                                  'hex') || '@opsguard',
+                       'uid', pg_catalog.left(pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
+                                  pg_catalog.concat_ws(E'\n', p_schedule, x.principal,
+                                                       EXTRACT(epoch FROM x.starts_at)::bigint), 'UTF8')), 'hex'), 32)
+                              || '@opsguard',
                        'principal', x.principal,
                        'startsAt', x.starts_at,
                        'endsAt', x.ends_at,

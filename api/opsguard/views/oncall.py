@@ -59,7 +59,7 @@ def render(feed: dict, stamp: datetime) -> bytes:
     cal.add("x-wr-calname", feed["name"])
     cal.add("x-wr-timezone", feed["timeZone"])
     cal.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
-    cal.add("x-published-ttl", REFRESH)
+    cal.add("x-published-ttl", icalendar.vDuration(REFRESH).to_ical().decode())
     for shift in feed["shifts"]:
         event = icalendar.Event()
         event.add("uid", shift["uid"])

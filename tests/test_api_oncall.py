@@ -1,0 +1,148 @@
+"""Who is on call over HTTP and Slack, and the calendar feed (SPEC 11, 7), against the real app:
+GET /ops/oncall signed (200, 401, 403, 404); Slack /oncall with a real v0 signature; the feed
+parsed with `ical` (another library than the `icalendar` that writes it), listing exactly the
+shifts ops.on_call_shifts returns, with UIDs stable across fetches; every bad token and an
+unknown schedule answered with one and the same 404; and the feed through a real gunicorn."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from datetime import UTC
+
+import pytest
+from ical.calendar_stream import IcsCalendarStream
+from test_api_bad_input import checksum
+from test_api_slack import command, slack_app, slack_post  # noqa: F401 - slack_app is a fixture
+from test_e2e_gunicorn import server  # noqa: F401 - the gunicorn fixture
+
+# the window the feed covers, computed here as docs/oncall.md states it: whole UTC days
+WINDOW = "date_trunc('day', now(), 'UTC') - interval '7 days', date_trunc('day', now(), 'UTC') + interval '8 weeks'"
+
+
+@pytest.fixture
+def primary(conn) -> dict:
+    """primary (Berlin): alice and bob take turns daily, the current turn (alice) began an hour
+    ago on the minute; carol covers three hours tomorrow. pipeline (role ci) may not read it.
+    Times on the minute, as people set them: iCalendar carries whole seconds."""
+    conn.execute("SELECT ops.add_principal('alice', 'human', ARRAY['ops_responder'], 'admin')")
+    conn.execute("SELECT ops.add_principal('bob', 'human', ARRAY['ops_viewer'], 'admin')")
+    conn.execute("SELECT ops.add_principal('carol', 'human', ARRAY['ops_responder'], 'admin')")
+    conn.execute("SELECT ops.add_principal('pipeline', 'service', ARRAY['ci'], 'admin')")
+    conn.execute("SELECT ops.create_schedule('primary', 'Europe/Berlin', 'admin')")
+    handoff = conn.execute("SELECT date_trunc('minute', now()) - interval '1 hour'").fetchone()[0]
+    conn.execute("SELECT ops.add_rotation('primary', 'daily', '1 day', %s, ARRAY['alice', 'bob'], 'admin')", (handoff,))
+    conn.execute("SELECT ops.add_override('primary', 'carol', %s + interval '31 hours', %s + interval '34 hours',"
+                 " 'admin', 'swap: carol covers bob')", (handoff, handoff))
+    token = conn.execute("SELECT ops.schedule_feed_token('primary', 'admin')").fetchone()[0]
+    return {"handoff": handoff, "token": token}
+
+
+def test_who_is_on_call_signed(api, conn, primary):
+    resp = api.get("/ops/oncall", query={"schedule": "primary"})
+    assert resp.status_code == 200, resp.get_json()
+    body = resp.get_json()
+    assert body["ok"] is True
+    # the next handoff: the same Berlin wall-clock time a day later
+    until = conn.execute("SELECT ((%s AT TIME ZONE 'Europe/Berlin') + interval '1 day') AT TIME ZONE 'Europe/Berlin'",
+                         (primary["handoff"],)).fetchone()[0].astimezone(UTC).isoformat()
+    assert body["onCall"] == [{"schedule": "primary", "timeZone": "Europe/Berlin", "principal": "alice", "until": until}]
+    everything = api.get("/ops/oncall").get_json()
+    assert [e["schedule"] for e in everything["onCall"]] == ["primary"]
+
+
+def test_unsigned_is_401_without_permission_403_unknown_schedule_404(api, conn, primary):
+    before = checksum(conn)
+    resp = api.get("/ops/oncall", secret=None)
+    assert (resp.status_code, resp.get_json()["error"]) == (401, "unauthorized")
+    resp = api.get("/ops/oncall", actor="pipeline")
+    assert (resp.status_code, resp.get_json()["error"]) == (403, "forbidden")
+    resp = api.get("/ops/oncall", actor="bob", query={"schedule": "primary"})
+    assert resp.status_code == 200, "a viewer may see who is on call"
+    resp = api.get("/ops/oncall", query={"schedule": "nope"})
+    assert (resp.status_code, resp.get_json()["error"], resp.get_json()["sqlstate"]) == (404, "not_found", "P0002")
+    assert 'no schedule "nope"' in resp.get_json()["message"]
+    assert checksum(conn) == before, "reading who is on call changes nothing"
+
+
+def test_slack_oncall(slack_app, openapi_spec, conn, primary):  # noqa: F811 - the fixture imported above
+    conn.execute("SELECT ops.link_chat_identity('slack', 'T1', 'UALICE', 'alice', 'admin')")
+    conn.execute("SELECT ops.link_chat_identity('slack', 'T1', 'UPIPE', 'pipeline', 'admin')")
+    body = slack_post(slack_app, openapi_spec, command("UALICE", "/oncall", "primary")).get_json()
+    assert (body["ok"], body["response_type"]) == (True, "ephemeral")
+    assert body["text"].startswith("On call now:\n• *primary*: alice until <!date^")
+    assert [(e["schedule"], e["principal"]) for e in body["onCall"]] == [("primary", "alice")]
+    body = slack_post(slack_app, openapi_spec, command("UALICE", "/oncall", "nope")).get_json()
+    assert (body["ok"], body["error"]) == (False, "not_found")
+    body = slack_post(slack_app, openapi_spec, command("UPIPE", "/oncall")).get_json()
+    assert (body["ok"], body["error"]) == (False, "forbidden")
+
+
+def fetch_feed(api, name: str, token: str | None):
+    """GET the feed as a calendar app does (no signature), checking the answer against docs/openapi.yaml."""
+    from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+
+    query = {} if token is None else {"token": token}
+    path = f"/ops/schedules/{name}/calendar.ics"
+    resp = api.client.get(path, query_string=query)
+    req = Request(EnvironBuilder(path=path, method="GET", query_string=query).get_environ())
+    api.spec.validate_response(WerkzeugOpenAPIRequest(req), WerkzeugOpenAPIResponse(resp))
+    return resp
+
+
+def expected_shifts(conn) -> list[tuple]:
+    return conn.execute(f"SELECT principal, starts_at, ends_at FROM ops.on_call_shifts('primary', {WINDOW})"
+                        " ORDER BY starts_at").fetchall()
+
+
+def test_the_feed_lists_exactly_the_shifts_sql_computes(api, conn, primary):
+    before = expected_shifts(conn)
+    resp = fetch_feed(api, "primary", primary["token"])
+    after = expected_shifts(conn)  # the window moves at midnight UTC: the feed matches one side of it
+    assert resp.status_code == 200
+    assert resp.headers["Content-Type"] == "text/calendar; charset=utf-8"
+    cal = IcsCalendarStream.calendar_from_ics(resp.get_data(as_text=True))
+    assert (cal.prodid, cal.version) == ("-//opsguard//on-call calendar feed//EN", "2.0")
+    assert "X-WR-CALNAME:primary on call" in resp.get_data(as_text=True)
+    got = [(e.summary.split(" ")[0], e.dtstart, e.dtend) for e in sorted(cal.events, key=lambda e: e.dtstart)]
+    assert got in (before, after)
+    assert len(got) >= 9 and {p for p, _, _ in got} == {"alice", "bob", "carol"}
+    assert all(e.summary == f"{e.summary.split(' ')[0]} on call (primary)" for e in cal.events)
+    assert all(e.dtstart.tzinfo is not None and e.dtstart.utcoffset().total_seconds() == 0 for e in cal.events)
+    uids = [e.uid for e in cal.events]
+    assert len(set(uids)) == len(uids), "a UID per shift"
+    again = IcsCalendarStream.calendar_from_ics(fetch_feed(api, "primary", primary["token"]).get_data(as_text=True))
+    assert sorted(e.uid for e in again.events) == sorted(uids), "the same UIDs on the next fetch"
+
+
+def test_every_bad_token_and_an_unknown_schedule_get_the_same_404(api, conn, primary):
+    conn.execute("SELECT ops.create_schedule('secondary', 'UTC', 'admin')")
+    before = checksum(conn)
+    unknown = fetch_feed(api, "nope", primary["token"])
+    assert unknown.status_code == 404 and unknown.mimetype == "application/json"
+    assert unknown.get_json()["ok"] is False and unknown.get_json()["error"] == "not_found"
+    for name, token in [("primary", "ogf_" + "0" * 64), ("primary", None), ("primary", ""),
+                        ("secondary", primary["token"]), ("secondary", None), ("nope", None)]:
+        resp = fetch_feed(api, name, token)
+        assert (resp.status_code, resp.get_data()) == (404, unknown.get_data()), (name, token)
+    assert checksum(conn) == before, "a refused fetch changes nothing"
+
+    assert fetch_feed(api, "primary", primary["token"]).status_code == 200
+    conn.execute("SELECT ops.schedule_feed_token('primary', 'admin')")  # rotated
+    resp = fetch_feed(api, "primary", primary["token"])
+    assert (resp.status_code, resp.get_data()) == (404, unknown.get_data()), "the old token fails at once, the same way"
+
+
+def test_the_feed_through_gunicorn(server, db_url, conn, primary):  # noqa: F811 - the fixture imported above
+    url = f"{server}/ops/schedules/primary/calendar.ics?token={primary['token']}"
+    before = expected_shifts(conn)
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        assert resp.headers["Content-Type"] == "text/calendar; charset=utf-8"
+        cal = IcsCalendarStream.calendar_from_ics(resp.read().decode())
+    got = [(e.summary.split(" ")[0], e.dtstart, e.dtend) for e in sorted(cal.events, key=lambda e: e.dtstart)]
+    assert got in (before, expected_shifts(conn))
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{server}/ops/schedules/primary/calendar.ics?token=ogf_nope", timeout=10)
+    assert refused.value.code == 404
