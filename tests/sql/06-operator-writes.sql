@@ -99,7 +99,7 @@ SELECT results_eq(
       WHERE table_name = 'principals' ORDER BY id DESC LIMIT 1$$,
     $$VALUES ('UPDATE', '[false, true]'::jsonb, session_user::text COLLATE "default", session_user::text COLLATE "default")$$,
     'a direct change to a principal is audited');
-DELETE FROM ops.role_permissions WHERE role = 'ops_viewer';
+DELETE FROM ops.role_permissions WHERE role = 'ops_viewer' AND permission = 'incidents.read';
 SELECT results_eq(
     $$SELECT action, row_key, changes ->> 'permission' FROM ops.audit_log WHERE table_name = 'role_permissions'$$,
     $$VALUES ('DELETE', 'ops_viewer', 'incidents.read')$$,

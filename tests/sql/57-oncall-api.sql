@@ -82,7 +82,10 @@ SELECT throws_ok($$SELECT ops.remove_schedule_feed('primary', 'alice')$$, 'P0002
 SELECT ok((SELECT count(*) FROM ops.schedule_feeds) = 0 AND (SELECT count(*) FROM ops.audit_log) = (SELECT n FROM audit_before),
           '... and none of those wrote anything');
 
-CREATE TEMP TABLE tok AS SELECT 1 AS n, ops.schedule_feed_token('primary', 'alice') AS t;
+CREATE TEMP TABLE tok AS
+SELECT
+    1 AS n,
+    ops.schedule_feed_token('primary', 'alice') AS t;
 SELECT matches((SELECT t FROM tok WHERE n = 1), '^ogf_[0-9a-f]{64}$', 'the token: ogf_ and 64 hex digits');
 SELECT is((SELECT token_sha256 FROM ops.schedule_feeds WHERE schedule = 'primary'),
           sha256(convert_to((SELECT t FROM tok WHERE n = 1), 'UTF8')), 'only its SHA-256 is stored');
@@ -128,13 +131,16 @@ SELECT throws_ok(format('SELECT ops.api_schedule_feed(%L, %L)', 'daytime', (SELE
 SELECT throws_ok($$SELECT ops.api_schedule_feed('daytime', '')$$, 'P0002',
                  'no calendar feed for this schedule and token', 'an empty token for a schedule without a feed: the same');
 
-INSERT INTO tok (n, t) SELECT 2, ops.schedule_feed_token('primary', 'bob');
+INSERT INTO tok (n, t)
+SELECT
+    2 AS n,
+    ops.schedule_feed_token('primary', 'bob') AS t;
 SELECT is((SELECT count(DISTINCT t)::int FROM tok), 2, 'rotating gives a new token');
 SELECT throws_ok(format('SELECT ops.api_schedule_feed(%L, %L)', 'primary', (SELECT t FROM tok WHERE n = 1)), 'P0002',
                  'no calendar feed for this schedule and token', 'the rotated-away token is refused at once, the same way');
 SELECT is((SELECT (actor, action, changes ? 'token_sha256', changes -> 'rotated_by' ->> 1)
            FROM ops.audit_log WHERE table_name = 'schedule_feeds' AND action = 'UPDATE'),
-          row('bob'::text, 'UPDATE'::text, true, 'bob'::text), 'rotating is audited: who, and that the hash changed');
+          row('bob'::text, 'UPDATE'::text, TRUE, 'bob'::text), 'rotating is audited: who, and that the hash changed');
 SELECT is_empty($$SELECT 1 FROM ops.audit_log, tok WHERE ops.audit_log.changes::text LIKE '%' || tok.t || '%'$$,
                 'no token is in the audit log, only hashes');
 SELECT is(jsonb_typeof(ops.api_schedule_feed('primary', (SELECT t FROM tok WHERE n = 2), '2026-12-01 10:00Z') -> 'shifts'),
@@ -153,11 +159,13 @@ SELECT ops.create_schedule('now', 'UTC', 'admin');
 SELECT ops.add_rotation('now', 'daily', '1 day', now() - interval '1 hour', ARRAY['carol', 'bob'], 'admin');
 SET LOCAL ROLE opsguard_api;
 SELECT is(ops.api_slack_command('T1', 'UALICE', '/oncall', ' now ', 'k1') - 'text',
-          jsonb_build_object('ok', true, 'response_type', 'ephemeral', 'onCall', jsonb_build_array(jsonb_build_object(
+          jsonb_build_object('ok', TRUE, 'response_type', 'ephemeral', 'onCall', jsonb_build_array(jsonb_build_object(
               'schedule', 'now', 'timeZone', 'UTC', 'principal', 'carol', 'until', now() + interval '23 hours'))),
           '/oncall now: who is on call in that schedule, until when');
 SELECT matches(ops.api_slack_command('T1', 'UALICE', '/oncall', '', 'k2') ->> 'text',
-               E'^On call now:\n• \\*daytime\\*: .*\n• \\*now\\*: carol until <!date\\^[0-9]+\\^\\{date_short_pretty\\} \\{time\\}\\|[^>]+ UTC>\n• \\*primary\\*: ',
+               E'^On call now:\n• \\*daytime\\*: .*\n'
+               || E'• \\*now\\*: carol until <!date\\^[0-9]+\\^\\{date_short_pretty\\} \\{time\\}\\|[^>]+ UTC>\n'
+               || E'• \\*primary\\*: ',
                '/oncall: every schedule, a line each');
 SELECT is(ops.api_slack_command('T1', 'UALICE', '/oncall', 'nope', 'k3') - 'text',
           '{"ok": false, "error": "not_found", "response_type": "ephemeral"}', '/oncall nope: not found');
