@@ -1050,6 +1050,54 @@ $$;
 COMMENT ON FUNCTION ops._on_call_at(p_schedule text, p_zone text, p_at timestamp with time zone) IS 'Internal: who is on call in a schedule (of zone p_zone) at p_at and why (override or rotation:<name>); the one evaluation behind ops.on_call and ops.on_call_shifts.';
 
 --
+-- Name: _on_call_until(text, timestamp with time zone, interval); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._on_call_until(p_schedule text, p_now timestamp with time zone, p_horizon interval) RETURNS TABLE(schedule text, time_zone text, principal text, until timestamp with time zone)
+    LANGUAGE sql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT s.name, s.time_zone, n.principal, n.until
+    FROM ops.schedules AS s
+    CROSS JOIN LATERAL (
+        WITH shifts AS MATERIALIZED (
+            SELECT x.principal, x.starts_at, x.ends_at
+            FROM ops.on_call_shifts(s.name, p_now, p_now + p_horizon) AS x
+        ),
+        marked AS (
+            SELECT sh.principal, sh.starts_at, sh.ends_at,
+                   CASE WHEN sh.starts_at <= max(sh.ends_at) OVER (
+                            PARTITION BY sh.principal ORDER BY sh.starts_at
+                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+                        THEN 0 ELSE 1 END AS starts_span
+            FROM shifts AS sh
+        ),
+        spans AS (
+            SELECT m.principal, m.starts_at, m.ends_at,
+                   sum(m.starts_span) OVER (PARTITION BY m.principal ORDER BY m.starts_at) AS span
+            FROM marked AS m
+        )
+        -- the shifts are clipped to start at p_now at the earliest: those that do are on now
+        SELECT sp.principal, CASE WHEN max(sp.ends_at) < p_now + p_horizon THEN max(sp.ends_at) END AS until
+        FROM spans AS sp
+        GROUP BY sp.principal, sp.span
+        HAVING min(sp.starts_at) <= p_now
+        UNION ALL
+        -- nobody: a gap between restricted layers, or no layer yet; until the next shift starts
+        SELECT NULL, (SELECT min(sh.starts_at) FROM shifts AS sh)
+        WHERE NOT EXISTS (SELECT 1 FROM shifts AS sh WHERE sh.starts_at <= p_now)
+    ) AS n
+    WHERE p_schedule IS NULL OR s.name = p_schedule
+    ORDER BY s.name, n.principal
+$$;
+
+--
+-- Name: FUNCTION _on_call_until(p_schedule text, p_now timestamp with time zone, p_horizon interval); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._on_call_until(p_schedule text, p_now timestamp with time zone, p_horizon interval) IS 'Internal: who is on call at p_now in one schedule (NULL: every schedule) and until when (NULL: not within p_horizon); a schedule with nobody on call gives one row with principal NULL, until the next shift starts.';
+
+--
 -- Name: _pct(numeric, numeric); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -1241,6 +1289,51 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._setting_problem(p_kind text, p_value jsonb, p_min integer, p_max integer) IS 'Internal: why a stored setting value is one set_setting would refuse (webhook URLs redacted); NULL when it is valid.';
+
+--
+-- Name: _slack_oncall(text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._slack_oncall(p_schedule text, p_now timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_lines text;
+    v_rows jsonb;
+BEGIN
+    IF p_schedule <> '' AND NOT EXISTS (SELECT 1 FROM ops.schedules WHERE name = p_schedule) THEN
+        RETURN ops._slack_reply(false, 'not_found', pg_catalog.format(
+            'No schedule `%s`. Schedules: %s.', ops.slack_escape(pg_catalog.left(p_schedule, 100)),
+            coalesce((SELECT pg_catalog.string_agg(ops.slack_escape(name), ', ' ORDER BY name) FROM ops.schedules),
+                     'none yet')));
+    END IF;
+    -- <!date^...|...> shows each reader the time in their own zone; the fallback after | is the
+    -- schedule local time, for clients that do not render it
+    SELECT pg_catalog.string_agg(pg_catalog.format('• *%s*: %s%s', ops.slack_escape(o.schedule),
+               coalesce(ops.slack_escape(o.principal), 'nobody'),
+               CASE WHEN o.until IS NULL THEN
+                        CASE WHEN o.principal IS NULL THEN ' (no shift in the next 28 days)' ELSE '' END
+                    ELSE pg_catalog.format(' until <!date^%s^{date_short_pretty} {time}|%s %s>',
+                             EXTRACT(epoch FROM o.until)::bigint,
+                             pg_catalog.to_char(o.until AT TIME ZONE o.time_zone, 'Dy DD Mon HH24:MI'), o.time_zone)
+               END), E'\n' ORDER BY o.schedule, o.principal),
+           pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'schedule', o.schedule, 'timeZone', o.time_zone, 'principal', o.principal, 'until', o.until)
+               ORDER BY o.schedule, o.principal)
+    INTO v_lines, v_rows
+    FROM ops._on_call_until(nullif(p_schedule, ''), p_now, interval '28 days') AS o;
+    RETURN ops._slack_reply(true, NULL,
+        coalesce(E'On call now:\n' || v_lines, 'No schedules yet: an operator adds one with ops.create_schedule.'),
+        pg_catalog.jsonb_build_object('onCall', coalesce(v_rows, '[]')));
+END;
+$$;
+
+--
+-- Name: FUNCTION _slack_oncall(p_schedule text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._slack_oncall(p_schedule text, p_now timestamp with time zone) IS 'Internal: the Slack reply to /oncall [schedule] at p_now: one line per schedule and principal on call, until when (in the reader''s zone, the schedule''s as fallback); onCall as GET /ops/oncall has it.';
 
 --
 -- Name: _slack_reply(boolean, text, text, jsonb); Type: FUNCTION; Schema: ops; Owner: -
@@ -2070,6 +2163,42 @@ $$;
 COMMENT ON FUNCTION ops.api_metrics() IS 'GET /metrics: ops.exported_metrics (Prometheus names and base units) as a JSON array, for the collector.';
 
 --
+-- Name: api_oncall(text, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_oncall(p_principal text, p_actor text, p_schedule text, p_now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM ops.authorize(p_principal, 'oncall.read', nullif(p_actor, ''));
+    IF p_now IS NULL THEN
+        RAISE EXCEPTION 'api_oncall needs a time' USING ERRCODE = '22004', HINT = 'Leave p_now out for now.';
+    END IF;
+    IF p_schedule IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ops.schedules WHERE name = p_schedule) THEN
+        RAISE EXCEPTION 'no schedule "%"', pg_catalog.left(p_schedule, 100)
+            USING ERRCODE = 'P0002',
+                  HINT = 'GET /ops/oncall without ?schedule= lists every schedule; an operator adds one with '
+                         'ops.create_schedule(name, time_zone, actor).';
+    END IF;
+    RETURN pg_catalog.jsonb_build_object(
+        'ok', true,
+        'at', p_now,
+        'onCall', coalesce((
+            SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                       'schedule', o.schedule, 'timeZone', o.time_zone, 'principal', o.principal, 'until', o.until)
+                       ORDER BY o.schedule, o.principal)
+            FROM ops._on_call_until(p_schedule, p_now, interval '28 days') AS o), '[]'));
+END;
+$$;
+
+--
+-- Name: FUNCTION api_oncall(p_principal text, p_actor text, p_schedule text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_oncall(p_principal text, p_actor text, p_schedule text, p_now timestamp with time zone) IS 'GET /ops/oncall[?schedule=]: {"ok", "at", "onCall": [{"schedule", "timeZone", "principal", "until"}]}, one entry per schedule and principal on call at p_now (principal null: nobody, until the next shift); until null: no change within 28 days (the horizon of ops.on_call_now). Needs oncall.read (42501); unknown schedule: P0002.';
+
+--
 -- Name: api_override_guard_item(text, text, text, jsonb); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -2160,6 +2289,66 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_context jsonb) IS 'GET/POST /ops/release-guard: open to CI, no signature.';
+
+--
+-- Name: api_schedule_feed(text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_schedule_feed(p_schedule text, p_token text, p_now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_zone text;
+    -- whole UTC days, so the first and last events (clipped to the window) keep their times and
+    -- UIDs from one fetch to the next, changing once a day
+    v_from timestamptz := pg_catalog.date_trunc('day', p_now, 'UTC') - interval '7 days';
+    v_to timestamptz := pg_catalog.date_trunc('day', p_now, 'UTC') + interval '8 weeks';
+BEGIN
+    -- found by the hash of the token through its unique index: the schedule name is checked
+    -- only on the row the token found, so a wrong token, a rotated-away one, none, and an
+    -- unknown schedule take the same path to the same error and tell nothing apart
+    SELECT s.time_zone INTO v_zone
+    FROM ops.schedule_feeds AS f INNER JOIN ops.schedules AS s ON f.schedule = s.name
+    WHERE f.token_sha256 = pg_catalog.sha256(pg_catalog.convert_to(coalesce(p_token, ''), 'UTF8'))
+      AND f.schedule = p_schedule;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no calendar feed for this schedule and token'
+            USING ERRCODE = 'P0002',
+                  HINT = 'Subscribe with the URL an operator made with ops.schedule_feed_token(schedule, actor); '
+                         'a rotated token stops working.';
+    END IF;
+    IF p_now IS NULL THEN
+        RAISE EXCEPTION 'api_schedule_feed needs a time' USING ERRCODE = '22004', HINT = 'Leave p_now out for now.';
+    END IF;
+    RETURN pg_catalog.jsonb_build_object(
+        'ok', true,
+        'schedule', p_schedule,
+        'timeZone', v_zone,
+        'from', v_from,
+        'to', v_to,
+        'name', p_schedule || ' on call',
+        'shifts', coalesce((
+            SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                       'uid', pg_catalog.left(pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
+                                  pg_catalog.concat_ws(E'\n', p_schedule, x.principal,
+                                                       EXTRACT(epoch FROM x.starts_at)::bigint), 'UTF8')), 'hex'), 32)
+                              || '@opsguard',
+                       'principal', x.principal,
+                       'startsAt', x.starts_at,
+                       'endsAt', x.ends_at,
+                       'source', x.source,
+                       'summary', pg_catalog.format('%s on call (%s)', x.principal, p_schedule))
+                       ORDER BY x.starts_at, x.principal)
+            FROM ops.on_call_shifts(p_schedule, v_from, v_to) AS x), '[]'));
+END;
+$$;
+
+--
+-- Name: FUNCTION api_schedule_feed(p_schedule text, p_token text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_schedule_feed(p_schedule text, p_token text, p_now timestamp with time zone) IS 'GET /ops/schedules/<name>/calendar.ics?token=: the shifts of ops.on_call_shifts from 7 days before p_now to 8 weeks after (whole UTC days), each with a UID stable across fetches (schedule, principal, start), for the API to render as iCalendar. A wrong, rotated-away or missing token and an unknown schedule: the same P0002.';
 
 --
 -- Name: api_set_incident_status(text, text, text, text, text, jsonb); Type: FUNCTION; Schema: ops; Owner: -
@@ -2289,9 +2478,16 @@ BEGIN
             ELSE pg_catalog.format(E'%s open or acknowledged incident(s)%s:\n%s', v_count,
                                    CASE WHEN v_count > 20 THEN ', the first 20' ELSE '' END, v_list) END,
             pg_catalog.jsonb_build_object('count', coalesce(v_count, 0)));
+    WHEN '/oncall' THEN
+        IF NOT ops.has_permission(v_principal, 'oncall.read') THEN
+            RETURN ops._slack_reply(false, 'forbidden',
+                pg_catalog.format('%s may not see who is on call (the permission oncall.read is missing).', v_principal));
+        END IF;
+        RETURN ops._slack_oncall(v_arg, pg_catalog.now());
     ELSE
         RETURN ops._slack_reply(false, 'unknown_command', pg_catalog.format(
-            'opsguard does not know %s. It answers /incident-ack, /incident-resolve and /incident-list.', p_command));
+            'opsguard does not know %s. It answers /incident-ack, /incident-resolve, /incident-list and /oncall.',
+            p_command));
     END CASE;
 END;
 $$;
@@ -2300,7 +2496,7 @@ $$;
 -- Name: FUNCTION api_slack_command(p_workspace text, p_user text, p_command text, p_text text, p_replay_key text); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.api_slack_command(p_workspace text, p_user text, p_command text, p_text text, p_replay_key text) IS 'POST /chat/slack/commands (signature already verified): maps the Slack user to a principal, authorizes, acts, and answers Slack''s ephemeral JSON. A replayed signature: 28000.';
+COMMENT ON FUNCTION ops.api_slack_command(p_workspace text, p_user text, p_command text, p_text text, p_replay_key text) IS 'POST /chat/slack/commands (signature already verified): maps the Slack user to a principal, authorizes, acts, and answers Slack''s ephemeral JSON: /incident-ack, /incident-resolve, /incident-list, /oncall [schedule]. A replayed signature: 28000.';
 
 --
 -- Name: api_tick(text, text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -4458,6 +4654,60 @@ $$;
 COMMENT ON FUNCTION ops.remove_rotation(p_schedule text, p_name text, p_actor text) IS 'Drops a layer of a schedule (audited); the layers below show through where it applied. Unknown: P0002.';
 
 --
+-- Name: schedule_feeds; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.schedule_feeds (
+    schedule text NOT NULL,
+    token_sha256 bytea NOT NULL,
+    rotated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    rotated_by text NOT NULL,
+    CONSTRAINT schedule_feeds_sha256 CHECK ((octet_length(token_sha256) = 32))
+);
+
+--
+-- Name: TABLE schedule_feeds; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.schedule_feeds IS 'The calendar feed token of each schedule that has one (GET /ops/schedules/<name>/calendar.ics?token=...). Only the SHA-256 of the token is kept; ops.schedule_feed_token issues or rotates it and shows it once; ops.remove_schedule_feed turns the feed off.';
+
+--
+-- Name: COLUMN schedule_feeds.rotated_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.schedule_feeds.rotated_at IS 'When the current token was issued; older tokens stopped working then.';
+
+--
+-- Name: remove_schedule_feed(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.remove_schedule_feed(p_schedule text, p_actor text) RETURNS ops.schedule_feeds
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_row ops.schedule_feeds;
+    v_prev text;
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    v_prev := ops._act_as(p_actor);
+    DELETE FROM ops.schedule_feeds WHERE schedule = p_schedule RETURNING * INTO v_row;
+    PERFORM ops._act_as(v_prev);  -- sets FOUND: the row says whether there was a feed
+    IF v_row.schedule IS NULL THEN
+        RAISE EXCEPTION 'schedule "%" has no calendar feed', pg_catalog.left(p_schedule, 100)
+            USING ERRCODE = 'P0002', HINT = 'SELECT schedule, rotated_at, rotated_by FROM ops.schedule_feeds;';
+    END IF;
+    RETURN v_row;
+END;
+$$;
+
+--
+-- Name: FUNCTION remove_schedule_feed(p_schedule text, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.remove_schedule_feed(p_schedule text, p_actor text) IS 'Turns the calendar feed of a schedule off (audited): its token gets 404 from then on; ops.schedule_feed_token issues a new one. No feed: P0002.';
+
+--
 -- Name: replay_dead_notifications(text, bigint[]); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -4886,6 +5136,44 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.route_slo(p_route text) IS 'The objectives that apply to a route: its own row, else the ''*'' defaults.';
+
+--
+-- Name: schedule_feed_token(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.schedule_feed_token(p_schedule text, p_actor text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_token text;
+    v_prev text;
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    -- FOR KEY SHARE: the schedule cannot go away between this check and the insert
+    PERFORM 1 FROM ops.schedules WHERE name = p_schedule FOR KEY SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no schedule "%"', pg_catalog.left(p_schedule, 100)
+            USING ERRCODE = 'P0002', HINT = 'SELECT name, time_zone FROM ops.schedules;';
+    END IF;
+    -- 244 random bits from the strong generator behind gen_random_uuid (two v4 uuids), as 0027
+    v_token := 'ogf_' || pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '')
+                      || pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '');
+    v_prev := ops._act_as(p_actor);
+    INSERT INTO ops.schedule_feeds AS f (schedule, token_sha256, rotated_by)
+    VALUES (p_schedule, pg_catalog.sha256(pg_catalog.convert_to(v_token, 'UTF8')), p_actor)
+    ON CONFLICT (schedule) DO UPDATE
+    SET token_sha256 = EXCLUDED.token_sha256, rotated_at = pg_catalog.clock_timestamp(), rotated_by = p_actor;
+    PERFORM ops._act_as(v_prev);
+    RETURN v_token;
+END;
+$$;
+
+--
+-- Name: FUNCTION schedule_feed_token(p_schedule text, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.schedule_feed_token(p_schedule text, p_actor text) IS 'Issues the calendar feed token of a schedule, or rotates it (the old one stops working at once), and returns it, once (only the SHA-256 is stored; audited): SELECT ops.schedule_feed_token(''primary'', ''alice''); the subscribe URL is <API>/ops/schedules/primary/calendar.ics?token=<token>. Unknown schedule: P0002.';
 
 --
 -- Name: set_heartbeat(text, interval, text, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -6458,6 +6746,20 @@ ALTER TABLE ONLY ops.route_webhooks
     ADD CONSTRAINT route_webhooks_pkey PRIMARY KEY (route);
 
 --
+-- Name: schedule_feeds schedule_feeds_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.schedule_feeds
+    ADD CONSTRAINT schedule_feeds_pkey PRIMARY KEY (schedule);
+
+--
+-- Name: schedule_feeds schedule_feeds_token_sha256_key; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.schedule_feeds
+    ADD CONSTRAINT schedule_feeds_token_sha256_key UNIQUE (token_sha256);
+
+--
 -- Name: schedule_overrides schedule_overrides_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
 --
 
@@ -6928,6 +7230,24 @@ CREATE TRIGGER route_webhooks_audit_insert AFTER INSERT ON ops.route_webhooks RE
 CREATE TRIGGER route_webhooks_audit_update AFTER UPDATE ON ops.route_webhooks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('route', 'updated_at', 'updated_by');
 
 --
+-- Name: schedule_feeds schedule_feeds_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER schedule_feeds_audit_delete AFTER DELETE ON ops.schedule_feeds REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('schedule');
+
+--
+-- Name: schedule_feeds schedule_feeds_audit_insert; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER schedule_feeds_audit_insert AFTER INSERT ON ops.schedule_feeds REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('schedule');
+
+--
+-- Name: schedule_feeds schedule_feeds_audit_update; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER schedule_feeds_audit_update AFTER UPDATE ON ops.schedule_feeds REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('schedule');
+
+--
 -- Name: schedule_overrides schedule_overrides_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
 --
 
@@ -7074,6 +7394,13 @@ ALTER TABLE ONLY ops.role_permissions
 
 ALTER TABLE ONLY ops.route_violation_state
     ADD CONSTRAINT route_violation_state_incident_id_fkey FOREIGN KEY (incident_id) REFERENCES ops.incidents(id);
+
+--
+-- Name: schedule_feeds schedule_feeds_schedule_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.schedule_feeds
+    ADD CONSTRAINT schedule_feeds_schedule_fkey FOREIGN KEY (schedule) REFERENCES ops.schedules(name) ON DELETE CASCADE;
 
 --
 -- Name: schedule_overrides schedule_overrides_principal_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
@@ -7274,6 +7601,12 @@ REVOKE ALL ON FUNCTION ops._lock_incident(p_id uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ops._on_call_at(p_schedule text, p_zone text, p_at timestamp with time zone) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _on_call_until(p_schedule text, p_now timestamp with time zone, p_horizon interval); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._on_call_until(p_schedule text, p_now timestamp with time zone, p_horizon interval) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _pct(p_part numeric, p_whole numeric); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -7320,6 +7653,12 @@ REVOKE ALL ON FUNCTION ops._schedule_zone(p_schedule text) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION ops._setting_problem(p_kind text, p_value jsonb, p_min integer, p_max integer) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _slack_oncall(p_schedule text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._slack_oncall(p_schedule text, p_now timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _slack_reply(p_ok boolean, p_error text, p_text text, p_extra jsonb); Type: ACL; Schema: ops; Owner: -
@@ -7442,6 +7781,13 @@ REVOKE ALL ON FUNCTION ops.api_metrics() FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.api_metrics() TO opsguard_api;
 
 --
+-- Name: FUNCTION api_oncall(p_principal text, p_actor text, p_schedule text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_oncall(p_principal text, p_actor text, p_schedule text, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_oncall(p_principal text, p_actor text, p_schedule text, p_now timestamp with time zone) TO opsguard_api;
+
+--
 -- Name: FUNCTION api_override_guard_item(p_principal text, p_actor text, p_replay_key text, p_body jsonb); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -7468,6 +7814,13 @@ GRANT ALL ON FUNCTION ops.api_record_requests(p_principal text, p_actor text, p_
 
 REVOKE ALL ON FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_context jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_context jsonb) TO opsguard_api;
+
+--
+-- Name: FUNCTION api_schedule_feed(p_schedule text, p_token text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_schedule_feed(p_schedule text, p_token text, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_schedule_feed(p_schedule text, p_token text, p_now timestamp with time zone) TO opsguard_api;
 
 --
 -- Name: FUNCTION api_set_incident_status(p_principal text, p_actor text, p_replay_key text, p_id text, p_to text, p_body jsonb); Type: ACL; Schema: ops; Owner: -
@@ -7769,6 +8122,19 @@ REVOKE ALL ON FUNCTION ops.remove_rotation(p_schedule text, p_name text, p_actor
 GRANT ALL ON FUNCTION ops.remove_rotation(p_schedule text, p_name text, p_actor text) TO opsguard_operator;
 
 --
+-- Name: TABLE schedule_feeds; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.schedule_feeds TO opsguard_operator;
+
+--
+-- Name: FUNCTION remove_schedule_feed(p_schedule text, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.remove_schedule_feed(p_schedule text, p_actor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.remove_schedule_feed(p_schedule text, p_actor text) TO opsguard_operator;
+
+--
 -- Name: FUNCTION replay_dead_notifications(p_actor text, p_ids bigint[]); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -7829,6 +8195,13 @@ GRANT SELECT ON TABLE ops.route_slos TO opsguard_operator;
 
 REVOKE ALL ON FUNCTION ops.route_slo(p_route text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.route_slo(p_route text) TO opsguard_operator;
+
+--
+-- Name: FUNCTION schedule_feed_token(p_schedule text, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.schedule_feed_token(p_schedule text, p_actor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.schedule_feed_token(p_schedule text, p_actor text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION set_heartbeat(p_name text, p_interval interval, p_actor text, p_route text, p_severity text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
