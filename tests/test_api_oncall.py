@@ -13,6 +13,7 @@ from datetime import UTC
 import pytest
 from ical.calendar_stream import IcsCalendarStream
 from test_api_bad_input import checksum
+from test_api_limits import clock  # noqa: F401 - the fixture that moves the rate limiter's clock
 from test_api_slack import command, slack_app, slack_post  # noqa: F401 - slack_app is a fixture
 from test_e2e_gunicorn import server  # noqa: F401 - the gunicorn fixture
 
@@ -133,6 +134,19 @@ def test_every_bad_token_and_an_unknown_schedule_get_the_same_404(api, conn, pri
     conn.execute("SELECT ops.schedule_feed_token('primary', 'admin')")  # rotated
     resp = fetch_feed(api, "primary", primary["token"])
     assert (resp.status_code, resp.get_data()) == (404, unknown.get_data()), "the old token fails at once, the same way"
+
+
+def test_the_feed_is_limited_by_address_and_open_to_failed_signers(api, primary, clock):  # noqa: F811
+    api.client.environ_base["REMOTE_ADDR"] = "10.0.0.66"
+    assert [api.get("/me/permissions", secret="guessed", validate=False).status_code for _ in range(31)][-1] == 429
+    assert fetch_feed(api, "primary", primary["token"]).status_code == 200, "a failed signer's address still gets the feed"
+    statuses = [fetch_feed(api, "primary", "ogf_guess").status_code for _ in range(300)]
+    assert statuses == [404] * 299 + [429], "300 a minute per address, refused fetches included"
+    api.client.environ_base["REMOTE_ADDR"] = "10.0.0.1"
+    assert fetch_feed(api, "primary", primary["token"]).status_code == 200, "another address has its own budget"
+    clock.now += 61
+    api.client.environ_base["REMOTE_ADDR"] = "10.0.0.66"
+    assert fetch_feed(api, "primary", primary["token"]).status_code == 200
 
 
 def test_the_feed_through_gunicorn(server, db_url, conn, primary):  # noqa: F811 - the fixture imported above
