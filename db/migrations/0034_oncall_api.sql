@@ -164,6 +164,7 @@ CREATE FUNCTION ops.api_schedule_feed(p_schedule text, p_token text, p_now times
 RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = ops, pg_temp AS $$
 DECLARE
+    v_feed text;
     v_zone text;
     -- whole UTC days, so the first and last events (clipped to the window) keep their times and
     -- UIDs from one fetch to the next, changing once a day
@@ -173,11 +174,10 @@ BEGIN
     -- found by the hash of the token through its unique index: the schedule name is checked
     -- only on the row the token found, so a wrong token, a rotated-away one, none, and an
     -- unknown schedule take the same path to the same error and tell nothing apart
-    SELECT s.time_zone INTO v_zone
+    SELECT f.schedule, s.time_zone INTO v_feed, v_zone
     FROM ops.schedule_feeds AS f INNER JOIN ops.schedules AS s ON f.schedule = s.name
-    WHERE f.token_sha256 = pg_catalog.sha256(pg_catalog.convert_to(coalesce(p_token, ''), 'UTF8'))
-      AND f.schedule = p_schedule;
-    IF NOT FOUND THEN
+    WHERE f.token_sha256 = pg_catalog.sha256(pg_catalog.convert_to(coalesce(p_token, ''), 'UTF8'));
+    IF v_feed IS DISTINCT FROM p_schedule THEN
         RAISE EXCEPTION 'no calendar feed for this schedule and token'
             USING ERRCODE = 'P0002',
                   HINT = 'Subscribe with the URL an operator made with ops.schedule_feed_token(schedule, actor); '
