@@ -122,4 +122,4 @@ def test_me_permissions(api, conn):
     assert "escalation.tick" in me["permissions"]
     conn.execute("SELECT ops.add_principal('vera', 'human', '{ops_viewer}', 'test')")
     vera = api.get("/me/permissions", actor="vera").json
-    assert (vera["actor"], vera["permissions"]) == ("vera", ["incidents.read"])
+    assert (vera["actor"], vera["permissions"]) == ("vera", ["incidents.read", "oncall.read"])
