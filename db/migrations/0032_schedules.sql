@@ -351,7 +351,7 @@ BEGIN
     v_prev := ops._act_as(p_actor);
     DELETE FROM ops.schedule_rotations WHERE schedule = p_schedule AND name = p_name RETURNING * INTO v_row;
     PERFORM ops._act_as(v_prev);
-    IF NOT FOUND THEN
+    IF v_row.id IS NULL THEN
         RAISE EXCEPTION 'schedule "%" has no rotation "%"', p_schedule, pg_catalog.left(p_name, 100)
             USING ERRCODE = 'P0002', HINT = 'SELECT name, layer FROM ops.schedule_rotations WHERE schedule = ''<schedule>'';';
     END IF;
@@ -421,7 +421,7 @@ BEGIN
     v_prev := ops._act_as(p_actor);
     DELETE FROM ops.schedule_overrides WHERE id = p_id RETURNING * INTO v_row;
     PERFORM ops._act_as(v_prev);
-    IF NOT FOUND THEN
+    IF v_row.id IS NULL THEN
         RAISE EXCEPTION 'no override %', p_id
             USING ERRCODE = 'P0002', HINT = 'SELECT id, schedule, principal, starts_at, ends_at FROM ops.schedule_overrides;';
     END IF;
