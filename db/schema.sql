@@ -3908,6 +3908,10 @@ BEGIN
     IF p_at IS NULL THEN
         RAISE EXCEPTION 'on_call needs a time' USING ERRCODE = '22004', HINT = 'Leave p_at out for now.';
     END IF;
+    IF NOT pg_catalog.isfinite(p_at) THEN
+        RAISE EXCEPTION 'on_call needs a finite time, not %', p_at
+            USING ERRCODE = '22023', HINT = 'An instant, e.g. now() or ''2026-03-02 09:00 Europe/Berlin''.';
+    END IF;
     RETURN QUERY SELECT a.principal FROM ops._on_call_at(p_schedule, v_zone, p_at) AS a;
 END;
 $$;
@@ -4599,7 +4603,7 @@ BEGIN
     v_prev := ops._act_as(p_actor);
     DELETE FROM ops.schedule_overrides WHERE id = p_id RETURNING * INTO v_row;
     PERFORM ops._act_as(v_prev);
-    IF NOT FOUND THEN
+    IF v_row.id IS NULL THEN
         RAISE EXCEPTION 'no override %', p_id
             USING ERRCODE = 'P0002', HINT = 'SELECT id, schedule, principal, starts_at, ends_at FROM ops.schedule_overrides;';
     END IF;
@@ -4630,7 +4634,7 @@ BEGIN
     v_prev := ops._act_as(p_actor);
     DELETE FROM ops.schedule_rotations WHERE schedule = p_schedule AND name = p_name RETURNING * INTO v_row;
     PERFORM ops._act_as(v_prev);
-    IF NOT FOUND THEN
+    IF v_row.id IS NULL THEN
         RAISE EXCEPTION 'schedule "%" has no rotation "%"', p_schedule, pg_catalog.left(p_name, 100)
             USING ERRCODE = 'P0002', HINT = 'SELECT name, layer FROM ops.schedule_rotations WHERE schedule = ''<schedule>'';';
     END IF;
