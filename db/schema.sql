@@ -1181,54 +1181,6 @@ END;
 COMMENT ON FUNCTION ops._on_call_at(p_schedule text, p_zone text, p_at timestamp with time zone) IS 'Internal: who is on call in a schedule (of zone p_zone) at p_at and why (override or rotation:<name>); the one evaluation behind ops.on_call and ops.on_call_shifts.';
 
 --
--- Name: _on_call_until(text, timestamp with time zone, interval); Type: FUNCTION; Schema: ops; Owner: -
---
-
-CREATE FUNCTION ops._on_call_until(p_schedule text, p_now timestamp with time zone, p_horizon interval) RETURNS TABLE(schedule text, time_zone text, principal text, until timestamp with time zone)
-    LANGUAGE sql STABLE
-    SET search_path TO 'ops', 'pg_temp'
-    AS $$
-    SELECT s.name, s.time_zone, n.principal, n.until
-    FROM ops.schedules AS s
-    CROSS JOIN LATERAL (
-        WITH shifts AS MATERIALIZED (
-            SELECT x.principal, x.starts_at, x.ends_at
-            FROM ops.on_call_shifts(s.name, p_now, p_now + p_horizon) AS x
-        ),
-        marked AS (
-            SELECT sh.principal, sh.starts_at, sh.ends_at,
-                   CASE WHEN sh.starts_at <= max(sh.ends_at) OVER (
-                            PARTITION BY sh.principal ORDER BY sh.starts_at
-                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-                        THEN 0 ELSE 1 END AS starts_span
-            FROM shifts AS sh
-        ),
-        spans AS (
-            SELECT m.principal, m.starts_at, m.ends_at,
-                   sum(m.starts_span) OVER (PARTITION BY m.principal ORDER BY m.starts_at) AS span
-            FROM marked AS m
-        )
-        -- the shifts are clipped to start at p_now at the earliest: those that do are on now
-        SELECT sp.principal, CASE WHEN max(sp.ends_at) < p_now + p_horizon THEN max(sp.ends_at) END AS until
-        FROM spans AS sp
-        GROUP BY sp.principal, sp.span
-        HAVING min(sp.starts_at) <= p_now
-        UNION ALL
-        -- nobody: a gap between restricted layers, or no layer yet; until the next shift starts
-        SELECT NULL, (SELECT min(sh.starts_at) FROM shifts AS sh)
-        WHERE NOT EXISTS (SELECT 1 FROM shifts AS sh WHERE sh.starts_at <= p_now)
-    ) AS n
-    WHERE p_schedule IS NULL OR s.name = p_schedule
-    ORDER BY s.name, n.principal
-$$;
-
---
--- Name: FUNCTION _on_call_until(p_schedule text, p_now timestamp with time zone, p_horizon interval); Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON FUNCTION ops._on_call_until(p_schedule text, p_now timestamp with time zone, p_horizon interval) IS 'Internal: who is on call at p_now in one schedule (NULL: every schedule) and until when (NULL: not within p_horizon); a schedule with nobody on call gives one row with principal NULL, until the next shift starts.';
-
---
 -- Name: _pct(numeric, numeric); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -1427,7 +1379,7 @@ BEGIN
                'schedule', o.schedule, 'timeZone', o.time_zone, 'principal', o.principal, 'until', o.until)
                ORDER BY o.schedule, o.principal)
     INTO v_lines, v_rows
-    FROM ops._on_call_until(nullif(p_schedule, ''), p_now, interval '28 days') AS o;
+    FROM ops.on_call_until(nullif(p_schedule, ''), p_now) AS o;
     RETURN ops._slack_reply(true, NULL,
         coalesce(E'On call now:\n' || v_lines, 'No schedules yet: an operator adds one with ops.create_schedule.'),
         pg_catalog.jsonb_build_object('onCall', coalesce(v_rows, '[]')));
@@ -2179,7 +2131,7 @@ BEGIN
             SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                        'schedule', o.schedule, 'timeZone', o.time_zone, 'principal', o.principal, 'until', o.until)
                        ORDER BY o.schedule, o.principal)
-            FROM ops._on_call_until(p_schedule, p_now, interval '28 days') AS o), '[]'));
+            FROM ops.on_call_until(p_schedule, p_now) AS o), '[]'));
 END;
 $$;
 
@@ -3993,6 +3945,56 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.on_call_shifts(p_schedule text, p_from timestamp with time zone, p_to timestamp with time zone) IS 'Who is on call in [p_from, p_to) as rows (principal, starts_at, ends_at, source: override or rotation:<name>), clipped to the range, adjacent rows of one principal and source merged, no row where nobody is. Ranges up to 366 days; otherwise 22023. Unknown schedule: P0002.';
+
+--
+-- Name: on_call_until(text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.on_call_until(p_schedule text DEFAULT NULL::text, p_at timestamp with time zone DEFAULT now()) RETURNS TABLE(schedule text, time_zone text, principal text, until timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT s.name, s.time_zone, n.principal, n.until
+    FROM ops.schedules AS s
+    CROSS JOIN LATERAL (
+        WITH shifts AS MATERIALIZED (
+            SELECT x.principal, x.starts_at, x.ends_at
+            FROM ops.on_call_shifts(s.name, p_at, p_at + interval '28 days') AS x
+        ),
+        marked AS (
+            SELECT sh.principal, sh.starts_at, sh.ends_at,
+                   CASE WHEN sh.starts_at <= max(sh.ends_at) OVER (
+                            PARTITION BY sh.principal ORDER BY sh.starts_at
+                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+                        THEN 0 ELSE 1 END AS starts_span
+            FROM shifts AS sh
+        ),
+        spans AS (
+            SELECT m.principal, m.starts_at, m.ends_at,
+                   sum(m.starts_span) OVER (PARTITION BY m.principal ORDER BY m.starts_at) AS span
+            FROM marked AS m
+        )
+        -- the shifts are clipped to start at p_at at the earliest: those that do are on now
+        SELECT sp.principal, CASE WHEN max(sp.ends_at) < p_at + interval '28 days' THEN max(sp.ends_at) END AS until
+        FROM spans AS sp
+        GROUP BY sp.principal, sp.span
+        HAVING min(sp.starts_at) <= p_at
+        UNION ALL
+        -- nobody: a gap between restricted layers, or no layer yet; until the next shift starts
+        SELECT NULL, (SELECT min(sh.starts_at) FROM shifts AS sh)
+        WHERE NOT EXISTS (SELECT 1 FROM shifts AS sh WHERE sh.starts_at <= p_at)
+    ) AS n
+    WHERE (p_schedule IS NULL OR s.name = p_schedule)
+      -- an unknown schedule is P0002, as in ops.on_call
+      AND (p_schedule IS NULL OR ops._schedule_zone(p_schedule) IS NOT NULL)
+    ORDER BY s.name, n.principal
+$$;
+
+--
+-- Name: FUNCTION on_call_until(p_schedule text, p_at timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.on_call_until(p_schedule text, p_at timestamp with time zone) IS 'Who is on call at p_at (default now) in one schedule (NULL: every schedule) and until when: the end of their shifts that follow each other without a gap; NULL when not within 28 days. Nobody on call: one row with principal NULL, until the next shift starts. GET /ops/oncall, Slack /oncall and ops.on_call_now answer through it. Unknown: P0002.';
 
 --
 -- Name: guard_overrides; Type: TABLE; Schema: ops; Owner: -
@@ -6235,29 +6237,16 @@ COMMENT ON VIEW ops.notification_stats IS 'Delivery counters: sent, slack_send_f
 --
 
 CREATE VIEW ops.on_call_now AS
- SELECT s.name AS schedule,
-        CASE
-            WHEN (f.starts_at = now()) THEN f.principal
-            ELSE NULL::text
-        END AS principal,
-        CASE
-            WHEN (f.starts_at > now()) THEN f.starts_at
-            WHEN (f.ends_at < (now() + '28 days'::interval)) THEN f.ends_at
-            ELSE NULL::timestamp with time zone
-        END AS until
-   FROM (ops.schedules s
-     LEFT JOIN LATERAL ( SELECT sh.principal,
-            sh.starts_at,
-            sh.ends_at
-           FROM ops.on_call_shifts(s.name, now(), (now() + '28 days'::interval)) sh(principal, starts_at, ends_at, source)
-          ORDER BY sh.starts_at, sh.principal
-         LIMIT 1) f ON (true));
+ SELECT u.schedule,
+    u.principal,
+    u.until
+   FROM ops.on_call_until() u(schedule, time_zone, principal, until);
 
 --
 -- Name: VIEW on_call_now; Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON VIEW ops.on_call_now IS 'Every schedule: who is on call now and until when (the end of their current shift; NULL when it does not end within 28 days). Nobody on call: principal NULL, until when someone starts (NULL if nobody within 28 days).';
+COMMENT ON VIEW ops.on_call_now IS 'Every schedule: who is on call now and until when (the end of their shifts that follow each other without a gap; NULL when not within 28 days). Nobody on call: principal NULL, until when someone starts. See ops.on_call_until.';
 
 --
 -- Name: permissions; Type: TABLE; Schema: ops; Owner: -
@@ -7632,12 +7621,6 @@ GRANT SELECT ON TABLE ops.schedule_rotations TO opsguard_operator;
 REVOKE ALL ON FUNCTION ops._on_call_at(p_schedule text, p_zone text, p_at timestamp with time zone) FROM PUBLIC;
 
 --
--- Name: FUNCTION _on_call_until(p_schedule text, p_now timestamp with time zone, p_horizon interval); Type: ACL; Schema: ops; Owner: -
---
-
-REVOKE ALL ON FUNCTION ops._on_call_until(p_schedule text, p_now timestamp with time zone, p_horizon interval) FROM PUBLIC;
-
---
 -- Name: FUNCTION _pct(p_part numeric, p_whole numeric); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -8039,6 +8022,13 @@ GRANT ALL ON FUNCTION ops.on_call(p_schedule text, p_at timestamp with time zone
 
 REVOKE ALL ON FUNCTION ops.on_call_shifts(p_schedule text, p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.on_call_shifts(p_schedule text, p_from timestamp with time zone, p_to timestamp with time zone) TO opsguard_operator;
+
+--
+-- Name: FUNCTION on_call_until(p_schedule text, p_at timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.on_call_until(p_schedule text, p_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.on_call_until(p_schedule text, p_at timestamp with time zone) TO opsguard_operator;
 
 --
 -- Name: TABLE guard_overrides; Type: ACL; Schema: ops; Owner: -

@@ -2,7 +2,29 @@
 -- again (ops.api_slack_command as 0015 left it)
 DROP FUNCTION ops.api_schedule_feed(text, text, timestamptz);
 DROP FUNCTION ops.api_oncall(text, text, text, timestamptz);
-DROP FUNCTION ops._on_call_until(text, timestamptz, interval);
+-- the view as 0032 made it, then the function it used
+CREATE OR REPLACE VIEW ops.on_call_now AS
+SELECT
+    s.name AS schedule,
+    CASE WHEN f.starts_at = pg_catalog.now() THEN f.principal END AS principal,
+    CASE
+        WHEN f.starts_at > pg_catalog.now() THEN f.starts_at
+        WHEN f.ends_at < pg_catalog.now() + interval '28 days' THEN f.ends_at
+    END AS until
+FROM ops.schedules AS s
+LEFT JOIN LATERAL (
+    SELECT
+        sh.principal,
+        sh.starts_at,
+        sh.ends_at
+    FROM ops.on_call_shifts(s.name, pg_catalog.now(), pg_catalog.now() + interval '28 days') AS sh
+    ORDER BY sh.starts_at, sh.principal
+    LIMIT 1
+) AS f ON TRUE;
+COMMENT ON VIEW ops.on_call_now IS
+'Every schedule: who is on call now and until when (the end of their current shift; NULL when it does not end within '
+'28 days). Nobody on call: principal NULL, until when someone starts (NULL if nobody within 28 days).';
+DROP FUNCTION ops.on_call_until(text, timestamptz);
 DROP FUNCTION ops.remove_schedule_feed(text, text);
 DROP FUNCTION ops.schedule_feed_token(text, text);
 DROP TABLE ops.schedule_feeds;

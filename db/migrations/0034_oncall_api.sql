@@ -88,18 +88,19 @@ COMMENT ON FUNCTION ops.remove_schedule_feed(text, text) IS
 'Turns the calendar feed of a schedule off (audited): its token gets 404 from then on; '
 'ops.schedule_feed_token issues a new one. No feed: P0002.';
 
--- who is on call at p_now and until when, from the calendar SQL computes: a principal whose
+-- who is on call at p_at and until when, from the calendar SQL computes: a principal whose
 -- shifts follow each other without a gap (a rotation shift, then an override of the same
--- person) is on call until the end of the last of them
-CREATE FUNCTION ops._on_call_until(p_schedule text, p_now timestamptz, p_horizon interval)
+-- person) is on call until the end of the last of them. The API, Slack and the view
+-- ops.on_call_now all answer through this one function, so psql and the API agree.
+CREATE FUNCTION ops.on_call_until(p_schedule text DEFAULT NULL, p_at timestamptz DEFAULT pg_catalog.now())
 RETURNS TABLE (schedule text, time_zone text, principal text, until timestamptz)
-LANGUAGE sql STABLE SET search_path = ops, pg_temp AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = ops, pg_temp AS $$
     SELECT s.name, s.time_zone, n.principal, n.until
     FROM ops.schedules AS s
     CROSS JOIN LATERAL (
         WITH shifts AS MATERIALIZED (
             SELECT x.principal, x.starts_at, x.ends_at
-            FROM ops.on_call_shifts(s.name, p_now, p_now + p_horizon) AS x
+            FROM ops.on_call_shifts(s.name, p_at, p_at + interval '28 days') AS x
         ),
         marked AS (
             SELECT sh.principal, sh.starts_at, sh.ends_at,
@@ -114,22 +115,37 @@ LANGUAGE sql STABLE SET search_path = ops, pg_temp AS $$
                    sum(m.starts_span) OVER (PARTITION BY m.principal ORDER BY m.starts_at) AS span
             FROM marked AS m
         )
-        -- the shifts are clipped to start at p_now at the earliest: those that do are on now
-        SELECT sp.principal, CASE WHEN max(sp.ends_at) < p_now + p_horizon THEN max(sp.ends_at) END AS until
+        -- the shifts are clipped to start at p_at at the earliest: those that do are on now
+        SELECT sp.principal, CASE WHEN max(sp.ends_at) < p_at + interval '28 days' THEN max(sp.ends_at) END AS until
         FROM spans AS sp
         GROUP BY sp.principal, sp.span
-        HAVING min(sp.starts_at) <= p_now
+        HAVING min(sp.starts_at) <= p_at
         UNION ALL
         -- nobody: a gap between restricted layers, or no layer yet; until the next shift starts
         SELECT NULL, (SELECT min(sh.starts_at) FROM shifts AS sh)
-        WHERE NOT EXISTS (SELECT 1 FROM shifts AS sh WHERE sh.starts_at <= p_now)
+        WHERE NOT EXISTS (SELECT 1 FROM shifts AS sh WHERE sh.starts_at <= p_at)
     ) AS n
-    WHERE p_schedule IS NULL OR s.name = p_schedule
+    WHERE (p_schedule IS NULL OR s.name = p_schedule)
+      -- an unknown schedule is P0002, as in ops.on_call
+      AND (p_schedule IS NULL OR ops._schedule_zone(p_schedule) IS NOT NULL)
     ORDER BY s.name, n.principal
 $$;
-COMMENT ON FUNCTION ops._on_call_until(text, timestamptz, interval) IS
-'Internal: who is on call at p_now in one schedule (NULL: every schedule) and until when (NULL: not within '
-'p_horizon); a schedule with nobody on call gives one row with principal NULL, until the next shift starts.';
+COMMENT ON FUNCTION ops.on_call_until(text, timestamptz) IS
+'Who is on call at p_at (default now) in one schedule (NULL: every schedule) and until when: the end of their shifts '
+'that follow each other without a gap; NULL when not within 28 days. Nobody on call: one row with principal NULL, '
+'until the next shift starts. GET /ops/oncall, Slack /oncall and ops.on_call_now answer through it. Unknown: P0002.';
+
+-- the view 0032 made answers through the same function as the API (0032 ended until at the end of
+-- the current row, without joining the same person next shift, so psql and the API could differ)
+CREATE OR REPLACE VIEW ops.on_call_now AS
+SELECT
+    u.schedule,
+    u.principal,
+    u.until
+FROM ops.on_call_until() AS u;
+COMMENT ON VIEW ops.on_call_now IS
+'Every schedule: who is on call now and until when (the end of their shifts that follow each other without a gap; '
+'NULL when not within 28 days). Nobody on call: principal NULL, until when someone starts. See ops.on_call_until.';
 
 CREATE FUNCTION ops.api_oncall(p_principal text, p_actor text, p_schedule text, p_now timestamptz DEFAULT pg_catalog.now())
 RETURNS jsonb
@@ -152,7 +168,7 @@ BEGIN
             SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                        'schedule', o.schedule, 'timeZone', o.time_zone, 'principal', o.principal, 'until', o.until)
                        ORDER BY o.schedule, o.principal)
-            FROM ops._on_call_until(p_schedule, p_now, interval '28 days') AS o), '[]'));
+            FROM ops.on_call_until(p_schedule, p_now) AS o), '[]'));
 END;
 $$;
 COMMENT ON FUNCTION ops.api_oncall(text, text, text, timestamptz) IS
@@ -240,7 +256,7 @@ BEGIN
                'schedule', o.schedule, 'timeZone', o.time_zone, 'principal', o.principal, 'until', o.until)
                ORDER BY o.schedule, o.principal)
     INTO v_lines, v_rows
-    FROM ops._on_call_until(nullif(p_schedule, ''), p_now, interval '28 days') AS o;
+    FROM ops.on_call_until(nullif(p_schedule, ''), p_now) AS o;
     RETURN ops._slack_reply(true, NULL,
         coalesce(E'On call now:\n' || v_lines, 'No schedules yet: an operator adds one with ops.create_schedule.'),
         pg_catalog.jsonb_build_object('onCall', coalesce(v_rows, '[]')));
@@ -360,8 +376,8 @@ COMMENT ON FUNCTION ops.api_slack_command(text, text, text, text, text) IS
 'signature: 28000.';
 
 -- operators issue, rotate and remove feed tokens at psql; the API checks them inside api_schedule_feed
-GRANT EXECUTE ON FUNCTION ops.schedule_feed_token(text, text), ops.remove_schedule_feed(text, text)
-TO opsguard_operator;
+GRANT EXECUTE ON FUNCTION ops.schedule_feed_token(text, text), ops.remove_schedule_feed(text, text),
+ops.on_call_until(text, timestamptz) TO opsguard_operator;
 -- the two endpoints (GET /ops/oncall, GET /ops/schedules/<name>/calendar.ics)
 GRANT EXECUTE ON FUNCTION ops.api_oncall(text, text, text, timestamptz),
 ops.api_schedule_feed(text, text, timestamptz) TO opsguard_api;

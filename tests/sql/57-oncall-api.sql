@@ -3,7 +3,7 @@
 -- only; ops.api_schedule_feed refusing every bad token and an unknown schedule with one error and
 -- listing exactly the shifts ops.on_call_shifts computes; the Slack command /oncall.
 BEGIN;
-SELECT plan(50);
+SELECT plan(54);
 
 SELECT ops.add_principal('alice', 'human', ARRAY['ops_responder'], 'admin');
 SELECT ops.add_principal('bob', 'human', ARRAY['ops_viewer'], 'admin');
@@ -53,6 +53,24 @@ SELECT is(ops.api_oncall('ops-bot', 'bob', NULL, '2026-12-07 15:00Z') -> 'onCall
           '[{"schedule": "daytime", "timeZone": "America/New_York", "principal": "alice", "until": "2026-12-07T22:00:00+00:00"},
             {"schedule": "primary", "timeZone": "Europe/Berlin", "principal": "bob", "until": "2026-12-08T08:00:00+00:00"}]',
           'no schedule named: every schedule, by name; a viewer may ask');
+-- psql asks the same function the API answers from, and the view is that function at now()
+SELECT results_eq($$SELECT u.principal, u.until FROM ops.on_call_until('primary', '2026-12-01 15:00Z') AS u$$,
+          $$VALUES ('bob'::text, '2026-12-02 10:00Z'::timestamptz)$$,
+          'ops.on_call_until in psql: bob until the end of the override right after his shift, as the API says');
+-- the view reads now(): a schedule laid out around it, alice on until her override right after her shift
+SELECT ops.create_schedule('sliding', 'UTC', 'admin');
+SELECT ops.add_rotation('sliding', 'daily', '1 day', date_trunc('hour', now()) - interval '1 hour',
+                        ARRAY['alice', 'carol'], 'admin');
+SELECT ops.add_override('sliding', 'alice', date_trunc('hour', now()) + interval '23 hours',
+                        date_trunc('hour', now()) + interval '25 hours', 'admin', 'alice stays two hours');
+SELECT results_eq($$SELECT principal, until FROM ops.on_call_now WHERE schedule = 'sliding'$$,
+                  $$VALUES ('alice'::text, date_trunc('hour', now()) + interval '25 hours')$$,
+                  'ops.on_call_now: alice until the end of the override after her shift, as the API says');
+SELECT set_eq($$SELECT schedule, principal, until FROM ops.on_call_now$$,
+              $$SELECT schedule, principal, until FROM ops.on_call_until(NULL, now())$$,
+              'ops.on_call_now is ops.on_call_until at now(), every schedule');
+SELECT throws_ok($$SELECT * FROM ops.on_call_until('nope', '2026-12-01 10:00Z')$$, 'P0002', NULL,
+                 'ops.on_call_until: an unknown schedule is P0002, as in ops.on_call');
 SELECT ops.add_rotation('primary', 'solo', '1 day', '2026-11-30 09:00 Europe/Berlin', ARRAY['carol'], 'admin');
 SELECT is(ops.api_oncall('ops-bot', NULL, 'primary', '2026-12-10 10:00Z') #>> '{onCall,0}',
           '{"until": null, "schedule": "primary", "timeZone": "Europe/Berlin", "principal": "carol"}',
