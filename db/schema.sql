@@ -4575,8 +4575,9 @@ BEGIN
     v_prev := ops._act_as(p_actor);
     DELETE FROM ops.heartbeats WHERE name = p_name RETURNING * INTO v_row;
     PERFORM ops._act_as(v_prev);
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'no heartbeat "%"', p_name
+    -- FOUND here would be the PERFORM above; the returned row says whether one was deleted
+    IF v_row.name IS NULL THEN
+        RAISE EXCEPTION 'no heartbeat "%"', pg_catalog.left(p_name, 100)
             USING ERRCODE = 'P0002', HINT = 'SELECT name, ping_interval, due_at FROM ops.heartbeats;';
     END IF;
     RETURN v_row;

@@ -4,7 +4,7 @@
 -- opens it while escalation is paused, and never for a heartbeat that is not due.
 -- 2026-03-02 is a Monday; the watchdog is set up at 12:00 and expects a ping every 5 minutes.
 BEGIN;
-SELECT plan(40);
+SELECT plan(42);
 
 CREATE TEMP TABLE k AS
 SELECT
@@ -132,6 +132,10 @@ SELECT is((SELECT actor FROM ops.audit_log WHERE table_name = 'heartbeats' AND a
           '... audited');
 SELECT throws_ok(format('SELECT ops.api_heartbeat_ping(%L, %L)', (SELECT hb FROM k), 'nightly-backup'),
                  'P0002', NULL, '... and its pings are not found from then on');
+SELECT throws_ok($$SELECT ops.remove_heartbeat('nightly-backup', 'carol')$$, 'P0002', 'no heartbeat "nightly-backup"',
+                 'removing it again: P0002, not an empty row');
+SELECT is((SELECT count(*)::int FROM ops.audit_log WHERE table_name = 'heartbeats' AND action = 'DELETE'), 1,
+          '... and no second audit row');
 
 SELECT * FROM finish();
 ROLLBACK;
