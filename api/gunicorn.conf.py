@@ -12,4 +12,6 @@ threads = int(os.environ.get("OPS_THREADS", "8"))
 timeout = 30
 graceful_timeout = 10
 accesslog = os.environ.get("OPS_ACCESS_LOG", "-") or None  # empty: no access log
+# the access log writes request lines; a calendar feed token in one is replaced first
+logger_class = "opsguard.access_log.RedactingLogger"
 pythonpath = os.path.dirname(os.path.abspath(__file__))
