@@ -963,21 +963,54 @@ CREATE FUNCTION ops._is_string_map(p_value jsonb) RETURNS boolean
 COMMENT ON FUNCTION ops._is_string_map(p_value jsonb) IS 'Internal: true for a JSON object whose values are all strings (labels, annotations).';
 
 --
+-- Name: _window_end(date, time without time zone, time without time zone, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._window_end(p_day date, p_from time without time zone, p_to time without time zone, p_zone text) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE
+    RETURN timezone(p_zone, ((p_day + CASE WHEN ((p_from IS NULL) OR (p_to < p_from)) THEN 1 ELSE 0 END) + COALESCE(p_to, '00:00:00'::time without time zone)));
+
+--
+-- Name: FUNCTION _window_end(p_day date, p_from time without time zone, p_to time without time zone, p_zone text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._window_end(p_day date, p_from time without time zone, p_to time without time zone, p_zone text) IS 'Internal: the instant the restriction window that opens on local day p_day closes (the next day past midnight).';
+
+--
+-- Name: _window_start(date, time without time zone, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._window_start(p_day date, p_from time without time zone, p_zone text) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE
+    RETURN timezone(p_zone, (p_day + COALESCE(p_from, '00:00:00'::time without time zone)));
+
+--
+-- Name: FUNCTION _window_start(p_day date, p_from time without time zone, p_zone text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._window_start(p_day date, p_from time without time zone, p_zone text) IS 'Internal: the instant the restriction window of local day p_day opens.';
+
+--
+-- Name: _window_holds(date, integer[], time without time zone, time without time zone, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._window_holds(p_day date, p_days integer[], p_from time without time zone, p_to time without time zone, p_zone text, p_at timestamp with time zone) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    RETURN (((p_days IS NULL) OR ((date_part('isodow'::text, p_day))::integer = ANY (p_days))) AND (p_at >= ops._window_start(p_day, p_from, p_zone)) AND (p_at < ops._window_end(p_day, p_from, p_to, p_zone)));
+
+--
+-- Name: FUNCTION _window_holds(p_day date, p_days integer[], p_from time without time zone, p_to time without time zone, p_zone text, p_at timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._window_holds(p_day date, p_days integer[], p_from time without time zone, p_to time without time zone, p_zone text, p_at timestamp with time zone) IS 'Internal: whether the restriction window that opens on local day p_day (one of p_days) holds p_at.';
+
+--
 -- Name: _layer_applies(integer[], time without time zone, time without time zone, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
 CREATE FUNCTION ops._layer_applies(p_days integer[], p_from time without time zone, p_to time without time zone, p_zone text, p_at timestamp with time zone) RETURNS boolean
     LANGUAGE sql IMMUTABLE
-    SET search_path TO 'ops', 'pg_temp'
-    AS $$
-    SELECT (p_days IS NULL AND p_from IS NULL) OR EXISTS (
-        SELECT 1
-        FROM (VALUES (-1), (0), (1)) AS g (d)
-        CROSS JOIN LATERAL (SELECT pg_catalog.timezone(p_zone, p_at)::date + g.d AS day) AS x
-        WHERE (p_days IS NULL OR pg_catalog.date_part('isodow', x.day)::int = ANY (p_days))
-          AND p_at >= ops._window_start(x.day, p_from, p_zone)
-          AND p_at < ops._window_end(x.day, p_from, p_to, p_zone))
-$$;
+    RETURN (((p_days IS NULL) AND (p_from IS NULL)) OR ops._window_holds((timezone(p_zone, p_at))::date, p_days, p_from, p_to, p_zone, p_at) OR ops._window_holds(((timezone(p_zone, p_at))::date - 1), p_days, p_from, p_to, p_zone, p_at));
 
 --
 -- Name: FUNCTION _layer_applies(p_days integer[], p_from time without time zone, p_to time without time zone, p_zone text, p_at timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
@@ -1015,33 +1048,131 @@ $$;
 COMMENT ON FUNCTION ops._lock_incident(p_id uuid) IS 'Internal: SELECT ... FOR UPDATE one incident, P0002 when there is none.';
 
 --
+-- Name: _rotation_turn(timestamp with time zone, interval, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone) RETURNS bigint
+    LANGUAGE sql IMMUTABLE
+    RETURN CASE WHEN (p_at >= p_handoff_at) THEN ((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint - CASE WHEN (timezone(p_zone, (timezone(p_zone, p_handoff_at) + (floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))) * p_shift))) > p_at) THEN 1 ELSE 0 END) ELSE NULL::bigint END;
+
+--
+-- Name: FUNCTION _rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone) IS 'Internal: the number of the turn in progress at p_at (0 from handoff_at on), NULL before the first handoff.';
+
+--
+-- Name: schedule_overrides; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.schedule_overrides (
+    id bigint NOT NULL,
+    schedule text NOT NULL,
+    principal text NOT NULL,
+    starts_at timestamp with time zone NOT NULL,
+    ends_at timestamp with time zone NOT NULL,
+    reason text NOT NULL,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    created_by text NOT NULL,
+    CONSTRAINT schedule_overrides_reason CHECK ((btrim(reason) <> ''::text)),
+    CONSTRAINT schedule_overrides_span CHECK ((ends_at > starts_at))
+);
+
+--
+-- Name: TABLE schedule_overrides; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.schedule_overrides IS 'Spans [starts_at, ends_at) in which principal is on call for the schedule instead of every layer (a swap, a cover). Spans of one schedule never overlap (ops.add_override refuses, under a lock on the schedule row). Add with ops.add_override, drop with ops.remove_override; the reason is the audit note.';
+
+--
+-- Name: schedule_rotations; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.schedule_rotations (
+    id bigint NOT NULL,
+    schedule text NOT NULL,
+    name text NOT NULL,
+    layer integer NOT NULL,
+    shift interval NOT NULL,
+    handoff_at timestamp with time zone NOT NULL,
+    participants text[] NOT NULL,
+    days integer[],
+    from_time time without time zone,
+    to_time time without time zone,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    created_by text NOT NULL,
+    CONSTRAINT schedule_rotations_days CHECK (((days IS NULL) OR ((days <@ ARRAY[1, 2, 3, 4, 5, 6, 7]) AND (days <> '{}'::integer[])))),
+    CONSTRAINT schedule_rotations_name_format CHECK ((name ~ '^[A-Za-z0-9._@:-]{1,100}$'::text)),
+    CONSTRAINT schedule_rotations_participants CHECK (((cardinality(participants) >= 1) AND (array_position(participants, NULL::text) IS NULL))),
+    CONSTRAINT schedule_rotations_shift_range CHECK (((date_part('month'::text, shift) = (0)::double precision) AND (date_part('year'::text, shift) = (0)::double precision) AND (date_part('epoch'::text, shift) >= (3600)::double precision))),
+    CONSTRAINT schedule_rotations_window CHECK ((((from_time IS NULL) AND (to_time IS NULL)) OR ((from_time IS NOT NULL) AND (to_time IS NOT NULL) AND (from_time <> to_time))))
+);
+
+--
+-- Name: TABLE schedule_rotations; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.schedule_rotations IS 'Layers of a schedule: participants take turns for shift each, the first handoff at handoff_at, later ones at the same local wall-clock time. The highest layer that applies at an instant wins; lower layers show through its gaps. Add with ops.add_rotation, drop with ops.remove_rotation.';
+
+--
+-- Name: COLUMN schedule_rotations.layer; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.schedule_rotations.layer IS 'Order of the layers in the schedule (1 = the bottom one); a rotation added later gets the next number and wins.';
+
+--
+-- Name: COLUMN schedule_rotations.shift; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.schedule_rotations.shift IS 'Length of one turn in local wall-clock time (1 day = the same time tomorrow, 23 or 25 hours across a DST change); no month part, at least 1 hour.';
+
+--
+-- Name: COLUMN schedule_rotations.participants; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.schedule_rotations.participants IS 'Principals in turn order; turn k (counted from handoff_at) is participants[k mod n + 1].';
+
+--
+-- Name: COLUMN schedule_rotations.days; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.schedule_rotations.days IS 'ISO weekdays (1 = Monday) on which the layer applies; NULL = every day. With a window past midnight the day is the one on which the window starts.';
+
+--
+-- Name: COLUMN schedule_rotations.from_time; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.schedule_rotations.from_time IS 'Local start of the daily window in which the layer applies (NULL with to_time = all day); to_time < from_time spans midnight.';
+
+--
 -- Name: _on_call_at(text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
 CREATE FUNCTION ops._on_call_at(p_schedule text, p_zone text, p_at timestamp with time zone) RETURNS TABLE(principal text, source text)
     LANGUAGE sql STABLE
-    SET search_path TO 'ops', 'pg_temp'
-    AS $$
-    WITH o AS (
-        SELECT o.principal, o.ends_at
-        FROM ops.schedule_overrides AS o
-        WHERE o.schedule = p_schedule AND o.starts_at <= p_at
-        ORDER BY o.starts_at DESC
-        LIMIT 1
-    )
-    SELECT o.principal, 'override' FROM o WHERE o.ends_at > p_at
-    UNION ALL
-    (SELECT r.participants[
-                (ops._rotation_turn(r.handoff_at, r.shift, p_zone, p_at)
-                 % pg_catalog.cardinality(r.participants))::int + 1],
-            'rotation:' || r.name
-     FROM ops.schedule_rotations AS r
-     WHERE r.schedule = p_schedule AND r.handoff_at <= p_at
-       AND NOT EXISTS (SELECT 1 FROM o WHERE o.ends_at > p_at)
-       AND ops._layer_applies(r.days, r.from_time, r.to_time, p_zone, p_at)
-     ORDER BY r.layer DESC
-     LIMIT 1)
-$$;
+    BEGIN ATOMIC
+ WITH o AS (
+          SELECT o.principal,
+             o.ends_at
+            FROM ops.schedule_overrides o
+           WHERE ((o.schedule = _on_call_at.p_schedule) AND (o.starts_at <= _on_call_at.p_at))
+           ORDER BY o.starts_at DESC
+          LIMIT 1
+         )
+  SELECT o.principal,
+     'override'::text
+    FROM o
+   WHERE (o.ends_at > _on_call_at.p_at)
+ UNION ALL
+ ( SELECT r.participants[(((ops._rotation_turn(r.handoff_at, r.shift, _on_call_at.p_zone, _on_call_at.p_at) % (cardinality(r.participants))::bigint))::integer + 1)] AS participants,
+     ('rotation:'::text || r.name)
+    FROM ops.schedule_rotations r
+   WHERE ((r.schedule = _on_call_at.p_schedule) AND (r.handoff_at <= _on_call_at.p_at) AND (NOT (EXISTS ( SELECT 1
+            FROM o
+           WHERE (o.ends_at > _on_call_at.p_at)))) AND ops._layer_applies(r.days, r.from_time, r.to_time, _on_call_at.p_zone, _on_call_at.p_at))
+   ORDER BY r.layer DESC
+  LIMIT 1);
+END;
 
 --
 -- Name: FUNCTION _on_call_at(p_schedule text, p_zone text, p_at timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
@@ -1128,40 +1259,14 @@ COMMENT ON FUNCTION ops._require_actor(p_actor text) IS 'Internal: raises 22004 
 --
 
 CREATE FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) RETURNS timestamp with time zone
-    LANGUAGE sql IMMUTABLE STRICT
-    SET search_path TO 'ops', 'pg_temp'
-    AS $$
-    SELECT CASE WHEN p_k = 0 THEN p_handoff_at
-                ELSE pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at) + p_k * p_shift) END
-$$;
+    LANGUAGE sql IMMUTABLE
+    RETURN timezone(p_zone, (timezone(p_zone, p_handoff_at) + ((p_k)::double precision * p_shift)));
 
 --
 -- Name: FUNCTION _rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint); Type: COMMENT; Schema: ops; Owner: -
 --
 
 COMMENT ON FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) IS 'Internal: the instant of handoff k of a rotation (the first handoff plus k shifts of local wall-clock time).';
-
---
--- Name: _rotation_turn(timestamp with time zone, interval, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
---
-
-CREATE FUNCTION ops._rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone) RETURNS bigint
-    LANGUAGE sql IMMUTABLE STRICT
-    SET search_path TO 'ops', 'pg_temp'
-    AS $$
-    SELECT pg_catalog.max(c.k)
-    FROM (SELECT pg_catalog.floor(
-                     pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
-                     / pg_catalog.date_part('epoch', p_shift))::bigint AS k0) AS e
-    CROSS JOIN LATERAL (VALUES (e.k0 - 1), (e.k0), (e.k0 + 1)) AS c (k)
-    WHERE c.k >= 0 AND ops._rotation_handoff(p_handoff_at, p_shift, p_zone, c.k) <= p_at
-$$;
-
---
--- Name: FUNCTION _rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON FUNCTION ops._rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone) IS 'Internal: the number of the turn in progress at p_at (0 from handoff_at on), NULL before the first handoff.';
 
 --
 -- Name: _schedule_zone(text); Type: FUNCTION; Schema: ops; Owner: -
@@ -1303,42 +1408,6 @@ $$;
 COMMENT ON FUNCTION ops._transition(p_id uuid, p_to text, p_actor text, p_note text, p_now timestamp with time zone) IS 'Internal: ack or resolve one incident, idempotently, audited with p_actor and p_note.';
 
 --
--- Name: _window_end(date, time without time zone, time without time zone, text); Type: FUNCTION; Schema: ops; Owner: -
---
-
-CREATE FUNCTION ops._window_end(p_day date, p_from time without time zone, p_to time without time zone, p_zone text) RETURNS timestamp with time zone
-    LANGUAGE sql IMMUTABLE
-    SET search_path TO 'ops', 'pg_temp'
-    AS $$
-    SELECT pg_catalog.timezone(
-        p_zone,
-        (p_day + CASE WHEN p_from IS NULL OR p_to < p_from THEN 1 ELSE 0 END) + coalesce(p_to, time '00:00'))
-$$;
-
---
--- Name: FUNCTION _window_end(p_day date, p_from time without time zone, p_to time without time zone, p_zone text); Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON FUNCTION ops._window_end(p_day date, p_from time without time zone, p_to time without time zone, p_zone text) IS 'Internal: the instant the restriction window that opens on local day p_day closes (the next day past midnight).';
-
---
--- Name: _window_start(date, time without time zone, text); Type: FUNCTION; Schema: ops; Owner: -
---
-
-CREATE FUNCTION ops._window_start(p_day date, p_from time without time zone, p_zone text) RETURNS timestamp with time zone
-    LANGUAGE sql IMMUTABLE
-    SET search_path TO 'ops', 'pg_temp'
-    AS $$
-    SELECT pg_catalog.timezone(p_zone, p_day + coalesce(p_from, time '00:00'))
-$$;
-
---
--- Name: FUNCTION _window_start(p_day date, p_from time without time zone, p_zone text); Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON FUNCTION ops._window_start(p_day date, p_from time without time zone, p_zone text) IS 'Internal: the instant the restriction window of local day p_day opens.';
-
---
 -- Name: ack_incident(uuid, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -1354,29 +1423,6 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.ack_incident(p_id uuid, p_actor text, p_note text, p_now timestamp with time zone) IS 'Acknowledges an incident (escalation stops). Idempotent: acking again returns the row unchanged. Not found: P0002; resolved: 55000.';
-
---
--- Name: schedule_overrides; Type: TABLE; Schema: ops; Owner: -
---
-
-CREATE TABLE ops.schedule_overrides (
-    id bigint NOT NULL,
-    schedule text NOT NULL,
-    principal text NOT NULL,
-    starts_at timestamp with time zone NOT NULL,
-    ends_at timestamp with time zone NOT NULL,
-    reason text NOT NULL,
-    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
-    created_by text NOT NULL,
-    CONSTRAINT schedule_overrides_reason CHECK ((btrim(reason) <> ''::text)),
-    CONSTRAINT schedule_overrides_span CHECK ((ends_at > starts_at))
-);
-
---
--- Name: TABLE schedule_overrides; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON TABLE ops.schedule_overrides IS 'Spans [starts_at, ends_at) in which principal is on call for the schedule instead of every layer (a swap, a cover). Spans of one schedule never overlap (ops.add_override refuses, under a lock on the schedule row). Add with ops.add_override, drop with ops.remove_override; the reason is the audit note.';
 
 --
 -- Name: add_override(text, text, timestamp with time zone, timestamp with time zone, text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -1491,66 +1537,6 @@ $_$;
 COMMENT ON FUNCTION ops.add_principal(p_name text, p_kind text, p_roles text[], p_actor text, p_display_name text) IS 'Adds a person or service with roles: SELECT ops.add_principal(''alice'', ''human'', ''{ops_responder}'', ''admin'').';
 
 --
--- Name: schedule_rotations; Type: TABLE; Schema: ops; Owner: -
---
-
-CREATE TABLE ops.schedule_rotations (
-    id bigint NOT NULL,
-    schedule text NOT NULL,
-    name text NOT NULL,
-    layer integer NOT NULL,
-    shift interval NOT NULL,
-    handoff_at timestamp with time zone NOT NULL,
-    participants text[] NOT NULL,
-    days integer[],
-    from_time time without time zone,
-    to_time time without time zone,
-    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
-    created_by text NOT NULL,
-    CONSTRAINT schedule_rotations_days CHECK (((days IS NULL) OR ((days <@ ARRAY[1, 2, 3, 4, 5, 6, 7]) AND (days <> '{}'::integer[])))),
-    CONSTRAINT schedule_rotations_name_format CHECK ((name ~ '^[A-Za-z0-9._@:-]{1,100}$'::text)),
-    CONSTRAINT schedule_rotations_participants CHECK (((cardinality(participants) >= 1) AND (array_position(participants, NULL::text) IS NULL))),
-    CONSTRAINT schedule_rotations_shift_range CHECK (((date_part('month'::text, shift) = (0)::double precision) AND (date_part('year'::text, shift) = (0)::double precision) AND (date_part('epoch'::text, shift) >= (3600)::double precision))),
-    CONSTRAINT schedule_rotations_window CHECK ((((from_time IS NULL) AND (to_time IS NULL)) OR ((from_time IS NOT NULL) AND (to_time IS NOT NULL) AND (from_time <> to_time))))
-);
-
---
--- Name: TABLE schedule_rotations; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON TABLE ops.schedule_rotations IS 'Layers of a schedule: participants take turns for shift each, the first handoff at handoff_at, later ones at the same local wall-clock time. The highest layer that applies at an instant wins; lower layers show through its gaps. Add with ops.add_rotation, drop with ops.remove_rotation.';
-
---
--- Name: COLUMN schedule_rotations.layer; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.schedule_rotations.layer IS 'Order of the layers in the schedule (1 = the bottom one); a rotation added later gets the next number and wins.';
-
---
--- Name: COLUMN schedule_rotations.shift; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.schedule_rotations.shift IS 'Length of one turn in local wall-clock time (1 day = the same time tomorrow, 23 or 25 hours across a DST change); no month part, at least 1 hour.';
-
---
--- Name: COLUMN schedule_rotations.participants; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.schedule_rotations.participants IS 'Principals in turn order; turn k (counted from handoff_at) is participants[k mod n + 1].';
-
---
--- Name: COLUMN schedule_rotations.days; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.schedule_rotations.days IS 'ISO weekdays (1 = Monday) on which the layer applies; NULL = every day. With a window past midnight the day is the one on which the window starts.';
-
---
--- Name: COLUMN schedule_rotations.from_time; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.schedule_rotations.from_time IS 'Local start of the daily window in which the layer applies (NULL with to_time = all day); to_time < from_time spans midnight.';
-
---
 -- Name: add_rotation(text, text, interval, timestamp with time zone, text[], text, integer[], time without time zone, time without time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -1612,11 +1598,16 @@ BEGIN
                   HINT = 'Give both p_from and p_to (local times, e.g. ''09:00'' and ''17:00''; to before from spans midnight), or neither for all day.';
     END IF;
     v_prev := ops._act_as(p_actor);
+    -- the first handoff as its local wall-clock time reads (see ops._rotation_handoff): only a handoff in the
+    -- first occurrence of a repeated hour moves, to the second, like every later handoff at that local time
     INSERT INTO ops.schedule_rotations (schedule, name, layer, shift, handoff_at, participants, days, from_time, to_time,
                                         created_by)
-    SELECT p_schedule, p_name, coalesce(pg_catalog.max(r.layer), 0) + 1, p_shift, p_handoff_at, p_participants,
+    SELECT p_schedule, p_name, coalesce(pg_catalog.max(r.layer), 0) + 1, p_shift,
+           pg_catalog.timezone(s.time_zone, pg_catalog.timezone(s.time_zone, p_handoff_at)), p_participants,
            p_days, p_from, p_to, p_actor
-    FROM ops.schedule_rotations AS r WHERE r.schedule = p_schedule
+    FROM ops.schedules AS s LEFT JOIN ops.schedule_rotations AS r ON r.schedule = s.name
+    WHERE s.name = p_schedule
+    GROUP BY s.time_zone
     RETURNING * INTO v_row;
     PERFORM ops._act_as(v_prev);
     RETURN v_row;
@@ -4412,7 +4403,7 @@ BEGIN
     v_prev := ops._act_as(p_actor);
     DELETE FROM ops.schedule_overrides WHERE id = p_id RETURNING * INTO v_row;
     PERFORM ops._act_as(v_prev);
-    IF NOT FOUND THEN
+    IF v_row.id IS NULL THEN
         RAISE EXCEPTION 'no override %', p_id
             USING ERRCODE = 'P0002', HINT = 'SELECT id, schedule, principal, starts_at, ends_at FROM ops.schedule_overrides;';
     END IF;
@@ -4443,7 +4434,7 @@ BEGIN
     v_prev := ops._act_as(p_actor);
     DELETE FROM ops.schedule_rotations WHERE schedule = p_schedule AND name = p_name RETURNING * INTO v_row;
     PERFORM ops._act_as(v_prev);
-    IF NOT FOUND THEN
+    IF v_row.id IS NULL THEN
         RAISE EXCEPTION 'schedule "%" has no rotation "%"', p_schedule, pg_catalog.left(p_name, 100)
             USING ERRCODE = 'P0002', HINT = 'SELECT name, layer FROM ops.schedule_rotations WHERE schedule = ''<schedule>'';';
     END IF;
@@ -7256,6 +7247,24 @@ REVOKE ALL ON FUNCTION ops._integration_key(p_token text, p_kind text) FROM PUBL
 REVOKE ALL ON FUNCTION ops._is_string_map(p_value jsonb) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _window_end(p_day date, p_from time without time zone, p_to time without time zone, p_zone text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._window_end(p_day date, p_from time without time zone, p_to time without time zone, p_zone text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _window_start(p_day date, p_from time without time zone, p_zone text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._window_start(p_day date, p_from time without time zone, p_zone text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _window_holds(p_day date, p_days integer[], p_from time without time zone, p_to time without time zone, p_zone text, p_at timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._window_holds(p_day date, p_days integer[], p_from time without time zone, p_to time without time zone, p_zone text, p_at timestamp with time zone) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _layer_applies(p_days integer[], p_from time without time zone, p_to time without time zone, p_zone text, p_at timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -7266,6 +7275,24 @@ REVOKE ALL ON FUNCTION ops._layer_applies(p_days integer[], p_from time without 
 --
 
 REVOKE ALL ON FUNCTION ops._lock_incident(p_id uuid) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: TABLE schedule_overrides; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.schedule_overrides TO opsguard_operator;
+
+--
+-- Name: TABLE schedule_rotations; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.schedule_rotations TO opsguard_operator;
 
 --
 -- Name: FUNCTION _on_call_at(p_schedule text, p_zone text, p_at timestamp with time zone); Type: ACL; Schema: ops; Owner: -
@@ -7304,12 +7331,6 @@ REVOKE ALL ON FUNCTION ops._require_actor(p_actor text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) FROM PUBLIC;
 
 --
--- Name: FUNCTION _rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone); Type: ACL; Schema: ops; Owner: -
---
-
-REVOKE ALL ON FUNCTION ops._rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone) FROM PUBLIC;
-
---
 -- Name: FUNCTION _schedule_zone(p_schedule text); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -7334,29 +7355,11 @@ REVOKE ALL ON FUNCTION ops._slack_reply(p_ok boolean, p_error text, p_text text,
 REVOKE ALL ON FUNCTION ops._transition(p_id uuid, p_to text, p_actor text, p_note text, p_now timestamp with time zone) FROM PUBLIC;
 
 --
--- Name: FUNCTION _window_end(p_day date, p_from time without time zone, p_to time without time zone, p_zone text); Type: ACL; Schema: ops; Owner: -
---
-
-REVOKE ALL ON FUNCTION ops._window_end(p_day date, p_from time without time zone, p_to time without time zone, p_zone text) FROM PUBLIC;
-
---
--- Name: FUNCTION _window_start(p_day date, p_from time without time zone, p_zone text); Type: ACL; Schema: ops; Owner: -
---
-
-REVOKE ALL ON FUNCTION ops._window_start(p_day date, p_from time without time zone, p_zone text) FROM PUBLIC;
-
---
 -- Name: FUNCTION ack_incident(p_id uuid, p_actor text, p_note text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops.ack_incident(p_id uuid, p_actor text, p_note text, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.ack_incident(p_id uuid, p_actor text, p_note text, p_now timestamp with time zone) TO opsguard_operator;
-
---
--- Name: TABLE schedule_overrides; Type: ACL; Schema: ops; Owner: -
---
-
-GRANT SELECT ON TABLE ops.schedule_overrides TO opsguard_operator;
 
 --
 -- Name: FUNCTION add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text); Type: ACL; Schema: ops; Owner: -
@@ -7377,12 +7380,6 @@ GRANT SELECT ON TABLE ops.principals TO opsguard_operator;
 
 REVOKE ALL ON FUNCTION ops.add_principal(p_name text, p_kind text, p_roles text[], p_actor text, p_display_name text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.add_principal(p_name text, p_kind text, p_roles text[], p_actor text, p_display_name text) TO opsguard_operator;
-
---
--- Name: TABLE schedule_rotations; Type: ACL; Schema: ops; Owner: -
---
-
-GRANT SELECT ON TABLE ops.schedule_rotations TO opsguard_operator;
 
 --
 -- Name: FUNCTION add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[], p_from time without time zone, p_to time without time zone); Type: ACL; Schema: ops; Owner: -

@@ -10,6 +10,7 @@ DROP FUNCTION ops.create_schedule(text, text, text);
 DROP FUNCTION ops._schedule_zone(text);
 DROP FUNCTION ops._on_call_at(text, text, timestamptz);
 DROP FUNCTION ops._layer_applies(int[], time, time, text, timestamptz);
+DROP FUNCTION ops._window_holds(date, int[], time, time, text, timestamptz);
 DROP FUNCTION ops._window_end(date, time, time, text);
 DROP FUNCTION ops._window_start(date, time, text);
 DROP FUNCTION ops._rotation_turn(timestamptz, interval, text, timestamptz);

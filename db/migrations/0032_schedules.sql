@@ -104,71 +104,79 @@ REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECU
 CREATE TRIGGER schedule_overrides_audit_delete AFTER DELETE ON ops.schedule_overrides
 REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('id');
 
+-- The arithmetic below has SQL-standard bodies (bound when created, so no search_path to pin) and only
+-- computes or reads: the planner inlines them into ops.on_call and ops.on_call_shifts, which call them for
+-- every instant they ask about (a function with a pinned search_path is a call and a plan per use, and
+-- the 43,200 minutes of tests/sql/54 took a minute that way; inlined they take about a second).
+-- noqa: disable=all
+
 -- handoff k of a rotation: the local wall-clock time of the first handoff plus k shifts, as an instant in the
--- zone (a skipped local time moves on by the gap, a repeated one is its second occurrence, as PostgreSQL reads
--- them); handoff 0 is handoff_at itself
+-- zone. A local time that is skipped takes the offset before the change (02:30 becomes 03:30 summer time), a
+-- repeated one is its second occurrence: the later reading, as PostgreSQL reads such a timestamp.
+-- ops.add_rotation stores the first handoff as that same reading, so handoff 0 is handoff_at.
 CREATE FUNCTION ops._rotation_handoff(p_handoff_at timestamptz, p_shift interval, p_zone text, p_k bigint)
 RETURNS timestamptz
-LANGUAGE sql IMMUTABLE STRICT SET search_path = ops, pg_temp AS $$
-    SELECT CASE WHEN p_k = 0 THEN p_handoff_at
-                ELSE pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at) + p_k * p_shift) END
-$$;
+LANGUAGE sql IMMUTABLE
+RETURN pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at) + p_k * p_shift);
+-- noqa: enable=all
 COMMENT ON FUNCTION ops._rotation_handoff(timestamptz, interval, text, bigint) IS
 'Internal: the instant of handoff k of a rotation (the first handoff plus k shifts of local wall-clock time).';
 
--- the turn in progress at p_at in constant time: the wall-clock estimate (timestamp subtraction counts a day as
--- 86400 wall seconds) is off by at most one turn only in a skipped or repeated hour; the neighbours settle it
+-- the turn in progress at p_at in constant time: the wall-clock estimate k0 (timestamp subtraction counts a
+-- day as 86400 wall seconds) is one turn ahead only when handoff k0 fell in a skipped hour or on the second
+-- reading of a repeated one and p_at comes before it; behind it never is, since after the later reading of
+-- a local time the wall clock does not fall below it again (for clock changes shorter than the 1-hour
+-- minimum shift). NULL before the first handoff.
+-- noqa: disable=all
 CREATE FUNCTION ops._rotation_turn(p_handoff_at timestamptz, p_shift interval, p_zone text, p_at timestamptz)
 RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT SET search_path = ops, pg_temp AS $$
-    SELECT pg_catalog.max(c.k)
-    FROM (SELECT pg_catalog.floor(
-                     pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
-                     / pg_catalog.date_part('epoch', p_shift))::bigint AS k0) AS e
-    CROSS JOIN LATERAL (VALUES (e.k0 - 1), (e.k0), (e.k0 + 1)) AS c (k)
-    WHERE c.k >= 0 AND ops._rotation_handoff(p_handoff_at, p_shift, p_zone, c.k) <= p_at
-$$;
+LANGUAGE sql IMMUTABLE
+RETURN CASE WHEN p_at >= p_handoff_at THEN
+    pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                     / pg_catalog.date_part('epoch', p_shift))::bigint
+    - CASE WHEN pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at)
+                + pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                                   / pg_catalog.date_part('epoch', p_shift)) * p_shift) > p_at
+           THEN 1 ELSE 0 END
+END;
+-- noqa: enable=all
 COMMENT ON FUNCTION ops._rotation_turn(timestamptz, interval, text, timestamptz) IS
 'Internal: the number of the turn in progress at p_at (0 from handoff_at on), NULL before the first handoff.';
 
--- the restriction window of local day d, as instants: [d + from, d + to) or, past midnight, [d + from, d+1 + to);
--- all day when there are no times
+-- the restriction window that opens on local day d, as instants: [d + from, d + to), past midnight
+-- [d + from, d+1 + to), all day [d, d+1) when there are no times
+-- noqa: disable=all
 CREATE FUNCTION ops._window_start(p_day date, p_from time, p_zone text) RETURNS timestamptz
-LANGUAGE sql IMMUTABLE SET search_path = ops, pg_temp AS $$
-    SELECT pg_catalog.timezone(p_zone, p_day + coalesce(p_from, time '00:00'))
-$$;
-COMMENT ON FUNCTION ops._window_start(date, time, text) IS
-'Internal: the instant the restriction window of local day p_day opens.';
+LANGUAGE sql IMMUTABLE
+RETURN pg_catalog.timezone(p_zone, p_day + coalesce(p_from, time '00:00'));
 
 CREATE FUNCTION ops._window_end(p_day date, p_from time, p_to time, p_zone text) RETURNS timestamptz
-LANGUAGE sql IMMUTABLE SET search_path = ops, pg_temp AS $$
-    SELECT pg_catalog.timezone(
-        p_zone,
-        (p_day + CASE WHEN p_from IS NULL OR p_to < p_from THEN 1 ELSE 0 END) + coalesce(p_to, time '00:00'))
-$$;
-COMMENT ON FUNCTION ops._window_end(date, time, time, text) IS
-'Internal: the instant the restriction window that opens on local day p_day closes (the next day past midnight).';
+LANGUAGE sql IMMUTABLE
+RETURN pg_catalog.timezone(p_zone, (p_day + CASE WHEN p_from IS NULL OR p_to < p_from THEN 1 ELSE 0 END)
+                                   + coalesce(p_to, time '00:00'));
 
--- the windows of the local day of p_at and its neighbours (a window past midnight started the day before)
+-- whether the window of local day d holds p_at (d a weekday of the layer)
+CREATE FUNCTION ops._window_holds(p_day date, p_days int[], p_from time, p_to time, p_zone text, p_at timestamptz)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+RETURN (p_days IS NULL OR pg_catalog.date_part('isodow', p_day)::int = ANY (p_days))
+       AND p_at >= ops._window_start(p_day, p_from, p_zone) AND p_at < ops._window_end(p_day, p_from, p_to, p_zone);
+
+-- a window holding p_at opened on its local day or the day before (past midnight); not the day after, as
+-- a local time never reads earlier than the wall clock at its instant
 CREATE FUNCTION ops._layer_applies(p_days int[], p_from time, p_to time, p_zone text, p_at timestamptz)
 RETURNS boolean
-LANGUAGE sql IMMUTABLE SET search_path = ops, pg_temp AS $$
-    SELECT (p_days IS NULL AND p_from IS NULL) OR EXISTS (
-        SELECT 1
-        FROM (VALUES (-1), (0), (1)) AS g (d)
-        CROSS JOIN LATERAL (SELECT pg_catalog.timezone(p_zone, p_at)::date + g.d AS day) AS x
-        WHERE (p_days IS NULL OR pg_catalog.date_part('isodow', x.day)::int = ANY (p_days))
-          AND p_at >= ops._window_start(x.day, p_from, p_zone)
-          AND p_at < ops._window_end(x.day, p_from, p_to, p_zone))
-$$;
-COMMENT ON FUNCTION ops._layer_applies(int[], time, time, text, timestamptz) IS
-'Internal: whether a layer restricted to ISO weekdays p_days and local times p_from-p_to applies at p_at.';
+LANGUAGE sql IMMUTABLE
+RETURN (p_days IS NULL AND p_from IS NULL)
+       OR ops._window_holds(pg_catalog.timezone(p_zone, p_at)::date, p_days, p_from, p_to, p_zone, p_at)
+       OR ops._window_holds(pg_catalog.timezone(p_zone, p_at)::date - 1, p_days, p_from, p_to, p_zone, p_at);
 
 -- who is on call at p_at: the override whose span holds p_at (the last one starting at or before it, one
 -- index probe), else the turn of the highest layer that has started and applies; nobody when none does
 CREATE FUNCTION ops._on_call_at(p_schedule text, p_zone text, p_at timestamptz)
 RETURNS TABLE (principal text, source text)
-LANGUAGE sql STABLE SET search_path = ops, pg_temp AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     WITH o AS (
         SELECT o.principal, o.ends_at
         FROM ops.schedule_overrides AS o
@@ -187,8 +195,17 @@ LANGUAGE sql STABLE SET search_path = ops, pg_temp AS $$
        AND NOT EXISTS (SELECT 1 FROM o WHERE o.ends_at > p_at)
        AND ops._layer_applies(r.days, r.from_time, r.to_time, p_zone, p_at)
      ORDER BY r.layer DESC
-     LIMIT 1)
-$$;
+     LIMIT 1);
+END;
+-- noqa: enable=all
+COMMENT ON FUNCTION ops._window_start(date, time, text) IS
+'Internal: the instant the restriction window of local day p_day opens.';
+COMMENT ON FUNCTION ops._window_end(date, time, time, text) IS
+'Internal: the instant the restriction window that opens on local day p_day closes (the next day past midnight).';
+COMMENT ON FUNCTION ops._window_holds(date, int[], time, time, text, timestamptz) IS
+'Internal: whether the restriction window that opens on local day p_day (one of p_days) holds p_at.';
+COMMENT ON FUNCTION ops._layer_applies(int[], time, time, text, timestamptz) IS
+'Internal: whether a layer restricted to ISO weekdays p_days and local times p_from-p_to applies at p_at.';
 COMMENT ON FUNCTION ops._on_call_at(text, text, timestamptz) IS
 'Internal: who is on call in a schedule (of zone p_zone) at p_at and why (override or rotation:<name>); '
 'the one evaluation behind ops.on_call and ops.on_call_shifts.';
@@ -303,11 +320,16 @@ BEGIN
                   HINT = 'Give both p_from and p_to (local times, e.g. ''09:00'' and ''17:00''; to before from spans midnight), or neither for all day.';
     END IF;
     v_prev := ops._act_as(p_actor);
+    -- the first handoff as its local wall-clock time reads (see ops._rotation_handoff): only a handoff in the
+    -- first occurrence of a repeated hour moves, to the second, like every later handoff at that local time
     INSERT INTO ops.schedule_rotations (schedule, name, layer, shift, handoff_at, participants, days, from_time, to_time,
                                         created_by)
-    SELECT p_schedule, p_name, coalesce(pg_catalog.max(r.layer), 0) + 1, p_shift, p_handoff_at, p_participants,
+    SELECT p_schedule, p_name, coalesce(pg_catalog.max(r.layer), 0) + 1, p_shift,
+           pg_catalog.timezone(s.time_zone, pg_catalog.timezone(s.time_zone, p_handoff_at)), p_participants,
            p_days, p_from, p_to, p_actor
-    FROM ops.schedule_rotations AS r WHERE r.schedule = p_schedule
+    FROM ops.schedules AS s LEFT JOIN ops.schedule_rotations AS r ON r.schedule = s.name
+    WHERE s.name = p_schedule
+    GROUP BY s.time_zone
     RETURNING * INTO v_row;
     PERFORM ops._act_as(v_prev);
     RETURN v_row;
@@ -329,7 +351,7 @@ BEGIN
     v_prev := ops._act_as(p_actor);
     DELETE FROM ops.schedule_rotations WHERE schedule = p_schedule AND name = p_name RETURNING * INTO v_row;
     PERFORM ops._act_as(v_prev);
-    IF NOT FOUND THEN
+    IF v_row.id IS NULL THEN
         RAISE EXCEPTION 'schedule "%" has no rotation "%"', p_schedule, pg_catalog.left(p_name, 100)
             USING ERRCODE = 'P0002', HINT = 'SELECT name, layer FROM ops.schedule_rotations WHERE schedule = ''<schedule>'';';
     END IF;
@@ -399,7 +421,7 @@ BEGIN
     v_prev := ops._act_as(p_actor);
     DELETE FROM ops.schedule_overrides WHERE id = p_id RETURNING * INTO v_row;
     PERFORM ops._act_as(v_prev);
-    IF NOT FOUND THEN
+    IF v_row.id IS NULL THEN
         RAISE EXCEPTION 'no override %', p_id
             USING ERRCODE = 'P0002', HINT = 'SELECT id, schedule, principal, starts_at, ends_at FROM ops.schedule_overrides;';
     END IF;
