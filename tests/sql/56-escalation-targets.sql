@@ -6,29 +6,33 @@
 BEGIN;
 SELECT plan(39);
 
-CREATE TEMP TABLE quiet AS
-SELECT ops.add_principal(p, 'human', '{ops_responder}', 'admin') FROM unnest(ARRAY['alice', 'bob', 'carol', 'dave']) AS p;
-INSERT INTO quiet SELECT NULL FROM (
-    SELECT ops.link_chat_identity('slack', 'T1', u, p, 'admin')
-    FROM (VALUES ('alice', 'UALICE'), ('bob', 'UBOB'), ('carol', 'UCAROL')) AS x (p, u)) AS y;
--- primary: daily turns from Sunday 09:00 Berlin, so bob is on call on Monday; secondary: carol on Monday
-INSERT INTO quiet SELECT NULL FROM (SELECT
-    ops.create_schedule('primary', 'Europe/Berlin', 'admin'),
-    ops.add_rotation('primary', 'days', '1 day', '2026-03-01 09:00+01', ARRAY['alice', 'bob', 'carol'], 'admin'),
-    ops.create_schedule('secondary', 'Europe/Berlin', 'admin'),
-    ops.add_rotation('secondary', 'days', '1 day', '2026-03-02 09:00+01', ARRAY['carol', 'alice'], 'admin'),
-    ops.create_policy('three', 'admin'),
-    ops.add_policy_step('three', 1, '[{"schedule": "primary"}]', 'admin'),
-    ops.add_policy_step('three', 2, '[{"schedule": "secondary"}]', 'admin'),
-    ops.add_policy_step('three', 3, '[{"principal": "dave"}, {"webhook": "https://hooks.example.com/services/T/B/s3cret"}]',
-                        'admin'),
-    ops.set_route_policy('GET /pay', 'three', 'admin')) AS y;
+DO $$
+BEGIN
+    PERFORM ops.add_principal(p, 'human', '{ops_responder}', 'admin') FROM unnest(ARRAY['alice', 'bob', 'carol', 'dave']) AS p;
+    PERFORM ops.link_chat_identity('slack', 'T1', u, p, 'admin')
+    FROM (VALUES ('alice', 'UALICE'), ('bob', 'UBOB'), ('carol', 'UCAROL')) AS x (p, u);
+    -- primary: daily turns from Sunday 09:00 Berlin, so bob is on call on Monday; secondary: carol on Monday
+    PERFORM ops.create_schedule('primary', 'Europe/Berlin', 'admin');
+    PERFORM ops.add_rotation('primary', 'days', '1 day', '2026-03-01 09:00+01', ARRAY['alice', 'bob', 'carol'], 'admin');
+    PERFORM ops.create_schedule('secondary', 'Europe/Berlin', 'admin');
+    PERFORM ops.add_rotation('secondary', 'days', '1 day', '2026-03-02 09:00+01', ARRAY['carol', 'alice'], 'admin');
+    PERFORM ops.create_policy('three', 'admin');
+    PERFORM ops.add_policy_step('three', 1, '[{"schedule": "primary"}]', 'admin');
+    PERFORM ops.add_policy_step('three', 2, '[{"schedule": "secondary"}]', 'admin');
+    PERFORM ops.add_policy_step(
+        'three', 3, '[{"principal": "dave"}, {"webhook": "https://hooks.example.com/services/T/B/s3cret"}]', 'admin');
+    PERFORM ops.set_route_policy('GET /pay', 'three', 'admin');
+END
+$$;
 
 CREATE TEMP TABLE t AS
 SELECT (ops.trigger_incident('GET /pay::slo_violation', 'critical', p_now => '2026-03-02 12:00Z')).id AS a;
 CREATE TEMP VIEW paged AS
-SELECT e.escalation_level AS level, e.targets -> 'principals' AS principals, e.targets -> 'mentions' AS mentions,
-       e.targets -> 'step' AS step
+SELECT
+    e.escalation_level AS level,
+    e.targets -> 'principals' AS principals,
+    e.targets -> 'mentions' AS mentions,
+    e.targets -> 'step' AS step
 FROM ops.escalation_events AS e WHERE e.incident_id = (SELECT a FROM t);
 
 -- level 1: the primary on-call
@@ -103,7 +107,8 @@ SELECT ops.ack_incident(a, 'bob', p_now => '2026-03-02 13:40Z') FROM t;
 SELECT ops.create_policy('twice', 'admin', 1);
 SELECT ops.add_policy_step('twice', 1, '[{"principal": "alice"}]', 'admin');
 SELECT ops.add_policy_step('twice', 2, '[{"principal": "bob"}]', 'admin');
-SELECT is(ARRAY(SELECT ops.page_targets('twice', l, '2026-03-02 14:00Z') ->> 'principals' FROM generate_series(1, 6) AS l),
+SELECT is((SELECT array_agg(ops.page_targets('twice', l, '2026-03-02 14:00Z') ->> 'principals' ORDER BY l)
+           FROM generate_series(1, 6) AS l),
           ARRAY['["alice"]', '["bob"]', '["alice"]', '["bob"]', '["bob"]', '["bob"]'],
           'repeat 1: alice, bob, alice, bob, then bob until max_esc_level');
 SELECT throws_ok($$SELECT ops.page_targets('nope', 1)$$, 'P0002', NULL, 'page_targets: unknown policy');
@@ -113,11 +118,16 @@ SELECT throws_ok($$SELECT ops.page_targets('twice', 0)$$, '22023', NULL, 'page_t
 INSERT INTO t SELECT (ops.trigger_incident('GET /plain::slo_violation', 'critical', p_now => '2026-03-02 14:00Z')).id;
 SELECT is((ops.escalation_tick('2026-03-02 14:05Z')) -> 'escalationsCount', '1'::jsonb, 'an incident on a route without a policy');
 CREATE TEMP TABLE plain AS
-SELECT e.*, o.dedup_key, o.webhook_url, o.payload FROM ops.escalation_events AS e
-INNER JOIN ops.notification_outbox AS o ON o.event_id = e.id WHERE e.incident_key = 'GET /plain::slo_violation';
+SELECT
+    e.*,
+    o.dedup_key,
+    o.webhook_url,
+    o.payload
+FROM ops.escalation_events AS e
+INNER JOIN ops.notification_outbox AS o ON e.id = o.event_id WHERE e.incident_key = 'GET /plain::slo_violation';
 SELECT is((SELECT count(*)::int FROM plain), 1, '... queues one message');
 SELECT is((SELECT targets FROM plain), NULL, '... its event records no targets');
-SELECT is((SELECT (dedup_key = unique_hash AND webhook_url IS NULL) FROM plain), true,
+SELECT is((SELECT (dedup_key = unique_hash AND webhook_url IS NULL) FROM plain), TRUE,
           '... dedup_key is unique_hash, and the route webhook is read at send time');
 SELECT is((SELECT payload::text FROM plain),
           (SELECT jsonb_build_object('dedup_key', unique_hash, 'incident_id', incident_id, 'incident_key', incident_key,
@@ -154,7 +164,7 @@ SELECT is((SELECT targets FROM ops.escalation_events WHERE incident_key = 'GET /
 DELETE FROM ops.schedules WHERE name = 'secondary';
 SELECT results_eq(
     $$SELECT setting, blocking FROM ops.config_problems()$$,
-    $$VALUES ('default_policy', false), ('escalation_policy_steps[three/2]', false), ('principals[dave]', false)$$,
+    $$VALUES ('default_policy', FALSE), ('escalation_policy_steps[three/2]', FALSE), ('principals[dave]', FALSE)$$,
     'config_problems: the dangling default, the step naming a removed schedule, dave without a Slack user; none blocks');
 SELECT is((ops.page_targets('three', 2, '2026-03-02 16:00Z')) - 'policy',
           '{"step": 2, "mentions": [], "principals": [], "destinations": [{"type": "route"}]}'::jsonb,
