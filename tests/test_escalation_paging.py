@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from fake_slack import FakeSlack
+from opsguard.config import bad_configuration
 from opsguard.dispatcher import Dispatcher, Options
 
 DAY = "2026-03-02"  # a Monday
@@ -104,3 +105,20 @@ def test_without_a_policy_one_message_as_before(conn, hooks, dispatcher):
     assert "Paging" not in msg.body["blocks"][0]["text"]["text"]
     assert msg.dedup_key == conn.execute("SELECT unique_hash FROM ops.escalation_events").fetchone()[0]
     assert pager.messages() == []
+
+
+def test_a_paging_gap_warns_and_stops_nothing(api, conn):
+    """A principal a policy pages with no Slack user is a config_problems row that does not block:
+    /healthz stays 200 and lists it under warnings; every process still starts."""
+    conn.execute("SELECT ops.add_principal('dave', 'human', '{ops_responder}', 'admin')")
+    conn.execute("SELECT ops.create_policy('solo', 'admin')")
+    conn.execute("""SELECT ops.add_policy_step('solo', 1, '[{"principal": "dave"}]', 'admin')""")
+    conn.execute("SELECT ops.escalation_tick()")
+    resp = api.get("/healthz", secret=None)
+    assert resp.status_code == 200 and resp.json["reasons"] == []
+    assert [w for w in resp.json["warnings"] if w.startswith("principals[dave]: dave can be paged (policy solo step 1)")]
+    assert bad_configuration(conn, "dispatcher", 1.0) is None
+    conn.execute("UPDATE ops.settings SET value = '\"ftp://x\"' WHERE key = 'app_base_url'")
+    refused = bad_configuration(conn, "dispatcher", 1.0)
+    assert refused.startswith("opsguard dispatcher: bad configuration: setting app_base_url"), refused
+    assert "dave" not in refused, "paging gaps are not in the reason a process stops"

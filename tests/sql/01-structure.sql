@@ -1,6 +1,6 @@
 -- Structure: the tables, columns, indexes and functions that users, scripts and tests depend on.
 BEGIN;
-SELECT plan(44);
+SELECT plan(51);
 
 SELECT has_schema('ops');
 SELECT has_table('ops', t, 'table ops.' || t)
@@ -39,6 +39,13 @@ SELECT is_empty(
 
 SELECT is(to_regclass('incidents')::oid, 'ops.incidents'::regclass::oid,
           'plain table names resolve through the database search_path (the seeds'' SQL runs verbatim)');
+
+-- escalation policies (0033): who each level pages, and what each escalation paged
+SELECT has_table('ops', t, 'table ops.' || t) FROM unnest(ARRAY['escalation_policies', 'escalation_policy_steps', 'route_policies']) AS t;
+SELECT col_type_is('ops', 'escalation_events', 'targets', 'jsonb', 'escalation_events.targets records whom it paged');
+SELECT col_type_is('ops', 'notification_outbox', 'webhook_url', 'text', 'notification_outbox.webhook_url: a policy webhook');
+SELECT function_returns('ops', 'page_targets', ARRAY['text', 'integer', 'timestamp with time zone'], 'jsonb');
+SELECT function_returns('ops', 'policy_step', ARRAY['integer', 'integer', 'integer'], 'integer');
 
 SELECT * FROM finish();
 ROLLBACK;
