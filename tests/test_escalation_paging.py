@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from fake_slack import FakeSlack
 from opsguard.config import bad_configuration
-from opsguard.dispatcher import Dispatcher, Options
+from opsguard.dispatcher import Dispatcher
 
 DAY = "2026-03-02"  # a Monday
 
@@ -18,14 +18,6 @@ def hooks():
     yield route, pager
     route.stop()
     pager.stop()
-
-
-@pytest.fixture
-def dispatcher(db_url):
-    d = Dispatcher(Options(dsn=db_url, timeout_s=1.0, worker="paging"))
-    d.connect()
-    yield d
-    d.close()
 
 
 def setup_policy(conn, pager_url: str) -> None:
