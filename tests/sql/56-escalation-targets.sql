@@ -4,7 +4,7 @@
 -- Schedules (0032) move with the clock; 2026-03-02 is a Monday. An incident opened at 12:00 is
 -- due at 12:05, then every 30 minutes (snooze_min).
 BEGIN;
-SELECT plan(39);
+SELECT plan(40);
 
 DO $$
 BEGIN
@@ -169,6 +169,11 @@ SELECT results_eq(
 SELECT is((ops.page_targets('three', 2, '2026-03-02 16:00Z')) - 'policy',
           '{"step": 2, "mentions": [], "principals": [], "destinations": [{"type": "route"}]}'::jsonb,
           'a step whose schedule is gone pages no one, but still posts to the route channel');
+
+-- a principal disabled after the step was set is paged no more
+UPDATE ops.principals SET disabled = TRUE WHERE name = 'dave';
+SELECT is(ops.page_targets('three', 3, '2026-03-02 16:00Z') -> 'principals', '[]'::jsonb,
+          'a disabled principal is no longer paged by the step that names him');
 
 SELECT * FROM finish();
 ROLLBACK;
