@@ -4102,6 +4102,10 @@ BEGIN
     IF p_at IS NULL THEN
         RAISE EXCEPTION 'on_call needs a time' USING ERRCODE = '22004', HINT = 'Leave p_at out for now.';
     END IF;
+    IF NOT pg_catalog.isfinite(p_at) THEN
+        RAISE EXCEPTION 'on_call needs a finite time, not %', p_at
+            USING ERRCODE = '22023', HINT = 'An instant, e.g. now() or ''2026-03-02 09:00 Europe/Berlin''.';
+    END IF;
     RETURN QUERY SELECT a.principal FROM ops._on_call_at(p_schedule, v_zone, p_at) AS a;
 END;
 $$;

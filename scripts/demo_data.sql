@@ -23,3 +23,22 @@ FROM (VALUES
     ('GET /health::hard_error_threshold', 'critical', 'resolved', interval '6 hours')
 ) AS d (incident_key, severity, status, age)
 WHERE NOT EXISTS (SELECT 1 FROM ops.incidents);
+
+-- A demo on-call schedule for the runbook's "Who is on call" and "Swap a shift" (docs/oncall.md
+-- explains schedules): dana, eli and fay take weekly turns on 'platform', handing off on Mondays at
+-- 09:00 Berlin time, the first handoff a week before this one. Added once, like the incidents.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM ops.schedules WHERE name = 'platform') THEN
+        PERFORM ops.add_principal(p, 'human', ARRAY['ops_responder'], 'demo-data')
+        FROM unnest(ARRAY['dana', 'eli', 'fay']) AS p
+        WHERE NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = p);
+        PERFORM ops.create_schedule('platform', 'Europe/Berlin', 'demo-data');
+        PERFORM ops.add_rotation(
+            'platform', 'weekly', '1 week',
+            (date_trunc('week', now() AT TIME ZONE 'Europe/Berlin') - interval '1 week' + interval '9 hours')
+            AT TIME ZONE 'Europe/Berlin',
+            ARRAY['dana', 'eli', 'fay'], 'demo-data');
+    END IF;
+END;
+$$;

@@ -1,6 +1,6 @@
 -- Structure: the tables, columns, indexes and functions that users, scripts and tests depend on.
 BEGIN;
-SELECT plan(51);
+SELECT plan(57);
 
 SELECT has_schema('ops');
 SELECT has_table('ops', t, 'table ops.' || t)
@@ -39,6 +39,13 @@ SELECT is_empty(
 
 SELECT is(to_regclass('incidents')::oid, 'ops.incidents'::regclass::oid,
           'plain table names resolve through the database search_path (the seeds'' SQL runs verbatim)');
+
+-- on-call schedules (0032): what h16's policies and h17's API and feed call
+SELECT has_table('ops', t, 'table ops.' || t) FROM unnest(ARRAY['schedules', 'schedule_rotations', 'schedule_overrides']) AS t;
+SELECT has_view('ops', 'on_call_now', 'view ops.on_call_now');
+SELECT function_returns('ops', 'on_call', ARRAY['text', 'timestamp with time zone'], 'setof text');
+SELECT has_index('ops', 'schedule_overrides', 'schedule_overrides_schedule_starts', ARRAY['schedule', 'starts_at'],
+                 'the override in force is one probe of an index on (schedule, starts_at)');
 
 -- escalation policies (0033): who each level pages, and what each escalation paged
 SELECT has_table('ops', t, 'table ops.' || t) FROM unnest(ARRAY['escalation_policies', 'escalation_policy_steps', 'route_policies']) AS t;

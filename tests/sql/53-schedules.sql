@@ -4,7 +4,7 @@
 -- nothing; every change is an audit row. Times in UTC (the DST arithmetic is tests/sql/54); 2026-03-02 is
 -- a Monday.
 BEGIN;
-SELECT plan(98);
+SELECT plan(100);
 
 SELECT ops.add_principal(p, 'human', ARRAY['ops_responder'], 'admin')
 FROM unnest(ARRAY['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gone']) AS p;
@@ -229,6 +229,8 @@ SELECT throws_ok($$SELECT ops.remove_rotation('nope', 'evening', 'bob')$$, 'P000
 
 -- asking
 SELECT throws_ok($$SELECT ops.on_call('nope')$$, 'P0002', 'no schedule "nope"', 'on_call: an unknown schedule');
+SELECT throws_ok($$SELECT ops.on_call('primary', 'infinity')$$, '22023', NULL, 'on_call: a finite time');
+SELECT throws_ok($$SELECT ops.on_call('primary', NULL)$$, '22004', NULL, 'on_call: a time');
 SELECT throws_ok($$SELECT ops.on_call_shifts('nope', now(), now() + interval '1 day')$$, 'P0002', NULL,
                  'on_call_shifts: an unknown schedule');
 SELECT throws_ok($$SELECT ops.on_call_shifts('primary', '2026-01-01Z', '2027-01-02 00:00:01Z')$$, '22023', NULL,
