@@ -300,6 +300,7 @@ DECLARE
     v_what text;
     v_hint text := 'Targets: a JSON array of 1 to 20 objects, each {"schedule": name}, {"principal": name} '
                    'or {"webhook": url}, e.g. [{"schedule": "primary"}, {"principal": "alice"}].';
+    v_url text := '([A-Za-z][A-Za-z0-9+.-]*://[^/?#"\s]*)[^"\s]*';
     v_row ops.escalation_policy_steps;
     v_prev text;
 BEGIN
@@ -316,7 +317,8 @@ BEGIN
     IF p_targets IS NULL OR pg_catalog.jsonb_typeof(p_targets) <> 'array'
        OR pg_catalog.jsonb_array_length(p_targets) NOT BETWEEN 1 AND 20 THEN
         RAISE EXCEPTION 'step targets must be a JSON array of 1 to 20 targets, not %',
-                        coalesce(pg_catalog.left(p_targets::text, 200), 'NULL')
+                        coalesce(pg_catalog.left(pg_catalog.regexp_replace(p_targets::text, v_url, '\1/…', 'g'), 200),
+                                 'NULL')
             USING ERRCODE = '22023', HINT = v_hint;
     END IF;
     FOR v_el, v_i IN SELECT e.value, e.n FROM pg_catalog.jsonb_array_elements(p_targets) WITH ORDINALITY AS e (value, n)
@@ -325,10 +327,8 @@ BEGIN
         IF pg_catalog.jsonb_typeof(v_el) = 'object' AND (SELECT count(*) FROM pg_catalog.jsonb_object_keys(v_el)) = 1 THEN
             SELECT k INTO v_key FROM pg_catalog.jsonb_object_keys(v_el) AS k;
         END IF;
-        -- a webhook path is its secret: messages show it redacted
-        v_what := CASE WHEN v_key = 'webhook' AND pg_catalog.jsonb_typeof(v_el -> 'webhook') = 'string'
-                       THEN ops._redact_url(v_el::text, v_el ->> 'webhook')
-                       ELSE pg_catalog.left(v_el::text, 200) END;
+        -- a webhook path is its secret: messages show every URL redacted, whatever the target looks like
+        v_what := pg_catalog.left(pg_catalog.regexp_replace(v_el::text, v_url, '\1/…', 'g'), 200);
         IF v_key IS NULL OR v_key NOT IN ('schedule', 'principal', 'webhook')
            OR pg_catalog.jsonb_typeof(v_el -> v_key) <> 'string' OR pg_catalog.btrim(v_el ->> v_key) = '' THEN
             RAISE EXCEPTION 'target % of the step is not a schedule, a principal or a webhook: %', v_i, v_what

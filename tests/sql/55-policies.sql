@@ -3,7 +3,7 @@
 -- every bad input is a SQLSTATE with a hint and writes nothing; every change is audited.
 -- ops.policy_step: which step each level pages.
 BEGIN;
-SELECT plan(59);
+SELECT plan(61);
 
 SELECT ops.add_principal(p, 'human', '{ops_responder}', 'admin') FROM unnest(ARRAY['alice', 'bob', 'gone']) AS p;
 UPDATE ops.principals SET disabled = TRUE WHERE name = 'gone';
@@ -76,6 +76,14 @@ SELECT throws_ok($$SELECT ops.add_policy_step('payments', 1, '[{"principal": "go
 SELECT throws_ok($$SELECT ops.add_policy_step('payments', 1, '[{"webhook": "http://hooks.example.com/T/secret"}]', 'alice')$$,
                  '22023', 'target 1 of the step: webhook "http://hooks.example.com/…" must use https',
                  'a plain-http webhook, its secret path redacted in the message');
+SELECT throws_ok($$SELECT ops.add_policy_step('payments', 1, '{"webhook": "https://hooks.example.com/T/secret"}', 'alice')$$,
+                 '22023', 'step targets must be a JSON array of 1 to 20 targets, not {"webhook": "https://hooks.example.com/…"}',
+                 'targets that are no array: the message redacts the webhook path');
+SELECT throws_ok(
+    $$SELECT ops.add_policy_step('payments', 1, '[{"webhook": "https://hooks.example.com/T/secret", "principal": "bob"}]', 'alice')$$,
+    '22023',
+    'target 1 of the step is not a schedule, a principal or a webhook: {"webhook": "https://hooks.example.com/…", "principal": "bob"}',
+    'a target with two keys: its webhook path redacted too');
 SELECT throws_ok($$SELECT ops.add_policy_step('payments', 1, '[]', 'alice')$$, '22023', NULL, 'no targets');
 SELECT throws_ok($$SELECT ops.add_policy_step('payments', 1, '{"principal": "bob"}', 'alice')$$, '22023', NULL,
                  'an object, not an array');
