@@ -1195,6 +1195,60 @@ CREATE FUNCTION ops._pct(p_part numeric, p_whole numeric) RETURNS numeric
 COMMENT ON FUNCTION ops._pct(p_part numeric, p_whole numeric) IS 'Internal: a share in %, 2 decimals, no trailing zeros; NULL for an empty window.';
 
 --
+-- Name: escalation_policies; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.escalation_policies (
+    name text NOT NULL,
+    repeat integer DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    created_by text NOT NULL,
+    CONSTRAINT escalation_policies_name_format CHECK ((name ~ '^[A-Za-z0-9._@:-]{1,100}$'::text)),
+    CONSTRAINT escalation_policies_repeat_range CHECK (((repeat >= 0) AND (repeat <= 20)))
+);
+
+--
+-- Name: TABLE escalation_policies; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.escalation_policies IS 'Whom each escalation level pages (SPEC 11). Level N pages step N; after the last step the steps start over repeat times, then the last step repeats until max_esc_level. Create with ops.create_policy, steps with ops.add_policy_step; routes use one through ops.set_route_policy or the default_policy setting.';
+
+--
+-- Name: COLUMN escalation_policies.repeat; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.escalation_policies.repeat IS 'How many times the steps start over after the last one (0-20); see ops.policy_step.';
+
+--
+-- Name: _policy(text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._policy(p_name text) RETURNS ops.escalation_policies
+    LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_row ops.escalation_policies;
+BEGIN
+    SELECT * INTO v_row FROM ops.escalation_policies WHERE name = p_name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown escalation policy "%"', p_name
+            USING ERRCODE = 'P0002',
+                  HINT = coalesce('Policies: ' || (SELECT pg_catalog.string_agg(name, ', ' ORDER BY name)
+                                                   FROM ops.escalation_policies) || '; ', '')
+                         || 'create one with SELECT ops.create_policy(''name'', ''actor'');';
+    END IF;
+    RETURN v_row;
+END;
+$$;
+
+--
+-- Name: FUNCTION _policy(p_name text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._policy(p_name text) IS 'Internal: one escalation policy, locked (FOR UPDATE); P0002 when there is none.';
+
+--
 -- Name: _recalc_after_change(); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -1334,6 +1388,13 @@ BEGIN
                 RETURN CASE p_kind WHEN 'webhook' THEN ops._redact_url(SQLERRM, p_value #>> '{}') ELSE SQLERRM END;
             END;
         END IF;
+    WHEN 'policy' THEN
+        IF pg_catalog.jsonb_typeof(p_value) <> 'string' THEN
+            RETURN pg_catalog.format('%s is not a string', p_value);
+        END IF;
+        IF p_value #>> '{}' <> '' AND NOT EXISTS (SELECT 1 FROM ops.escalation_policies WHERE name = p_value #>> '{}') THEN
+            RETURN pg_catalog.format('no escalation policy is named %s', p_value);
+        END IF;
     ELSE
         RETURN pg_catalog.format('unknown kind %s', p_kind);
     END CASE;
@@ -1345,7 +1406,7 @@ $$;
 -- Name: FUNCTION _setting_problem(p_kind text, p_value jsonb, p_min integer, p_max integer); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops._setting_problem(p_kind text, p_value jsonb, p_min integer, p_max integer) IS 'Internal: why a stored setting value is one set_setting would refuse (webhook URLs redacted); NULL when it is valid.';
+COMMENT ON FUNCTION ops._setting_problem(p_kind text, p_value jsonb, p_min integer, p_max integer) IS 'Internal: why a stored setting value is one set_setting would refuse (webhook URLs redacted, a policy that does not exist); NULL when it is valid.';
 
 --
 -- Name: _slack_oncall(text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -1409,6 +1470,67 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._slack_reply(p_ok boolean, p_error text, p_text text, p_extra jsonb) IS 'Internal: a Slack ephemeral reply, with ok/error for scripts (Slack shows only the text).';
+
+--
+-- Name: _step_targets(text, integer, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._step_targets(p_policy text, p_step integer, p_at timestamp with time zone, OUT r_targets jsonb, OUT r_webhooks text[]) RETURNS record
+    LANGUAGE sql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+    WITH t AS (
+        SELECT e.target, e.n
+        FROM ops.escalation_policy_steps AS s
+        CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(s.targets) WITH ORDINALITY AS e (target, n)
+        WHERE s.policy = p_policy AND s.step = p_step
+    ),
+    named AS (
+        SELECT t.target ->> 'principal' AS principal, t.n * 1000 AS pos
+        FROM t WHERE t.target ? 'principal'
+        UNION ALL
+        SELECT o.principal, t.n * 1000 + o.k
+        FROM t
+        INNER JOIN ops.schedules AS sc ON t.target ->> 'schedule' = sc.name
+        CROSS JOIN LATERAL ops.on_call(sc.name, p_at) WITH ORDINALITY AS o (principal, k)
+    ),
+    who AS (
+        SELECT n.principal, min(n.pos) AS pos
+        FROM named AS n
+        INNER JOIN ops.principals AS p ON n.principal = p.name AND NOT p.disabled
+        GROUP BY n.principal
+    ),
+    hooks AS (
+        SELECT t.target ->> 'webhook' AS url, t.n FROM t WHERE t.target ? 'webhook'
+    ),
+    dest AS (
+        SELECT 0 AS n, pg_catalog.jsonb_build_object('type', 'route') AS d
+        WHERE EXISTS (SELECT 1 FROM who) OR NOT EXISTS (SELECT 1 FROM hooks)
+        UNION ALL
+        SELECT h.n, pg_catalog.jsonb_build_object(
+            'type', 'webhook', 'url', ops._redact_url(h.url, h.url),
+            'sha256', pg_catalog.left(pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(h.url, 'UTF8')), 'hex'), 16))
+        FROM hooks AS h
+    )
+    SELECT pg_catalog.jsonb_build_object(
+               'policy', p_policy,
+               'step', p_step,
+               'principals', coalesce((SELECT pg_catalog.jsonb_agg(w.principal ORDER BY w.pos) FROM who AS w), '[]'),
+               'destinations', (SELECT pg_catalog.jsonb_agg(d.d ORDER BY d.n) FROM dest AS d),
+               -- Slack user ids only: anything else in a mention could become another markup
+               'mentions', coalesce((
+                   SELECT pg_catalog.jsonb_agg('<@' || c.external_user || '>' ORDER BY w.pos, c.external_user)
+                   FROM who AS w
+                   INNER JOIN ops.chat_identities AS c ON w.principal = c.principal
+                   WHERE c.provider = 'slack' AND c.external_user ~ '^[A-Z0-9]{1,40}$'), '[]')),
+           ARRAY(SELECT h.url FROM hooks AS h ORDER BY h.n)
+$_$;
+
+--
+-- Name: FUNCTION _step_targets(p_policy text, p_step integer, p_at timestamp with time zone, OUT r_targets jsonb, OUT r_webhooks text[]); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._step_targets(p_policy text, p_step integer, p_at timestamp with time zone, OUT r_targets jsonb, OUT r_webhooks text[]) IS 'Internal: whom step p_step of a policy pages at p_at (the jsonb an escalation event records, URLs redacted) and the webhook URLs of the step, for the outbox.';
 
 --
 -- Name: _transition(uuid, text, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -1525,6 +1647,121 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text) IS 'Puts p_principal on call for [p_from, p_to) over every layer (audited, the reason as note): a swap or a cover. Unknown schedule: P0002; unknown principal: 23503; empty span: 22023; no reason: 22004; overlap: 23P01.';
+
+--
+-- Name: escalation_policy_steps; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.escalation_policy_steps (
+    policy text NOT NULL,
+    step integer NOT NULL,
+    targets jsonb NOT NULL,
+    updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    updated_by text NOT NULL,
+    CONSTRAINT escalation_policy_steps_step_range CHECK (((step >= 1) AND (step <= 50))),
+    CONSTRAINT escalation_policy_steps_targets_array CHECK (((jsonb_typeof(targets) = 'array'::text) AND ((jsonb_array_length(targets) >= 1) AND (jsonb_array_length(targets) <= 20))))
+);
+
+--
+-- Name: TABLE escalation_policy_steps; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.escalation_policy_steps IS 'The steps of a policy, numbered 1..n without gaps. targets: [{"schedule": name}, {"principal": name}, {"webhook": url}], checked by ops.add_policy_step; a schedule target pages whoever is on call at escalation time.';
+
+--
+-- Name: add_policy_step(text, integer, jsonb, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.add_policy_step(p_policy text, p_step integer, p_targets jsonb, p_actor text) RETURNS ops.escalation_policy_steps
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_next int;
+    v_el jsonb;
+    v_i int;
+    v_key text;
+    v_val text;
+    v_what text;
+    v_hint text := 'Targets: a JSON array of 1 to 20 objects, each {"schedule": name}, {"principal": name} '
+                   'or {"webhook": url}, e.g. [{"schedule": "primary"}, {"principal": "alice"}].';
+    v_url text := '([A-Za-z][A-Za-z0-9+.-]*://[^/?#"\s]*)[^"\s]*';
+    v_row ops.escalation_policy_steps;
+    v_prev text;
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    PERFORM ops._policy(p_policy);
+    SELECT coalesce(max(step), 0) + 1 INTO v_next FROM ops.escalation_policy_steps WHERE policy = p_policy;
+    IF p_step IS NULL OR p_step < 1 OR p_step > v_next OR p_step > 50 THEN
+        RAISE EXCEPTION 'steps out of order: policy % has % step(s), so step % cannot be set',
+                        p_policy, v_next - 1, coalesce(p_step::text, 'NULL')
+            USING ERRCODE = '22023',
+                  HINT = pg_catalog.format('Replace a step 1-%s or append step %s (at most 50 steps).',
+                                           v_next - 1, v_next);
+    END IF;
+    IF p_targets IS NULL OR pg_catalog.jsonb_typeof(p_targets) <> 'array'
+       OR pg_catalog.jsonb_array_length(p_targets) NOT BETWEEN 1 AND 20 THEN
+        RAISE EXCEPTION 'step targets must be a JSON array of 1 to 20 targets, not %',
+                        coalesce(pg_catalog.left(pg_catalog.regexp_replace(p_targets::text, v_url, '\1/…', 'g'), 200),
+                                 'NULL')
+            USING ERRCODE = '22023', HINT = v_hint;
+    END IF;
+    FOR v_el, v_i IN SELECT e.value, e.n FROM pg_catalog.jsonb_array_elements(p_targets) WITH ORDINALITY AS e (value, n)
+    LOOP
+        v_key := NULL;
+        IF pg_catalog.jsonb_typeof(v_el) = 'object' AND (SELECT count(*) FROM pg_catalog.jsonb_object_keys(v_el)) = 1 THEN
+            SELECT k INTO v_key FROM pg_catalog.jsonb_object_keys(v_el) AS k;
+        END IF;
+        -- a webhook path is its secret: messages show every URL redacted, whatever the target looks like
+        v_what := pg_catalog.left(pg_catalog.regexp_replace(v_el::text, v_url, '\1/…', 'g'), 200);
+        IF v_key IS NULL OR v_key NOT IN ('schedule', 'principal', 'webhook')
+           OR pg_catalog.jsonb_typeof(v_el -> v_key) <> 'string' OR pg_catalog.btrim(v_el ->> v_key) = '' THEN
+            RAISE EXCEPTION 'target % of the step is not a schedule, a principal or a webhook: %', v_i, v_what
+                USING ERRCODE = '22023', HINT = v_hint;
+        END IF;
+        v_val := v_el ->> v_key;
+        IF (SELECT count(*) FROM pg_catalog.jsonb_array_elements(p_targets) WITH ORDINALITY AS e (value, n)
+            WHERE e.value = v_el AND e.n < v_i) > 0 THEN
+            RAISE EXCEPTION 'target % of the step repeats an earlier one: %', v_i, v_what
+                USING ERRCODE = '22023', HINT = 'Name each schedule, principal and webhook once per step.';
+        END IF;
+        IF v_key = 'schedule' AND NOT EXISTS (SELECT 1 FROM ops.schedules WHERE name = v_val) THEN
+            RAISE EXCEPTION 'target % of the step names unknown schedule "%"', v_i, v_val
+                USING ERRCODE = '23503',
+                      HINT = 'Create it first: SELECT ops.create_schedule(''primary'', ''Europe/Berlin'', ''alice'');';
+        ELSIF v_key = 'principal' AND NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = v_val) THEN
+            RAISE EXCEPTION 'target % of the step names unknown principal "%"', v_i, v_val
+                USING ERRCODE = '23503',
+                      HINT = 'Create it first: SELECT ops.add_principal(''alice'', ''human'', ''{ops_responder}'', ''admin'');';
+        ELSIF v_key = 'principal' AND (SELECT disabled FROM ops.principals WHERE name = v_val) THEN
+            RAISE EXCEPTION 'target % of the step names disabled principal "%"', v_i, v_val
+                USING ERRCODE = '23503', HINT = 'A disabled principal is paged by no one: name someone else.';
+        ELSIF v_key = 'webhook' THEN
+            BEGIN
+                PERFORM ops.validate_url(v_val, 'webhook');
+            EXCEPTION WHEN invalid_parameter_value THEN
+                RAISE EXCEPTION 'target % of the step: %', v_i, ops._redact_url(SQLERRM, v_val)
+                    USING ERRCODE = '22023', HINT = 'A webhook is https, or http to a loopback host.';
+            END;
+        END IF;
+    END LOOP;
+
+    v_prev := ops._act_as(p_actor);
+    INSERT INTO ops.escalation_policy_steps AS s (policy, step, targets, updated_by)
+    VALUES (p_policy, p_step, p_targets, p_actor)
+    ON CONFLICT (policy, step) DO UPDATE
+    SET targets = excluded.targets, updated_at = pg_catalog.clock_timestamp(), updated_by = excluded.updated_by
+    RETURNING * INTO v_row;
+    PERFORM ops._act_as(v_prev);
+    RETURN v_row;
+END;
+$$;
+
+--
+-- Name: FUNCTION add_policy_step(p_policy text, p_step integer, p_targets jsonb, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.add_policy_step(p_policy text, p_step integer, p_targets jsonb, p_actor text) IS 'Sets step p_step of a policy (audited): replaces an existing step or appends the next one. SELECT ops.add_policy_step(''payments'', 1, ''[{"schedule": "primary"}, {"webhook": "https://hooks.slack.com/..."}]'', ''alice''). Takes effect from the next escalation. Unknown policy P0002; a gap (steps out of order) or a bad target 22023; an unknown schedule or an unknown or disabled principal 23503; each error names the target.';
 
 --
 -- Name: principals; Type: TABLE; Schema: ops; Owner: -
@@ -1920,6 +2157,7 @@ DECLARE
     v_cron record;
     v_status text := ops.pg_cron_status();
     v_reasons text[] := '{}';
+    v_warnings text[];
 BEGIN
     SELECT * INTO v_tick FROM ops.tick_log WHERE tick_at <= p_now ORDER BY tick_at DESC, id DESC LIMIT 1;
     v_age := round(EXTRACT(epoch FROM p_now - v_tick.tick_at)::numeric, 1);
@@ -1936,10 +2174,12 @@ BEGIN
     ELSIF v_cron.status = 'failed' THEN
         v_reasons := v_reasons || pg_catalog.format('the last pg_cron tick failed: %s', v_cron.return_message);
     END IF;
-    v_reasons := v_reasons || ARRAY(SELECT c.setting || ': ' || c.problem FROM ops.config_problems() AS c);
+    v_reasons := v_reasons || ARRAY(SELECT c.setting || ': ' || c.problem FROM ops.config_problems() AS c WHERE c.blocking);
+    v_warnings := ARRAY(SELECT c.setting || ': ' || c.problem FROM ops.config_problems() AS c WHERE NOT c.blocking);
     RETURN pg_catalog.jsonb_build_object(
         'database', 'ok',
         'reasons', pg_catalog.to_jsonb(v_reasons),
+        'warnings', pg_catalog.to_jsonb(v_warnings),
         'migrations', (SELECT pg_catalog.jsonb_agg(migration_id ORDER BY migration_id) FROM public._yoyo_migration),
         'lastTickAt', v_tick.tick_at,
         'lastTickAgeSeconds', v_age,
@@ -1954,7 +2194,7 @@ $$;
 -- Name: FUNCTION api_health(p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.api_health(p_now timestamp with time zone) IS 'GET /healthz: database, applied migrations, last tick and its age, pg_cron job and its last run, and the reasons it is not healthy (a late or missing tick, a failing or missing pg_cron job, a configuration problem).';
+COMMENT ON FUNCTION ops.api_health(p_now timestamp with time zone) IS 'GET /healthz: database, applied migrations, last tick and its age, pg_cron job and its last run, and the reasons it is not healthy (a late or missing tick, a failing or missing pg_cron job, a blocking configuration problem); warnings: the configuration problems that do not block (paging gaps).';
 
 --
 -- Name: api_heartbeat_ping(text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -2601,11 +2841,12 @@ BEGIN
     v_claim := pg_catalog.nextval('ops.notification_claim_seq');
     RETURN QUERY
     WITH due AS (
-        SELECT o.id, coalesce(w.webhook_url, v_global) AS url
+        -- the webhook of a policy step first (the row itself), else the route webhook, else the global one
+        SELECT o.id, coalesce(o.webhook_url, w.webhook_url, v_global) AS url
         FROM ops.notification_outbox AS o
         LEFT JOIN ops.route_webhooks AS w ON o.route = w.route
         WHERE o.status = 'pending' AND o.next_attempt_at <= p_now
-          AND (w.webhook_url IS NOT NULL OR v_global IS NOT NULL)
+          AND (o.webhook_url IS NOT NULL OR w.webhook_url IS NOT NULL OR v_global IS NOT NULL)
         ORDER BY o.next_attempt_at, o.id
         LIMIT p_limit
         FOR UPDATE OF o SKIP LOCKED
@@ -2627,7 +2868,7 @@ $$;
 -- Name: FUNCTION claim_notifications(p_worker text, p_limit integer, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.claim_notifications(p_worker text, p_limit integer, p_now timestamp with time zone) IS 'Dispatchers only: claims due messages (status sending, lease notify_lease_s) with the webhook they go to now and the Slack body. Expired leases first go back to pending. Paused (notify_paused): claims nothing.';
+COMMENT ON FUNCTION ops.claim_notifications(p_worker text, p_limit integer, p_now timestamp with time zone) IS 'Dispatchers only: claims due messages (status sending, lease notify_lease_s) with the webhook they go to now (the message''s own policy webhook, else the route''s, else slack_webhook_url) and the Slack body. Expired leases first go back to pending. Paused (notify_paused): claims nothing.';
 
 --
 -- Name: collect_metrics(timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -2777,7 +3018,7 @@ COMMENT ON FUNCTION ops.collect_metrics(p_now timestamp with time zone) IS 'Ever
 -- Name: config_problems(double precision); Type: FUNCTION; Schema: ops; Owner: -
 --
 
-CREATE FUNCTION ops.config_problems(p_dispatch_timeout_s double precision DEFAULT NULL::double precision) RETURNS TABLE(setting text, problem text)
+CREATE FUNCTION ops.config_problems(p_dispatch_timeout_s double precision DEFAULT NULL::double precision) RETURNS TABLE(setting text, problem text, blocking boolean)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
     AS $$
@@ -2790,6 +3031,7 @@ BEGIN
         setting := 'notify_lease_s';
         problem := pg_catalog.format('%s s is too short for a dispatcher HTTP timeout of %s s: make it at least %s',
                                      v_lease, p_dispatch_timeout_s, ceil(p_dispatch_timeout_s + 2));
+        blocking := true;
         RETURN NEXT;
     END IF;
     -- timestamps render in the session's zone (to_jsonb, psql): opsguard shows UTC only
@@ -2797,6 +3039,7 @@ BEGIN
         setting := 'TimeZone';
         problem := pg_catalog.format('the time zone is %s, not UTC: SELECT ops.use_utc(); then reconnect',
                                      pg_catalog.current_setting('TimeZone'));
+        blocking := true;
         RETURN NEXT;
     END IF;
     FOR v_row IN
@@ -2812,9 +3055,63 @@ BEGIN
         EXCEPTION WHEN invalid_parameter_value THEN
             setting := v_row.name;
             problem := CASE v_row.kind WHEN 'webhook' THEN ops._redact_url(SQLERRM, v_row.url) ELSE SQLERRM END;
+            blocking := true;
             RETURN NEXT;
         END;
     END LOOP;
+    RETURN QUERY
+    SELECT x.setting, x.problem, false
+    FROM (
+        -- a default policy written around set_setting: ticks treat it as none
+        SELECT s.key AS setting,
+               ops._setting_problem(s.kind, s.value, s.min_value, s.max_value)
+               || ': routes without their own policy page as if there were none' AS problem
+        FROM ops.settings AS s
+        WHERE s.kind = 'policy' AND ops._setting_problem(s.kind, s.value, s.min_value, s.max_value) IS NOT NULL
+        UNION ALL
+        SELECT pg_catalog.format('escalation_policies[%s]', ep.name),
+               'has no steps: the routes that use it page as if they had no policy; add one with ops.add_policy_step'
+        FROM ops.escalation_policies AS ep
+        WHERE NOT EXISTS (SELECT 1 FROM ops.escalation_policy_steps AS s WHERE s.policy = ep.name)
+          AND (EXISTS (SELECT 1 FROM ops.route_policies AS r WHERE r.policy = ep.name)
+               OR ep.name = ops.setting('default_policy') #>> '{}')
+        UNION ALL
+        SELECT pg_catalog.format('escalation_policy_steps[%s/%s]', s.policy, s.step),
+               pg_catalog.format('target %s names schedule %s, which does not exist: it pages no one; replace the step '
+                                 'with ops.add_policy_step', e.n, e.target -> 'schedule')
+        FROM ops.escalation_policy_steps AS s
+        CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(s.targets) WITH ORDINALITY AS e (target, n)
+        WHERE e.target ? 'schedule'
+          AND NOT EXISTS (SELECT 1 FROM ops.schedules AS sc WHERE sc.name = e.target ->> 'schedule')
+        UNION ALL
+        SELECT pg_catalog.format('principals[%s]', g.principal),
+               pg_catalog.format('%s can be paged (%s) but has no linked Slack user: paged and recorded, mentioned by '
+                                 'no one; SELECT ops.link_chat_identity(''slack'', <team id>, <user id>, %L, <actor>)',
+                                 g.principal, g.via, g.principal)
+        FROM (
+            SELECT w.principal, pg_catalog.string_agg(DISTINCT w.via, ', ') AS via
+            FROM (
+                SELECT e.target ->> 'principal' AS principal,
+                       pg_catalog.format('policy %s step %s', s.policy, s.step) AS via
+                FROM ops.escalation_policy_steps AS s
+                CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(s.targets) AS e (target)
+                WHERE e.target ? 'principal'
+                UNION ALL
+                SELECT u.principal, pg_catalog.format('schedule %s', r.schedule)
+                FROM ops.schedule_rotations AS r
+                CROSS JOIN LATERAL pg_catalog.unnest(r.participants) AS u (principal)
+                UNION ALL
+                SELECT o.principal, pg_catalog.format('schedule %s override', o.schedule)
+                FROM ops.schedule_overrides AS o
+                WHERE o.ends_at > pg_catalog.now()
+            ) AS w
+            INNER JOIN ops.principals AS p ON w.principal = p.name AND NOT p.disabled
+            WHERE NOT EXISTS (SELECT 1 FROM ops.chat_identities AS c
+                              WHERE c.principal = w.principal AND c.provider = 'slack')
+            GROUP BY w.principal
+        ) AS g
+    ) AS x
+    ORDER BY 1;
 END;
 $$;
 
@@ -2822,7 +3119,7 @@ $$;
 -- Name: FUNCTION config_problems(p_dispatch_timeout_s double precision); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision) IS 'What is wrong with the configuration, one row per setting (empty: all is well): SELECT * FROM ops.config_problems(); Checks URLs and webhooks, the time zone (UTC), and for a dispatcher its lease. The API and the dispatcher refuse to start while it has rows; a dispatcher passes its HTTP timeout.';
+COMMENT ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision) IS 'What is wrong with the configuration, one row per setting (empty: all is well): SELECT * FROM ops.config_problems(); Checks URLs and webhooks, the time zone (UTC), and for a dispatcher its lease (blocking: the API and the dispatcher refuse to start while such rows exist; a dispatcher passes its HTTP timeout). Rows with blocking false are paging gaps that start-up and /healthz only warn about: a principal a policy or schedule can page with no linked Slack user, a step naming a schedule that no longer exists, a default_policy naming no policy, a policy in use without steps.';
 
 --
 -- Name: create_integration_key(text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -2868,6 +3165,46 @@ $_$;
 --
 
 COMMENT ON FUNCTION ops.create_integration_key(p_name text, p_kind text, p_actor text, p_route text) IS 'Makes a key for a sender and returns its token, once (only the SHA-256 is stored): SELECT ops.create_integration_key(''alertmanager-prod'', ''alertmanager'', ''alice'');';
+
+--
+-- Name: create_policy(text, text, integer); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.create_policy(p_name text, p_actor text, p_repeat integer DEFAULT 0) RETURNS ops.escalation_policies
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+DECLARE
+    v_row ops.escalation_policies;
+    v_prev text;
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    IF p_name IS NULL OR p_name !~ '^[A-Za-z0-9._@:-]{1,100}$' THEN
+        RAISE EXCEPTION 'invalid policy name "%"', p_name
+            USING ERRCODE = '22023', HINT = 'Names: 1 to 100 letters, digits, . _ @ : -, e.g. ''payments-critical''.';
+    END IF;
+    IF p_repeat IS NULL OR p_repeat NOT BETWEEN 0 AND 20 THEN
+        RAISE EXCEPTION 'repeat must be between 0 and 20, not %', coalesce(p_repeat::text, 'NULL')
+            USING ERRCODE = '22003',
+                  HINT = 'How many times the steps start over after the last one; later levels page the last step.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM ops.escalation_policies WHERE name = p_name) THEN
+        RAISE EXCEPTION 'escalation policy "%" exists', p_name
+            USING ERRCODE = '23505', HINT = 'Change its steps with ops.add_policy_step, or choose another name.';
+    END IF;
+    v_prev := ops._act_as(p_actor);
+    INSERT INTO ops.escalation_policies (name, repeat, created_by) VALUES (p_name, p_repeat, p_actor)
+    RETURNING * INTO v_row;
+    PERFORM ops._act_as(v_prev);
+    RETURN v_row;
+END;
+$_$;
+
+--
+-- Name: FUNCTION create_policy(p_name text, p_actor text, p_repeat integer); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.create_policy(p_name text, p_actor text, p_repeat integer) IS 'Creates an escalation policy without steps (audited): SELECT ops.create_policy(''payments'', ''alice'', 1). Bad name 22023; repeat outside 0-20 22003; an existing name 23505.';
 
 --
 -- Name: schedules; Type: TABLE; Schema: ops; Owner: -
@@ -3045,6 +3382,7 @@ COMMENT ON FUNCTION ops.escalation_hash(p_incident_id uuid, p_level integer) IS 
 CREATE FUNCTION ops.escalation_tick(p_now timestamp with time zone DEFAULT now(), p_source text DEFAULT 'sql'::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
+    SET jit TO 'off'
     AS $$
 DECLARE
     v_started timestamptz := pg_catalog.clock_timestamp();
@@ -3068,6 +3406,7 @@ DECLARE
     v_ms numeric;
     v_summary jsonb;
     v_missed int := 0;
+    v_policy text;
 BEGIN
     IF p_now IS NULL THEN
         RAISE EXCEPTION 'escalation_tick needs a time'
@@ -3081,7 +3420,8 @@ BEGIN
     INTO v_set, v_invalid
     FROM (VALUES ('escalation_enabled', 'true'::jsonb), ('escalation_v1', 'true'), ('dry_run', 'false'),
                  ('canary_pct', '100'), ('max_esc_level', '7'), ('ack_timeout_min', '0'),
-                 ('tick_batch_max', '10000'), ('pause_cron', '""'), ('app_base_url', '""')) AS d (key, fallback)
+                 ('tick_batch_max', '10000'), ('pause_cron', '""'), ('app_base_url', '""'),
+                 ('default_policy', '""')) AS d (key, fallback)
     LEFT JOIN ops.settings AS s ON d.key = s.key
     CROSS JOIN LATERAL (
         SELECT CASE WHEN s.key IS NULL THEN 'missing'
@@ -3105,6 +3445,7 @@ BEGIN
     v_canary := (v_set -> 'canary_pct')::int;
     v_max := (v_set -> 'max_esc_level')::int;
     v_ack_timeout := (v_set -> 'ack_timeout_min')::int;
+    v_policy := nullif(v_set ->> 'default_policy', '');
 
     -- one tick at a time per database; a second caller reports busy rather than queueing behind it
     IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('opsguard.escalation_tick')) THEN
@@ -3185,17 +3526,44 @@ BEGIN
             SELECT d.*,
                    d.escalation_level + 1 AS new_level,
                    NOT v_dry AND ops.route_in_canary(d.route, v_canary) AS live,
-                   ops.escalation_hash(d.id, d.escalation_level + 1) AS hash
+                   ops.escalation_hash(d.id, d.escalation_level + 1) AS hash,
+                   coalesce(rp.policy, v_policy) AS policy
             FROM due AS d
+            LEFT JOIN ops.route_policies AS rp ON d.route = rp.route
+        ),
+        policies AS (
+            -- a policy without steps is no policy: its incidents page as before
+            SELECT ep.name, ep.repeat, count(*)::int AS steps
+            FROM ops.escalation_policies AS ep
+            INNER JOIN ops.escalation_policy_steps AS s ON ep.name = s.policy
+            GROUP BY ep.name, ep.repeat
+        ),
+        stepped AS (
+            SELECT p.*, ops.policy_step(pol.steps, pol.repeat, p.new_level) AS step
+            FROM plan AS p
+            LEFT JOIN policies AS pol ON p.policy = pol.name
+        ),
+        resolved AS (
+            -- each distinct (policy, step) once per tick: on_call runs a few times, not once per incident
+            SELECT k.policy, k.step, r.r_targets, r.r_webhooks
+            FROM (SELECT DISTINCT s.policy, s.step FROM stepped AS s WHERE s.step IS NOT NULL) AS k
+            CROSS JOIN LATERAL ops._step_targets(k.policy, k.step, p_now) AS r
+        ),
+        paged AS (
+            SELECT s.*, r.r_targets AS targets, r.r_webhooks AS webhooks
+            FROM stepped AS s
+            LEFT JOIN resolved AS r ON s.policy = r.policy AND s.step = r.step
         ),
         events AS (
             INSERT INTO ops.escalation_events
-                (incident_id, incident_key, route, severity, escalation_level, escalated_at, unique_hash, tick_id)
-            SELECT p.id, p.incident_key, p.route, p.severity, p.new_level, p_now, p.hash, v_tick_id
-            FROM plan AS p
+                (incident_id, incident_key, route, severity, escalation_level, escalated_at, unique_hash, tick_id,
+                 targets)
+            SELECT p.id, p.incident_key, p.route, p.severity, p.new_level, p_now, p.hash, v_tick_id, p.targets
+            FROM paged AS p
             WHERE p.live
             ON CONFLICT (unique_hash) DO NOTHING
-            RETURNING id, incident_id, incident_key, route, severity, escalation_level, escalated_at, unique_hash
+            RETURNING id, incident_id, incident_key, route, severity, escalation_level, escalated_at, unique_hash,
+                      targets
         ),
         raised AS (
             -- an event that already exists (the level was lowered by hand and reached again) still
@@ -3207,10 +3575,12 @@ BEGIN
             RETURNING i.id
         ),
         queued AS (
-            INSERT INTO ops.notification_outbox (dedup_key, event_id, incident_id, route, payload)
-            SELECT e.unique_hash, e.id, e.incident_id, e.route,
+            -- one message per destination: the route one keeps dedup_key = unique_hash (and without a
+            -- policy the payload of before), each webhook target gets sha256(unique_hash:url)
+            INSERT INTO ops.notification_outbox (dedup_key, event_id, incident_id, route, payload, webhook_url)
+            SELECT e.dedup_key, e.id, e.incident_id, e.route,
                    pg_catalog.jsonb_build_object(
-                       'dedup_key', e.unique_hash,
+                       'dedup_key', e.dedup_key,
                        'incident_id', e.incident_id,
                        'incident_key', e.incident_key,
                        'route', e.route,
@@ -3221,7 +3591,24 @@ BEGIN
                            || '/incidents/' || e.incident_id,
                        'text', pg_catalog.format('[%s] %s escalated to level %s',
                            pg_catalog.upper(e.severity), e.incident_key, e.escalation_level))
-            FROM events AS e
+                   || CASE WHEN e.targets IS NOT NULL THEN pg_catalog.jsonb_build_object(
+                          'policy', e.targets -> 'policy', 'step', e.targets -> 'step',
+                          'principals', e.targets -> 'principals', 'mentions', e.targets -> 'mentions') ELSE '{}' END,
+                   e.url
+            FROM (
+                SELECT e1.*, e1.unique_hash AS dedup_key, NULL::text AS url
+                FROM events AS e1
+                WHERE e1.targets IS NULL OR e1.targets -> 'destinations' @> '[{"type": "route"}]'
+                UNION ALL
+                SELECT e2.*,
+                       pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(e2.unique_hash || ':' || w.url, 'UTF8')),
+                                         'hex'),
+                       w.url
+                FROM events AS e2
+                INNER JOIN paged AS p ON e2.incident_id = p.id
+                CROSS JOIN LATERAL pg_catalog.unnest(p.webhooks) AS w (url)
+                WHERE e2.targets IS NOT NULL AND p.webhooks <> '{}'
+            ) AS e
             RETURNING 1
         )
         SELECT count(*),
@@ -3231,10 +3618,13 @@ BEGIN
                coalesce((SELECT pg_catalog.jsonb_agg(w) FROM (
                    SELECT pg_catalog.jsonb_build_object('id', p2.id, 'incidentKey', p2.incident_key,
                        'fromLevel', p2.escalation_level, 'toLevel', p2.new_level,
-                       'why', CASE WHEN v_dry THEN 'dry_run' ELSE 'canary' END) AS w
-                   FROM plan AS p2 WHERE NOT p2.live ORDER BY p2.next_due_at LIMIT 100) AS x), '[]')
+                       'why', CASE WHEN v_dry THEN 'dry_run' ELSE 'canary' END)
+                       || CASE WHEN p2.targets IS NOT NULL
+                               THEN pg_catalog.jsonb_build_object('wouldPage', p2.targets -> 'principals')
+                               ELSE '{}' END AS w
+                   FROM paged AS p2 WHERE NOT p2.live ORDER BY p2.next_due_at LIMIT 100) AS x), '[]')
         INTO v_due, v_live, v_events, v_lag, v_would
-        FROM plan AS p;
+        FROM paged AS p;
 
         IF v_events > 0 THEN
             PERFORM pg_catalog.pg_notify('ops_outbox', v_tick_id::text);
@@ -3283,7 +3673,7 @@ $$;
 -- Name: FUNCTION escalation_tick(p_now timestamp with time zone, p_source text); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.escalation_tick(p_now timestamp with time zone, p_source text) IS 'Escalates every incident due at p_now (up to tick_batch_max) by one level: one escalation_events row and one outbox message each, idempotent by unique_hash. Honours escalation_enabled, escalation_v1, pause_cron, dry_run, canary_pct, ack_timeout_min; a setting stored invalid is treated as unset and reported (invalidSettings, tick_log.invalid_settings). Writes a tick_log row and returns a jsonb summary. Also opens heartbeat::<name> for each heartbeat due at p_now (heartbeatsMissed; counted only on a dry run; done when paused or disabled too, skipped when busy).';
+COMMENT ON FUNCTION ops.escalation_tick(p_now timestamp with time zone, p_source text) IS 'Escalates every incident due at p_now (up to tick_batch_max) by one level: one escalation_events row each, idempotent by unique_hash, recording whom it paged (targets, from the route policy or default_policy; NULL without one) and one outbox message per destination (without a policy: one, to the route webhook). Honours escalation_enabled, escalation_v1, pause_cron, dry_run, canary_pct, ack_timeout_min; a setting stored invalid is treated as unset and reported (invalidSettings, tick_log.invalid_settings). Writes a tick_log row and returns a jsonb summary. Also opens heartbeat::<name> for each heartbeat due at p_now (heartbeatsMissed; counted only on a dry run; done when paused or disabled too, skipped when busy). Dry-run and canary entries of wouldEscalate carry wouldPage when a policy applies.';
 
 --
 -- Name: evaluate_alerts(timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -4061,6 +4451,41 @@ $$;
 COMMENT ON FUNCTION ops.override_guard_item(p_item_key text, p_reason text, p_minutes integer, p_actor text, p_now timestamp with time zone) IS 'Exempts one failing guard item for p_minutes (at most 1440) with a reason; p_actor needs guard.override. Audited.';
 
 --
+-- Name: page_targets(text, integer, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.page_targets(p_policy text, p_level integer, p_at timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_pol ops.escalation_policies;
+    v_steps int;
+BEGIN
+    SELECT * INTO v_pol FROM ops.escalation_policies WHERE name = p_policy;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown escalation policy "%"', p_policy
+            USING ERRCODE = 'P0002', HINT = 'SELECT name FROM ops.escalation_policies; lists them.';
+    END IF;
+    IF p_level IS NULL OR p_level < 1 OR p_at IS NULL THEN
+        RAISE EXCEPTION 'page_targets needs a level of 1 or more and a time'
+            USING ERRCODE = '22023', HINT = 'SELECT ops.page_targets(''payments'', 2, now());';
+    END IF;
+    SELECT count(*) INTO v_steps FROM ops.escalation_policy_steps WHERE policy = p_policy;
+    IF v_steps = 0 THEN
+        RETURN NULL;
+    END IF;
+    RETURN (ops._step_targets(p_policy, ops.policy_step(v_steps, v_pol.repeat, p_level), p_at)).r_targets;
+END;
+$$;
+
+--
+-- Name: FUNCTION page_targets(p_policy text, p_level integer, p_at timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.page_targets(p_policy text, p_level integer, p_at timestamp with time zone) IS 'Whom escalation level p_level of a policy would page at p_at, as the escalation event records it: {"policy", "step", "principals", "destinations", "mentions"}; NULL when the policy has no steps. SELECT ops.page_targets(''payments'', 2, now() + interval ''1 hour''). Unknown policy: P0002.';
+
+--
 -- Name: pg_cron_status(); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -4086,6 +4511,20 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.pg_cron_status() IS 'installed, available, or why pg_cron cannot run jobs in this database.';
+
+--
+-- Name: policy_step(integer, integer, integer); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.policy_step(p_steps integer, p_repeat integer, p_level integer) RETURNS integer
+    LANGUAGE sql IMMUTABLE
+    RETURN CASE WHEN ((p_steps >= 1) AND (p_repeat >= 0) AND (p_level >= 1)) THEN CASE WHEN (p_level <= (p_steps * (p_repeat + 1))) THEN (((p_level - 1) % p_steps) + 1) ELSE p_steps END ELSE NULL::integer END;
+
+--
+-- Name: FUNCTION policy_step(p_steps integer, p_repeat integer, p_level integer); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.policy_step(p_steps integer, p_repeat integer, p_level integer) IS 'The step that escalation level p_level pages in a policy of p_steps steps repeated p_repeat times: 1..n, then 1..n again p_repeat times, then n. NULL when there are no steps. SELECT ops.policy_step(3, 1, 7) is 3.';
 
 --
 -- Name: purge_guard_history(timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -4619,6 +5058,43 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.remove_override(p_id bigint, p_actor text) IS 'Drops an override (audited); the layers apply again. Unknown: P0002.';
+
+--
+-- Name: remove_policy_step(text, integer, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.remove_policy_step(p_policy text, p_step integer, p_actor text) RETURNS ops.escalation_policy_steps
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_last int;
+    v_row ops.escalation_policy_steps;
+    v_prev text;
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    PERFORM ops._policy(p_policy);
+    SELECT max(step) INTO v_last FROM ops.escalation_policy_steps WHERE policy = p_policy;
+    IF v_last IS NULL OR p_step IS DISTINCT FROM v_last THEN
+        RAISE EXCEPTION 'only the last step can be removed: policy % has % step(s), not step %',
+                        p_policy, coalesce(v_last, 0), coalesce(p_step::text, 'NULL')
+            USING ERRCODE = '22023',
+                  HINT = CASE WHEN v_last IS NULL THEN 'The policy has no steps.'
+                              ELSE pg_catalog.format('Remove step %s, or replace step %s with ops.add_policy_step.',
+                                                     v_last, coalesce(p_step::text, 'N')) END;
+    END IF;
+    v_prev := ops._act_as(p_actor);
+    DELETE FROM ops.escalation_policy_steps WHERE policy = p_policy AND step = p_step RETURNING * INTO v_row;
+    PERFORM ops._act_as(v_prev);
+    RETURN v_row;
+END;
+$$;
+
+--
+-- Name: FUNCTION remove_policy_step(p_policy text, p_step integer, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.remove_policy_step(p_policy text, p_step integer, p_actor text) IS 'Removes the last step of a policy (audited); returns it. Another step: 22023; unknown policy: P0002. A policy left without steps pages as if there were none (the route destination).';
 
 --
 -- Name: remove_rotation(text, text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -5229,6 +5705,66 @@ $_$;
 COMMENT ON FUNCTION ops.set_heartbeat(p_name text, p_interval interval, p_actor text, p_route text, p_severity text, p_now timestamp with time zone) IS 'Creates or changes a heartbeat (audited): SELECT ops.set_heartbeat(''watchdog'', ''5 minutes'', ''alice'', ''platform''); pings come from a key of kind heartbeat. Bad name or severity: 22023; interval outside 1 minute to 7 days: 22003.';
 
 --
+-- Name: route_policies; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.route_policies (
+    route text NOT NULL,
+    policy text NOT NULL,
+    updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    updated_by text NOT NULL,
+    CONSTRAINT route_policies_route_length CHECK (((length(route) >= 1) AND (length(route) <= 300)))
+);
+
+--
+-- Name: TABLE route_policies; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.route_policies IS 'Which escalation policy a route uses; routes without a row use the default_policy setting, else none (the route webhook, else slack_webhook_url, as before policies). Change with ops.set_route_policy.';
+
+--
+-- Name: set_route_policy(text, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.set_route_policy(p_route text, p_policy text, p_actor text) RETURNS ops.route_policies
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_row ops.route_policies;
+    v_prev text;
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    IF p_route IS NULL OR pg_catalog.length(p_route) NOT BETWEEN 1 AND 300 THEN
+        RAISE EXCEPTION 'a route must be 1 to 300 characters'
+            USING ERRCODE = '22023', HINT = 'The route as incidents carry it, e.g. ''GET /projects''.';
+    END IF;
+    IF p_policy IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ops.escalation_policies WHERE name = p_policy) THEN
+        RAISE EXCEPTION 'unknown escalation policy "%"', p_policy
+            USING ERRCODE = '23503',
+                  HINT = 'Create it first (ops.create_policy), or pass NULL to remove the route''s policy.';
+    END IF;
+    v_prev := ops._act_as(p_actor);
+    IF p_policy IS NULL THEN
+        DELETE FROM ops.route_policies WHERE route = p_route RETURNING * INTO v_row;
+    ELSE
+        INSERT INTO ops.route_policies AS r (route, policy, updated_by) VALUES (p_route, p_policy, p_actor)
+        ON CONFLICT (route) DO UPDATE
+        SET policy = excluded.policy, updated_at = pg_catalog.clock_timestamp(), updated_by = excluded.updated_by
+        RETURNING * INTO v_row;
+    END IF;
+    PERFORM ops._act_as(v_prev);
+    RETURN v_row;
+END;
+$$;
+
+--
+-- Name: FUNCTION set_route_policy(p_route text, p_policy text, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.set_route_policy(p_route text, p_policy text, p_actor text) IS 'Maps a route to an escalation policy (audited); p_policy NULL removes the mapping (the route then uses default_policy). Returns the row set or removed. Unknown policy: 23503; bad route: 22023.';
+
+--
 -- Name: set_route_slo(text, numeric, integer, text, integer, numeric); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -5330,7 +5866,7 @@ CREATE TABLE ops.settings (
     description text NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_by text DEFAULT 'install'::text NOT NULL,
-    CONSTRAINT settings_kind_check CHECK ((kind = ANY (ARRAY['boolean'::text, 'integer'::text, 'cron'::text, 'url'::text, 'webhook'::text])))
+    CONSTRAINT settings_kind_check CHECK ((kind = ANY (ARRAY['boolean'::text, 'integer'::text, 'cron'::text, 'url'::text, 'webhook'::text, 'policy'::text])))
 );
 
 --
@@ -5343,7 +5879,7 @@ COMMENT ON TABLE ops.settings IS 'Runtime settings (SPEC §3). Read with ops.set
 -- Name: COLUMN settings.kind; Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON COLUMN ops.settings.kind IS 'How a value is validated: boolean, integer (min_value..max_value), cron (5 fields, empty = none), url, webhook (https or loopback http).';
+COMMENT ON COLUMN ops.settings.kind IS 'How a value is validated: boolean, integer (min_value..max_value), cron (5 fields, empty = none), url, webhook (https or loopback http), policy (an escalation policy name, empty = none).';
 
 --
 -- Name: set_setting(text, text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -5392,6 +5928,16 @@ BEGIN
         -- parsed in full, never matched against the clock: hour 99 is refused at any minute
         IF pg_catalog.btrim(p_value) <> '' THEN
             PERFORM ops._cron_sets(p_value);
+        END IF;
+        v_value := pg_catalog.to_jsonb(pg_catalog.btrim(p_value));
+    WHEN 'policy' THEN
+        IF pg_catalog.btrim(p_value) <> ''
+           AND NOT EXISTS (SELECT 1 FROM ops.escalation_policies WHERE name = pg_catalog.btrim(p_value)) THEN
+            RAISE EXCEPTION 'setting % names no escalation policy: "%"', p_key, p_value
+                USING ERRCODE = '22023',
+                      HINT = coalesce('Policies: ' || (SELECT pg_catalog.string_agg(name, ', ' ORDER BY name)
+                                                       FROM ops.escalation_policies) || '; ', '')
+                             || 'create one with ops.create_policy, or pass an empty value for none.';
         END IF;
         v_value := pg_catalog.to_jsonb(pg_catalog.btrim(p_value));
     ELSE
@@ -5541,7 +6087,7 @@ CREATE FUNCTION ops.slack_message(p_payload jsonb) RETURNS jsonb
     SET search_path TO 'ops', 'pg_temp'
     AS $$
     SELECT pg_catalog.jsonb_build_object(
-        'text', p_payload ->> 'text',
+        'text', (p_payload ->> 'text') || coalesce(' ' || m.mentions, ''),
         'blocks', pg_catalog.jsonb_build_array(
             pg_catalog.jsonb_build_object('type', 'section', 'text', pg_catalog.jsonb_build_object(
                 'type', 'mrkdwn',
@@ -5551,20 +6097,29 @@ CREATE FUNCTION ops.slack_message(p_payload jsonb) RETURNS jsonb
                                           pg_catalog.upper(p_payload ->> 'severity'),
                                           ops.slack_escape(p_payload ->> 'incident_key'),
                                           p_payload ->> 'escalation_level')
+                        || coalesce(E'\nPaging ' || m.mentions, '')
                         || coalesce(E'\n<' || (p_payload ->> 'link') || '|Open the incident>', ''))),
             pg_catalog.jsonb_build_object('type', 'context', 'elements', pg_catalog.jsonb_build_array(
                 pg_catalog.jsonb_build_object('type', 'mrkdwn', 'text', pg_catalog.format(
                     'incident %s · route %s · escalated %s · dedup %s',
                     p_payload ->> 'incident_id', ops.slack_escape(coalesce(p_payload ->> 'route', '-')),
-                    p_payload ->> 'escalated_at', p_payload ->> 'dedup_key'))))),
+                    p_payload ->> 'escalated_at', p_payload ->> 'dedup_key')
+                    || coalesce(' · paged ' || ops.slack_escape(m.principals), ''))))),
         'dedup_key', p_payload ->> 'dedup_key')
+    -- without a policy the payload has neither key and the message is what it was
+    FROM (SELECT (SELECT pg_catalog.string_agg(v, ' ') FROM pg_catalog.jsonb_array_elements_text(
+                      CASE pg_catalog.jsonb_typeof(p_payload -> 'mentions') WHEN 'array' THEN p_payload -> 'mentions' END)
+                  AS v) AS mentions,
+                 (SELECT pg_catalog.string_agg(v, ', ') FROM pg_catalog.jsonb_array_elements_text(
+                      CASE pg_catalog.jsonb_typeof(p_payload -> 'principals') WHEN 'array' THEN p_payload -> 'principals' END)
+                  AS v) AS principals) AS m
 $$;
 
 --
 -- Name: FUNCTION slack_message(p_payload jsonb); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.slack_message(p_payload jsonb) IS 'The Slack incoming-webhook body for an outbox payload: text (the notification fallback), blocks, and dedup_key.';
+COMMENT ON FUNCTION ops.slack_message(p_payload jsonb) IS 'The Slack incoming-webhook body for an outbox payload: text (the notification fallback), blocks, and dedup_key. A policy''s payload adds its mentions (<@U...>) to the text and the first block, and the paged principals to the context line.';
 
 --
 -- Name: snooze_incident(uuid, integer, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -5900,7 +6455,8 @@ CREATE TABLE ops.escalation_events (
     escalated_at timestamp with time zone NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     unique_hash text NOT NULL,
-    tick_id bigint
+    tick_id bigint,
+    targets jsonb
 );
 
 --
@@ -5920,6 +6476,12 @@ COMMENT ON COLUMN ops.escalation_events.escalated_at IS 'The tick''s clock (p_no
 --
 
 COMMENT ON COLUMN ops.escalation_events.created_at IS 'When the row was written (transaction time); the runbook''s audit query filters on it.';
+
+--
+-- Name: COLUMN escalation_events.targets; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.escalation_events.targets IS 'Whom this escalation paged, resolved when it was sent: {"policy", "step", "principals": [...], "destinations": [{"type": "route"} | {"type": "webhook", "url": redacted, "sha256": first 16 hex}], "mentions": ["<@U...>"]}. NULL: no policy (the route destination only).';
 
 --
 -- Name: escalation_events_id_seq; Type: SEQUENCE; Schema: ops; Owner: -
@@ -6154,6 +6716,7 @@ CREATE TABLE ops.notification_outbox (
     claim_id bigint,
     lease_until timestamp with time zone,
     last_http_status integer,
+    webhook_url text,
     CONSTRAINT notification_outbox_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sending'::text, 'sent'::text, 'dead'::text])))
 );
 
@@ -6186,6 +6749,12 @@ COMMENT ON COLUMN ops.notification_outbox.status IS 'pending (waiting for next_a
 --
 
 COMMENT ON COLUMN ops.notification_outbox.claim_id IS 'Which claim holds a sending message: a dispatcher''s report counts only for its own claim.';
+
+--
+-- Name: COLUMN notification_outbox.webhook_url; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.webhook_url IS 'A policy step''s webhook this message goes to; NULL: the route''s webhook, else slack_webhook_url, read at send time.';
 
 --
 -- Name: notification_outbox_id_seq; Type: SEQUENCE; Schema: ops; Owner: -
@@ -6570,6 +7139,20 @@ ALTER TABLE ONLY ops.escalation_events
     ADD CONSTRAINT escalation_events_unique_hash_key UNIQUE (unique_hash);
 
 --
+-- Name: escalation_policies escalation_policies_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.escalation_policies
+    ADD CONSTRAINT escalation_policies_pkey PRIMARY KEY (name);
+
+--
+-- Name: escalation_policy_steps escalation_policy_steps_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.escalation_policy_steps
+    ADD CONSTRAINT escalation_policy_steps_pkey PRIMARY KEY (policy, step);
+
+--
 -- Name: guard_evaluations guard_evaluations_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
 --
 
@@ -6708,6 +7291,13 @@ ALTER TABLE ONLY ops.route_hour_stats
 
 ALTER TABLE ONLY ops.route_minute_stats
     ADD CONSTRAINT route_minute_stats_pkey PRIMARY KEY (route, minute);
+
+--
+-- Name: route_policies route_policies_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.route_policies
+    ADD CONSTRAINT route_policies_pkey PRIMARY KEY (route);
 
 --
 -- Name: route_slos route_slos_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
@@ -7011,6 +7601,42 @@ CREATE TRIGGER escalation_events_append_only BEFORE DELETE OR UPDATE ON ops.esca
 CREATE TRIGGER escalation_events_no_truncate BEFORE TRUNCATE ON ops.escalation_events FOR EACH STATEMENT EXECUTE FUNCTION ops._forbid_change();
 
 --
+-- Name: escalation_policies escalation_policies_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER escalation_policies_audit_delete AFTER DELETE ON ops.escalation_policies REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
+
+--
+-- Name: escalation_policies escalation_policies_audit_insert; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER escalation_policies_audit_insert AFTER INSERT ON ops.escalation_policies REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
+
+--
+-- Name: escalation_policies escalation_policies_audit_update; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER escalation_policies_audit_update AFTER UPDATE ON ops.escalation_policies REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
+
+--
+-- Name: escalation_policy_steps escalation_policy_steps_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER escalation_policy_steps_audit_delete AFTER DELETE ON ops.escalation_policy_steps REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('policy');
+
+--
+-- Name: escalation_policy_steps escalation_policy_steps_audit_insert; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER escalation_policy_steps_audit_insert AFTER INSERT ON ops.escalation_policy_steps REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('policy');
+
+--
+-- Name: escalation_policy_steps escalation_policy_steps_audit_update; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER escalation_policy_steps_audit_update AFTER UPDATE ON ops.escalation_policy_steps REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('policy', 'updated_at', 'updated_by');
+
+--
 -- Name: guard_overrides guard_overrides_append_only; Type: TRIGGER; Schema: ops; Owner: -
 --
 
@@ -7185,6 +7811,24 @@ CREATE TRIGGER roles_audit_insert AFTER INSERT ON ops.roles REFERENCING NEW TABL
 CREATE TRIGGER roles_audit_update AFTER UPDATE ON ops.roles REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
 
 --
+-- Name: route_policies route_policies_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER route_policies_audit_delete AFTER DELETE ON ops.route_policies REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('route');
+
+--
+-- Name: route_policies route_policies_audit_insert; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER route_policies_audit_insert AFTER INSERT ON ops.route_policies REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('route');
+
+--
+-- Name: route_policies route_policies_audit_update; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER route_policies_audit_update AFTER UPDATE ON ops.route_policies REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('route', 'updated_at', 'updated_by');
+
+--
 -- Name: route_slos route_slos_audit_insert; Type: TRIGGER; Schema: ops; Owner: -
 --
 
@@ -7325,6 +7969,13 @@ ALTER TABLE ONLY ops.escalation_events
     ADD CONSTRAINT escalation_events_incident_id_fkey FOREIGN KEY (incident_id) REFERENCES ops.incidents(id);
 
 --
+-- Name: escalation_policy_steps escalation_policy_steps_policy_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.escalation_policy_steps
+    ADD CONSTRAINT escalation_policy_steps_policy_fkey FOREIGN KEY (policy) REFERENCES ops.escalation_policies(name);
+
+--
 -- Name: heartbeats heartbeats_severity_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
 --
 
@@ -7372,6 +8023,13 @@ ALTER TABLE ONLY ops.role_permissions
 
 ALTER TABLE ONLY ops.role_permissions
     ADD CONSTRAINT role_permissions_role_fkey FOREIGN KEY (role) REFERENCES ops.roles(name) ON DELETE CASCADE;
+
+--
+-- Name: route_policies route_policies_policy_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.route_policies
+    ADD CONSTRAINT route_policies_policy_fkey FOREIGN KEY (policy) REFERENCES ops.escalation_policies(name);
 
 --
 -- Name: route_violation_state route_violation_state_incident_id_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
@@ -7628,6 +8286,18 @@ REVOKE ALL ON FUNCTION ops._on_call_at(p_schedule text, p_zone text, p_at timest
 REVOKE ALL ON FUNCTION ops._pct(p_part numeric, p_whole numeric) FROM PUBLIC;
 
 --
+-- Name: TABLE escalation_policies; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.escalation_policies TO opsguard_operator;
+
+--
+-- Name: FUNCTION _policy(p_name text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._policy(p_name text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _recalc_after_change(); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -7676,6 +8346,12 @@ REVOKE ALL ON FUNCTION ops._slack_oncall(p_schedule text, p_now timestamp with t
 REVOKE ALL ON FUNCTION ops._slack_reply(p_ok boolean, p_error text, p_text text, p_extra jsonb) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _step_targets(p_policy text, p_step integer, p_at timestamp with time zone, OUT r_targets jsonb, OUT r_webhooks text[]); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._step_targets(p_policy text, p_step integer, p_at timestamp with time zone, OUT r_targets jsonb, OUT r_webhooks text[]) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _transition(p_id uuid, p_to text, p_actor text, p_note text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -7694,6 +8370,19 @@ GRANT ALL ON FUNCTION ops.ack_incident(p_id uuid, p_actor text, p_note text, p_n
 
 REVOKE ALL ON FUNCTION ops.add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text) TO opsguard_operator;
+
+--
+-- Name: TABLE escalation_policy_steps; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.escalation_policy_steps TO opsguard_operator;
+
+--
+-- Name: FUNCTION add_policy_step(p_policy text, p_step integer, p_targets jsonb, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.add_policy_step(p_policy text, p_step integer, p_targets jsonb, p_actor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.add_policy_step(p_policy text, p_step integer, p_targets jsonb, p_actor text) TO opsguard_operator;
 
 --
 -- Name: TABLE principals; Type: ACL; Schema: ops; Owner: -
@@ -7873,6 +8562,13 @@ REVOKE ALL ON FUNCTION ops.create_integration_key(p_name text, p_kind text, p_ac
 GRANT ALL ON FUNCTION ops.create_integration_key(p_name text, p_kind text, p_actor text, p_route text) TO opsguard_operator;
 
 --
+-- Name: FUNCTION create_policy(p_name text, p_actor text, p_repeat integer); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.create_policy(p_name text, p_actor text, p_repeat integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.create_policy(p_name text, p_actor text, p_repeat integer) TO opsguard_operator;
+
+--
 -- Name: TABLE schedules; Type: ACL; Schema: ops; Owner: -
 --
 
@@ -8045,11 +8741,25 @@ REVOKE ALL ON FUNCTION ops.override_guard_item(p_item_key text, p_reason text, p
 GRANT ALL ON FUNCTION ops.override_guard_item(p_item_key text, p_reason text, p_minutes integer, p_actor text, p_now timestamp with time zone) TO opsguard_operator;
 
 --
+-- Name: FUNCTION page_targets(p_policy text, p_level integer, p_at timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.page_targets(p_policy text, p_level integer, p_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.page_targets(p_policy text, p_level integer, p_at timestamp with time zone) TO opsguard_operator;
+
+--
 -- Name: FUNCTION pg_cron_status(); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops.pg_cron_status() FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.pg_cron_status() TO opsguard_operator;
+
+--
+-- Name: FUNCTION policy_step(p_steps integer, p_repeat integer, p_level integer); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.policy_step(p_steps integer, p_repeat integer, p_level integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.policy_step(p_steps integer, p_repeat integer, p_level integer) TO opsguard_operator;
 
 --
 -- Name: FUNCTION purge_guard_history(p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
@@ -8105,6 +8815,13 @@ GRANT ALL ON FUNCTION ops.remove_heartbeat(p_name text, p_actor text) TO opsguar
 
 REVOKE ALL ON FUNCTION ops.remove_override(p_id bigint, p_actor text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.remove_override(p_id bigint, p_actor text) TO opsguard_operator;
+
+--
+-- Name: FUNCTION remove_policy_step(p_policy text, p_step integer, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.remove_policy_step(p_policy text, p_step integer, p_actor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.remove_policy_step(p_policy text, p_step integer, p_actor text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION remove_rotation(p_schedule text, p_name text, p_actor text); Type: ACL; Schema: ops; Owner: -
@@ -8201,6 +8918,19 @@ GRANT ALL ON FUNCTION ops.schedule_feed_token(p_schedule text, p_actor text) TO 
 
 REVOKE ALL ON FUNCTION ops.set_heartbeat(p_name text, p_interval interval, p_actor text, p_route text, p_severity text, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.set_heartbeat(p_name text, p_interval interval, p_actor text, p_route text, p_severity text, p_now timestamp with time zone) TO opsguard_operator;
+
+--
+-- Name: TABLE route_policies; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.route_policies TO opsguard_operator;
+
+--
+-- Name: FUNCTION set_route_policy(p_route text, p_policy text, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.set_route_policy(p_route text, p_policy text, p_actor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.set_route_policy(p_route text, p_policy text, p_actor text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION set_route_slo(p_route text, p_error_pct_target numeric, p_min_samples integer, p_actor text, p_latency_threshold_ms integer, p_latency_target_pct numeric); Type: ACL; Schema: ops; Owner: -

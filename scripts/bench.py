@@ -30,6 +30,10 @@ Heartbeats (0030): a tick with 10k heartbeats none of which is due beside a tick
 (goal: ratio <= 1.5, the heartbeats_due index keeps the missed-heartbeat check to the due rows),
 and a tick with 100 of 10k due. `bench.py heartbeats` runs this part alone.
 
+Escalation policies (0033): the tick with 10k due, every incident on a three-step policy whose
+steps each page a schedule, beside the same tick without policies, interleaved (goal: ratio <= 1.5).
+`bench.py tick_policies` runs this part alone.
+
 Alert intake: an Alertmanager notification of 100 alerts in one group beside one of a single
 alert, POST /ops/integrations/alertmanager through gunicorn, one request at a time, p50 of each
 (goal: ratio <= 2). `bench.py alertmanager` runs this part alone.
@@ -747,6 +751,64 @@ def bench_heartbeats(cluster: Cluster) -> list[tuple[str, str, str]]:
     ]
 
 
+def _seed_policies(conn: psycopg.Connection) -> None:
+    """Three schedules of three principals each (all linked to Slack users), a three-step policy
+    whose steps page them, and every due route of seed() mapped to it."""
+    for i in range(1, 10):
+        conn.execute("SELECT ops.add_principal(%s, 'human', '{ops_responder}', 'bench')", (f"oncall{i}",))
+        conn.execute("SELECT ops.link_chat_identity('slack', 'T1', %s, %s, 'bench')", (f"U{i:03}", f"oncall{i}"))
+    conn.execute("SELECT ops.create_policy('three', 'bench')")
+    for s in range(1, 4):
+        conn.execute("SELECT ops.create_schedule(%s, 'Europe/Berlin', 'bench')", (f"sched{s}",))
+        conn.execute("SELECT ops.add_rotation(%s, 'days', '1 day', '2026-01-05 09:00+01', %s, 'bench')",
+                     (f"sched{s}", [f"oncall{3 * s - 2}", f"oncall{3 * s - 1}", f"oncall{3 * s}"]))
+        conn.execute("SELECT ops.add_policy_step('three', %s, %s, 'bench')",
+                     (s, Jsonb([{"schedule": f"sched{s}"}])))
+    conn.execute("INSERT INTO ops.route_policies (route, policy, updated_by) "
+                 "SELECT route, 'three', 'bench' FROM ops.incidents WHERE next_due_at <= %s", (NOW,))
+    conn.execute("VACUUM ANALYZE ops.route_policies")
+
+
+def _time_policy_tick(conn: psycopg.Connection, expect: int, paged: int) -> float:
+    """Wall ms of one 10k tick, rolled back."""
+    conn.execute("VACUUM ops.incidents, ops.escalation_events, ops.notification_outbox, ops.audit_log, ops.tick_log")
+    with conn.transaction(force_rollback=True):
+        t0 = time.perf_counter()
+        summary = conn.execute("SELECT ops.escalation_tick(%s)", (NOW,)).fetchone()[0]
+        wall = (time.perf_counter() - t0) * 1000
+        got = conn.execute("SELECT count(*) FROM ops.escalation_events WHERE targets IS NOT NULL").fetchone()[0]
+    assert summary["escalationsCount"] == expect and got == paged, (summary, got)
+    return wall
+
+
+def bench_tick_policies(cluster: Cluster) -> list[tuple[str, str, str]]:
+    """The 10k-due tick with every incident on a three-step policy (each step a schedule) beside
+    the same tick without policies (0033): two databases seeded alike, one with the policy and
+    the route mappings, timed in turn so drift hits both alike."""
+    urls = {}
+    for name in ("bench_policies_off", "bench_policies_on"):
+        cluster.psql("postgres", f"CREATE DATABASE {name}")
+        urls[name] = cluster.url(name)
+        apply(urls[name])
+    with psycopg.connect(urls["bench_policies_off"], autocommit=True) as off, \
+            psycopg.connect(urls["bench_policies_on"], autocommit=True) as on:
+        for conn in (off, on):
+            conn.execute("SELECT ops.set_setting('tick_batch_max', '20000', 'bench')")
+            seed(conn, 100_000, 10_000)
+        _seed_policies(on)
+        without, with_ = [], []
+        for _ in range(REPEAT + 1):
+            without.append(_time_policy_tick(off, 10_000, 0))
+            with_.append(_time_policy_tick(on, 10_000, 10_000))
+    # the first of each warms the caches
+    w, p = statistics.median(without[1:]), statistics.median(with_[1:])
+    return [
+        ("tick with 10k due, no policies (ms)", f"{w:.1f}", ""),
+        ("tick with 10k due, 3-step schedule policy (ms)", f"{p:.1f}", ""),
+        ("ratio policies / none", f"{p / w:.2f}", "<= 1.5"),
+    ]
+
+
 def _seed_oncall(conn: psycopg.Connection) -> None:
     """Two schedules with the same three layers (weekly, business hours, 12-hour nights): 'old' handed off
     first five years ago and has 10,000 past one-hour overrides (bulk rows skip the audit trigger), 'new'
@@ -813,6 +875,7 @@ def main() -> int:
     only_heartbeats = sys.argv[1:] == ["heartbeats"]
     only_alertmanager = sys.argv[1:] == ["alertmanager"]
     only_events_v2 = sys.argv[1:] == ["events_v2"]
+    only_tick_policies = sys.argv[1:] == ["tick_policies"]
     only_oncall = sys.argv[1:] == ["oncall"]
     cluster = Cluster(datadir=make_temp_datadir("opsguard-bench-"), port=int(os.environ.get("OPSGUARD_BENCH_PORT", "54391")),
                       cron_database="postgres")
@@ -833,6 +896,8 @@ def main() -> int:
         if only_events_v2:
             rows += bench_events_v2(cluster)
             return _print(rows, plan)
+        if only_tick_policies:
+            return _print(bench_tick_policies(cluster), plan)
         if only_oncall:
             return _print(bench_oncall(cluster), plan)
         rows += bench_api(cluster)
@@ -843,6 +908,7 @@ def main() -> int:
         rows += bench_guard_storage(cluster)
         rows += bench_dispatch(cluster)
         rows += bench_heartbeats(cluster)
+        rows += bench_tick_policies(cluster)
         rows += bench_oncall(cluster)
         cluster.psql("postgres", "CREATE DATABASE bench")
         url = cluster.url("bench")

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from localpg import Cluster, make_temp_datadir
+from opsguard.dispatcher import Dispatcher, Options
 from opsguard.migrate import apply
 from pytest_postgresql.janitor import DatabaseJanitor
 
@@ -71,6 +72,16 @@ def db_url(pg_cluster: Cluster, template_db: str) -> Iterator[str]:
 def conn(db_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(db_url, autocommit=True) as c:
         yield c
+
+
+@pytest.fixture
+def dispatcher(db_url: str) -> Iterator[Dispatcher]:
+    """The notification dispatcher on a fresh database, 1 s HTTP timeout (tests/test_dispatcher.py,
+    tests/test_escalation_paging.py)."""
+    d = Dispatcher(Options(dsn=db_url, timeout_s=1.0, worker="d1"))
+    d.connect()
+    yield d
+    d.close()
 
 
 # --- the HTTP API -------------------------------------------------------------------------

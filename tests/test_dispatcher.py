@@ -25,14 +25,6 @@ def slack():
     fake.stop()
 
 
-@pytest.fixture
-def dispatcher(db_url):
-    d = Dispatcher(Options(dsn=db_url, timeout_s=1.0, worker="d1"))
-    d.connect()
-    yield d
-    d.close()
-
-
 def queue(conn, n: int = 1, prefix: str = "GET /d") -> list[str]:
     """n escalations, one message each; their dedup keys in queue order."""
     conn.execute("SELECT ops.trigger_incident(%s || g || '::slo_violation', 'critical', NULL, NULL, 'ops-bot', "

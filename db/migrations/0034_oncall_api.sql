@@ -1,4 +1,4 @@
--- depends: 0032_schedules
+-- depends: 0033_policies
 -- Who is on call, where people look (SPEC 11, the table in SPEC 7): GET /ops/oncall, the
 -- Slack command /oncall [schedule], and a calendar feed (GET /ops/schedules/<name>/calendar.ics)
 -- that calendar apps subscribe to. Everything is computed from ops.on_call_shifts; Flask only

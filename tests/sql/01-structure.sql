@@ -1,6 +1,6 @@
 -- Structure: the tables, columns, indexes and functions that users, scripts and tests depend on.
 BEGIN;
-SELECT plan(50);
+SELECT plan(57);
 
 SELECT has_schema('ops');
 SELECT has_table('ops', t, 'table ops.' || t)
@@ -46,6 +46,13 @@ SELECT has_view('ops', 'on_call_now', 'view ops.on_call_now');
 SELECT function_returns('ops', 'on_call', ARRAY['text', 'timestamp with time zone'], 'setof text');
 SELECT has_index('ops', 'schedule_overrides', 'schedule_overrides_schedule_starts', ARRAY['schedule', 'starts_at'],
                  'the override in force is one probe of an index on (schedule, starts_at)');
+
+-- escalation policies (0033): who each level pages, and what each escalation paged
+SELECT has_table('ops', t, 'table ops.' || t) FROM unnest(ARRAY['escalation_policies', 'escalation_policy_steps', 'route_policies']) AS t;
+SELECT col_type_is('ops', 'escalation_events', 'targets', 'jsonb', 'escalation_events.targets records whom it paged');
+SELECT col_type_is('ops', 'notification_outbox', 'webhook_url', 'text', 'notification_outbox.webhook_url: a policy webhook');
+SELECT function_returns('ops', 'page_targets', ARRAY['text', 'integer', 'timestamp with time zone'], 'jsonb');
+SELECT function_returns('ops', 'policy_step', ARRAY['integer', 'integer', 'integer'], 'integer');
 
 SELECT * FROM finish();
 ROLLBACK;

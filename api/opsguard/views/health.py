@@ -20,6 +20,6 @@ def healthz():
     health = call("SELECT ops.api_health()")
     pending = sorted(set(migration_ids()) - set(health["migrations"] or []))
     reasons = ([f"migrations not applied: {', '.join(pending)}"] if pending else []) + health.pop("reasons", [])
-    warnings = [BODY_ONLY_WARNING] if body_only_accepted(current_app.config) else []
+    warnings = ([BODY_ONLY_WARNING] if body_only_accepted(current_app.config) else []) + health.pop("warnings", [])
     return jsonify({"ok": not reasons, "reasons": reasons, "warnings": warnings, **health,
                     "pendingMigrations": pending}), 200 if not reasons else 503
