@@ -4,7 +4,7 @@
 -- row goes (two audit trigger runs, two audit_log writer checks) and, on a refresh, the
 -- BEFORE INSERT row trigger as well as the BEFORE UPDATE one.
 BEGIN;
-SELECT plan(21);
+SELECT plan(23);
 
 SET LOCAL track_functions = 'all';
 
@@ -83,6 +83,26 @@ SELECT throws_ok($$SELECT ops._intake_trigger('am:w1', 'urgent', NULL, 's', '{}'
                  'severity must be critical or warning, not urgent', 'a severity that is none: 23514');
 SELECT throws_ok($$SELECT ops._intake_trigger('am:w1', 'warning', NULL, 's', '[]', 'am-prod', now())$$, '23514',
                  NULL, 'details that are not an object: 23514 (incidents_details_object)');
+
+-- the alerts an Alertmanager incident keeps: as sent when that is what the rebuild makes of them,
+-- else rebuilt from the known fields without JSON nulls in objects (0028), also since 0031
+CREATE TEMP TABLE amk AS SELECT ops.create_integration_key('am-kept', 'alertmanager', 'alice') AS token;
+CREATE TEMP TABLE sent AS SELECT jsonb_build_array(
+    '{"status": "firing", "labels": {"alertname": "A"}, "annotations": {"summary": "a"}, "fingerprint": "a",
+      "startsAt": "2026-12-01T10:00:00Z", "values": {"B": 1.5, "C": [1, 2]}}'::jsonb,
+    '{"status": "firing", "labels": {"alertname": "B"}, "annotations": null, "dashboardURL": "", "panelURL": "",
+      "generatorURL": null, "extra": "x", "fingerprint": "b", "values": {"B": null, "C": {"d": null, "e": [null, 1]}}}'::jsonb,
+    '{"status": "resolved", "labels": {"alertname": "C"}, "silenceURL": "https://s", "imageURL": null}'::jsonb) AS alerts;
+SELECT is(ops.api_alertmanager((SELECT token FROM amk), jsonb_build_object(
+              'version', '4', 'groupKey', '{}:{alertname="kept"}', 'status', 'firing', 'receiver', 'r',
+              'alerts', (SELECT alerts FROM sent)), '2026-12-01 10:00+00') #>> '{incidents,0,status}', 'open',
+          'a notification with plain and odd alerts opens its incident');
+SELECT is((SELECT details -> 'alerts' FROM ops.incidents WHERE details ->> 'groupKey' = '{}:{alertname="kept"}'),
+          jsonb_build_array(
+              (SELECT alerts -> 0 FROM sent),
+              '{"status": "firing", "labels": {"alertname": "B"}, "fingerprint": "b", "values": {"C": {"e": [null, 1]}}}'::jsonb,
+              '{"status": "resolved", "labels": {"alertname": "C"}, "silenceURL": "https://s"}'::jsonb),
+          'kept: a plain alert as sent; unknown fields, nulls in objects and empty dashboard links dropped');
 
 SELECT * FROM finish();
 ROLLBACK;
