@@ -860,7 +860,9 @@ CREATE FUNCTION ops._intake_trigger(p_incident_key text, p_severity text, p_rout
     AS $$
 DECLARE
     v_row ops.incidents;
-    v_prev text;
+    v_id uuid;
+    v_details jsonb := coalesce(p_details, '{}');
+    v_prev text := coalesce(pg_catalog.current_setting('opsguard.actor', true), '');
 BEGIN
     IF pg_catalog.octet_length(p_details::text) > 65536 THEN
         RAISE EXCEPTION 'incident details are % bytes, more than 64 KiB', pg_catalog.octet_length(p_details::text)
@@ -869,19 +871,41 @@ BEGIN
     IF pg_catalog.length(p_incident_key) > 500 OR pg_catalog.btrim(p_incident_key) = '' THEN
         RAISE EXCEPTION 'incident key must be 1 to 500 characters' USING ERRCODE = '22023';
     END IF;
-    v_prev := ops._act_as(p_actor);
-    INSERT INTO ops.incidents AS i (incident_key, route, severity, summary, details, first_seen, last_seen)
-    VALUES (p_incident_key, pg_catalog.left(p_route, 500), p_severity, pg_catalog.left(p_summary, 1024),
-            coalesce(p_details, '{}'), p_now, p_now)
-    ON CONFLICT (incident_key) WHERE status <> 'resolved' DO UPDATE
-    SET last_seen = GREATEST(i.last_seen, EXCLUDED.last_seen),
-        severity = CASE WHEN EXCLUDED.severity = 'critical' THEN 'critical' ELSE i.severity END,
-        summary = coalesce(EXCLUDED.summary, i.summary),
-        -- a repeat usually says the same: keeping the stored value keeps its TOAST pointer,
-        -- so a refresh does not write the details again
-        details = CASE WHEN i.details = EXCLUDED.details THEN i.details ELSE EXCLUDED.details END
-    RETURNING * INTO v_row;
-    PERFORM ops._act_as(v_prev);
+    -- the errors the INSERT raised for these before it knew whether the key was open (a refresh
+    -- included); callers check first, so only a caller in SQL can meet them
+    IF p_now IS NULL THEN
+        RAISE EXCEPTION 'a time is required' USING ERRCODE = '23502', HINT = 'Pass p_now.';
+    END IF;
+    IF p_severity IS NULL OR p_severity NOT IN ('critical', 'warning') THEN
+        RAISE EXCEPTION 'severity must be critical or warning, not %', coalesce(p_severity, 'NULL')
+            USING ERRCODE = '23514', HINT = 'Map the sender severity to critical or warning first.';
+    END IF;
+    -- the actor for the audit trigger, as ops._act_as sets it, without two more function calls
+    PERFORM pg_catalog.set_config('opsguard.actor', coalesce(p_actor, ''), true),
+            pg_catalog.set_config('opsguard.note', '', true);
+    LOOP
+        SELECT i.id INTO v_id FROM ops.incidents AS i WHERE i.incident_key = p_incident_key AND i.status <> 'resolved';
+        IF FOUND THEN
+            UPDATE ops.incidents AS i
+            SET last_seen = GREATEST(i.last_seen, p_now),
+                severity = CASE WHEN p_severity = 'critical' THEN 'critical' ELSE i.severity END,
+                summary = coalesce(pg_catalog.left(p_summary, 1024), i.summary),
+                -- a repeat usually says the same: keeping the stored value keeps its TOAST pointer,
+                -- so a refresh does not write the details again
+                details = CASE WHEN i.details = v_details THEN i.details ELSE v_details END
+            WHERE i.id = v_id AND i.status <> 'resolved'
+            RETURNING * INTO v_row;
+        ELSE
+            INSERT INTO ops.incidents AS i (incident_key, route, severity, summary, details, first_seen, last_seen)
+            VALUES (p_incident_key, pg_catalog.left(p_route, 500), p_severity, pg_catalog.left(p_summary, 1024),
+                    v_details, p_now, p_now)
+            ON CONFLICT (incident_key) WHERE status <> 'resolved' DO NOTHING
+            RETURNING * INTO v_row;
+        END IF;
+        -- not found: resolved, or opened by another sender, since the lookup; look again
+        EXIT WHEN FOUND;
+    END LOOP;
+    PERFORM pg_catalog.set_config('opsguard.actor', v_prev, true), pg_catalog.set_config('opsguard.note', '', true);
     RETURN v_row;
 END;
 $$;
@@ -1909,7 +1933,7 @@ COMMENT ON FUNCTION ops.add_rotation(p_schedule text, p_name text, p_shift inter
 CREATE FUNCTION ops.api_alertmanager(p_token text, p_body jsonb, p_now timestamp with time zone DEFAULT now()) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
-    AS $$
+    AS $_$
 DECLARE
     v_key ops.integration_keys;
     v_problem text;
@@ -1979,13 +2003,23 @@ BEGIN
     FROM (
         SELECT b.rn, b.alert, pg_catalog.sum(pg_catalog.octet_length(b.alert::text)) OVER (ORDER BY b.rn) AS running
         FROM (
-            SELECT f.rn, pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+            -- an alert that already is what the expression below makes of it (only known fields, no
+            -- nulls in its objects, no empty dashboardURL or panelURL) is kept as sent: the same value,
+            -- without rebuilding and stripping it (most of the cost of keeping 20 alerts)
+            SELECT f.rn, CASE WHEN f.v - ARRAY['status', 'labels', 'annotations', 'startsAt', 'endsAt', 'generatorURL',
+                                              'fingerprint', 'silenceURL', 'dashboardURL', 'panelURL', 'imageURL',
+                                              'values', 'valueString'] = '{}'
+                                   AND NOT pg_catalog.jsonb_path_exists(f.v, 'lax $.** ? (@ == null)')
+                                   AND f.v -> 'dashboardURL' IS DISTINCT FROM '""'
+                                   AND f.v -> 'panelURL' IS DISTINCT FROM '""'
+                              THEN f.v
+                              ELSE pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
                        'status', f.v -> 'status', 'labels', f.v -> 'labels', 'annotations', f.v -> 'annotations',
                        'startsAt', f.v -> 'startsAt', 'endsAt', f.v -> 'endsAt', 'generatorURL', f.v -> 'generatorURL',
                        'fingerprint', f.v -> 'fingerprint', 'silenceURL', f.v -> 'silenceURL',
                        'dashboardURL', nullif(f.v -> 'dashboardURL', '""'), 'panelURL', nullif(f.v -> 'panelURL', '""'),
                        'imageURL', f.v -> 'imageURL', 'values', f.v -> 'values', 'valueString', f.v -> 'valueString'))
-                   AS alert
+                   END AS alert
             FROM (
                 SELECT a.v, pg_catalog.row_number() OVER (ORDER BY a.v ->> 'status' <> 'firing', a.ord) AS rn
                 FROM pg_catalog.jsonb_array_elements(p_body -> 'alerts') WITH ORDINALITY AS a (v, ord)
@@ -2020,7 +2054,7 @@ BEGIN
                                  v_route, v_summary, v_details, v_key.name, p_now);
     RETURN pg_catalog.jsonb_build_object('ok', true, 'incidents', pg_catalog.jsonb_build_array(ops.incident_json(v_row)));
 END;
-$$;
+$_$;
 
 --
 -- Name: FUNCTION api_alertmanager(p_token text, p_body jsonb, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -

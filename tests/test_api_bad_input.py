@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -247,3 +248,39 @@ def test_a_chunked_body_over_the_limit_is_413_through_gunicorn(gunicorn, conn, i
     assert len(fits) == 1024
     code, _, answer = ack(fits)
     assert (code, answer["incident"]["status"]) == (200, "acknowledged"), answer
+
+
+def test_the_depth_check_counts_as_a_recursive_walk_would():
+    """views._depth walks one level at a time (faster for wide bodies such as a 100-alert
+    notification); it must still count every mix of arrays and objects as a recursive walk does."""
+    from opsguard.views import MAX_JSON_DEPTH, _depth
+
+    def reference(v) -> int:
+        children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else ()
+        return 1 + max((reference(c) for c in children if isinstance(c, dict | list)), default=0)
+
+    rng = random.Random(12)  # noqa: S311 - test data, not secrets
+
+    def tree(d: int):
+        # one deep branch among shallow ones, so the trees stay small however deep they go
+        r = rng.random()
+        if d > 40 or r < 0.04:
+            return rng.choice([1, "x", None, True, 1.5, [], {}])
+        kids = [tree(d + 1)] + [rng.choice([1, "y", [], {"z": [2]}]) for _ in range(rng.randint(0, 2))]
+        rng.shuffle(kids)
+        return kids if r < 0.5 else {f"k{i}": k for i, k in enumerate(kids)}
+
+    samples = [tree(0) for _ in range(3000)]
+    for n in range(28, 36):  # around the limit, arrays and objects mixed, the deep branch not first
+        deep = "leaf"
+        for i in range(n - 1):
+            deep = {"a": 1, "b": deep} if i % 2 else [0, deep]
+        samples.append({"wide": list(range(50)), "deep": deep})
+    deeper = sum(reference(s) > MAX_JSON_DEPTH for s in samples)
+    assert 0 < deeper < len(samples), "both sides of the limit are sampled"
+    for s in samples:
+        want = reference(s)
+        got = _depth(s)
+        assert (got > MAX_JSON_DEPTH) == (want > MAX_JSON_DEPTH)
+        if want <= MAX_JSON_DEPTH:
+            assert got == want

@@ -76,3 +76,30 @@ def test_an_operators_row_lock_does_not_block_the_tick(conn, db_url):
     assert summary["escalationsCount"] == 1, "once released, the next tick takes it"
     levels = conn.execute("SELECT array_agg(DISTINCT escalation_level) FROM ops.incidents").fetchone()[0]
     assert levels == [1]
+
+
+def test_two_senders_opening_one_key_at_once_share_one_incident(conn, db_url):
+    """0031 looks the open incident up before it inserts: a second sender that misses the first
+    one's uncommitted INSERT waits on it (ON CONFLICT DO NOTHING), then finds the row and refreshes
+    it, as the single INSERT ... ON CONFLICT DO UPDATE of 0027 did; no error, no second incident."""
+    trigger = ("SELECT (i).id, (i).severity FROM ops._intake_trigger('am:race', %s, NULL, 's', '{}', %s, %s) AS i")
+    first = psycopg.connect(db_url)
+    try:
+        opened = first.execute(trigger, ("warning", "first", T0)).fetchone()  # not committed yet
+        result: list = []
+
+        def second() -> None:
+            with psycopg.connect(db_url, autocommit=True) as c:
+                result.append(c.execute(trigger, ("critical", "second", T0 + timedelta(minutes=1))).fetchone())
+
+        t = threading.Thread(target=second)
+        t.start()
+        t.join(timeout=1)
+        assert t.is_alive(), "the second sender waits for the first one's insert"
+        first.commit()
+        t.join(timeout=30)
+    finally:
+        first.close()
+    assert result == [(opened[0], "critical")], "the second sender refreshed the first one's incident"
+    rows = conn.execute("SELECT count(*), max(last_seen) FROM ops.incidents WHERE incident_key = 'am:race'").fetchone()
+    assert rows == (1, T0 + timedelta(minutes=1))
