@@ -1,4 +1,4 @@
--- depends: 0030_heartbeats
+-- depends: 0031_intake_speed
 -- On-call schedules (SPEC 11): a schedule in an IANA zone, layers of rotations (participants take
 -- turns for a shift, handing off at the same local wall-clock time), optional weekday and time-of-day
 -- restrictions, and overrides (a span of one principal over every layer). Who is on call is computed,
