@@ -1623,6 +1623,11 @@ BEGIN
         RAISE EXCEPTION 'an override needs a reason'
             USING ERRCODE = '22004', HINT = 'Say why, for the audit log: e.g. ''swap: bob covers alice, dentist''.';
     END IF;
+    -- the reason is stored twice (the override and its audit note): bounded like other audit notes
+    IF pg_catalog.length(p_reason) > 1000 THEN
+        RAISE EXCEPTION 'an override reason has at most 1000 characters, not %', pg_catalog.length(p_reason)
+            USING ERRCODE = '22023', HINT = 'Say why in a sentence; link to a ticket for more.';
+    END IF;
     -- spans never overlap, so only the last one starting before p_to can reach into the new one
     SELECT * INTO v_clash FROM ops.schedule_overrides
     WHERE schedule = p_schedule AND starts_at < p_to ORDER BY starts_at DESC LIMIT 1;
@@ -1646,7 +1651,7 @@ $$;
 -- Name: FUNCTION add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text) IS 'Puts p_principal on call for [p_from, p_to) over every layer (audited, the reason as note): a swap or a cover. Unknown schedule: P0002; unknown principal: 23503; empty span: 22023; no reason: 22004; overlap: 23P01.';
+COMMENT ON FUNCTION ops.add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text) IS 'Puts p_principal on call for [p_from, p_to) over every layer (audited, the reason as note): a swap or a cover. Unknown schedule: P0002; unknown principal: 23503; empty span or a reason over 1000 characters: 22023; no reason: 22004; overlap: 23P01.';
 
 --
 -- Name: escalation_policy_steps; Type: TABLE; Schema: ops; Owner: -
@@ -1850,6 +1855,12 @@ BEGIN
             USING ERRCODE = '22004',
                   HINT = 'e.g. ops.add_rotation(''primary'', ''weekly'', ''1 week'', ''2026-03-02 09:00 Europe/Berlin'', ARRAY[''alice'', ''bob''], ''alice'')';
     END IF;
+    -- an infinite first handoff made every later on_call of the schedule fail (cannot subtract infinite
+    -- timestamps), and with it ops.on_call_now for all schedules and the tick of every policy naming it
+    IF NOT pg_catalog.isfinite(p_handoff_at) THEN
+        RAISE EXCEPTION 'the first handoff must be a finite time, not %', p_handoff_at
+            USING ERRCODE = '22023', HINT = 'An instant, e.g. ''2026-03-02 09:00 Europe/Berlin''.';
+    END IF;
     IF pg_catalog.date_part('month', p_shift) <> 0 OR pg_catalog.date_part('year', p_shift) <> 0
        OR pg_catalog.date_part('epoch', p_shift) < 3600 THEN
         RAISE EXCEPTION 'shift % is not a usable turn length', p_shift
@@ -1860,6 +1871,11 @@ BEGIN
        OR pg_catalog.array_position(p_participants, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'a rotation needs participants'
             USING ERRCODE = '22023', HINT = 'Principals in turn order, e.g. ARRAY[''alice'', ''bob''].';
+    END IF;
+    -- repeats are allowed (a weighted turn order), so the principal check alone does not bound what is stored
+    IF pg_catalog.cardinality(p_participants) > 200 THEN
+        RAISE EXCEPTION 'a rotation takes at most 200 turns, not %', pg_catalog.cardinality(p_participants)
+            USING ERRCODE = '22023', HINT = 'Principals in turn order, at most 200 entries; split a larger team into schedules.';
     END IF;
     SELECT pg_catalog.string_agg(pg_catalog.format('%L', u.p), ', ' ORDER BY u.ord) INTO v_missing
     FROM pg_catalog.unnest(p_participants) WITH ORDINALITY AS u (p, ord)
@@ -1900,7 +1916,7 @@ $_$;
 -- Name: FUNCTION add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[], p_from time without time zone, p_to time without time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[], p_from time without time zone, p_to time without time zone) IS 'Adds a layer on top of a schedule (audited): participants take turns for p_shift from p_handoff_at on, handing off at the same local time; optional ISO weekdays p_days and local window p_from-p_to. Unknown schedule: P0002; bad name, shift, days or window: 22023; unknown principal: 23503; name taken: 23505.';
+COMMENT ON FUNCTION ops.add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[], p_from time without time zone, p_to time without time zone) IS 'Adds a layer on top of a schedule (audited): participants take turns for p_shift from p_handoff_at on, handing off at the same local time; optional ISO weekdays p_days and local window p_from-p_to. Unknown schedule: P0002; bad name, shift, infinite handoff, over 200 participants, days or window: 22023; unknown principal: 23503; name taken: 23505.';
 
 --
 -- Name: api_alertmanager(text, jsonb, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
