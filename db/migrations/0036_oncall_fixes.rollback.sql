@@ -1,4 +1,20 @@
--- ops.add_rotation and ops.add_override as 0032 left them
+-- ops._rotation_turn, ops.add_rotation and ops.add_override as 0032 left them
+-- noqa: disable=all
+CREATE OR REPLACE FUNCTION ops._rotation_turn(p_handoff_at timestamptz, p_shift interval, p_zone text, p_at timestamptz)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE
+RETURN CASE WHEN p_at >= p_handoff_at THEN
+    pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                     / pg_catalog.date_part('epoch', p_shift))::bigint
+    - CASE WHEN pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at)
+                + pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                                   / pg_catalog.date_part('epoch', p_shift)) * p_shift) > p_at
+           THEN 1 ELSE 0 END
+END;
+-- noqa: enable=all
+COMMENT ON FUNCTION ops._rotation_turn(timestamptz, interval, text, timestamptz) IS
+'Internal: the number of the turn in progress at p_at (0 from handoff_at on), NULL before the first handoff.';
+
 CREATE OR REPLACE FUNCTION ops.add_rotation(
     p_schedule text, p_name text, p_shift interval, p_handoff_at timestamptz, p_participants text[], p_actor text,
     p_days int[] DEFAULT NULL, p_from time DEFAULT NULL, p_to time DEFAULT NULL

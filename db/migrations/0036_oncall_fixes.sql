@@ -1,7 +1,44 @@
 -- depends: 0035_remove_heartbeat
 -- On-call fixes found by attacking issue 13 (h18): ops.add_rotation refuses an infinite first handoff (stored,
 -- it made ops.on_call of the schedule, the view ops.on_call_now for every schedule and page_targets fail) and
--- more than 200 participants; ops.add_override refuses a reason over 1000 characters.
+-- more than 200 participants; ops.add_override refuses a reason over 1000 characters; ops._rotation_turn
+-- counts back over clock changes of up to three shifts (on_call was wrong in Antarctica/Troll each October).
+
+-- the turn in progress at p_at in constant time (0036: it was one correction, wrong across a clock change of at
+-- least one shift backwards: Antarctica/Troll falls back two hours every October, and an hourly rotation there
+-- named in on_call someone other than on_call_shifts). The wall-clock estimate k0 (timestamp subtraction counts
+-- a day as 86400 wall seconds) is never behind the turn and is ahead by the handoffs k0, k0-1, ... that fell on
+-- the second reading of a repeated hour (or in a skipped one) and come after p_at. Handoffs do not decrease
+-- with k, so counting which of k0 to k0-3 come after p_at gives the turn for clock changes of up to three
+-- shifts backwards (the largest in the zone database is three hours, Antarctica/Casey in 2010). NULL before the
+-- first handoff.
+-- noqa: disable=all
+CREATE OR REPLACE FUNCTION ops._rotation_turn(p_handoff_at timestamptz, p_shift interval, p_zone text, p_at timestamptz)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE
+RETURN CASE WHEN p_at >= p_handoff_at THEN
+    pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                     / pg_catalog.date_part('epoch', p_shift))::bigint
+    - CASE WHEN pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at)
+                + (pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                     / pg_catalog.date_part('epoch', p_shift)) - 0) * p_shift) > p_at
+           THEN 1 ELSE 0 END
+    - CASE WHEN pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at)
+                + (pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                     / pg_catalog.date_part('epoch', p_shift)) - 1) * p_shift) > p_at
+           THEN 1 ELSE 0 END
+    - CASE WHEN pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at)
+                + (pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                     / pg_catalog.date_part('epoch', p_shift)) - 2) * p_shift) > p_at
+           THEN 1 ELSE 0 END
+    - CASE WHEN pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at)
+                + (pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                     / pg_catalog.date_part('epoch', p_shift)) - 3) * p_shift) > p_at
+           THEN 1 ELSE 0 END
+END;
+-- noqa: enable=all
+COMMENT ON FUNCTION ops._rotation_turn(timestamptz, interval, text, timestamptz) IS
+'Internal: the number of the turn in progress at p_at (0 from handoff_at on), NULL before the first handoff.';
 
 CREATE OR REPLACE FUNCTION ops.add_rotation(
     p_schedule text, p_name text, p_shift interval, p_handoff_at timestamptz, p_participants text[], p_actor text,

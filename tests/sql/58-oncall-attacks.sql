@@ -2,7 +2,7 @@
 -- infinite time (it made ops.on_call of the schedule fail, and with it ops.on_call_now for every
 -- schedule and page_targets), a participants array without bound, an override reason of a megabyte.
 BEGIN;
-SELECT plan(13);
+SELECT plan(17);
 
 SELECT ops.add_principal(p, 'human', ARRAY['ops_responder'], 'admin') FROM unnest(ARRAY['alice', 'bob']) AS p;
 SELECT ops.create_schedule('primary', 'Europe/London', 'admin');
@@ -39,6 +39,33 @@ SELECT is(pg_catalog.length((ops.add_override('primary', 'bob', '2027-01-01Z', '
           1000, 'a reason of 1000 characters is accepted');
 SELECT is((SELECT pg_catalog.length(note) FROM ops.audit_log WHERE table_name = 'schedule_overrides'
            ORDER BY id DESC LIMIT 1), 1000, 'and is the audit note');
+
+-- an hourly rotation across a clock change of two or three hours backwards (Antarctica/Troll falls back from +02
+-- to +00 every October; Antarctica/Casey went from +11 to +08 in March 2010): ops.on_call named the next person
+-- for the first hour(s) after the repeated local hours began, where ops.on_call_shifts (and the documented rule: a
+-- repeated local time hands off at its second reading) kept the current one on
+SELECT ops.create_schedule('troll', 'Antarctica/Troll', 'admin');
+SELECT ops.add_rotation('troll', 'hourly', '1 hour', '2026-10-24 20:00 Antarctica/Troll', ARRAY['alice', 'bob'], 'admin');
+SELECT ops.create_schedule('casey', 'Antarctica/Casey', 'admin');
+SELECT ops.add_rotation('casey', 'hourly', '1 hour', '2010-03-04 18:00 Antarctica/Casey', ARRAY['alice', 'bob'], 'admin');
+-- Troll: local 00:00 (+02) is 22:00Z and local 01:00 happens twice, so its handoff is at 01:00Z: the 00:00
+-- turn lasts three hours
+SELECT is((SELECT array_agg(w.w) FROM ops.on_call('troll', '2026-10-25 00:30Z') AS w (w)), '{alice}'::text[],
+          'Troll, the October night: the 00:00 local turn holds until the second 01:00 (01:00Z)');
+SELECT is((SELECT array_agg(w.w) FROM ops.on_call('troll', '2026-10-25 01:00Z') AS w (w)), '{bob}'::text[],
+          'Troll: the next turn starts at the second 01:00 local');
+SELECT is((SELECT count(*) FROM pg_catalog.generate_series(timestamptz '2026-10-24 18:00Z', '2026-10-25 05:59Z',
+                                                            interval '1 minute') AS m (t)
+           WHERE (SELECT min(w.w) FROM ops.on_call('troll', m.t) AS w (w)) IS DISTINCT FROM
+                 (SELECT min(sh.principal) FROM ops.on_call_shifts('troll', '2026-10-24 18:00Z', '2026-10-25 06:00Z') AS sh
+                  WHERE sh.starts_at <= m.t AND m.t < sh.ends_at)), 0::bigint,
+          'Troll: on_call agrees with on_call_shifts minute by minute across the two-hour fallback');
+SELECT is((SELECT count(*) FROM pg_catalog.generate_series(timestamptz '2010-03-04 12:00Z', '2010-03-04 23:59Z',
+                                                            interval '1 minute') AS m (t)
+           WHERE (SELECT min(w.w) FROM ops.on_call('casey', m.t) AS w (w)) IS DISTINCT FROM
+                 (SELECT min(sh.principal) FROM ops.on_call_shifts('casey', '2010-03-04 12:00Z', '2010-03-05 00:00Z') AS sh
+                  WHERE sh.starts_at <= m.t AND m.t < sh.ends_at)), 0::bigint,
+          'Casey 2010: on_call agrees with on_call_shifts minute by minute across a three-hour change backwards');
 
 SELECT * FROM finish();
 ROLLBACK;
