@@ -1725,21 +1725,26 @@ BEGIN
                 USING ERRCODE = '22023', HINT = v_hint;
         END IF;
         v_val := v_el ->> v_key;
+        -- a webhook is stored in the step, its audit row and every page: bounded like other URLs (2048)
+        IF v_key = 'webhook' AND pg_catalog.length(v_val) > 2048 THEN
+            RAISE EXCEPTION 'target % of the step: a webhook of % characters, more than 2048', v_i, pg_catalog.length(v_val)
+                USING ERRCODE = '22023', HINT = 'A webhook is https, or http to a loopback host, at most 2048 characters.';
+        END IF;
         IF (SELECT count(*) FROM pg_catalog.jsonb_array_elements(p_targets) WITH ORDINALITY AS e (value, n)
             WHERE e.value = v_el AND e.n < v_i) > 0 THEN
             RAISE EXCEPTION 'target % of the step repeats an earlier one: %', v_i, v_what
                 USING ERRCODE = '22023', HINT = 'Name each schedule, principal and webhook once per step.';
         END IF;
         IF v_key = 'schedule' AND NOT EXISTS (SELECT 1 FROM ops.schedules WHERE name = v_val) THEN
-            RAISE EXCEPTION 'target % of the step names unknown schedule "%"', v_i, v_val
+            RAISE EXCEPTION 'target % of the step names unknown schedule "%"', v_i, pg_catalog.left(v_val, 100)
                 USING ERRCODE = '23503',
                       HINT = 'Create it first: SELECT ops.create_schedule(''primary'', ''Europe/Berlin'', ''alice'');';
         ELSIF v_key = 'principal' AND NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = v_val) THEN
-            RAISE EXCEPTION 'target % of the step names unknown principal "%"', v_i, v_val
+            RAISE EXCEPTION 'target % of the step names unknown principal "%"', v_i, pg_catalog.left(v_val, 100)
                 USING ERRCODE = '23503',
                       HINT = 'Create it first: SELECT ops.add_principal(''alice'', ''human'', ''{ops_responder}'', ''admin'');';
         ELSIF v_key = 'principal' AND (SELECT disabled FROM ops.principals WHERE name = v_val) THEN
-            RAISE EXCEPTION 'target % of the step names disabled principal "%"', v_i, v_val
+            RAISE EXCEPTION 'target % of the step names disabled principal "%"', v_i, pg_catalog.left(v_val, 100)
                 USING ERRCODE = '23503', HINT = 'A disabled principal is paged by no one: name someone else.';
         ELSIF v_key = 'webhook' THEN
             BEGIN
@@ -1766,7 +1771,7 @@ $$;
 -- Name: FUNCTION add_policy_step(p_policy text, p_step integer, p_targets jsonb, p_actor text); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.add_policy_step(p_policy text, p_step integer, p_targets jsonb, p_actor text) IS 'Sets step p_step of a policy (audited): replaces an existing step or appends the next one. SELECT ops.add_policy_step(''payments'', 1, ''[{"schedule": "primary"}, {"webhook": "https://hooks.slack.com/..."}]'', ''alice''). Takes effect from the next escalation. Unknown policy P0002; a gap (steps out of order) or a bad target 22023; an unknown schedule or an unknown or disabled principal 23503; each error names the target.';
+COMMENT ON FUNCTION ops.add_policy_step(p_policy text, p_step integer, p_targets jsonb, p_actor text) IS 'Sets step p_step of a policy (audited): replaces an existing step or appends the next one. SELECT ops.add_policy_step(''payments'', 1, ''[{"schedule": "primary"}, {"webhook": "https://hooks.slack.com/..."}]'', ''alice''). Takes effect from the next escalation. Unknown policy P0002; a gap (steps out of order) or a bad target 22023 (so is a webhook over 2048 characters); an unknown schedule or an unknown or disabled principal 23503; each error names the target.';
 
 --
 -- Name: principals; Type: TABLE; Schema: ops; Owner: -

@@ -1,4 +1,4 @@
--- ops._rotation_turn, ops.add_rotation and ops.add_override as 0032 left them
+-- ops._rotation_turn, ops.add_rotation and ops.add_override as 0032 left them, ops.add_policy_step as 0033 did
 -- noqa: disable=all
 CREATE OR REPLACE FUNCTION ops._rotation_turn(p_handoff_at timestamptz, p_shift interval, p_zone text, p_at timestamptz)
 RETURNS bigint
@@ -143,3 +143,92 @@ $$;
 COMMENT ON FUNCTION ops.add_override(text, text, timestamptz, timestamptz, text, text) IS
 'Puts p_principal on call for [p_from, p_to) over every layer (audited, the reason as note): a swap or a cover. '
 'Unknown schedule: P0002; unknown principal: 23503; empty span: 22023; no reason: 22004; overlap: 23P01.';
+
+CREATE OR REPLACE FUNCTION ops.add_policy_step(p_policy text, p_step int, p_targets jsonb, p_actor text)
+RETURNS ops.escalation_policy_steps
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ops, pg_temp AS $$
+DECLARE
+    v_next int;
+    v_el jsonb;
+    v_i int;
+    v_key text;
+    v_val text;
+    v_what text;
+    v_hint text := 'Targets: a JSON array of 1 to 20 objects, each {"schedule": name}, {"principal": name} '
+                   'or {"webhook": url}, e.g. [{"schedule": "primary"}, {"principal": "alice"}].';
+    v_url text := '([A-Za-z][A-Za-z0-9+.-]*://[^/?#"\s]*)[^"\s]*';
+    v_row ops.escalation_policy_steps;
+    v_prev text;
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    PERFORM ops._policy(p_policy);
+    SELECT coalesce(max(step), 0) + 1 INTO v_next FROM ops.escalation_policy_steps WHERE policy = p_policy;
+    IF p_step IS NULL OR p_step < 1 OR p_step > v_next OR p_step > 50 THEN
+        RAISE EXCEPTION 'steps out of order: policy % has % step(s), so step % cannot be set',
+                        p_policy, v_next - 1, coalesce(p_step::text, 'NULL')
+            USING ERRCODE = '22023',
+                  HINT = pg_catalog.format('Replace a step 1-%s or append step %s (at most 50 steps).',
+                                           v_next - 1, v_next);
+    END IF;
+    IF p_targets IS NULL OR pg_catalog.jsonb_typeof(p_targets) <> 'array'
+       OR pg_catalog.jsonb_array_length(p_targets) NOT BETWEEN 1 AND 20 THEN
+        RAISE EXCEPTION 'step targets must be a JSON array of 1 to 20 targets, not %',
+                        coalesce(pg_catalog.left(pg_catalog.regexp_replace(p_targets::text, v_url, '\1/…', 'g'), 200),
+                                 'NULL')
+            USING ERRCODE = '22023', HINT = v_hint;
+    END IF;
+    FOR v_el, v_i IN SELECT e.value, e.n FROM pg_catalog.jsonb_array_elements(p_targets) WITH ORDINALITY AS e (value, n)
+    LOOP
+        v_key := NULL;
+        IF pg_catalog.jsonb_typeof(v_el) = 'object' AND (SELECT count(*) FROM pg_catalog.jsonb_object_keys(v_el)) = 1 THEN
+            SELECT k INTO v_key FROM pg_catalog.jsonb_object_keys(v_el) AS k;
+        END IF;
+        -- a webhook path is its secret: messages show every URL redacted, whatever the target looks like
+        v_what := pg_catalog.left(pg_catalog.regexp_replace(v_el::text, v_url, '\1/…', 'g'), 200);
+        IF v_key IS NULL OR v_key NOT IN ('schedule', 'principal', 'webhook')
+           OR pg_catalog.jsonb_typeof(v_el -> v_key) <> 'string' OR pg_catalog.btrim(v_el ->> v_key) = '' THEN
+            RAISE EXCEPTION 'target % of the step is not a schedule, a principal or a webhook: %', v_i, v_what
+                USING ERRCODE = '22023', HINT = v_hint;
+        END IF;
+        v_val := v_el ->> v_key;
+        IF (SELECT count(*) FROM pg_catalog.jsonb_array_elements(p_targets) WITH ORDINALITY AS e (value, n)
+            WHERE e.value = v_el AND e.n < v_i) > 0 THEN
+            RAISE EXCEPTION 'target % of the step repeats an earlier one: %', v_i, v_what
+                USING ERRCODE = '22023', HINT = 'Name each schedule, principal and webhook once per step.';
+        END IF;
+        IF v_key = 'schedule' AND NOT EXISTS (SELECT 1 FROM ops.schedules WHERE name = v_val) THEN
+            RAISE EXCEPTION 'target % of the step names unknown schedule "%"', v_i, v_val
+                USING ERRCODE = '23503',
+                      HINT = 'Create it first: SELECT ops.create_schedule(''primary'', ''Europe/Berlin'', ''alice'');';
+        ELSIF v_key = 'principal' AND NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = v_val) THEN
+            RAISE EXCEPTION 'target % of the step names unknown principal "%"', v_i, v_val
+                USING ERRCODE = '23503',
+                      HINT = 'Create it first: SELECT ops.add_principal(''alice'', ''human'', ''{ops_responder}'', ''admin'');';
+        ELSIF v_key = 'principal' AND (SELECT disabled FROM ops.principals WHERE name = v_val) THEN
+            RAISE EXCEPTION 'target % of the step names disabled principal "%"', v_i, v_val
+                USING ERRCODE = '23503', HINT = 'A disabled principal is paged by no one: name someone else.';
+        ELSIF v_key = 'webhook' THEN
+            BEGIN
+                PERFORM ops.validate_url(v_val, 'webhook');
+            EXCEPTION WHEN invalid_parameter_value THEN
+                RAISE EXCEPTION 'target % of the step: %', v_i, ops._redact_url(SQLERRM, v_val)
+                    USING ERRCODE = '22023', HINT = 'A webhook is https, or http to a loopback host.';
+            END;
+        END IF;
+    END LOOP;
+
+    v_prev := ops._act_as(p_actor);
+    INSERT INTO ops.escalation_policy_steps AS s (policy, step, targets, updated_by)
+    VALUES (p_policy, p_step, p_targets, p_actor)
+    ON CONFLICT (policy, step) DO UPDATE
+    SET targets = excluded.targets, updated_at = pg_catalog.clock_timestamp(), updated_by = excluded.updated_by
+    RETURNING * INTO v_row;
+    PERFORM ops._act_as(v_prev);
+    RETURN v_row;
+END;
+$$;
+COMMENT ON FUNCTION ops.add_policy_step(text, int, jsonb, text) IS
+'Sets step p_step of a policy (audited): replaces an existing step or appends the next one. '
+'SELECT ops.add_policy_step(''payments'', 1, ''[{"schedule": "primary"}, {"webhook": "https://hooks.slack.com/..."}]'', '
+'''alice''). Takes effect from the next escalation. Unknown policy P0002; a gap (steps out of order) or a bad target '
+'22023; an unknown schedule or an unknown or disabled principal 23503; each error names the target.';

@@ -2,7 +2,7 @@
 -- infinite time (it made ops.on_call of the schedule fail, and with it ops.on_call_now for every
 -- schedule and page_targets), a participants array without bound, an override reason of a megabyte.
 BEGIN;
-SELECT plan(17);
+SELECT plan(23);
 
 SELECT ops.add_principal(p, 'human', ARRAY['ops_responder'], 'admin') FROM unnest(ARRAY['alice', 'bob']) AS p;
 SELECT ops.create_schedule('primary', 'Europe/London', 'admin');
@@ -66,6 +66,28 @@ SELECT is((SELECT count(*) FROM pg_catalog.generate_series(timestamptz '2010-03-
                  (SELECT min(sh.principal) FROM ops.on_call_shifts('casey', '2010-03-04 12:00Z', '2010-03-05 00:00Z') AS sh
                   WHERE sh.starts_at <= m.t AND m.t < sh.ends_at)), 0::bigint,
           'Casey 2010: on_call agrees with on_call_shifts minute by minute across a three-hour change backwards');
+
+-- policy steps: a webhook of a megabyte was stored (in the step, its audit row, every page), and an unknown name of a
+-- megabyte came back whole in the error message
+SELECT ops.create_policy('payments', 'admin');
+SELECT throws_ok($$SELECT ops.add_policy_step('payments', 1, jsonb_build_array(jsonb_build_object(
+                     'webhook', 'https://hooks.slack.com/' || repeat('a', 1000000))), 'admin')$$,
+                 '22023', NULL, 'a webhook target of a megabyte is refused');
+SELECT throws_ok($$SELECT ops.add_policy_step('payments', 1, jsonb_build_array(jsonb_build_object(
+                     'webhook', 'https://hooks.slack.com/' || repeat('a', 2049 - 24))), 'admin')$$,
+                 '22023', NULL, 'a webhook target of 2049 characters is refused');
+SELECT is((SELECT count(*) FROM ops.escalation_policy_steps), 0::bigint, 'refused steps stored nothing');
+SELECT is((ops.add_policy_step('payments', 1, jsonb_build_array(jsonb_build_object(
+              'webhook', 'https://hooks.slack.com/' || repeat('a', 2048 - 24))), 'admin')).step,
+          1, 'a webhook target of 2048 characters is accepted');
+SELECT throws_ok($$SELECT ops.add_policy_step('payments', 1, jsonb_build_array(jsonb_build_object(
+                     'schedule', repeat('s', 1000000))), 'admin')$$,
+                 '23503', 'target 1 of the step names unknown schedule "' || repeat('s', 100) || '"',
+                 'an unknown schedule name of a megabyte is quoted to 100 characters');
+SELECT throws_ok($$SELECT ops.add_policy_step('payments', 1, jsonb_build_array(jsonb_build_object(
+                     'principal', repeat('p', 1000000))), 'admin')$$,
+                 '23503', 'target 1 of the step names unknown principal "' || repeat('p', 100) || '"',
+                 'an unknown principal name of a megabyte is quoted to 100 characters');
 
 SELECT * FROM finish();
 ROLLBACK;
