@@ -3105,6 +3105,27 @@ BEGIN
         WHERE e.target ? 'schedule'
           AND NOT EXISTS (SELECT 1 FROM ops.schedules AS sc WHERE sc.name = e.target ->> 'schedule')
         UNION ALL
+        -- a disabled principal still takes their turns: ops.on_call names them, and the tick pages no one for
+        -- the schedule in those turns
+        SELECT pg_catalog.format('principals[%s]', d.principal),
+               pg_catalog.format('%s is disabled but on call in %s: those turns page no one; replace the rotation '
+                                 '(ops.remove_rotation, ops.add_rotation) or the override (ops.remove_override)',
+                                 d.principal, d.via)
+        FROM (
+            SELECT w.principal, pg_catalog.string_agg(DISTINCT w.via, ', ') AS via
+            FROM (
+                SELECT u.principal, pg_catalog.format('schedule %s rotation %s', r.schedule, r.name) AS via
+                FROM ops.schedule_rotations AS r
+                CROSS JOIN LATERAL pg_catalog.unnest(r.participants) AS u (principal)
+                UNION ALL
+                SELECT o.principal, pg_catalog.format('schedule %s override %s', o.schedule, o.id)
+                FROM ops.schedule_overrides AS o
+                WHERE o.ends_at > pg_catalog.now()
+            ) AS w
+            INNER JOIN ops.principals AS p ON w.principal = p.name AND p.disabled
+            GROUP BY w.principal
+        ) AS d
+        UNION ALL
         SELECT pg_catalog.format('principals[%s]', g.principal),
                pg_catalog.format('%s can be paged (%s) but has no linked Slack user: paged and recorded, mentioned by '
                                  'no one; SELECT ops.link_chat_identity(''slack'', <team id>, <user id>, %L, <actor>)',
@@ -3140,7 +3161,7 @@ $$;
 -- Name: FUNCTION config_problems(p_dispatch_timeout_s double precision); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision) IS 'What is wrong with the configuration, one row per setting (empty: all is well): SELECT * FROM ops.config_problems(); Checks URLs and webhooks, the time zone (UTC), and for a dispatcher its lease (blocking: the API and the dispatcher refuse to start while such rows exist; a dispatcher passes its HTTP timeout). Rows with blocking false are paging gaps that start-up and /healthz only warn about: a principal a policy or schedule can page with no linked Slack user, a step naming a schedule that no longer exists, a default_policy naming no policy, a policy in use without steps.';
+COMMENT ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision) IS 'What is wrong with the configuration, one row per setting (empty: all is well): SELECT * FROM ops.config_problems(); Checks URLs and webhooks, the time zone (UTC), and for a dispatcher its lease (blocking: the API and the dispatcher refuse to start while such rows exist; a dispatcher passes its HTTP timeout). Rows with blocking false are paging gaps that start-up and /healthz only warn about: a principal a policy or schedule can page with no linked Slack user, a step naming a schedule that no longer exists, a disabled principal still on call in a schedule, a default_policy naming no policy, a policy in use without steps.';
 
 --
 -- Name: create_integration_key(text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -

@@ -3,7 +3,8 @@
 -- it made ops.on_call of the schedule, the view ops.on_call_now for every schedule and page_targets fail) and
 -- more than 200 participants; ops.add_override refuses a reason over 1000 characters; ops._rotation_turn
 -- counts back over clock changes of up to three shifts (on_call was wrong in Antarctica/Troll each October);
--- ops.add_policy_step refuses a webhook over 2048 characters and quotes at most 100 of an unknown name.
+-- ops.add_policy_step refuses a webhook over 2048 characters and quotes at most 100 of an unknown name;
+-- ops.config_problems warns of a disabled principal still on call in a schedule (their turns paged no one, silently).
 
 -- the turn in progress at p_at in constant time (0036: it was one correction, wrong across a clock change of at
 -- least one shift backwards: Antarctica/Troll falls back two hours every October, and an hourly rotation there
@@ -281,3 +282,127 @@ COMMENT ON FUNCTION ops.add_policy_step(text, int, jsonb, text) IS
 '''alice''). Takes effect from the next escalation. Unknown policy P0002; a gap (steps out of order) or a bad target '
 '22023 (so is a webhook over 2048 characters); an unknown schedule or an unknown or disabled principal 23503; each '
 'error names the target.';
+
+CREATE OR REPLACE FUNCTION ops.config_problems(p_dispatch_timeout_s float8 DEFAULT NULL)
+RETURNS TABLE (setting text, problem text, blocking boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = ops, pg_temp AS $$
+DECLARE
+    v_row record;
+    v_lease int := ops.setting('notify_lease_s')::int;
+BEGIN
+    -- a dispatcher starts a message only while its lease outlasts the HTTP timeout
+    IF p_dispatch_timeout_s IS NOT NULL AND v_lease < p_dispatch_timeout_s + 2 THEN
+        setting := 'notify_lease_s';
+        problem := pg_catalog.format('%s s is too short for a dispatcher HTTP timeout of %s s: make it at least %s',
+                                     v_lease, p_dispatch_timeout_s, ceil(p_dispatch_timeout_s + 2));
+        blocking := true;
+        RETURN NEXT;
+    END IF;
+    -- timestamps render in the session's zone (to_jsonb, psql): opsguard shows UTC only
+    IF pg_catalog.current_setting('TimeZone') NOT IN ('UTC', 'Etc/UTC', 'Etc/UCT', 'UCT', 'Universal', 'Zulu') THEN
+        setting := 'TimeZone';
+        problem := pg_catalog.format('the time zone is %s, not UTC: SELECT ops.use_utc(); then reconnect',
+                                     pg_catalog.current_setting('TimeZone'));
+        blocking := true;
+        RETURN NEXT;
+    END IF;
+    FOR v_row IN
+        SELECT s.key AS name, s.value #>> '{}' AS url, s.kind
+        FROM ops.settings AS s WHERE s.kind IN ('url', 'webhook') AND s.value #>> '{}' <> ''
+        UNION ALL
+        SELECT pg_catalog.format('route_webhooks[%s]', w.route), w.webhook_url, 'webhook'
+        FROM ops.route_webhooks AS w
+        ORDER BY 1
+    LOOP
+        BEGIN
+            PERFORM ops.validate_url(v_row.url, v_row.kind);
+        EXCEPTION WHEN invalid_parameter_value THEN
+            setting := v_row.name;
+            problem := CASE v_row.kind WHEN 'webhook' THEN ops._redact_url(SQLERRM, v_row.url) ELSE SQLERRM END;
+            blocking := true;
+            RETURN NEXT;
+        END;
+    END LOOP;
+    RETURN QUERY
+    SELECT x.setting, x.problem, false
+    FROM (
+        -- a default policy written around set_setting: ticks treat it as none
+        SELECT s.key AS setting,
+               ops._setting_problem(s.kind, s.value, s.min_value, s.max_value)
+               || ': routes without their own policy page as if there were none' AS problem
+        FROM ops.settings AS s
+        WHERE s.kind = 'policy' AND ops._setting_problem(s.kind, s.value, s.min_value, s.max_value) IS NOT NULL
+        UNION ALL
+        SELECT pg_catalog.format('escalation_policies[%s]', ep.name),
+               'has no steps: the routes that use it page as if they had no policy; add one with ops.add_policy_step'
+        FROM ops.escalation_policies AS ep
+        WHERE NOT EXISTS (SELECT 1 FROM ops.escalation_policy_steps AS s WHERE s.policy = ep.name)
+          AND (EXISTS (SELECT 1 FROM ops.route_policies AS r WHERE r.policy = ep.name)
+               OR ep.name = ops.setting('default_policy') #>> '{}')
+        UNION ALL
+        SELECT pg_catalog.format('escalation_policy_steps[%s/%s]', s.policy, s.step),
+               pg_catalog.format('target %s names schedule %s, which does not exist: it pages no one; replace the step '
+                                 'with ops.add_policy_step', e.n, e.target -> 'schedule')
+        FROM ops.escalation_policy_steps AS s
+        CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(s.targets) WITH ORDINALITY AS e (target, n)
+        WHERE e.target ? 'schedule'
+          AND NOT EXISTS (SELECT 1 FROM ops.schedules AS sc WHERE sc.name = e.target ->> 'schedule')
+        UNION ALL
+        -- a disabled principal still takes their turns: ops.on_call names them, and the tick pages no one for
+        -- the schedule in those turns
+        SELECT pg_catalog.format('principals[%s]', d.principal),
+               pg_catalog.format('%s is disabled but on call in %s: those turns page no one; replace the rotation '
+                                 '(ops.remove_rotation, ops.add_rotation) or the override (ops.remove_override)',
+                                 d.principal, d.via)
+        FROM (
+            SELECT w.principal, pg_catalog.string_agg(DISTINCT w.via, ', ') AS via
+            FROM (
+                SELECT u.principal, pg_catalog.format('schedule %s rotation %s', r.schedule, r.name) AS via
+                FROM ops.schedule_rotations AS r
+                CROSS JOIN LATERAL pg_catalog.unnest(r.participants) AS u (principal)
+                UNION ALL
+                SELECT o.principal, pg_catalog.format('schedule %s override %s', o.schedule, o.id)
+                FROM ops.schedule_overrides AS o
+                WHERE o.ends_at > pg_catalog.now()
+            ) AS w
+            INNER JOIN ops.principals AS p ON w.principal = p.name AND p.disabled
+            GROUP BY w.principal
+        ) AS d
+        UNION ALL
+        SELECT pg_catalog.format('principals[%s]', g.principal),
+               pg_catalog.format('%s can be paged (%s) but has no linked Slack user: paged and recorded, mentioned by '
+                                 'no one; SELECT ops.link_chat_identity(''slack'', <team id>, <user id>, %L, <actor>)',
+                                 g.principal, g.via, g.principal)
+        FROM (
+            SELECT w.principal, pg_catalog.string_agg(DISTINCT w.via, ', ') AS via
+            FROM (
+                SELECT e.target ->> 'principal' AS principal,
+                       pg_catalog.format('policy %s step %s', s.policy, s.step) AS via
+                FROM ops.escalation_policy_steps AS s
+                CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(s.targets) AS e (target)
+                WHERE e.target ? 'principal'
+                UNION ALL
+                SELECT u.principal, pg_catalog.format('schedule %s', r.schedule)
+                FROM ops.schedule_rotations AS r
+                CROSS JOIN LATERAL pg_catalog.unnest(r.participants) AS u (principal)
+                UNION ALL
+                SELECT o.principal, pg_catalog.format('schedule %s override', o.schedule)
+                FROM ops.schedule_overrides AS o
+                WHERE o.ends_at > pg_catalog.now()
+            ) AS w
+            INNER JOIN ops.principals AS p ON w.principal = p.name AND NOT p.disabled
+            WHERE NOT EXISTS (SELECT 1 FROM ops.chat_identities AS c
+                              WHERE c.principal = w.principal AND c.provider = 'slack')
+            GROUP BY w.principal
+        ) AS g
+    ) AS x
+    ORDER BY 1;
+END;
+$$;
+COMMENT ON FUNCTION ops.config_problems(float8) IS
+'What is wrong with the configuration, one row per setting (empty: all is well): SELECT * FROM ops.config_problems(); '
+'Checks URLs and webhooks, the time zone (UTC), and for a dispatcher its lease (blocking: the API and the dispatcher '
+'refuse to start while such rows exist; a dispatcher passes its HTTP timeout). Rows with blocking false are paging gaps '
+'that start-up and /healthz only warn about: a principal a policy or schedule can page with no linked Slack user, a '
+'step naming a schedule that no longer exists, a disabled principal still on call in a schedule, a default_policy '
+'naming no policy, a policy in use without steps.';

@@ -2,7 +2,7 @@
 -- infinite time (it made ops.on_call of the schedule fail, and with it ops.on_call_now for every
 -- schedule and page_targets), a participants array without bound, an override reason of a megabyte.
 BEGIN;
-SELECT plan(23);
+SELECT plan(24);
 
 SELECT ops.add_principal(p, 'human', ARRAY['ops_responder'], 'admin') FROM unnest(ARRAY['alice', 'bob']) AS p;
 SELECT ops.create_schedule('primary', 'Europe/London', 'admin');
@@ -88,6 +88,16 @@ SELECT throws_ok($$SELECT ops.add_policy_step('payments', 1, jsonb_build_array(j
                      'principal', repeat('p', 1000000))), 'admin')$$,
                  '23503', 'target 1 of the step names unknown principal "' || repeat('p', 100) || '"',
                  'an unknown principal name of a megabyte is quoted to 100 characters');
+
+-- a disabled principal keeps their turns: ops.on_call names them and a schedule target pages no one in those turns;
+-- it went unseen, as ops.config_problems named only principals without a Slack user (enabled ones)
+SELECT ops.add_principal('dana', 'human', ARRAY['ops_responder'], 'admin');
+SELECT ops.create_schedule('gap', 'UTC', 'admin');
+SELECT ops.add_rotation('gap', 'weekly', '1 week', '2026-11-30 09:00Z', ARRAY['dana'], 'admin');
+UPDATE ops.principals SET disabled = TRUE WHERE name = 'dana';
+SELECT is((SELECT count(*) FROM ops.config_problems()
+           WHERE setting = 'principals[dana]' AND NOT blocking AND problem LIKE 'dana is disabled but on call in schedule gap%'),
+          1::bigint, 'config_problems warns (not blocking) of a disabled principal still on call in a schedule');
 
 SELECT * FROM finish();
 ROLLBACK;
