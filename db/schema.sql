@@ -1048,12 +1048,26 @@ $$;
 COMMENT ON FUNCTION ops._lock_incident(p_id uuid) IS 'Internal: SELECT ... FOR UPDATE one incident, P0002 when there is none.';
 
 --
+-- Name: _rotation_handoff(timestamp with time zone, interval, text, bigint); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE
+    RETURN timezone(p_zone, (timezone(p_zone, p_handoff_at) + ((p_k)::double precision * p_shift)));
+
+--
+-- Name: FUNCTION _rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) IS 'Internal: the instant of handoff k of a rotation (the first handoff plus k shifts of local wall-clock time).';
+
+--
 -- Name: _rotation_turn(timestamp with time zone, interval, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
 CREATE FUNCTION ops._rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone) RETURNS bigint
     LANGUAGE sql IMMUTABLE
-    RETURN CASE WHEN (p_at >= p_handoff_at) THEN (((((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint - CASE WHEN (timezone(p_zone, (timezone(p_zone, p_handoff_at) + ((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))) - (0)::double precision) * p_shift))) > p_at) THEN 1 ELSE 0 END) - CASE WHEN (timezone(p_zone, (timezone(p_zone, p_handoff_at) + ((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))) - (1)::double precision) * p_shift))) > p_at) THEN 1 ELSE 0 END) - CASE WHEN (timezone(p_zone, (timezone(p_zone, p_handoff_at) + ((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))) - (2)::double precision) * p_shift))) > p_at) THEN 1 ELSE 0 END) - CASE WHEN (timezone(p_zone, (timezone(p_zone, p_handoff_at) + ((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))) - (3)::double precision) * p_shift))) > p_at) THEN 1 ELSE 0 END) ELSE NULL::bigint END;
+    RETURN CASE WHEN (p_at >= p_handoff_at) THEN (((((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint - CASE WHEN (ops._rotation_handoff(p_handoff_at, p_shift, p_zone, ((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint - 0)) > p_at) THEN 1 ELSE 0 END) - CASE WHEN (ops._rotation_handoff(p_handoff_at, p_shift, p_zone, ((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint - 1)) > p_at) THEN 1 ELSE 0 END) - CASE WHEN (ops._rotation_handoff(p_handoff_at, p_shift, p_zone, ((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint - 2)) > p_at) THEN 1 ELSE 0 END) - CASE WHEN (ops._rotation_handoff(p_handoff_at, p_shift, p_zone, ((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint - 3)) > p_at) THEN 1 ELSE 0 END) ELSE NULL::bigint END;
 
 --
 -- Name: FUNCTION _rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
@@ -1307,20 +1321,6 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._require_actor(p_actor text) IS 'Internal: raises 22004 for a NULL or blank actor.';
-
---
--- Name: _rotation_handoff(timestamp with time zone, interval, text, bigint); Type: FUNCTION; Schema: ops; Owner: -
---
-
-CREATE FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) RETURNS timestamp with time zone
-    LANGUAGE sql IMMUTABLE
-    RETURN timezone(p_zone, (timezone(p_zone, p_handoff_at) + ((p_k)::double precision * p_shift)));
-
---
--- Name: FUNCTION _rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint); Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) IS 'Internal: the instant of handoff k of a rotation (the first handoff plus k shifts of local wall-clock time).';
 
 --
 -- Name: _schedule_zone(text); Type: FUNCTION; Schema: ops; Owner: -
@@ -1890,10 +1890,10 @@ BEGIN
             USING ERRCODE = '23503',
                   HINT = 'SELECT name FROM ops.principals WHERE NOT disabled; add people with ops.add_principal(name, ''human'', roles, actor).';
     END IF;
-    IF p_days IS NOT NULL AND (pg_catalog.cardinality(p_days) = 0 OR NOT p_days <@ ARRAY[1, 2, 3, 4, 5, 6, 7]
+    IF p_days IS NOT NULL AND (pg_catalog.cardinality(p_days) NOT BETWEEN 1 AND 7 OR NOT p_days <@ ARRAY[1, 2, 3, 4, 5, 6, 7]
                                OR pg_catalog.array_position(p_days, NULL) IS NOT NULL) THEN
-        RAISE EXCEPTION 'days % are not ISO weekdays', p_days
-            USING ERRCODE = '22023', HINT = 'ISO weekdays 1 (Monday) to 7 (Sunday), e.g. ARRAY[1, 2, 3, 4, 5]; NULL = every day.';
+        RAISE EXCEPTION 'days % are not ISO weekdays', pg_catalog.left(p_days::text, 100)
+            USING ERRCODE = '22023', HINT = 'ISO weekdays 1 (Monday) to 7 (Sunday), at most 7, e.g. ARRAY[1, 2, 3, 4, 5]; NULL = every day.';
     END IF;
     IF (p_from IS NULL) <> (p_to IS NULL) OR p_from = p_to THEN
         RAISE EXCEPTION 'a window needs two different times (from %, to %)', p_from, p_to
@@ -8298,6 +8298,12 @@ REVOKE ALL ON FUNCTION ops._layer_applies(p_days integer[], p_from time without 
 REVOKE ALL ON FUNCTION ops._lock_incident(p_id uuid) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -8356,12 +8362,6 @@ REVOKE ALL ON FUNCTION ops._redact_url(p_text text, p_url text) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION ops._require_actor(p_actor text) FROM PUBLIC;
-
---
--- Name: FUNCTION _rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint); Type: ACL; Schema: ops; Owner: -
---
-
-REVOKE ALL ON FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _schedule_zone(p_schedule text); Type: ACL; Schema: ops; Owner: -

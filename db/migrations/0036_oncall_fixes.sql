@@ -1,7 +1,7 @@
 -- depends: 0035_remove_heartbeat
 -- On-call fixes found by attacking issue 13 (h18): ops.add_rotation refuses an infinite first handoff (stored,
 -- it made ops.on_call of the schedule, the view ops.on_call_now for every schedule and page_targets fail) and
--- more than 200 participants; ops.add_override refuses a reason over 1000 characters; ops._rotation_turn
+-- more than 200 participants or 7 days; ops.add_override refuses a reason over 1000 characters; ops._rotation_turn
 -- counts back over clock changes of up to three shifts (on_call was wrong in Antarctica/Troll each October);
 -- ops.add_policy_step refuses a webhook over 2048 characters and quotes at most 100 of an unknown name;
 -- ops.config_problems warns of a disabled principal still on call in a schedule (their turns paged no one, silently).
@@ -21,22 +21,18 @@ LANGUAGE sql IMMUTABLE
 RETURN CASE WHEN p_at >= p_handoff_at THEN
     pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
                      / pg_catalog.date_part('epoch', p_shift))::bigint
-    - CASE WHEN pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at)
-                + (pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
-                     / pg_catalog.date_part('epoch', p_shift)) - 0) * p_shift) > p_at
-           THEN 1 ELSE 0 END
-    - CASE WHEN pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at)
-                + (pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
-                     / pg_catalog.date_part('epoch', p_shift)) - 1) * p_shift) > p_at
-           THEN 1 ELSE 0 END
-    - CASE WHEN pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at)
-                + (pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
-                     / pg_catalog.date_part('epoch', p_shift)) - 2) * p_shift) > p_at
-           THEN 1 ELSE 0 END
-    - CASE WHEN pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at)
-                + (pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
-                     / pg_catalog.date_part('epoch', p_shift)) - 3) * p_shift) > p_at
-           THEN 1 ELSE 0 END
+    - CASE WHEN ops._rotation_handoff(p_handoff_at, p_shift, p_zone,
+                                      pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                                      / pg_catalog.date_part('epoch', p_shift))::bigint - 0) > p_at THEN 1 ELSE 0 END
+    - CASE WHEN ops._rotation_handoff(p_handoff_at, p_shift, p_zone,
+                                      pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                                      / pg_catalog.date_part('epoch', p_shift))::bigint - 1) > p_at THEN 1 ELSE 0 END
+    - CASE WHEN ops._rotation_handoff(p_handoff_at, p_shift, p_zone,
+                                      pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                                      / pg_catalog.date_part('epoch', p_shift))::bigint - 2) > p_at THEN 1 ELSE 0 END
+    - CASE WHEN ops._rotation_handoff(p_handoff_at, p_shift, p_zone,
+                                      pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                                      / pg_catalog.date_part('epoch', p_shift))::bigint - 3) > p_at THEN 1 ELSE 0 END
 END;
 -- noqa: enable=all
 COMMENT ON FUNCTION ops._rotation_turn(timestamptz, interval, text, timestamptz) IS
@@ -101,10 +97,10 @@ BEGIN
             USING ERRCODE = '23503',
                   HINT = 'SELECT name FROM ops.principals WHERE NOT disabled; add people with ops.add_principal(name, ''human'', roles, actor).';
     END IF;
-    IF p_days IS NOT NULL AND (pg_catalog.cardinality(p_days) = 0 OR NOT p_days <@ ARRAY[1, 2, 3, 4, 5, 6, 7]
+    IF p_days IS NOT NULL AND (pg_catalog.cardinality(p_days) NOT BETWEEN 1 AND 7 OR NOT p_days <@ ARRAY[1, 2, 3, 4, 5, 6, 7]
                                OR pg_catalog.array_position(p_days, NULL) IS NOT NULL) THEN
-        RAISE EXCEPTION 'days % are not ISO weekdays', p_days
-            USING ERRCODE = '22023', HINT = 'ISO weekdays 1 (Monday) to 7 (Sunday), e.g. ARRAY[1, 2, 3, 4, 5]; NULL = every day.';
+        RAISE EXCEPTION 'days % are not ISO weekdays', pg_catalog.left(p_days::text, 100)
+            USING ERRCODE = '22023', HINT = 'ISO weekdays 1 (Monday) to 7 (Sunday), at most 7, e.g. ARRAY[1, 2, 3, 4, 5]; NULL = every day.';
     END IF;
     IF (p_from IS NULL) <> (p_to IS NULL) OR p_from = p_to THEN
         RAISE EXCEPTION 'a window needs two different times (from %, to %)', p_from, p_to

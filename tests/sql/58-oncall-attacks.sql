@@ -2,7 +2,7 @@
 -- infinite time (it made ops.on_call of the schedule fail, and with it ops.on_call_now for every
 -- schedule and page_targets), a participants array without bound, an override reason of a megabyte.
 BEGIN;
-SELECT plan(24);
+SELECT plan(26);
 
 SELECT ops.add_principal(p, 'human', ARRAY['ops_responder'], 'admin') FROM unnest(ARRAY['alice', 'bob']) AS p;
 SELECT ops.create_schedule('primary', 'Europe/London', 'admin');
@@ -25,6 +25,12 @@ SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 day', now(), array
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 day', now(), array_fill('alice'::text, ARRAY[201]),
                                            'admin')$$,
                  '22023', NULL, '201 participants are refused');
+SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 day', now(), ARRAY['alice'], 'admin',
+                                           array_fill(1, ARRAY[100000]))$$,
+                 '22023', NULL, '100,000 weekdays are refused');
+SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 day', now(), ARRAY['alice'], 'admin',
+                                           ARRAY[1, 2, 3, 4, 5, 6, 7, 1])$$,
+                 '22023', NULL, 'eight weekdays (a repeat) are refused');
 SELECT is(pg_catalog.cardinality((ops.add_rotation('primary', 'weighted', '1 day', now(),
                                                     array_fill('alice'::text, ARRAY[200]), 'admin')).participants),
           200, '200 participants (repeats allowed: a weighted turn order) are accepted');
