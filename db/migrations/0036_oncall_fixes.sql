@@ -12,8 +12,8 @@
 -- a day as 86400 wall seconds) is never behind the turn and is ahead by the handoffs k0, k0-1, ... that fell on
 -- the second reading of a repeated hour (or in a skipped one) and come after p_at. Handoffs do not decrease
 -- with k, so counting which of k0 to k0-3 come after p_at gives the turn for clock changes of up to three
--- shifts backwards (the largest in the zone database is three hours, Antarctica/Casey in 2010). NULL before the
--- first handoff.
+-- shifts backwards (the largest in the zone database is three hours, Antarctica/Casey in 2010); the probes are
+-- nested, so an instant outside such a change costs one handoff, as before. NULL before the first handoff.
 -- noqa: disable=all
 CREATE OR REPLACE FUNCTION ops._rotation_turn(p_handoff_at timestamptz, p_shift interval, p_zone text, p_at timestamptz)
 RETURNS bigint
@@ -21,18 +21,27 @@ LANGUAGE sql IMMUTABLE
 RETURN CASE WHEN p_at >= p_handoff_at THEN
     pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
                      / pg_catalog.date_part('epoch', p_shift))::bigint
-    - CASE WHEN ops._rotation_handoff(p_handoff_at, p_shift, p_zone,
-                                      pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
-                                      / pg_catalog.date_part('epoch', p_shift))::bigint - 0) > p_at THEN 1 ELSE 0 END
-    - CASE WHEN ops._rotation_handoff(p_handoff_at, p_shift, p_zone,
-                                      pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
-                                      / pg_catalog.date_part('epoch', p_shift))::bigint - 1) > p_at THEN 1 ELSE 0 END
-    - CASE WHEN ops._rotation_handoff(p_handoff_at, p_shift, p_zone,
-                                      pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
-                                      / pg_catalog.date_part('epoch', p_shift))::bigint - 2) > p_at THEN 1 ELSE 0 END
-    - CASE WHEN ops._rotation_handoff(p_handoff_at, p_shift, p_zone,
-                                      pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
-                                      / pg_catalog.date_part('epoch', p_shift))::bigint - 3) > p_at THEN 1 ELSE 0 END
+    - (
+      CASE WHEN ops._rotation_handoff(p_handoff_at, p_shift, p_zone,
+                                        pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                                            / pg_catalog.date_part('epoch', p_shift))::bigint - 0) > p_at
+           THEN 1 +
+          CASE WHEN ops._rotation_handoff(p_handoff_at, p_shift, p_zone,
+                                            pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                                                / pg_catalog.date_part('epoch', p_shift))::bigint - 1) > p_at
+               THEN 1 +
+              CASE WHEN ops._rotation_handoff(p_handoff_at, p_shift, p_zone,
+                                                pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                                                    / pg_catalog.date_part('epoch', p_shift))::bigint - 2) > p_at
+                   THEN 1 +
+                  CASE WHEN ops._rotation_handoff(p_handoff_at, p_shift, p_zone,
+                                                    pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                                                        / pg_catalog.date_part('epoch', p_shift))::bigint - 3) > p_at
+                       THEN 1 ELSE 0 END
+                   ELSE 0 END
+               ELSE 0 END
+           ELSE 0 END
+    )
 END;
 -- noqa: enable=all
 COMMENT ON FUNCTION ops._rotation_turn(timestamptz, interval, text, timestamptz) IS
