@@ -1072,12 +1072,26 @@ $$;
 COMMENT ON FUNCTION ops._lock_incident(p_id uuid) IS 'Internal: SELECT ... FOR UPDATE one incident, P0002 when there is none.';
 
 --
+-- Name: _rotation_handoff(timestamp with time zone, interval, text, bigint); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE
+    RETURN timezone(p_zone, (timezone(p_zone, p_handoff_at) + ((p_k)::double precision * p_shift)));
+
+--
+-- Name: FUNCTION _rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) IS 'Internal: the instant of handoff k of a rotation (the first handoff plus k shifts of local wall-clock time).';
+
+--
 -- Name: _rotation_turn(timestamp with time zone, interval, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
 CREATE FUNCTION ops._rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone) RETURNS bigint
     LANGUAGE sql IMMUTABLE
-    RETURN CASE WHEN (p_at >= p_handoff_at) THEN ((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint - CASE WHEN (timezone(p_zone, (timezone(p_zone, p_handoff_at) + (floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))) * p_shift))) > p_at) THEN 1 ELSE 0 END) ELSE NULL::bigint END;
+    RETURN CASE WHEN (p_at >= p_handoff_at) THEN ((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint - CASE WHEN (ops._rotation_handoff(p_handoff_at, p_shift, p_zone, ((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint - 0)) > p_at) THEN (1 + CASE WHEN (ops._rotation_handoff(p_handoff_at, p_shift, p_zone, ((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint - 1)) > p_at) THEN (1 + CASE WHEN (ops._rotation_handoff(p_handoff_at, p_shift, p_zone, ((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint - 2)) > p_at) THEN (1 + CASE WHEN (ops._rotation_handoff(p_handoff_at, p_shift, p_zone, ((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint - 3)) > p_at) THEN 1 ELSE 0 END) ELSE 0 END) ELSE 0 END) ELSE 0 END) ELSE NULL::bigint END;
 
 --
 -- Name: FUNCTION _rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
@@ -1331,20 +1345,6 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._require_actor(p_actor text) IS 'Internal: raises 22004 for a NULL or blank actor.';
-
---
--- Name: _rotation_handoff(timestamp with time zone, interval, text, bigint); Type: FUNCTION; Schema: ops; Owner: -
---
-
-CREATE FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) RETURNS timestamp with time zone
-    LANGUAGE sql IMMUTABLE
-    RETURN timezone(p_zone, (timezone(p_zone, p_handoff_at) + ((p_k)::double precision * p_shift)));
-
---
--- Name: FUNCTION _rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint); Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) IS 'Internal: the instant of handoff k of a rotation (the first handoff plus k shifts of local wall-clock time).';
 
 --
 -- Name: _schedule_zone(text); Type: FUNCTION; Schema: ops; Owner: -
@@ -1647,6 +1647,11 @@ BEGIN
         RAISE EXCEPTION 'an override needs a reason'
             USING ERRCODE = '22004', HINT = 'Say why, for the audit log: e.g. ''swap: bob covers alice, dentist''.';
     END IF;
+    -- the reason is stored twice (the override and its audit note): bounded like other audit notes
+    IF pg_catalog.length(p_reason) > 1000 THEN
+        RAISE EXCEPTION 'an override reason has at most 1000 characters, not %', pg_catalog.length(p_reason)
+            USING ERRCODE = '22023', HINT = 'Say why in a sentence; link to a ticket for more.';
+    END IF;
     -- spans never overlap, so only the last one starting before p_to can reach into the new one
     SELECT * INTO v_clash FROM ops.schedule_overrides
     WHERE schedule = p_schedule AND starts_at < p_to ORDER BY starts_at DESC LIMIT 1;
@@ -1670,7 +1675,7 @@ $$;
 -- Name: FUNCTION add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text) IS 'Puts p_principal on call for [p_from, p_to) over every layer (audited, the reason as note): a swap or a cover. Unknown schedule: P0002; unknown principal: 23503; empty span: 22023; no reason: 22004; overlap: 23P01.';
+COMMENT ON FUNCTION ops.add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text) IS 'Puts p_principal on call for [p_from, p_to) over every layer (audited, the reason as note): a swap or a cover. Unknown schedule: P0002; unknown principal: 23503; empty span or a reason over 1000 characters: 22023; no reason: 22004; overlap: 23P01.';
 
 --
 -- Name: escalation_policy_steps; Type: TABLE; Schema: ops; Owner: -
@@ -1744,21 +1749,26 @@ BEGIN
                 USING ERRCODE = '22023', HINT = v_hint;
         END IF;
         v_val := v_el ->> v_key;
+        -- a webhook is stored in the step, its audit row and every page: bounded like other URLs (2048)
+        IF v_key = 'webhook' AND pg_catalog.length(v_val) > 2048 THEN
+            RAISE EXCEPTION 'target % of the step: a webhook of % characters, more than 2048', v_i, pg_catalog.length(v_val)
+                USING ERRCODE = '22023', HINT = 'A webhook is https, or http to a loopback host, at most 2048 characters.';
+        END IF;
         IF (SELECT count(*) FROM pg_catalog.jsonb_array_elements(p_targets) WITH ORDINALITY AS e (value, n)
             WHERE e.value = v_el AND e.n < v_i) > 0 THEN
             RAISE EXCEPTION 'target % of the step repeats an earlier one: %', v_i, v_what
                 USING ERRCODE = '22023', HINT = 'Name each schedule, principal and webhook once per step.';
         END IF;
         IF v_key = 'schedule' AND NOT EXISTS (SELECT 1 FROM ops.schedules WHERE name = v_val) THEN
-            RAISE EXCEPTION 'target % of the step names unknown schedule "%"', v_i, v_val
+            RAISE EXCEPTION 'target % of the step names unknown schedule "%"', v_i, pg_catalog.left(v_val, 100)
                 USING ERRCODE = '23503',
                       HINT = 'Create it first: SELECT ops.create_schedule(''primary'', ''Europe/Berlin'', ''alice'');';
         ELSIF v_key = 'principal' AND NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = v_val) THEN
-            RAISE EXCEPTION 'target % of the step names unknown principal "%"', v_i, v_val
+            RAISE EXCEPTION 'target % of the step names unknown principal "%"', v_i, pg_catalog.left(v_val, 100)
                 USING ERRCODE = '23503',
                       HINT = 'Create it first: SELECT ops.add_principal(''alice'', ''human'', ''{ops_responder}'', ''admin'');';
         ELSIF v_key = 'principal' AND (SELECT disabled FROM ops.principals WHERE name = v_val) THEN
-            RAISE EXCEPTION 'target % of the step names disabled principal "%"', v_i, v_val
+            RAISE EXCEPTION 'target % of the step names disabled principal "%"', v_i, pg_catalog.left(v_val, 100)
                 USING ERRCODE = '23503', HINT = 'A disabled principal is paged by no one: name someone else.';
         ELSIF v_key = 'webhook' THEN
             BEGIN
@@ -1785,7 +1795,7 @@ $$;
 -- Name: FUNCTION add_policy_step(p_policy text, p_step integer, p_targets jsonb, p_actor text); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.add_policy_step(p_policy text, p_step integer, p_targets jsonb, p_actor text) IS 'Sets step p_step of a policy (audited): replaces an existing step or appends the next one. SELECT ops.add_policy_step(''payments'', 1, ''[{"schedule": "primary"}, {"webhook": "https://hooks.slack.com/..."}]'', ''alice''). Takes effect from the next escalation. Unknown policy P0002; a gap (steps out of order) or a bad target 22023; an unknown schedule or an unknown or disabled principal 23503; each error names the target.';
+COMMENT ON FUNCTION ops.add_policy_step(p_policy text, p_step integer, p_targets jsonb, p_actor text) IS 'Sets step p_step of a policy (audited): replaces an existing step or appends the next one. SELECT ops.add_policy_step(''payments'', 1, ''[{"schedule": "primary"}, {"webhook": "https://hooks.slack.com/..."}]'', ''alice''). Takes effect from the next escalation. Unknown policy P0002; a gap (steps out of order) or a bad target 22023 (so is a webhook over 2048 characters); an unknown schedule or an unknown or disabled principal 23503; each error names the target.';
 
 --
 -- Name: principals; Type: TABLE; Schema: ops; Owner: -
@@ -1874,6 +1884,12 @@ BEGIN
             USING ERRCODE = '22004',
                   HINT = 'e.g. ops.add_rotation(''primary'', ''weekly'', ''1 week'', ''2026-03-02 09:00 Europe/Berlin'', ARRAY[''alice'', ''bob''], ''alice'')';
     END IF;
+    -- an infinite first handoff made every later on_call of the schedule fail (cannot subtract infinite
+    -- timestamps), and with it ops.on_call_now for all schedules and the tick of every policy naming it
+    IF NOT pg_catalog.isfinite(p_handoff_at) THEN
+        RAISE EXCEPTION 'the first handoff must be a finite time, not %', p_handoff_at
+            USING ERRCODE = '22023', HINT = 'An instant, e.g. ''2026-03-02 09:00 Europe/Berlin''.';
+    END IF;
     IF pg_catalog.date_part('month', p_shift) <> 0 OR pg_catalog.date_part('year', p_shift) <> 0
        OR pg_catalog.date_part('epoch', p_shift) < 3600 THEN
         RAISE EXCEPTION 'shift % is not a usable turn length', p_shift
@@ -1885,6 +1901,11 @@ BEGIN
         RAISE EXCEPTION 'a rotation needs participants'
             USING ERRCODE = '22023', HINT = 'Principals in turn order, e.g. ARRAY[''alice'', ''bob''].';
     END IF;
+    -- repeats are allowed (a weighted turn order), so the principal check alone does not bound what is stored
+    IF pg_catalog.cardinality(p_participants) > 200 THEN
+        RAISE EXCEPTION 'a rotation takes at most 200 turns, not %', pg_catalog.cardinality(p_participants)
+            USING ERRCODE = '22023', HINT = 'Principals in turn order, at most 200 entries; split a larger team into schedules.';
+    END IF;
     SELECT pg_catalog.string_agg(pg_catalog.format('%L', u.p), ', ' ORDER BY u.ord) INTO v_missing
     FROM pg_catalog.unnest(p_participants) WITH ORDINALITY AS u (p, ord)
     WHERE NOT EXISTS (SELECT 1 FROM ops.principals AS pr WHERE pr.name = u.p AND NOT pr.disabled);
@@ -1893,10 +1914,10 @@ BEGIN
             USING ERRCODE = '23503',
                   HINT = 'SELECT name FROM ops.principals WHERE NOT disabled; add people with ops.add_principal(name, ''human'', roles, actor).';
     END IF;
-    IF p_days IS NOT NULL AND (pg_catalog.cardinality(p_days) = 0 OR NOT p_days <@ ARRAY[1, 2, 3, 4, 5, 6, 7]
+    IF p_days IS NOT NULL AND (pg_catalog.cardinality(p_days) NOT BETWEEN 1 AND 7 OR NOT p_days <@ ARRAY[1, 2, 3, 4, 5, 6, 7]
                                OR pg_catalog.array_position(p_days, NULL) IS NOT NULL) THEN
-        RAISE EXCEPTION 'days % are not ISO weekdays', p_days
-            USING ERRCODE = '22023', HINT = 'ISO weekdays 1 (Monday) to 7 (Sunday), e.g. ARRAY[1, 2, 3, 4, 5]; NULL = every day.';
+        RAISE EXCEPTION 'days % are not ISO weekdays', pg_catalog.left(p_days::text, 100)
+            USING ERRCODE = '22023', HINT = 'ISO weekdays 1 (Monday) to 7 (Sunday), at most 7, e.g. ARRAY[1, 2, 3, 4, 5]; NULL = every day.';
     END IF;
     IF (p_from IS NULL) <> (p_to IS NULL) OR p_from = p_to THEN
         RAISE EXCEPTION 'a window needs two different times (from %, to %)', p_from, p_to
@@ -1924,7 +1945,7 @@ $_$;
 -- Name: FUNCTION add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[], p_from time without time zone, p_to time without time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[], p_from time without time zone, p_to time without time zone) IS 'Adds a layer on top of a schedule (audited): participants take turns for p_shift from p_handoff_at on, handing off at the same local time; optional ISO weekdays p_days and local window p_from-p_to. Unknown schedule: P0002; bad name, shift, days or window: 22023; unknown principal: 23503; name taken: 23505.';
+COMMENT ON FUNCTION ops.add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[], p_from time without time zone, p_to time without time zone) IS 'Adds a layer on top of a schedule (audited): participants take turns for p_shift from p_handoff_at on, handing off at the same local time; optional ISO weekdays p_days and local window p_from-p_to. Unknown schedule: P0002; bad name, shift, infinite handoff, over 200 participants, days or window: 22023; unknown principal: 23503; name taken: 23505.';
 
 --
 -- Name: api_alertmanager(text, jsonb, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -3118,6 +3139,27 @@ BEGIN
         WHERE e.target ? 'schedule'
           AND NOT EXISTS (SELECT 1 FROM ops.schedules AS sc WHERE sc.name = e.target ->> 'schedule')
         UNION ALL
+        -- a disabled principal still takes their turns: ops.on_call names them, and the tick pages no one for
+        -- the schedule in those turns
+        SELECT pg_catalog.format('principals[%s]', d.principal),
+               pg_catalog.format('%s is disabled but on call in %s: those turns page no one; replace the rotation '
+                                 '(ops.remove_rotation, ops.add_rotation) or the override (ops.remove_override)',
+                                 d.principal, d.via)
+        FROM (
+            SELECT w.principal, pg_catalog.string_agg(DISTINCT w.via, ', ') AS via
+            FROM (
+                SELECT u.principal, pg_catalog.format('schedule %s rotation %s', r.schedule, r.name) AS via
+                FROM ops.schedule_rotations AS r
+                CROSS JOIN LATERAL pg_catalog.unnest(r.participants) AS u (principal)
+                UNION ALL
+                SELECT o.principal, pg_catalog.format('schedule %s override %s', o.schedule, o.id)
+                FROM ops.schedule_overrides AS o
+                WHERE o.ends_at > pg_catalog.now()
+            ) AS w
+            INNER JOIN ops.principals AS p ON w.principal = p.name AND p.disabled
+            GROUP BY w.principal
+        ) AS d
+        UNION ALL
         SELECT pg_catalog.format('principals[%s]', g.principal),
                pg_catalog.format('%s can be paged (%s) but has no linked Slack user: paged and recorded, mentioned by '
                                  'no one; SELECT ops.link_chat_identity(''slack'', <team id>, <user id>, %L, <actor>)',
@@ -3153,7 +3195,7 @@ $$;
 -- Name: FUNCTION config_problems(p_dispatch_timeout_s double precision); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision) IS 'What is wrong with the configuration, one row per setting (empty: all is well): SELECT * FROM ops.config_problems(); Checks URLs and webhooks, the time zone (UTC), and for a dispatcher its lease (blocking: the API and the dispatcher refuse to start while such rows exist; a dispatcher passes its HTTP timeout). Rows with blocking false are paging gaps that start-up and /healthz only warn about: a principal a policy or schedule can page with no linked Slack user, a step naming a schedule that no longer exists, a default_policy naming no policy, a policy in use without steps.';
+COMMENT ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision) IS 'What is wrong with the configuration, one row per setting (empty: all is well): SELECT * FROM ops.config_problems(); Checks URLs and webhooks, the time zone (UTC), and for a dispatcher its lease (blocking: the API and the dispatcher refuse to start while such rows exist; a dispatcher passes its HTTP timeout). Rows with blocking false are paging gaps that start-up and /healthz only warn about: a principal a policy or schedule can page with no linked Slack user, a step naming a schedule that no longer exists, a disabled principal still on call in a schedule, a default_policy naming no policy, a policy in use without steps.';
 
 --
 -- Name: create_integration_key(text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -8290,6 +8332,12 @@ REVOKE ALL ON FUNCTION ops._layer_applies(p_days integer[], p_from time without 
 REVOKE ALL ON FUNCTION ops._lock_incident(p_id uuid) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -8348,12 +8396,6 @@ REVOKE ALL ON FUNCTION ops._redact_url(p_text text, p_url text) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION ops._require_actor(p_actor text) FROM PUBLIC;
-
---
--- Name: FUNCTION _rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint); Type: ACL; Schema: ops; Owner: -
---
-
-REVOKE ALL ON FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _schedule_zone(p_schedule text); Type: ACL; Schema: ops; Owner: -

@@ -187,3 +187,15 @@ def test_the_access_log_never_shows_a_feed_token(db_url, conn, primary, tmp_path
     assert len(lines) == 2, lines
     assert all("/ops/schedules/primary/calendar.ics?x=1&token=[redacted] HTTP/1.1" in line for line in lines), lines
     assert primary["token"] not in log.read_text() and "ab" * 32 not in log.read_text()
+
+
+def test_slack_oncall_tells_strangers_nothing(slack_app, openapi_spec, conn, primary):  # noqa: F811
+    """An unlinked Slack user, and a linked one without oncall.read, learn neither who is on call nor
+    which schedules exist, whatever schedule they ask for (h18's attacks)."""
+    conn.execute("SELECT ops.link_chat_identity('slack', 'T1', 'UPIPE', 'pipeline', 'admin')")
+    for user in ("UNOBODY", "UPIPE"):
+        for args in ("", "primary", "nope", "primary <!channel>"):
+            body = slack_post(slack_app, openapi_spec, command(user, "/oncall", args)).get_json()
+            assert body["ok"] is False, (user, args, body)
+            text = str(body)
+            assert "primary" not in text and "alice" not in text and "onCall" not in body, (user, args, body)
