@@ -820,7 +820,8 @@ $$;
 COMMENT ON FUNCTION ops.escalation_tick(timestamptz, text) IS
 'Escalates every incident due at p_now (up to tick_batch_max) by one level: one escalation_events row each, '
 'idempotent by unique_hash, recording whom it paged (targets, from the route policy or default_policy; NULL without '
-'one) and one outbox message per destination (without a policy: one, to the route webhook). Honours escalation_enabled, escalation_v1, pause_cron, dry_run, canary_pct, '
+'one) and one outbox message per destination (without a policy: one, to the route webhook). '
+'Honours escalation_enabled, escalation_v1, pause_cron, dry_run, canary_pct, '
 'ack_timeout_min; a setting stored invalid is treated as unset and reported (invalidSettings, tick_log.invalid_settings). '
 'Writes a tick_log row and returns a jsonb summary. Also opens heartbeat::<name> for each heartbeat due at p_now '
 '(heartbeatsMissed; counted only on a dry run; done when paused or disabled too, skipped when busy). '
@@ -895,7 +896,8 @@ END;
 $$;
 COMMENT ON FUNCTION ops.claim_notifications(text, integer, timestamptz) IS
 'Dispatchers only: claims due messages (status sending, lease notify_lease_s) with the webhook they go to now (the '
-'message''s own policy webhook, else the route''s, else slack_webhook_url) and the Slack body. Expired leases first go back to pending. Paused (notify_paused): claims nothing.';
+'message''s own policy webhook, else the route''s, else slack_webhook_url) and the Slack body. '
+'Expired leases first go back to pending. Paused (notify_paused): claims nothing.';
 
 CREATE OR REPLACE FUNCTION ops.slack_message(p_payload jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE SECURITY DEFINER SET search_path = ops, pg_temp AS $$
