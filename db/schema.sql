@@ -1219,6 +1219,31 @@ END;
 COMMENT ON FUNCTION ops._on_call_at(p_schedule text, p_zone text, p_at timestamp with time zone) IS 'Internal: who is on call in a schedule (of zone p_zone) at p_at and why (override or rotation:<name>); the one evaluation behind ops.on_call and ops.on_call_shifts.';
 
 --
+-- Name: _on_call_or_nobody(text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._on_call_or_nobody(p_schedule text, p_at timestamp with time zone) RETURNS SETOF text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+BEGIN
+    RETURN QUERY SELECT o.p FROM ops.on_call(p_schedule, p_at) AS o (p);
+EXCEPTION WHEN OTHERS THEN
+    RAISE WARNING 'schedule % cannot say who is on call at %: %; its policy steps page no one through it',
+        p_schedule, p_at, SQLERRM
+        USING HINT = pg_catalog.format('SELECT * FROM ops.on_call(%L); shows the error; fix the schedule or the step.',
+                                       p_schedule);
+    RETURN;
+END;
+$$;
+
+--
+-- Name: FUNCTION _on_call_or_nobody(p_schedule text, p_at timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._on_call_or_nobody(p_schedule text, p_at timestamp with time zone) IS 'Internal: ops.on_call for the tick and page_targets; a schedule that raises names no one (WARNING) instead of failing the escalation of every incident.';
+
+--
 -- Name: _pct(numeric, numeric); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -1516,7 +1541,7 @@ CREATE FUNCTION ops._step_targets(p_policy text, p_step integer, p_at timestamp 
         SELECT o.principal, t.n * 1000 + o.k
         FROM t
         INNER JOIN ops.schedules AS sc ON t.target ->> 'schedule' = sc.name
-        CROSS JOIN LATERAL ops.on_call(sc.name, p_at) WITH ORDINALITY AS o (principal, k)
+        CROSS JOIN LATERAL ops._on_call_or_nobody(sc.name, p_at) WITH ORDINALITY AS o (principal, k)
     ),
     who AS (
         SELECT n.principal, min(n.pos) AS pos
@@ -8360,6 +8385,12 @@ GRANT SELECT ON TABLE ops.schedule_rotations TO opsguard_operator;
 --
 
 REVOKE ALL ON FUNCTION ops._on_call_at(p_schedule text, p_zone text, p_at timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _on_call_or_nobody(p_schedule text, p_at timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._on_call_or_nobody(p_schedule text, p_at timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _pct(p_part numeric, p_whole numeric); Type: ACL; Schema: ops; Owner: -
