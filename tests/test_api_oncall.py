@@ -6,22 +6,17 @@ unknown schedule answered with one and the same 404; and the feed through a real
 
 from __future__ import annotations
 
-import os
-import sys
 import urllib.error
 import urllib.request
 from datetime import UTC
-from pathlib import Path
 
 import pytest
-from conftest import SECRET
 from ical.calendar_stream import IcsCalendarStream
+from real_senders import gunicorn
 from test_api_bad_input import checksum
 from test_api_limits import clock  # noqa: F401 - the fixture that moves the rate limiter's clock
 from test_api_slack import command, slack_app, slack_post  # noqa: F401 - slack_app is a fixture
-from test_e2e_gunicorn import _free_port, running, server  # noqa: F401 - server is the gunicorn fixture
-
-ROOT = Path(__file__).resolve().parents[1]
+from test_e2e_gunicorn import server  # noqa: F401 - the gunicorn fixture
 
 # the window the feed covers, computed here as docs/oncall.md states it: whole UTC days
 WINDOW = "date_trunc('day', now(), 'UTC') - interval '7 days', date_trunc('day', now(), 'UTC') + interval '8 weeks'"
@@ -172,12 +167,7 @@ def test_the_access_log_never_shows_a_feed_token(db_url, conn, primary, tmp_path
     """The token is the feed's only secret and sits in the URL: gunicorn's access log (stdout
     under make run) writes the request line with a [redacted] token, and keeps the rest."""
     log = tmp_path / "access.log"
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": db_url, "OPS_HMAC_SECRET": SECRET, "PORT": str(port),
-           "PYTHONPATH": str(ROOT / "api"), "OPS_ACCESS_LOG": str(log)}
-    base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "api/gunicorn.conf.py"), "opsguard.app:create_app()"]
-    with running(cmd, base + "/healthz", env=env):
+    with gunicorn(db_url, {"OPS_ACCESS_LOG": str(log)}) as base:
         for token in (primary["token"], "ogf_" + "ab" * 32):
             try:
                 urllib.request.urlopen(f"{base}/ops/schedules/primary/calendar.ics?x=1&token={token}", timeout=10)
