@@ -241,27 +241,37 @@ COMMENT ON FUNCTION ops._audit_changes() IS 'Internal statement trigger: writes 
 CREATE FUNCTION ops._audit_log_writer_check() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
-    AS $_$
+    AS $$
 DECLARE
     v_stack text;
     v_caller text;
+    v_line text;
 BEGIN
     GET DIAGNOSTICS v_stack = PG_CONTEXT;
     -- the stack reads: this function; SQL statement "<the INSERT, maybe several lines>"; the
     -- function that ran it. The first quote-newline-function after our own line ends the INSERT.
-    v_caller := pg_catalog.substring(
-        pg_catalog.substr(v_stack, pg_catalog.strpos(v_stack, E'\n') + 1),
-        E'"\n((?:PL/pgSQL|SQL) function [^\n]*)');
+    v_stack := pg_catalog.substr(v_stack, pg_catalog.strpos(v_stack, E'\n') + 1);
+    -- LEAST skips a NULL: the earlier of the two kinds of function line, NULL when neither is there
+    v_caller := pg_catalog.split_part(pg_catalog.substr(v_stack, 2 + LEAST(
+        nullif(pg_catalog.strpos(v_stack, E'"\nPL/pgSQL function '), 0),
+        nullif(pg_catalog.strpos(v_stack, E'"\nSQL function '), 0))), E'\n', 1);
+    -- the caller line must read: PL/pgSQL function [ops.]_audit_(changes|replay)() line <digits> at SQL statement
+    v_line := pg_catalog.split_part(pg_catalog.split_part(v_caller, ' line ', 2), ' at SQL statement', 1);
     IF pg_catalog.pg_trigger_depth() < 2
        OR v_caller IS NULL
-       OR v_caller !~ '^PL/pgSQL function (ops\.)?_audit_(changes|replay)\(\) line [0-9]+ at SQL statement$' THEN
+       OR v_line = '' OR pg_catalog.btrim(v_line, '0123456789') <> ''
+       OR v_caller NOT IN (
+           'PL/pgSQL function _audit_changes() line ' || v_line || ' at SQL statement',
+           'PL/pgSQL function ops._audit_changes() line ' || v_line || ' at SQL statement',
+           'PL/pgSQL function _audit_replay() line ' || v_line || ' at SQL statement',
+           'PL/pgSQL function ops._audit_replay() line ' || v_line || ' at SQL statement') THEN
         RAISE EXCEPTION 'audit_log rows are written only by the audit triggers'
             USING ERRCODE = '42501',
                   HINT = 'Change the audited table (or call the ops.* function that does); its trigger records the change.';
     END IF;
     RETURN NULL;
 END;
-$_$;
+$$;
 
 --
 -- Name: FUNCTION _audit_log_writer_check(); Type: COMMENT; Schema: ops; Owner: -
@@ -3450,11 +3460,8 @@ COMMENT ON FUNCTION ops.cron_matches(p_expr text, p_at timestamp with time zone)
 --
 
 CREATE FUNCTION ops.current_actor() RETURNS text
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'ops', 'pg_temp'
-    AS $$
-    SELECT coalesce(nullif(pg_catalog.current_setting('opsguard.actor', true), ''), session_user::text COLLATE "default")
-$$;
+    LANGUAGE sql STABLE
+    RETURN COALESCE(NULLIF(current_setting('opsguard.actor'::text, true), ''::text), ((SESSION_USER)::text COLLATE "default"));
 
 --
 -- Name: FUNCTION current_actor(); Type: COMMENT; Schema: ops; Owner: -

@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 
 ENV_KEYS = ("DATABASE_URL", "OPS_HMAC_SECRET", "OPS_HMAC_SECRET_PREVIOUS", "OPS_HMAC_KEYS",
             "OPS_HMAC_REQUIRE_TIMESTAMP", "OPS_HMAC_BODY_ONLY", "OPS_DB_ROLE", "RATELIMIT_STORAGE_URI",
-            "RATELIMIT_ENABLED", "OPS_BENCH_ENDPOINTS", "SLACK_SIGNING_SECRET")
+            "RATELIMIT_ENABLED", "OPS_BENCH_ENDPOINTS", "SLACK_SIGNING_SECRET",
+            # the pool (api/opsguard/db.py): before these were listed, setting them in the environment did nothing
+            "OPS_DB_POOL_MAX", "OPS_DB_TIMEOUT_S", "OPS_DB_RECONNECT_S")
 
 
 def create_app(test_config: dict | None = None) -> Flask:

@@ -1,0 +1,68 @@
+-- Who may write audit_log (0019, 0038): only ops._audit_changes() and ops._audit_replay(), run by
+-- the triggers on the audited tables. 06-operator-writes.sql refuses the owner by hand, a code
+-- block and a borrowed name at the top level; here the forger is itself a trigger function, as
+-- the real writers are (trigger depth 2). And ops.current_actor(), which every audit row reads,
+-- gives the same answers while PostgreSQL inlines it (0038).
+BEGIN;
+SELECT plan(10);
+
+-- from inside a trigger function: the writer check then runs at trigger depth 2, as for the real ones
+CREATE SCHEMA t71;
+CREATE TABLE t71.poke (n int);
+CREATE FUNCTION t71._audit_forger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO ops.audit_log (actor, action, table_name, row_key, changes)
+    VALUES ('mallory', 'UPDATE', 'incidents', 'x', '{}');
+    RETURN NULL;
+END;
+$$;
+-- the same name as the real trigger function, in another schema
+CREATE FUNCTION t71._audit_changes() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO ops.audit_log (actor, action, table_name, row_key, changes)
+    VALUES ('mallory', 'UPDATE', 'incidents', 'x', '{}');
+    RETURN NULL;
+END;
+$$;
+-- an SQL-language function between: the line above the INSERT reads "SQL function"
+CREATE FUNCTION t71.sql_forger() RETURNS void LANGUAGE sql AS $$
+    INSERT INTO ops.audit_log (actor, action, table_name, row_key, changes)
+    VALUES ('mallory', 'UPDATE', 'incidents', 'x', '{}');
+$$;
+CREATE FUNCTION t71._audit_via_sql() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM t71.sql_forger();
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER a AFTER INSERT ON t71.poke FOR EACH STATEMENT EXECUTE FUNCTION t71._audit_forger();
+SELECT throws_ok($$INSERT INTO t71.poke VALUES (1)$$, '42501', 'audit_log rows are written only by the audit triggers',
+                 'a trigger function of another name cannot add one');
+DROP TRIGGER a ON t71.poke;
+CREATE TRIGGER a AFTER INSERT ON t71.poke FOR EACH STATEMENT EXECUTE FUNCTION t71._audit_changes();
+SELECT throws_ok($$INSERT INTO t71.poke VALUES (1)$$, '42501', 'audit_log rows are written only by the audit triggers',
+                 '... nor one named _audit_changes outside ops');
+DROP TRIGGER a ON t71.poke;
+CREATE TRIGGER a AFTER INSERT ON t71.poke FOR EACH STATEMENT EXECUTE FUNCTION t71._audit_via_sql();
+SELECT throws_ok($$INSERT INTO t71.poke VALUES (1)$$, '42501', 'audit_log rows are written only by the audit triggers',
+                 '... nor an SQL function a trigger calls');
+SELECT is((SELECT count(*)::int FROM ops.audit_log WHERE actor = 'mallory'), 0, 'none of them left a row');
+
+-- ops.current_actor(): the setting when set and not empty, else the database user
+SELECT is(ops.current_actor(), session_user::text, 'no actor set: the database user');
+SELECT set_config('opsguard.actor', 'bob', true);
+SELECT is(ops.current_actor(), 'bob', 'opsguard.actor set: that name');
+SELECT set_config('opsguard.actor', '', true);
+SELECT is(ops.current_actor(), session_user::text, 'set to empty: the database user again');
+SELECT ok(has_function_privilege('opsguard_operator', 'ops.current_actor()', 'EXECUTE'),
+          'operators may still call it');
+SELECT ok(NOT has_function_privilege('public', 'ops.current_actor()', 'EXECUTE'), '... and PUBLIC still may not');
+-- inlined: an inlined function is never called, so track_functions counts no call of it
+SELECT set_config('track_functions', 'all', true);
+SELECT count(ops.current_actor()) FROM generate_series(1, 10);
+SELECT is((SELECT coalesce(sum(calls), 0)::int FROM pg_stat_xact_user_functions WHERE funcid = 'ops.current_actor()'::regprocedure),
+          0, 'PostgreSQL inlines ops.current_actor() (a definer or a SET clause would stop it)');
+
+SELECT * FROM finish();
+ROLLBACK;
