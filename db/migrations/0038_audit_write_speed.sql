@@ -1,16 +1,19 @@
 -- depends: 0037_tick_schedule_errors
--- What every audited write pays, once per transaction: an Events API v2 trigger, an ack and a
--- refresh are each one transaction, and two pieces of the audit path cost more there than in a
--- loop inside one transaction (per 2,000 committed Events API v2 triggers, track_functions):
+-- What every incident write pays, once per transaction: an Events API v2 trigger, a refresh and
+-- an ack are each one transaction, and three pieces of the write path cost more there than in a
+-- loop inside one transaction (2,000 committed Events API v2 triggers, track_functions = all):
 --   - ops.current_actor() was a SQL function with SECURITY DEFINER and a SET clause, which
 --     PostgreSQL cannot inline: it parsed and planned its one-line body in every transaction
---     that wrote an audit row (29 us of the ~520 us such a trigger spends in SQL).
+--     that wrote an audit row (29 us of the ~520 us such a trigger spent in SQL);
 --   - the audit_log writer check ran two regular expressions over the whole call stack, whose
---     text holds every statement on it (56 us).
--- ops.current_actor() now has a SQL-standard body (bound when created, so no search_path to
--- pin, and inlined into its callers); the writer check finds the calling function with strpos
--- and accepts exactly the callers it accepted before. Together: 450 -> 380 us per committed
--- trigger in SQL, 510 -> 450 us per refresh (synchronous_commit off, min of 4 runs).
+--     text holds every statement on it (56 us);
+--   - the incidents row trigger looked up max_esc_level, the SLA and snooze_min in three
+--     statements, each an executor run of its own for every row written (a tick's 10k too).
+-- Now ops.current_actor() has a SQL-standard body (bound when created, so no search_path to pin,
+-- and inlined into its callers), the writer check finds its caller with strpos and accepts
+-- exactly the callers it accepted before, and the row trigger reads the three in one statement.
+-- In SQL per committed trigger: 410-450 -> 330-345 us for a new incident, 510 -> 390-420 us for
+-- a refresh (synchronous_commit off to leave the disk out, min of 4 runs of 2,000).
 
 -- the same value: opsguard.actor when set, else the database user. Not SECURITY DEFINER: it
 -- reads nothing an invoker cannot (a setting and session_user), and a definer cannot be inlined
@@ -51,5 +54,58 @@ BEGIN
                   HINT = 'Change the audited table (or call the ops.* function that does); its trigger records the change.';
     END IF;
     RETURN NULL;
+END;
+$$;
+
+-- as 0019 wrote it but for next_due_at, which is the same value from one statement
+CREATE OR REPLACE FUNCTION ops._incidents_before_write() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ops, pg_temp AS $$
+BEGIN
+    NEW.route := coalesce(nullif(NEW.route, ''), nullif(pg_catalog.split_part(NEW.incident_key, '::', 1), ''));
+    IF TG_OP = 'UPDATE' THEN
+        -- reopening (status back to open) clears the old acknowledgement unless the UPDATE sets one
+        IF NEW.status = 'open' AND OLD.status <> 'open'
+           AND NEW.acknowledged_at IS NOT DISTINCT FROM OLD.acknowledged_at THEN
+            NEW.acknowledged_at := NULL;
+            NEW.acknowledged_by := NULL;
+        END IF;
+        NEW.updated_at := pg_catalog.now();
+    END IF;
+    -- an UPDATE that only sets acknowledged_at is an acknowledgement
+    IF NEW.status = 'open' AND NEW.acknowledged_at IS NOT NULL THEN
+        NEW.status := 'acknowledged';
+    END IF;
+    IF NEW.status = 'acknowledged' THEN
+        NEW.acknowledged_at := coalesce(NEW.acknowledged_at, pg_catalog.now());
+        NEW.acknowledged_by := coalesce(NEW.acknowledged_by, ops.current_actor());
+    ELSIF NEW.status = 'open' THEN
+        NEW.acknowledged_by := NULL;  -- no acknowledgement, so nobody acknowledged it
+    END IF;
+    IF NEW.status = 'resolved' THEN
+        NEW.resolved_at := coalesce(NEW.resolved_at, pg_catalog.now());
+        NEW.resolved_by := coalesce(NEW.resolved_by, ops.current_actor());
+    ELSE
+        NEW.resolved_at := NULL;
+        NEW.resolved_by := NULL;
+    END IF;
+    -- ops.next_due(NEW), written out: a call would switch search_path a second time for every row
+    -- (ops.recalc_next_due() counts rows where the two disagree: 30-next-due.sql and the bench expect none).
+    -- One statement for the three lookups (0038): each statement with a subquery is an executor run
+    -- of its own, for every row written; an acknowledged or resolved row needs none.
+    IF NEW.acknowledged_at IS NOT NULL OR NEW.status <> 'open' THEN
+        NEW.next_due_at := NULL;
+    ELSE
+        NEW.next_due_at := CASE
+            WHEN NEW.escalation_level >= (SELECT s.value FROM ops.settings AS s WHERE s.key = 'max_esc_level')::int THEN NULL
+            ELSE (SELECT GREATEST(
+                      NEW.first_seen + pg_catalog.make_interval(mins => sla.ack_minutes * (NEW.escalation_level + 1)),
+                      NEW.last_escalated_at
+                          + pg_catalog.make_interval(
+                              mins => (SELECT s.value FROM ops.settings AS s WHERE s.key = 'snooze_min')::int),
+                      NEW.snoozed_until)
+                  FROM ops.sla WHERE sla.severity = NEW.severity AND sla.ack_minutes IS NOT NULL)
+        END;
+    END IF;
+    RETURN NEW;
 END;
 $$;
