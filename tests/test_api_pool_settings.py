@@ -6,7 +6,6 @@ start with a message that names it."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import SECRET
 
 
