@@ -185,6 +185,11 @@ BAD_PAYLOADS = {  # id: (change, the field the 400 names)
     "alert_status_missing": (_set(["alerts", 1, "status"], DELETE), "alerts[1].status"),
     "alert_labels_missing": (_set(["alerts", 0, "labels"], DELETE), "alerts[0].labels"),
     "alert_label_number": (_set(["alerts", 1, "labels", "severity"], 2), "alerts[1].labels"),
+    # a list of strings is not a string (0039: jsonpath's lax mode looked inside lists)
+    "alert_label_list": (_set(["alerts", 1, "labels", "severity"], ["critical"]), "alerts[1].labels"),
+    "alert_label_empty_list": (_set(["alerts", 0, "labels", "job"], []), "alerts[0].labels"),
+    "alert_annotation_list": (_set(["alerts", 0, "annotations", "description"], ["a", "b"]), "alerts[0].annotations"),
+    "commonLabels_list_value": (_set(["commonLabels", "job"], ["node"]), "commonLabels"),
     "alert_annotations_list": (_set(["alerts", 0, "annotations"], ["a"]), "alerts[0].annotations"),
     "alert_startsAt_number": (_set(["alerts", 0, "startsAt"], 0), "alerts[0].startsAt"),
     "alert_endsAt_bool": (_set(["alerts", 0, "endsAt"], True), "alerts[0].endsAt"),

@@ -3,7 +3,7 @@
 -- refresh without a second escalation, resolve by the resolved notification, refused keys and
 -- payloads that change nothing, 10k alerts kept small, the clock moved by p_now.
 BEGIN;
-SELECT plan(50);
+SELECT plan(52);
 
 CREATE TEMP TABLE k AS
 SELECT
@@ -175,6 +175,12 @@ SELECT throws_ok(format('SELECT ops.api_alertmanager(%L, %L)', (SELECT am FROM k
                         pg_temp.am('New', 'firing', jsonb_build_array(pg_temp.alert('firing', '{"a": "1"}'),
                                                                       pg_temp.alert('firing', '{"a": 1}')))),
                  '22023', 'alerts[1].labels must be an object of strings', 'a label that is not a string is refused, naming the alert');
+SELECT throws_ok(format('SELECT ops.api_alertmanager(%L, %L)', (SELECT am FROM k),
+                        pg_temp.am('New', 'firing', jsonb_build_array(pg_temp.alert('firing', '{"a": ["1"]}')))),
+                 '22023', 'alerts[0].labels must be an object of strings', '... nor is a list of strings (0039)');
+SELECT ok(NOT ops._is_string_map('{"a": []}') AND NOT ops._is_string_map('{"a": "x", "b": [["y"]]}')
+          AND ops._is_string_map('{"a": "x", "b": ""}') AND ops._is_string_map('{}'),
+          'an object of strings is one whose every value is a string, not a list of them');
 SELECT is((SELECT (count(*), (SELECT count(*) FROM ops.audit_log)) FROM ops.incidents),
           (SELECT (incidents, audit) FROM counts), 'the refused requests changed nothing');
 
