@@ -990,7 +990,7 @@ COMMENT ON FUNCTION ops._integration_key(p_token text, p_kind text) IS 'Internal
 
 CREATE FUNCTION ops._is_string_map(p_value jsonb) RETURNS boolean
     LANGUAGE sql IMMUTABLE
-    RETURN CASE WHEN (jsonb_typeof(p_value) = 'object'::text) THEN (NOT jsonb_path_exists(p_value, '$.*?(@.type() != "string")'::jsonpath)) ELSE false END;
+    RETURN CASE WHEN (jsonb_typeof(p_value) = 'object'::text) THEN (NOT jsonb_path_exists(p_value, 'strict $.*?(@.type() != "string")'::jsonpath)) ELSE false END;
 
 --
 -- Name: FUNCTION _is_string_map(p_value jsonb); Type: COMMENT; Schema: ops; Owner: -
@@ -2088,6 +2088,8 @@ BEGIN
     ) AS k
     WHERE k.running <= 16384;
 
+    -- the kept alerts hold no nulls (kept as sent only without any, else stripped above): only the
+    -- fields around them are stripped, not the 16 KiB of alerts again (0040)
     v_details := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
         'source', CASE WHEN p_body ? 'orgId' THEN 'grafana' ELSE 'alertmanager' END,
         'receiver', pg_catalog.left(p_body ->> 'receiver', 200),
@@ -2102,11 +2104,11 @@ BEGIN
                              THEN p_body -> 'commonLabels' END,
         'commonAnnotations', CASE WHEN pg_catalog.octet_length((p_body -> 'commonAnnotations')::text) <= 8192
                                   THEN p_body -> 'commonAnnotations' END,
-        'alerts', v_alerts,
         'alertsTotal', v_total,
         'alertsFiring', v_firing,
         'alertsOmitted', v_total - v_kept,
-        'truncatedAlerts', p_body -> 'truncatedAlerts'));
+        'truncatedAlerts', p_body -> 'truncatedAlerts'))
+        || pg_catalog.jsonb_build_object('alerts', v_alerts);
 
     v_row := ops._intake_trigger(v_incident_key, CASE WHEN v_critical THEN 'critical' ELSE 'warning' END,
                                  v_route, v_summary, v_details, v_key.name, p_now);
