@@ -211,6 +211,25 @@ def test_a_malformed_payload_is_400_naming_the_field_and_changes_nothing(post, k
     assert checksum(conn) == before
 
 
+def test_32_levels_are_accepted_and_33_are_400_and_change_nothing(post, keys, conn):
+    """The API's depth limit holds here too, checked in ops.api_alertmanager (0040): the body,
+    its alerts, an alert and Grafana's values are 4 levels, the values nest the rest."""
+    def nested(levels: int) -> dict:
+        values: dict = {"B": 1}
+        for _ in range(levels - 4):
+            values = {"x": values}
+        body = notification(group=f"Deep{levels}")
+        body["alerts"][0]["values"] = values
+        return body
+
+    assert post(nested(32), token=keys["am-prod"]).status_code == 200
+    before = checksum(conn)
+    resp = post(nested(33), token=keys["am-prod"], validate=False)
+    assert resp.status_code == 400, resp.json
+    assert resp.json["ok"] is False and resp.json["message"] == "the body is nested deeper than 32 levels"
+    assert checksum(conn) == before
+
+
 @pytest.mark.parametrize("raw", [b"[]", b'"text"', b"42", b"null", b"{not json", b"[" * 100 + b"]" * 100],
                          ids=["array", "string", "number", "null", "broken", "deep"])
 def test_a_body_that_is_not_an_object_is_400_and_changes_nothing(post, keys, conn, raw):

@@ -3,7 +3,7 @@
 -- refresh without a second escalation, resolve by the resolved notification, refused keys and
 -- payloads that change nothing, 10k alerts kept small, the clock moved by p_now.
 BEGIN;
-SELECT plan(52);
+SELECT plan(53);
 
 CREATE TEMP TABLE k AS
 SELECT
@@ -178,6 +178,10 @@ SELECT throws_ok(format('SELECT ops.api_alertmanager(%L, %L)', (SELECT am FROM k
 SELECT throws_ok(format('SELECT ops.api_alertmanager(%L, %L)', (SELECT am FROM k),
                         pg_temp.am('New', 'firing', jsonb_build_array(pg_temp.alert('firing', '{"a": ["1"]}')))),
                  '22023', 'alerts[0].labels must be an object of strings', '... nor is a list of strings (0039)');
+SELECT throws_ok(format('SELECT ops.api_alertmanager(%L, %L)', (SELECT am FROM k),
+                        pg_temp.am('New', 'firing', jsonb_build_array(pg_temp.alert('firing', '{"a": "1"}')
+                            || jsonb_build_object('values', (repeat('{"x": ', 30) || '1' || repeat('}', 30))::jsonb)))),
+                 '22023', 'the body is nested deeper than 32 levels', 'a body 33 levels deep is refused (0040)');
 SELECT ok(NOT ops._is_string_map('{"a": []}') AND NOT ops._is_string_map('{"a": "x", "b": [["y"]]}')
           AND ops._is_string_map('{"a": "x", "b": ""}') AND ops._is_string_map('{}'),
           'an object of strings is one whose every value is a string, not a list of them');

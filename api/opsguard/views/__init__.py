@@ -12,19 +12,20 @@ from ..errors import ApiError
 MAX_JSON_DEPTH = 32
 
 
-def json_body() -> dict | None:
+def json_body(check_depth: bool = True) -> dict | None:
     """The request's JSON object; an empty body means none. Malformed JSON, a body that is
     not an object (a bare false or 42 would reach SQL as the wrong type) and JSON nested
-    deeper than MAX_JSON_DEPTH are a 400, not a guess."""
+    deeper than MAX_JSON_DEPTH are a 400, not a guess. check_depth=False only where the SQL
+    function the body goes to checks the same depth itself (ops.api_alertmanager)."""
     if not request.get_data(cache=True).strip():
         return None
-    value = json_value()
+    value = json_value(check_depth)
     if not isinstance(value, dict):  # JSON null included: only an empty body means none
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     return value
 
 
-def json_value():
+def json_value(check_depth: bool = True):
     """The request's JSON value of any type (None for an empty body), checked as json_body
     checks it but for the type: for endpoints that only need well-formed JSON."""
     raw = request.get_data(cache=True)
@@ -36,7 +37,7 @@ def json_value():
         raise ApiError(400, "invalid_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels") from exc
     except ValueError as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
-    if _depth(value) > MAX_JSON_DEPTH:
+    if check_depth and _depth(value) > MAX_JSON_DEPTH:
         raise ApiError(400, "invalid_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
     return value
 
