@@ -189,24 +189,27 @@ DECLARE
     v_noise text[] := TG_ARGV[1:];
     v_note text := nullif(pg_catalog.current_setting('opsguard.note', true), '');
     v_actor text := ops.current_actor();
+    -- the tables ops._audit_redacted rewrites: the others (incidents, a tick's 10k rows) pay no call per row
+    v_redact boolean := TG_TABLE_NAME IN ('settings', 'route_webhooks', 'escalation_policy_steps');
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO ops.audit_log (actor, action, table_name, row_key, changes, note)
         SELECT v_actor, 'INSERT', TG_TABLE_NAME, n.j ->> v_key, n.j, v_note
-        FROM (SELECT to_jsonb(r) AS j FROM new_rows AS r) AS n;
+        FROM (SELECT CASE WHEN v_redact THEN ops._audit_redacted(TG_TABLE_NAME, to_jsonb(r)) ELSE to_jsonb(r) END AS j FROM new_rows AS r) AS n;
     ELSIF TG_OP = 'DELETE' THEN
         INSERT INTO ops.audit_log (actor, action, table_name, row_key, changes, note)
         SELECT v_actor, 'DELETE', TG_TABLE_NAME, o.j ->> v_key, o.j, v_note
-        FROM (SELECT to_jsonb(r) AS j FROM old_rows AS r) AS o;
+        FROM (SELECT CASE WHEN v_redact THEN ops._audit_redacted(TG_TABLE_NAME, to_jsonb(r)) ELSE to_jsonb(r) END AS j FROM old_rows AS r) AS o;
     ELSE
         -- each row becomes jsonb once (0002 built it twice, once for the key and once whole),
+        -- with its secrets redacted before the diff (0041: a changed webhook shows as two hashes),
         -- materialized, so the diff below does not rebuild it for every column it compares;
         -- static SQL keeps its cached plan, which one-row updates (an ack) depend on
         WITH n AS MATERIALIZED (
-            SELECT to_jsonb(r) AS j FROM new_rows AS r
+            SELECT CASE WHEN v_redact THEN ops._audit_redacted(TG_TABLE_NAME, to_jsonb(r)) ELSE to_jsonb(r) END AS j FROM new_rows AS r
         ),
         o AS MATERIALIZED (
-            SELECT to_jsonb(r) AS j FROM old_rows AS r
+            SELECT CASE WHEN v_redact THEN ops._audit_redacted(TG_TABLE_NAME, to_jsonb(r)) ELSE to_jsonb(r) END AS j FROM old_rows AS r
         ),
         pairs AS MATERIALIZED (
             SELECT n.j ->> v_key AS row_key, n.j AS nj, o.j AS oj
@@ -278,6 +281,34 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._audit_log_writer_check() IS 'Internal trigger: refuses an INSERT into audit_log that does not come from an audit trigger.';
+
+--
+-- Name: _audit_secret(text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._audit_secret(p_url text) RETURNS text
+    LANGUAGE sql STABLE
+    RETURN CASE WHEN ((p_url IS NULL) OR (p_url = ''::text)) THEN p_url ELSE ((COALESCE(("substring"(p_url, '^[A-Za-z]+://[^/?#]*'::text) || '/…'::text), '…'::text) || ' sha256:'::text) || "left"(encode(sha256(convert_to(p_url, 'UTF8'::name)), 'hex'::text), 16)) END;
+
+--
+-- Name: FUNCTION _audit_secret(p_url text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._audit_secret(p_url text) IS 'Internal: how the audit log shows a webhook URL: scheme and host, then the first 16 hex of its sha256.';
+
+--
+-- Name: _audit_redacted(text, jsonb); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._audit_redacted(p_table text, p_row jsonb) RETURNS jsonb
+    LANGUAGE sql STABLE
+    RETURN CASE WHEN ((p_table = 'settings'::text) AND ((p_row ->> 'kind'::text) = 'webhook'::text) AND (jsonb_typeof((p_row -> 'value'::text)) = 'string'::text)) THEN jsonb_set(p_row, '{value}'::text[], to_jsonb(ops._audit_secret((p_row ->> 'value'::text)))) WHEN ((p_table = 'route_webhooks'::text) AND (jsonb_typeof((p_row -> 'webhook_url'::text)) = 'string'::text)) THEN jsonb_set(p_row, '{webhook_url}'::text[], to_jsonb(ops._audit_secret((p_row ->> 'webhook_url'::text)))) WHEN ((p_table = 'escalation_policy_steps'::text) AND (jsonb_typeof((p_row -> 'targets'::text)) = 'array'::text)) THEN jsonb_set(p_row, '{targets}'::text[], COALESCE((SELECT jsonb_agg(CASE WHEN (jsonb_typeof((t.e -> 'webhook'::text)) = 'string'::text) THEN jsonb_set(t.e, '{webhook}'::text[], to_jsonb(ops._audit_secret((t.e ->> 'webhook'::text)))) ELSE t.e END ORDER BY t.n) AS jsonb_agg FROM jsonb_array_elements((_audit_redacted.p_row -> 'targets'::text)) WITH ORDINALITY t(e, n)), '[]'::jsonb)) ELSE p_row END;
+
+--
+-- Name: FUNCTION _audit_redacted(p_table text, p_row jsonb); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._audit_redacted(p_table text, p_row jsonb) IS 'Internal: an audited row as the audit log keeps it, webhook URLs (settings of kind webhook, route_webhooks, policy step targets) shown by ops._audit_secret.';
 
 --
 -- Name: _audit_replay(); Type: FUNCTION; Schema: ops; Owner: -
@@ -8222,6 +8253,18 @@ REVOKE ALL ON FUNCTION ops._audit_changes() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION ops._audit_log_writer_check() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _audit_secret(p_url text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._audit_secret(p_url text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _audit_redacted(p_table text, p_row jsonb); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._audit_redacted(p_table text, p_row jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _audit_replay(); Type: ACL; Schema: ops; Owner: -
