@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/api:$(CURDIR)/scripts
 
-.PHONY: run test migrate serve smoke dispatch ticker bench schema deps venv promtool senders lint pytest clean
+.PHONY: run test migrate serve smoke dispatch ticker bench schema where deps venv promtool senders lint pytest clean
 
 deps:
 	@scripts/bootstrap.sh system
@@ -55,6 +55,10 @@ bench: venv
 # db/schema.sql: the ops schema the migrations leave (tests/test_schema_file.py keeps it honest)
 schema: venv
 	$(PY) scripts/schema.py
+
+# the migrations that define a function, oldest first: make where FN=ops.escalation_tick
+where:
+	@python3 scripts/where.py $(FN)
 
 clean:
 	-$(PY) scripts/localpg.py stop
