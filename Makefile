@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/api:$(CURDIR)/scripts
 
-.PHONY: run test migrate serve smoke dispatch ticker bench schema where deps venv promtool senders lint pytest clean
+.PHONY: run test test-fast migrate serve smoke dispatch ticker bench schema where deps venv promtool senders lint pytest clean
 
 deps:
 	@scripts/bootstrap.sh system
@@ -18,6 +18,10 @@ run: venv
 	@scripts/run.sh
 
 test: venv promtool senders lint pytest
+
+# the edit-test loop: every test that starts no outside server and waits on no clock (pytest -m "not slow")
+test-fast: venv promtool
+	$(PY) -m pytest -m "not slow" -q
 
 promtool:
 	@scripts/bootstrap.sh promtool
@@ -49,8 +53,9 @@ dispatch: venv
 ticker: venv
 	$(PY) -m opsguard.ticker --dsn $${DATABASE_URL:-$$($(PY) scripts/localpg.py url)}
 
+# make bench [PART="guard oncall"] [CHECK=1]: CHECK=1 exits non-zero when a figure misses its goal
 bench: venv
-	$(PY) scripts/bench.py
+	$(PY) -m bench $(PART) $(if $(CHECK),--check)
 
 # db/schema.sql: the ops schema the migrations leave (tests/test_schema_file.py keeps it honest)
 schema: venv
