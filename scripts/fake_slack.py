@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import socket
 import sys
 import threading
@@ -151,6 +152,23 @@ class FakeSlack:
         return Handler
 
 
+def log_line(rec: Received) -> dict:
+    """What `make run`'s log shows of a message: which webhook it reached, its text, and whom it
+    paged: the Slack users it mentions (<@U...>) and the names of those without a Slack user, as
+    the message's context line says them ("· paged dave")."""
+    blocks = rec.body.get("blocks") or []
+    context = [e.get("text", "") for b in blocks if isinstance(b, dict) and b.get("type") == "context"
+               for e in b.get("elements") or [] if isinstance(e, dict)]
+    return {
+        "at": time.strftime("%H:%M:%S", time.localtime(rec.at)),
+        "to": rec.path,
+        "dedup_key": rec.dedup_key,
+        "text": rec.body.get("text"),
+        "mentions": sorted(set(re.findall(r"<@([A-Z0-9]+)>", json.dumps(rec.body)))),
+        "context": context,
+    }
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default="127.0.0.1")
@@ -160,8 +178,7 @@ def main() -> int:
 
     def show(rec: Received) -> None:
         if not args.quiet:
-            print(json.dumps({"at": time.strftime("%H:%M:%S"), "dedup_key": rec.dedup_key, "text": rec.body.get("text")}),
-                  flush=True)
+            print(json.dumps(log_line(rec)), flush=True)
 
     fake = FakeSlack(args.host, args.port, on_message=show).start()
     print(f"fake Slack webhook listening on {fake.url('/')}", flush=True)
