@@ -67,6 +67,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import bench_slow_clients
 import psycopg
 from localpg import REPO, Cluster, make_temp_datadir
 from opsguard.migrate import MIGRATIONS, apply, yoyo_url
@@ -904,12 +905,15 @@ def main() -> int:
             return _print(bench_tick_policies(cluster), plan)
         if only_oncall:
             return _print(bench_oncall(cluster), plan)
+        if sys.argv[1:] == ["slow_clients"]:
+            return _print(bench_slow_clients.run(cluster, _start_api, apply, sign_v1), plan)
         rows += bench_api(cluster)
         rows += bench_events_v2(cluster)
         rows += bench_alertmanager(cluster)
         rows += bench_guard(cluster)
         rows += bench_guard_http(cluster)
         rows += bench_guard_storage(cluster)
+        rows += bench_slow_clients.run(cluster, _start_api, apply, sign_v1)
         rows += bench_dispatch(cluster)
         rows += bench_heartbeats(cluster)
         rows += bench_tick_policies(cluster)

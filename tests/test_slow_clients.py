@@ -14,7 +14,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from bench_slow_clients import IDLE, PARTIAL_BODY, TRICKLING, slow_crowd
+from bench_slow_clients import IDLE, TRICKLING, slow_crowd
 from real_senders import gunicorn
 from test_e2e_gunicorn import _post, v1_headers
 
@@ -158,3 +158,13 @@ def test_redact_hides_every_kind_of_secret():
     assert redact("Authorization: Bearer abc.def-123") == "Authorization: [redacted]"
     assert redact("('AUTHORIZATION', 'Basic dXNlcjpwYXNz')") == "('AUTHORIZATION', 'Basic [redacted]')"
     assert redact("GET /ops/incidents?status=active") == "GET /ops/incidents?status=active"
+
+
+def test_a_request_sent_before_a_half_close_is_answered(db_url):
+    """`printf ... | nc` sends its request and shuts its side: the request is whole, so answered."""
+    with gunicorn(db_url) as base:
+        with socket.create_connection(("127.0.0.1", urllib.parse.urlsplit(base).port), timeout=ANSWER_WITHIN_S) as s:
+            s.sendall(b"GET /ops/release-guard HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.shutdown(socket.SHUT_WR)
+            answer = _read_until_closed(s)
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.count(b"HTTP/1.1 ") == 1, answer

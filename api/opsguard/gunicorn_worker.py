@@ -26,6 +26,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import selectors
 import socket
 import ssl
@@ -35,6 +36,7 @@ from functools import partial
 from gunicorn import sock as gsock
 from gunicorn import util
 from gunicorn.http import RequestParser
+from gunicorn.http.body import DEFAULT_MAX_CHUNK_SIZE_LINE as MAX_CHUNK_SIZE_LINE
 from gunicorn.http.body import ChunkedReader, LengthReader
 from gunicorn.http.errors import NoMoreData
 from gunicorn.http.message import Request
@@ -43,7 +45,7 @@ from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 CODES = {400: "invalid_request", 403: "forbidden", 408: "request_timeout", 413: "payload_too_large",
          414: "uri_too_long", 417: "expectation_failed", 431: "headers_too_large", 501: "not_implemented",
-         503: "unavailable"}
+         503: "server_busy"}
 
 HEADER_TIMEOUT_S = float(os.environ.get("OPS_HEADER_TIMEOUT_S", "10"))
 BODY_TIMEOUT_S = float(os.environ.get("OPS_BODY_TIMEOUT_S", "30"))
@@ -53,6 +55,7 @@ READ_BUFFER_BYTES = int(float(os.environ.get("OPS_READ_BUFFER_MB", "256")) * 102
 WRITE_TIMEOUT_S = 10.0
 LINGER_S, LINGER_MAX_BYTES = 2.0, 65536  # as gunicorn's close_graceful, without blocking the loop
 RECV = 65536
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 def json_error_bytes(status_int: int, reason: str, mesg: str) -> bytes:
@@ -102,11 +105,11 @@ def _walk_chunks(p: Pending) -> str:
     while True:
         eol = buf.find(b"\r\n", p.chunk_at)
         if eol < 0:
-            return "more" if len(buf) - p.chunk_at < 1024 else "bad"
-        try:
-            size = int(bytes(buf[p.chunk_at:eol]).split(b";", 1)[0].strip(b" \t"), 16)
-        except ValueError:
+            return "more" if len(buf) - p.chunk_at <= MAX_CHUNK_SIZE_LINE else "bad"
+        size_text = bytes(buf[p.chunk_at:eol]).split(b";", 1)[0].rstrip(b" \t")
+        if not size_text or size_text.strip(b"0123456789abcdefABCDEF"):
             return "bad"
+        size = int(size_text, 16)
         if size == 0:
             # trailers, if any, then an empty line
             return "done" if buf.find(b"\r\n\r\n", eol) >= 0 else "more"
@@ -173,22 +176,24 @@ class JsonErrorWorker(ThreadWorker):
         p = conn.pending
         if p.handshake and not self.shake_hands(conn):
             return
-        got = 0
+        got, ended = 0, False
         try:
-            while got < 4 * RECV:
+            while got < 4 * RECV and not ended:
                 data = conn.sock.recv(RECV)
-                if not data:
-                    return self.drop(conn, None)
                 p.buf += data
                 got += len(data)
+                ended = not data  # the client is done sending; what it sent may still be a whole request
         except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             pass
         except OSError:
-            return self.drop(conn, None)
+            ended = True
         self.buffered += got
         if self.buffered > READ_BUFFER_BYTES:
             return self.drop(conn, (503, "Service Unavailable", "the server is reading too many requests; retry"))
-        self.advance(conn)
+        if got:
+            self.advance(conn)
+        if ended and conn.pending is not None:
+            self.drop(conn, None)
 
     def shake_hands(self, conn: ReadAheadConn) -> bool:
         try:
@@ -208,6 +213,8 @@ class JsonErrorWorker(ThreadWorker):
             return
         if p.chunk_at is not None:
             walked = _walk_chunks(p)
+            if walked == "bad":
+                return self.drop(conn, (400, "Bad Request", "the chunked body is malformed"))
             ready, p.whole = walked != "more", walked == "done"
         else:
             ready = len(p.buf) >= p.need
@@ -223,8 +230,9 @@ class JsonErrorWorker(ThreadWorker):
         doubled: the parser refuses an overlong line early); True when the framing is known."""
         p = conn.pending
         end = p.buf.find(b"\r\n\r\n", max(0, p.scanned - 3))
+        bare_lf = _BARE_LF.search(p.buf, max(0, p.scanned - 1))  # refused at once by the parser
         p.scanned = len(p.buf)
-        if end < 0 and len(p.buf) < p.probe_at:
+        if end < 0 and not bare_lf and len(p.buf) < p.probe_at:
             return False
         p.probe_at = 2 * len(p.buf)
         unreader = IterUnreader([bytes(p.buf)])
@@ -349,6 +357,8 @@ class JsonErrorWorker(ThreadWorker):
     def handle_request(self, req, conn):
         if getattr(conn, "continue_sent", False):
             req._expected_100_continue = False  # noqa: SLF001 - already sent by the read-ahead stage
+        if not getattr(conn, "whole", True):
+            req.force_close()  # the answer says so: the rest of the body is never read
         conn.sock.settimeout(WRITE_TIMEOUT_S)
         return super().handle_request(req, conn)
 
