@@ -12,9 +12,11 @@ OPS_HEADER_TIMEOUT_S (10 s) from the moment its request is awaited to send the h
 OPS_BODY_TIMEOUT_S (30 s) for the body; one that dawdles is answered 408 (or, having sent
 nothing, just closed), with no request started. An idle or trickling connection costs a socket
 and its few buffered bytes; the buffers of all connections together are capped at
-OPS_READ_BUFFER_MB (256). A body that is larger than OPS_MAX_BODY_BYTES (the app's limit) is
-handed on once one byte more than the limit is in, so the app answers 413 without waiting for the
-rest, and the connection is then closed. Closing lingers in the same loop, never in a thread.
+OPS_READ_BUFFER_MB (256). A body larger than OPS_MAX_BODY_BYTES (the app's limit) is handed on
+at once when its Content-Length says so, or once one chunked byte more than the limit is in: the
+app answers 413 without waiting for the rest, and the connection is closed, as it is after every
+answer that ends one: lingering in the same loop, never in a thread (nor blocking the loop, as
+gunicorn's close_graceful would for a client that keeps its side open).
 
 gunicorn's own refusals. A request line longer than limit_request_line (414), a header over
 limit_request_field_size (431), a header it cannot parse (400): gunicorn writes those answers in
