@@ -45,6 +45,8 @@ On-call (0032): ops.on_call for a schedule whose first handoff was five years ag
 overrides, beside one created yesterday with the same layers; many calls each, interleaved, p50 of
 each call from the client (goal: ratio <= 1.2) and 1,000 calls inside one query (in SQL). `bench.py
 oncall` runs this part alone.
+
+Slow clients: scripts/bench_slow_clients.py (`bench.py slow_clients` runs it alone).
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98]
 
 
-def bench(port: int, sign, requests_per_turn: int = 40, turns: int = 4) -> list[tuple[str, str, str]]:
+def bench(port: int, sign, requests_per_turn: int = 50, turns: int = 8) -> list[tuple[str, str, str]]:
     """`sign(method, target, body)` gives v1 headers. A new connection per request, as CI's curl
     and most senders make them; quiet and crowded turns alternate, so drift hits both alike."""
     sent = [0]

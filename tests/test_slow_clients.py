@@ -99,6 +99,7 @@ def test_a_client_that_dawdles_is_cut_off_and_changes_nothing(db_url, conn, watc
     assert conn.execute("SELECT status FROM ops.incidents WHERE id = %s", (incident_id,)).fetchone()[0] == "open"
 
 
+@pytest.mark.slow  # pauses between the pieces, so that each arrives on its own
 def test_a_whole_request_sent_in_pieces_is_answered(db_url, conn, watched):
     """The read-ahead stage waits for the rest: a head split mid-line, then a chunked body split
     mid-chunk, then a second request on the same connection, all answered in order."""
@@ -168,3 +169,31 @@ def test_a_request_sent_before_a_half_close_is_answered(db_url):
             s.shutdown(socket.SHUT_WR)
             answer = _read_until_closed(s)
     assert answer.startswith(b"HTTP/1.1 200 ") and answer.count(b"HTTP/1.1 ") == 1, answer
+
+
+def test_the_apps_own_log_lines_are_redacted_too():
+    """The record factory RedactingLogger installs covers every logger of the process, the app's
+    included, and a traceback's text as well as the message."""
+    import io
+    import logging
+
+    from opsguard.access_log import install
+
+    install()
+    install()  # twice: still one redaction, not a factory wrapping itself
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    log = logging.getLogger("opsguard.views.example")
+    log.addHandler(handler)
+    try:
+        log.warning("feed %s asked with %r", "ogf_" + "ef" * 16, {"Authorization": "Bearer s3cret"})
+        try:
+            raise ValueError("bad calendar.ics?token=ogf_" + "ef" * 16)
+        except ValueError:
+            log.exception("while serving")
+    finally:
+        log.removeHandler(handler)
+    text = out.getvalue()
+    assert "ef" * 16 not in text and "s3cret" not in text, text
+    assert "feed ogf_[redacted] asked with {'Authorization': '[redacted]'}" in text, text
+    assert "ValueError: bad calendar.ics?token=[redacted]" in text, text
