@@ -197,3 +197,23 @@ def test_the_apps_own_log_lines_are_redacted_too():
     assert "ef" * 16 not in text and "s3cret" not in text, text
     assert "feed ogf_[redacted] asked with {'Authorization': '[redacted]'}" in text, text
     assert "ValueError: bad calendar.ics?token=[redacted]" in text, text
+
+
+def test_requests_still_being_read_share_one_bounded_buffer(db_url, conn, watched):
+    """OPS_READ_BUFFER_MB caps what all unfinished requests may hold together (1 KiB here): the
+    client that would pass it is answered 503 and changes nothing; whole requests still go through."""
+    incident_id, _ = watched
+    target = f"/ops/incidents/{incident_id}/ack"
+    body = json.dumps({"reason": "x" * 3000}).encode()
+    head = f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in v1_headers("POST", target, body).items()) + "\r\n"
+    with gunicorn(db_url, {"OPS_READ_BUFFER_MB": str(1 / 1024)}) as base:
+        with socket.create_connection(("127.0.0.1", urllib.parse.urlsplit(base).port), timeout=ANSWER_WITHIN_S) as s:
+            s.sendall(head.encode() + body[:2000])
+            answer = _read_until_closed(s)
+        guard = _call(urllib.request.Request(base + "/ops/release-guard"))
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 503 Service Unavailable", answer
+    assert json.loads(rest.partition(b"\r\n\r\n")[2])["error"] == "server_busy"
+    assert guard[0] == 409, guard
+    assert conn.execute("SELECT status FROM ops.incidents WHERE id = %s", (incident_id,)).fetchone()[0] == "open"
