@@ -1,26 +1,79 @@
-"""gunicorn's access log without secrets: a calendar feed URL carries its token in the query
-string (?token=..., SPEC 11: calendar apps cannot send headers), and gunicorn logs the raw
-request line. The token's value is replaced before the line is written; the rest of the
-query stays, since it says what was asked (?status=active, ?schedule=primary)."""
+"""Logs without secrets. A calendar feed URL carries its token in the query string
+(?token=ogf_..., since calendar apps cannot send headers), senders put integration keys
+(ogk_...) in Authorization headers, and gunicorn writes raw request lines: into the access
+log, and into its error log when it refuses a request (a request line with a raw space, say).
+`redact` is the one place that knows what a secret looks like; RedactingLogger applies it to
+every log record the server process creates (gunicorn's error and access logs, the app's own
+logging) before any handler writes it. The rest of a line stays, since it says what was asked
+(?status=active, ?schedule=primary)."""
 
 from __future__ import annotations
 
+import logging
 import re
 
 from gunicorn.glogging import Logger
 
-# a token=... parameter anywhere in a query string, up to the next & (or a space in the request line)
-_SECRET = re.compile(r"(?i)(^|[?&])(token=)[^& ]*")
+_SECRETS = [
+    # a token=... query parameter, up to the next &, space or quote
+    (re.compile(r"(?i)(^|[?&])(token=)[^&\s\"'<>]*"), r"\1\2[redacted]"),
+    # feed tokens and integration keys wherever they appear
+    (re.compile(r"\b(og[fk]_)[A-Za-z0-9_\-]+"), r"\1[redacted]"),
+    # whatever an Authorization header carries, and credentials after an auth scheme elsewhere
+    (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)[^\"'\r\n,;)\]}]+"), r"\1[redacted]"),
+    (re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s\"',;)\]}]+"), r"\1\2[redacted]"),
+]
 
 
 def redact(text: str | None) -> str | None:
-    return _SECRET.sub(r"\1\2[redacted]", text) if text else text
+    if not text:
+        return text
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _redacting_factory(make_record):
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed call: logging reports it when the record is written
+            return record
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        if record.exc_info:
+            # a handler formats the traceback once and keeps the text: redact that text here
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return record
+
+    factory.redacts = True
+    return factory
+
+
+def install() -> None:
+    """Every log record this process creates from now on is redacted (idempotent)."""
+    current = logging.getLogRecordFactory()
+    if not getattr(current, "redacts", False):
+        logging.setLogRecordFactory(_redacting_factory(current))
 
 
 class RedactingLogger(Logger):
+    """gunicorn's logger (api/gunicorn.conf.py logger_class): the master builds it first, so
+    the record factory is in place before the app is loaded or a worker forked."""
+
+    def __init__(self, cfg):
+        install()
+        super().__init__(cfg)
+
     def atoms(self, resp, req, environ, request_time):
+        # the access log's format may place an atom anywhere; the record factory redacts the line
+        # too, but a format with the token split across atoms would slip past a line-level pattern
         atoms = super().atoms(resp, req, environ, request_time)
-        for key in ("r", "q", "{raw_uri}e", "{query_string}e", "f", "{referer}i"):
+        for key in ("r", "q", "{raw_uri}e", "{query_string}e", "f", "{referer}i", "{authorization}i"):
             if key in atoms:
                 atoms[key] = redact(atoms[key])
         return atoms
