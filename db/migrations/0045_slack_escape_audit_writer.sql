@@ -181,9 +181,6 @@ END;
 $$;
 COMMENT ON FUNCTION ops.api_slack_command(text, text, text, text, text) IS
 'POST /chat/slack/commands (signature already verified): maps the Slack user to a principal, authorizes, acts, and '
-'answers Slack''s ephemeral JSON: /incident-ack, /incident-resolve, /incident-list, /oncall [schedule]. A replayed '
-'signature: 28000.';COMMENT ON FUNCTION ops.api_slack_command(text, text, text, text, text) IS
-'POST /chat/slack/commands (signature already verified): maps the Slack user to a principal, authorizes, acts, and '
 'answers Slack''s ephemeral JSON: /incident-ack, /incident-resolve, /incident-list, /oncall [schedule]. Every text '
 'the reply takes from the request or a row is escaped (ops.slack_escape). A replayed signature: 28000.';
 

@@ -1,8 +1,10 @@
--- Who may write audit_log (0019, 0038): only ops._audit_changes() and ops._audit_replay(), run by
--- the triggers on the audited tables. 06-operator-writes.sql refuses the owner by hand, a code
--- block and a borrowed name at the top level; here the forger is itself a trigger function, as
--- the real writers are (trigger depth 2). And ops.current_actor(), which every audit row reads,
--- gives the same answers while PostgreSQL inlines it (0038).
+-- Who may write audit_log (0019, 0038, 0045): only ops._audit_changes() and ops._audit_replay(),
+-- run by the triggers on the audited tables, known by the role their INSERT runs as (they belong
+-- to opsguard_audit_writer), never by the text of the call stack, which a statement can imitate.
+-- 06-operator-writes.sql refuses the owner by hand, a code block and a borrowed name at the top
+-- level; here the forger is itself a trigger function, as the real writers are (trigger depth 2).
+-- And ops.current_actor(), which every audit row reads, gives the same answers while PostgreSQL
+-- inlines it (0038).
 BEGIN;
 SELECT plan(16);
 
