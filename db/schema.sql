@@ -242,32 +242,11 @@ COMMENT ON FUNCTION ops._audit_changes() IS 'Internal statement trigger: writes 
 --
 
 CREATE FUNCTION ops._audit_log_writer_check() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'ops', 'pg_temp'
     AS $$
-DECLARE
-    v_stack text;
-    v_caller text;
-    v_line text;
 BEGIN
-    GET DIAGNOSTICS v_stack = PG_CONTEXT;
-    -- the stack reads: this function; SQL statement "<the INSERT, maybe several lines>"; the
-    -- function that ran it. The first quote-newline-function after our own line ends the INSERT.
-    v_stack := pg_catalog.substr(v_stack, pg_catalog.strpos(v_stack, E'\n') + 1);
-    -- LEAST skips a NULL: the earlier of the two kinds of function line, NULL when neither is there
-    v_caller := pg_catalog.split_part(pg_catalog.substr(v_stack, 2 + LEAST(
-        nullif(pg_catalog.strpos(v_stack, E'"\nPL/pgSQL function '), 0),
-        nullif(pg_catalog.strpos(v_stack, E'"\nSQL function '), 0))), E'\n', 1);
-    -- the caller line must read: PL/pgSQL function [ops.]_audit_(changes|replay)() line <digits> at SQL statement
-    v_line := pg_catalog.split_part(pg_catalog.split_part(v_caller, ' line ', 2), ' at SQL statement', 1);
-    IF pg_catalog.pg_trigger_depth() < 2
-       OR v_caller IS NULL
-       OR v_line = '' OR pg_catalog.btrim(v_line, '0123456789') <> ''
-       OR v_caller NOT IN (
-           'PL/pgSQL function _audit_changes() line ' || v_line || ' at SQL statement',
-           'PL/pgSQL function ops._audit_changes() line ' || v_line || ' at SQL statement',
-           'PL/pgSQL function _audit_replay() line ' || v_line || ' at SQL statement',
-           'PL/pgSQL function ops._audit_replay() line ' || v_line || ' at SQL statement') THEN
+    IF pg_catalog.pg_trigger_depth() < 2 OR CURRENT_USER <> 'opsguard_audit_writer' THEN
         RAISE EXCEPTION 'audit_log rows are written only by the audit triggers'
             USING ERRCODE = '42501',
                   HINT = 'Change the audited table (or call the ops.* function that does); its trigger records the change.';
@@ -280,7 +259,7 @@ $$;
 -- Name: FUNCTION _audit_log_writer_check(); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops._audit_log_writer_check() IS 'Internal trigger: refuses an INSERT into audit_log that does not come from an audit trigger.';
+COMMENT ON FUNCTION ops._audit_log_writer_check() IS 'Internal trigger: refuses an INSERT into audit_log that does not come from an audit trigger (the INSERT must run as opsguard_audit_writer, which owns ops._audit_changes and ops._audit_replay, at trigger depth 2).';
 
 --
 -- Name: _audit_secret(text); Type: FUNCTION; Schema: ops; Owner: -
@@ -2713,6 +2692,8 @@ DECLARE
     v_row ops.incidents;
     v_list text;
     v_count int;
+    v_cmd text := ops.slack_escape(p_command);
+    v_who text;
 BEGIN
     IF p_replay_key IS NULL THEN
         RAISE EXCEPTION 'a Slack command needs its signature as replay key' USING ERRCODE = '22004';
@@ -2731,9 +2712,12 @@ BEGIN
     IF v_principal IS NULL THEN
         RETURN ops._slack_reply(false, 'unlinked_user', pg_catalog.format(
             'Your Slack user %s (team %s) is not linked to an opsguard principal. Ask an admin to run: '
-            'SELECT ops.link_chat_identity(''slack'', ''%s'', ''%s'', ''<principal>'', ''<admin>'');',
-            p_user, p_workspace, p_workspace, p_user));
+            'SELECT ops.link_chat_identity(''slack'', %s, %s, ''&lt;principal&gt;'', ''&lt;admin&gt;'');',
+            ops.slack_escape(p_user), ops.slack_escape(p_workspace),
+            -- quoted, so what an admin pastes into psql is the ids and nothing more
+            ops.slack_escape(pg_catalog.quote_literal(p_workspace)), ops.slack_escape(pg_catalog.quote_literal(p_user))));
     END IF;
+    v_who := ops.slack_escape(v_principal);
 
     CASE p_command
     WHEN '/incident-ack', '/incident-resolve' THEN
@@ -2741,12 +2725,12 @@ BEGIN
         v_perm := CASE p_command WHEN '/incident-ack' THEN 'incidents.ack' ELSE 'incidents.resolve' END;
         IF NOT ops.has_permission(v_principal, v_perm) THEN
             RETURN ops._slack_reply(false, 'forbidden',
-                pg_catalog.format('%s may not %s (the permission %s is missing).', v_principal,
+                pg_catalog.format('%s may not %s (the permission %s is missing).', v_who,
                                   CASE v_to WHEN 'acknowledged' THEN 'acknowledge' ELSE 'resolve' END || ' incidents', v_perm));
         END IF;
         IF v_arg = '' THEN
             RETURN ops._slack_reply(false, 'invalid_input',
-                pg_catalog.format('Usage: %s <incident id or key>, e.g. %s GET /projects::slo_violation', p_command, p_command));
+                pg_catalog.format('Usage: %s &lt;incident id or key&gt;, e.g. %s GET /projects::slo_violation', v_cmd, v_cmd));
         END IF;
         v_row := ops._incident_by_ref(v_arg);
         IF v_row.id IS NULL THEN
@@ -2757,26 +2741,27 @@ BEGIN
         IF v_row.status = v_to THEN
             RETURN ops._slack_reply(true, NULL, pg_catalog.format('`%s` was already %s by %s.',
                 ops.slack_escape(v_row.incident_key), v_to,
-                CASE v_to WHEN 'acknowledged' THEN v_row.acknowledged_by ELSE v_row.resolved_by END),
+                ops.slack_escape(CASE v_to WHEN 'acknowledged' THEN v_row.acknowledged_by ELSE v_row.resolved_by END)),
                 pg_catalog.jsonb_build_object('incident', ops.incident_json(v_row)));
         END IF;
         IF v_row.status = 'resolved' AND v_to = 'acknowledged' THEN
             RETURN ops._slack_reply(false, 'conflict', pg_catalog.format(
-                '`%s` is already resolved (by %s).', ops.slack_escape(v_row.incident_key), v_row.resolved_by));
+                '`%s` is already resolved (by %s).', ops.slack_escape(v_row.incident_key),
+                ops.slack_escape(v_row.resolved_by)));
         END IF;
         v_row := ops._transition(v_row.id, v_to, v_principal, 'via Slack ' || p_command, pg_catalog.now());
         RETURN ops._slack_reply(true, NULL, pg_catalog.format('%s `%s` (%s, level %s) as %s.',
             CASE v_to WHEN 'acknowledged' THEN 'Acknowledged' ELSE 'Resolved' END,
-            ops.slack_escape(v_row.incident_key), v_row.severity, v_row.escalation_level, v_principal),
+            ops.slack_escape(v_row.incident_key), v_row.severity, v_row.escalation_level, v_who),
             pg_catalog.jsonb_build_object('incident', ops.incident_json(v_row)));
     WHEN '/incident-list' THEN
         IF NOT ops.has_permission(v_principal, 'incidents.read') THEN
             RETURN ops._slack_reply(false, 'forbidden',
-                pg_catalog.format('%s may not read incidents (the permission incidents.read is missing).', v_principal));
+                pg_catalog.format('%s may not read incidents (the permission incidents.read is missing).', v_who));
         END IF;
         SELECT pg_catalog.string_agg(pg_catalog.format('• `%s` %s, level %s, %s%s — %s',
                    ops.slack_escape(i.incident_key), i.severity, i.escalation_level, i.status,
-                   coalesce(' by ' || i.acknowledged_by, ''), i.id), E'\n' ORDER BY i.rn),
+                   coalesce(' by ' || ops.slack_escape(i.acknowledged_by), ''), i.id), E'\n' ORDER BY i.rn),
                pg_catalog.max(i.total)
         INTO v_list, v_count
         FROM (
@@ -2795,13 +2780,13 @@ BEGIN
     WHEN '/oncall' THEN
         IF NOT ops.has_permission(v_principal, 'oncall.read') THEN
             RETURN ops._slack_reply(false, 'forbidden',
-                pg_catalog.format('%s may not see who is on call (the permission oncall.read is missing).', v_principal));
+                pg_catalog.format('%s may not see who is on call (the permission oncall.read is missing).', v_who));
         END IF;
         RETURN ops._slack_oncall(v_arg, pg_catalog.now());
     ELSE
         RETURN ops._slack_reply(false, 'unknown_command', pg_catalog.format(
             'opsguard does not know %s. It answers /incident-ack, /incident-resolve, /incident-list and /oncall.',
-            p_command));
+            v_cmd));
     END CASE;
 END;
 $$;
@@ -2810,7 +2795,7 @@ $$;
 -- Name: FUNCTION api_slack_command(p_workspace text, p_user text, p_command text, p_text text, p_replay_key text); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.api_slack_command(p_workspace text, p_user text, p_command text, p_text text, p_replay_key text) IS 'POST /chat/slack/commands (signature already verified): maps the Slack user to a principal, authorizes, acts, and answers Slack''s ephemeral JSON: /incident-ack, /incident-resolve, /incident-list, /oncall [schedule]. A replayed signature: 28000.';
+COMMENT ON FUNCTION ops.api_slack_command(p_workspace text, p_user text, p_command text, p_text text, p_replay_key text) IS 'POST /chat/slack/commands (signature already verified): maps the Slack user to a principal, authorizes, acts, and answers Slack''s ephemeral JSON: /incident-ack, /incident-resolve, /incident-list, /oncall [schedule]. Every text the reply takes from the request or a row is escaped (ops.slack_escape). A replayed signature: 28000.';
 
 --
 -- Name: api_tick(text, text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -6215,17 +6200,14 @@ COMMENT ON FUNCTION ops.setting_problems() IS 'Stored settings that set_setting 
 --
 
 CREATE FUNCTION ops.slack_escape(p_text text) RETURNS text
-    LANGUAGE sql IMMUTABLE SECURITY DEFINER
-    SET search_path TO 'ops', 'pg_temp'
-    AS $$
-    SELECT pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(p_text, '&', '&amp;'), '<', '&lt;'), '>', '&gt;')
-$$;
+    LANGUAGE sql IMMUTABLE
+    RETURN replace(replace(replace(p_text, '&'::text, '&amp;'::text), '<'::text, '&lt;'::text), '>'::text, '&gt;'::text);
 
 --
 -- Name: FUNCTION slack_escape(p_text text); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.slack_escape(p_text text) IS 'Escapes &, < and > for Slack mrkdwn.';
+COMMENT ON FUNCTION ops.slack_escape(p_text text) IS 'Escapes &, < and > for Slack mrkdwn: every piece of text a Slack message takes from a payload, a row or a request goes through it (Slack would read <!channel> or <https://x|click> in it as markup).';
 
 --
 -- Name: slack_message(jsonb); Type: FUNCTION; Schema: ops; Owner: -
@@ -6234,41 +6216,43 @@ COMMENT ON FUNCTION ops.slack_escape(p_text text) IS 'Escapes &, < and > for Sla
 CREATE FUNCTION ops.slack_message(p_payload jsonb) RETURNS jsonb
     LANGUAGE sql IMMUTABLE SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
-    AS $$
+    AS $_$
     SELECT pg_catalog.jsonb_build_object(
-        'text', (p_payload ->> 'text') || coalesce(' ' || m.mentions, ''),
+        'text', ops.slack_escape(p_payload ->> 'text') || coalesce(' ' || m.mentions, ''),
         'blocks', pg_catalog.jsonb_build_array(
             pg_catalog.jsonb_build_object('type', 'section', 'text', pg_catalog.jsonb_build_object(
                 'type', 'mrkdwn',
                 'text', pg_catalog.format('%s *%s* `%s` escalated to level *%s*',
                                           CASE p_payload ->> 'severity' WHEN 'critical' THEN ':rotating_light:'
                                               ELSE ':warning:' END,
-                                          pg_catalog.upper(p_payload ->> 'severity'),
+                                          ops.slack_escape(pg_catalog.upper(p_payload ->> 'severity')),
                                           ops.slack_escape(p_payload ->> 'incident_key'),
-                                          p_payload ->> 'escalation_level')
+                                          ops.slack_escape(p_payload ->> 'escalation_level'))
                         || coalesce(E'\nPaging ' || m.mentions, '')
-                        || coalesce(E'\n<' || (p_payload ->> 'link') || '|Open the incident>', ''))),
+                        || coalesce(E'\n<' || pg_catalog.replace(ops.slack_escape(p_payload ->> 'link'), '|', '%7C')
+                                    || '|Open the incident>', ''))),
             pg_catalog.jsonb_build_object('type', 'context', 'elements', pg_catalog.jsonb_build_array(
                 pg_catalog.jsonb_build_object('type', 'mrkdwn', 'text', pg_catalog.format(
                     'incident %s · route %s · escalated %s · dedup %s',
-                    p_payload ->> 'incident_id', ops.slack_escape(coalesce(p_payload ->> 'route', '-')),
-                    p_payload ->> 'escalated_at', p_payload ->> 'dedup_key')
+                    ops.slack_escape(p_payload ->> 'incident_id'), ops.slack_escape(coalesce(p_payload ->> 'route', '-')),
+                    ops.slack_escape(p_payload ->> 'escalated_at'), ops.slack_escape(p_payload ->> 'dedup_key'))
                     || coalesce(' · paged ' || ops.slack_escape(m.principals), ''))))),
         'dedup_key', p_payload ->> 'dedup_key')
-    -- without a policy the payload has neither key and the message is what it was
+    -- without a policy the payload has neither key and the message is what it was; a mention is
+    -- markup, so only the exact shape the tick builds (<@ and a Slack user id) is let through
     FROM (SELECT (SELECT pg_catalog.string_agg(v, ' ') FROM pg_catalog.jsonb_array_elements_text(
                       CASE pg_catalog.jsonb_typeof(p_payload -> 'mentions') WHEN 'array' THEN p_payload -> 'mentions' END)
-                  AS v) AS mentions,
+                  AS v WHERE v ~ '^<@[A-Z0-9]{1,40}>$') AS mentions,
                  (SELECT pg_catalog.string_agg(v, ', ') FROM pg_catalog.jsonb_array_elements_text(
                       CASE pg_catalog.jsonb_typeof(p_payload -> 'principals') WHEN 'array' THEN p_payload -> 'principals' END)
                   AS v) AS principals) AS m
-$$;
+$_$;
 
 --
 -- Name: FUNCTION slack_message(p_payload jsonb); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.slack_message(p_payload jsonb) IS 'The Slack incoming-webhook body for an outbox payload: text (the notification fallback), blocks, and dedup_key. A policy''s payload adds its mentions (<@U...>) to the text and the first block, and the paged principals to the context line.';
+COMMENT ON FUNCTION ops.slack_message(p_payload jsonb) IS 'The Slack incoming-webhook body for an outbox payload: text (the notification fallback), blocks, and dedup_key. A policy''s payload adds its mentions (<@U...>) to the text and the first block, and the paged principals to the context line. Every text from the payload is escaped (ops.slack_escape): the mentions and the incident link are the only markup.';
 
 --
 -- Name: snooze_incident(uuid, integer, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -8223,6 +8207,7 @@ GRANT USAGE ON SCHEMA ops TO opsguard_api;
 GRANT USAGE ON SCHEMA ops TO opsguard_operator;
 GRANT USAGE ON SCHEMA ops TO opsguard_auditor;
 GRANT USAGE ON SCHEMA ops TO opsguard_dispatcher;
+GRANT USAGE ON SCHEMA ops TO opsguard_audit_writer;
 
 --
 -- Name: FUNCTION _act_as(p_actor text, p_note text); Type: ACL; Schema: ops; Owner: -
@@ -8259,12 +8244,14 @@ REVOKE ALL ON FUNCTION ops._audit_log_writer_check() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION ops._audit_secret(p_url text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops._audit_secret(p_url text) TO opsguard_audit_writer;
 
 --
 -- Name: FUNCTION _audit_redacted(p_table text, p_row jsonb); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops._audit_redacted(p_table text, p_row jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops._audit_redacted(p_table text, p_row jsonb) TO opsguard_audit_writer;
 
 --
 -- Name: FUNCTION _audit_replay(); Type: ACL; Schema: ops; Owner: -
@@ -8768,6 +8755,7 @@ GRANT ALL ON FUNCTION ops.cron_matches(p_expr text, p_at timestamp with time zon
 
 REVOKE ALL ON FUNCTION ops.current_actor() FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.current_actor() TO opsguard_operator;
+GRANT ALL ON FUNCTION ops.current_actor() TO opsguard_audit_writer;
 
 --
 -- Name: FUNCTION escalation_hash(p_incident_id uuid, p_level integer); Type: ACL; Schema: ops; Owner: -
@@ -9234,6 +9222,7 @@ GRANT SELECT ON TABLE ops.api_replay TO opsguard_operator;
 
 GRANT SELECT ON TABLE ops.audit_log TO opsguard_operator;
 GRANT SELECT ON TABLE ops.audit_log TO opsguard_auditor;
+GRANT INSERT ON TABLE ops.audit_log TO opsguard_audit_writer;
 
 --
 -- Name: TABLE counter_base; Type: ACL; Schema: ops; Owner: -

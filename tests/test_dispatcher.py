@@ -4,7 +4,9 @@ what it receives and can fail, hang, rate-limit or refuse connections."""
 from __future__ import annotations
 
 import collections
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -256,3 +258,38 @@ def test_an_invalid_url_stops_the_api_at_start(conn, db_url):
     with pytest.raises(RuntimeError, match='setting app_base_url: "not a url" is not an http'):
         create_app({"DATABASE_URL": db_url, "OPS_HMAC_SECRET": "x"})
 
+
+
+HOSTILE = "<!channel> <https://evil.example|click>"
+
+
+def _mrkdwn_texts(body: dict) -> list[str]:
+    """Every text Slack renders as markup: the fallback, the section and the context elements."""
+    texts = [body["text"]]
+    for block in body["blocks"]:
+        texts += [block["text"]["text"]] if "text" in block else [e["text"] for e in block["elements"]]
+    return texts
+
+
+def test_an_events_v2_dedup_key_reaches_slack_escaped_and_only_opsguards_markup_is_live(conn, slack, dispatcher):
+    key = conn.execute("SELECT ops.create_integration_key('pd', 'events_v2', 'alice')").fetchone()[0]
+    conn.execute("SELECT ops.add_principal('bob', 'human', '{ops_responder}', 'admin')")
+    conn.execute("SELECT ops.link_chat_identity('slack', 'T1', 'UBOB', 'bob', 'admin')")
+    conn.execute("SELECT ops.create_policy('p', 'admin')")
+    conn.execute("""SELECT ops.add_policy_step('p', 1, '[{"principal": "bob"}]', 'admin')""")
+    setting(conn, "default_policy", "p")
+    setting(conn, "app_base_url", "https://ops.example.com")
+    event = {"routing_key": key, "event_action": "trigger", "dedup_key": HOSTILE,
+             "payload": {"summary": HOSTILE, "source": HOSTILE, "severity": "critical"}}
+    conn.execute("SELECT ops.api_events_v2(%s::jsonb, now() - interval '1 hour')", (json.dumps(event),))
+    conn.execute("SELECT ops.escalation_tick(now())")
+    setting(conn, "slack_webhook_url", slack.url())
+    assert dispatcher.run_once() == 1
+    [msg] = slack.messages()
+    texts = _mrkdwn_texts(msg.body)
+    assert "&lt;!channel&gt; &lt;https://evil.example|click&gt;" in texts[0]
+    assert texts[0].endswith(" escalated to level 1 <@UBOB>")
+    # what is left after opsguard's own markup (the mention, the incident link) has no < or > at all
+    live = re.compile(r"<@UBOB>|<https://ops\.example\.com/incidents/[0-9a-f-]{36}\|Open the incident>")
+    assert [t for t in texts if re.search("[<>]", live.sub("", t))] == []
+    assert "\nPaging <@UBOB>\n<https://ops.example.com/incidents/" in texts[1] and texts[1].endswith("|Open the incident>")

@@ -4,7 +4,7 @@
 -- opens it while escalation is paused, and never for a heartbeat that is not due.
 -- 2026-03-02 is a Monday; the watchdog is set up at 12:00 and expects a ping every 5 minutes.
 BEGIN;
-SELECT plan(42);
+SELECT plan(47);
 
 CREATE TEMP TABLE k AS
 SELECT
@@ -136,6 +136,26 @@ SELECT throws_ok($$SELECT ops.remove_heartbeat('nightly-backup', 'carol')$$, 'P0
                  'removing it again: P0002, not an empty row');
 SELECT is((SELECT count(*)::int FROM ops.audit_log WHERE table_name = 'heartbeats' AND action = 'DELETE'), 1,
           '... and no second audit row');
+
+-- edges: set again on another route; due exactly at the tick's time; pings that arrive out of order
+SELECT ops.set_heartbeat('edge', '5 minutes', 'alice', 'one', p_now => '2026-03-05 10:00Z');
+SELECT is((ops.set_heartbeat('edge', '5 minutes', 'alice', 'two', p_now => '2026-03-05 10:00Z')).route, 'two',
+          'a heartbeat set again with another route moves to that route');
+SELECT ops.escalation_tick('2026-03-05 10:04:59.999999Z');
+SELECT is((SELECT count(*)::int FROM ops.incidents WHERE incident_key = 'heartbeat::edge'), 0,
+          'a microsecond before it is due, the tick leaves it alone');
+SELECT ops.escalation_tick('2026-03-05 10:05Z');
+SELECT results_eq(
+    $$SELECT status, route, first_seen FROM ops.incidents WHERE incident_key = 'heartbeat::edge'$$,
+    $$VALUES ('open', 'two', '2026-03-05 10:05Z'::timestamptz)$$,
+    'due exactly at the tick''s time: missed at that tick, on its new route');
+SELECT ops.api_heartbeat_ping((SELECT hb FROM k), 'edge', '2026-03-05 10:30Z');
+SELECT is((ops.api_heartbeat_ping((SELECT hb FROM k), 'edge', '2026-03-05 10:20Z') -> 'heartbeat') - 'name' - 'intervalSeconds',
+          '{"lastPingAt": "2026-03-05T10:30:00+00:00", "dueAt": "2026-03-05T10:35:00+00:00"}'::jsonb,
+          'a ping that arrives after a later one (sent 10:20, after 10:30) answers the later one');
+SELECT is((SELECT (last_ping_at, due_at) FROM ops.heartbeats WHERE name = 'edge'),
+          row('2026-03-05 10:30Z'::timestamptz, '2026-03-05 10:35Z'::timestamptz),
+          '... and never moves the last ping, or when it is due, back');
 
 SELECT * FROM finish();
 ROLLBACK;

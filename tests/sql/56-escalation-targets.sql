@@ -4,7 +4,7 @@
 -- Schedules (0032) move with the clock; 2026-03-02 is a Monday. An incident opened at 12:00 is
 -- due at 12:05, then every 30 minutes (snooze_min).
 BEGIN;
-SELECT plan(40);
+SELECT plan(41);
 
 DO $$
 BEGIN
@@ -174,6 +174,17 @@ SELECT is((ops.page_targets('three', 2, '2026-03-02 16:00Z')) - 'policy',
 UPDATE ops.principals SET disabled = TRUE WHERE name = 'dave';
 SELECT is(ops.page_targets('three', 3, '2026-03-02 16:00Z') -> 'principals', '[]'::jsonb,
           'a disabled principal is no longer paged by the step that names him');
+
+-- a route's own policy wins over default_policy (docs/oncall.md, Escalation policies)
+SELECT ops.set_setting('default_policy', 'twice', 'admin');
+INSERT INTO t SELECT (ops.trigger_incident(k, 'critical', p_now => '2026-03-02 16:00Z')).id
+FROM unnest(ARRAY['GET /pay::route_wins', 'GET /default::route_wins']) AS k;
+SELECT ops.escalation_tick('2026-03-02 16:05Z');
+SELECT results_eq(
+    $$SELECT incident_key, targets ->> 'policy', targets -> 'principals' FROM ops.escalation_events
+      WHERE incident_key LIKE '%::route_wins' ORDER BY incident_key$$,
+    $$VALUES ('GET /default::route_wins', 'twice', '["alice"]'::jsonb), ('GET /pay::route_wins', 'three', '["bob"]'::jsonb)$$,
+    'with default_policy set, GET /pay still pages by its own policy (bob); a route without one by the default (alice)');
 
 SELECT * FROM finish();
 ROLLBACK;

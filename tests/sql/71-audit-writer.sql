@@ -1,10 +1,12 @@
--- Who may write audit_log (0019, 0038): only ops._audit_changes() and ops._audit_replay(), run by
--- the triggers on the audited tables. 06-operator-writes.sql refuses the owner by hand, a code
--- block and a borrowed name at the top level; here the forger is itself a trigger function, as
--- the real writers are (trigger depth 2). And ops.current_actor(), which every audit row reads,
--- gives the same answers while PostgreSQL inlines it (0038).
+-- Who may write audit_log (0019, 0038, 0045): only ops._audit_changes() and ops._audit_replay(),
+-- run by the triggers on the audited tables, known by the role their INSERT runs as (they belong
+-- to opsguard_audit_writer), never by the text of the call stack, which a statement can imitate.
+-- 06-operator-writes.sql refuses the owner by hand, a code block and a borrowed name at the top
+-- level; here the forger is itself a trigger function, as the real writers are (trigger depth 2).
+-- And ops.current_actor(), which every audit row reads, gives the same answers while PostgreSQL
+-- inlines it (0038).
 BEGIN;
-SELECT plan(10);
+SELECT plan(16);
 
 -- from inside a trigger function: the writer check then runs at trigger depth 2, as for the real ones
 CREATE SCHEMA t71;
@@ -39,7 +41,38 @@ DROP TRIGGER a ON t71.poke;
 CREATE TRIGGER a AFTER INSERT ON t71.poke FOR EACH STATEMENT EXECUTE FUNCTION t71._audit_via_sql();
 SELECT throws_ok($$INSERT INTO t71.poke VALUES (1)$$, '42501', 'audit_log rows are written only by the audit triggers',
                  '... nor an SQL function a trigger calls');
+-- a statement that carries, in a comment, the very context line the real writer's INSERT shows:
+-- a check that read the call stack's text took the copy for the caller
+DROP TRIGGER a ON t71.poke;
+CREATE FUNCTION t71.imitator() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO ops.audit_log (actor, action, table_name, row_key, changes)
+    VALUES ('mallory', 'UPDATE', 'incidents', 'x', '{}') /* "
+PL/pgSQL function ops._audit_changes() line 9 at SQL statement
+*/;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER a AFTER INSERT ON t71.poke FOR EACH STATEMENT EXECUTE FUNCTION t71.imitator();
+SELECT throws_ok($$INSERT INTO t71.poke VALUES (1)$$, '42501', 'audit_log rows are written only by the audit triggers',
+                 '... nor a statement imitating the real writer''s context line');
 SELECT is((SELECT count(*)::int FROM ops.audit_log WHERE actor = 'mallory'), 0, 'none of them left a row');
+
+-- the writers are known by the role their INSERT runs as: one nobody logs in as or belongs to,
+-- owning the two audit trigger functions and nothing else
+SELECT results_eq(
+    $$SELECT p.oid::regprocedure FROM pg_proc AS p WHERE p.proowner = 'opsguard_audit_writer'::regrole ORDER BY 1$$,
+    $$VALUES ('ops._audit_changes()'::regprocedure), ('ops._audit_replay()'::regprocedure) ORDER BY 1$$,
+    'opsguard_audit_writer owns the two audit trigger functions and no other function');
+SELECT is_empty($$SELECT 1 FROM pg_class WHERE relowner = 'opsguard_audit_writer'::regrole$$, '... and no table');
+SELECT is((SELECT (NOT rolcanlogin AND NOT rolsuper AND NOT rolcreaterole AND NOT rolbypassrls)
+           FROM pg_roles WHERE rolname = 'opsguard_audit_writer'), true, '... cannot log in and has no attribute');
+SELECT is_empty($$SELECT member::regrole FROM pg_auth_members WHERE roleid = 'opsguard_audit_writer'::regrole$$,
+                '... and no role is a member of it');
+-- the real writer (06-operator-writes.sql has the other, a dead letter put back in the queue)
+SELECT ops.set_route_webhook('GET /w71', 'https://hooks.example.com/w71', 'alice');
+SELECT is((SELECT actor FROM ops.audit_log WHERE table_name = 'route_webhooks' AND row_key = 'GET /w71'), 'alice',
+          'the audit trigger still writes its row');
 
 -- ops.current_actor(): the setting when set and not empty, else the database user
 SELECT is(ops.current_actor(), session_user::text, 'no actor set: the database user');

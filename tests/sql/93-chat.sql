@@ -38,7 +38,7 @@ SELECT is((SELECT status FROM ops.incidents WHERE id = (SELECT a FROM t)), 'open
 SET LOCAL ROLE opsguard_api;
 
 SELECT is(ops.api_slack_command('T1', 'UALICE', '/incident-ack', '', 'k6') ->> 'text',
-          'Usage: /incident-ack <incident id or key>, e.g. /incident-ack GET /projects::slo_violation', 'no argument: usage');
+          'Usage: /incident-ack &lt;incident id or key&gt;, e.g. /incident-ack GET /projects::slo_violation', 'no argument: usage');
 SELECT is(ops.api_slack_command('T1', 'UALICE', '/incident-ack', 'GET /nope::x', 'k7') ->> 'error', 'not_found',
           'an unknown incident key');
 SELECT is(ops.api_slack_command('T1', 'UALICE', '/incident-ack', '00000000-0000-0000-0000-000000000000', 'k8') ->> 'error',
