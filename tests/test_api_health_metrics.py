@@ -4,6 +4,9 @@ with promtool)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from conftest import SECRET, Api
 from opsguard.app import create_app
@@ -11,6 +14,7 @@ from opsguard.limits import limiter
 from prometheus_client.parser import text_string_to_metric_families
 from test_api_limits import clock  # noqa: F401 - the limiter's clock
 
+ROOT = Path(__file__).resolve().parents[1]
 SUMMARY_KEYS = {"ok", "database", "migrationsCurrent", "lastTickAgeSeconds", "problemCounts", "hint"}
 NO_PROBLEMS = {"migrations": 0, "tick": 0, "pgCron": 0, "configuration": 0}
 
@@ -117,6 +121,17 @@ def test_the_detail_needs_escalation_recalc(app_with_body_only, openapi_spec, co
         assert "platform" not in resp.get_data(as_text=True)
     conn.execute("SELECT ops.grant_role('dana', 'ops_admin', 'admin')")
     assert "reasons" in api.get("/healthz", actor="dana").json, "an admin named by a delegating signer sees it"
+
+
+def test_the_documented_unsigned_answer_is_what_anyone_gets(api, conn):
+    """docs/observability.md shows an unsigned /healthz body: the same keys, kinds and hint."""
+    section = (ROOT / "docs/observability.md").read_text().split("## Health: `GET /healthz`", 1)[1]
+    documented = json.loads(section.split("```json\n", 1)[1].split("```", 1)[0])
+    conn.execute(LATE_TICK)
+    served = api.get("/healthz", secret=None).json
+    assert set(served) == set(documented) == SUMMARY_KEYS
+    assert set(served["problemCounts"]) == set(documented["problemCounts"])
+    assert served["hint"] == documented["hint"]
 
 
 @pytest.mark.usefixtures("clock")
