@@ -154,8 +154,11 @@ def slack_raw(app, body: bytes, *, signature: str | None = None, timestamp: str 
 
 @pytest.fixture
 def untested_slack_app(db_url):
-    """As served: not TESTING, so an exception in a view is a logged 500, as under gunicorn."""
-    app = create_app({"DATABASE_URL": db_url, "OPS_HMAC_SECRET": "x", "SLACK_SIGNING_SECRET": SIGNING_SECRET})
+    """As served: not TESTING, so an exception in a view is a logged 500, as under gunicorn. Rate
+    limits on by name: the limiter is one object, and an app made with them off turns them off for
+    every later app that does not say (flask-limiter's init_app keeps the last value)."""
+    app = create_app({"DATABASE_URL": db_url, "OPS_HMAC_SECRET": "x", "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                      "RATELIMIT_ENABLED": True})
     limiter.reset()
     yield app
     app.extensions["opsguard_pool"].close()
