@@ -191,7 +191,7 @@ _signed: set[tuple] = set()
 
 
 def v1_headers(method: str, target: str, body: bytes) -> dict:
-    """SPEC §7 v1. A repeated identical write is signed a second earlier: each is accepted once."""
+    """v1 (docs/api.md, Signatures). A repeated identical write is signed a second earlier: each is accepted once."""
     ts = int(time.time())
     while (ts, method, target, body) in _signed:
         ts -= 1
