@@ -40,6 +40,8 @@ pytest:
 migrate: venv
 	$(PY) -m opsguard.migrate $${DATABASE_URL:-$$($(PY) scripts/localpg.py url)}
 
+# body-only signatures stay refused unless asked for (make run turns them on for the smoke test)
+serve: export OPS_HMAC_BODY_ONLY ?= off
 serve: venv
 	DATABASE_URL=$${DATABASE_URL:-$$($(PY) scripts/localpg.py url)} \
 	  $(VENV)/bin/gunicorn -c api/gunicorn.conf.py 'opsguard.app:create_app()'

@@ -2266,30 +2266,37 @@ DECLARE
     v_age float8;
     v_cron record;
     v_status text := ops.pg_cron_status();
-    v_reasons text[] := '{}';
+    v_tick_reason text;
+    v_cron_reason text;
+    v_blocking text[];
     v_warnings text[];
 BEGIN
     SELECT * INTO v_tick FROM ops.tick_log WHERE tick_at <= p_now ORDER BY tick_at DESC, id DESC LIMIT 1;
     v_age := round(EXTRACT(epoch FROM p_now - v_tick.tick_at)::numeric, 1);
     IF v_age IS NULL THEN
         IF p_now - coalesce(ops.installed_at(), '-infinity') > pg_catalog.make_interval(secs => 2 * v_tick_ms / 1000) THEN
-            v_reasons := v_reasons || 'no escalation tick has run since opsguard was installed'::text;
+            v_tick_reason := 'no escalation tick has run since opsguard was installed';
         END IF;
     ELSIF v_age * 1000 > 2 * v_tick_ms THEN
-        v_reasons := v_reasons || pg_catalog.format('the last tick was %s s ago (more than 2 x tick_ms)', v_age);
+        v_tick_reason := pg_catalog.format('the last tick was %s s ago (more than 2 x tick_ms)', v_age);
     END IF;
     SELECT * INTO v_cron FROM ops.cron_job_last_run('opsguard-escalation-tick');
     IF v_status = 'installed' AND v_cron.scheduled IS NULL THEN
-        v_reasons := v_reasons || 'pg_cron is installed but the tick job is not scheduled: SELECT ops.install_cron_jobs()'::text;
+        v_cron_reason := 'pg_cron is installed but the tick job is not scheduled: SELECT ops.install_cron_jobs()';
     ELSIF v_cron.status = 'failed' THEN
-        v_reasons := v_reasons || pg_catalog.format('the last pg_cron tick failed: %s', v_cron.return_message);
+        v_cron_reason := pg_catalog.format('the last pg_cron tick failed: %s', v_cron.return_message);
     END IF;
-    v_reasons := v_reasons || ARRAY(SELECT c.setting || ': ' || c.problem FROM ops.config_problems() AS c WHERE c.blocking);
-    v_warnings := ARRAY(SELECT c.setting || ': ' || c.problem FROM ops.config_problems() AS c WHERE NOT c.blocking);
+    SELECT coalesce(pg_catalog.array_agg(c.setting || ': ' || c.problem ORDER BY c.n) FILTER (WHERE c.blocking), '{}'),
+           coalesce(pg_catalog.array_agg(c.setting || ': ' || c.problem ORDER BY c.n) FILTER (WHERE NOT c.blocking), '{}')
+    INTO v_blocking, v_warnings
+    FROM ops.config_problems() WITH ORDINALITY AS c (setting, problem, blocking, n);
     RETURN pg_catalog.jsonb_build_object(
         'database', 'ok',
-        'reasons', pg_catalog.to_jsonb(v_reasons),
+        'reasons', pg_catalog.to_jsonb(pg_catalog.array_remove(ARRAY[v_tick_reason, v_cron_reason], NULL) || v_blocking),
         'warnings', pg_catalog.to_jsonb(v_warnings),
+        'problemCounts', pg_catalog.jsonb_build_object(
+            'tick', (v_tick_reason IS NOT NULL)::int, 'pgCron', (v_cron_reason IS NOT NULL)::int,
+            'configuration', pg_catalog.cardinality(v_blocking)),
         'migrations', (SELECT pg_catalog.jsonb_agg(migration_id ORDER BY migration_id) FROM public._yoyo_migration),
         'lastTickAt', v_tick.tick_at,
         'lastTickAgeSeconds', v_age,
@@ -2304,7 +2311,61 @@ $$;
 -- Name: FUNCTION api_health(p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.api_health(p_now timestamp with time zone) IS 'GET /healthz: database, applied migrations, last tick and its age, pg_cron job and its last run, and the reasons it is not healthy (a late or missing tick, a failing or missing pg_cron job, a blocking configuration problem); warnings: the configuration problems that do not block (paging gaps).';
+COMMENT ON FUNCTION ops.api_health(p_now timestamp with time zone) IS 'The health detail (what a signed GET /healthz shows an admin): database, applied migrations, last tick and its age, pg_cron job and its last run, and the reasons it is not healthy (a late or missing tick, a failing or missing pg_cron job, a blocking configuration problem), counted by kind in problemCounts; warnings: the configuration problems that do not block (paging gaps).';
+
+--
+-- Name: api_health(text, text, jsonb, boolean, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_health(p_principal text, p_actor text, p_migrations jsonb, p_body_only boolean, p_now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_health jsonb;
+    v_pending text[];
+    v_summary jsonb;
+BEGIN
+    IF p_principal IS NOT NULL THEN
+        PERFORM ops.authorize(p_principal, 'escalation.recalc', nullif(p_actor, ''));
+    END IF;
+    v_health := ops.api_health(p_now);
+    v_pending := ARRAY(
+        SELECT m.id FROM pg_catalog.jsonb_array_elements_text(coalesce(p_migrations, '[]')) AS m (id)
+        EXCEPT
+        SELECT a.id FROM pg_catalog.jsonb_array_elements_text(coalesce(v_health -> 'migrations', '[]')) AS a (id)
+        ORDER BY 1);
+    v_summary := pg_catalog.jsonb_build_object(
+        'ok', pg_catalog.jsonb_array_length(v_health -> 'reasons') = 0 AND pg_catalog.cardinality(v_pending) = 0,
+        'database', 'ok',
+        'migrationsCurrent', pg_catalog.cardinality(v_pending) = 0,
+        'lastTickAgeSeconds', v_health -> 'lastTickAgeSeconds',
+        'problemCounts', v_health -> 'problemCounts'
+                         || pg_catalog.jsonb_build_object('migrations', pg_catalog.cardinality(v_pending)));
+    IF p_principal IS NULL THEN
+        RETURN v_summary || pg_catalog.jsonb_build_object('hint',
+            'the reasons and warnings by name go to a signed GET /healthz from a key that holds escalation.recalc '
+            '(ops_admin); see docs/observability.md');
+    END IF;
+    RETURN v_health || v_summary || pg_catalog.jsonb_build_object(
+        'reasons', CASE WHEN pg_catalog.cardinality(v_pending) > 0
+                        THEN pg_catalog.jsonb_build_array('migrations not applied: '
+                                                          || pg_catalog.array_to_string(v_pending, ', '))
+                        ELSE '[]' END || (v_health -> 'reasons'),
+        'warnings', CASE WHEN p_body_only
+                         THEN pg_catalog.jsonb_build_array('body-only signatures (no timestamp, no path) are accepted '
+                              'on POST /ops/escalation/tick and /ops/incidents/<id>/ack; once every client signs v1, '
+                              'set OPS_HMAC_BODY_ONLY=off')
+                         ELSE '[]' END || (v_health -> 'warnings'),
+        'pendingMigrations', pg_catalog.to_jsonb(v_pending));
+END;
+$$;
+
+--
+-- Name: FUNCTION api_health(p_principal text, p_actor text, p_migrations jsonb, p_body_only boolean, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_health(p_principal text, p_actor text, p_migrations jsonb, p_body_only boolean, p_now timestamp with time zone) IS 'GET /healthz for this caller. p_migrations: the migration ids the API found on disk (a JSON array); p_body_only: whether it accepts body-only signatures. Everyone (p_principal NULL): ok, database, migrationsCurrent, lastTickAgeSeconds and problemCounts by kind, no name or value from the configuration. A signer holding escalation.recalc (42501 otherwise): also the reasons and warnings by name, and the rest of ops.api_health(p_now).';
 
 --
 -- Name: api_heartbeat_ping(text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -8579,6 +8640,14 @@ GRANT ALL ON FUNCTION ops.api_events_v2(p_body jsonb, p_now timestamp with time 
 REVOKE ALL ON FUNCTION ops.api_health(p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.api_health(p_now timestamp with time zone) TO opsguard_api;
 GRANT ALL ON FUNCTION ops.api_health(p_now timestamp with time zone) TO opsguard_operator;
+
+--
+-- Name: FUNCTION api_health(p_principal text, p_actor text, p_migrations jsonb, p_body_only boolean, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_health(p_principal text, p_actor text, p_migrations jsonb, p_body_only boolean, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_health(p_principal text, p_actor text, p_migrations jsonb, p_body_only boolean, p_now timestamp with time zone) TO opsguard_api;
+GRANT ALL ON FUNCTION ops.api_health(p_principal text, p_actor text, p_migrations jsonb, p_body_only boolean, p_now timestamp with time zone) TO opsguard_operator;
 
 --
 -- Name: FUNCTION api_heartbeat_ping(p_token text, p_name text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -

@@ -7,6 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 export PYTHONPATH="$PWD/api:$PWD/scripts"
+mkdir -p .local   # the secret and the logs, also when the cluster's data is elsewhere (OPSGUARD_PGDATA)
+# body-only signatures (the HMAC of the body alone: no time, no path, so a captured one works
+# again) are off by default, make serve included; on here, because make smoke signs its tick so
+export OPS_HMAC_BODY_ONLY="${OPS_HMAC_BODY_ONLY:-on}"
+if [ "${OPS_HMAC_BODY_ONLY,,}" = on ]; then
+    body_only="ON (make smoke signs its tick so): tick and ack accept an HMAC of the body alone, replayable; OPS_HMAC_BODY_ONLY=off make run refuses it"
+else
+    body_only="off: every request signs v1 (make smoke's body-only tick needs OPS_HMAC_BODY_ONLY=on)"
+fi
 STOP_GRACE_TICKS=30   # tenths of a second a child gets to exit on SIGTERM before SIGKILL
 
 children=()
@@ -109,6 +118,7 @@ export PSQLRC="$PWD/scripts/psqlrc"   # quiet psql: psql -At ... RETURNING id pr
 
 api:     $HOST (log in .local/api.log); make smoke runs the backend smoke test against it
 sign:    X-Timestamp + X-Signature: v1=HMAC(secret, "v1:<ts>:<METHOD>:<path?query>:<body>") (README, Calling the API)
+body-only: $body_only
 ticks:   $ticks
 slack:   dispatcher (log in .local/dispatcher.log) delivering to $webhook
 try:     psql "\$DATABASE_URL" -c 'SELECT incident_key, status, escalation_level, next_due_at FROM incidents'

@@ -2,7 +2,8 @@
 # `make smoke`: the backend-only smoke test against $HOST and $DATABASE_URL (default: make
 # run's); README, "The smoke test", lists its six steps. Steps 1-5 are plain psql, curl,
 # openssl and jq commands, kept as the original smoke script wrote them (its tick is signed
-# body-only, the scheme the API still accepts there; step 1 needs quiet psql: PSQLRC below);
+# body-only, which the API accepts only with OPS_HMAC_BODY_ONLY=on, as make run starts it; step 1
+# needs quiet psql: PSQLRC below);
 # step 6 is ours, signed v1 like every other client: it resolves the incident step 1 opened.
 # Whatever happens, no incident the test opened is left open, and its files are private.
 set -euo pipefail
@@ -64,7 +65,7 @@ TICK=$(curl -s -X POST "$HOST/ops/escalation/tick" \
   -H "X-Signature: $SIG" \
   --data "$BODY")
 echo "$TICK" | jq
-[ "$(echo "$TICK" | jq -r .ok)" = true ] || fail "step 2: the tick did not answer ok:true (is OPS_HMAC_SECRET the API's, and OPS_HMAC_BODY_ONLY not off?)"
+[ "$(echo "$TICK" | jq -r .ok)" = true ] || fail "step 2: the tick did not answer ok:true (is OPS_HMAC_SECRET the API's, and does it run with OPS_HMAC_BODY_ONLY=on, as make run starts it?)"
 
 # 3) Release Guard should FAIL (blocks promotion)
 curl -s -o "$TMP/guard_fail.json" -w "HTTP:%{http_code}\n" "$HOST/ops/release-guard" | tee "$TMP/guard_fail.code"

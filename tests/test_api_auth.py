@@ -1,6 +1,7 @@
-"""Signatures (SPEC §7): a v1 signature is good for the one request it was made for (method,
-path and query, body, time) and a write is good once; the older body-only scheme works only
-where older scripts use it (tick, ack). Every refusal is a 401 that changes nothing."""
+"""Signatures (docs/api.md, Signatures): a v1 signature is good for the one request it was made
+for (method, path and query, body, time) and a write is good once; the older body-only scheme is
+off unless OPS_HMAC_BODY_ONLY=on, and then works only where older scripts use it (tick, ack) and
+never for a named X-Ops-Actor. Every refusal is a 401 that changes nothing."""
 
 from __future__ import annotations
 
@@ -207,7 +208,7 @@ def test_the_old_timestamp_dot_body_scheme_is_refused_with_a_hint(api, conn):
 
 
 def test_the_old_require_timestamp_setting_stops_the_start(db_url):
-    with pytest.raises(RuntimeError, match="OPS_HMAC_REQUIRE_TIMESTAMP is gone.*OPS_HMAC_BODY_ONLY=off"):
+    with pytest.raises(RuntimeError, match="OPS_HMAC_REQUIRE_TIMESTAMP is gone.*unless OPS_HMAC_BODY_ONLY=on"):
         create_app({"DATABASE_URL": db_url, "OPS_HMAC_SECRET": SECRET, "OPS_HMAC_REQUIRE_TIMESTAMP": "1"})
 
 
@@ -233,8 +234,33 @@ def test_an_unknown_actor_is_403_and_changes_nothing(api, conn):
 
 # --- body-only, the older scheme ---------------------------------------------------------------
 
-def test_the_body_only_openssl_signature_works_on_tick_and_ack(api, conn):
+@pytest.fixture
+def body_only_api(app_with, openapi_spec) -> Api:
+    """The API as make run starts it, for the smoke test: OPS_HMAC_BODY_ONLY=on."""
+    return Api(app_with(OPS_HMAC_BODY_ONLY="on").test_client(), openapi_spec)
+
+
+@pytest.mark.parametrize("setting", [None, "off", "OFF"], ids=["unset", "off", "upper-case"])
+def test_body_only_is_off_by_default(app_with, openapi_spec, conn, monkeypatch, setting):
+    """A captured body-only ack names neither incident, actor nor time: where it is accepted, it works
+    again forever, on any incident. So an API started without the setting refuses it."""
+    monkeypatch.delenv("OPS_HMAC_BODY_ONLY", raising=False)
+    api = Api(app_with(**({} if setting is None else {"OPS_HMAC_BODY_ONLY": setting})).test_client(), openapi_spec)
     incident = open_incident(conn)
+    ack = api.post(f"/ops/incidents/{incident}/ack", raw=ACK_BODY.encode(), secret=None,
+                   signature=openssl_body_signature(ACK_BODY))
+    assert_401(ack)
+    assert "v1:<timestamp>:<METHOD>" in ack.json["hint"], "the 401 says how to sign v1"
+    assert_401(api.post(TICK, raw=b"{}", secret=None, signature=openssl_body_signature("{}")))
+    assert ticks(conn) == 0 and status_of(conn, incident) == "open"
+    assert conn.execute("SELECT count(*) FROM ops.audit_log WHERE table_name = 'incidents' "
+                        "AND action = 'UPDATE'").fetchone()[0] == 0
+    assert api.post(TICK, {}).status_code == 200, "v1 still works"
+
+
+def test_the_body_only_openssl_signature_works_on_tick_and_ack(body_only_api, conn):
+    incident = open_incident(conn)
+    api = body_only_api
     assert api.post(TICK, raw=b"{}", secret=None, signature=openssl_body_signature("{}")).status_code == 200
     ack = api.post(f"/ops/incidents/{incident}/ack", raw=ACK_BODY.encode(), secret=None,
                    signature=openssl_body_signature(ACK_BODY))
@@ -242,10 +268,30 @@ def test_the_body_only_openssl_signature_works_on_tick_and_ack(api, conn):
     assert ticks(conn) == 1 and status_of(conn, incident) == "acknowledged"
 
 
-def test_body_only_is_refused_over_an_empty_body(api, conn):
+@pytest.mark.parametrize("actor", ["alice", "ops-bot", ""], ids=["another", "the signer", "empty"])
+def test_a_body_only_request_naming_an_actor_is_refused(body_only_api, conn, actor):
+    """X-Ops-Actor is outside every MAC: on a body-only ack, whoever captured it could put any
+    name on it. A body-only request that carries the header is refused, whatever it names."""
+    conn.execute("SELECT ops.add_principal('alice', 'human', ARRAY['ops_responder'], 'admin')")
     incident = open_incident(conn)
-    assert_401(api.post(TICK, raw=b"", scheme="body-only"))
-    resp = api.post(f"/ops/incidents/{incident}/ack", raw=b"", scheme="body-only")
+    headers = {"X-Signature": openssl_body_signature(ACK_BODY), "X-Ops-Actor": actor,
+               "Content-Type": "application/json"}
+    ack = body_only_api.client.post(f"/ops/incidents/{incident}/ack", data=ACK_BODY, headers=headers)
+    assert_401(ack)
+    assert "X-Ops-Actor" in ack.json["message"] and "v1:<timestamp>:<METHOD>" in ack.json["hint"]
+    headers["X-Signature"] = openssl_body_signature("{}")
+    assert_401(body_only_api.client.post(TICK, data="{}", headers=headers))
+    assert status_of(conn, incident) == "open" and ticks(conn) == 0
+    assert conn.execute("SELECT acknowledged_by FROM incidents").fetchone()[0] is None
+    # signed v1, the same actor is fine (alice holds incidents.ack)
+    if actor:
+        assert body_only_api.post(f"/ops/incidents/{incident}/ack", {"reason": "x"}, actor=actor).status_code == 200
+
+
+def test_body_only_is_refused_over_an_empty_body(body_only_api, conn):
+    incident = open_incident(conn)
+    assert_401(body_only_api.post(TICK, raw=b"", scheme="body-only"))
+    resp = body_only_api.post(f"/ops/incidents/{incident}/ack", raw=b"", scheme="body-only")
     assert_401(resp)
     assert "v1" in resp.json["hint"]
     assert ticks(conn) == 0 and status_of(conn, incident) == "open"
@@ -260,27 +306,19 @@ def test_body_only_is_refused_over_an_empty_body(api, conn):
     ("GET", "/me/permissions", ""),
     ("GET", "/ops/incidents", ""),
 ], ids=["resolve", "recalc", "trigger", "metrics", "override", "me", "list"])
-def test_body_only_is_refused_elsewhere(api, conn, method, path, body):
+def test_body_only_is_refused_elsewhere(body_only_api, conn, method, path, body):
     incident = open_incident(conn)
-    resp = api.call(method, path.format(id=incident), raw=body.encode(), scheme="body-only")
+    resp = body_only_api.call(method, path.format(id=incident), raw=body.encode(), scheme="body-only")
     assert_401(resp)
     assert "not accepted here" in resp.json["message"] or method == "GET"
     assert status_of(conn, incident) == "open"
     assert conn.execute("SELECT count(*) FROM incidents").fetchone()[0] == 1
 
 
-def test_body_only_can_be_switched_off(app_with, openapi_spec, conn):
-    api = Api(app_with(OPS_HMAC_BODY_ONLY="off").test_client(), openapi_spec)
-    incident = open_incident(conn)
-    assert_401(api.post(TICK, raw=b"{}", secret=None, signature=openssl_body_signature("{}")))
-    assert_401(api.post(f"/ops/incidents/{incident}/ack", raw=ACK_BODY.encode(), scheme="body-only"))
-    assert ticks(conn) == 0 and status_of(conn, incident) == "open"
-    assert api.post(TICK, {}).status_code == 200, "v1 still works"
-
-
-def test_healthz_warns_while_body_only_is_accepted(api, app_with, openapi_spec):
-    on = api.get("/healthz", secret=None)
+def test_healthz_warns_a_signed_admin_while_body_only_is_accepted(api, body_only_api):
+    on = body_only_api.get("/healthz")
     assert on.status_code == 200 and on.json["ok"] is True
     assert any("OPS_HMAC_BODY_ONLY=off" in w for w in on.json["warnings"])
-    off = Api(app_with(OPS_HMAC_BODY_ONLY="off").test_client(), openapi_spec).get("/healthz", secret=None)
+    assert "OPS_HMAC_BODY_ONLY" not in body_only_api.get("/healthz", secret=None).get_data(as_text=True)
+    off = api.get("/healthz")
     assert off.status_code == 200 and off.json["warnings"] == []

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SECRET
+from conftest import SECRET, sign_v1
 
 ROOT = Path(__file__).resolve().parents[1]
 DEEP_ARRAY = b"[" * 10_000 + b"]" * 10_000
@@ -228,14 +228,12 @@ def test_gunicorn_answers_its_own_refusals_in_json(gunicorn, conn, incident_id):
 
 
 def test_a_chunked_body_over_the_limit_is_413_through_gunicorn(gunicorn, conn, incident_id):
-    import hashlib
-    import hmac
-
     def ack(body: bytes):
-        sig = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest().encode()
+        path, ts = f"/ops/incidents/{incident_id}/ack", int(time.time())
+        sig = sign_v1(SECRET, ts, "POST", path, body).encode()
         return raw_request(gunicorn, request_bytes(
-            "POST", f"/ops/incidents/{incident_id}/ack",
-            [("Transfer-Encoding", b"chunked"), ("Content-Type", b"application/json"), ("X-Signature", sig)],
+            "POST", path, [("Transfer-Encoding", b"chunked"), ("Content-Type", b"application/json"),
+                           ("X-Timestamp", str(ts).encode()), ("X-Signature", sig)],
             chunked(body)))
 
     before = checksum(conn)

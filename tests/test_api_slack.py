@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import time
 from urllib.parse import urlencode
 
 import pytest
 from opsguard.app import create_app
 from opsguard.limits import limiter
+from test_api_limits import clock  # noqa: F401 - the limiter's clock
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
@@ -137,3 +139,61 @@ def test_missing_fields_are_400(slack_app, openapi_spec, people):
 def test_without_a_signing_secret_the_endpoint_says_so(app, openapi_spec):
     resp = slack_post(app, openapi_spec, command("UALICE", "/incident-list"))
     assert resp.status_code == 503 and resp.get_json()["error"] == "slack_not_configured"
+
+
+def slack_raw(app, body: bytes, *, signature: str | None = None, timestamp: str | None = None):
+    """Bytes exactly as given: what a form encoder would never send."""
+    ts = str(int(time.time())) if timestamp is None else timestamp
+    if signature is None:  # a signature computed the right way over those very bytes
+        signature = "v0=" + hmac.new(SIGNING_SECRET.encode(), b"v0:" + ts.encode() + b":" + body,
+                                     hashlib.sha256).hexdigest()
+    return app.test_client().post("/chat/slack/commands", data=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": signature})
+
+
+@pytest.fixture
+def untested_slack_app(db_url):
+    """As served: not TESTING, so an exception in a view is a logged 500, as under gunicorn. Rate
+    limits on by name: the limiter is one object, and an app made with them off turns them off for
+    every later app that does not say (flask-limiter's init_app keeps the last value)."""
+    app = create_app({"DATABASE_URL": db_url, "OPS_HMAC_SECRET": "x", "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                      "RATELIMIT_ENABLED": True})
+    limiter.reset()
+    yield app
+    app.extensions["opsguard_pool"].close()
+
+
+NOT_UTF8 = [b"text=\xff", b"team_id=T1&user_id=UALICE&command=/incident-ack&text=\xc3\x28", b"\xfe\xfft=x"]
+
+
+@pytest.mark.parametrize("body", NOT_UTF8, ids=["text=ff", "bad-continuation", "utf16-bom"])
+@pytest.mark.parametrize("signed", [True, False], ids=["signed-over-the-bytes", "garbage-signature"])
+def test_a_body_that_is_not_utf8_is_a_401_json_and_no_traceback(untested_slack_app, people, conn, caplog, body,
+                                                                 signed):
+    caplog.set_level(logging.DEBUG)
+    resp = slack_raw(untested_slack_app, body, signature=None if signed else "v0=" + "0" * 64)
+    assert resp.status_code == 401, resp.get_data()
+    assert resp.get_json()["ok"] is False and resp.get_json()["error"] == "unauthorized"
+    assert "not UTF-8" in resp.get_json()["message"]
+    assert [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()] == []
+    assert conn.execute("SELECT status FROM incidents").fetchone()[0] == "open"
+
+
+@pytest.mark.usefixtures("people", "clock")
+def test_bodies_that_are_not_utf8_count_against_the_failed_signature_limit(untested_slack_app):
+    codes = [slack_raw(untested_slack_app, b"text=\xff").status_code for _ in range(31)]
+    assert codes == [401] * 30 + [429]
+    # the address is throttled as for any bad signature; a real Slack request from it waits too
+    assert slack_raw(untested_slack_app, b"team_id=T1&user_id=UALICE&command=/incident-list").status_code == 429
+
+
+@pytest.mark.parametrize("timestamp, signature", [
+    ("9" * 5000, "v0=" + "0" * 64), ("\u00b2", "v0=" + "0" * 64), ("now", "v0=" + "\u00e9" * 64),
+], ids=["5000-digit-timestamp", "superscript-timestamp", "latin1-signature"])
+def test_malformed_slack_headers_are_401_json(untested_slack_app, people, conn, caplog, timestamp, signature):
+    caplog.set_level(logging.DEBUG)
+    resp = slack_raw(untested_slack_app, b"team_id=T1&user_id=UALICE&command=/incident-list", signature=signature,
+                     timestamp=str(int(time.time())) if timestamp == "now" else timestamp)
+    assert resp.status_code == 401 and resp.get_json()["error"] == "unauthorized", resp.get_data()
+    assert [r for r in caplog.records if r.exc_info] == []

@@ -95,14 +95,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def serving(db_url: str, *args: str, **env: str) -> Iterator[str]:
+    """The shipped gunicorn config on a free port, with the signing settings as given (one not
+    given is unset, as in a fresh deployment) and extra gunicorn options; yields its base URL."""
+    port = _free_port()
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPS_HMAC_", "SLACK_"))}
+    env = {**base_env, "DATABASE_URL": db_url, "OPS_HMAC_SECRET": SECRET, "PORT": str(port),
+           "PYTHONPATH": str(ROOT / "api"), "OPS_ACCESS_LOG": "", **env}
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "api/gunicorn.conf.py"), *args,
+           "opsguard.app:create_app()"]
+    with running(cmd, base + "/healthz", env=env):
+        yield base
+
+
 @pytest.fixture
 def server(db_url):
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": db_url, "OPS_HMAC_SECRET": SECRET, "PORT": str(port),
-           "PYTHONPATH": str(ROOT / "api"), "OPS_ACCESS_LOG": ""}
-    base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "api/gunicorn.conf.py"), "opsguard.app:create_app()"]
-    with running(cmd, base + "/healthz", env=env):
+    with serving(db_url) as base:
+        yield base
+
+
+@pytest.fixture
+def body_only_server(db_url):
+    """As make run starts the API, for the smoke test: OPS_HMAC_BODY_ONLY=on."""
+    with serving(db_url, OPS_HMAC_BODY_ONLY="on") as base:
         yield base
 
 
@@ -174,7 +191,7 @@ _signed: set[tuple] = set()
 
 
 def v1_headers(method: str, target: str, body: bytes) -> dict:
-    """SPEC §7 v1. A repeated identical write is signed a second earlier: each is accepted once."""
+    """v1 (docs/api.md, Signatures). A repeated identical write is signed a second earlier: each is accepted once."""
     ts = int(time.time())
     while (ts, method, target, body) in _signed:
         ts -= 1
@@ -211,7 +228,16 @@ def test_ack_over_http_through_gunicorn(server, conn):
     assert conn.execute("SELECT acknowledged_by FROM incidents").fetchone()[0] == "ops-bot"
 
 
-def test_a_body_only_ack_works_over_http(server, conn):
+def test_a_body_only_ack_is_refused_by_a_server_started_without_the_setting(server, conn):
+    incident_id = conn.execute("SELECT id FROM ops.trigger_incident('GET /e2e::x', 'critical')").fetchone()[0]
+    status, body = _post(f"{server}/ops/incidents/{incident_id}/ack", b'{"reason":"chatops-ack"}', body_only=True)
+    assert (status, body["error"]) == (401, "unauthorized")
+    assert "v1:<timestamp>:<METHOD>" in body["hint"]
+    assert conn.execute("SELECT status FROM incidents").fetchone()[0] == "open"
+
+
+def test_a_body_only_ack_works_over_http_where_it_is_on(body_only_server, conn):
+    server = body_only_server
     incident_id = conn.execute("SELECT id FROM ops.trigger_incident('GET /e2e::x', 'critical')").fetchone()[0]
     status, body = _post(f"{server}/ops/incidents/{incident_id}/ack", b'{"reason":"chatops-ack"}', body_only=True)
     assert (status, body["incident"]["status"]) == (200, "acknowledged")
@@ -281,3 +307,23 @@ def test_a_forced_tick_delivers_one_slack_message(server, conn, db_url):
     assert msg.body["text"] == "[CRITICAL] GET /e2e::slo_violation escalated to level 1"
     assert msg.body["blocks"][0]["type"] == "section"
     assert msg.dedup_key == msg.body["dedup_key"] == conn.execute("SELECT unique_hash FROM escalation_events").fetchone()[0]
+
+
+@pytest.mark.slow
+def test_slack_bodies_that_are_not_utf8_leave_no_traceback_in_the_server_log(db_url, tmp_path):
+    """An anonymous caller posting bytes that are not UTF-8 to the Slack endpoint gets a 401 JSON
+    every time, until the address's failed-signature budget is spent (429), and the server writes
+    no traceback for any of them."""
+    log = tmp_path / "error.log"
+    with serving(db_url, "--error-logfile", str(log), SLACK_SIGNING_SECRET="8f742231b10e8888abcd99yyyzzz85a5") as base:
+        answers = []
+        for _ in range(31):
+            req = urllib.request.Request(base + "/chat/slack/commands", data=b"text=\xff", method="POST", headers={
+                "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Signature": "v0=" + "0" * 64,
+                "X-Slack-Request-Timestamp": str(int(time.time()))})
+            answers.append(_send(req))
+    assert [status for status, _ in answers] == [401] * 30 + [429]
+    assert {(body["ok"], body["error"]) for _, body in answers[:30]} == {(False, "unauthorized")}
+    text = log.read_text()
+    assert "Booting worker" in text, "the log is the server's"
+    assert "Traceback" not in text and "UnicodeDecodeError" not in text, text

@@ -101,12 +101,12 @@ def test_without_a_policy_one_message_as_before(conn, hooks, dispatcher):
 
 def test_a_paging_gap_warns_and_stops_nothing(api, conn):
     """A principal a policy pages with no Slack user is a config_problems row that does not block:
-    /healthz stays 200 and lists it under warnings; every process still starts."""
+    /healthz stays 200 and lists it under warnings (to a signed admin); every process still starts."""
     conn.execute("SELECT ops.add_principal('dave', 'human', '{ops_responder}', 'admin')")
     conn.execute("SELECT ops.create_policy('solo', 'admin')")
     conn.execute("""SELECT ops.add_policy_step('solo', 1, '[{"principal": "dave"}]', 'admin')""")
     conn.execute("SELECT ops.escalation_tick()")
-    resp = api.get("/healthz", secret=None)
+    resp = api.get("/healthz")
     assert resp.status_code == 200 and resp.json["reasons"] == []
     assert [w for w in resp.json["warnings"] if w.startswith("principals[dave]: dave can be paged (policy solo step 1)")]
     assert bad_configuration(conn, "dispatcher", 1.0) is None

@@ -4,6 +4,8 @@ stand-in and the embedded cluster's ports are free (run.sh stops the cluster it 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import signal
 import socket
@@ -60,9 +62,9 @@ def started(datadir, tmp_path):
     /healthz answers; yields (process, ports); kills whatever the test left behind."""
     procs = []
 
-    def start(cmd: list[str]):
+    def start(cmd: list[str], **extra_env: str):
         ports = {"PORT": _free_port(), "OPSGUARD_PGPORT": _free_port(), "SLACK_PORT": _free_port()}
-        env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "OPSGUARD_PGDATA": str(datadir)}
+        env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "OPSGUARD_PGDATA": str(datadir), **extra_env}
         log = (tmp_path / "run.log").open("w")
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -135,3 +137,34 @@ def test_ctrl_c_in_a_terminal_stops_everything(started):
     """Ctrl-C (tmux send-keys C-c) sends SIGINT to every process of the foreground group at once."""
     proc, ports = started(["make", "--no-print-directory", "run"])
     _stop_and_check(proc, ports, signal.SIGINT, group=True)
+
+
+def _tick(port: int, body: bytes, **headers: str) -> int:
+    """POST /ops/escalation/tick signed body-only with make run's secret, as the smoke test signs it."""
+    secret = (ROOT / ".local/hmac_secret").read_text().strip().encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/ops/escalation/tick", data=body, method="POST", headers={
+        "Content-Type": "application/json", "X-Signature": hmac.new(secret, body, hashlib.sha256).hexdigest(),
+        **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@pytest.mark.slow
+def test_make_run_says_body_only_signatures_are_on_and_how_to_turn_them_off(started, tmp_path):
+    """make run accepts the smoke test's body-only tick (make serve and the app do not, by default),
+    and says so in one line of what it prints, with the way to turn it off."""
+    proc, ports = started(["make", "--no-print-directory", "run"])
+    [line] = [x for x in (tmp_path / "run.log").read_text().splitlines() if x.startswith("body-only:")]
+    assert line.startswith("body-only: ON") and "OPS_HMAC_BODY_ONLY=off make run" in line, line
+    assert _tick(ports["PORT"], b"{}") == 200
+    assert _tick(ports["PORT"], b'{"a":1}', **{"X-Ops-Actor": "ops-bot"}) == 401, "never with an actor"
+    _stop_and_check(proc, ports, signal.SIGTERM)
+
+    proc, ports = started(["make", "--no-print-directory", "run"], OPS_HMAC_BODY_ONLY="off")
+    [line] = [x for x in (tmp_path / "run.log").read_text().splitlines() if x.startswith("body-only:")]
+    assert line.startswith("body-only: off"), line
+    assert _tick(ports["PORT"], b"{}") == 401
+    _stop_and_check(proc, ports, signal.SIGTERM)

@@ -1,4 +1,4 @@
-"""HMAC request signatures (SPEC §7). One verifier for every signed endpoint.
+"""HMAC request signatures (docs/api.md, Signatures). One verifier for every signed endpoint.
 
 v1, what every client signs:
 
@@ -11,9 +11,11 @@ method, and not after ±300 s. A write (any method but GET) is accepted once: it
 goes to the database (ops._api_begin), which refuses a key it has seen. A GET may repeat.
 
 body-only, the older scheme: X-Signature = hex HMAC(secret, raw body). It binds neither
-endpoint nor time, so it is accepted only where older scripts (the original smoke test among
-them) use it: POST /ops/escalation/tick and POST /ops/incidents/<id>/ack, over a non-empty
-body, and only while OPS_HMAC_BODY_ONLY is not "off"; /healthz warns while it is accepted.
+endpoint, incident, actor nor time: one captured request works again forever. So it is off
+unless OPS_HMAC_BODY_ONLY=on (make run turns it on for the smoke test, which signs its tick
+that way), and then accepted only where older scripts use it: POST /ops/escalation/tick and
+POST /ops/incidents/<id>/ack, over a non-empty body, without X-Ops-Actor (the header is outside
+the MAC: anyone could put another name on a captured ack); /healthz warns signed callers.
 
 Each key maps to a principal; who may do what is decided in SQL (ops.authorize), not here.
 """
@@ -62,20 +64,20 @@ def parse_keys(config: dict) -> list[tuple[str, bytes]]:
 
 def check_settings(config: dict) -> None:
     """Signing settings that would be silently misread stop the start: OPS_HMAC_REQUIRE_TIMESTAMP=1
-    meant "no untimed signature", which is now OPS_HMAC_BODY_ONLY=off; and OPS_HMAC_BODY_ONLY=0 or
-    =false must not leave the weaker scheme on."""
+    meant "no untimed signature", which is now OPS_HMAC_BODY_ONLY=off (the default); and
+    OPS_HMAC_BODY_ONLY=1 or =true must not be read as either."""
     if config.get("OPS_HMAC_REQUIRE_TIMESTAMP") is not None:
         raise RuntimeError("opsguard API: OPS_HMAC_REQUIRE_TIMESTAMP is gone (every v1 signature carries a "
-                           "timestamp); unset it, and set OPS_HMAC_BODY_ONLY=off to refuse body-only signatures")
-    value = config.get("OPS_HMAC_BODY_ONLY", "on")
+                           "timestamp); unset it: body-only signatures are refused unless OPS_HMAC_BODY_ONLY=on")
+    value = config.get("OPS_HMAC_BODY_ONLY", "off")
     if not isinstance(value, bool) and str(value).strip().lower() not in ("on", "off"):
         raise RuntimeError(f"opsguard API: OPS_HMAC_BODY_ONLY is on or off, not {value!r}")
 
 
 def body_only_accepted(config: dict) -> bool:
-    """The body-only scheme is accepted unless OPS_HMAC_BODY_ONLY is "off" (or False)."""
-    value = config.get("OPS_HMAC_BODY_ONLY", "on")
-    return value is not False and str(value).strip().lower() != "off"
+    """The body-only scheme is accepted only while OPS_HMAC_BODY_ONLY is "on" (or True)."""
+    value = config.get("OPS_HMAC_BODY_ONLY", "off")
+    return value is True or str(value).strip().lower() == "on"
 
 
 def request_target() -> str:
@@ -137,9 +139,12 @@ def verify(method: str, target: str, body: bytes, signature: str | None, timesta
         raise _refuse("X-Timestamp goes with a v1 signature only (the <timestamp>.<body> scheme is gone)", V1_HINT)
     if not _HEX64.fullmatch(signature):
         raise _refuse("bad signature", V1_HINT)
-    if not (method == "POST" and body and BODY_ONLY_ROUTES.fullmatch(request.path)
-            and body_only_accepted(current_app.config)):
+    if not body_only_accepted(current_app.config):
+        raise _refuse("body-only signatures are off on this server (OPS_HMAC_BODY_ONLY)", V1_HINT)
+    if not (method == "POST" and body and BODY_ONLY_ROUTES.fullmatch(request.path)):
         raise _refuse("a body-only signature is not accepted here", V1_HINT)
+    if "X-Ops-Actor" in request.headers:
+        raise _refuse("a body-only signature cannot name an X-Ops-Actor: the header is not signed", V1_HINT)
     principal = _principal(body, signature)
     if principal is None:
         raise _refuse("bad signature", V1_HINT)
@@ -151,11 +156,32 @@ def signed(view: Callable) -> Callable:
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        g.caller = verify(request.method, request_target(), request.get_data(cache=True),
-                          request.headers.get("X-Signature"), request.headers.get("X-Timestamp"))
+        g.caller = _verify_request()
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def signed_if_signature(view: Callable) -> Callable:
+    """For an endpoint open to anyone that tells a signed caller more (/healthz): a request with
+    X-Signature or X-Timestamp is verified as on any signed endpoint (a bad one is a 401, counted
+    against the address's failed signatures); g.caller is None for a request with neither."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        g.caller = _verify_request() if signature_attempted() else None
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def signature_attempted() -> bool:
+    return "X-Signature" in request.headers or "X-Timestamp" in request.headers
+
+
+def _verify_request() -> Caller:
+    return verify(request.method, request_target(), request.get_data(cache=True),
+                  request.headers.get("X-Signature"), request.headers.get("X-Timestamp"))
 
 
 def bearer_token() -> str | None:

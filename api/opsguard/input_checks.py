@@ -20,7 +20,7 @@ MAX_HEADER_BYTES = 8190
 TIMESTAMP = re.compile(r"[0-9]{1,12}")
 # a header value is visible ASCII, spaces and tabs (RFC 9110 §5.5, without obs-text)
 HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
-SIGNATURE_HEADERS = ("x-signature", "x-timestamp")
+SIGNATURE_HEADERS = ("x-signature", "x-timestamp", "x-slack-signature", "x-slack-request-timestamp")
 # endpoints open to anyone take small bodies only (below MAX_CONTENT_LENGTH): the release guard
 # stores what a webhook posts, and Flagger's payloads are a few hundred bytes (SPEC §6)
 BODY_LIMITS = {
@@ -47,7 +47,7 @@ def refuse_bad_input() -> None:
             raise ApiError(431, "headers_too_large", f"header {name} is longer than {MAX_HEADER_BYTES} bytes")
         if not HEADER_VALUE.fullmatch(value):
             if name.lower() in SIGNATURE_HEADERS:
-                # a signature that cannot be one is a bad signature: 401, as SPEC section 7 says
+                # a signature that cannot be one is a bad signature: 401 (docs/api.md, Errors)
                 raise ApiError(401, "unauthorized", f"header {name} holds a control or non-ASCII character")
             raise ApiError(400, "invalid_header", f"header {name} holds a control or non-ASCII character")
     timestamp = request.headers.get("X-Timestamp")

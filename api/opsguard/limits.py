@@ -16,6 +16,8 @@ from flask import Flask, Response, g, jsonify, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
+from .auth import signature_attempted
+
 TICK = "10 per minute"
 ADMIN = "10 per minute"
 WRITE = "120 per minute"
@@ -26,10 +28,21 @@ FAILED_SIGNATURES = "30 per minute"
 # open endpoints: the failed-signature budget of an address must not lock CI out of the guard, nor
 # a calendar app (whose fetchers share addresses with strangers) out of the on-call feed
 OPEN_ENDPOINTS = frozenset({"guard.release_guard", "health.healthz", "metrics.metrics", "oncall.calendar"})
+# open endpoints that verify a signature when one is sent (auth.signed_if_signature)
+OPTIONALLY_SIGNED = frozenset({"health.healthz"})
 
 
 def _unauthorized(response: Response) -> bool:
     return response.status_code == 401
+
+
+def _open_request() -> bool:
+    """Exempt from the failed-signature budget: an open endpoint, but for one that verifies a
+    signature when one is sent (/healthz tells a signed caller more): those attempts count like
+    any other, else it would be the one place to guess signatures without limit."""
+    if request.endpoint in OPTIONALLY_SIGNED:
+        return not signature_attempted()
+    return request.endpoint in OPEN_ENDPOINTS
 
 
 limiter = Limiter(
@@ -39,7 +52,7 @@ limiter = Limiter(
     default_limits=[],
     application_limits=[FAILED_SIGNATURES],
     application_limits_deduct_when=_unauthorized,
-    application_limits_exempt_when=lambda: request.endpoint in OPEN_ENDPOINTS,
+    application_limits_exempt_when=_open_request,
 )
 
 
