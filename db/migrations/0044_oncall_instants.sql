@@ -51,7 +51,8 @@ REVOKE ALL ON FUNCTION ops._rotation_turn_back(timestamptz, interval, text, time
 -- k0, k0-1, ... that fell on the second reading of a repeated hour (or in a skipped one) and come after p_at. The
 -- first four probes are nested, so an instant outside such a change costs one handoff, as before (spelled out, not
 -- through ops._rotation_handoff: an argument used twice there and costly to compute keeps it from being inlined,
--- which made tests/sql/54 four times slower); handoff 0 is the first handoff itself, never after p_at; past four,
+-- which made tests/sql/54 four times slower); handoff 0 is the first handoff itself, never after p_at (asked
+-- second, so the common case pays for the probe alone); past four,
 -- ops._rotation_turn_back counts on (Antarctica/Vostok's 7-hour change of 1994). NULL before the first handoff.
 -- noqa: disable=all
 CREATE OR REPLACE FUNCTION ops._rotation_turn(p_handoff_at timestamptz, p_shift interval, p_zone text, p_at timestamptz)
@@ -61,25 +62,25 @@ RETURN CASE WHEN p_at >= p_handoff_at THEN
     GREATEST(0, pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
                                  / pg_catalog.date_part('epoch', p_shift))::bigint)
     - (
-      CASE WHEN GREATEST(0, pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
-                                 / pg_catalog.date_part('epoch', p_shift))::bigint) > 0
-                AND pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at) + (GREATEST(0, pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+      CASE WHEN pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at) + (GREATEST(0, pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
                                  / pg_catalog.date_part('epoch', p_shift))::bigint) - 0) * p_shift) > p_at
+                AND GREATEST(0, pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                                 / pg_catalog.date_part('epoch', p_shift))::bigint) > 0
            THEN 1 +
-          CASE WHEN GREATEST(0, pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
-                                 / pg_catalog.date_part('epoch', p_shift))::bigint) > 1
-                AND pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at) + (GREATEST(0, pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+          CASE WHEN pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at) + (GREATEST(0, pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
                                  / pg_catalog.date_part('epoch', p_shift))::bigint) - 1) * p_shift) > p_at
+                AND GREATEST(0, pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                                 / pg_catalog.date_part('epoch', p_shift))::bigint) > 1
                THEN 1 +
-              CASE WHEN GREATEST(0, pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
-                                 / pg_catalog.date_part('epoch', p_shift))::bigint) > 2
-                AND pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at) + (GREATEST(0, pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+              CASE WHEN pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at) + (GREATEST(0, pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
                                  / pg_catalog.date_part('epoch', p_shift))::bigint) - 2) * p_shift) > p_at
+                AND GREATEST(0, pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                                 / pg_catalog.date_part('epoch', p_shift))::bigint) > 2
                    THEN 1 +
-                  CASE WHEN GREATEST(0, pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
-                                 / pg_catalog.date_part('epoch', p_shift))::bigint) > 3
-                AND pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at) + (GREATEST(0, pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                  CASE WHEN pg_catalog.timezone(p_zone, pg_catalog.timezone(p_zone, p_handoff_at) + (GREATEST(0, pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
                                  / pg_catalog.date_part('epoch', p_shift))::bigint) - 3) * p_shift) > p_at
+                AND GREATEST(0, pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
+                                 / pg_catalog.date_part('epoch', p_shift))::bigint) > 3
                        THEN GREATEST(0, pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
                                  / pg_catalog.date_part('epoch', p_shift))::bigint) - 3
                             - ops._rotation_turn_back(p_handoff_at, p_shift, p_zone, p_at, GREATEST(0, pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.timezone(p_zone, p_at) - pg_catalog.timezone(p_zone, p_handoff_at))
@@ -94,10 +95,11 @@ END;
 COMMENT ON FUNCTION ops._rotation_turn(timestamptz, interval, text, timestamptz) IS
 'Internal: the number of the turn in progress at p_at (0 from handoff_at on), NULL before the first handoff.';
 
--- a window holding p_at opened on its local day, the day before (past midnight), or, when the local date jumped
--- a day within the last 24 hours (a skipped day, Pacific/Apia on 30 December 2011), two days before: its end
--- reads with the offset before the skip, so it outlasts the skip. 24 hours earlier is taken in UTC wall time:
--- timestamptz - interval is only stable, and would keep this from being inlined (eight times slower)
+-- a window holding p_at opened on its local day or the day before (past midnight); or two days before, when
+-- the day between was skipped (Pacific/Apia skipped 30 December 2011): a window past midnight then ends at a
+-- local time in the skipped day, read with the offset before the skip, so it outlasts the skip and closes
+-- before p_to on the day after it (the clocks jumped a day, no more). Only then is the third day asked: the
+-- cheap tests come first (a window within one day ends by the midnight where a skip begins)
 -- noqa: disable=all
 CREATE OR REPLACE FUNCTION ops._layer_applies(p_days int[], p_from time, p_to time, p_zone text, p_at timestamptz)
 RETURNS boolean
@@ -105,8 +107,7 @@ LANGUAGE sql IMMUTABLE
 RETURN (p_days IS NULL AND p_from IS NULL)
        OR ops._window_holds(pg_catalog.timezone(p_zone, p_at)::date, p_days, p_from, p_to, p_zone, p_at)
        OR ops._window_holds(pg_catalog.timezone(p_zone, p_at)::date - 1, p_days, p_from, p_to, p_zone, p_at)
-       OR (pg_catalog.timezone(p_zone, pg_catalog.timezone('UTC', pg_catalog.timezone('UTC', p_at) - interval '1 day'))::date
-             < pg_catalog.timezone(p_zone, p_at)::date - 1
+       OR (p_to < p_from AND pg_catalog.timezone(p_zone, p_at)::time < p_to
            AND ops._window_holds(pg_catalog.timezone(p_zone, p_at)::date - 2, p_days, p_from, p_to, p_zone, p_at));
 -- noqa: enable=all
 COMMENT ON FUNCTION ops._layer_applies(int[], time, time, text, timestamptz) IS
