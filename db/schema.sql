@@ -1056,7 +1056,7 @@ COMMENT ON FUNCTION ops._window_holds(p_day date, p_days integer[], p_from time 
 
 CREATE FUNCTION ops._layer_applies(p_days integer[], p_from time without time zone, p_to time without time zone, p_zone text, p_at timestamp with time zone) RETURNS boolean
     LANGUAGE sql IMMUTABLE
-    RETURN (((p_days IS NULL) AND (p_from IS NULL)) OR ops._window_holds((timezone(p_zone, p_at))::date, p_days, p_from, p_to, p_zone, p_at) OR ops._window_holds(((timezone(p_zone, p_at))::date - 1), p_days, p_from, p_to, p_zone, p_at));
+    RETURN (((p_days IS NULL) AND (p_from IS NULL)) OR ops._window_holds((timezone(p_zone, p_at))::date, p_days, p_from, p_to, p_zone, p_at) OR ops._window_holds(((timezone(p_zone, p_at))::date - 1), p_days, p_from, p_to, p_zone, p_at) OR ((p_to < p_from) AND ((timezone(p_zone, p_at))::time without time zone < p_to) AND ops._window_holds(((timezone(p_zone, p_at))::date - 2), p_days, p_from, p_to, p_zone, p_at)));
 
 --
 -- Name: FUNCTION _layer_applies(p_days integer[], p_from time without time zone, p_to time without time zone, p_zone text, p_at timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
@@ -1094,18 +1094,28 @@ $$;
 COMMENT ON FUNCTION ops._lock_incident(p_id uuid) IS 'Internal: SELECT ... FOR UPDATE one incident, P0002 when there is none.';
 
 --
--- Name: _rotation_handoff(timestamp with time zone, interval, text, bigint); Type: FUNCTION; Schema: ops; Owner: -
+-- Name: _rotation_turn_back(timestamp with time zone, interval, text, timestamp with time zone, bigint); Type: FUNCTION; Schema: ops; Owner: -
 --
 
-CREATE FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) RETURNS timestamp with time zone
-    LANGUAGE sql IMMUTABLE
-    RETURN timezone(p_zone, (timezone(p_zone, p_handoff_at) + ((p_k)::double precision * p_shift)));
+CREATE FUNCTION ops._rotation_turn_back(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone, p_k bigint) RETURNS bigint
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_k bigint := p_k;
+BEGIN
+    WHILE v_k > 0 AND ops._rotation_handoff(p_handoff_at, p_shift, p_zone, v_k) > p_at LOOP
+        v_k := v_k - 1;
+    END LOOP;
+    RETURN v_k;
+END;
+$$;
 
 --
--- Name: FUNCTION _rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint); Type: COMMENT; Schema: ops; Owner: -
+-- Name: FUNCTION _rotation_turn_back(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone, p_k bigint); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) IS 'Internal: the instant of handoff k of a rotation (the first handoff plus k shifts of local wall-clock time).';
+COMMENT ON FUNCTION ops._rotation_turn_back(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone, p_k bigint) IS 'Internal: the last turn at or before p_k whose handoff is at or before p_at (ops._rotation_turn inside a long clock change).';
 
 --
 -- Name: _rotation_turn(timestamp with time zone, interval, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -1113,7 +1123,7 @@ COMMENT ON FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone,
 
 CREATE FUNCTION ops._rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone) RETURNS bigint
     LANGUAGE sql IMMUTABLE
-    RETURN CASE WHEN (p_at >= p_handoff_at) THEN ((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint - CASE WHEN (ops._rotation_handoff(p_handoff_at, p_shift, p_zone, ((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint - 0)) > p_at) THEN (1 + CASE WHEN (ops._rotation_handoff(p_handoff_at, p_shift, p_zone, ((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint - 1)) > p_at) THEN (1 + CASE WHEN (ops._rotation_handoff(p_handoff_at, p_shift, p_zone, ((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint - 2)) > p_at) THEN (1 + CASE WHEN (ops._rotation_handoff(p_handoff_at, p_shift, p_zone, ((floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint - 3)) > p_at) THEN 1 ELSE 0 END) ELSE 0 END) ELSE 0 END) ELSE 0 END) ELSE NULL::bigint END;
+    RETURN CASE WHEN (p_at >= p_handoff_at) THEN (GREATEST((0)::bigint, (floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint) - CASE WHEN ((timezone(p_zone, (timezone(p_zone, p_handoff_at) + (((GREATEST((0)::bigint, (floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint) - 0))::double precision * p_shift))) > p_at) AND (GREATEST((0)::bigint, (floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint) > 0)) THEN (1 + CASE WHEN ((timezone(p_zone, (timezone(p_zone, p_handoff_at) + (((GREATEST((0)::bigint, (floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint) - 1))::double precision * p_shift))) > p_at) AND (GREATEST((0)::bigint, (floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint) > 1)) THEN (1 + CASE WHEN ((timezone(p_zone, (timezone(p_zone, p_handoff_at) + (((GREATEST((0)::bigint, (floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint) - 2))::double precision * p_shift))) > p_at) AND (GREATEST((0)::bigint, (floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint) > 2)) THEN (1 + CASE WHEN ((timezone(p_zone, (timezone(p_zone, p_handoff_at) + (((GREATEST((0)::bigint, (floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint) - 3))::double precision * p_shift))) > p_at) AND (GREATEST((0)::bigint, (floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint) > 3)) THEN ((GREATEST((0)::bigint, (floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint) - 3) - ops._rotation_turn_back(p_handoff_at, p_shift, p_zone, p_at, (GREATEST((0)::bigint, (floor((date_part('epoch'::text, (timezone(p_zone, p_at) - timezone(p_zone, p_handoff_at))) / date_part('epoch'::text, p_shift))))::bigint) - 4))) ELSE (0)::bigint END) ELSE (0)::bigint END) ELSE (0)::bigint END) ELSE (0)::bigint END) ELSE NULL::bigint END;
 
 --
 -- Name: FUNCTION _rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
@@ -1392,6 +1402,46 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._require_actor(p_actor text) IS 'Internal: raises 22004 for a NULL or blank actor.';
+
+--
+-- Name: _rotation_handoff(timestamp with time zone, interval, text, bigint); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE
+    RETURN CASE WHEN (p_k = 0) THEN p_handoff_at ELSE timezone(p_zone, (timezone(p_zone, p_handoff_at) + ((p_k)::double precision * p_shift))) END;
+
+--
+-- Name: FUNCTION _rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) IS 'Internal: the instant of handoff k of a rotation (0: the first handoff as given; then the first handoff plus k shifts of local wall-clock time).';
+
+--
+-- Name: _schedule_changed(); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._schedule_changed() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+BEGIN
+    -- whole seconds, one more than the last at least: the feed's SEQUENCE counts seconds, and two changes within
+    -- one second must still give two values. From the schedules table: a schedule being deleted (its rows go
+    -- by cascade) gets no new version
+    INSERT INTO ops.schedule_versions AS v (schedule, changed_at)
+    SELECT s.name, pg_catalog.date_trunc('second', pg_catalog.clock_timestamp()) FROM ops.schedules AS s
+    WHERE s.name IN (CASE WHEN TG_OP <> 'INSERT' THEN OLD.schedule END, CASE WHEN TG_OP <> 'DELETE' THEN NEW.schedule END)
+    ON CONFLICT (schedule) DO UPDATE SET changed_at = GREATEST(excluded.changed_at, v.changed_at + interval '1 second');
+    RETURN NULL;
+END;
+$$;
+
+--
+-- Name: FUNCTION _schedule_changed(); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._schedule_changed() IS 'Internal (trigger): records in ops.schedule_versions that a schedule''s layers or overrides changed.';
 
 --
 -- Name: _schedule_zone(text); Type: FUNCTION; Schema: ops; Owner: -
@@ -1685,10 +1735,14 @@ BEGIN
         RAISE EXCEPTION 'not an enabled principal: "%"', pg_catalog.left(p_principal, 100)
             USING ERRCODE = '23503', HINT = 'SELECT name FROM ops.principals WHERE NOT disabled;';
     END IF;
+    -- whole seconds, as the calendar feed carries them, so the feed and ops.on_call agree to the instant
+    p_from := pg_catalog.date_trunc('second', p_from);
+    p_to := pg_catalog.date_trunc('second', p_to);
     IF p_from IS NULL OR p_to IS NULL OR p_to <= p_from OR pg_catalog.isfinite(p_from) IS NOT TRUE
        OR pg_catalog.isfinite(p_to) IS NOT TRUE THEN
-        RAISE EXCEPTION 'an override needs a span from < to (from %, to %)', p_from, p_to
-            USING ERRCODE = '22023', HINT = 'e.g. ''2026-03-07 09:00 Europe/Berlin'' to ''2026-03-08 09:00 Europe/Berlin''.';
+        RAISE EXCEPTION 'an override needs a span from < to, in whole seconds (from %, to %)', p_from, p_to
+            USING ERRCODE = '22023',
+                  HINT = 'e.g. ''2026-03-07 09:00 Europe/Berlin'' to ''2026-03-08 09:00 Europe/Berlin''; fractions of a second are dropped.';
     END IF;
     IF coalesce(pg_catalog.btrim(p_reason), '') = '' THEN
         RAISE EXCEPTION 'an override needs a reason'
@@ -1722,7 +1776,7 @@ $$;
 -- Name: FUNCTION add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text) IS 'Puts p_principal on call for [p_from, p_to) over every layer (audited, the reason as note): a swap or a cover. Unknown schedule: P0002; unknown principal: 23503; empty span or a reason over 1000 characters: 22023; no reason: 22004; overlap: 23P01.';
+COMMENT ON FUNCTION ops.add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text) IS 'Puts p_principal on call for [p_from, p_to) (instants kept to the whole second) over every layer (audited, the reason as note): a swap or a cover. Unknown schedule: P0002; unknown principal: 23503; empty span (after dropping fractions of a second) or a reason over 1000 characters: 22023; no reason: 22004; overlap: 23P01.';
 
 --
 -- Name: escalation_policy_steps; Type: TABLE; Schema: ops; Owner: -
@@ -1937,11 +1991,13 @@ BEGIN
         RAISE EXCEPTION 'the first handoff must be a finite time, not %', p_handoff_at
             USING ERRCODE = '22023', HINT = 'An instant, e.g. ''2026-03-02 09:00 Europe/Berlin''.';
     END IF;
+    -- a fraction of a second would put every later handoff between the whole seconds the calendar feed can say
     IF pg_catalog.date_part('month', p_shift) <> 0 OR pg_catalog.date_part('year', p_shift) <> 0
-       OR pg_catalog.date_part('epoch', p_shift) < 3600 THEN
+       OR pg_catalog.date_part('epoch', p_shift) < 3600
+       OR p_shift <> pg_catalog.date_trunc('second', p_shift) THEN
         RAISE EXCEPTION 'shift % is not a usable turn length', p_shift
             USING ERRCODE = '22023',
-                  HINT = 'At least 1 hour, in hours, days or weeks (''12 hours'', ''1 day'', ''1 week''); no months, they vary in length.';
+                  HINT = 'At least 1 hour, in whole seconds: hours, days or weeks (''12 hours'', ''1 day'', ''1 week''); no months, they vary in length.';
     END IF;
     IF p_participants IS NULL OR pg_catalog.cardinality(p_participants) = 0
        OR pg_catalog.array_position(p_participants, NULL) IS NOT NULL THEN
@@ -1966,19 +2022,18 @@ BEGIN
         RAISE EXCEPTION 'days % are not ISO weekdays', pg_catalog.left(p_days::text, 100)
             USING ERRCODE = '22023', HINT = 'ISO weekdays 1 (Monday) to 7 (Sunday), at most 7, e.g. ARRAY[1, 2, 3, 4, 5]; NULL = every day.';
     END IF;
-    IF (p_from IS NULL) <> (p_to IS NULL) OR p_from = p_to THEN
+    IF (p_from IS NULL) <> (p_to IS NULL) OR p_from = p_to OR p_from <> p_from::time(0) OR p_to <> p_to::time(0) THEN
         RAISE EXCEPTION 'a window needs two different times (from %, to %)', p_from, p_to
             USING ERRCODE = '22023',
-                  HINT = 'Give both p_from and p_to (local times, e.g. ''09:00'' and ''17:00''; to before from spans midnight), or neither for all day.';
+                  HINT = 'Give both p_from and p_to (local times in whole seconds, e.g. ''09:00'' and ''17:00''; to before from spans midnight), or neither for all day.';
     END IF;
     v_prev := ops._act_as(p_actor);
-    -- the first handoff as its local wall-clock time reads (see ops._rotation_handoff): only a handoff in the
-    -- first occurrence of a repeated hour moves, to the second, like every later handoff at that local time
+    -- the first handoff is the instant given, kept (to the whole second, as the calendar feed carries it): the first
+    -- 01:30 of a night that repeats 01:00-02:00 is that 01:30; the wall-clock rule places the handoffs after it
     INSERT INTO ops.schedule_rotations (schedule, name, layer, shift, handoff_at, participants, days, from_time, to_time,
                                         created_by)
     SELECT p_schedule, p_name, coalesce(pg_catalog.max(r.layer), 0) + 1, p_shift,
-           pg_catalog.timezone(s.time_zone, pg_catalog.timezone(s.time_zone, p_handoff_at)), p_participants,
-           p_days, p_from, p_to, p_actor
+           pg_catalog.date_trunc('second', p_handoff_at), p_participants, p_days, p_from, p_to, p_actor
     FROM ops.schedules AS s LEFT JOIN ops.schedule_rotations AS r ON r.schedule = s.name
     WHERE s.name = p_schedule
     GROUP BY s.time_zone
@@ -1992,7 +2047,7 @@ $_$;
 -- Name: FUNCTION add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[], p_from time without time zone, p_to time without time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[], p_from time without time zone, p_to time without time zone) IS 'Adds a layer on top of a schedule (audited): participants take turns for p_shift from p_handoff_at on, handing off at the same local time; optional ISO weekdays p_days and local window p_from-p_to. Unknown schedule: P0002; bad name, shift, infinite handoff, over 200 participants, days or window: 22023; unknown principal: 23503; name taken: 23505.';
+COMMENT ON FUNCTION ops.add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[], p_from time without time zone, p_to time without time zone) IS 'Adds a layer on top of a schedule (audited): participants take turns for p_shift from p_handoff_at on, handing off at the same local time (p_handoff_at kept to the second); optional ISO weekdays p_days and local window p_from-p_to. Unknown schedule: P0002; bad name, shift (under 1 hour, months, a fraction of a second), infinite handoff, over 200 participants, days or window: 22023; unknown principal: 23503; name taken: 23505.';
 
 --
 -- Name: api_alertmanager(text, jsonb, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -2659,12 +2714,14 @@ DECLARE
     -- UIDs from one fetch to the next, changing once a day
     v_from timestamptz := pg_catalog.date_trunc('day', p_now, 'UTC') - interval '7 days';
     v_to timestamptz := pg_catalog.date_trunc('day', p_now, 'UTC') + interval '8 weeks';
+    v_changed timestamptz;
 BEGIN
     -- found by the hash of the token through its unique index: the schedule name is checked
     -- only on the row the token found, so a wrong token, a rotated-away one, none, and an
     -- unknown schedule take the same path to the same error and tell nothing apart
-    SELECT f.schedule, s.time_zone INTO v_feed, v_zone
+    SELECT f.schedule, s.time_zone, coalesce(v.changed_at, s.created_at) INTO v_feed, v_zone, v_changed
     FROM ops.schedule_feeds AS f INNER JOIN ops.schedules AS s ON f.schedule = s.name
+    LEFT JOIN ops.schedule_versions AS v ON v.schedule = s.name
     WHERE f.token_sha256 = pg_catalog.sha256(pg_catalog.convert_to(coalesce(p_token, ''), 'UTF8'));
     IF v_feed IS DISTINCT FROM p_schedule THEN
         RAISE EXCEPTION 'no calendar feed for this schedule and token'
@@ -2692,9 +2749,18 @@ BEGIN
                        'startsAt', x.starts_at,
                        'endsAt', x.ends_at,
                        'source', x.source,
+                       'lastModified', m.at,
+                       'sequence', GREATEST(0, pg_catalog.floor(EXTRACT(epoch FROM m.at) - 946684800))::bigint,
                        'summary', pg_catalog.format('%s on call (%s)', x.principal, p_schedule))
                        ORDER BY x.starts_at, x.principal)
-            FROM ops.on_call_shifts(p_schedule, v_from, v_to) AS x), '[]'));
+            FROM ops.on_call_shifts(p_schedule, v_from, v_to) AS x
+            -- an event's end changes when the schedule does, or while it is cut at the window's end (that end moves
+            -- a day each day, until the first day whose window holds the real end): the later of the two, never less
+            -- than an earlier fetch had
+            CROSS JOIN LATERAL (SELECT GREATEST(v_changed, LEAST(
+                v_to - interval '8 weeks',
+                pg_catalog.date_trunc('day', x.ends_at - interval '8 weeks' - interval '1 microsecond', 'UTC')
+                + interval '1 day')) AS at) AS m), '[]'));
 END;
 $$;
 
@@ -2702,7 +2768,7 @@ $$;
 -- Name: FUNCTION api_schedule_feed(p_schedule text, p_token text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.api_schedule_feed(p_schedule text, p_token text, p_now timestamp with time zone) IS 'GET /ops/schedules/<name>/calendar.ics?token=: the shifts of ops.on_call_shifts from 7 days before p_now to 8 weeks after (whole UTC days), each with a UID stable across fetches (schedule, principal, start), for the API to render as iCalendar. A wrong, rotated-away or missing token and an unknown schedule: the same P0002.';
+COMMENT ON FUNCTION ops.api_schedule_feed(p_schedule text, p_token text, p_now timestamp with time zone) IS 'GET /ops/schedules/<name>/calendar.ics?token=: the shifts of ops.on_call_shifts from 7 days before p_now to 8 weeks after (whole UTC days), each with a UID stable across fetches (schedule, principal, start) and a lastModified and sequence (seconds since 2000) that grow whenever its end can have changed, for the API to render as iCalendar. A wrong, rotated-away or missing token and an unknown schedule: the same P0002.';
 
 --
 -- Name: api_set_incident_status(text, text, text, text, text, jsonb); Type: FUNCTION; Schema: ops; Owner: -
@@ -7211,6 +7277,21 @@ ALTER TABLE ops.schedule_rotations ALTER COLUMN id ADD GENERATED ALWAYS AS IDENT
 );
 
 --
+-- Name: schedule_versions; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.schedule_versions (
+    schedule text NOT NULL,
+    changed_at timestamp with time zone NOT NULL
+);
+
+--
+-- Name: TABLE schedule_versions; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.schedule_versions IS 'When the layers or overrides of a schedule last changed (triggers on ops.schedule_rotations and ops.schedule_overrides keep it); the calendar feed''s LAST-MODIFIED and SEQUENCE come from it.';
+
+--
 -- Name: tick_log; Type: TABLE; Schema: ops; Owner: -
 --
 
@@ -7555,6 +7636,13 @@ ALTER TABLE ONLY ops.schedule_rotations
 
 ALTER TABLE ONLY ops.schedule_rotations
     ADD CONSTRAINT schedule_rotations_pkey PRIMARY KEY (id);
+
+--
+-- Name: schedule_versions schedule_versions_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.schedule_versions
+    ADD CONSTRAINT schedule_versions_pkey PRIMARY KEY (schedule);
 
 --
 -- Name: schedules schedules_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
@@ -8089,6 +8177,12 @@ CREATE TRIGGER schedule_overrides_audit_insert AFTER INSERT ON ops.schedule_over
 CREATE TRIGGER schedule_overrides_audit_update AFTER UPDATE ON ops.schedule_overrides REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('id');
 
 --
+-- Name: schedule_overrides schedule_overrides_version; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER schedule_overrides_version AFTER INSERT OR DELETE OR UPDATE ON ops.schedule_overrides FOR EACH ROW EXECUTE FUNCTION ops._schedule_changed();
+
+--
 -- Name: schedule_rotations schedule_rotations_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
 --
 
@@ -8105,6 +8199,12 @@ CREATE TRIGGER schedule_rotations_audit_insert AFTER INSERT ON ops.schedule_rota
 --
 
 CREATE TRIGGER schedule_rotations_audit_update AFTER UPDATE ON ops.schedule_rotations REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('id');
+
+--
+-- Name: schedule_rotations schedule_rotations_version; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER schedule_rotations_version AFTER INSERT OR DELETE OR UPDATE ON ops.schedule_rotations FOR EACH ROW EXECUTE FUNCTION ops._schedule_changed();
 
 --
 -- Name: schedules schedules_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
@@ -8259,6 +8359,13 @@ ALTER TABLE ONLY ops.schedule_overrides
 
 ALTER TABLE ONLY ops.schedule_rotations
     ADD CONSTRAINT schedule_rotations_schedule_fkey FOREIGN KEY (schedule) REFERENCES ops.schedules(name) ON DELETE CASCADE;
+
+--
+-- Name: schedule_versions schedule_versions_schedule_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.schedule_versions
+    ADD CONSTRAINT schedule_versions_schedule_fkey FOREIGN KEY (schedule) REFERENCES ops.schedules(name) ON DELETE CASCADE;
 
 --
 -- Name: SCHEMA ops; Type: ACL; Schema: -; Owner: -
@@ -8465,10 +8572,10 @@ REVOKE ALL ON FUNCTION ops._layer_applies(p_days integer[], p_from time without 
 REVOKE ALL ON FUNCTION ops._lock_incident(p_id uuid) FROM PUBLIC;
 
 --
--- Name: FUNCTION _rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint); Type: ACL; Schema: ops; Owner: -
+-- Name: FUNCTION _rotation_turn_back(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone, p_k bigint); Type: ACL; Schema: ops; Owner: -
 --
 
-REVOKE ALL ON FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ops._rotation_turn_back(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone, p_k bigint) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _rotation_turn(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone); Type: ACL; Schema: ops; Owner: -
@@ -8535,6 +8642,18 @@ REVOKE ALL ON FUNCTION ops._redact_url(p_text text, p_url text) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION ops._require_actor(p_actor text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _schedule_changed(); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._schedule_changed() FROM PUBLIC;
 
 --
 -- Name: FUNCTION _schedule_zone(p_schedule text); Type: ACL; Schema: ops; Owner: -
@@ -9413,6 +9532,12 @@ GRANT SELECT ON TABLE ops.route_violation_state TO opsguard_operator;
 --
 
 GRANT SELECT ON TABLE ops.route_webhooks TO opsguard_operator;
+
+--
+-- Name: TABLE schedule_versions; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.schedule_versions TO opsguard_operator;
 
 --
 -- Name: TABLE tick_log; Type: ACL; Schema: ops; Owner: -

@@ -1,17 +1,21 @@
 """Who is on call over HTTP and Slack, and the calendar feed (SPEC 11, 7), against the real app:
 GET /ops/oncall signed (200, 401, 403, 404); Slack /oncall with a real v0 signature; the feed
-parsed with `ical` (another library than the `icalendar` that writes it), listing exactly the
-shifts ops.on_call_shifts returns, with UIDs stable across fetches; every bad token and an
+parsed with `ical` (another library than the `icalendar` that writes it) and with `recurring-ical-events`,
+listing exactly the shifts ops.on_call_shifts returns (to the second, across a repeated hour), with UIDs stable
+across fetches and a SEQUENCE that grows when an event's end moves; every bad token and an
 unknown schedule answered with one and the same 404; and the feed through a real gunicorn."""
 
 from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
+import icalendar
 import pytest
+import recurring_ical_events
 from ical.calendar_stream import IcsCalendarStream
+from opsguard.views import oncall as oncall_view
 from real_senders import gunicorn
 from test_api_bad_input import checksum
 from test_api_limits import clock  # noqa: F401 - the fixture that moves the rate limiter's clock
@@ -189,3 +193,77 @@ def test_slack_oncall_tells_strangers_nothing(slack_app, openapi_spec, conn, pri
             assert body["ok"] is False, (user, args, body)
             text = str(body)
             assert "primary" not in text and "alice" not in text and "onCall" not in body, (user, args, body)
+
+
+def feed_at(conn, schedule: str, token: str, now) -> bytes:
+    """The feed as the endpoint renders it, for a chosen now (the window follows it)."""
+    feed = conn.execute("SELECT ops.api_schedule_feed(%s, %s, %s)", (schedule, token, now)).fetchone()[0]
+    return oncall_view.render(feed, stamp=datetime.now(UTC))
+
+
+def test_the_feed_reads_the_same_in_two_readers_across_a_repeated_hour(conn, primary):
+    """New York's 1 November: 01:00-02:00 happens twice. An hourly rotation and an override hand off within
+    it; both readers must give exactly the instants of ops.on_call_shifts. With X-WR-TIMEZONE in the feed,
+    recurring-ical-events (through x-wr-timezone) moved the edges in the repeated hour an hour early."""
+    conn.execute("SELECT ops.create_schedule('ny', 'America/New_York', 'admin')")
+    conn.execute("SELECT ops.add_rotation('ny', 'hourly', '1 hour', '2026-10-31 04:15Z', ARRAY['alice', 'bob', 'carol'],"
+                 " 'admin')")
+    conn.execute("SELECT ops.add_override('ny', 'carol', '2026-11-01 05:50Z', '2026-11-01 06:10Z', 'admin', 'cover')")
+    token = conn.execute("SELECT ops.schedule_feed_token('ny', 'admin')").fetchone()[0]
+    body = feed_at(conn, "ny", token, datetime(2026, 11, 1, 12, tzinfo=UTC))
+    start, end = datetime(2026, 10, 25, tzinfo=UTC), datetime(2026, 12, 27, tzinfo=UTC)
+    expected = sorted((p, s, e) for p, s, e, _ in conn.execute(
+        "SELECT * FROM ops.on_call_shifts('ny', %s, %s)", (start, end)).fetchall())
+    assert any(s.hour == 6 and s.day == 1 and s.month == 11 for _, s, _ in expected), "edges in the second 01:xx"
+
+    events = recurring_ical_events.of(icalendar.Calendar.from_ical(body)).between(start, end)
+    got = sorted((str(e["SUMMARY"]).split(" ")[0], e["DTSTART"].dt.astimezone(UTC), e["DTEND"].dt.astimezone(UTC))
+                 for e in events)
+    assert got == expected, "recurring-ical-events"
+    cal = IcsCalendarStream.calendar_from_ics(body.decode())
+    got = sorted((e.summary.split(" ")[0], e.dtstart.astimezone(UTC), e.dtend.astimezone(UTC)) for e in cal.events)
+    assert got == expected, "ical"
+    assert b"X-WR-TIMEZONE" not in body
+
+
+def test_an_override_added_now_starts_in_the_feed_when_it_starts(api, conn, primary):
+    """now() has microseconds; iCalendar has whole seconds. The override keeps whole seconds, so the feed
+    and SQL name the same instant (the feed showed it starting up to a second before it did)."""
+    conn.execute("SELECT ops.add_override('primary', 'carol', clock_timestamp(), clock_timestamp() + interval '10 minutes',"
+                 " 'admin', 'cover from now')")
+    starts = conn.execute("SELECT starts_at FROM ops.schedule_overrides WHERE reason = 'cover from now'").fetchone()[0]
+    before = expected_shifts(conn)
+    cal = IcsCalendarStream.calendar_from_ics(fetch_feed(api, "primary", primary["token"]).get_data(as_text=True))
+    got = [(e.summary.split(" ")[0], e.dtstart, e.dtend) for e in sorted(cal.events, key=lambda e: e.dtstart)]
+    assert got in (before, expected_shifts(conn))
+    assert ("carol", starts) in [(p, s) for p, s, _ in got]
+    assert starts.microsecond == 0, "stored to the whole second"
+
+
+def events_by_uid(body: bytes) -> dict:
+    cal = icalendar.Calendar.from_ical(body)
+    return {str(e["UID"]): (e["DTEND"].dt, int(e["SEQUENCE"]), e["LAST-MODIFIED"].dt) for e in cal.walk("VEVENT")}
+
+
+def test_an_event_whose_end_moves_gets_a_higher_sequence(api, conn, primary):
+    """An event keeps its UID (schedule, principal, start) when its end moves; SEQUENCE and LAST-MODIFIED
+    must grow then, or a calendar app may keep the old end. Two ways an end moves: the schedule changes
+    (carol's override is removed, so bob's turn no longer stops for it), and the window moves a day (its
+    last event was cut at the window's end)."""
+    first = events_by_uid(fetch_feed(api, "primary", primary["token"]).get_data())
+    assert events_by_uid(fetch_feed(api, "primary", primary["token"]).get_data()) == first, "nothing changed: the same"
+    conn.execute("SELECT ops.remove_override((SELECT id FROM ops.schedule_overrides WHERE principal = 'carol'), 'admin')")
+    second = events_by_uid(fetch_feed(api, "primary", primary["token"]).get_data())
+    moved = [uid for uid in first.keys() & second.keys() if first[uid][0] != second[uid][0]]
+    assert moved, "bob's turn now ends at the next handoff"
+    for uid in moved:
+        assert second[uid][1] > first[uid][1] and second[uid][2] > first[uid][2], uid
+
+    today = conn.execute("SELECT date_trunc('day', now(), 'UTC') + interval '12 hours'").fetchone()[0]
+    day1 = events_by_uid(feed_at(conn, "primary", primary["token"], today))
+    day2 = events_by_uid(feed_at(conn, "primary", primary["token"], today + timedelta(days=1)))
+    moved = [uid for uid in day1.keys() & day2.keys() if day1[uid][0] != day2[uid][0]]
+    assert moved, "the last event of the first window is cut at its end, and is not the next day"
+    for uid in moved:
+        assert day2[uid][1] > day1[uid][1] and day2[uid][2] > day1[uid][2], uid
+    assert all(day2[uid][1] >= day1[uid][1] for uid in day1.keys() & day2.keys()), "never lower"

@@ -105,3 +105,70 @@ def test_restricted_windows_match_zoneinfo(schedules, zone):
         expected = [r for r in window_rows(zone, days, t_from, t_to, name) if r[2] > r[1]]
         assert len(expected) > 50
         assert shifts(schedules, sched) == expected, sched
+
+
+# The largest clock changes in the zone database, each with an hourly layer under a 22:00-06:00 night layer of
+# daily turns, against the rules of docs/oncall.md computed here: handoff 0 is the first handoff as given (here in
+# the first reading of a repeated hour where there is one), handoff k the local wall-clock time of the first plus
+# k shifts at its later reading; a night window belongs to the local day it opens on and ends at 06:00 the next
+# local day, at its later reading, even when a whole local day was skipped in between.
+BIG_CHANGES = [
+    ("Pacific/Apia", datetime(2011, 12, 30, 10, tzinfo=UTC)),  # 30 December 2011 skipped: -10 to +14
+    ("Antarctica/Vostok", datetime(1994, 1, 31, 17, tzinfo=UTC)),  # +07 to +00: seven hours twice
+    ("Antarctica/Casey", datetime(2010, 3, 4, 15, tzinfo=UTC)),  # +11 to +08
+    ("Antarctica/Troll", datetime(2026, 10, 25, 1, tzinfo=UTC)),  # +02 to +00
+    ("America/New_York", datetime(2026, 11, 1, 6, tzinfo=UTC)),  # EDT to EST
+]
+NIGHT_PEOPLE = ["n1", "n2"]  # not in the hourly layer, so a wrong layer shows
+
+
+def reference_on_call(zone: str, first: datetime, t: datetime, nights_on_top: bool) -> str | None:
+    """Who docs/oncall.md says is on call at t: the top layer where it applies, else the one below, else nobody."""
+    z = ZoneInfo(zone)
+    local_t = t.astimezone(z).replace(tzinfo=None)
+    night = hourly = None
+    for day in (local_t.date() - timedelta(days=d) for d in range(4)):
+        start = instant(datetime.combine(day, time(22)), zone)
+        if start <= t < instant(datetime.combine(day + timedelta(days=1), time(6)), zone):
+            night = NIGHT_PEOPLE[(day - date(1990, 1, 1)).days % 2]
+    if t >= first:
+        wall0 = first.astimezone(z).replace(tzinfo=None)
+        k = max(0, int((local_t - wall0) // timedelta(hours=1)) + 1)
+        while k > 0 and instant(wall0 + k * timedelta(hours=1), zone) > t:
+            k -= 1
+        hourly = PEOPLE[k % len(PEOPLE)]
+    return (night or hourly) if nights_on_top else (hourly or night)
+
+
+@pytest.mark.parametrize("lead", [timedelta(hours=20), timedelta(minutes=30)], ids=["20h-before", "30min-before"])
+@pytest.mark.parametrize(("zone", "change"), BIG_CHANGES, ids=[z for z, _ in BIG_CHANGES])
+def test_large_clock_changes_match_the_rules(schedules, zone, change, lead):
+    # the first handoff: 20 hours before the change (turns counted back across it), or 30 minutes before it, in the
+    # first reading of a repeated hour where the clock goes back (kept as given, not moved to the second reading)
+    first = change - lead
+    # the night turns count from a local 22:00 that is day 0 of the reference (1990-01-01, before every change here)
+    night0 = instant(datetime(1990, 1, 1, 22), zone)
+    # the night layer on top, or, when the first handoff falls in the night, below (where it would hide it)
+    nights_on_top = lead > timedelta(hours=1)
+    for p in NIGHT_PEOPLE:
+        schedules.execute("SELECT ops.add_principal(%s, 'human', ARRAY['ops_responder'], 'admin')", (p,))
+    schedules.execute("SELECT ops.create_schedule('big', %s, 'admin')", (zone,))
+    if not nights_on_top:
+        schedules.execute("SELECT ops.add_rotation('big', 'nights', '1 day', %s, %s, 'admin', NULL, '22:00', '06:00')",
+                          (night0, NIGHT_PEOPLE))
+    schedules.execute("SELECT ops.add_rotation('big', 'hourly', '1 hour', %s, %s, 'admin')", (first, PEOPLE))
+    if nights_on_top:
+        schedules.execute("SELECT ops.add_rotation('big', 'nights', '1 day', %s, %s, 'admin', NULL, '22:00', '06:00')",
+                          (night0, NIGHT_PEOPLE))
+    t_from, t_to = change - timedelta(hours=30), change + timedelta(hours=30)
+    minutes = [t_from + timedelta(minutes=m) for m in range(int((t_to - t_from) / timedelta(minutes=1)))]
+    expected = [reference_on_call(zone, first, t, nights_on_top) for t in minutes]
+    assert set(expected) >= set(PEOPLE) and set(expected) & set(NIGHT_PEOPLE), "both layers show"
+    asked = schedules.execute(
+        "SELECT (SELECT min(w) FROM ops.on_call('big', t) AS w) FROM unnest(%s::timestamptz[]) AS t",
+        (minutes,)).fetchall()
+    assert [r[0] for r in asked] == expected, "ops.on_call"
+    rows = schedules.execute("SELECT principal, starts_at, ends_at FROM ops.on_call_shifts('big', %s, %s)",
+                             (t_from, t_to)).fetchall()
+    from_shifts = [next((p for p, s, e in rows if s <= t < e), None) for t in minutes]
+    assert from_shifts == expected, "ops.on_call_shifts"

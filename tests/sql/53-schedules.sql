@@ -245,15 +245,16 @@ SELECT results_eq(
     $$VALUES ('erin', '2026-03-06 22:00Z'::timestamptz, '2026-03-07 06:00Z'::timestamptz)$$,
     'the weekend nights as rows: Friday night a row of its own');
 
--- on_call_now: every schedule, who now and until when (now() is the transaction start in this test)
+-- on_call_now: every schedule, who now and until when (now() is the transaction start in this test; a first
+-- handoff is kept to the whole second)
 SELECT ops.create_schedule(s, 'UTC', 'alice') FROM unnest(ARRAY['now-two', 'now-solo', 'now-later', 'now-empty']) AS s;
 SELECT ops.add_rotation('now-two', 'r', '1 day', now() - interval '1 hour', ARRAY['alice', 'bob'], 'alice');
 SELECT ops.add_rotation('now-solo', 'r', '1 day', now() - interval '1 hour', ARRAY['alice'], 'alice');
 SELECT ops.add_rotation('now-later', 'r', '1 day', now() + interval '2 hours', ARRAY['bob'], 'alice');
 SELECT results_eq(
     $$SELECT schedule, principal, until FROM ops.on_call_now WHERE schedule LIKE 'now-%' ORDER BY schedule$$,
-    $$VALUES ('now-empty', NULL::text, NULL::timestamptz), ('now-later', NULL, now() + interval '2 hours'),
-             ('now-solo', 'alice', NULL), ('now-two', 'alice', now() + interval '23 hours')$$,
+    $$VALUES ('now-empty', NULL::text, NULL::timestamptz), ('now-later', NULL, date_trunc('second', now()) + interval '2 hours'),
+             ('now-solo', 'alice', NULL), ('now-two', 'alice', date_trunc('second', now()) + interval '23 hours')$$,
     'on_call_now: until the end of the shift; NULL when nothing changes in 28 days; nobody: until someone starts');
 SELECT results_eq(
     $$SELECT principal, starts_at, ends_at FROM ops.on_call_shifts('now-solo', now(), now() + interval '10 days')$$,

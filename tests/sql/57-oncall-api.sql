@@ -178,7 +178,7 @@ SELECT ops.add_rotation('now', 'daily', '1 day', now() - interval '1 hour', ARRA
 SET LOCAL ROLE opsguard_api;
 SELECT is(ops.api_slack_command('T1', 'UALICE', '/oncall', ' now ', 'k1') - 'text',
           jsonb_build_object('ok', TRUE, 'response_type', 'ephemeral', 'onCall', jsonb_build_array(jsonb_build_object(
-              'schedule', 'now', 'timeZone', 'UTC', 'principal', 'carol', 'until', now() + interval '23 hours'))),
+              'schedule', 'now', 'timeZone', 'UTC', 'principal', 'carol', 'until', date_trunc('second', now()) + interval '23 hours'))),
           '/oncall now: who is on call in that schedule, until when');
 SELECT matches(ops.api_slack_command('T1', 'UALICE', '/oncall', '', 'k2') ->> 'text',
                E'^On call now:\n• \\*daytime\\*: .*\n'

@@ -2,7 +2,7 @@
 -- infinite time (it made ops.on_call of the schedule fail, and with it ops.on_call_now for every
 -- schedule and page_targets), a participants array without bound, an override reason of a megabyte.
 BEGIN;
-SELECT plan(26);
+SELECT plan(46);
 
 SELECT ops.add_principal(p, 'human', ARRAY['ops_responder'], 'admin') FROM unnest(ARRAY['alice', 'bob']) AS p;
 SELECT ops.create_schedule('primary', 'Europe/London', 'admin');
@@ -104,6 +104,112 @@ UPDATE ops.principals SET disabled = TRUE WHERE name = 'dana';
 SELECT is((SELECT count(*) FROM ops.config_problems()
            WHERE setting = 'principals[dana]' AND NOT blocking AND problem LIKE 'dana is disabled but on call in schedule gap%'),
           1::bigint, 'config_problems warns (not blocking) of a disabled principal still on call in a schedule');
+
+-- The instants of docs/oncall.md, where an independent model of its rules disagreed (0044).
+SELECT ops.add_principal('carol', 'human', ARRAY['ops_responder'], 'admin');
+-- a first handoff given as an instant is that instant, also in the first reading of a repeated hour (New York's
+-- first 01:30 of 1 November; Troll's first 02:30, two hours before the second; Casey's first 00:30, three): it was
+-- moved to the second reading, and nobody was on call in between
+SELECT ops.create_schedule(s, z, 'admin')
+FROM (VALUES ('ny-first', 'America/New_York'), ('troll-first', 'Antarctica/Troll'),
+             ('casey-first', 'Antarctica/Casey')) AS x (s, z);
+SELECT is((ops.add_rotation('ny-first', 'daily', '1 day', '2026-11-01 01:30-04', ARRAY['alice', 'bob'], 'admin')).handoff_at,
+          '2026-11-01 05:30Z'::timestamptz, 'a first handoff at the first 01:30 of the New York fall-back night is kept');
+SELECT is(array(SELECT coalesce((SELECT ops.on_call('ny-first', t)), '-')
+                FROM unnest(ARRAY['2026-11-01 05:29:59Z', '2026-11-01 05:30Z', '2026-11-01 06:29:59Z',
+                                  '2026-11-02 06:29:59Z', '2026-11-02 06:30Z']::timestamptz[]) AS t),
+          ARRAY['-', 'alice', 'alice', 'alice', 'bob'],
+          '... alice is on call from it, and bob from the next 01:30 (EST, 06:30Z on 2 November)');
+SELECT results_eq(
+    $$SELECT principal, starts_at, ends_at FROM ops.on_call_shifts('ny-first', '2026-11-01Z', '2026-11-02 12:00Z')$$,
+    $$VALUES ('alice', '2026-11-01 05:30Z'::timestamptz, '2026-11-02 06:30Z'::timestamptz),
+             ('bob', '2026-11-02 06:30Z', '2026-11-02 12:00Z')$$,
+    '... and on_call_shifts says the same');
+SELECT ops.add_rotation('troll-first', 'hourly', '1 hour', '2026-10-25 02:30+02', ARRAY['alice', 'bob'], 'admin');
+SELECT is(array(SELECT coalesce((SELECT ops.on_call('troll-first', t)), '-')
+                FROM unnest(ARRAY['2026-10-25 00:29Z', '2026-10-25 00:30Z', '2026-10-25 02:29Z', '2026-10-25 03:29Z',
+                                  '2026-10-25 03:30Z']::timestamptz[]) AS t),
+          ARRAY['-', 'alice', 'alice', 'alice', 'bob'],
+          'Troll: a first handoff at the first 02:30 (00:30Z) holds until 03:30 local (03:30Z), no gap');
+SELECT ops.add_rotation('casey-first', 'hourly', '1 hour', '2010-03-05 00:30+11', ARRAY['alice', 'bob'], 'admin');
+SELECT is(array(SELECT coalesce((SELECT ops.on_call('casey-first', t)), '-')
+                FROM unnest(ARRAY['2010-03-04 13:29Z', '2010-03-04 13:30Z', '2010-03-04 17:29Z',
+                                  '2010-03-04 17:30Z']::timestamptz[]) AS t),
+          ARRAY['-', 'alice', 'alice', 'bob'],
+          'Casey 2010: a first handoff at the first 00:30 (13:30Z) holds until the second 01:30 (17:30Z)');
+
+-- instants are kept to the whole second, as the calendar feed carries them (it cut the fraction: an override
+-- added at now() started up to a second early there)
+SELECT results_eq(
+    $$SELECT starts_at, ends_at FROM ops.add_override('primary', 'bob', '2026-12-01 12:00:00.6Z', '2026-12-01 13:00:00.4Z',
+                                                      'admin', 'fractions')$$,
+    $$VALUES ('2026-12-01 12:00:00Z'::timestamptz, '2026-12-01 13:00:00Z'::timestamptz)$$,
+    'an override keeps its bounds to the whole second');
+SELECT is((SELECT array_agg(w.w) FROM ops.on_call('primary', '2026-12-01 12:00:00.1Z') AS w (w)), '{bob}'::text[],
+          '... and on_call agrees with the stored bounds');
+SELECT throws_ok($$SELECT ops.add_override('primary', 'alice', '2026-12-02 12:00:00.2Z', '2026-12-02 12:00:00.7Z',
+                                           'admin', 'half a second')$$, '22023', NULL,
+                 'an override shorter than a second, within one second, is an empty span: refused');
+SELECT is((SELECT count(*) FROM ops.schedule_overrides WHERE reason = 'half a second'), 0::bigint, '... and not stored');
+SELECT is((ops.add_rotation('primary', 'frac', '1 day', '2026-12-01 09:00:00.75Z', ARRAY['alice'], 'admin')).handoff_at,
+          '2026-12-01 09:00:00Z'::timestamptz, 'a first handoff is kept to the whole second');
+SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 hour 0.5 seconds', now(), ARRAY['alice'], 'admin')$$,
+                 '22023', NULL, 'a shift with a fraction of a second is refused');
+SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 day', now(), ARRAY['alice'], 'admin', NULL, '22:00:00.5',
+                                           '06:00')$$, '22023', NULL, 'a window edge with a fraction of a second is refused');
+
+-- Antarctica/Vostok went from +07 to +00 at 17:00Z on 31 January 1994: local 17:00-24:00 happened twice. With
+-- hourly turns from 07:00 local on 30 January, the turn of 16:00 local (turn 33, bob) holds from 09:00Z until
+-- the second 17:00 (17:00Z); on_call counted back three turns at most and named alice
+SELECT ops.create_schedule('vostok', 'Antarctica/Vostok', 'admin');
+SELECT ops.add_rotation('vostok', 'hourly', '1 hour', '1994-01-30 00:00Z', ARRAY['alice', 'bob'], 'admin');
+SELECT is(array(SELECT ops.on_call('vostok', t)
+                FROM unnest(ARRAY['1994-01-31 08:59Z', '1994-01-31 09:00Z', '1994-01-31 16:30Z',
+                                  '1994-01-31 17:00Z']::timestamptz[]) AS t),
+          ARRAY['alice', 'bob', 'bob', 'alice'],
+          'Vostok 1994: a seven-hour change backwards with hourly turns: the 16:00 turn holds until the second 17:00');
+
+-- Pacific/Apia skipped 30 December 2011 (23:59:59 -10 on the 29th was followed by 00:00 +14 on the 31st): the
+-- night window opening at 22:00 on the 29th (08:00Z) closes at 06:00 read with the offset before the skip (16:00Z);
+-- it ended at the skip (10:00Z)
+SELECT ops.create_schedule('apia', 'Pacific/Apia', 'admin');
+SELECT ops.add_rotation('apia', 'nights', '1 day', '2011-12-20 22:00 Pacific/Apia', ARRAY['alice', 'bob'], 'admin',
+                        NULL, '22:00', '06:00');
+SELECT is(array(SELECT coalesce((SELECT ops.on_call('apia', t)), '-')
+                FROM unnest(ARRAY['2011-12-30 07:59Z', '2011-12-30 08:00Z', '2011-12-30 10:00Z', '2011-12-30 15:59Z',
+                                  '2011-12-30 16:00Z']::timestamptz[]) AS t),
+          ARRAY['-', 'bob', 'bob', 'bob', '-'],
+          'Apia 2011: the night window of the 29th holds across the skipped day until 06:00 -10 (16:00Z)');
+SELECT results_eq(
+    $$SELECT principal, starts_at, ends_at FROM ops.on_call_shifts('apia', '2011-12-29Z', '2012-01-01Z')$$,
+    $$VALUES ('alice', '2011-12-29 08:00Z'::timestamptz, '2011-12-29 16:00Z'::timestamptz),
+             ('bob', '2011-12-30 08:00Z', '2011-12-30 16:00Z'), ('bob', '2011-12-31 08:00Z', '2011-12-31 16:00Z')$$,
+    '... and on_call_shifts says the same; the skipped day''s own turn (alice) never comes');
+
+-- minute by minute, on_call against on_call_shifts around the largest clock changes, on a schedule of an hourly
+-- layer under a 22:00-06:00 night layer of daily turns (nobody on both sides counts as agreeing)
+CREATE FUNCTION pg_temp.disagreements(p_schedule text, p_from timestamptz, p_to timestamptz) RETURNS bigint
+LANGUAGE sql AS $$
+    WITH sh AS MATERIALIZED (SELECT * FROM ops.on_call_shifts(p_schedule, p_from, p_to))
+    SELECT count(*) FROM pg_catalog.generate_series(p_from, p_to - interval '1 minute', interval '1 minute') AS m (t)
+    WHERE (SELECT min(w.w) FROM ops.on_call(p_schedule, m.t) AS w (w)) IS DISTINCT FROM
+          (SELECT min(sh.principal) FROM sh WHERE sh.starts_at <= m.t AND m.t < sh.ends_at)
+$$;
+SELECT ops.create_schedule('big-' || replace(z, '/', '.'), z, 'admin')
+FROM unnest(ARRAY['Pacific/Apia', 'Antarctica/Vostok', 'Antarctica/Casey', 'Antarctica/Troll', 'America/New_York']) AS z;
+SELECT
+    ops.add_rotation('big-' || replace(z, '/', '.'), 'hourly', '1 hour', t::timestamptz - interval '2 days 20 minutes',
+                     ARRAY['alice', 'bob', 'carol'], 'admin') AS hourly,
+    ops.add_rotation('big-' || replace(z, '/', '.'), 'nights', '1 day', t::timestamptz - interval '3 days',
+                     ARRAY['carol', 'alice'], 'admin', NULL, '22:00', '06:00') AS nights
+FROM (VALUES ('Pacific/Apia', '2011-12-30 10:00Z'), ('Antarctica/Vostok', '1994-01-31 17:00Z'),
+             ('Antarctica/Casey', '2010-03-04 15:00Z'), ('Antarctica/Troll', '2026-10-25 01:00Z'),
+             ('America/New_York', '2026-11-01 06:00Z')) AS x (z, t);
+SELECT is(pg_temp.disagreements('big-' || replace(z, '/', '.'), t::timestamptz - interval '30 hours', t::timestamptz + interval '30 hours'),
+          0::bigint, z || ': on_call agrees with on_call_shifts at each minute from 30 hours before its change to 30 after')
+FROM (VALUES ('Pacific/Apia', '2011-12-30 10:00Z'), ('Antarctica/Vostok', '1994-01-31 17:00Z'),
+             ('Antarctica/Casey', '2010-03-04 15:00Z'), ('Antarctica/Troll', '2026-10-25 01:00Z'),
+             ('America/New_York', '2026-11-01 06:00Z')) AS x (z, t);
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -50,20 +50,26 @@ def _utc(value: str) -> datetime:
 
 
 def render(feed: dict, stamp: datetime) -> bytes:
-    """The VCALENDAR of ops.api_schedule_feed's answer: one VEVENT per shift, times in UTC."""
+    """The VCALENDAR of ops.api_schedule_feed's answer: one VEVENT per shift, times in UTC (whole seconds, as
+    overrides and handoffs are stored)."""
     cal = icalendar.Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     cal.add("method", "PUBLISH")
     cal.add("x-wr-calname", feed["name"])
-    cal.add("x-wr-timezone", feed["timeZone"])
+    # no X-WR-TIMEZONE: every time here is UTC, and readers that honour it (x-wr-timezone, as
+    # recurring-ical-events uses it) move UTC times into that zone and put edges in a repeated hour an hour early
     cal.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
     cal.add("x-published-ttl", icalendar.vDuration(REFRESH).to_ical().decode())
     for shift in feed["shifts"]:
         event = icalendar.Event()
         event.add("uid", shift["uid"])
         event.add("dtstamp", stamp)
+        # an event keeps its UID when its end moves (a changed override, the window's last event): SEQUENCE and
+        # LAST-MODIFIED grow then, so calendar apps replace the copy they hold
+        event.add("sequence", shift["sequence"])
+        event.add("last-modified", _utc(shift["lastModified"]).replace(microsecond=0))
         event.add("dtstart", _utc(shift["startsAt"]))
         event.add("dtend", _utc(shift["endsAt"]))
         event.add("summary", shift["summary"])
