@@ -118,3 +118,16 @@ def test_only_a_429_carries_retry_after(api, conn):
     limited = answers[10]
     assert limited.json["error"] == "rate_limited"
     assert 0 < int(limited.headers["Retry-After"]) <= 60
+
+
+def test_an_app_without_rate_limits_does_not_turn_them_off_for_the_next(db_url, openapi_spec, clock):
+    """The limiter is one object per process; an app made with RATELIMIT_ENABLED=False (the
+    outage tests, the bench) must not leave the apps made after it unlimited."""
+    off = create_app({"DATABASE_URL": db_url, "OPS_HMAC_SECRET": SECRET, "RATELIMIT_ENABLED": False})
+    off.extensions["opsguard_pool"].close()
+    app = create_app({"DATABASE_URL": db_url, "OPS_HMAC_SECRET": SECRET})
+    limiter.reset()
+    try:
+        assert ticks(Api(app.test_client(), openapi_spec), 11) == [200] * 10 + [429]
+    finally:
+        app.extensions["opsguard_pool"].close()

@@ -77,5 +77,8 @@ def init_app(app: Flask) -> None:
     # Flask runs after_request hooks in reverse order of registration: registered before
     # the limiter's own hook, this one runs after it and sees the headers it added
     app.after_request(_retry_after_only_on_429)
+    # the limiter is one object for every app of the process and keeps `enabled` from the last
+    # app that set it: an app that says nothing means rate limits on, whatever came before
+    app.config.setdefault("RATELIMIT_ENABLED", True)
     limiter.init_app(app)
     app.register_error_handler(429, too_many)
