@@ -994,6 +994,11 @@ BEGIN
                      FROM ranked WHERE ranked.cut GROUP BY ranked.field) AS c))
     INTO v_out
     FROM pg_catalog.jsonb_each(p_details) AS f (k, v);
+    -- only top-level strings left, which the senders' own checks keep short: a caller in SQL
+    IF pg_catalog.octet_length(v_out::text) > 65536 THEN
+        RAISE EXCEPTION 'incident details are % bytes, more than 64 KiB', v_size
+            USING ERRCODE = '22023', HINT = 'Send fewer or shorter fields.';
+    END IF;
     RETURN v_out;
 END;
 $$;
@@ -1002,7 +1007,7 @@ $$;
 -- Name: FUNCTION _intake_fit_details(p_details jsonb); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops._intake_fit_details(p_details jsonb) IS 'Internal: sender details cut to 64 KiB, so that no alert is refused for its size: the largest members of its objects and arrays go first (links last), and "truncated": [{"field": "custom_details", "bytes": N}, ...] says from which field how many bytes went. Details within the limit come back as they are.';
+COMMENT ON FUNCTION ops._intake_fit_details(p_details jsonb) IS 'Internal: sender details cut to 64 KiB, so that no alert is refused for its size: the largest members of its objects and arrays go first (links last), and "truncated": [{"field": "custom_details", "bytes": N}, ...] says from which field how many bytes went. Details within the limit come back as they are; 22023 when only top-level strings are left and still too long.';
 
 --
 -- Name: _intake_transition(text, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -1044,10 +1049,6 @@ DECLARE
     v_details jsonb := ops._intake_fit_details(coalesce(p_details, '{}'));
     v_prev text := coalesce(pg_catalog.current_setting('opsguard.actor', true), '');
 BEGIN
-    IF pg_catalog.octet_length(v_details::text) > 65536 THEN  -- only top-level strings left: none of our senders
-        RAISE EXCEPTION 'incident details are % bytes, more than 64 KiB', pg_catalog.octet_length(v_details::text)
-            USING ERRCODE = '22023', HINT = 'Send fewer or shorter labels, annotations and custom details.';
-    END IF;
     IF pg_catalog.length(p_incident_key) > 500 OR pg_catalog.btrim(p_incident_key) = '' THEN
         RAISE EXCEPTION 'incident key must be 1 to 500 characters' USING ERRCODE = '22023';
     END IF;
@@ -3392,6 +3393,9 @@ BEGIN
     END IF;
     -- events_v2:<key name>:<dedup_key> must name one key: key a with dedup_key b:c and key a:b with
     -- dedup_key c would share an incident, each acknowledging and resolving the other's
+    IF p_kind = 'events_v2' THEN
+        LOCK TABLE ops.integration_keys IN SHARE ROW EXCLUSIVE MODE;  -- two such names made at once: one waits
+    END IF;
     IF p_kind = 'events_v2' AND EXISTS (
         SELECT 1 FROM ops.integration_keys
         WHERE kind = 'events_v2' AND name <> p_name

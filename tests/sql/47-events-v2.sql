@@ -4,7 +4,7 @@
 -- oversized custom_details are cut with a marker, not refused; a key acts only on its own incidents;
 -- times come from p_now (the clock is moved, never slept).
 BEGIN;
-SELECT plan(71);
+SELECT plan(72);
 
 CREATE TEMP TABLE k AS
 SELECT
@@ -220,6 +220,8 @@ SELECT is((SELECT (summary, severity, details -> 'truncated', details -> 'custom
           '... the log cut and marked, the rest kept');
 SELECT is(ops._intake_fit_details('{"custom_details": {"a": "b"}}'), '{"custom_details": {"a": "b"}}'::jsonb,
           'details within 64 KiB are kept as they are, with no marker');
+SELECT throws_ok($$SELECT ops._intake_fit_details(jsonb_build_object('note', repeat('x', 70000)))$$, '22023', NULL,
+                 'a top-level string over 64 KiB (no sender sends one: their checks bound them) is refused, not stored');
 
 -- every problem at once, as PagerDuty lists them
 CREATE FUNCTION pg_temp.detail(p_body jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
