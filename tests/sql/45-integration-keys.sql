@@ -77,8 +77,9 @@ SELECT ops.set_heartbeat(name, '5 minutes', 'alice', route, p_now => '2026-12-01
 FROM (VALUES ('beat-a', 'route-a'), ('beat-b', 'route-b'), ('beat-none', NULL)) AS h (name, route);
 SELECT ops.escalation_tick('2026-12-01 10:06+00');  -- all three missed: heartbeat::<name> is open for each
 CREATE TEMP TABLE hb_before AS
-SELECT md5(string_agg(h::text, ',' ORDER BY name)) AS beats,
-       (SELECT md5(string_agg(i::text, ',' ORDER BY id)) FROM ops.incidents AS i) AS incidents
+SELECT
+    md5(string_agg(h::text, ',' ORDER BY name)) AS beats,
+    (SELECT md5(string_agg(i::text, ',' ORDER BY id)) FROM ops.incidents AS i) AS incidents
 FROM ops.heartbeats AS h;
 SELECT throws_ok(format('SELECT ops.api_heartbeat_ping(%L, %L, %L)', (SELECT a FROM hk), b, '2026-12-01 10:07+00'),
                  'P0002', format('no heartbeat "%s" for this key', b), descr)
