@@ -522,40 +522,41 @@ COMMENT ON FUNCTION ops._cron_value(p_token text, p_names text[], p_base integer
 --
 
 CREATE FUNCTION ops._events_v2_problems(p_body jsonb) RETURNS text[]
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'ops', 'pg_temp'
     AS $$
+-- plpgsql, not sql: its plans are cached across calls, where a sql function with SET is planned on every call
+DECLARE
+    v_action text := CASE WHEN pg_catalog.jsonb_typeof(p_body -> 'event_action') = 'string'
+                          THEN p_body ->> 'event_action' END;
+    v_payload jsonb := p_body -> 'payload';
+BEGIN
     -- payload fields are looked at only when there is a payload object: a missing payload is one error
-    WITH ev AS (
-        SELECT CASE WHEN pg_catalog.jsonb_typeof(p_body -> 'event_action') = 'string' THEN p_body ->> 'event_action' END
-                   AS action,
-               p_body -> 'payload' AS payload
-    )
-    SELECT pg_catalog.array_remove(ARRAY[
-        CASE WHEN ev.action IS NULL OR ev.action NOT IN ('trigger', 'acknowledge', 'resolve')
+    RETURN pg_catalog.array_remove(ARRAY[
+        CASE WHEN v_action IS NULL OR v_action NOT IN ('trigger', 'acknowledge', 'resolve')
              THEN '''event_action'' must be one of trigger, acknowledge, resolve' END,
-        ops._events_v2_string_problem(p_body -> 'dedup_key', 'dedup_key', 255, ev.action IN ('acknowledge', 'resolve')),
+        ops._events_v2_string_problem(p_body -> 'dedup_key', 'dedup_key', 255, v_action IN ('acknowledge', 'resolve')),
         CASE WHEN pg_catalog.jsonb_typeof(p_body -> 'dedup_key') = 'string' AND p_body ->> 'dedup_key' = ''
              THEN '''dedup_key'' must not be empty' END
-    ] || CASE WHEN ev.action = 'trigger' AND pg_catalog.jsonb_typeof(ev.payload) IS DISTINCT FROM 'object' THEN ARRAY[
+    ] || CASE WHEN v_action = 'trigger' AND pg_catalog.jsonb_typeof(v_payload) IS DISTINCT FROM 'object' THEN ARRAY[
         '''payload'' is required: an object with summary, source and severity'
-    ] ELSE '{}' END || CASE WHEN ev.action = 'trigger' AND pg_catalog.jsonb_typeof(ev.payload) = 'object' THEN ARRAY[
-        ops._events_v2_string_problem(ev.payload -> 'summary', 'payload.summary', 1024, true),
-        ops._events_v2_string_problem(ev.payload -> 'source', 'payload.source', 255, true),
-        CASE WHEN pg_catalog.jsonb_typeof(ev.payload -> 'severity') IS DISTINCT FROM 'string'
-                  OR ev.payload ->> 'severity' NOT IN ('critical', 'error', 'warning', 'info')
+    ] ELSE '{}' END || CASE WHEN v_action = 'trigger' AND pg_catalog.jsonb_typeof(v_payload) = 'object' THEN ARRAY[
+        ops._events_v2_string_problem(v_payload -> 'summary', 'payload.summary', 1024, true),
+        ops._events_v2_string_problem(v_payload -> 'source', 'payload.source', 255, true),
+        CASE WHEN pg_catalog.jsonb_typeof(v_payload -> 'severity') IS DISTINCT FROM 'string'
+                  OR v_payload ->> 'severity' NOT IN ('critical', 'error', 'warning', 'info')
              THEN '''payload.severity'' must be one of critical, error, warning, info' END,
-        ops._events_v2_string_problem(ev.payload -> 'timestamp', 'payload.timestamp', 64, false),
-        CASE WHEN pg_catalog.jsonb_typeof(ev.payload -> 'timestamp') = 'string'
-                  AND pg_catalog.length(ev.payload ->> 'timestamp') <= 64
-                  AND ops._events_v2_timestamp(ev.payload ->> 'timestamp') IS NULL
+        ops._events_v2_string_problem(v_payload -> 'timestamp', 'payload.timestamp', 64, false),
+        CASE WHEN pg_catalog.jsonb_typeof(v_payload -> 'timestamp') = 'string'
+                  AND pg_catalog.length(v_payload ->> 'timestamp') <= 64
+                  AND ops._events_v2_timestamp(v_payload ->> 'timestamp') IS NULL
              THEN '''payload.timestamp'' must be an ISO 8601 time, e.g. 2026-12-01T08:00:00Z' END,
-        ops._events_v2_string_problem(ev.payload -> 'component', 'payload.component', 1024, false),
-        ops._events_v2_string_problem(ev.payload -> 'group', 'payload.group', 1024, false),
-        ops._events_v2_string_problem(ev.payload -> 'class', 'payload.class', 1024, false),
-        CASE WHEN coalesce(pg_catalog.jsonb_typeof(ev.payload -> 'custom_details'), 'null') NOT IN ('object', 'null')
+        ops._events_v2_string_problem(v_payload -> 'component', 'payload.component', 1024, false),
+        ops._events_v2_string_problem(v_payload -> 'group', 'payload.group', 1024, false),
+        ops._events_v2_string_problem(v_payload -> 'class', 'payload.class', 1024, false),
+        CASE WHEN coalesce(pg_catalog.jsonb_typeof(v_payload -> 'custom_details'), 'null') NOT IN ('object', 'null')
              THEN '''payload.custom_details'' must be an object' END
-    ] ELSE '{}' END || CASE WHEN ev.action = 'trigger' THEN ARRAY[
+    ] ELSE '{}' END || CASE WHEN v_action = 'trigger' THEN ARRAY[
         CASE WHEN coalesce(pg_catalog.jsonb_typeof(p_body -> 'links'), 'null') NOT IN ('array', 'null')
                   OR pg_catalog.jsonb_typeof(p_body -> 'links') = 'array' AND EXISTS (
                       SELECT 1 FROM pg_catalog.jsonb_array_elements(p_body -> 'links') AS l (e)
@@ -575,12 +576,12 @@ CREATE FUNCTION ops._events_v2_problems(p_body jsonb) RETURNS text[]
         ops._events_v2_string_problem(p_body -> 'client_url', 'client_url', 2048, false)
     ] ELSE '{}' END
     -- PagerDuty shows images only over HTTPS and refuses an event with another src: one error per image
-    || CASE WHEN ev.action = 'trigger' AND pg_catalog.jsonb_typeof(p_body -> 'images') = 'array' THEN ARRAY(
+    || CASE WHEN v_action = 'trigger' AND pg_catalog.jsonb_typeof(p_body -> 'images') = 'array' THEN ARRAY(
         SELECT pg_catalog.format('''images[%s].src'' must be an https:// URL', i.pos - 1)
         FROM pg_catalog.jsonb_array_elements(p_body -> 'images') WITH ORDINALITY AS i (e, pos)
         WHERE pg_catalog.jsonb_typeof(i.e -> 'src') = 'string' AND i.e ->> 'src' !~* '^https://[^/?#[:space:]]'
-        ORDER BY i.pos) ELSE '{}' END, NULL)
-    FROM ev
+        ORDER BY i.pos) ELSE '{}' END, NULL);
+END;
 $$;
 
 --
