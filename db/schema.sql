@@ -497,6 +497,79 @@ $_$;
 COMMENT ON FUNCTION ops._cron_value(p_token text, p_names text[], p_base integer, p_field text) IS 'Internal: one cron token as a number.';
 
 --
+-- Name: _events_v2_problems(jsonb); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._events_v2_problems(p_body jsonb) RETURNS text[]
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+-- plpgsql, not sql: its plans are cached across calls, where a sql function with SET is planned on every call
+DECLARE
+    v_action text := CASE WHEN pg_catalog.jsonb_typeof(p_body -> 'event_action') = 'string'
+                          THEN p_body ->> 'event_action' END;
+    v_payload jsonb := p_body -> 'payload';
+BEGIN
+    -- payload fields are looked at only when there is a payload object: a missing payload is one error
+    RETURN pg_catalog.array_remove(ARRAY[
+        CASE WHEN v_action IS NULL OR v_action NOT IN ('trigger', 'acknowledge', 'resolve')
+             THEN '''event_action'' must be one of trigger, acknowledge, resolve' END,
+        ops._events_v2_string_problem(p_body -> 'dedup_key', 'dedup_key', 255, v_action IN ('acknowledge', 'resolve')),
+        CASE WHEN pg_catalog.jsonb_typeof(p_body -> 'dedup_key') = 'string' AND p_body ->> 'dedup_key' = ''
+             THEN '''dedup_key'' must not be empty' END
+    ] || CASE WHEN v_action = 'trigger' AND pg_catalog.jsonb_typeof(v_payload) IS DISTINCT FROM 'object' THEN ARRAY[
+        '''payload'' is required: an object with summary, source and severity'
+    ] ELSE '{}' END || CASE WHEN v_action = 'trigger' AND pg_catalog.jsonb_typeof(v_payload) = 'object' THEN ARRAY[
+        ops._events_v2_string_problem(v_payload -> 'summary', 'payload.summary', 1024, true),
+        ops._events_v2_string_problem(v_payload -> 'source', 'payload.source', 255, true),
+        CASE WHEN pg_catalog.jsonb_typeof(v_payload -> 'severity') IS DISTINCT FROM 'string'
+                  OR v_payload ->> 'severity' NOT IN ('critical', 'error', 'warning', 'info')
+             THEN '''payload.severity'' must be one of critical, error, warning, info' END,
+        ops._events_v2_string_problem(v_payload -> 'timestamp', 'payload.timestamp', 64, false),
+        CASE WHEN pg_catalog.jsonb_typeof(v_payload -> 'timestamp') = 'string'
+                  AND pg_catalog.length(v_payload ->> 'timestamp') <= 64
+                  AND ops._events_v2_timestamp(v_payload ->> 'timestamp') IS NULL
+             THEN '''payload.timestamp'' must be an ISO 8601 time, e.g. 2026-12-01T08:00:00Z' END,
+        ops._events_v2_string_problem(v_payload -> 'component', 'payload.component', 1024, false),
+        ops._events_v2_string_problem(v_payload -> 'group', 'payload.group', 1024, false),
+        ops._events_v2_string_problem(v_payload -> 'class', 'payload.class', 1024, false),
+        CASE WHEN coalesce(pg_catalog.jsonb_typeof(v_payload -> 'custom_details'), 'null') NOT IN ('object', 'null')
+             THEN '''payload.custom_details'' must be an object' END
+    ] ELSE '{}' END || CASE WHEN v_action = 'trigger' THEN ARRAY[
+        CASE WHEN coalesce(pg_catalog.jsonb_typeof(p_body -> 'links'), 'null') NOT IN ('array', 'null')
+                  OR pg_catalog.jsonb_typeof(p_body -> 'links') = 'array' AND EXISTS (
+                      SELECT 1 FROM pg_catalog.jsonb_array_elements(p_body -> 'links') AS l (e)
+                      WHERE pg_catalog.jsonb_typeof(l.e) <> 'object'
+                         OR pg_catalog.jsonb_typeof(l.e -> 'href') IS DISTINCT FROM 'string'
+                         OR coalesce(pg_catalog.jsonb_typeof(l.e -> 'text'), 'null') NOT IN ('string', 'null'))
+             THEN '''links'' must be a list of {"href": string, "text": string}' END,
+        CASE WHEN coalesce(pg_catalog.jsonb_typeof(p_body -> 'images'), 'null') NOT IN ('array', 'null')
+                  OR pg_catalog.jsonb_typeof(p_body -> 'images') = 'array' AND EXISTS (
+                      SELECT 1 FROM pg_catalog.jsonb_array_elements(p_body -> 'images') AS i (e)
+                      WHERE pg_catalog.jsonb_typeof(i.e) <> 'object'
+                         OR pg_catalog.jsonb_typeof(i.e -> 'src') IS DISTINCT FROM 'string'
+                         OR coalesce(pg_catalog.jsonb_typeof(i.e -> 'href'), 'null') NOT IN ('string', 'null')
+                         OR coalesce(pg_catalog.jsonb_typeof(i.e -> 'alt'), 'null') NOT IN ('string', 'null'))
+             THEN '''images'' must be a list of {"src": string, "href": string, "alt": string}' END,
+        ops._events_v2_string_problem(p_body -> 'client', 'client', 1024, false),
+        ops._events_v2_string_problem(p_body -> 'client_url', 'client_url', 2048, false)
+    ] ELSE '{}' END
+    -- PagerDuty shows images only over HTTPS and refuses an event with another src: one error per image
+    || CASE WHEN v_action = 'trigger' AND pg_catalog.jsonb_typeof(p_body -> 'images') = 'array' THEN ARRAY(
+        SELECT pg_catalog.format('''images[%s].src'' must be an https:// URL', i.pos - 1)
+        FROM pg_catalog.jsonb_array_elements(p_body -> 'images') WITH ORDINALITY AS i (e, pos)
+        WHERE pg_catalog.jsonb_typeof(i.e -> 'src') = 'string' AND i.e ->> 'src' !~* '^https://[^/?#[:space:]]'
+        ORDER BY i.pos) ELSE '{}' END, NULL);
+END;
+$$;
+
+--
+-- Name: FUNCTION _events_v2_problems(p_body jsonb); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._events_v2_problems(p_body jsonb) IS 'Internal: every problem of an Events API v2 event apart from its routing_key, as PagerDuty lists them (a type, a missing or too long field, an image src that is not https), else an empty array.';
+
+--
 -- Name: _events_v2_string_problem(jsonb, text, integer, boolean); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -848,6 +921,75 @@ $$;
 COMMENT ON FUNCTION ops._incidents_before_write() IS 'Internal trigger: derives route, keeps ack/resolve fields consistent with status, recomputes next_due_at.';
 
 --
+-- Name: _intake_fit_details(jsonb); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._intake_fit_details(p_details jsonb) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_size int := pg_catalog.octet_length(p_details::text);
+    v_out jsonb;
+BEGIN
+    IF v_size IS NULL OR v_size <= 65536 THEN
+        RETURN p_details;
+    END IF;
+    -- what may go: members of top-level objects and arrays (the top-level strings are bounded by
+    -- each sender's checks), largest first, links last, until 1 KiB under the limit (room for the
+    -- marker). A member's share of the text is its key, its value and the separators.
+    WITH part AS (
+        SELECT f.k AS field, m.k AS member, m.pos, m.v, pg_catalog.octet_length(m.v::text) AS bytes,
+               pg_catalog.octet_length(m.v::text) + 2
+               + coalesce(pg_catalog.octet_length(pg_catalog.to_jsonb(m.k)::text) + 2, 0) AS share
+        FROM pg_catalog.jsonb_each(p_details) AS f (k, v)
+        CROSS JOIN LATERAL (
+            SELECT o.k, NULL::bigint AS pos, o.v
+            FROM pg_catalog.jsonb_each(CASE WHEN pg_catalog.jsonb_typeof(f.v) = 'object' THEN f.v END) AS o (k, v)
+            UNION ALL
+            SELECT NULL, a.pos, a.v
+            FROM pg_catalog.jsonb_array_elements(CASE WHEN pg_catalog.jsonb_typeof(f.v) = 'array' THEN f.v END)
+                 WITH ORDINALITY AS a (v, pos)
+        ) AS m
+    ),
+    ranked AS (
+        SELECT r.*, r.running - r.share < v_size - (65536 - 1024) AS cut
+        FROM (SELECT p.*, pg_catalog.sum(p.share) OVER (ORDER BY p.field = 'links', p.share DESC, p.field, p.member, p.pos)
+                          AS running
+              FROM part AS p) AS r
+    )
+    -- rebuilt from what is kept rather than with jsonb - text[], which is quadratic in the keys cut
+    SELECT pg_catalog.jsonb_object_agg(f.k, CASE
+               WHEN NOT EXISTS (SELECT 1 FROM ranked WHERE ranked.field = f.k AND ranked.cut) THEN f.v
+               WHEN pg_catalog.jsonb_typeof(f.v) = 'object'
+                   THEN (SELECT coalesce(pg_catalog.jsonb_object_agg(k.member, k.v), '{}')
+                         FROM ranked AS k WHERE k.field = f.k AND NOT k.cut)
+               ELSE (SELECT coalesce(pg_catalog.jsonb_agg(k.v ORDER BY k.pos), '[]')
+                     FROM ranked AS k WHERE k.field = f.k AND NOT k.cut)
+           END)
+           || pg_catalog.jsonb_build_object('truncated', (
+               SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('field', c.field, 'bytes', c.bytes)
+                                           ORDER BY c.field)
+               FROM (SELECT ranked.field, pg_catalog.sum(ranked.bytes)::bigint AS bytes
+                     FROM ranked WHERE ranked.cut GROUP BY ranked.field) AS c))
+    INTO v_out
+    FROM pg_catalog.jsonb_each(p_details) AS f (k, v);
+    -- only top-level strings left, which the senders' own checks keep short: a caller in SQL
+    IF pg_catalog.octet_length(v_out::text) > 65536 THEN
+        RAISE EXCEPTION 'incident details are % bytes, more than 64 KiB', v_size
+            USING ERRCODE = '22023', HINT = 'Send fewer or shorter fields.';
+    END IF;
+    RETURN v_out;
+END;
+$$;
+
+--
+-- Name: FUNCTION _intake_fit_details(p_details jsonb); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._intake_fit_details(p_details jsonb) IS 'Internal: sender details cut to 64 KiB, so that no alert is refused for its size: the largest members of its objects and arrays go first (links last), and "truncated": [{"field": "custom_details", "bytes": N}, ...] says from which field how many bytes went. Details within the limit come back as they are; 22023 when only top-level strings are left and still too long.';
+
+--
 -- Name: _intake_transition(text, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -883,13 +1025,10 @@ CREATE FUNCTION ops._intake_trigger(p_incident_key text, p_severity text, p_rout
 DECLARE
     v_row ops.incidents;
     v_id uuid;
-    v_details jsonb := coalesce(p_details, '{}');
+    -- cut, not refused: most senders do not retry a 4xx, so a refusal would lose the alert
+    v_details jsonb := ops._intake_fit_details(coalesce(p_details, '{}'));
     v_prev text := coalesce(pg_catalog.current_setting('opsguard.actor', true), '');
 BEGIN
-    IF pg_catalog.octet_length(p_details::text) > 65536 THEN
-        RAISE EXCEPTION 'incident details are % bytes, more than 64 KiB', pg_catalog.octet_length(p_details::text)
-            USING ERRCODE = '22023', HINT = 'Send fewer or shorter labels, annotations and custom details.';
-    END IF;
     IF pg_catalog.length(p_incident_key) > 500 OR pg_catalog.btrim(p_incident_key) = '' THEN
         RAISE EXCEPTION 'incident key must be 1 to 500 characters' USING ERRCODE = '22023';
     END IF;
@@ -936,7 +1075,7 @@ $$;
 -- Name: FUNCTION _intake_trigger(p_incident_key text, p_severity text, p_route text, p_summary text, p_details jsonb, p_actor text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops._intake_trigger(p_incident_key text, p_severity text, p_route text, p_summary text, p_details jsonb, p_actor text, p_now timestamp with time zone) IS 'Internal: opens or refreshes the not-resolved incident with this key (as ops.trigger_incident), keeping the sender details (at most 64 KiB).';
+COMMENT ON FUNCTION ops._intake_trigger(p_incident_key text, p_severity text, p_route text, p_summary text, p_details jsonb, p_actor text, p_now timestamp with time zone) IS 'Internal: opens or refreshes the not-resolved incident with this key (as ops.trigger_incident), keeping the sender details, cut to 64 KiB with a "truncated" marker by ops._intake_fit_details.';
 
 --
 -- Name: integration_keys; Type: TABLE; Schema: ops; Owner: -
@@ -2105,7 +2244,10 @@ BEGIN
            (pg_catalog.count(*) FILTER (WHERE a.v ->> 'status' = 'firing'))::int,
            coalesce(pg_catalog.bool_or(pg_catalog.lower(a.v #>> '{labels,severity}') IN ('critical', 'page', 'error'))
                         FILTER (WHERE a.v ->> 'status' = 'firing'), false),
-           coalesce(nullif(v_common ->> 'route', ''),
+           -- a key bound to a route acts on that route only: a label naming another one stays in
+           -- the details but does not move the incident (nor page that route's rotation)
+           coalesce(v_key.route,
+                    nullif(v_common ->> 'route', ''),
                     (pg_catalog.array_agg(a.v #>> '{labels,route}' ORDER BY a.v ->> 'status' <> 'firing', a.ord)
                          FILTER (WHERE nullif(a.v #>> '{labels,route}', '') IS NOT NULL))[1],
                     nullif(v_common ->> 'service', ''),
@@ -2113,8 +2255,7 @@ BEGIN
                          FILTER (WHERE nullif(a.v #>> '{labels,service}', '') IS NOT NULL))[1],
                     nullif(v_common ->> 'job', ''),
                     (pg_catalog.array_agg(a.v #>> '{labels,job}' ORDER BY a.v ->> 'status' <> 'firing', a.ord)
-                         FILTER (WHERE nullif(a.v #>> '{labels,job}', '') IS NOT NULL))[1],
-                    v_key.route),
+                         FILTER (WHERE nullif(a.v #>> '{labels,job}', '') IS NOT NULL))[1]),
            coalesce(nullif(p_body #>> '{commonAnnotations,summary}', ''),
                     nullif(v_common ->> 'alertname', ''),
                     (pg_catalog.array_agg(a.v #>> '{labels,alertname}' ORDER BY a.v ->> 'status' <> 'firing', a.ord)
@@ -2169,12 +2310,9 @@ BEGIN
         'externalURL', pg_catalog.left(p_body ->> 'externalURL', 2048),
         'title', pg_catalog.left(p_body ->> 'title', 1024),
         'orgId', p_body -> 'orgId',
-        'groupLabels', CASE WHEN pg_catalog.octet_length((p_body -> 'groupLabels')::text) <= 8192
-                            THEN p_body -> 'groupLabels' END,
-        'commonLabels', CASE WHEN pg_catalog.octet_length((p_body -> 'commonLabels')::text) <= 8192
-                             THEN p_body -> 'commonLabels' END,
-        'commonAnnotations', CASE WHEN pg_catalog.octet_length((p_body -> 'commonAnnotations')::text) <= 8192
-                                  THEN p_body -> 'commonAnnotations' END,
+        'groupLabels', p_body -> 'groupLabels',
+        'commonLabels', p_body -> 'commonLabels',
+        'commonAnnotations', p_body -> 'commonAnnotations',
         'alertsTotal', v_total,
         'alertsFiring', v_firing,
         'alertsOmitted', v_total - v_kept,
@@ -2191,7 +2329,7 @@ $_$;
 -- Name: FUNCTION api_alertmanager(p_token text, p_body jsonb, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.api_alertmanager(p_token text, p_body jsonb, p_now timestamp with time zone) IS 'POST /ops/integrations/alertmanager (bearer key of kind alertmanager): one incident per alert group (key alertmanager:<key name>:<sha256 of groupKey>), opened or refreshed while it fires, resolved by the resolved notification. {"ok": true, "incidents": [...]}; a bad key 28000, a bad payload 22023 naming the field.';
+COMMENT ON FUNCTION ops.api_alertmanager(p_token text, p_body jsonb, p_now timestamp with time zone) IS 'POST /ops/integrations/alertmanager (bearer key of kind alertmanager): one incident per alert group (key alertmanager:<key name>:<sha256 of groupKey>), opened or refreshed while it fires, resolved by the resolved notification; its route is the key''s, else the route/service/job label. {"ok": true, "incidents": [...]}; a bad key 28000, a bad payload 22023 naming the field.';
 
 --
 -- Name: api_events_v2(jsonb, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -2221,50 +2359,7 @@ BEGIN
         CASE WHEN pg_catalog.jsonb_typeof(p_body -> 'routing_key') = 'string' THEN p_body ->> 'routing_key' END,
         'events_v2');
 
-    -- payload fields are looked at only when there is a payload object: a missing payload is one error
-    SELECT pg_catalog.array_remove(ARRAY[
-        CASE WHEN v_action IS NULL OR v_action NOT IN ('trigger', 'acknowledge', 'resolve')
-             THEN '''event_action'' must be one of trigger, acknowledge, resolve' END,
-        ops._events_v2_string_problem(p_body -> 'dedup_key', 'dedup_key', 255, v_action IN ('acknowledge', 'resolve')),
-        CASE WHEN pg_catalog.jsonb_typeof(p_body -> 'dedup_key') = 'string' AND p_body ->> 'dedup_key' = ''
-             THEN '''dedup_key'' must not be empty' END
-    ] || CASE WHEN v_action = 'trigger' AND pg_catalog.jsonb_typeof(v_payload) IS DISTINCT FROM 'object' THEN ARRAY[
-        '''payload'' is required: an object with summary, source and severity'
-    ] ELSE '{}' END || CASE WHEN v_action = 'trigger' AND pg_catalog.jsonb_typeof(v_payload) = 'object' THEN ARRAY[
-        ops._events_v2_string_problem(v_payload -> 'summary', 'payload.summary', 1024, true),
-        ops._events_v2_string_problem(v_payload -> 'source', 'payload.source', 255, true),
-        CASE WHEN pg_catalog.jsonb_typeof(v_payload -> 'severity') IS DISTINCT FROM 'string'
-                  OR v_payload ->> 'severity' NOT IN ('critical', 'error', 'warning', 'info')
-             THEN '''payload.severity'' must be one of critical, error, warning, info' END,
-        ops._events_v2_string_problem(v_payload -> 'timestamp', 'payload.timestamp', 64, false),
-        CASE WHEN pg_catalog.jsonb_typeof(v_payload -> 'timestamp') = 'string'
-                  AND pg_catalog.length(v_payload ->> 'timestamp') <= 64
-                  AND ops._events_v2_timestamp(v_payload ->> 'timestamp') IS NULL
-             THEN '''payload.timestamp'' must be an ISO 8601 time, e.g. 2026-12-01T08:00:00Z' END,
-        ops._events_v2_string_problem(v_payload -> 'component', 'payload.component', 1024, false),
-        ops._events_v2_string_problem(v_payload -> 'group', 'payload.group', 1024, false),
-        ops._events_v2_string_problem(v_payload -> 'class', 'payload.class', 1024, false),
-        CASE WHEN coalesce(pg_catalog.jsonb_typeof(v_payload -> 'custom_details'), 'null') NOT IN ('object', 'null')
-             THEN '''payload.custom_details'' must be an object' END
-    ] ELSE '{}' END || CASE WHEN v_action = 'trigger' THEN ARRAY[
-        CASE WHEN coalesce(pg_catalog.jsonb_typeof(p_body -> 'links'), 'null') NOT IN ('array', 'null')
-                  OR pg_catalog.jsonb_typeof(p_body -> 'links') = 'array' AND EXISTS (
-                      SELECT 1 FROM pg_catalog.jsonb_array_elements(p_body -> 'links') AS l (e)
-                      WHERE pg_catalog.jsonb_typeof(l.e) <> 'object'
-                         OR pg_catalog.jsonb_typeof(l.e -> 'href') IS DISTINCT FROM 'string'
-                         OR coalesce(pg_catalog.jsonb_typeof(l.e -> 'text'), 'null') NOT IN ('string', 'null'))
-             THEN '''links'' must be a list of {"href": string, "text": string}' END,
-        CASE WHEN coalesce(pg_catalog.jsonb_typeof(p_body -> 'images'), 'null') NOT IN ('array', 'null')
-                  OR pg_catalog.jsonb_typeof(p_body -> 'images') = 'array' AND EXISTS (
-                      SELECT 1 FROM pg_catalog.jsonb_array_elements(p_body -> 'images') AS i (e)
-                      WHERE pg_catalog.jsonb_typeof(i.e) <> 'object'
-                         OR pg_catalog.jsonb_typeof(i.e -> 'src') IS DISTINCT FROM 'string'
-                         OR coalesce(pg_catalog.jsonb_typeof(i.e -> 'href'), 'null') NOT IN ('string', 'null')
-                         OR coalesce(pg_catalog.jsonb_typeof(i.e -> 'alt'), 'null') NOT IN ('string', 'null'))
-             THEN '''images'' must be a list of {"src": string, "href": string, "alt": string}' END,
-        ops._events_v2_string_problem(p_body -> 'client', 'client', 1024, false),
-        ops._events_v2_string_problem(p_body -> 'client_url', 'client_url', 2048, false)
-    ] ELSE '{}' END, NULL) INTO v_errors;
+    v_errors := ops._events_v2_problems(p_body);
     IF pg_catalog.cardinality(v_errors) > 0 THEN
         RAISE EXCEPTION '%', v_errors[1] USING ERRCODE = '22023',
             DETAIL = pg_catalog.array_to_json(v_errors)::text,
@@ -2461,7 +2556,7 @@ $$;
 -- Name: FUNCTION api_heartbeat_ping(p_token text, p_name text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.api_heartbeat_ping(p_token text, p_name text, p_now timestamp with time zone) IS 'POST /ops/heartbeats/<name>: records a ping (due again one interval later) and resolves an open heartbeat::<name> incident, actor the key name. Bad key: 28000; unknown heartbeat, or one of another route than the key: P0002.';
+COMMENT ON FUNCTION ops.api_heartbeat_ping(p_token text, p_name text, p_now timestamp with time zone) IS 'POST /ops/heartbeats/<name>: records a ping (due again one interval later) and resolves an open heartbeat::<name> incident, actor the key name. A key with a route pings only heartbeats of that route; one without is global and pings any. Bad key: 28000; unknown heartbeat, or one of another route than the key: P0002.';
 
 --
 -- Name: api_list_incidents(text, text, jsonb); Type: FUNCTION; Schema: ops; Owner: -
@@ -3409,6 +3504,19 @@ BEGIN
     IF p_route IS NOT NULL AND (pg_catalog.btrim(p_route) = '' OR pg_catalog.length(p_route) > 500) THEN
         RAISE EXCEPTION 'a route must be 1 to 500 characters' USING ERRCODE = '22023';
     END IF;
+    -- events_v2:<key name>:<dedup_key> must name one key: key a with dedup_key b:c and key a:b with
+    -- dedup_key c would share an incident, each acknowledging and resolving the other's
+    IF p_kind = 'events_v2' THEN
+        LOCK TABLE ops.integration_keys IN SHARE ROW EXCLUSIVE MODE;  -- two such names made at once: one waits
+    END IF;
+    IF p_kind = 'events_v2' AND EXISTS (
+        SELECT 1 FROM ops.integration_keys
+        WHERE kind = 'events_v2' AND name <> p_name
+          AND (pg_catalog.starts_with(p_name, name || ':') OR pg_catalog.starts_with(name, p_name || ':'))) THEN
+        RAISE EXCEPTION 'integration key name "%" would share incident keys with another events_v2 key', p_name
+            USING ERRCODE = '23505',
+                  HINT = 'An events_v2 key name may not be another one''s name plus '':'': choose another name.';
+    END IF;
     IF EXISTS (SELECT 1 FROM ops.integration_keys WHERE name = p_name) THEN
         RAISE EXCEPTION 'integration key "%" exists', p_name
             USING ERRCODE = '23505', HINT = 'Names are never reused, revoked ones included: choose another name.';
@@ -3428,7 +3536,7 @@ $_$;
 -- Name: FUNCTION create_integration_key(p_name text, p_kind text, p_actor text, p_route text); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.create_integration_key(p_name text, p_kind text, p_actor text, p_route text) IS 'Makes a key for a sender and returns its token, once (only the SHA-256 is stored): SELECT ops.create_integration_key(''alertmanager-prod'', ''alertmanager'', ''alice'');';
+COMMENT ON FUNCTION ops.create_integration_key(p_name text, p_kind text, p_actor text, p_route text) IS 'Makes a key for a sender and returns its token, once (only the SHA-256 is stored): SELECT ops.create_integration_key(''alertmanager-prod'', ''alertmanager'', ''alice'', ''platform''); A key with a route only ever acts on that route (its incidents land there whatever the labels say; a heartbeat key pings only heartbeats of that route). A key without a route is global: its incidents go where the labels, component or source say, and a heartbeat key without one pings every heartbeat, so make one on purpose. Bad name, kind or route: 22023; a name taken, or an events_v2 name that is another one''s plus '':'': 23505.';
 
 --
 -- Name: create_policy(text, text, integer); Type: FUNCTION; Schema: ops; Owner: -
@@ -8458,6 +8566,12 @@ REVOKE ALL ON FUNCTION ops._cron_sets(p_expr text, OUT r_minute integer[], OUT r
 REVOKE ALL ON FUNCTION ops._cron_value(p_token text, p_names text[], p_base integer, p_field text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _events_v2_problems(p_body jsonb); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._events_v2_problems(p_body jsonb) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _events_v2_string_problem(p_value jsonb, p_field text, p_max integer, p_required boolean); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -8510,6 +8624,12 @@ REVOKE ALL ON FUNCTION ops._incidents_before_reopen() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION ops._incidents_before_write() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _intake_fit_details(p_details jsonb); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._intake_fit_details(p_details jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _intake_transition(p_incident_key text, p_status text, p_actor text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -

@@ -102,7 +102,9 @@ def test_a_group_opens_one_incident_refreshes_it_and_resolves_it(post, keys, con
     assert first.status_code == 200, first.json
     assert first.json["ok"] is True and len(first.json["incidents"]) == 1
     inc = first.json["incidents"][0]
-    assert (inc["status"], inc["severity"], inc["route"], inc["summary"]) == ("open", "critical", "node", "disk almost full")
+    # the key's route (platform), not the job label: a route-bound key acts on its route only
+    assert (inc["status"], inc["severity"], inc["route"], inc["summary"]) == ("open", "critical", "platform",
+                                                                               "disk almost full")
     details = conn.execute("SELECT details FROM ops.incidents WHERE id = %s", (inc["id"],)).fetchone()[0]
     assert details["externalURL"] == "http://alertmanager:9093"
     assert [a["labels"]["instance"] for a in details["alerts"]] == ["db1", "db2"]
@@ -116,9 +118,45 @@ def test_a_group_opens_one_incident_refreshes_it_and_resolves_it(post, keys, con
     resolved = post(notification("resolved", [alert("db1", "resolved"), alert("db2", "resolved")]), token=keys["am-prod"])
     assert resolved.status_code == 200
     assert resolved.json["incidents"][0]["status"] == "resolved"
-    assert incidents(conn) == [(inc["id"], "resolved", "critical", "node", "disk almost full", "am-prod")]
+    assert incidents(conn) == [(inc["id"], "resolved", "critical", "platform", "disk almost full", "am-prod")]
     nothing_open = post(notification("resolved", []), token=keys["am-prod"])
     assert nothing_open.status_code == 200 and nothing_open.json == {"ok": True, "incidents": []}
+
+
+def test_a_route_bound_key_opens_incidents_on_its_route_only(post, keys, conn):
+    """A key made for route platform cannot page another route's rotation by labelling its alerts
+    route=billing (or service/job): the incident is on platform, the label kept in the details."""
+    for labels in ({"route": "billing"}, {"service": "billing"}, {"job": "billing"}):
+        body = notification(alerts=[alert("db1", severity="critical", **labels)], group="Moved" + next(iter(labels)))
+        body["commonLabels"].update(labels)
+        resp = post(body, token=keys["am-prod"])
+        assert resp.status_code == 200, resp.json
+        inc = resp.json["incidents"][0]
+        assert inc["route"] == "platform", labels
+        details = conn.execute("SELECT details FROM ops.incidents WHERE id = %s", (inc["id"],)).fetchone()[0]
+        assert details["commonLabels"].items() >= labels.items() and details["alerts"][0]["labels"].items() >= labels.items()
+    assert conn.execute("SELECT count(*) FROM ops.incidents WHERE route = 'billing'").fetchone()[0] == 0
+
+
+def test_a_key_without_a_route_follows_the_labels(post, keys, conn):
+    bare = conn.execute("SELECT ops.create_integration_key('am-global', 'alertmanager', 'alice')").fetchone()[0]
+    resp = post(notification(alerts=[alert("db1", route="billing")]), token=bare)
+    assert resp.status_code == 200 and resp.json["incidents"][0]["route"] == "billing", resp.json
+
+
+def test_100_kb_of_annotations_open_the_incident_with_a_truncation_marker(post, keys, conn):
+    """Alertmanager does not retry a 4xx: a notification too big for the details must still page."""
+    body = notification()
+    body["commonAnnotations"] = {"summary": "disk almost full", "dump": "x" * 100_000}
+    resp = post(body, token=keys["am-prod"])
+    assert resp.status_code == 200, resp.json
+    inc = resp.json["incidents"][0]
+    assert (inc["status"], inc["severity"], inc["summary"]) == ("open", "critical", "disk almost full")
+    details, size = conn.execute("SELECT details, octet_length(details::text) FROM ops.incidents WHERE id = %s",
+                                 (inc["id"],)).fetchone()
+    assert details["truncated"] == [{"field": "commonAnnotations", "bytes": 100_002}]
+    assert details["commonAnnotations"] == {"summary": "disk almost full"} and size <= 64 * 1024
+    assert [a["labels"]["instance"] for a in details["alerts"]] == ["db1", "db2"]
 
 
 def test_grafana_payload_is_accepted(post, keys, conn):

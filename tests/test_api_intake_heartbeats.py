@@ -90,6 +90,14 @@ def test_a_key_bound_to_its_route_pings_that_route_only(api, conn, keys):
     assert checksum(conn) == before
 
 
+def test_a_key_bound_to_a_route_does_not_ping_a_heartbeat_without_one(api, conn, keys):
+    conn.execute("SELECT ops.set_heartbeat('nightly-backup', '1 day', 'alice')")
+    before = checksum(conn)
+    assert_4xx_json(ping(api, "nightly-backup", keys["hb-billing"]), 404, "not_found")
+    assert checksum(conn) == before
+    assert ping(api, "nightly-backup", keys["am-watchdog"]).status_code == 200, "a key without a route is global"
+
+
 @pytest.mark.parametrize("which", ["wrong kind", "revoked", "unknown", "missing", "not bearer", "in the body"])
 def test_a_bad_key_is_401_and_changes_nothing(api, conn, keys, which):
     token, scheme = {"wrong kind": (keys["am-prod"], "Bearer"), "revoked": (keys["old"], "Bearer"),

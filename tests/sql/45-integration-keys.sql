@@ -1,8 +1,9 @@
 -- Integration keys (SPEC 10): a token shown once, stored as SHA-256, bound to a kind and
 -- optionally a route, audited, revocable; a missing, unknown, revoked or wrong-kind key is
--- one and the same 28000. The intake verbs dedup like ops.trigger_incident.
+-- one and the same 28000. The intake verbs dedup like ops.trigger_incident. A key with a route
+-- acts on that route only, for every kind and action (docs/intake.md); a key without one is global.
 BEGIN;
-SELECT plan(25);
+SELECT plan(35);
 
 CREATE TEMP TABLE k AS
 SELECT
@@ -65,6 +66,48 @@ SELECT is((ops._intake_transition('am:g1', 'resolved', 'am-prod', '2026-12-01 10
           'resolving by key');
 SELECT ok(ops._intake_transition('am:g1', 'resolved', 'am-prod', '2026-12-01 10:11+00') IS NULL,
           'resolving a key with nothing open changes nothing');
+
+-- heartbeat keys: a key with a route pings only heartbeats of that route, answered as an unknown
+-- heartbeat otherwise; a key without a route is global and pings every heartbeat
+CREATE TEMP TABLE hk AS
+SELECT
+    ops.create_integration_key('hb-a', 'heartbeat', 'alice', 'route-a') AS a,
+    ops.create_integration_key('hb-any', 'heartbeat', 'alice') AS anyroute;
+SELECT ops.set_heartbeat(name, '5 minutes', 'alice', route, p_now => '2026-12-01 10:00+00')
+FROM (VALUES ('beat-a', 'route-a'), ('beat-b', 'route-b'), ('beat-none', NULL)) AS h (name, route);
+SELECT ops.escalation_tick('2026-12-01 10:06+00');  -- all three missed: heartbeat::<name> is open for each
+CREATE TEMP TABLE hb_before AS
+SELECT
+    md5(string_agg(h::text, ',' ORDER BY name)) AS beats,
+    (SELECT md5(string_agg(i::text, ',' ORDER BY id)) FROM ops.incidents AS i) AS incidents
+FROM ops.heartbeats AS h;
+SELECT throws_ok(format('SELECT ops.api_heartbeat_ping(%L, %L, %L)', (SELECT a FROM hk), b, '2026-12-01 10:07+00'),
+                 'P0002', format('no heartbeat "%s" for this key', b), descr)
+FROM (VALUES ('beat-b', 'a key bound to route-a does not ping a heartbeat of route-b'),
+             ('beat-none', '... nor a heartbeat without a route'),
+             ('nope', '... and says the same as for an unknown heartbeat')) AS c (b, descr);
+SELECT is((SELECT md5(string_agg(h::text, ',' ORDER BY name)) FROM ops.heartbeats AS h), (SELECT beats FROM hb_before),
+          'the refused pings moved no heartbeat');
+SELECT is((SELECT md5(string_agg(i::text, ',' ORDER BY id)) FROM ops.incidents AS i), (SELECT incidents FROM hb_before),
+          '... and resolved no incident');
+SELECT is(ops.api_heartbeat_ping((SELECT a FROM hk), 'beat-a', '2026-12-01 10:07+00') #>> '{resolved,status}', 'resolved',
+          'the key bound to route-a pings its heartbeat and resolves its incident');
+SELECT results_eq($$SELECT ops.api_heartbeat_ping((SELECT anyroute FROM hk), b, '2026-12-01 10:08+00') #>> '{resolved,resolvedBy}'
+                    FROM unnest(ARRAY['beat-b', 'beat-none']) AS b$$,
+                  ARRAY['hb-any', 'hb-any'], 'a key without a route is global: it pings (and resolves) any heartbeat');
+
+-- events_v2 incidents are events_v2:<key name>:<dedup_key>: no key name may be another's plus ':',
+-- else key pd with dedup_key x:1 would act on the incident key pd:x opened with dedup_key 1
+SELECT ops.create_integration_key('pd-x', 'events_v2', 'alice', 'route-a');
+SELECT throws_ok($$SELECT ops.create_integration_key('pd-x:y', 'events_v2', 'alice', 'route-b')$$, '23505',
+                 'integration key name "pd-x:y" would share incident keys with another events_v2 key',
+                 'an events_v2 key named after another plus : is refused');
+SELECT ops.create_integration_key('q:r', 'events_v2', 'alice');
+SELECT throws_ok($$SELECT ops.create_integration_key('q', 'events_v2', 'alice')$$, '23505',
+                 'integration key name "q" would share incident keys with another events_v2 key',
+                 '... and so is the shorter name of such a pair');
+SELECT lives_ok($$SELECT ops.create_integration_key('pd-x:am', 'alertmanager', 'alice')$$,
+                'another kind never shares events_v2 incident keys: its name is free');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,9 +1,9 @@
 -- ops.api_alertmanager (SPEC 10): one incident per alert group, severity from the firing alerts,
--- route from route/service/job labels else the key route, summary, bounded details, dedup and
+-- route from the key's route else route/service/job labels, summary, bounded details, dedup and
 -- refresh without a second escalation, resolve by the resolved notification, refused keys and
 -- payloads that change nothing, 10k alerts kept small, the clock moved by p_now.
 BEGIN;
-SELECT plan(53);
+SELECT plan(60);
 
 CREATE TEMP TABLE k AS
 SELECT
@@ -60,8 +60,8 @@ SELECT is((SELECT count(*)::int FROM ops.incidents WHERE incident_key LIKE 'aler
 
 -- what the incident keeps
 SELECT is((SELECT (severity, route, summary, status) FROM ops.incidents WHERE id = (SELECT (answer #>> '{incidents,0,id}')::uuid FROM r1)),
-          row('critical'::text, 'db'::text, 'DiskFull'::text, 'open'::text),
-          'critical from the highest firing severity, route from service, summary from alertname');
+          row('critical'::text, 'platform'::text, 'DiskFull'::text, 'open'::text),
+          'critical from the highest firing severity, route from the key (service db does not move it), summary from alertname');
 SELECT is((SELECT details #> '{alerts,1,labels,instance}' FROM ops.incidents
            WHERE id = (SELECT (answer #>> '{incidents,0,id}')::uuid FROM r1)), '"db2"'::jsonb,
           'details keep the alert labels');
@@ -97,11 +97,22 @@ LANGUAGE sql AS $$
     SELECT pg_temp.send(p_token, pg_temp.am('Route' || md5(p_labels::text), 'firing', jsonb_build_array(
         pg_temp.alert('firing', p_labels))), '2026-12-01 10:00+00') #>> '{incidents,0,route}'
 $$;
-SELECT is(pg_temp.route_of((SELECT am FROM k), '{"route": "checkout", "service": "cart", "job": "node"}'), 'checkout',
-          'the route label comes first');
-SELECT is(pg_temp.route_of((SELECT am FROM k), '{"service": "cart", "job": "node"}'), 'cart', 'then service');
-SELECT is(pg_temp.route_of((SELECT am FROM k), '{"job": "node"}'), 'node', 'then job');
-SELECT is(pg_temp.route_of((SELECT am FROM k), '{"instance": "x"}'), 'platform', 'then the key route');
+SELECT is(pg_temp.route_of((SELECT bare FROM k), '{"route": "checkout", "service": "cart", "job": "node"}'), 'checkout',
+          'a key without a route: the route label comes first');
+SELECT is(pg_temp.route_of((SELECT bare FROM k), '{"service": "cart", "job": "node"}'), 'cart', 'then service');
+SELECT is(pg_temp.route_of((SELECT bare FROM k), '{"job": "node"}'), 'node', 'then job');
+-- a key bound to a route acts on that route only: labels naming another do not move the incident
+SELECT is(pg_temp.route_of((SELECT am FROM k), labels), 'platform', 'the key''s route, whatever the labels: ' || labels::text)
+FROM unnest(ARRAY['{"route": "checkout", "service": "cart", "job": "node"}', '{"service": "cart"}', '{"job": "node"}',
+                  '{"instance": "x"}']::jsonb[]) AS labels;
+SELECT is((SELECT (route, details #>> '{alerts,0,labels,route}') FROM ops.incidents
+           WHERE incident_key = 'alertmanager:am-prod:' || encode(sha256(convert_to(
+               '{}:{alertname="Route' || md5('{"route": "checkout", "service": "cart", "job": "node"}'::jsonb::text) || '"}',
+               'UTF8')), 'hex')),
+          row('platform'::text, 'checkout'::text), '... the label naming another route is kept in the details');
+SELECT is((SELECT count(*)::int FROM ops.incidents
+           WHERE route IN ('checkout', 'cart', 'node') AND incident_key LIKE 'alertmanager:am-prod:%'),
+          0, 'no incident of the route-bound key landed on another route');
 SELECT matches(pg_temp.route_of((SELECT bare FROM k), '{"instance": "y"}'), '^alertmanager:am-bare:[0-9a-f]{64}$',
                'no route anywhere: the incident key, as for every incident without a route');
 
@@ -220,6 +231,22 @@ SELECT is((SELECT (details ->> 'alertsTotal', (details ->> 'alertsOmitted')::int
           row('50'::text, true), 'big alerts: kept up to 16 KiB of them, the rest counted');
 SELECT cmp_ok((SELECT octet_length(details::text) FROM ops.incidents WHERE id = (SELECT (answer #>> '{incidents,0,id}')::uuid FROM wide)),
               '<', 24000, '... so the details stay under the 64 KiB the intake allows');
+
+-- label maps over 64 KiB altogether: the largest entries are cut, with a marker, and the alert is kept
+CREATE TEMP TABLE huge AS
+SELECT pg_temp.send((SELECT am FROM k), pg_temp.am('Huge', 'firing',
+    jsonb_build_array(pg_temp.alert('firing', '{"alertname": "Huge", "severity": "critical"}')),
+    jsonb_build_object('commonAnnotations', jsonb_build_object('summary', 'disk full', 'dump', repeat('x', 100000)),
+                       'commonLabels', jsonb_build_object('alertname', 'Huge', 'blob', repeat('y', 30000)))),
+    '2026-12-01 10:00+00') AS answer;
+SELECT is((SELECT (status, severity, summary) FROM ops.incidents WHERE id = (SELECT (answer #>> '{incidents,0,id}')::uuid FROM huge)),
+          row('open'::text, 'critical'::text, 'disk full'::text),
+          '130 KB of labels and annotations: the incident is opened, its summary and severity kept');
+SELECT is((SELECT (details -> 'truncated', details #>> '{commonAnnotations,summary}', details -> 'commonLabels' ? 'blob',
+                   details #>> '{alerts,0,labels,alertname}', octet_length(details::text) <= 65536)
+           FROM ops.incidents WHERE id = (SELECT (answer #>> '{incidents,0,id}')::uuid FROM huge)),
+          row('[{"field": "commonAnnotations", "bytes": 100002}]'::jsonb, 'disk full'::text, true, 'Huge'::text, true),
+          '... the largest entry is cut and marked, the rest kept, within 64 KiB');
 
 SELECT * FROM finish();
 ROLLBACK;
