@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pagerduty
 import pytest
 from test_api_bad_input import DEEP_OBJECT, checksum
+from test_api_intake_events_v2 import assert_invalid
 from test_intake_events_v2_client import base, events_client, tls  # noqa: F401 - fixtures: gunicorn over TLS
 
+ROOT = Path(__file__).resolve().parents[1]
 PATH = "/v2/change/enqueue"
 PROCESSED = {"status": "success", "message": "Change event processed"}
 
@@ -51,15 +54,6 @@ def unchanged(conn, keys):
     yield
     after = checksum(conn)
     assert {t for t in before if before[t] != after[t]} == set()
-
-
-def assert_invalid(resp, status: int = 400, errors: list[str] | None = None):
-    assert resp.status_code == status, (resp.status_code, resp.get_data()[:300])
-    assert resp.mimetype == "application/json"
-    assert resp.json["status"] == "invalid event" and resp.json["message"] == "Event object is invalid", resp.json
-    assert resp.json["errors"] and all(isinstance(e, str) for e in resp.json["errors"]), resp.json
-    if errors is not None:
-        assert resp.json["errors"] == errors
 
 
 def test_a_change_event_is_202_in_pagerdutys_shape_and_stored(api, conn, keys):
@@ -172,22 +166,41 @@ def test_an_incident_and_the_guard_show_the_change(api, conn, keys):
     assert item["evidence"]["err_rate_1m"] == 100
 
 
-def test_the_pagerduty_client_sends_change_events(base, conn):  # noqa: F811
+def _doc_client_block() -> str:
+    """docs/intake.md's Python block for change events (the one after its "tested: change client" marker)."""
+    doc = (ROOT / "docs" / "intake.md").read_text()
+    after = doc[doc.index("<!-- tested: change client -->"):]
+    return after[after.index("```python\n") + len("```python\n"):after.index("\n```", after.index("```python"))]
+
+
+def test_the_pagerduty_client_sends_change_events_as_the_docs_show(base, conn):  # noqa: F811
     token = conn.execute("SELECT ops.create_integration_key('pd-lib', 'events_v2', 'alice')").fetchone()[0]
-    client = events_client(base, token)
-    client.send_change_event(payload={"summary": "Build Success: v42", "source": "GET /search",
-                                      "timestamp": "2026-12-01T08:42:58.315+0000",
-                                      "custom_details": {"build_state": "passed", "build_number": "42"}},
-                             links=[{"href": "https://ci.example/42", "text": "View in CI"}])
-    # submit() makes its own timestamp when given none, which raises inside pagerduty 7.2 itself
-    # (datetime.timezone looked up on the class); a deploy script passes one
-    client.submit("config push", "GET /cart", custom_details={"pushed_by": "alice"},
-                  links=[{"href": "https://git.example/c/1"}], timestamp="2026-12-01T09:00:00Z")
+    url, trust = base
+    block = _doc_client_block()
+    assert 'base_url="https://opsguard.example")' in block and '"ogk_..."' in block
+    # the block verbatim, but for the key, the URL and trust in this run's throwaway certificate
+    exec(block.replace('"ogk_..."', repr(token))  # noqa: S102 - our own documentation
+         .replace('base_url="https://opsguard.example")', "base_url=URL, verify=TRUST)"), {"URL": url, "TRUST": trust})
     assert stored(conn) == [
-        ("GET /search", "Build Success: v42", "GET /search", "pd-lib", {"build_state": "passed", "build_number": "42"},
-         [{"href": "https://ci.example/42", "text": "View in CI"}]),
-        ("GET /cart", "config push", "GET /cart", "pd-lib", {"pushed_by": "alice"}, [{"href": "https://git.example/c/1"}]),
+        ("GET /search", "deploy search v42", "GET /search", "pd-lib", {"build": "42"},
+         [{"href": "https://ci.example/builds/42", "text": "build 42"}]),
+        ("GET /search", "config push", "GET /search", "pd-lib", {"by": "alice"}, []),
     ]
+    assert conn.execute("SELECT min(occurred_at) FROM ops.changes").fetchone()[0] == datetime(2026, 12, 1, 8, 42, 58,
+                                                                                              tzinfo=UTC)
+
+
+def test_the_pagerduty_client_sends_pagerdutys_own_example(base, conn):  # noqa: F811
+    token = conn.execute("SELECT ops.create_integration_key('pd-lib', 'events_v2', 'alice')").fetchone()[0]
+    # PagerDuty's documented example body (its timestamp with a +0000 offset)
+    events_client(base, token).send_change_event(
+        payload={"summary": "Build Success: Increase snapshot create timeout to 30 seconds",
+                 "timestamp": "2020-07-17T08:42:58.315+0000", "source": "acme-build-pipeline-tool-default-i-9999",
+                 "custom_details": {"build_state": "passed", "build_number": "2", "run_time": "1236s"}},
+        links=[{"href": "https://acme.pagerduty.dev/build/2", "text": "View more details in Acme!"}])
+    assert [r[:4] for r in stored(conn)] == [
+        ("acme-build-pipeline-tool-default-i-9999", "Build Success: Increase snapshot create timeout to 30 seconds",
+         "acme-build-pipeline-tool-default-i-9999", "pd-lib")]
 
 
 def test_a_bad_key_or_event_through_the_client_raises_and_changes_nothing(base, conn):  # noqa: F811
