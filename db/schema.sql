@@ -807,38 +807,31 @@ $$;
 COMMENT ON FUNCTION ops._forbid_change() IS 'Internal trigger: refuses UPDATE, DELETE and TRUNCATE on append-only tables.';
 
 --
--- Name: _guard_changes(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+-- Name: _guard_changes(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
-CREATE FUNCTION ops._guard_changes(p_route text, p_since timestamp with time zone, p_now timestamp with time zone) RETURNS jsonb
+CREATE FUNCTION ops._guard_changes(p_since timestamp with time zone, p_now timestamp with time zone) RETURNS TABLE(route text, changes jsonb)
     LANGUAGE sql STABLE
     BEGIN ATOMIC
- SELECT
-         CASE
-             WHEN (count(*) = 0) THEN '{}'::jsonb
-             ELSE jsonb_build_object('changes', jsonb_agg(jsonb_build_object('id', c.id, 'occurredAt', c.occurred_at, 'summary', "left"(c.summary, 200), 'source', c.source) ORDER BY c.occurred_at DESC, c.id DESC))
-         END AS jsonb_build_object
-    FROM ( SELECT x.id,
-             x.route,
-             x.summary,
-             x.source,
-             x.occurred_at,
-             x.received_at,
-             x.key_name,
-             x.details,
-             x.links,
-             x.truncated
-            FROM ops.changes x
-           WHERE ((x.route = _guard_changes.p_route) AND ((x.occurred_at >= _guard_changes.p_since) AND (x.occurred_at <= _guard_changes.p_now)))
-           ORDER BY x.occurred_at DESC, x.id DESC
-          LIMIT 3) c;
+ SELECT r.route,
+     jsonb_build_object('changes', jsonb_agg(jsonb_build_object('id', r.id, 'occurredAt', r.occurred_at, 'summary', "left"(r.summary, 200), 'source', r.source) ORDER BY r.occurred_at DESC, r.id DESC)) AS changes
+    FROM ( SELECT c.id,
+             c.route,
+             c.occurred_at,
+             c.summary,
+             c.source,
+             row_number() OVER (PARTITION BY c.route ORDER BY c.occurred_at DESC, c.id DESC) AS n
+            FROM ops.changes c
+           WHERE ((c.occurred_at >= _guard_changes.p_since) AND (c.occurred_at <= _guard_changes.p_now))) r
+   WHERE (r.n <= 3)
+   GROUP BY r.route;
 END;
 
 --
--- Name: FUNCTION _guard_changes(p_route text, p_since timestamp with time zone, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+-- Name: FUNCTION _guard_changes(p_since timestamp with time zone, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops._guard_changes(p_route text, p_since timestamp with time zone, p_now timestamp with time zone) IS 'Internal: {"changes": [...]} for a guard route item: the 3 most recent changes of the route within [p_since, p_now] (summary cut to 200 characters), or {} when there are none.';
+COMMENT ON FUNCTION ops._guard_changes(p_since timestamp with time zone, p_now timestamp with time zone) IS 'Internal: per route, {"changes": [...]}: its 3 most recent changes within [p_since, p_now] (summary cut to 200 characters), what the guard adds to a route item''s evidence.';
 
 --
 -- Name: _guard_items(timestamp with time zone, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -5324,13 +5317,14 @@ BEGIN
                f.verdict <> 'violation' AS inconclusive,
                pg_catalog.jsonb_build_object('kind', CASE WHEN f.verdict = 'ticket' THEN 'ticket' ELSE 'violation' END,
                    'key', f.route || '::' || f.reason,
-                   'route', f.route, 'reason', f.reason, 'evidence', f.evidence || ops._guard_changes(f.route, v_since, p_now))
+                   'route', f.route, 'reason', f.reason, 'evidence', f.evidence || coalesce(rc.changes, '{}'))
                || CASE WHEN ov.override IS NOT NULL THEN pg_catalog.jsonb_build_object('exempted', ov.override)
                        ELSE '{}' END AS shown,
                ov.override IS NULL
                    AND (f.verdict = 'violation' OR (v_block_inconclusive AND f.verdict <> 'ticket')) AS counts
         FROM ops.route_findings(p_now, p_route_prefix) AS f
         LEFT JOIN ov ON f.route || '::' || f.reason = ov.item_key
+        LEFT JOIN ops._guard_changes(v_since, p_now) AS rc ON f.route = rc.route
     ),
     failing AS (
         -- incidents sort before violations (kind, then key), as in 0021
@@ -7896,6 +7890,12 @@ CREATE INDEX audit_log_at ON ops.audit_log USING btree (at);
 CREATE INDEX audit_log_row ON ops.audit_log USING btree (table_name, row_key);
 
 --
+-- Name: changes_occurred; Type: INDEX; Schema: ops; Owner: -
+--
+
+CREATE INDEX changes_occurred ON ops.changes USING btree (occurred_at);
+
+--
 -- Name: changes_received; Type: INDEX; Schema: ops; Owner: -
 --
 
@@ -8713,10 +8713,10 @@ REVOKE ALL ON FUNCTION ops._first_bad_sample(p_batch jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ops._forbid_change() FROM PUBLIC;
 
 --
--- Name: FUNCTION _guard_changes(p_route text, p_since timestamp with time zone, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+-- Name: FUNCTION _guard_changes(p_since timestamp with time zone, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
-REVOKE ALL ON FUNCTION ops._guard_changes(p_route text, p_since timestamp with time zone, p_now timestamp with time zone) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ops._guard_changes(p_since timestamp with time zone, p_now timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _guard_items(p_now timestamp with time zone, p_route_prefix text); Type: ACL; Schema: ops; Owner: -

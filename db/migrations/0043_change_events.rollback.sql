@@ -301,7 +301,7 @@ COMMENT ON FUNCTION ops.purge_history(timestamptz) IS
 'and rollups, pg_cron run details of our jobs, each by its *_retention_days setting. Counters keep what was purged.';
 
 DROP FUNCTION ops._purge_changes(timestamptz);
-DROP FUNCTION ops._guard_changes(text, timestamptz, timestamptz);
+DROP FUNCTION ops._guard_changes(timestamptz, timestamptz);
 DROP FUNCTION ops.incident_changes(uuid);
 DROP FUNCTION ops._change_list(text, timestamptz, timestamptz, integer);
 DROP FUNCTION ops.api_change_event(jsonb, timestamptz);

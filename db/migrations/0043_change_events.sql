@@ -46,6 +46,8 @@ COMMENT ON COLUMN ops.changes.truncated IS 'true when custom_details keys or lin
 CREATE INDEX changes_route_occurred ON ops.changes (route, occurred_at DESC);
 -- retention deletes by receipt time (a sender's timestamp may be anything)
 CREATE INDEX changes_received ON ops.changes (received_at);
+-- the guard reads the lookback's changes of every route at once
+CREATE INDEX changes_occurred ON ops.changes (occurred_at);
 -- operators read it as every table (0019); the API reaches it only through its functions
 GRANT SELECT ON ops.changes TO opsguard_operator;
 -- audited like the incidents intake opens: the actor is the key's name
@@ -223,22 +225,34 @@ COMMENT ON FUNCTION ops.incident_changes(uuid) IS
 'The changes on an incident''s route in the hour before it opened (first_seen), most recent first, at most 10: '
 'what GET /ops/incidents lists as its changes.';
 
-CREATE FUNCTION ops._guard_changes(p_route text, p_since timestamptz, p_now timestamptz) RETURNS jsonb
+CREATE FUNCTION ops._guard_changes(p_since timestamptz, p_now timestamptz) RETURNS TABLE (route text, changes jsonb)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
-    -- the guard is open to anyone and lists up to 200 route items: three short entries each
-    SELECT CASE WHEN pg_catalog.count(*) = 0 THEN '{}'::jsonb
-                ELSE pg_catalog.jsonb_build_object('changes', pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                         'id', c.id, 'occurredAt', c.occurred_at, 'summary', pg_catalog.left(c.summary, 200),
-                         'source', c.source) ORDER BY c.occurred_at DESC, c.id DESC)) END
-    FROM (SELECT * FROM ops.changes AS x
-          WHERE x.route = p_route AND x.occurred_at BETWEEN p_since AND p_now  -- noqa: RF03
-          ORDER BY x.occurred_at DESC, x.id DESC
-          LIMIT 3) AS c;
+    -- one scan of the lookback's few changes for every route item at once (a lookup per item
+    -- cost 0.05 ms each: 15 ms for 300 failing items); the guard is open to anyone and lists up
+    -- to 200 route items, so three short entries each
+    SELECT
+        r.route,
+        pg_catalog.jsonb_build_object('changes', pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+            'id', r.id, 'occurredAt', r.occurred_at, 'summary', pg_catalog.left(r.summary, 200), 'source', r.source)
+            ORDER BY r.occurred_at DESC, r.id DESC)) AS changes
+    FROM (
+        SELECT
+            c.id,
+            c.route,
+            c.occurred_at,
+            c.summary,
+            c.source,
+            pg_catalog.row_number() OVER (PARTITION BY c.route ORDER BY c.occurred_at DESC, c.id DESC) AS n
+        FROM ops.changes AS c
+        WHERE c.occurred_at BETWEEN p_since AND p_now  -- noqa: RF03
+    ) AS r
+    WHERE r.n <= 3
+    GROUP BY r.route;
 END;
-COMMENT ON FUNCTION ops._guard_changes(text, timestamptz, timestamptz) IS
-'Internal: {"changes": [...]} for a guard route item: the 3 most recent changes of the route within [p_since, p_now] '
-'(summary cut to 200 characters), or {} when there are none.';
+COMMENT ON FUNCTION ops._guard_changes(timestamptz, timestamptz) IS
+'Internal: per route, {"changes": [...]}: its 3 most recent changes within [p_since, p_now] (summary cut to 200 '
+'characters), what the guard adds to a route item''s evidence.';
 
 CREATE FUNCTION ops._purge_changes(p_now timestamptz) RETURNS bigint
 LANGUAGE sql
@@ -301,7 +315,7 @@ COMMENT ON FUNCTION ops.api_list_incidents(text, text, jsonb) IS
 'GET /ops/incidents?status=active|open|acknowledged|resolved|all&severity=&route=&limit=: newest first, each with '
 '"changes": its route''s changes in the hour before it opened (ops.incident_changes, at most 10).';
 
--- the guard: a route item's evidence carries the route's changes within the lookback (one call,
+-- the guard: a route item's evidence carries the route's changes within the lookback (one join,
 -- ops._guard_changes; the rest of the body is 0022's)
 CREATE OR REPLACE FUNCTION ops.release_guard(
     p_now timestamp with time zone DEFAULT now(), p_route_prefix text DEFAULT NULL::text,
@@ -390,13 +404,14 @@ BEGIN
                f.verdict <> 'violation' AS inconclusive,
                pg_catalog.jsonb_build_object('kind', CASE WHEN f.verdict = 'ticket' THEN 'ticket' ELSE 'violation' END,
                    'key', f.route || '::' || f.reason,
-                   'route', f.route, 'reason', f.reason, 'evidence', f.evidence || ops._guard_changes(f.route, v_since, p_now))
+                   'route', f.route, 'reason', f.reason, 'evidence', f.evidence || coalesce(rc.changes, '{}'))
                || CASE WHEN ov.override IS NOT NULL THEN pg_catalog.jsonb_build_object('exempted', ov.override)
                        ELSE '{}' END AS shown,
                ov.override IS NULL
                    AND (f.verdict = 'violation' OR (v_block_inconclusive AND f.verdict <> 'ticket')) AS counts
         FROM ops.route_findings(p_now, p_route_prefix) AS f
         LEFT JOIN ov ON f.route || '::' || f.reason = ov.item_key
+        LEFT JOIN ops._guard_changes(v_since, p_now) AS rc ON f.route = rc.route
     ),
     failing AS (
         -- incidents sort before violations (kind, then key), as in 0021
@@ -568,7 +583,7 @@ COMMENT ON FUNCTION ops.purge_history(timestamptz) IS
 
 REVOKE ALL ON FUNCTION ops._change_event_problems(jsonb, text), ops._change_details(jsonb), ops._change_links(jsonb),
     ops.api_change_event(jsonb, timestamptz), ops._change_list(text, timestamptz, timestamptz, integer),
-    ops.incident_changes(uuid), ops._guard_changes(text, timestamptz, timestamptz), ops._purge_changes(timestamptz)
+    ops.incident_changes(uuid), ops._guard_changes(timestamptz, timestamptz), ops._purge_changes(timestamptz)
 FROM public;
 -- the endpoint's one function; a key holder reaches nothing else
 GRANT EXECUTE ON FUNCTION ops.api_change_event(jsonb, timestamptz) TO opsguard_api;
