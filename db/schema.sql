@@ -438,98 +438,6 @@ CREATE FUNCTION ops._change_links(p_links jsonb) RETURNS jsonb
 
 COMMENT ON FUNCTION ops._change_links(p_links jsonb) IS 'Internal: a change''s links as kept: {href, text} of the first 10 that fit in 4 KiB.';
 
-SET default_tablespace = '';
-
-SET default_table_access_method = heap;
-
---
--- Name: changes; Type: TABLE; Schema: ops; Owner: -
---
-
-CREATE TABLE ops.changes (
-    id bigint NOT NULL,
-    route text NOT NULL,
-    summary text NOT NULL,
-    source text,
-    occurred_at timestamp with time zone NOT NULL,
-    received_at timestamp with time zone NOT NULL,
-    key_name text NOT NULL,
-    details jsonb DEFAULT '{}'::jsonb NOT NULL,
-    links jsonb DEFAULT '[]'::jsonb NOT NULL,
-    truncated boolean DEFAULT false NOT NULL,
-    CONSTRAINT changes_details_cap CHECK (((jsonb_typeof(details) = 'object'::text) AND (octet_length((details)::text) <= 16384))),
-    CONSTRAINT changes_links_cap CHECK (((jsonb_typeof(links) = 'array'::text) AND (jsonb_array_length(links) <= 10) AND (octet_length((links)::text) <= 4096))),
-    CONSTRAINT changes_route_length CHECK (((length(route) >= 1) AND (length(route) <= 500))),
-    CONSTRAINT changes_source_length CHECK ((length(source) <= 255)),
-    CONSTRAINT changes_summary_length CHECK (((length(summary) >= 1) AND (length(summary) <= 1024)))
-);
-
---
--- Name: TABLE changes; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON TABLE ops.changes IS 'Change events (POST /v2/change/enqueue, a key of kind events_v2): what changed on a route and when. Written only by ops.api_change_event; shown with incidents (the hour before they opened) and with the guard''s route items; purged after change_retention_days.';
-
---
--- Name: COLUMN changes.route; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.changes.route IS 'The key''s route when it has one, else payload.custom_details.route, else payload.source.';
-
---
--- Name: COLUMN changes.occurred_at; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.changes.occurred_at IS 'payload.timestamp, else the time it was received.';
-
---
--- Name: COLUMN changes.details; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.changes.details IS 'payload.custom_details: the first keys that fit in 16 KiB.';
-
---
--- Name: COLUMN changes.links; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.changes.links IS 'links as {href, text}: the first that fit in 10 and 4 KiB.';
-
---
--- Name: COLUMN changes.truncated; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.changes.truncated IS 'true when custom_details keys or links were left out to fit the caps.';
-
---
--- Name: _change_list(text, timestamp with time zone, timestamp with time zone, integer); Type: FUNCTION; Schema: ops; Owner: -
---
-
-CREATE FUNCTION ops._change_list(p_route text, p_from timestamp with time zone, p_to timestamp with time zone, p_limit integer) RETURNS jsonb
-    LANGUAGE sql STABLE
-    BEGIN ATOMIC
- SELECT COALESCE(jsonb_agg(jsonb_build_object('id', c.id, 'occurredAt', c.occurred_at, 'receivedAt', c.received_at, 'summary', c.summary, 'source', c.source, 'integrationKey', c.key_name, 'links', c.links) ORDER BY c.occurred_at DESC, c.id DESC), '[]'::jsonb) AS "coalesce"
-    FROM ( SELECT x.id,
-             x.route,
-             x.summary,
-             x.source,
-             x.occurred_at,
-             x.received_at,
-             x.key_name,
-             x.details,
-             x.links,
-             x.truncated
-            FROM ops.changes x
-           WHERE ((x.route = _change_list.p_route) AND ((x.occurred_at >= _change_list.p_from) AND (x.occurred_at <= _change_list.p_to)))
-           ORDER BY x.occurred_at DESC, x.id DESC
-          LIMIT _change_list.p_limit) c;
-END;
-
---
--- Name: FUNCTION _change_list(p_route text, p_from timestamp with time zone, p_to timestamp with time zone, p_limit integer); Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON FUNCTION ops._change_list(p_route text, p_from timestamp with time zone, p_to timestamp with time zone, p_limit integer) IS 'Internal: the changes of a route that occurred in [p_from, p_to], most recent first, at most p_limit, as the API shows them.';
-
 --
 -- Name: _counter(text, text); Type: FUNCTION; Schema: ops; Owner: -
 --
@@ -805,6 +713,68 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._forbid_change() IS 'Internal trigger: refuses UPDATE, DELETE and TRUNCATE on append-only tables.';
+
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: changes; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.changes (
+    id bigint NOT NULL,
+    route text NOT NULL,
+    summary text NOT NULL,
+    source text,
+    occurred_at timestamp with time zone NOT NULL,
+    received_at timestamp with time zone NOT NULL,
+    key_name text NOT NULL,
+    details jsonb DEFAULT '{}'::jsonb NOT NULL,
+    links jsonb DEFAULT '[]'::jsonb NOT NULL,
+    truncated boolean DEFAULT false NOT NULL,
+    CONSTRAINT changes_details_cap CHECK (((jsonb_typeof(details) = 'object'::text) AND (octet_length((details)::text) <= 16384))),
+    CONSTRAINT changes_links_cap CHECK (((jsonb_typeof(links) = 'array'::text) AND (jsonb_array_length(links) <= 10) AND (octet_length((links)::text) <= 4096))),
+    CONSTRAINT changes_route_length CHECK (((length(route) >= 1) AND (length(route) <= 500))),
+    CONSTRAINT changes_source_length CHECK ((length(source) <= 255)),
+    CONSTRAINT changes_summary_length CHECK (((length(summary) >= 1) AND (length(summary) <= 1024)))
+);
+
+--
+-- Name: TABLE changes; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.changes IS 'Change events (POST /v2/change/enqueue, a key of kind events_v2): what changed on a route and when. Written only by ops.api_change_event; shown with incidents (the hour before they opened) and with the guard''s route items; purged after change_retention_days.';
+
+--
+-- Name: COLUMN changes.route; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.changes.route IS 'The key''s route when it has one, else payload.custom_details.route, else payload.source.';
+
+--
+-- Name: COLUMN changes.occurred_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.changes.occurred_at IS 'payload.timestamp, else the time it was received.';
+
+--
+-- Name: COLUMN changes.details; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.changes.details IS 'payload.custom_details: the first keys that fit in 16 KiB.';
+
+--
+-- Name: COLUMN changes.links; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.changes.links IS 'links as {href, text}: the first that fit in 10 and 4 KiB.';
+
+--
+-- Name: COLUMN changes.truncated; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.changes.truncated IS 'true when custom_details keys or links were left out to fit the caps.';
 
 --
 -- Name: _guard_changes(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -2673,9 +2643,8 @@ BEGIN
     IF v_limit NOT BETWEEN 1 AND 500 THEN
         RAISE EXCEPTION 'limit must be a number from 1 to 500' USING ERRCODE = '22023';
     END IF;
-    SELECT coalesce(pg_catalog.jsonb_agg(ops.incident_json(i) || pg_catalog.jsonb_build_object(
-                                        'changes', ops._change_list(i.route, i.first_seen - interval '1 hour', i.first_seen, 10))
-                                    ORDER BY i.last_seen DESC), '[]')
+    SELECT coalesce(pg_catalog.jsonb_agg(ops.incident_json(i) || pg_catalog.jsonb_build_object('changes', ch.changes)
+                                         ORDER BY i.last_seen DESC), '[]')
     INTO v_result
     FROM (
         SELECT * FROM ops.incidents AS i
@@ -2684,7 +2653,18 @@ BEGIN
           AND (v_route IS NULL OR i.route = v_route)
         ORDER BY i.last_seen DESC
         LIMIT v_limit
-    ) AS i;
+    ) AS i
+    -- the changes of its route in the hour before it opened, as ops.incident_changes lists them
+    CROSS JOIN LATERAL (
+        SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                   'id', c.id, 'occurredAt', c.occurred_at, 'receivedAt', c.received_at, 'summary', c.summary,
+                   'source', c.source, 'integrationKey', c.key_name, 'links', c.links)
+                   ORDER BY c.occurred_at DESC, c.id DESC), '[]') AS changes
+        FROM (SELECT * FROM ops.changes AS x
+              WHERE x.route = i.route AND x.occurred_at BETWEEN i.first_seen - interval '1 hour' AND i.first_seen
+              ORDER BY x.occurred_at DESC, x.id DESC
+              LIMIT 10) AS c
+    ) AS ch;
     RETURN pg_catalog.jsonb_build_object('ok', true, 'count', pg_catalog.jsonb_array_length(v_result), 'incidents', v_result);
 END;
 $_$;
@@ -7905,7 +7885,7 @@ CREATE INDEX changes_received ON ops.changes USING btree (received_at);
 -- Name: changes_route_occurred; Type: INDEX; Schema: ops; Owner: -
 --
 
-CREATE INDEX changes_route_occurred ON ops.changes USING btree (route, occurred_at DESC);
+CREATE INDEX changes_route_occurred ON ops.changes USING btree (route, occurred_at DESC, id DESC);
 
 --
 -- Name: escalation_events_created_at; Type: INDEX; Schema: ops; Owner: -
@@ -8653,18 +8633,6 @@ REVOKE ALL ON FUNCTION ops._change_event_problems(p_body jsonb, p_key_route text
 REVOKE ALL ON FUNCTION ops._change_links(p_links jsonb) FROM PUBLIC;
 
 --
--- Name: TABLE changes; Type: ACL; Schema: ops; Owner: -
---
-
-GRANT SELECT ON TABLE ops.changes TO opsguard_operator;
-
---
--- Name: FUNCTION _change_list(p_route text, p_from timestamp with time zone, p_to timestamp with time zone, p_limit integer); Type: ACL; Schema: ops; Owner: -
---
-
-REVOKE ALL ON FUNCTION ops._change_list(p_route text, p_from timestamp with time zone, p_to timestamp with time zone, p_limit integer) FROM PUBLIC;
-
---
 -- Name: FUNCTION _counter(p_name text, p_label text); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -8711,6 +8679,12 @@ REVOKE ALL ON FUNCTION ops._first_bad_sample(p_batch jsonb) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION ops._forbid_change() FROM PUBLIC;
+
+--
+-- Name: TABLE changes; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.changes TO opsguard_operator;
 
 --
 -- Name: FUNCTION _guard_changes(p_since timestamp with time zone, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -

@@ -303,7 +303,6 @@ COMMENT ON FUNCTION ops.purge_history(timestamptz) IS
 DROP FUNCTION ops._purge_changes(timestamptz);
 DROP FUNCTION ops._guard_changes(timestamptz, timestamptz);
 DROP FUNCTION ops.incident_changes(uuid);
-DROP FUNCTION ops._change_list(text, timestamptz, timestamptz, integer);
 DROP FUNCTION ops.api_change_event(jsonb, timestamptz);
 DROP FUNCTION ops._change_links(jsonb);
 DROP FUNCTION ops._change_details(jsonb);

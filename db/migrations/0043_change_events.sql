@@ -42,8 +42,8 @@ COMMENT ON COLUMN ops.changes.occurred_at IS 'payload.timestamp, else the time i
 COMMENT ON COLUMN ops.changes.details IS 'payload.custom_details: the first keys that fit in 16 KiB.';
 COMMENT ON COLUMN ops.changes.links IS 'links as {href, text}: the first that fit in 10 and 4 KiB.';
 COMMENT ON COLUMN ops.changes.truncated IS 'true when custom_details keys or links were left out to fit the caps.';
--- an incident's hour and the guard's lookback are both one route and a time range
-CREATE INDEX changes_route_occurred ON ops.changes (route, occurred_at DESC);
+-- an incident's hour is one route and a time range, listed most recent first: read in index order
+CREATE INDEX changes_route_occurred ON ops.changes (route, occurred_at DESC, id DESC);
 -- retention deletes by receipt time (a sender's timestamp may be anything)
 CREATE INDEX changes_received ON ops.changes (received_at);
 -- the guard reads the lookback's changes of every route at once
@@ -196,21 +196,6 @@ COMMENT ON FUNCTION ops.api_change_event(jsonb, timestamptz) IS
 'POST /v2/change/enqueue (PagerDuty change events, a key of kind events_v2): records one row in ops.changes. '
 'Bad key: 28000; bad event: 22023 with every problem as a JSON array in DETAIL.';
 
-CREATE FUNCTION ops._change_list(p_route text, p_from timestamptz, p_to timestamptz, p_limit integer) RETURNS jsonb
-LANGUAGE sql STABLE
-BEGIN ATOMIC
-    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-               'id', c.id, 'occurredAt', c.occurred_at, 'receivedAt', c.received_at, 'summary', c.summary,
-               'source', c.source, 'integrationKey', c.key_name, 'links', c.links)
-               ORDER BY c.occurred_at DESC, c.id DESC), '[]')
-    FROM (SELECT * FROM ops.changes AS x
-          WHERE x.route = p_route AND x.occurred_at BETWEEN p_from AND p_to  -- noqa: RF03
-          ORDER BY x.occurred_at DESC, x.id DESC
-          LIMIT p_limit) AS c;
-END;
-COMMENT ON FUNCTION ops._change_list(text, timestamptz, timestamptz, integer) IS
-'Internal: the changes of a route that occurred in [p_from, p_to], most recent first, at most p_limit, as the API shows them.';
-
 CREATE FUNCTION ops.incident_changes(p_id uuid) RETURNS SETOF ops.changes
 LANGUAGE sql STABLE
 BEGIN ATOMIC
@@ -268,7 +253,8 @@ $$;
 COMMENT ON FUNCTION ops._purge_changes(timestamptz) IS
 'Internal: deletes the changes received more than change_retention_days before p_now; returns how many.';
 
--- GET /ops/incidents: each incident with the changes of its route in the hour before it opened
+-- GET /ops/incidents: each incident with the changes of its route in the hour before it opened, one
+-- LATERAL index scan each (a function call per incident cost 0.05 ms more: 27 ms for 500 incidents)
 CREATE OR REPLACE FUNCTION ops.api_list_incidents(
     p_principal text, p_actor text, p_filters jsonb
 ) RETURNS jsonb
@@ -296,9 +282,8 @@ BEGIN
     IF v_limit NOT BETWEEN 1 AND 500 THEN
         RAISE EXCEPTION 'limit must be a number from 1 to 500' USING ERRCODE = '22023';
     END IF;
-    SELECT coalesce(pg_catalog.jsonb_agg(ops.incident_json(i) || pg_catalog.jsonb_build_object(
-                                        'changes', ops._change_list(i.route, i.first_seen - interval '1 hour', i.first_seen, 10))
-                                    ORDER BY i.last_seen DESC), '[]')
+    SELECT coalesce(pg_catalog.jsonb_agg(ops.incident_json(i) || pg_catalog.jsonb_build_object('changes', ch.changes)
+                                         ORDER BY i.last_seen DESC), '[]')
     INTO v_result
     FROM (
         SELECT * FROM ops.incidents AS i
@@ -307,7 +292,18 @@ BEGIN
           AND (v_route IS NULL OR i.route = v_route)
         ORDER BY i.last_seen DESC
         LIMIT v_limit
-    ) AS i;
+    ) AS i
+    -- the changes of its route in the hour before it opened, as ops.incident_changes lists them
+    CROSS JOIN LATERAL (
+        SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                   'id', c.id, 'occurredAt', c.occurred_at, 'receivedAt', c.received_at, 'summary', c.summary,
+                   'source', c.source, 'integrationKey', c.key_name, 'links', c.links)
+                   ORDER BY c.occurred_at DESC, c.id DESC), '[]') AS changes
+        FROM (SELECT * FROM ops.changes AS x
+              WHERE x.route = i.route AND x.occurred_at BETWEEN i.first_seen - interval '1 hour' AND i.first_seen
+              ORDER BY x.occurred_at DESC, x.id DESC
+              LIMIT 10) AS c
+    ) AS ch;
     RETURN pg_catalog.jsonb_build_object('ok', true, 'count', pg_catalog.jsonb_array_length(v_result), 'incidents', v_result);
 END;
 $_$;
@@ -582,7 +578,7 @@ COMMENT ON FUNCTION ops.purge_history(timestamptz) IS
 'Counters keep what was purged.';
 
 REVOKE ALL ON FUNCTION ops._change_event_problems(jsonb, text), ops._change_details(jsonb), ops._change_links(jsonb),
-    ops.api_change_event(jsonb, timestamptz), ops._change_list(text, timestamptz, timestamptz, integer),
+    ops.api_change_event(jsonb, timestamptz),
     ops.incident_changes(uuid), ops._guard_changes(timestamptz, timestamptz), ops._purge_changes(timestamptz)
 FROM public;
 -- the endpoint's one function; a key holder reaches nothing else
