@@ -335,6 +335,89 @@ $$;
 COMMENT ON FUNCTION ops._burn_window(p_errors double precision, p_requests double precision, p_burn double precision) IS 'Internal: one window''s evidence, {"err_rate": %, "samples": n, "burn_rate": x}.';
 
 --
+-- Name: _change_details(jsonb); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._change_details(p_details jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    RETURN CASE WHEN (jsonb_typeof(p_details) IS DISTINCT FROM 'object'::text) THEN '{}'::jsonb WHEN (octet_length((p_details)::text) <= 16384) THEN p_details ELSE (SELECT COALESCE(jsonb_object_agg(k.key, k.value), '{}'::jsonb) AS "coalesce" FROM (SELECT e.key, e.value, sum(((octet_length((to_jsonb(e.key))::text) + octet_length((e.value)::text)) + 4)) OVER (ORDER BY e.n) AS running FROM jsonb_each(_change_details.p_details) WITH ORDINALITY e(key, value, n)) k WHERE (k.running <= (16384 - 2))) END;
+
+--
+-- Name: FUNCTION _change_details(p_details jsonb); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._change_details(p_details jsonb) IS 'Internal: a change''s custom_details as kept: whole up to 16 KiB, else the first keys (jsonb order) that fit.';
+
+--
+-- Name: _change_event_problems(jsonb, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._change_event_problems(p_body jsonb, p_key_route text) RETURNS text[]
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_payload jsonb := p_body -> 'payload';
+    v_details jsonb := CASE WHEN pg_catalog.jsonb_typeof(p_body -> 'payload') = 'object' THEN v_payload -> 'custom_details' END;
+BEGIN
+    IF pg_catalog.jsonb_typeof(v_payload) IS DISTINCT FROM 'object' THEN
+        RETURN ARRAY['''payload'' is required: an object with summary'];
+    END IF;
+    RETURN pg_catalog.array_remove(ARRAY[
+        ops._events_v2_string_problem(v_payload -> 'summary', 'payload.summary', 1024, true),
+        ops._events_v2_string_problem(v_payload -> 'source', 'payload.source', 255, false),
+        ops._events_v2_string_problem(v_payload -> 'timestamp', 'payload.timestamp', 64, false),
+        CASE WHEN pg_catalog.jsonb_typeof(v_payload -> 'timestamp') = 'string'
+                  AND pg_catalog.length(v_payload ->> 'timestamp') <= 64
+                  AND ops._events_v2_timestamp(v_payload ->> 'timestamp') IS NULL
+             THEN '''payload.timestamp'' must be an ISO 8601 time, e.g. 2026-12-01T08:00:00Z' END,
+        CASE WHEN coalesce(pg_catalog.jsonb_typeof(v_details), 'null') NOT IN ('object', 'null')
+             THEN '''payload.custom_details'' must be an object' END,
+        -- the route from the event is read only when the key has none (a key's route is final)
+        CASE WHEN p_key_route IS NULL AND pg_catalog.jsonb_typeof(v_details) = 'object'
+             THEN ops._events_v2_string_problem(v_details -> 'route', 'payload.custom_details.route', 500, false) END,
+        CASE WHEN p_key_route IS NULL
+                  AND coalesce(pg_catalog.jsonb_typeof(v_details -> 'route'), 'null') IN ('string', 'null')
+                  AND coalesce(pg_catalog.jsonb_typeof(v_payload -> 'source'), 'null') IN ('string', 'null')
+                  AND coalesce(pg_catalog.btrim(v_details ->> 'route'), '') = ''
+                  AND coalesce(pg_catalog.btrim(v_payload ->> 'source'), '') = ''
+             THEN 'a change needs a route: the key''s, else ''payload.custom_details.route'', else ''payload.source''' END,
+        CASE WHEN coalesce(pg_catalog.jsonb_typeof(p_body -> 'links'), 'null') NOT IN ('array', 'null')
+                  OR pg_catalog.jsonb_typeof(p_body -> 'links') = 'array' AND EXISTS (
+                      SELECT 1 FROM pg_catalog.jsonb_array_elements(p_body -> 'links') AS l (e)
+                      WHERE pg_catalog.jsonb_typeof(l.e) <> 'object'
+                         OR pg_catalog.jsonb_typeof(l.e -> 'href') IS DISTINCT FROM 'string'
+                         OR coalesce(pg_catalog.jsonb_typeof(l.e -> 'text'), 'null') NOT IN ('string', 'null'))
+             THEN '''links'' must be a list of {"href": string, "text": string}'
+             WHEN pg_catalog.jsonb_typeof(p_body -> 'links') = 'array' AND EXISTS (
+                      SELECT 1 FROM pg_catalog.jsonb_array_elements(p_body -> 'links') AS l (e)
+                      WHERE pg_catalog.length(l.e ->> 'href') > 2048 OR pg_catalog.length(l.e ->> 'text') > 1024)
+             THEN '''links'': an href is at most 2048 characters, a text at most 1024' END
+    ], NULL);
+END;
+$$;
+
+--
+-- Name: FUNCTION _change_event_problems(p_body jsonb, p_key_route text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._change_event_problems(p_body jsonb, p_key_route text) IS 'Internal: every problem of a change event body (PagerDuty''s shape), in order; empty when it is valid. p_key_route: the key''s route, NULL when the event must name one.';
+
+--
+-- Name: _change_links(jsonb); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._change_links(p_links jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    RETURN CASE WHEN (jsonb_typeof(p_links) IS DISTINCT FROM 'array'::text) THEN '[]'::jsonb ELSE (SELECT COALESCE(jsonb_agg(k.link ORDER BY k.n), '[]'::jsonb) AS "coalesce" FROM (SELECT l.n, l.link, sum((octet_length((l.link)::text) + 2)) OVER (ORDER BY l.n) AS running FROM (SELECT e.n, jsonb_strip_nulls(jsonb_build_object('href', (e.v -> 'href'::text), 'text', (e.v -> 'text'::text))) AS link FROM jsonb_array_elements(_change_links.p_links) WITH ORDINALITY e(v, n) ORDER BY e.n LIMIT 10) l) k WHERE (k.running <= (4096 - 2))) END;
+
+--
+-- Name: FUNCTION _change_links(p_links jsonb); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._change_links(p_links jsonb) IS 'Internal: a change''s links as kept: {href, text} of the first 10 that fit in 4 KiB.';
+
+--
 -- Name: _counter(text, text); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -683,6 +766,95 @@ $$;
 
 COMMENT ON FUNCTION ops._forbid_change() IS 'Internal trigger: refuses UPDATE, DELETE and TRUNCATE on append-only tables.';
 
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: changes; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.changes (
+    id bigint NOT NULL,
+    route text NOT NULL,
+    summary text NOT NULL,
+    source text,
+    occurred_at timestamp with time zone NOT NULL,
+    received_at timestamp with time zone NOT NULL,
+    key_name text NOT NULL,
+    details jsonb DEFAULT '{}'::jsonb NOT NULL,
+    links jsonb DEFAULT '[]'::jsonb NOT NULL,
+    truncated boolean DEFAULT false NOT NULL,
+    CONSTRAINT changes_details_cap CHECK (((jsonb_typeof(details) = 'object'::text) AND (octet_length((details)::text) <= 16384))),
+    CONSTRAINT changes_links_cap CHECK (((jsonb_typeof(links) = 'array'::text) AND (jsonb_array_length(links) <= 10) AND (octet_length((links)::text) <= 4096))),
+    CONSTRAINT changes_route_length CHECK (((length(route) >= 1) AND (length(route) <= 500))),
+    CONSTRAINT changes_source_length CHECK ((length(source) <= 255)),
+    CONSTRAINT changes_summary_length CHECK (((length(summary) >= 1) AND (length(summary) <= 1024)))
+);
+
+--
+-- Name: TABLE changes; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.changes IS 'Change events (POST /v2/change/enqueue, a key of kind events_v2): what changed on a route and when. Written only by ops.api_change_event; shown with incidents (the hour before they opened) and with the guard''s route items; purged after change_retention_days.';
+
+--
+-- Name: COLUMN changes.route; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.changes.route IS 'The key''s route when it has one, else payload.custom_details.route, else payload.source.';
+
+--
+-- Name: COLUMN changes.occurred_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.changes.occurred_at IS 'payload.timestamp, else the time it was received.';
+
+--
+-- Name: COLUMN changes.details; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.changes.details IS 'payload.custom_details: the first keys that fit in 16 KiB.';
+
+--
+-- Name: COLUMN changes.links; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.changes.links IS 'links as {href, text}: the first that fit in 10 and 4 KiB.';
+
+--
+-- Name: COLUMN changes.truncated; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.changes.truncated IS 'true when custom_details keys or links were left out to fit the caps.';
+
+--
+-- Name: _guard_changes(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._guard_changes(p_since timestamp with time zone, p_now timestamp with time zone) RETURNS TABLE(route text, changes jsonb)
+    LANGUAGE sql STABLE
+    BEGIN ATOMIC
+ SELECT r.route,
+     jsonb_build_object('changes', jsonb_agg(jsonb_build_object('id', r.id, 'occurredAt', r.occurred_at, 'summary', "left"(r.summary, 200), 'source', r.source) ORDER BY r.occurred_at DESC, r.id DESC)) AS changes
+    FROM ( SELECT c.id,
+             c.route,
+             c.occurred_at,
+             c.summary,
+             c.source,
+             row_number() OVER (PARTITION BY c.route ORDER BY c.occurred_at DESC, c.id DESC) AS n
+            FROM ops.changes c
+           WHERE ((c.occurred_at >= _guard_changes.p_since) AND (c.occurred_at <= _guard_changes.p_now))) r
+   WHERE (r.n <= 3)
+   GROUP BY r.route;
+END;
+
+--
+-- Name: FUNCTION _guard_changes(p_since timestamp with time zone, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._guard_changes(p_since timestamp with time zone, p_now timestamp with time zone) IS 'Internal: per route, {"changes": [...]}: its 3 most recent changes within [p_since, p_now] (summary cut to 200 characters), what the guard adds to a route item''s evidence.';
+
 --
 -- Name: _guard_items(timestamp with time zone, text); Type: FUNCTION; Schema: ops; Owner: -
 --
@@ -713,10 +885,6 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._guard_items(p_now timestamp with time zone, p_route_prefix text) IS 'Internal: blocking incidents (open, unacknowledged, critical, seen within guard_lookback_min), route findings, and tickets (kind ''ticket'': listed as warnings, never blocking).';
-
-SET default_tablespace = '';
-
-SET default_table_access_method = heap;
 
 --
 -- Name: incidents; Type: TABLE; Schema: ops; Owner: -
@@ -1481,6 +1649,28 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._policy(p_name text) IS 'Internal: one escalation policy, locked (FOR UPDATE); P0002 when there is none.';
+
+--
+-- Name: _purge_changes(timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._purge_changes(p_now timestamp with time zone) RETURNS bigint
+    LANGUAGE sql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    WITH gone AS (
+        DELETE FROM ops.changes
+        WHERE received_at < p_now - pg_catalog.make_interval(days => ops.setting('change_retention_days')::int)
+        RETURNING 1
+    )
+    SELECT pg_catalog.count(*) FROM gone;
+$$;
+
+--
+-- Name: FUNCTION _purge_changes(p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._purge_changes(p_now timestamp with time zone) IS 'Internal: deletes the changes received more than change_retention_days before p_now; returns how many.';
 
 --
 -- Name: _recalc_after_change(); Type: FUNCTION; Schema: ops; Owner: -
@@ -2332,6 +2522,62 @@ $_$;
 COMMENT ON FUNCTION ops.api_alertmanager(p_token text, p_body jsonb, p_now timestamp with time zone) IS 'POST /ops/integrations/alertmanager (bearer key of kind alertmanager): one incident per alert group (key alertmanager:<key name>:<sha256 of groupKey>), opened or refreshed while it fires, resolved by the resolved notification; its route is the key''s, else the route/service/job label. {"ok": true, "incidents": [...]}; a bad key 28000, a bad payload 22023 naming the field.';
 
 --
+-- Name: api_change_event(jsonb, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_change_event(p_body jsonb, p_now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_key ops.integration_keys;
+    v_payload jsonb := p_body -> 'payload';
+    v_errors text[];
+    v_details jsonb;
+    v_links jsonb;
+    v_prev text;
+BEGIN
+    IF p_body IS NULL OR pg_catalog.jsonb_typeof(p_body) <> 'object' OR p_now IS NULL THEN
+        RAISE EXCEPTION 'the body must be a JSON object' USING ERRCODE = '22023',
+            DETAIL = '["the body must be a JSON object"]',
+            HINT = '{"routing_key": "ogk_...", "payload": {"summary": "deploy checkout v42", "source": "checkout"}}';
+    END IF;
+    -- the key first: without a live key nothing else is looked at (one 28000 for every bad key)
+    v_key := ops._integration_key(
+        CASE WHEN pg_catalog.jsonb_typeof(p_body -> 'routing_key') = 'string' THEN p_body ->> 'routing_key' END,
+        'events_v2');
+    v_errors := ops._change_event_problems(p_body, v_key.route);
+    IF pg_catalog.cardinality(v_errors) > 0 THEN
+        RAISE EXCEPTION '%', v_errors[1] USING ERRCODE = '22023',
+            DETAIL = pg_catalog.array_to_json(v_errors)::text,
+            HINT = '{"routing_key": "ogk_...", "payload": {"summary": "deploy checkout v42", "source": "checkout", '
+                   '"timestamp": "2026-12-01T08:00:00Z"}, "links": [{"href": "https://ci.example/42", "text": "build"}]}';
+    END IF;
+    v_details := ops._change_details(v_payload -> 'custom_details');
+    v_links := ops._change_links(p_body -> 'links');
+    v_prev := ops._act_as(v_key.name);
+    INSERT INTO ops.changes (route, summary, source, occurred_at, received_at, key_name, details, links, truncated)
+    VALUES (coalesce(v_key.route, NULLIF(pg_catalog.btrim(v_payload #>> '{custom_details,route}'), ''),
+                     NULLIF(pg_catalog.btrim(v_payload ->> 'source'), '')),
+            v_payload ->> 'summary', v_payload ->> 'source',
+            coalesce(ops._events_v2_timestamp(v_payload ->> 'timestamp'), p_now), p_now, v_key.name,
+            v_details, v_links,
+            v_details IS DISTINCT FROM coalesce(NULLIF(v_payload -> 'custom_details', 'null'), '{}')
+                OR pg_catalog.jsonb_array_length(v_links)
+                   < coalesce(pg_catalog.jsonb_array_length(NULLIF(p_body -> 'links', 'null')), 0));
+    PERFORM ops._act_as(v_prev);
+    -- what PagerDuty answers (no id: a change event is not addressed again)
+    RETURN '{"status": "success", "message": "Change event processed"}'::jsonb;
+END;
+$$;
+
+--
+-- Name: FUNCTION api_change_event(p_body jsonb, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_change_event(p_body jsonb, p_now timestamp with time zone) IS 'POST /v2/change/enqueue (PagerDuty change events, a key of kind events_v2): records one row in ops.changes. Bad key: 28000; bad event: 22023 with every problem as a JSON array in DETAIL.';
+
+--
 -- Name: api_events_v2(jsonb, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -2587,7 +2833,8 @@ BEGIN
     IF v_limit NOT BETWEEN 1 AND 500 THEN
         RAISE EXCEPTION 'limit must be a number from 1 to 500' USING ERRCODE = '22023';
     END IF;
-    SELECT coalesce(pg_catalog.jsonb_agg(ops.incident_json(i) ORDER BY i.last_seen DESC), '[]')
+    SELECT coalesce(pg_catalog.jsonb_agg(ops.incident_json(i) || pg_catalog.jsonb_build_object('changes', ch.changes)
+                                         ORDER BY i.last_seen DESC), '[]')
     INTO v_result
     FROM (
         SELECT * FROM ops.incidents AS i
@@ -2596,7 +2843,18 @@ BEGIN
           AND (v_route IS NULL OR i.route = v_route)
         ORDER BY i.last_seen DESC
         LIMIT v_limit
-    ) AS i;
+    ) AS i
+    -- the changes of its route in the hour before it opened, as ops.incident_changes lists them
+    CROSS JOIN LATERAL (
+        SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                   'id', c.id, 'occurredAt', c.occurred_at, 'receivedAt', c.received_at, 'summary', c.summary,
+                   'source', c.source, 'integrationKey', c.key_name, 'links', c.links)
+                   ORDER BY c.occurred_at DESC, c.id DESC), '[]') AS changes
+        FROM (SELECT * FROM ops.changes AS x
+              WHERE x.route = i.route AND x.occurred_at BETWEEN i.first_seen - interval '1 hour' AND i.first_seen
+              ORDER BY x.occurred_at DESC, x.id DESC
+              LIMIT 10) AS c
+    ) AS ch;
     RETURN pg_catalog.jsonb_build_object('ok', true, 'count', pg_catalog.jsonb_array_length(v_result), 'incidents', v_result);
 END;
 $_$;
@@ -2605,7 +2863,7 @@ $_$;
 -- Name: FUNCTION api_list_incidents(p_principal text, p_actor text, p_filters jsonb); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.api_list_incidents(p_principal text, p_actor text, p_filters jsonb) IS 'GET /ops/incidents?status=active|open|acknowledged|resolved|all&severity=&route=&limit=: newest first.';
+COMMENT ON FUNCTION ops.api_list_incidents(p_principal text, p_actor text, p_filters jsonb) IS 'GET /ops/incidents?status=active|open|acknowledged|resolved|all&severity=&route=&limit=: newest first, each with "changes": its route''s changes in the hour before it opened (ops.incident_changes, at most 10).';
 
 --
 -- Name: api_me(text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -4393,6 +4651,36 @@ $$;
 COMMENT ON FUNCTION ops.has_permission(p_principal text, p_permission text) IS 'True when the principal exists, is enabled, and one of its roles carries the permission.';
 
 --
+-- Name: incident_changes(uuid); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.incident_changes(p_id uuid) RETURNS SETOF ops.changes
+    LANGUAGE sql STABLE
+    BEGIN ATOMIC
+ SELECT c.id,
+     c.route,
+     c.summary,
+     c.source,
+     c.occurred_at,
+     c.received_at,
+     c.key_name,
+     c.details,
+     c.links,
+     c.truncated
+    FROM (ops.incidents i
+      JOIN ops.changes c ON (((i.route = c.route) AND ((c.occurred_at >= (i.first_seen - '01:00:00'::interval)) AND (c.occurred_at <= i.first_seen)))))
+   WHERE (i.id = incident_changes.p_id)
+   ORDER BY c.occurred_at DESC, c.id DESC
+  LIMIT 10;
+END;
+
+--
+-- Name: FUNCTION incident_changes(p_id uuid); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.incident_changes(p_id uuid) IS 'The changes on an incident''s route in the hour before it opened (first_seen), most recent first, at most 10: what GET /ops/incidents lists as its changes.';
+
+--
 -- Name: incident_json(ops.incidents); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -4945,6 +5233,7 @@ DECLARE
     v_evals bigint;
     v_cron bigint := 0;
     v_guard jsonb;
+    v_changes bigint;
 BEGIN
     WITH gone AS (
         DELETE FROM ops.tick_log
@@ -4996,6 +5285,7 @@ BEGIN
     )
     SELECT count(*) INTO v_evals FROM gone;
     v_guard := ops.purge_guard_history(p_now);  -- the rollups, and the replay keys
+    v_changes := ops._purge_changes(p_now);
 
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
         EXECUTE 'DELETE FROM cron.job_run_details
@@ -5004,7 +5294,8 @@ BEGIN
         GET DIAGNOSTICS v_cron = ROW_COUNT;
     END IF;
     RETURN pg_catalog.jsonb_build_object('tickLog', v_ticks, 'notifications', v_sent, 'evaluations', v_evals,
-                                         'rollups', v_guard -> 'rollups', 'cronRunDetails', v_cron);
+                                         'rollups', v_guard -> 'rollups', 'cronRunDetails', v_cron,
+                                         'changes', v_changes);
 END;
 $_$;
 
@@ -5012,7 +5303,7 @@ $_$;
 -- Name: FUNCTION purge_history(p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.purge_history(p_now timestamp with time zone) IS 'Daily retention (pg_cron job opsguard-retention): tick_log, sent notifications and their attempts, guard evaluations and rollups, pg_cron run details of our jobs, each by its *_retention_days setting. Counters keep what was purged.';
+COMMENT ON FUNCTION ops.purge_history(p_now timestamp with time zone) IS 'Daily retention (pg_cron job opsguard-retention): tick_log, sent notifications and their attempts, guard evaluations and rollups, change events, pg_cron run details of our jobs, each by its *_retention_days setting. Counters keep what was purged.';
 
 --
 -- Name: recalc_next_due(); Type: FUNCTION; Schema: ops; Owner: -
@@ -5226,13 +5517,14 @@ BEGIN
                f.verdict <> 'violation' AS inconclusive,
                pg_catalog.jsonb_build_object('kind', CASE WHEN f.verdict = 'ticket' THEN 'ticket' ELSE 'violation' END,
                    'key', f.route || '::' || f.reason,
-                   'route', f.route, 'reason', f.reason, 'evidence', f.evidence)
+                   'route', f.route, 'reason', f.reason, 'evidence', f.evidence || coalesce(rc.changes, '{}'))
                || CASE WHEN ov.override IS NOT NULL THEN pg_catalog.jsonb_build_object('exempted', ov.override)
                        ELSE '{}' END AS shown,
                ov.override IS NULL
                    AND (f.verdict = 'violation' OR (v_block_inconclusive AND f.verdict <> 'ticket')) AS counts
         FROM ops.route_findings(p_now, p_route_prefix) AS f
         LEFT JOIN ov ON f.route || '::' || f.reason = ov.item_key
+        LEFT JOIN ops._guard_changes(v_since, p_now) AS rc ON f.route = rc.route
     ),
     failing AS (
         -- incidents sort before violations (kind, then key), as in 0021
@@ -6776,6 +7068,19 @@ ALTER TABLE ops.audit_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 );
 
 --
+-- Name: changes_id_seq; Type: SEQUENCE; Schema: ops; Owner: -
+--
+
+ALTER TABLE ops.changes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME ops.changes_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: counter_base; Type: TABLE; Schema: ops; Owner: -
 --
 
@@ -7487,6 +7792,13 @@ ALTER TABLE ONLY ops.audit_log
     ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id);
 
 --
+-- Name: changes changes_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.changes
+    ADD CONSTRAINT changes_pkey PRIMARY KEY (id);
+
+--
 -- Name: chat_identities chat_identities_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
 --
 
@@ -7799,6 +8111,24 @@ CREATE INDEX audit_log_at ON ops.audit_log USING btree (at);
 CREATE INDEX audit_log_row ON ops.audit_log USING btree (table_name, row_key);
 
 --
+-- Name: changes_occurred; Type: INDEX; Schema: ops; Owner: -
+--
+
+CREATE INDEX changes_occurred ON ops.changes USING btree (occurred_at);
+
+--
+-- Name: changes_received; Type: INDEX; Schema: ops; Owner: -
+--
+
+CREATE INDEX changes_received ON ops.changes USING btree (received_at);
+
+--
+-- Name: changes_route_occurred; Type: INDEX; Schema: ops; Owner: -
+--
+
+CREATE INDEX changes_route_occurred ON ops.changes USING btree (route, occurred_at DESC, id DESC);
+
+--
 -- Name: escalation_events_created_at; Type: INDEX; Schema: ops; Owner: -
 --
 
@@ -7959,6 +8289,12 @@ CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON ops.audit_log FOR EACH S
 --
 
 CREATE TRIGGER audit_log_only_from_triggers BEFORE INSERT ON ops.audit_log FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_log_writer_check();
+
+--
+-- Name: changes changes_audit_insert; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER changes_audit_insert AFTER INSERT ON ops.changes REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('id');
 
 --
 -- Name: chat_identities chat_identities_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
@@ -8542,6 +8878,24 @@ REVOKE ALL ON FUNCTION ops._audit_replay() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ops._burn_window(p_errors double precision, p_requests double precision, p_burn double precision) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _change_details(p_details jsonb); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._change_details(p_details jsonb) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _change_event_problems(p_body jsonb, p_key_route text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._change_event_problems(p_body jsonb, p_key_route text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _change_links(p_links jsonb); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._change_links(p_links jsonb) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _counter(p_name text, p_label text); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -8594,6 +8948,18 @@ REVOKE ALL ON FUNCTION ops._first_bad_sample(p_batch jsonb) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION ops._forbid_change() FROM PUBLIC;
+
+--
+-- Name: TABLE changes; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.changes TO opsguard_operator;
+
+--
+-- Name: FUNCTION _guard_changes(p_since timestamp with time zone, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._guard_changes(p_since timestamp with time zone, p_now timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _guard_items(p_now timestamp with time zone, p_route_prefix text); Type: ACL; Schema: ops; Owner: -
@@ -8746,6 +9112,12 @@ GRANT SELECT ON TABLE ops.escalation_policies TO opsguard_operator;
 REVOKE ALL ON FUNCTION ops._policy(p_name text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _purge_changes(p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._purge_changes(p_now timestamp with time zone) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _recalc_after_change(); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -8864,6 +9236,13 @@ GRANT ALL ON FUNCTION ops.add_rotation(p_schedule text, p_name text, p_shift int
 
 REVOKE ALL ON FUNCTION ops.api_alertmanager(p_token text, p_body jsonb, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.api_alertmanager(p_token text, p_body jsonb, p_now timestamp with time zone) TO opsguard_api;
+
+--
+-- Name: FUNCTION api_change_event(p_body jsonb, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_change_event(p_body jsonb, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_change_event(p_body jsonb, p_now timestamp with time zone) TO opsguard_api;
 
 --
 -- Name: FUNCTION api_events_v2(p_body jsonb, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
@@ -9120,6 +9499,13 @@ GRANT ALL ON FUNCTION ops.grant_role(p_principal text, p_role text, p_actor text
 
 REVOKE ALL ON FUNCTION ops.has_permission(p_principal text, p_permission text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.has_permission(p_principal text, p_permission text) TO opsguard_operator;
+
+--
+-- Name: FUNCTION incident_changes(p_id uuid); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.incident_changes(p_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.incident_changes(p_id uuid) TO opsguard_operator;
 
 --
 -- Name: FUNCTION incident_json(p_incident ops.incidents); Type: ACL; Schema: ops; Owner: -

@@ -33,6 +33,8 @@ BODY_LIMITS = {
     "intake_alertmanager.alertmanager": 1024 * 1024,
     # PagerDuty's own limit for an Events API v2 event (512 KiB): what a sender may rely on
     "events_v2.enqueue": 512 * 1024,
+    # change events share it (the same Events API); what is stored of one is capped in SQL
+    "events_v2.change_enqueue": 512 * 1024,
     # a calendar app fetches the feed with a GET and no body
     "oncall.calendar": 1024,
 }

@@ -5,7 +5,8 @@ SELECT plan(27);
 SELECT results_eq(
     $$SELECT key, value FROM ops.settings ORDER BY key$$,
     $$VALUES ('ack_timeout_min', '0'::jsonb), ('alert_high_level_max', '3'), ('alert_high_level_min', '5'),
-             ('app_base_url', '""'), ('canary_pct', '100'), ('cron_history_retention_days', '7'),
+             ('app_base_url', '""'), ('canary_pct', '100'), ('change_retention_days', '30'),
+             ('cron_history_retention_days', '7'),
              ('default_policy', '""'), ('dry_run', 'false'),
              ('escalation_enabled', 'true'), ('escalation_v1', 'true'), ('guard_autoresolve_min', '10'),
              ('guard_block_inconclusive', 'false'), ('guard_critical_error_pct', '50'),

@@ -1,10 +1,12 @@
-"""POST /v2/enqueue: PagerDuty's Events API v2, so a sender that speaks it (Alertmanager's
-pagerduty_configs, Grafana's PagerDuty contact point, PagerDuty's client libraries) only changes
-its URL. The routing_key in the body is an integration key of kind events_v2; everything else
-is ops.api_events_v2. Every answer, errors included (malformed JSON, a body over the limit, a
-rate limit), has PagerDuty's shape, because a sender parses only that:
+"""POST /v2/enqueue and POST /v2/change/enqueue: PagerDuty's Events API v2 (alert and change
+events), so a sender that speaks it (Alertmanager's pagerduty_configs, Grafana's PagerDuty contact
+point, PagerDuty's client libraries, a deploy pipeline's change event) only changes its URL. The
+routing_key in the body is an integration key of kind events_v2; everything else is
+ops.api_events_v2 / ops.api_change_event. Every answer, errors included (malformed JSON, a body
+over the limit, a rate limit), has PagerDuty's shape, because a sender parses only that:
 
     202 {"status": "success", "message": "Event processed", "dedup_key": "..."}
+    202 {"status": "success", "message": "Change event processed"}
     400 {"status": "invalid event", "message": "Event object is invalid", "errors": ["..."]}
     429 {"status": "throttle event", "message": "..."}
 """
@@ -39,6 +41,13 @@ INVALID = "Event object is invalid"
 @limiter.limit(limits.INGEST)
 def enqueue():
     return jsonify(call("SELECT ops.api_events_v2(%s::jsonb)", json_body())), 202
+
+
+@bp.post("/v2/change/enqueue")
+# the same budget as alert events, by client address: a deploy pipeline sends a few a minute
+@limiter.limit(limits.INGEST)
+def change_enqueue():
+    return jsonify(call("SELECT ops.api_change_event(%s::jsonb)", json_body())), 202
 
 
 def _answer(status: int, errors: list[str]):
