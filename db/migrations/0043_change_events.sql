@@ -1,4 +1,4 @@
--- depends: 0041_audit_redacts_webhooks
+-- depends: 0042_intake_keys_and_limits
 -- Change events: PagerDuty's POST /v2/change/enqueue (a deploy, a config push, a flag flip),
 -- kept per route so that a responder sees what changed before an incident opened and a release
 -- engineer sees what changed on a route the guard blocks on. Senders use the events_v2 key they

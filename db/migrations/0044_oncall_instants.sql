@@ -1,4 +1,4 @@
--- depends: 0041_audit_redacts_webhooks
+-- depends: 0043_change_events
 -- On-call instants, as docs/oncall.md states them, checked against an independent model of the rules:
 -- * a first handoff is the instant given (ops.add_rotation moved one in the first of two repeated 01:30s to the
 --   second, an hour later, and nobody was on call in between); overrides and handoffs keep whole seconds, as the

@@ -1,4 +1,4 @@
--- depends: 0041_audit_redacts_webhooks
+-- depends: 0044_oncall_instants
 -- Two findings.
 --
 -- 1. Slack reads &, < and > as markup: <!channel> notifies a whole channel and <https://x|click>

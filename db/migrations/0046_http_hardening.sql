@@ -1,4 +1,4 @@
--- depends: 0041_audit_redacts_webhooks
+-- depends: 0045_slack_escape_audit_writer
 -- GET /healthz is open to anyone (load balancers and uptime checks cannot sign), and it answered
 -- with the configuration problems by name: who can be paged through which schedule, route
 -- webhooks, setting names, pg_cron's error text, whether body-only signatures are accepted. An
