@@ -1629,9 +1629,14 @@ COMMENT ON FUNCTION ops._step_targets(p_policy text, p_step integer, p_at timest
 --
 
 CREATE FUNCTION ops._tick_claim(p_now timestamp with time zone, p_max_level integer, p_limit integer, p_dry boolean, p_canary integer, p_policy text) RETURNS TABLE(id uuid, incident_key text, route text, severity text, escalation_level integer, next_due_at timestamp with time zone, new_level integer, live boolean, hash text, targets jsonb, webhooks text[])
-    LANGUAGE sql
+    LANGUAGE plpgsql
     SET search_path TO 'ops', 'pg_temp'
     AS $$
+#variable_conflict use_column
+BEGIN
+    -- plpgsql, not sql: its first plans are custom ones, made for this p_now and LIMIT (a SQL
+    -- function is planned for unknown parameters, which could scan every incident)
+    RETURN QUERY
     WITH due AS (
         SELECT i.id, i.incident_key, i.route, i.severity, i.escalation_level, i.next_due_at
         FROM ops.incidents AS i
@@ -1667,7 +1672,8 @@ CREATE FUNCTION ops._tick_claim(p_now timestamp with time zone, p_max_level inte
     SELECT s.id, s.incident_key, s.route, s.severity, s.escalation_level, s.next_due_at, s.new_level, s.live, s.hash,
            r.r_targets, r.r_webhooks
     FROM stepped AS s
-    LEFT JOIN resolved AS r ON s.policy = r.policy AND s.step = r.step
+    LEFT JOIN resolved AS r ON s.policy = r.policy AND s.step = r.step;
+END;
 $$;
 
 --

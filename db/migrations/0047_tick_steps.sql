@@ -181,9 +181,14 @@ RETURNS TABLE (
     id uuid, incident_key text, route text, severity text, escalation_level integer, next_due_at timestamptz,
     new_level integer, live boolean, hash text, targets jsonb, webhooks text[]
 )
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = ops, pg_temp
 AS $$
+#variable_conflict use_column
+BEGIN
+    -- plpgsql, not sql: its first plans are custom ones, made for this p_now and LIMIT (a SQL
+    -- function is planned for unknown parameters, which could scan every incident)
+    RETURN QUERY
     WITH due AS (
         SELECT i.id, i.incident_key, i.route, i.severity, i.escalation_level, i.next_due_at
         FROM ops.incidents AS i
@@ -219,7 +224,8 @@ AS $$
     SELECT s.id, s.incident_key, s.route, s.severity, s.escalation_level, s.next_due_at, s.new_level, s.live, s.hash,
            r.r_targets, r.r_webhooks
     FROM stepped AS s
-    LEFT JOIN resolved AS r ON s.policy = r.policy AND s.step = r.step
+    LEFT JOIN resolved AS r ON s.policy = r.policy AND s.step = r.step;
+END;
 $$;
 COMMENT ON FUNCTION ops._tick_claim(timestamptz, integer, integer, boolean, integer, text) IS
 'Internal tick step: locks up to p_limit incidents due at p_now below p_max_level (skipping rows others hold) and '
