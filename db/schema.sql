@@ -1901,7 +1901,7 @@ BEGIN
             r_paused := ops.cron_matches(v_pause, p_now);
         EXCEPTION WHEN invalid_parameter_value THEN
             r_invalid := r_invalid || pg_catalog.jsonb_build_object('pause_cron', SQLERRM);
-            v_pause := pg_catalog.btrim((SELECT s.default_value ->> 0 FROM ops.settings AS s WHERE s.key = 'pause_cron'));
+            v_pause := pg_catalog.btrim((SELECT s.default_value #>> '{}' FROM ops.settings AS s WHERE s.key = 'pause_cron'));
             r_paused := v_pause <> '' AND ops.cron_matches(v_pause, p_now);
         END;
     END IF;
