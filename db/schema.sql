@@ -3890,7 +3890,9 @@ BEGIN
 
     -- pause_cron and the kill switches hold back escalation, not intake: missed heartbeats open
     -- their incidents in every state but busy (an alert arriving meanwhile does too)
-    IF v_state <> 'busy' THEN
+    -- (a step is called only when it has rows to work on: most ticks find none, and a call costs
+    -- more than the index probe that says so)
+    IF v_state <> 'busy' AND EXISTS (SELECT 1 FROM ops.heartbeats AS h WHERE h.due_at <= p_now) THEN
         v_missed := ops._tick_heartbeats(p_now, v_dry, (v_set -> 'tick_batch_max')::int);
     END IF;
 
@@ -3900,7 +3902,9 @@ BEGIN
             v_reopened := ops._tick_stale_acks(p_now, (v_set -> 'ack_timeout_min')::int, (v_set -> 'canary_pct')::int);
         END IF;
         v_tick_id := pg_catalog.nextval(pg_catalog.pg_get_serial_sequence('ops.tick_log', 'id'));
-        SELECT * INTO v_due, v_live, v_events, v_lag, v_would FROM ops._tick_due(p_now, v_tick_id, v_set, v_dry);
+        IF EXISTS (SELECT 1 FROM ops.incidents AS i WHERE i.next_due_at <= p_now) THEN
+            SELECT * INTO v_due, v_live, v_events, v_lag, v_would FROM ops._tick_due(p_now, v_tick_id, v_set, v_dry);
+        END IF;
         IF v_events > 0 THEN
             PERFORM pg_catalog.pg_notify('ops_outbox', v_tick_id::text);
         END IF;
