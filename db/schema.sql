@@ -3891,8 +3891,9 @@ BEGIN
     -- pause_cron and the kill switches hold back escalation, not intake: missed heartbeats open
     -- their incidents in every state but busy (an alert arriving meanwhile does too)
     -- (a step is called only when it has rows to work on: most ticks find none, and a call costs
-    -- more than the index probe that says so)
-    IF v_state <> 'busy' AND EXISTS (SELECT 1 FROM ops.heartbeats AS h WHERE h.due_at <= p_now) THEN
+    -- more than the probe that says so; min() reads the first entry of the due index whatever
+    -- plan p_now gets, where an EXISTS planned for an unknown p_now may read the whole table)
+    IF v_state <> 'busy' AND (SELECT min(h.due_at) FROM ops.heartbeats AS h) <= p_now THEN
         v_missed := ops._tick_heartbeats(p_now, v_dry, (v_set -> 'tick_batch_max')::int);
     END IF;
 
@@ -3902,7 +3903,7 @@ BEGIN
             v_reopened := ops._tick_stale_acks(p_now, (v_set -> 'ack_timeout_min')::int, (v_set -> 'canary_pct')::int);
         END IF;
         v_tick_id := pg_catalog.nextval(pg_catalog.pg_get_serial_sequence('ops.tick_log', 'id'));
-        IF EXISTS (SELECT 1 FROM ops.incidents AS i WHERE i.next_due_at <= p_now) THEN
+        IF (SELECT min(i.next_due_at) FROM ops.incidents AS i) <= p_now THEN
             SELECT * INTO v_due, v_live, v_events, v_lag, v_would FROM ops._tick_due(p_now, v_tick_id, v_set, v_dry);
         END IF;
         IF v_events > 0 THEN
