@@ -1,4 +1,4 @@
--- depends: 0041_audit_redacts_webhooks
+-- depends: 0046_http_hardening
 -- ops.escalation_tick as named steps, each a screen, so that a change redefines the step it
 -- changes (its migration and rollback restate ~30 lines, not ~290):
 --   ops._tick_settings   the settings a tick runs with (a stored value that is invalid: its default)
@@ -27,7 +27,8 @@ FROM (VALUES
     ('app_base_url', '""'), ('canary_pct', '100'), ('cron_history_retention_days', '7'),
     ('default_policy', '""'), ('dry_run', 'false'), ('escalation_enabled', 'true'), ('escalation_v1', 'true'),
     ('guard_autoresolve_min', '10'), ('guard_block_inconclusive', 'false'), ('guard_critical_error_pct', '50'),
-    ('guard_evaluation_retention_days', '30'), ('guard_hard_error_pct', '20'), ('guard_lookback_min', '10'),
+    ('change_retention_days', '30'), ('guard_evaluation_retention_days', '30'), ('guard_hard_error_pct', '20'),
+    ('guard_lookback_min', '10'),
     ('guard_rollup_retention_days', '7'), ('max_esc_level', '7'), ('notify_backoff_max_ms', '300000'),
     ('notify_backoff_ms', '2000'), ('notify_lease_s', '60'), ('notify_max_attempts', '8'),
     ('notify_paused', 'false'), ('notify_retention_days', '7'), ('pause_cron', '""'),
