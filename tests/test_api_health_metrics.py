@@ -135,7 +135,10 @@ def test_the_documented_unsigned_answer_is_what_anyone_gets(api, conn):
 
 
 @pytest.mark.usefixtures("clock")
-def test_a_bad_signature_on_healthz_is_401_and_counts_against_the_address(db_url, openapi_spec):
+def test_a_bad_signature_on_healthz_is_401_and_counts_against_the_address(db_url, openapi_spec, conn):
+    # healthy, so the open answer is 200: without a tick, a database migrated (the session's
+    # template) more than two tick intervals ago is unhealthy
+    conn.execute("SELECT ops.escalation_tick()")
     # rate limits on by name: an earlier app made with them off leaves the shared limiter off
     app = create_app({"DATABASE_URL": db_url, "OPS_HMAC_SECRET": SECRET, "RATELIMIT_ENABLED": True})
     limiter.reset()
