@@ -16,8 +16,8 @@ SELECT ops.set_route_webhook('GET /a', '', 'alice');
 SELECT ops.add_policy_step('payments', 2, '[{"webhook": "https://one.example.com/h/firstSECRET"},
                                             {"webhook": "https://two.example.com/h/secondSECRET"}]', 'alice');
 -- a setting is redacted for its kind, whatever its name: one a later migration declares, here by hand
-INSERT INTO ops.settings (key, value, kind, description)
-VALUES ('pager_webhook_url', '"https://pager.example.com/h/pagerSECRET"', 'webhook', 'a second webhook setting');
+INSERT INTO ops.settings (key, value, default_value, kind, description)
+VALUES ('pager_webhook_url', '"https://pager.example.com/h/pagerSECRET"', '""', 'webhook', 'a second webhook setting');
 SELECT ops.set_setting('pager_webhook_url', 'https://pager.example.com/h/pager2SECRET', 'alice');
 
 SET LOCAL ROLE opsguard_auditor;
