@@ -47,7 +47,8 @@ def test_the_docs_table_is_what_its_command_prints() -> None:
 
 
 def test_every_variable_the_docs_name_is_declared() -> None:
-    pattern = re.compile(r"\b(?:%s)[A-Z0-9_]*[A-Z0-9]\b" % "|".join(PREFIXES))
+    prefixes = "|".join(PREFIXES)
+    pattern = re.compile(rf"\b(?:{prefixes})[A-Z0-9_]*[A-Z0-9]\b")
     for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         unknown = set(pattern.findall(doc.read_text())) - set(settings.BY_NAME)
         assert not unknown, f"{doc.name} names variables no process reads: {sorted(unknown)}"
@@ -165,6 +166,16 @@ def test_the_dispatcher_refuses_a_value_it_cannot_use_and_names_it(monkeypatch, 
     monkeypatch.setenv(key, value)
     assert dispatcher.main(["--dsn", UNREACHABLE]) == 2
     assert capsys.readouterr().err.strip() == f"opsguard dispatcher: {message}"
+
+
+def test_the_dispatcher_takes_its_variables_and_a_flag_wins(monkeypatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", UNREACHABLE)
+    monkeypatch.setenv("OPS_DISPATCH_BATCH", "7")
+    monkeypatch.setenv("OPS_DISPATCH_TIMEOUT_S", "2.5")
+    monkeypatch.setenv("OPS_DISPATCH_DB_ROLE", "")
+    options = dispatcher.options_from(["--batch", "9"])
+    assert (options.dsn, options.batch, options.timeout_s, options.poll_s, options.db_role) == (UNREACHABLE, 9, 2.5, 5.0, "")
+    assert dispatcher.options_from([]).batch == 7
 
 
 def test_the_local_cluster_refuses_a_port_it_cannot_use(monkeypatch, capsys) -> None:

@@ -175,12 +175,10 @@ def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000, 3)
 
 
-def main(argv: list[str] | None = None) -> int:
-    try:
-        env = settings.load("dispatcher", "dispatcher")
-    except settings.SettingError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+def options_from(argv: list[str] | None) -> Options:
+    """Each option from its flag, else its variable (settings.py), else the default. A bad
+    variable raises SettingError; a bad flag exits through argparse."""
+    env = settings.load("dispatcher", "dispatcher")
     p = argparse.ArgumentParser(prog="opsguard.dispatcher", description=__doc__.split("\n\n")[0])
     p.add_argument("--dsn", default=env["DATABASE_URL"], help="libpq URL (default: $DATABASE_URL)")
     p.add_argument("--batch", type=int, default=env["OPS_DISPATCH_BATCH"], help="messages claimed at once (1-1000)")
@@ -193,7 +191,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="role to SET after connecting ('' keeps the login role)")
     p.add_argument("--worker", help="name in the outbox and attempt log (default host:pid)")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s dispatcher %(levelname)s %(message)s")
     if not args.dsn:
         p.error("set DATABASE_URL or pass --dsn")
     if not 1 <= args.batch <= 1000 or args.threads < 1 or args.timeout <= 0 or args.poll <= 0:
@@ -202,7 +199,16 @@ def main(argv: list[str] | None = None) -> int:
                       poll_s=args.poll, db_role=args.db_role)
     if args.worker:
         options.worker = args.worker
+    return options
 
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        options = options_from(argv)
+    except settings.SettingError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s dispatcher %(levelname)s %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
