@@ -24,7 +24,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PG_BIN = Path(os.environ.get("OPSGUARD_PG_BIN", "/usr/lib/postgresql/15/bin"))
+from opsguard import settings
+
+PG_BIN = Path(settings.value("OPSGUARD_PG_BIN", "localpg"))
 REPO = Path(__file__).resolve().parent.parent
 SUPERUSER = "opsguard"
 IS_ROOT = os.geteuid() == 0
@@ -53,7 +55,7 @@ def _hand_to_server_user(path: Path) -> None:
 
 def default_datadir() -> Path:
     """The embedded cluster's data directory for this checkout."""
-    if env := os.environ.get("OPSGUARD_PGDATA"):
+    if env := settings.value("OPSGUARD_PGDATA", "localpg"):
         return Path(env)
     local = REPO / ".local"
     local.mkdir(exist_ok=True)
@@ -194,8 +196,8 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
 def embedded() -> Cluster:
     return Cluster(
         datadir=default_datadir(),
-        port=int(os.environ.get("OPSGUARD_PGPORT", "54329")),
-        cron_database=os.environ.get("OPSGUARD_DB", "opsguard"),
+        port=settings.value("OPSGUARD_PGPORT", "localpg"),
+        cron_database=settings.value("OPSGUARD_DB", "localpg"),
     )
 
 
@@ -203,7 +205,11 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["start", "stop", "url", "status", "datadir"])
     args = parser.parse_args(argv)
-    cluster = embedded()
+    try:
+        cluster = embedded()
+    except settings.SettingError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if args.action == "start":
         cluster.start()
         print(cluster.url(cluster.cron_database))

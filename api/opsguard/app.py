@@ -6,15 +6,14 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import psycopg
 from flask import Flask
 from psycopg_pool import ConnectionPool, PoolTimeout
 from slack_sdk.signature import SignatureVerifier
 
-from . import errors, limits
-from .auth import check_settings, parse_keys
+from . import errors, limits, settings
+from .auth import parse_keys
 from .config import bad_configuration
 from .db import make_pool
 from .input_checks import refuse_bad_input
@@ -35,31 +34,19 @@ from .views import (
 
 log = logging.getLogger(__name__)
 
-ENV_KEYS = ("DATABASE_URL", "OPS_HMAC_SECRET", "OPS_HMAC_SECRET_PREVIOUS", "OPS_HMAC_KEYS",
-            "OPS_HMAC_REQUIRE_TIMESTAMP", "OPS_HMAC_BODY_ONLY", "OPS_DB_ROLE", "RATELIMIT_STORAGE_URI",
-            "RATELIMIT_ENABLED", "OPS_BENCH_ENDPOINTS", "SLACK_SIGNING_SECRET",
-            # the pool (api/opsguard/db.py): before these were listed, setting them in the environment did nothing
-            "OPS_DB_POOL_MAX", "OPS_DB_TIMEOUT_S", "OPS_DB_RECONNECT_S")
-
 
 def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__)
-    app.config.from_mapping(
-        MAX_CONTENT_LENGTH=int(os.environ.get("OPS_MAX_BODY_BYTES", 1024 * 1024)),
-        RATELIMIT_STORAGE_URI="memory://",
-        RATELIMIT_HEADERS_ENABLED=True,
-    )
-    app.config.update({k: os.environ[k] for k in ENV_KEYS if k in os.environ})
-    for flag in ("RATELIMIT_ENABLED", "OPS_BENCH_ENDPOINTS"):
-        if isinstance(app.config.get(flag), str):
-            app.config[flag] = app.config[flag].lower() in ("1", "true", "yes", "on")
-    if test_config:
-        app.config.update(test_config)
+    app.config["RATELIMIT_HEADERS_ENABLED"] = True
+    app.config.update(test_config or {})
+    # the environment's values (api/opsguard/settings.py), parsed and checked; a test config overrides them
+    app.config.update(settings.load("api", "API", overrides=test_config))
+    if "MAX_CONTENT_LENGTH" not in (test_config or {}):
+        app.config["MAX_CONTENT_LENGTH"] = app.config["OPS_MAX_BODY_BYTES"]
 
     missing = [k for k in ("DATABASE_URL", "OPS_HMAC_SECRET") if not app.config.get(k)]
     if missing:
         raise RuntimeError(f"opsguard API: set {' and '.join(missing)}")
-    check_settings(app.config)
     app.config["HMAC_KEYS"] = parse_keys(app.config)
 
     if app.config.get("SLACK_SIGNING_SECRET"):

@@ -62,22 +62,9 @@ def parse_keys(config: dict) -> list[tuple[str, bytes]]:
     return keys
 
 
-def check_settings(config: dict) -> None:
-    """Signing settings that would be silently misread stop the start: OPS_HMAC_REQUIRE_TIMESTAMP=1
-    meant "no untimed signature", which is now OPS_HMAC_BODY_ONLY=off (the default); and
-    OPS_HMAC_BODY_ONLY=1 or =true must not be read as either."""
-    if config.get("OPS_HMAC_REQUIRE_TIMESTAMP") is not None:
-        raise RuntimeError("opsguard API: OPS_HMAC_REQUIRE_TIMESTAMP is gone (every v1 signature carries a "
-                           "timestamp); unset it: body-only signatures are refused unless OPS_HMAC_BODY_ONLY=on")
-    value = config.get("OPS_HMAC_BODY_ONLY", "off")
-    if not isinstance(value, bool) and str(value).strip().lower() not in ("on", "off"):
-        raise RuntimeError(f"opsguard API: OPS_HMAC_BODY_ONLY is on or off, not {value!r}")
-
-
 def body_only_accepted(config: dict) -> bool:
-    """The body-only scheme is accepted only while OPS_HMAC_BODY_ONLY is "on" (or True)."""
-    value = config.get("OPS_HMAC_BODY_ONLY", "off")
-    return value is True or str(value).strip().lower() == "on"
+    """The body-only scheme is accepted only while OPS_HMAC_BODY_ONLY is on (settings.py parses it)."""
+    return config.get("OPS_HMAC_BODY_ONLY") is True
 
 
 def request_target() -> str:

@@ -2,7 +2,8 @@
 (webhooks https or loopback http, app_base_url, UTC, a dispatcher's lease). A process
 with blocking problems does not start; the message names each setting. Paging gaps (a
 principal with no linked Slack user, ...) are rows too, with blocking false: /healthz
-warns about them, and nothing refuses to start over them."""
+warns about them, and nothing refuses to start over them. Environment variables are
+checked before this, by settings.py."""
 
 from __future__ import annotations
 

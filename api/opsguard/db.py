@@ -10,22 +10,9 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 
-def _setting(app: Flask, key: str, default: float, kind: type, low: float, high: float) -> float:
-    """A pool setting from the environment (or a test config), refused at start when it is not a
-    number in range, rather than read as something else or failing on the first request."""
-    raw = app.config.get(key, default)
-    try:
-        value = kind(raw)
-    except (TypeError, ValueError):
-        value = None
-    if value is None or not low <= value <= high:
-        raise RuntimeError(f"opsguard API: {key} must be a {'whole ' if kind is int else ''}number "
-                           f"from {low:g} to {high:g}, not {raw!r}")
-    return value
-
-
 def make_pool(app: Flask) -> ConnectionPool:
-    role = app.config.get("OPS_DB_ROLE", "opsguard_api")
+    # the OPS_DB_* values were parsed and range-checked by create_app (settings.py)
+    role = app.config["OPS_DB_ROLE"]
 
     def configure(conn: Connection) -> None:
         # least privilege even when DATABASE_URL names a broader user: the API role may
@@ -38,8 +25,8 @@ def make_pool(app: Flask) -> ConnectionPool:
         app.config["DATABASE_URL"],
         min_size=1,
         # as many connections as gunicorn has threads (api/gunicorn.conf.py, OPS_THREADS)
-        max_size=_setting(app, "OPS_DB_POOL_MAX", 8, int, 1, 100),
-        timeout=_setting(app, "OPS_DB_TIMEOUT_S", 2.0, float, 0.1, 60),
+        max_size=app.config["OPS_DB_POOL_MAX"],
+        timeout=app.config["OPS_DB_TIMEOUT_S"],
         kwargs={"autocommit": True, "connect_timeout": 2},
         configure=configure,
         check=ConnectionPool.check_connection,  # a connection that died with the server is replaced
@@ -50,7 +37,7 @@ def make_pool(app: Flask) -> ConnectionPool:
         # long after the database was back, a few at a time as each task woke. Giving a task
         # up after 2 s frees its slot; a waiting request then starts a fresh attempt at once
         # (the pool grows on demand), so reconnection follows the requests, not a timer.
-        reconnect_timeout=_setting(app, "OPS_DB_RECONNECT_S", 2.0, float, 0.1, 600),
+        reconnect_timeout=app.config["OPS_DB_RECONNECT_S"],
         open=False,
     )
     pool.open(wait=False)  # the API starts (and answers 503) while the database is away

@@ -32,6 +32,7 @@ import psycopg
 import urllib3
 from psycopg.types.json import Jsonb
 
+from . import settings
 from .config import bad_configuration
 
 log = logging.getLogger("opsguard.dispatcher")
@@ -44,11 +45,11 @@ IDLE_SLICE_S = 0.5  # how soon a stop request ends an idle wait
 @dataclass
 class Options:
     dsn: str
-    batch: int = 100
-    threads: int = 16
-    timeout_s: float = 10.0
-    poll_s: float = 5.0
-    db_role: str = "opsguard_dispatcher"
+    batch: int = settings.default("OPS_DISPATCH_BATCH")
+    threads: int = settings.default("OPS_DISPATCH_THREADS")
+    timeout_s: float = settings.default("OPS_DISPATCH_TIMEOUT_S")
+    poll_s: float = settings.default("OPS_DISPATCH_POLL_S")
+    db_role: str = settings.default("OPS_DISPATCH_DB_ROLE")
     worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
 
@@ -174,26 +175,22 @@ def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000, 3)
 
 
-def _env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
-
-
-def main(argv: list[str] | None = None) -> int:
+def options_from(argv: list[str] | None) -> Options:
+    """Each option from its flag, else its variable (settings.py), else the default. A bad
+    variable raises SettingError; a bad flag exits through argparse."""
+    env = settings.load("dispatcher", "dispatcher")
     p = argparse.ArgumentParser(prog="opsguard.dispatcher", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dsn", default=os.environ.get("DATABASE_URL"), help="libpq URL (default: $DATABASE_URL)")
-    p.add_argument("--batch", type=int, default=int(_env_float("OPS_DISPATCH_BATCH", 100)),
-                   help="messages claimed at once (1-1000)")
-    p.add_argument("--threads", type=int, default=int(_env_float("OPS_DISPATCH_THREADS", 16)),
-                   help="concurrent HTTP requests")
-    p.add_argument("--timeout", type=float, default=_env_float("OPS_DISPATCH_TIMEOUT_S", 10.0),
+    p.add_argument("--dsn", default=env["DATABASE_URL"], help="libpq URL (default: $DATABASE_URL)")
+    p.add_argument("--batch", type=int, default=env["OPS_DISPATCH_BATCH"], help="messages claimed at once (1-1000)")
+    p.add_argument("--threads", type=int, default=env["OPS_DISPATCH_THREADS"], help="concurrent HTTP requests")
+    p.add_argument("--timeout", type=float, default=env["OPS_DISPATCH_TIMEOUT_S"],
                    help="seconds a webhook may take, connect to last byte")
-    p.add_argument("--poll", type=float, default=_env_float("OPS_DISPATCH_POLL_S", 5.0),
+    p.add_argument("--poll", type=float, default=env["OPS_DISPATCH_POLL_S"],
                    help="seconds between polls when no NOTIFY arrives")
-    p.add_argument("--db-role", default=os.environ.get("OPS_DISPATCH_DB_ROLE", "opsguard_dispatcher"),
+    p.add_argument("--db-role", default=env["OPS_DISPATCH_DB_ROLE"],
                    help="role to SET after connecting ('' keeps the login role)")
     p.add_argument("--worker", help="name in the outbox and attempt log (default host:pid)")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s dispatcher %(levelname)s %(message)s")
     if not args.dsn:
         p.error("set DATABASE_URL or pass --dsn")
     if not 1 <= args.batch <= 1000 or args.threads < 1 or args.timeout <= 0 or args.poll <= 0:
@@ -202,7 +199,16 @@ def main(argv: list[str] | None = None) -> int:
                       poll_s=args.poll, db_role=args.db_role)
     if args.worker:
         options.worker = args.worker
+    return options
 
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        options = options_from(argv)
+    except settings.SettingError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s dispatcher %(levelname)s %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

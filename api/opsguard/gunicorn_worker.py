@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import re
 import selectors
 import socket
@@ -45,14 +44,18 @@ from gunicorn.http.message import Request
 from gunicorn.http.unreader import IterUnreader
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
+from . import settings
+
 CODES = {400: "invalid_request", 403: "forbidden", 408: "request_timeout", 413: "payload_too_large",
          414: "uri_too_long", 417: "expectation_failed", 431: "headers_too_large", 501: "not_implemented",
          503: "server_busy"}
 
-HEADER_TIMEOUT_S = float(os.environ.get("OPS_HEADER_TIMEOUT_S", "10"))
-BODY_TIMEOUT_S = float(os.environ.get("OPS_BODY_TIMEOUT_S", "30"))
-MAX_BODY_BYTES = int(os.environ.get("OPS_MAX_BODY_BYTES", 1024 * 1024))  # the app reads the same setting
-READ_BUFFER_BYTES = int(float(os.environ.get("OPS_READ_BUFFER_MB", "256")) * 1024 * 1024)
+# checked already by api/gunicorn.conf.py, which loads the same variables before the worker starts
+_ENV = settings.load("gunicorn", "API")
+HEADER_TIMEOUT_S = _ENV["OPS_HEADER_TIMEOUT_S"]
+BODY_TIMEOUT_S = _ENV["OPS_BODY_TIMEOUT_S"]
+MAX_BODY_BYTES = _ENV["OPS_MAX_BODY_BYTES"]  # the app reads the same setting
+READ_BUFFER_BYTES = int(_ENV["OPS_READ_BUFFER_MB"] * 1024 * 1024)
 # a thread writes the answer; a client that does not read it holds the thread this long at most
 WRITE_TIMEOUT_S = 10.0
 LINGER_S, LINGER_MAX_BYTES = 2.0, 65536  # as gunicorn's close_graceful, without blocking the loop

@@ -8,12 +8,13 @@ usable is recorded as applied, so the jobs are installed again on every migrate.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import psycopg
 from yoyo import get_backend, read_migrations
+
+from . import settings
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "db" / "migrations"
 
@@ -44,7 +45,7 @@ def apply(url: str) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    url = argv[0] if argv else os.environ.get("DATABASE_URL")
+    url = argv[0] if argv else settings.value("DATABASE_URL", "migrate")
     if not url:
         print("DATABASE_URL is not set", file=sys.stderr)
         return 2

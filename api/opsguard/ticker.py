@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import threading
 
 import psycopg
 
+from . import settings
 from .config import bad_configuration
 
 TICK_SQL = "SELECT ops.escalation_tick(p_source => 'ticker'), ops.setting('tick_ms')::int"
@@ -53,7 +53,7 @@ def run(dsn: str, once: bool = False, stop: threading.Event | None = None) -> in
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description="Call ops.escalation_tick() every tick_ms.")
-    parser.add_argument("--dsn", default=os.environ.get("DATABASE_URL"))
+    parser.add_argument("--dsn", default=settings.value("DATABASE_URL", "ticker"))
     parser.add_argument("--once", action="store_true", help="tick once and exit")
     args = parser.parse_args(argv)
     if not args.dsn:
