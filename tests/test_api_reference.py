@@ -5,7 +5,8 @@ place the code declares the same thing, so neither can drift:
 - the routes: the Flask app's url_map, methods included;
 - a permission: the literal the endpoint's SQL function passes to ops.authorize (directly or
   through ops._api_begin) in db/schema.sql; the view names that function, and nothing else in
-  the code decides who may;
+  the code decides who may; and, through the API, that a person holding only that permission gets
+  past the check and one holding every other does not;
 - the guard: the view's decorator (auth.signed, auth.signed_if_signature) or the kind the SQL
   function asks ops._integration_key for;
 - a rate limit: the string the view passes to @limiter.limit (a constant of api/opsguard/limits.py)
@@ -126,6 +127,32 @@ def test_x_permission_is_what_the_endpoint_sql_function_authorizes(app):
         by_view.setdefault(view, [set(), enforced])[0].update(declared)
     for view, (declared, enforced) in by_view.items():
         assert declared == enforced, f"{view.__name__}: the spec names {declared}, its SQL authorizes {enforced}"
+
+
+# a body each signed operation accepts far enough to authorize: what it answers after that is not the point
+BODIES = {("POST", "/ops/incidents"): {"incident_key": "GET /ref::x", "severity": "warning"},
+          ("POST", "/ops/metrics/requests"): []}
+
+
+def test_x_permission_is_what_the_endpoint_enforces(app, api, conn):
+    """Through the API: a person holding only x-permission gets past the check, one holding every other
+    permission gets 403 (ops-bot signs and names them in X-Ops-Actor)."""
+    conn.execute("INSERT INTO ops.roles (name, description) VALUES ('just_it', 'test'), ('all_but_it', 'test')")
+    conn.execute("SELECT ops.add_principal('holder', 'human', '{just_it}', 'test')")
+    conn.execute("SELECT ops.add_principal('lacker', 'human', '{all_but_it}', 'test')")
+    incident_id = conn.execute("SELECT id FROM ops.trigger_incident('GET /ref::y', 'critical')").fetchone()[0]
+    for (method, path), op in served_operations(app).items():
+        if op["x-permission"] is None:
+            continue
+        conn.execute("DELETE FROM ops.role_permissions WHERE role IN ('just_it', 'all_but_it')")
+        conn.execute("INSERT INTO ops.role_permissions (role, permission) SELECT r, name FROM ops.permissions, "
+                     "LATERAL (SELECT CASE WHEN name = %s THEN 'just_it' ELSE 'all_but_it' END) AS x(r)",
+                     (op["x-permission"],))
+        target, body = path.format(incident_id=incident_id), BODIES.get((method, path))
+        refused = api.call(method, target, body, actor="lacker", validate=False)
+        assert refused.status_code == 403, f"{method} {path} without {op['x-permission']}: {refused.json}"
+        allowed = api.call(method, target, body, actor="holder", validate=False)
+        assert allowed.status_code != 403, f"{method} {path} with {op['x-permission']}: {allowed.json}"
 
 
 def test_x_guard_is_the_views_decorator_or_the_key_kind_its_sql_function_checks(app):
