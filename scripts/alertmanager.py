@@ -55,7 +55,10 @@ def psql(dsn: str, sql: str, *args: str) -> str:
     for i, arg in enumerate(args, 1):
         cmd += ["-v", f"v{i}={arg}"]
     script = f"SET ROLE opsguard_operator;\n{sql};\n"
-    return subprocess.run(cmd, input=script, capture_output=True, text=True, check=True).stdout.strip()
+    res = subprocess.run(cmd, input=script, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"psql {dsn}: {res.stderr.strip()}\n(is make run running? DATABASE_URL as it printed)")
+    return res.stdout.strip()
 
 
 def make_keys(dsn: str, actor: str) -> dict[str, str]:
@@ -64,7 +67,7 @@ def make_keys(dsn: str, actor: str) -> dict[str, str]:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     keys = {}
     for kind in ("alertmanager", "events_v2"):
-        name = f"make-alertmanager-{kind.replace('_', '-')}-{stamp}"
+        name = f"make-alertmanager-{kind.replace('_', '-')}-{stamp}-{os.getpid()}"
         keys[name] = psql(dsn, "SELECT ops.create_integration_key(:'v1', :'v2', :'v3')", name, kind, actor)
     return keys
 
@@ -81,7 +84,10 @@ def start(port: int, config: str) -> subprocess.Popen:
     WORKDIR.mkdir(parents=True, exist_ok=True)
     for tmpl in (LOCAL / "share" / "alertmanager").glob("*.tmpl"):
         shutil.copy(tmpl, WORKDIR / tmpl.name)
-    (WORKDIR / "alertmanager.yml").write_text(config)
+    config_file = WORKDIR / "alertmanager.yml"
+    config_file.touch(mode=0o600)  # it holds the keys
+    config_file.chmod(0o600)
+    config_file.write_text(config)
     cmd = [str(exe), "--config.file=alertmanager.yml", "--storage.path=data",
            f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"]
     return subprocess.Popen(cmd, cwd=WORKDIR)
@@ -94,11 +100,24 @@ def wait_ready(proc: subprocess.Popen, url: str) -> None:
         if proc.poll() is not None:
             raise SystemExit(f"alertmanager exited ({proc.returncode}); its configuration: {WORKDIR / 'alertmanager.yml'}")
         try:
-            urllib.request.urlopen(url + "/-/ready", timeout=1)
+            urllib.request.urlopen(url + "/-/ready", timeout=1)  # noqa: S310 (our own http:// URL)
             return
         except OSError:
             time.sleep(0.2)
     raise SystemExit(f"alertmanager did not answer {url}/-/ready")
+
+
+def check_host(host: str) -> None:
+    """Alertmanager would start against a HOST that is down and only log failed posts."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(host.rstrip("/") + "/healthz", timeout=5)  # noqa: S310 (the operator's HOST)
+    except urllib.error.HTTPError:
+        pass  # any answer (a 503 names what is unhealthy): the API is there
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"opsguard does not answer at HOST={host} ({exc}): start make run, or set HOST") from None
 
 
 def usage(url: str, keys: dict[str, str]) -> str:
@@ -130,6 +149,7 @@ def main() -> int:
     port = int(os.environ.get("AM_PORT", "9093"))
     url = f"http://127.0.0.1:{port}"
     actor = getpass.getuser()
+    check_host(host)
     keys = make_keys(dsn, actor)
     proc = None
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

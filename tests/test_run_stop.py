@@ -5,8 +5,8 @@ stand-in and the embedded cluster's ports are free (run.sh stops the cluster it 
 from __future__ import annotations
 
 import hashlib
-import json
 import hmac
+import json
 import os
 import signal
 import socket
