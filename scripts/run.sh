@@ -138,6 +138,7 @@ ticks:   $ticks
 slack:   dispatcher (log in .local/dispatcher.log) delivering to $webhook
 try:     psql "\$DATABASE_URL" -c 'SELECT incident_key, status, escalation_level, next_due_at FROM incidents'
 watch:   curl -s $HOST/metrics | grep ^opsguard_; curl -s $HOST/healthz | jq; psql "\$DATABASE_URL" -c 'SELECT * FROM ops.alerts'
+alerts:  make alertmanager (with the exports above) starts a real Alertmanager sending here (docs/intake.md, Trying it locally)
 oncall:  Slack's /oncall as the demo Slack user U0DEMO (dana), signed as Slack signs: v0=HMAC(SLACK_SIGNING_SECRET, "v0:<ts>:<body>")
 $(slack_oncall_curl)
 stop:    Ctrl-C, or kill -TERM $$ (SIGINT too; the same to make run's pid works)
