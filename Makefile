@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/api:$(CURDIR)/scripts
 
-.PHONY: run test test-fast migrate serve smoke dispatch ticker bench schema where deps venv promtool senders lint pytest clean
+.PHONY: alertmanager run test test-fast migrate serve smoke dispatch ticker bench schema where deps venv promtool senders lint pytest clean
 
 deps:
 	@scripts/bootstrap.sh system
@@ -29,6 +29,11 @@ promtool:
 # Prometheus and Alertmanager for tests/test_intake_real_senders.py, unpacked into .local/
 senders:
 	@scripts/bootstrap.sh senders
+
+# a real Alertmanager sending to the running make run (HOST, default http://localhost:3000) with
+# docs/intake.md's configuration and fresh keys; prints how to push a test alert. AM_PORT=9093
+alertmanager: venv senders
+	@$(PY) scripts/alertmanager.py
 
 lint:
 	$(VENV)/bin/sqlfluff lint db/migrations tests/sql

@@ -42,3 +42,15 @@ BEGIN
     END IF;
 END;
 $$;
+
+-- A demo Slack user for the slash commands make run prints a signed curl for: U0DEMO of the
+-- workspace T0DEMO is dana (an ops_responder: /oncall, /incident-list, /incident-ack). Linked
+-- once, and also on a cluster made before this link was part of the demo.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM ops.principals WHERE name = 'dana')
+       AND NOT EXISTS (SELECT 1 FROM ops.chat_identities WHERE provider = 'slack' AND workspace = 'T0DEMO' AND external_user = 'U0DEMO') THEN
+        PERFORM ops.link_chat_identity('slack', 'T0DEMO', 'U0DEMO', 'dana', 'demo-data');
+    END IF;
+END;
+$$;

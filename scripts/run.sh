@@ -73,7 +73,13 @@ psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -f scripts/demo_data.sql
 # the API's signing secret, kept across runs so pasted shells stay valid
 [ -s .local/hmac_secret ] || $PY -c 'import secrets; print(secrets.token_hex(32))' >.local/hmac_secret
 OPS_HMAC_SECRET=$(cat .local/hmac_secret)
-export OPS_HMAC_SECRET PORT="${PORT:-3000}"
+# Slack's signing secret, a demo one made like the HMAC secret, so that the slash commands can
+# be tried with the signed curl printed below (the demo Slack user is in scripts/demo_data.sql)
+[ -n "${SLACK_SIGNING_SECRET:-}" ] || {
+    [ -s .local/slack_signing_secret ] || $PY -c 'import secrets; print(secrets.token_hex(16))' >.local/slack_signing_secret
+    SLACK_SIGNING_SECRET=$(cat .local/slack_signing_secret)
+}
+export OPS_HMAC_SECRET SLACK_SIGNING_SECRET PORT="${PORT:-3000}"
 HOST="http://localhost:$PORT"
 .venv/bin/gunicorn -c api/gunicorn.conf.py 'opsguard.app:create_app()' >>.local/api.log 2>&1 &
 api=$!
@@ -107,6 +113,14 @@ else
     ticks="Python ticker (pg_cron unavailable), log in .local/ticker.log"
 fi
 
+# the line printed under "oncall:": a signed /oncall as Slack sends it, signed when pasted (a
+# signature is good for 5 minutes and once), with the variables exported above
+slack_oncall_curl() {
+    cat <<'CURL'
+body='command=%2Foncall&text=&user_id=U0DEMO&team_id=T0DEMO'; ts=$(date +%s); curl -s -X POST "$HOST/chat/slack/commands" -H "X-Slack-Request-Timestamp: $ts" -H "X-Slack-Signature: v0=$(printf 'v0:%s:%s' "$ts" "$body" | openssl dgst -sha256 -hmac "$SLACK_SIGNING_SECRET" | awk '{print $NF}')" --data "$body"; echo
+CURL
+}
+
 cat <<INFO
 
 opsguard is running. Paste into another shell:
@@ -115,6 +129,7 @@ export HOST="$HOST"
 export DATABASE_URL="$DATABASE_URL"
 export OPS_HMAC_SECRET="$OPS_HMAC_SECRET"
 export PSQLRC="$PWD/scripts/psqlrc"   # quiet psql: psql -At ... RETURNING id prints only the id (README)
+export SLACK_SIGNING_SECRET="$SLACK_SIGNING_SECRET"
 
 api:     $HOST (log in .local/api.log); make smoke runs the backend smoke test against it
 sign:    X-Timestamp + X-Signature: v1=HMAC(secret, "v1:<ts>:<METHOD>:<path?query>:<body>") (README, Calling the API)
@@ -123,6 +138,9 @@ ticks:   $ticks
 slack:   dispatcher (log in .local/dispatcher.log) delivering to $webhook
 try:     psql "\$DATABASE_URL" -c 'SELECT incident_key, status, escalation_level, next_due_at FROM incidents'
 watch:   curl -s $HOST/metrics | grep ^opsguard_; curl -s $HOST/healthz | jq; psql "\$DATABASE_URL" -c 'SELECT * FROM ops.alerts'
+alerts:  make alertmanager (with the exports above) starts a real Alertmanager sending here (docs/intake.md, Trying it locally)
+oncall:  Slack's /oncall as the demo Slack user U0DEMO (dana), signed as Slack signs: v0=HMAC(SLACK_SIGNING_SECRET, "v0:<ts>:<body>")
+$(slack_oncall_curl)
 stop:    Ctrl-C, or kill -TERM $$ (SIGINT too; the same to make run's pid works)
 INFO
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import signal
 import socket
@@ -167,4 +168,38 @@ def test_make_run_says_body_only_signatures_are_on_and_how_to_turn_them_off(star
     [line] = [x for x in (tmp_path / "run.log").read_text().splitlines() if x.startswith("body-only:")]
     assert line.startswith("body-only: off"), line
     assert _tick(ports["PORT"], b"{}") == 401
+    _stop_and_check(proc, ports, signal.SIGTERM)
+
+
+def _printed_shell(log: str, after: str) -> str:
+    """The `export` lines make run prints, then the line that follows the one starting `after`:
+    what a newcomer pastes into another shell."""
+    lines = log.splitlines()
+    exports = [x for x in lines if x.startswith("export ")]
+    [at] = [i for i, x in enumerate(lines) if x.startswith(after)]
+    return "\n".join([*exports, lines[at + 1]])
+
+
+@pytest.mark.slow
+def test_make_run_prints_a_signed_slack_oncall_that_answers_who_is_on_call(started, tmp_path):
+    """make run sets a demo Slack signing secret and links a demo Slack user, so the printed /oncall
+    curl (signed when pasted, as Slack signs: v0 over "v0:<ts>:<body>") gets who is on call; twice
+    in a row too, a second later (each paste signs afresh)."""
+    proc, ports = started(["make", "--no-print-directory", "run"])
+    shell = _printed_shell((tmp_path / "run.log").read_text(), "oncall:")
+    answers = []
+    for _ in range(2):
+        res = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=30)
+        assert res.returncode == 0, res.stderr
+        answers.append(json.loads(res.stdout))
+        time.sleep(1.1)  # a new second: a repeated signature is refused as a replay
+    for answer in answers:
+        assert answer["ok"] is True, answer
+        [who] = answer["onCall"]
+        assert who["schedule"] == "platform" and who["principal"] in {"dana", "eli", "fay"}, answer
+        assert f"*platform*: {who['principal']} until" in answer["text"]
+    # the same line with another secret is Slack's 401, so the curl really is signed
+    forged = shell.replace('export SLACK_SIGNING_SECRET="', 'export SLACK_SIGNING_SECRET="x')
+    res = subprocess.run(["bash", "-c", forged], capture_output=True, text=True, timeout=30)
+    assert json.loads(res.stdout)["error"] == "unauthorized", res.stdout
     _stop_and_check(proc, ports, signal.SIGTERM)
