@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from opsguard import settings
+
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = ROOT / ".local"
 DOC = ROOT / "docs" / "intake.md"
@@ -142,8 +144,9 @@ def usage(url: str, keys: dict[str, str]) -> str:
 
 
 def main() -> int:
-    host = os.environ.get("HOST") or f"http://localhost:{os.environ.get('PORT', '3000')}"
-    dsn = os.environ.get("DATABASE_URL") or subprocess.run(
+    # make run's API and database, as the settings module reads them (PORT, DATABASE_URL)
+    host = os.environ.get("HOST") or f"http://localhost:{settings.value('PORT', 'make alertmanager')}"
+    dsn = settings.value("DATABASE_URL", "make alertmanager") or subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "localpg.py"), "url"], capture_output=True, text=True,
         check=True).stdout.strip()
     port = int(os.environ.get("AM_PORT", "9093"))
