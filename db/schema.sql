@@ -991,156 +991,14 @@ CREATE FUNCTION ops.route_findings(p_now timestamp with time zone DEFAULT now(),
     AS $$
 #variable_conflict use_column
 DECLARE
-    -- Every window is the minutes (e - length, e]: e is the minute of p_now, counted whole; f starts
-    -- the 5-minute bucket of e, h its hour, d its UTC day. The bounds below are variables because
-    -- timestamptz arithmetic is not folded by the planner: inline, it ran for every row.
-    v_e timestamptz := pg_catalog.date_trunc('minute', p_now);
-    v_f timestamptz := pg_catalog.date_bin('5 minutes', pg_catalog.date_trunc('minute', p_now), '2000-01-01');
-    v_h timestamptz := pg_catalog.date_trunc('hour', p_now);
-    v_d timestamptz := pg_catalog.date_bin('1 day', p_now, '2000-01-01 00:00+00');
-    v_1m timestamptz := v_e - interval '1 minute';      -- error_rate_critical: this minute and the one before
-    v_5m timestamptz := v_e - interval '4 minutes';
-    -- the oldest minutes of each window, up to its first whole 5-minute bucket
-    v_30m_from timestamptz := v_e - interval '29 minutes';
-    v_30m_to timestamptz := v_f - interval '26 minutes';
-    v_1h_from timestamptz := v_e - interval '59 minutes';
-    v_1h_to timestamptz := v_f - interval '56 minutes';
-    v_6h_from timestamptz := v_e - interval '359 minutes';
-    v_6h_to timestamptz := v_f - interval '356 minutes';
-    -- whole 5-minute buckets: [f - 25, f) for 30m, [f - 55, f) for 1h; for 6h [f - 355, h - 300)
-    -- before its whole hours [h - 300, h) and [h, f) after them
-    v_30m_buckets timestamptz := v_f - interval '25 minutes';
-    v_1h_buckets timestamptz := v_f - interval '55 minutes';
-    v_6h_buckets timestamptz := v_f - interval '355 minutes';
-    v_6h_hours timestamptz := v_h - interval '300 minutes';
-    v_3d_whole_days timestamptz := v_d - interval '2 days';
-    v_3d_oldest_day timestamptz := v_d - interval '3 days';
-    -- the share of the oldest of the 4 days the 3-day window touches (the others are whole,
-    -- today up to e): the daily rollup is pro-rated, assuming even traffic that day
-    v_oldest_day_share float8 := (1439 - pg_catalog.date_part('epoch', v_e - v_d) / 60) / 1440;
     v_crit_pct float8 := ops.setting('guard_critical_error_pct')::float8;
     v_hard_pct float8 := ops.setting('guard_hard_error_pct')::float8;
 BEGIN
-    -- A window of W minutes is: the minutes from e - W + 1 up to the first 5-minute bucket
-    -- inside it (0-4 rows), whole 5-minute buckets (and for 6h whole hours between them),
-    -- and the minutes of the 5-minute bucket holding e, [f, e]. Rows are summed per table first.
     RETURN QUERY
-    WITH mins AS (
-        SELECT m.route,
-               sum(m.requests) FILTER (WHERE m.minute >= v_1m)::float8 AS n1,
-               sum(m.errors) FILTER (WHERE m.minute >= v_1m)::float8 AS e1,
-               sum(m.requests) FILTER (WHERE m.minute >= v_5m)::float8 AS n5,
-               sum(m.errors) FILTER (WHERE m.minute >= v_5m)::float8 AS e5,
-               sum(m.slow) FILTER (WHERE m.minute >= v_5m)::float8 AS s5,
-               sum(m.requests) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_30m_from AND v_30m_to)::float8 AS n30,
-               sum(m.errors) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_30m_from AND v_30m_to)::float8 AS e30,
-               sum(m.requests) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_1h_from AND v_1h_to)::float8 AS n60,
-               sum(m.errors) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_1h_from AND v_1h_to)::float8 AS e60,
-               sum(m.requests) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_6h_from AND v_6h_to)::float8 AS n360,
-               sum(m.errors) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_6h_from AND v_6h_to)::float8 AS e360
-        FROM ops.route_minute_stats AS m
-        WHERE (m.minute BETWEEN v_5m AND v_e
-               OR m.minute BETWEEN v_30m_from AND v_30m_to
-               OR m.minute BETWEEN v_1h_from AND v_1h_to
-               OR m.minute BETWEEN v_6h_from AND v_6h_to)
-          AND (p_route_prefix IS NULL OR pg_catalog.starts_with(m.route, p_route_prefix))
-        GROUP BY m.route
-    ),
-    fives AS (
-        -- [f - 55 min, f) serves 30m, 1h and the current hour of the 6h window; [f - 355 min, h - 300 min)
-        -- the oldest hour of the 6h window
-        SELECT b.route,
-               sum(b.requests) FILTER (WHERE b.bucket >= v_30m_buckets)::float8 AS n30,
-               sum(b.errors) FILTER (WHERE b.bucket >= v_30m_buckets)::float8 AS e30,
-               sum(b.requests) FILTER (WHERE b.bucket >= v_1h_buckets)::float8 AS n60,
-               sum(b.errors) FILTER (WHERE b.bucket >= v_1h_buckets)::float8 AS e60,
-               sum(b.requests) FILTER (WHERE b.bucket >= v_h OR b.bucket < v_6h_hours)::float8 AS n360,
-               sum(b.errors) FILTER (WHERE b.bucket >= v_h OR b.bucket < v_6h_hours)::float8 AS e360
-        FROM ops.route_5min_stats AS b
-        WHERE (b.bucket >= v_1h_buckets AND b.bucket < v_f
-               OR b.bucket >= v_6h_buckets AND b.bucket < v_6h_hours)
-          AND (p_route_prefix IS NULL OR pg_catalog.starts_with(b.route, p_route_prefix))
-        GROUP BY b.route
-    ),
-    hours AS (
-        SELECT h.route, sum(h.requests)::float8 AS n360, sum(h.errors)::float8 AS e360
-        FROM ops.route_hour_stats AS h
-        WHERE h.hour >= v_6h_hours AND h.hour < v_h
-          AND (p_route_prefix IS NULL OR pg_catalog.starts_with(h.route, p_route_prefix))
-        GROUP BY h.route
-    ),
-    days AS (
-        SELECT y.route,
-               sum(y.requests * CASE WHEN y.day < v_3d_whole_days THEN v_oldest_day_share ELSE 1 END::float8) AS n3d,
-               sum(y.errors * CASE WHEN y.day < v_3d_whole_days THEN v_oldest_day_share ELSE 1 END::float8) AS e3d
-        FROM ops.route_day_stats AS y
-        WHERE y.day >= v_3d_oldest_day AND y.day <= v_d
-          AND (p_route_prefix IS NULL OR pg_catalog.starts_with(y.route, p_route_prefix))
-        GROUP BY y.route
-    ),
-    s AS (
-        SELECT p.route, sum(p.n1) AS n1, sum(p.e1) AS e1, sum(p.n5) AS n5, sum(p.e5) AS e5, sum(p.s5) AS s5,
-               sum(p.n30) AS n30, sum(p.e30) AS e30, sum(p.n60) AS n60, sum(p.e60) AS e60,
-               sum(p.n360) AS n360, sum(p.e360) AS e360, sum(p.n3d) AS n3d, sum(p.e3d) AS e3d
-        FROM (
-            SELECT mins.route, coalesce(mins.n1, 0) AS n1, coalesce(mins.e1, 0) AS e1, coalesce(mins.n5, 0) AS n5,
-                   coalesce(mins.e5, 0) AS e5, coalesce(mins.s5, 0) AS s5, coalesce(mins.n30, 0) AS n30,
-                   coalesce(mins.e30, 0) AS e30, coalesce(mins.n60, 0) AS n60, coalesce(mins.e60, 0) AS e60,
-                   coalesce(mins.n360, 0) AS n360, coalesce(mins.e360, 0) AS e360, 0::float8 AS n3d, 0::float8 AS e3d
-            FROM mins
-            UNION ALL
-            SELECT fives.route, 0, 0, 0, 0, 0, coalesce(fives.n30, 0), coalesce(fives.e30, 0), coalesce(fives.n60, 0),
-                   coalesce(fives.e60, 0), coalesce(fives.n360, 0), coalesce(fives.e360, 0), 0, 0
-            FROM fives
-            UNION ALL
-            SELECT hours.route, 0, 0, 0, 0, 0, 0, 0, 0, 0, hours.n360, hours.e360, 0, 0
-            FROM hours
-            UNION ALL
-            SELECT days.route, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, days.n3d, days.e3d
-            FROM days
-        ) AS p
-        GROUP BY p.route
-    ),
-    r AS (
-        SELECT s.*,
-               coalesce(o.error_pct_target, d.error_pct_target) AS target,
-               coalesce(o.min_samples, d.min_samples) AS min_n,
-               coalesce(o.latency_threshold_ms, d.latency_threshold_ms) AS lat_ms,
-               coalesce(o.latency_target_pct, d.latency_target_pct) AS lat_pct,
-               coalesce(o.error_pct_target, d.error_pct_target)::float8 AS target_f
-        FROM s
-        CROSS JOIN (SELECT * FROM ops.route_slos WHERE route = '*') AS d
-        LEFT JOIN ops.route_slos AS o ON s.route = o.route
-    ),
-    b AS MATERIALIZED (
-        -- burn rate: the error rate as a multiple of the error budget (the share of errors the SLO allows).
-        -- Counts and verdicts are float8 (exact for counts below 2^53; numeric sums and divisions
-        -- for 1,000 routes were most of the cost); the evidence of the few listed rows is numeric.
-        -- MATERIALIZED: inlined, every use of a burn rate below re-ran its arithmetic (and the
-        -- numeric-to-float8 cast of the target) per verdict, which cost more than reading the rollups
-        SELECT r.*,
-               r.n5 >= r.min_n AND r.n60 >= r.min_n AS fast_judged,
-               r.n30 >= r.min_n AND r.n360 >= r.min_n AS slow_judged,
-               r.n3d >= r.min_n AND r.n360 >= r.min_n AS ticket_judged,
-               CASE WHEN r.n5 > 0 THEN 100 * r.e5 / r.n5 / r.target_f END AS burn5,
-               CASE WHEN r.n60 > 0 THEN 100 * r.e60 / r.n60 / r.target_f END AS burn60,
-               CASE WHEN r.n30 > 0 THEN 100 * r.e30 / r.n30 / r.target_f END AS burn30,
-               CASE WHEN r.n360 > 0 THEN 100 * r.e360 / r.n360 / r.target_f END AS burn360,
-               CASE WHEN r.n3d > 0 THEN 100 * r.e3d / r.n3d / r.target_f END AS burn3d
-        FROM r
-    ),
-    p AS (
-        SELECT b.*,
-               b.fast_judged AND b.burn5 > 14.4 AND b.burn60 > 14.4 AS fast_fired,
-               b.slow_judged AND b.burn30 > 6 AND b.burn360 > 6 AS slow_fired,
-               b.ticket_judged AND b.burn3d > 1 AND b.burn360 > 1 AS ticket_fired,
-               CASE WHEN b.n5 > 0 THEN 100 * b.s5 / b.n5 > b.lat_pct::float8 END AS too_slow
-        FROM b
-    ),
-    v AS (
+    WITH v AS (
         -- verdicts first; evidence is built below only for the few rows that have one
         SELECT p.*, f.reason, f.verdict
-        FROM p
+        FROM ops._route_burn_rates(p_now, p_route_prefix) AS p
         CROSS JOIN LATERAL (VALUES
             ('error_rate_critical',
              CASE WHEN p.n1 = 0 THEN NULL
@@ -1204,7 +1062,7 @@ $$;
 -- Name: FUNCTION route_findings(p_now timestamp with time zone, p_route_prefix text); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.route_findings(p_now timestamp with time zone, p_route_prefix text) IS 'Route health at p_now from the rollups: one row per route and rule that is a violation, inconclusive (too few samples) or a ticket, with evidence. Rules: error_rate_critical (1m), hard_error_threshold (5m), slo_violation (burn rates 5m&1h > 14.4x or 30m&6h > 6x), slo_burn_ticket (3d&6h > 1x, non-blocking), latency_slo (5m slow share). Windows end with p_now''s minute and span exactly their length (3d: its oldest day pro-rated).';
+COMMENT ON FUNCTION ops.route_findings(p_now timestamp with time zone, p_route_prefix text) IS 'Route health at p_now from the rollups: one row per route and rule that is a violation, inconclusive (too few samples) or a ticket, with evidence. Rules: error_rate_critical (1m), hard_error_threshold (5m), slo_violation (burn rates 5m&1h > 14.4x or 30m&6h > 6x), slo_burn_ticket (3d&6h > 1x, non-blocking), latency_slo (5m slow share). Windows end with p_now''s minute and span exactly their length (3d: its oldest day pro-rated); the sums and burn rates are _route_burn_rates''s.';
 
 --
 -- Name: setting(text); Type: FUNCTION; Schema: ops; Owner: -
@@ -2387,6 +2245,186 @@ CREATE FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_s
 --
 
 COMMENT ON FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) IS 'Internal: the instant of handoff k of a rotation (0: the first handoff as given; then the first handoff plus k shifts of local wall-clock time).';
+
+--
+-- Name: _route_burn_rates(timestamp with time zone, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._route_burn_rates(p_now timestamp with time zone, p_route_prefix text) RETURNS TABLE(route text, n1 double precision, e1 double precision, n5 double precision, e5 double precision, s5 double precision, n30 double precision, e30 double precision, n60 double precision, e60 double precision, n360 double precision, e360 double precision, n3d double precision, e3d double precision, target numeric, min_n integer, lat_ms integer, lat_pct numeric, fast_judged boolean, slow_judged boolean, burn5 double precision, burn30 double precision, burn60 double precision, burn360 double precision, burn3d double precision, fast_fired boolean, slow_fired boolean, ticket_fired boolean, too_slow boolean)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    SET jit TO 'off'
+    SET plan_cache_mode TO 'force_custom_plan'
+    AS $$
+#variable_conflict use_column
+BEGIN
+    -- burn rate: the error rate as a multiple of the error budget (the share of errors the SLO allows).
+    -- Counts and verdicts are float8 (exact for counts below 2^53; numeric sums and divisions
+    -- for 1,000 routes were most of the cost); the evidence of the few listed rows is numeric.
+    RETURN QUERY
+    WITH s AS (
+        SELECT p.route, sum(p.n1) AS n1, sum(p.e1) AS e1, sum(p.n5) AS n5, sum(p.e5) AS e5, sum(p.s5) AS s5,
+               sum(p.n30) AS n30, sum(p.e30) AS e30, sum(p.n60) AS n60, sum(p.e60) AS e60,
+               sum(p.n360) AS n360, sum(p.e360) AS e360, sum(p.n3d) AS n3d, sum(p.e3d) AS e3d
+        FROM (SELECT m.*, 0::float8 AS n3d, 0::float8 AS e3d FROM ops._route_minute_sums(p_now, p_route_prefix) AS m
+              UNION ALL
+              SELECT c.route, 0, 0, 0, 0, 0, c.n30, c.e30, c.n60, c.e60, c.n360, c.e360, c.n3d, c.e3d
+              FROM ops._route_coarse_sums(p_now, p_route_prefix) AS c) AS p
+        GROUP BY p.route
+    ),
+    b AS (
+        SELECT s.*, coalesce(o.error_pct_target, d.error_pct_target) AS target,
+               coalesce(o.min_samples, d.min_samples) AS min_n,
+               coalesce(o.latency_threshold_ms, d.latency_threshold_ms) AS lat_ms,
+               coalesce(o.latency_target_pct, d.latency_target_pct) AS lat_pct,
+               coalesce(o.error_pct_target, d.error_pct_target)::float8 AS target_f
+        FROM s
+        CROSS JOIN (SELECT * FROM ops.route_slos WHERE route = '*') AS d
+        LEFT JOIN ops.route_slos AS o ON s.route = o.route
+    ),
+    r AS (
+        SELECT b.*,
+               b.n5 >= b.min_n AND b.n60 >= b.min_n AS fast_judged,
+               b.n30 >= b.min_n AND b.n360 >= b.min_n AS slow_judged,
+               b.n3d >= b.min_n AND b.n360 >= b.min_n AS ticket_judged,
+               CASE WHEN b.n5 > 0 THEN 100 * b.e5 / b.n5 / b.target_f END AS burn5,
+               CASE WHEN b.n30 > 0 THEN 100 * b.e30 / b.n30 / b.target_f END AS burn30,
+               CASE WHEN b.n60 > 0 THEN 100 * b.e60 / b.n60 / b.target_f END AS burn60,
+               CASE WHEN b.n360 > 0 THEN 100 * b.e360 / b.n360 / b.target_f END AS burn360,
+               CASE WHEN b.n3d > 0 THEN 100 * b.e3d / b.n3d / b.target_f END AS burn3d
+        FROM b
+    )
+    SELECT r.route, r.n1, r.e1, r.n5, r.e5, r.s5, r.n30, r.e30, r.n60, r.e60, r.n360, r.e360, r.n3d, r.e3d,
+           r.target, r.min_n, r.lat_ms, r.lat_pct, r.fast_judged, r.slow_judged,
+           r.burn5, r.burn30, r.burn60, r.burn360, r.burn3d,
+           r.fast_judged AND r.burn5 > 14.4 AND r.burn60 > 14.4,
+           r.slow_judged AND r.burn30 > 6 AND r.burn360 > 6,
+           r.ticket_judged AND r.burn3d > 1 AND r.burn360 > 1,
+           CASE WHEN r.n5 > 0 THEN 100 * r.s5 / r.n5 > r.lat_pct::float8 END
+    FROM r;
+END;
+$$;
+
+--
+-- Name: FUNCTION _route_burn_rates(p_now timestamp with time zone, p_route_prefix text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._route_burn_rates(p_now timestamp with time zone, p_route_prefix text) IS 'Internal: per route with traffic in any window, each window''s counts (_route_minute_sums, _route_coarse_sums), its objectives (own row, else ''*''), burn rates, which burn-rate pairs are judged and fired, and whether too slow.';
+
+--
+-- Name: _route_coarse_sums(timestamp with time zone, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._route_coarse_sums(p_now timestamp with time zone, p_route_prefix text) RETURNS TABLE(route text, n30 double precision, e30 double precision, n60 double precision, e60 double precision, n360 double precision, e360 double precision, n3d double precision, e3d double precision)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    SET jit TO 'off'
+    SET plan_cache_mode TO 'force_custom_plan'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_f timestamptz := pg_catalog.date_bin('5 minutes', pg_catalog.date_trunc('minute', p_now), '2000-01-01');
+    v_h timestamptz := pg_catalog.date_trunc('hour', p_now);
+    v_d timestamptz := pg_catalog.date_bin('1 day', p_now, '2000-01-01 00:00+00');
+    -- whole 5-minute buckets: [f - 25, f) for 30m, [f - 55, f) for 1h; for 6h [f - 355, h - 300)
+    -- before its whole hours [h - 300, h) and [h, f) after them
+    v_30m_buckets timestamptz := v_f - interval '25 minutes';
+    v_1h_buckets timestamptz := v_f - interval '55 minutes';
+    v_6h_buckets timestamptz := v_f - interval '355 minutes';
+    v_6h_hours timestamptz := v_h - interval '300 minutes';
+    v_3d_whole_days timestamptz := v_d - interval '2 days';
+    v_3d_oldest_day timestamptz := v_d - interval '3 days';
+    -- the share of the oldest of the 4 days the 3-day window touches (the others are whole,
+    -- today up to e): the daily rollup is pro-rated, assuming even traffic that day
+    v_oldest_day_share float8 := (1439 - pg_catalog.date_part('epoch', pg_catalog.date_trunc('minute', p_now) - v_d) / 60) / 1440;
+BEGIN
+    RETURN QUERY
+    SELECT b.route,
+           coalesce(sum(b.requests) FILTER (WHERE b.bucket >= v_30m_buckets), 0)::float8,
+           coalesce(sum(b.errors) FILTER (WHERE b.bucket >= v_30m_buckets), 0)::float8,
+           coalesce(sum(b.requests) FILTER (WHERE b.bucket >= v_1h_buckets), 0)::float8,
+           coalesce(sum(b.errors) FILTER (WHERE b.bucket >= v_1h_buckets), 0)::float8,
+           coalesce(sum(b.requests) FILTER (WHERE b.bucket >= v_h OR b.bucket < v_6h_hours), 0)::float8,
+           coalesce(sum(b.errors) FILTER (WHERE b.bucket >= v_h OR b.bucket < v_6h_hours), 0)::float8, 0::float8, 0::float8
+    FROM ops.route_5min_stats AS b
+    WHERE (b.bucket >= v_1h_buckets AND b.bucket < v_f OR b.bucket >= v_6h_buckets AND b.bucket < v_6h_hours)
+      AND (p_route_prefix IS NULL OR pg_catalog.starts_with(b.route, p_route_prefix))
+    GROUP BY b.route
+    UNION ALL
+    SELECT h.route, 0, 0, 0, 0, sum(h.requests)::float8, sum(h.errors)::float8, 0, 0
+    FROM ops.route_hour_stats AS h
+    WHERE h.hour >= v_6h_hours AND h.hour < v_h
+      AND (p_route_prefix IS NULL OR pg_catalog.starts_with(h.route, p_route_prefix))
+    GROUP BY h.route
+    UNION ALL
+    SELECT y.route, 0, 0, 0, 0, 0, 0,
+           sum(y.requests * CASE WHEN y.day < v_3d_whole_days THEN v_oldest_day_share ELSE 1 END::float8),
+           sum(y.errors * CASE WHEN y.day < v_3d_whole_days THEN v_oldest_day_share ELSE 1 END::float8)
+    FROM ops.route_day_stats AS y
+    WHERE y.day >= v_3d_oldest_day AND y.day <= v_d
+      AND (p_route_prefix IS NULL OR pg_catalog.starts_with(y.route, p_route_prefix))
+    GROUP BY y.route;
+END;
+$$;
+
+--
+-- Name: FUNCTION _route_coarse_sums(p_now timestamp with time zone, p_route_prefix text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._route_coarse_sums(p_now timestamp with time zone, p_route_prefix text) IS 'Internal: per route and rollup table (a route may have up to 3 rows), the middle of the 30m, 1h and 6h windows from 5-minute buckets and whole hours, and the 3-day window from daily rollups (its oldest day pro-rated).';
+
+--
+-- Name: _route_minute_sums(timestamp with time zone, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._route_minute_sums(p_now timestamp with time zone, p_route_prefix text) RETURNS TABLE(route text, n1 double precision, e1 double precision, n5 double precision, e5 double precision, s5 double precision, n30 double precision, e30 double precision, n60 double precision, e60 double precision, n360 double precision, e360 double precision)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    SET jit TO 'off'
+    SET plan_cache_mode TO 'force_custom_plan'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_e timestamptz := pg_catalog.date_trunc('minute', p_now);
+    v_f timestamptz := pg_catalog.date_bin('5 minutes', pg_catalog.date_trunc('minute', p_now), '2000-01-01');
+    v_1m timestamptz := v_e - interval '1 minute';      -- error_rate_critical: this minute and the one before
+    v_5m timestamptz := v_e - interval '4 minutes';
+    -- the oldest minutes of each window, up to its first whole 5-minute bucket; and [f, e]
+    v_30m_from timestamptz := v_e - interval '29 minutes';
+    v_30m_to timestamptz := v_f - interval '26 minutes';
+    v_1h_from timestamptz := v_e - interval '59 minutes';
+    v_1h_to timestamptz := v_f - interval '56 minutes';
+    v_6h_from timestamptz := v_e - interval '359 minutes';
+    v_6h_to timestamptz := v_f - interval '356 minutes';
+BEGIN
+    RETURN QUERY
+    SELECT m.route,
+           coalesce(sum(m.requests) FILTER (WHERE m.minute >= v_1m), 0)::float8,
+           coalesce(sum(m.errors) FILTER (WHERE m.minute >= v_1m), 0)::float8,
+           coalesce(sum(m.requests) FILTER (WHERE m.minute >= v_5m), 0)::float8,
+           coalesce(sum(m.errors) FILTER (WHERE m.minute >= v_5m), 0)::float8,
+           coalesce(sum(m.slow) FILTER (WHERE m.minute >= v_5m), 0)::float8,
+           coalesce(sum(m.requests) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_30m_from AND v_30m_to), 0)::float8,
+           coalesce(sum(m.errors) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_30m_from AND v_30m_to), 0)::float8,
+           coalesce(sum(m.requests) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_1h_from AND v_1h_to), 0)::float8,
+           coalesce(sum(m.errors) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_1h_from AND v_1h_to), 0)::float8,
+           coalesce(sum(m.requests) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_6h_from AND v_6h_to), 0)::float8,
+           coalesce(sum(m.errors) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_6h_from AND v_6h_to), 0)::float8
+    FROM ops.route_minute_stats AS m
+    WHERE (m.minute BETWEEN v_5m AND v_e
+           OR m.minute BETWEEN v_30m_from AND v_30m_to
+           OR m.minute BETWEEN v_1h_from AND v_1h_to
+           OR m.minute BETWEEN v_6h_from AND v_6h_to)
+      AND (p_route_prefix IS NULL OR pg_catalog.starts_with(m.route, p_route_prefix))
+    GROUP BY m.route;
+END;
+$$;
+
+--
+-- Name: FUNCTION _route_minute_sums(p_now timestamp with time zone, p_route_prefix text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._route_minute_sums(p_now timestamp with time zone, p_route_prefix text) IS 'Internal: per route, requests, errors (and slow requests for 5m) of each window read from minute rollups: all of 1m and 5m, and the minutes at both ends of 30m, 1h and 6h (the rest is in _route_coarse_sums).';
 
 --
 -- Name: _schedule_changed(); Type: FUNCTION; Schema: ops; Owner: -
@@ -9497,6 +9535,24 @@ REVOKE ALL ON FUNCTION ops._require_actor(p_actor text) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _route_burn_rates(p_now timestamp with time zone, p_route_prefix text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._route_burn_rates(p_now timestamp with time zone, p_route_prefix text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _route_coarse_sums(p_now timestamp with time zone, p_route_prefix text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._route_coarse_sums(p_now timestamp with time zone, p_route_prefix text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _route_minute_sums(p_now timestamp with time zone, p_route_prefix text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._route_minute_sums(p_now timestamp with time zone, p_route_prefix text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _schedule_changed(); Type: ACL; Schema: ops; Owner: -

@@ -410,3 +410,262 @@ GRANT EXECUTE ON FUNCTION ops.api_release_guard(text, text, jsonb, boolean) TO o
 -- the running total is the guard's own bookkeeping; operators may read it
 REVOKE ALL ON ops.guard_anonymous_usage FROM PUBLIC;
 GRANT SELECT ON ops.guard_anonymous_usage TO opsguard_operator;
+
+-- route_findings in steps: the per-window sums read from the minute rollups, from the coarser
+-- ones, the burn rates against each route's objectives, then the rules. Every window is the
+-- minutes (e - length, e]: e is the minute of p_now, counted whole; f starts the 5-minute bucket
+-- of e, h its hour, d its UTC day. Bounds are variables: timestamptz arithmetic is not folded by
+-- the planner, and inline it ran for every row.
+CREATE FUNCTION ops._route_minute_sums(p_now timestamptz, p_route_prefix text)
+    RETURNS TABLE (route text, n1 float8, e1 float8, n5 float8, e5 float8, s5 float8, n30 float8, e30 float8,
+                   n60 float8, e60 float8, n360 float8, e360 float8)
+    LANGUAGE plpgsql STABLE
+    SET search_path = ops, pg_temp
+    SET jit = off
+    SET plan_cache_mode = force_custom_plan
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_e timestamptz := pg_catalog.date_trunc('minute', p_now);
+    v_f timestamptz := pg_catalog.date_bin('5 minutes', pg_catalog.date_trunc('minute', p_now), '2000-01-01');
+    v_1m timestamptz := v_e - interval '1 minute';      -- error_rate_critical: this minute and the one before
+    v_5m timestamptz := v_e - interval '4 minutes';
+    -- the oldest minutes of each window, up to its first whole 5-minute bucket; and [f, e]
+    v_30m_from timestamptz := v_e - interval '29 minutes';
+    v_30m_to timestamptz := v_f - interval '26 minutes';
+    v_1h_from timestamptz := v_e - interval '59 minutes';
+    v_1h_to timestamptz := v_f - interval '56 minutes';
+    v_6h_from timestamptz := v_e - interval '359 minutes';
+    v_6h_to timestamptz := v_f - interval '356 minutes';
+BEGIN
+    RETURN QUERY
+    SELECT m.route,
+           coalesce(sum(m.requests) FILTER (WHERE m.minute >= v_1m), 0)::float8,
+           coalesce(sum(m.errors) FILTER (WHERE m.minute >= v_1m), 0)::float8,
+           coalesce(sum(m.requests) FILTER (WHERE m.minute >= v_5m), 0)::float8,
+           coalesce(sum(m.errors) FILTER (WHERE m.minute >= v_5m), 0)::float8,
+           coalesce(sum(m.slow) FILTER (WHERE m.minute >= v_5m), 0)::float8,
+           coalesce(sum(m.requests) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_30m_from AND v_30m_to), 0)::float8,
+           coalesce(sum(m.errors) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_30m_from AND v_30m_to), 0)::float8,
+           coalesce(sum(m.requests) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_1h_from AND v_1h_to), 0)::float8,
+           coalesce(sum(m.errors) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_1h_from AND v_1h_to), 0)::float8,
+           coalesce(sum(m.requests) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_6h_from AND v_6h_to), 0)::float8,
+           coalesce(sum(m.errors) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_6h_from AND v_6h_to), 0)::float8
+    FROM ops.route_minute_stats AS m
+    WHERE (m.minute BETWEEN v_5m AND v_e
+           OR m.minute BETWEEN v_30m_from AND v_30m_to
+           OR m.minute BETWEEN v_1h_from AND v_1h_to
+           OR m.minute BETWEEN v_6h_from AND v_6h_to)
+      AND (p_route_prefix IS NULL OR pg_catalog.starts_with(m.route, p_route_prefix))
+    GROUP BY m.route;
+END;
+$$;
+COMMENT ON FUNCTION ops._route_minute_sums(timestamptz, text) IS
+'Internal: per route, requests, errors (and slow requests for 5m) of each window read from minute rollups: all of '
+'1m and 5m, and the minutes at both ends of 30m, 1h and 6h (the rest is in _route_coarse_sums).';
+
+CREATE FUNCTION ops._route_coarse_sums(p_now timestamptz, p_route_prefix text)
+    RETURNS TABLE (route text, n30 float8, e30 float8, n60 float8, e60 float8, n360 float8, e360 float8,
+                   n3d float8, e3d float8)
+    LANGUAGE plpgsql STABLE
+    SET search_path = ops, pg_temp
+    SET jit = off
+    SET plan_cache_mode = force_custom_plan
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_f timestamptz := pg_catalog.date_bin('5 minutes', pg_catalog.date_trunc('minute', p_now), '2000-01-01');
+    v_h timestamptz := pg_catalog.date_trunc('hour', p_now);
+    v_d timestamptz := pg_catalog.date_bin('1 day', p_now, '2000-01-01 00:00+00');
+    -- whole 5-minute buckets: [f - 25, f) for 30m, [f - 55, f) for 1h; for 6h [f - 355, h - 300)
+    -- before its whole hours [h - 300, h) and [h, f) after them
+    v_30m_buckets timestamptz := v_f - interval '25 minutes';
+    v_1h_buckets timestamptz := v_f - interval '55 minutes';
+    v_6h_buckets timestamptz := v_f - interval '355 minutes';
+    v_6h_hours timestamptz := v_h - interval '300 minutes';
+    v_3d_whole_days timestamptz := v_d - interval '2 days';
+    v_3d_oldest_day timestamptz := v_d - interval '3 days';
+    -- the share of the oldest of the 4 days the 3-day window touches (the others are whole,
+    -- today up to e): the daily rollup is pro-rated, assuming even traffic that day
+    v_oldest_day_share float8 := (1439 - pg_catalog.date_part('epoch', pg_catalog.date_trunc('minute', p_now) - v_d) / 60) / 1440;
+BEGIN
+    RETURN QUERY
+    SELECT b.route,
+           coalesce(sum(b.requests) FILTER (WHERE b.bucket >= v_30m_buckets), 0)::float8,
+           coalesce(sum(b.errors) FILTER (WHERE b.bucket >= v_30m_buckets), 0)::float8,
+           coalesce(sum(b.requests) FILTER (WHERE b.bucket >= v_1h_buckets), 0)::float8,
+           coalesce(sum(b.errors) FILTER (WHERE b.bucket >= v_1h_buckets), 0)::float8,
+           coalesce(sum(b.requests) FILTER (WHERE b.bucket >= v_h OR b.bucket < v_6h_hours), 0)::float8,
+           coalesce(sum(b.errors) FILTER (WHERE b.bucket >= v_h OR b.bucket < v_6h_hours), 0)::float8, 0::float8, 0::float8
+    FROM ops.route_5min_stats AS b
+    WHERE (b.bucket >= v_1h_buckets AND b.bucket < v_f OR b.bucket >= v_6h_buckets AND b.bucket < v_6h_hours)
+      AND (p_route_prefix IS NULL OR pg_catalog.starts_with(b.route, p_route_prefix))
+    GROUP BY b.route
+    UNION ALL
+    SELECT h.route, 0, 0, 0, 0, sum(h.requests)::float8, sum(h.errors)::float8, 0, 0
+    FROM ops.route_hour_stats AS h
+    WHERE h.hour >= v_6h_hours AND h.hour < v_h
+      AND (p_route_prefix IS NULL OR pg_catalog.starts_with(h.route, p_route_prefix))
+    GROUP BY h.route
+    UNION ALL
+    SELECT y.route, 0, 0, 0, 0, 0, 0,
+           sum(y.requests * CASE WHEN y.day < v_3d_whole_days THEN v_oldest_day_share ELSE 1 END::float8),
+           sum(y.errors * CASE WHEN y.day < v_3d_whole_days THEN v_oldest_day_share ELSE 1 END::float8)
+    FROM ops.route_day_stats AS y
+    WHERE y.day >= v_3d_oldest_day AND y.day <= v_d
+      AND (p_route_prefix IS NULL OR pg_catalog.starts_with(y.route, p_route_prefix))
+    GROUP BY y.route;
+END;
+$$;
+COMMENT ON FUNCTION ops._route_coarse_sums(timestamptz, text) IS
+'Internal: per route and rollup table (a route may have up to 3 rows), the middle of the 30m, 1h and 6h windows '
+'from 5-minute buckets and whole hours, and the 3-day window from daily rollups (its oldest day pro-rated).';
+
+CREATE FUNCTION ops._route_burn_rates(p_now timestamptz, p_route_prefix text)
+    RETURNS TABLE (route text, n1 float8, e1 float8, n5 float8, e5 float8, s5 float8, n30 float8, e30 float8,
+                   n60 float8, e60 float8, n360 float8, e360 float8, n3d float8, e3d float8,
+                   target numeric, min_n integer, lat_ms integer, lat_pct numeric,
+                   fast_judged boolean, slow_judged boolean, burn5 float8, burn30 float8, burn60 float8,
+                   burn360 float8, burn3d float8, fast_fired boolean, slow_fired boolean, ticket_fired boolean,
+                   too_slow boolean)
+    LANGUAGE plpgsql STABLE
+    SET search_path = ops, pg_temp
+    SET jit = off
+    SET plan_cache_mode = force_custom_plan
+    AS $$
+#variable_conflict use_column
+BEGIN
+    -- burn rate: the error rate as a multiple of the error budget (the share of errors the SLO allows).
+    -- Counts and verdicts are float8 (exact for counts below 2^53; numeric sums and divisions
+    -- for 1,000 routes were most of the cost); the evidence of the few listed rows is numeric.
+    RETURN QUERY
+    WITH s AS (
+        SELECT p.route, sum(p.n1) AS n1, sum(p.e1) AS e1, sum(p.n5) AS n5, sum(p.e5) AS e5, sum(p.s5) AS s5,
+               sum(p.n30) AS n30, sum(p.e30) AS e30, sum(p.n60) AS n60, sum(p.e60) AS e60,
+               sum(p.n360) AS n360, sum(p.e360) AS e360, sum(p.n3d) AS n3d, sum(p.e3d) AS e3d
+        FROM (SELECT m.*, 0::float8 AS n3d, 0::float8 AS e3d FROM ops._route_minute_sums(p_now, p_route_prefix) AS m
+              UNION ALL
+              SELECT c.route, 0, 0, 0, 0, 0, c.n30, c.e30, c.n60, c.e60, c.n360, c.e360, c.n3d, c.e3d
+              FROM ops._route_coarse_sums(p_now, p_route_prefix) AS c) AS p
+        GROUP BY p.route
+    ),
+    b AS (
+        SELECT s.*, coalesce(o.error_pct_target, d.error_pct_target) AS target,
+               coalesce(o.min_samples, d.min_samples) AS min_n,
+               coalesce(o.latency_threshold_ms, d.latency_threshold_ms) AS lat_ms,
+               coalesce(o.latency_target_pct, d.latency_target_pct) AS lat_pct,
+               coalesce(o.error_pct_target, d.error_pct_target)::float8 AS target_f
+        FROM s
+        CROSS JOIN (SELECT * FROM ops.route_slos WHERE route = '*') AS d
+        LEFT JOIN ops.route_slos AS o ON s.route = o.route
+    ),
+    r AS (
+        SELECT b.*,
+               b.n5 >= b.min_n AND b.n60 >= b.min_n AS fast_judged,
+               b.n30 >= b.min_n AND b.n360 >= b.min_n AS slow_judged,
+               b.n3d >= b.min_n AND b.n360 >= b.min_n AS ticket_judged,
+               CASE WHEN b.n5 > 0 THEN 100 * b.e5 / b.n5 / b.target_f END AS burn5,
+               CASE WHEN b.n30 > 0 THEN 100 * b.e30 / b.n30 / b.target_f END AS burn30,
+               CASE WHEN b.n60 > 0 THEN 100 * b.e60 / b.n60 / b.target_f END AS burn60,
+               CASE WHEN b.n360 > 0 THEN 100 * b.e360 / b.n360 / b.target_f END AS burn360,
+               CASE WHEN b.n3d > 0 THEN 100 * b.e3d / b.n3d / b.target_f END AS burn3d
+        FROM b
+    )
+    SELECT r.route, r.n1, r.e1, r.n5, r.e5, r.s5, r.n30, r.e30, r.n60, r.e60, r.n360, r.e360, r.n3d, r.e3d,
+           r.target, r.min_n, r.lat_ms, r.lat_pct, r.fast_judged, r.slow_judged,
+           r.burn5, r.burn30, r.burn60, r.burn360, r.burn3d,
+           r.fast_judged AND r.burn5 > 14.4 AND r.burn60 > 14.4,
+           r.slow_judged AND r.burn30 > 6 AND r.burn360 > 6,
+           r.ticket_judged AND r.burn3d > 1 AND r.burn360 > 1,
+           CASE WHEN r.n5 > 0 THEN 100 * r.s5 / r.n5 > r.lat_pct::float8 END
+    FROM r;
+END;
+$$;
+COMMENT ON FUNCTION ops._route_burn_rates(timestamptz, text) IS
+'Internal: per route with traffic in any window, each window''s counts (_route_minute_sums, _route_coarse_sums), '
+'its objectives (own row, else ''*''), burn rates, which burn-rate pairs are judged and fired, and whether too slow.';
+
+CREATE OR REPLACE FUNCTION ops.route_findings(p_now timestamptz DEFAULT pg_catalog.now(), p_route_prefix text DEFAULT NULL)
+    RETURNS TABLE (route text, reason text, verdict text, evidence jsonb)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = ops, pg_temp
+    SET jit = off
+    SET plan_cache_mode = force_custom_plan
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_crit_pct float8 := ops.setting('guard_critical_error_pct')::float8;
+    v_hard_pct float8 := ops.setting('guard_hard_error_pct')::float8;
+BEGIN
+    RETURN QUERY
+    WITH v AS (
+        -- verdicts first; evidence is built below only for the few rows that have one
+        SELECT p.*, f.reason, f.verdict
+        FROM ops._route_burn_rates(p_now, p_route_prefix) AS p
+        CROSS JOIN LATERAL (VALUES
+            ('error_rate_critical',
+             CASE WHEN p.n1 = 0 THEN NULL
+                  WHEN p.n1 < p.min_n THEN 'inconclusive'
+                  WHEN 100 * p.e1 / p.n1 >= v_crit_pct THEN 'violation' END),
+            ('hard_error_threshold',
+             CASE WHEN p.n5 = 0 THEN NULL
+                  WHEN p.n5 < p.min_n THEN 'inconclusive'
+                  WHEN 100 * p.e5 / p.n5 > v_hard_pct THEN 'violation' END),
+            ('slo_violation',
+             CASE WHEN p.fast_fired OR p.slow_fired THEN 'violation'
+                  -- too little recent traffic to judge either pair; a route idle for 30 minutes is not listed
+                  WHEN NOT p.fast_judged AND NOT p.slow_judged AND p.n30 > 0 THEN 'inconclusive' END),
+            -- the ticket tier of the workbook: budget spent faster than it refills for days; a page supersedes it
+            ('slo_burn_ticket',
+             CASE WHEN p.ticket_fired AND NOT p.fast_fired AND NOT p.slow_fired THEN 'ticket' END),
+            ('latency_slo',
+             CASE WHEN p.lat_ms IS NULL OR p.n5 = 0 THEN NULL
+                  WHEN p.n5 < p.min_n THEN 'inconclusive'
+                  WHEN p.too_slow THEN 'violation' END)
+        ) AS f (reason, verdict)
+        WHERE f.verdict IS NOT NULL
+    )
+    SELECT v.route, v.reason, v.verdict,
+           CASE v.reason
+               WHEN 'error_rate_critical' THEN pg_catalog.jsonb_build_object(
+                   'err_rate_1m', ops._pct(v.e1::numeric, v.n1::numeric), 'samples_1m', v.n1::numeric, 'threshold_pct', v_crit_pct::numeric,
+                   'min_samples', v.min_n)
+               WHEN 'hard_error_threshold' THEN pg_catalog.jsonb_build_object(
+                   'err_rate_5m', ops._pct(v.e5::numeric, v.n5::numeric), 'samples_5m', v.n5::numeric, 'threshold_pct', v_hard_pct::numeric,
+                   'min_samples', v.min_n)
+               WHEN 'slo_violation' THEN pg_catalog.jsonb_build_object(
+                   'error_pct_target', pg_catalog.trim_scale(v.target), 'min_samples', v.min_n,
+                   'pairs', pg_catalog.jsonb_build_array(
+                       pg_catalog.jsonb_build_object('windows', '5m/1h', 'factor', 14.4, 'judged', v.fast_judged,
+                           'fired', v.fast_fired),
+                       pg_catalog.jsonb_build_object('windows', '30m/6h', 'factor', 6, 'judged', v.slow_judged,
+                           'fired', v.slow_fired)),
+                   'windows', pg_catalog.jsonb_build_object(
+                       '5m', ops._burn_window(v.e5, v.n5, v.burn5),
+                       '30m', ops._burn_window(v.e30, v.n30, v.burn30),
+                       '1h', ops._burn_window(v.e60, v.n60, v.burn60),
+                       '6h', ops._burn_window(v.e360, v.n360, v.burn360)))
+               WHEN 'slo_burn_ticket' THEN pg_catalog.jsonb_build_object(
+                   'error_pct_target', pg_catalog.trim_scale(v.target), 'min_samples', v.min_n,
+                   'pairs', pg_catalog.jsonb_build_array(
+                       pg_catalog.jsonb_build_object('windows', '3d/6h', 'factor', 1, 'judged', true,
+                           'fired', true)),
+                   'windows', pg_catalog.jsonb_build_object(
+                       '3d', ops._burn_window(round(v.e3d), round(v.n3d), v.burn3d),
+                       '6h', ops._burn_window(v.e360, v.n360, v.burn360)))
+               ELSE pg_catalog.jsonb_build_object(
+                   'slow_pct_5m', ops._pct(v.s5::numeric, v.n5::numeric), 'samples_5m', v.n5::numeric, 'threshold_ms', v.lat_ms,
+                   'target_pct', pg_catalog.trim_scale(v.lat_pct), 'min_samples', v.min_n)
+           END
+    FROM v;
+END;
+$$;
+COMMENT ON FUNCTION ops.route_findings(timestamptz, text) IS
+'Route health at p_now from the rollups: one row per route and rule that is a violation, inconclusive (too few '
+'samples) or a ticket, with evidence. Rules: error_rate_critical (1m), hard_error_threshold (5m), slo_violation (burn '
+'rates 5m&1h > 14.4x or 30m&6h > 6x), slo_burn_ticket (3d&6h > 1x, non-blocking), latency_slo (5m slow share). '
+'Windows end with p_now''s minute and span exactly their length (3d: its oldest day pro-rated); the sums and burn '
+'rates are _route_burn_rates''s.';
+
+REVOKE ALL ON FUNCTION ops._route_minute_sums(timestamptz, text), ops._route_coarse_sums(timestamptz, text),
+    ops._route_burn_rates(timestamptz, text) FROM PUBLIC;
