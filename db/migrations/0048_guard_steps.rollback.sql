@@ -9,6 +9,8 @@ DROP FUNCTION ops._guard_answer(timestamptz, text);
 DROP FUNCTION ops._guard_thresholds(boolean);
 DROP FUNCTION ops._guard_warning(text, boolean);
 
+-- verbatim as pg_dump wrote it (db/schema.sql before this migration)
+-- noqa: disable=all
 CREATE OR REPLACE FUNCTION ops._guard_items(p_now timestamp with time zone, p_route_prefix text) RETURNS TABLE(item_key text, kind text, inconclusive boolean, item jsonb)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
@@ -31,6 +33,7 @@ CREATE OR REPLACE FUNCTION ops._guard_items(p_now timestamp with time zone, p_ro
 $$;
 
 COMMENT ON FUNCTION ops._guard_items(p_now timestamp with time zone, p_route_prefix text) IS 'Internal: blocking incidents (open, unacknowledged, critical, seen within guard_lookback_min), route findings, and tickets (kind ''ticket'': listed as warnings, never blocking).';
+-- noqa: enable=all
 
 DROP FUNCTION ops._guard_overrides(timestamptz);
 DROP FUNCTION ops._guard_findings(timestamptz, text, timestamptz);
@@ -45,6 +48,8 @@ DROP TABLE ops.guard_anonymous_usage;
 DROP INDEX ops.guard_evaluations_anonymous;
 ALTER TABLE ops.guard_evaluations DROP COLUMN anonymous_bytes;
 
+-- verbatim as pg_dump wrote it (db/schema.sql before this migration)
+-- noqa: disable=all
 CREATE FUNCTION ops.release_guard(p_now timestamp with time zone DEFAULT now(), p_route_prefix text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, p_context jsonb DEFAULT '{}'::jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
@@ -226,7 +231,10 @@ END;
 $_$;
 
 COMMENT ON FUNCTION ops.release_guard(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb) IS 'May a release proceed? ok=false while an open unacknowledged critical incident was seen within guard_lookback_min or a route violates a rule (route_findings). Exempted items stay listed, marked, and do not count; slo_burn_ticket items are warnings only. Each list holds at most 100 items (failingCount, warningCount exact; truncated: a list was cut). Stored unless equal to the previous answer for the prefix (then that row counts repeats); caller and context capped.';
+-- noqa: enable=all
 
+-- verbatim as pg_dump wrote it (db/schema.sql before this migration)
+-- noqa: disable=all
 CREATE FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_context jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
@@ -237,13 +245,16 @@ END;
 $$;
 
 COMMENT ON FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_context jsonb) IS 'GET/POST /ops/release-guard: open to CI, no signature.';
+-- noqa: enable=all
 
 REVOKE ALL ON FUNCTION ops.release_guard(timestamptz, text, text, jsonb), ops.api_release_guard(text, text, jsonb)
-FROM PUBLIC;
+FROM public;
 GRANT EXECUTE ON FUNCTION ops.release_guard(timestamptz, text, text, jsonb) TO opsguard_operator;
 GRANT EXECUTE ON FUNCTION ops.api_release_guard(text, text, jsonb) TO opsguard_api;
 
 -- route_findings in one body again
+-- verbatim as pg_dump wrote it (db/schema.sql before this migration)
+-- noqa: disable=all
 CREATE OR REPLACE FUNCTION ops.route_findings(p_now timestamp with time zone DEFAULT now(), p_route_prefix text DEFAULT NULL::text) RETURNS TABLE(route text, reason text, verdict text, evidence jsonb)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
@@ -462,6 +473,7 @@ END;
 $$;
 
 COMMENT ON FUNCTION ops.route_findings(p_now timestamp with time zone, p_route_prefix text) IS 'Route health at p_now from the rollups: one row per route and rule that is a violation, inconclusive (too few samples) or a ticket, with evidence. Rules: error_rate_critical (1m), hard_error_threshold (5m), slo_violation (burn rates 5m&1h > 14.4x or 30m&6h > 6x), slo_burn_ticket (3d&6h > 1x, non-blocking), latency_slo (5m slow share). Windows end with p_now''s minute and span exactly their length (3d: its oldest day pro-rated).';
+-- noqa: enable=all
 DROP FUNCTION ops._route_burn_rates(timestamptz, text);
 DROP FUNCTION ops._route_coarse_sums(timestamptz, text);
 DROP FUNCTION ops._route_minute_sums(timestamptz, text);

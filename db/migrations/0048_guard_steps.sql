@@ -13,7 +13,7 @@ CREATE INDEX guard_evaluations_anonymous ON ops.guard_evaluations (id) INCLUDE (
 WHERE anonymous_bytes IS NOT NULL;
 
 CREATE TABLE ops.guard_anonymous_usage (
-    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    only_row boolean PRIMARY KEY DEFAULT TRUE CHECK (only_row),
     bytes bigint NOT NULL
 );
 COMMENT ON TABLE ops.guard_anonymous_usage IS
@@ -63,8 +63,8 @@ BEGIN ATOMIC
     SELECT i.id
     FROM ops.incidents AS i
     WHERE i.status = 'open' AND i.acknowledged_at IS NULL AND i.severity = 'critical'
-      AND i.last_seen >= p_since
-      AND (p_route_prefix IS NULL OR pg_catalog.starts_with(i.route, p_route_prefix));
+      AND i.last_seen >= p_since  -- noqa: RF03
+      AND (p_route_prefix IS NULL OR pg_catalog.starts_with(i.route, p_route_prefix));  -- noqa: RF03
 END;
 COMMENT ON FUNCTION ops._guard_incidents(timestamptz, text) IS
 'Internal: the incidents that block a release: open, unacknowledged, critical, seen since p_since (p_now minus '
@@ -83,15 +83,20 @@ CREATE FUNCTION ops._guard_findings(p_now timestamptz, p_route_prefix text, p_si
     RETURNS TABLE (item_key text, kind text, inconclusive boolean, blocks boolean, item jsonb)
     LANGUAGE sql STABLE
 BEGIN ATOMIC
-    SELECT f.route || '::' || f.reason, k.kind, f.verdict <> 'violation',
-           -- a ticket never blocks; an inconclusive finding only under guard_block_inconclusive
-           f.verdict = 'violation'
-               OR (f.verdict <> 'ticket' AND (SELECT ops.setting('guard_block_inconclusive')::boolean)),
-           pg_catalog.jsonb_build_object('kind', k.kind, 'key', f.route || '::' || f.reason,
-               'route', f.route, 'reason', f.reason, 'evidence', f.evidence || coalesce(rc.changes, '{}'))
-    FROM ops.route_findings(p_now, p_route_prefix) AS f
-    CROSS JOIN LATERAL (SELECT CASE WHEN f.verdict = 'ticket' THEN 'ticket' ELSE 'violation' END) AS k (kind)
-    LEFT JOIN ops._guard_changes(p_since, p_now) AS rc ON f.route = rc.route;
+    SELECT
+        f.route || '::' || f.reason AS item_key,
+        CASE WHEN f.verdict = 'ticket' THEN 'ticket' ELSE 'violation' END AS kind,
+        f.verdict <> 'violation' AS inconclusive,
+        -- a ticket never blocks; an inconclusive finding only under guard_block_inconclusive
+        f.verdict = 'violation'
+        OR (f.verdict <> 'ticket' AND (SELECT ops.setting('guard_block_inconclusive')::boolean)) AS blocks,
+        pg_catalog.jsonb_build_object(
+            'kind', CASE WHEN f.verdict = 'ticket' THEN 'ticket' ELSE 'violation' END,
+            'key', f.route || '::' || f.reason, 'route', f.route, 'reason', f.reason,
+            'evidence', f.evidence || coalesce(rc.changes, '{}')
+        ) AS item
+    FROM ops.route_findings(p_now, p_route_prefix) AS f  -- noqa: RF03
+    LEFT JOIN ops._guard_changes(p_since, p_now) AS rc ON f.route = rc.route;  -- noqa: RF03
 END;
 COMMENT ON FUNCTION ops._guard_findings(timestamptz, text, timestamptz) IS
 'Internal: route findings as guard items (kind violation or ticket), whether each blocks, the evidence with the '
@@ -102,14 +107,15 @@ CREATE FUNCTION ops._guard_overrides(p_now timestamptz)
     LANGUAGE sql STABLE
 BEGIN ATOMIC
     -- the active exemption of each item, the one that expires last
-    SELECT DISTINCT ON (o.item_key) o.item_key,
-           CASE WHEN o.item_key ~ '^incident:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                THEN pg_catalog.substr(o.item_key, 10)::uuid END,
-           pg_catalog.jsonb_build_object('reason', o.reason, 'by', o.created_by, 'expiresAt', o.expires_at,
-                                         'overrideId', o.id)
+    SELECT DISTINCT ON (o.item_key)
+        o.item_key,
+        CASE WHEN o.item_key ~ '^incident:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                THEN pg_catalog.substr(o.item_key, 10)::uuid END AS incident_id,
+        pg_catalog.jsonb_build_object('reason', o.reason, 'by', o.created_by, 'expiresAt', o.expires_at,
+                                      'overrideId', o.id) AS override
     FROM ops.guard_overrides AS o
-    WHERE o.created_at <= p_now AND o.expires_at > p_now
-    ORDER BY o.item_key, o.expires_at DESC;
+    WHERE o.created_at <= p_now AND o.expires_at > p_now  -- noqa: RF03
+    ORDER BY o.item_key ASC, o.expires_at DESC;
 END;
 COMMENT ON FUNCTION ops._guard_overrides(timestamptz) IS
 'Internal: per exempted item its active override (the one that expires last); incident_id for incident items.';
@@ -119,7 +125,7 @@ CREATE OR REPLACE FUNCTION ops._guard_items(p_now timestamptz, p_route_prefix te
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = ops, pg_temp
     AS $$
-    SELECT 'incident:' || i.id, 'incident', false, ops._guard_incident_item(i)
+    SELECT 'incident:' || i.id, 'incident', FALSE, ops._guard_incident_item(i)
     FROM ops.incidents AS i
     WHERE i.id IN (SELECT g.id FROM ops._guard_incidents(
         p_now - pg_catalog.make_interval(mins => ops.setting('guard_lookback_min')::int), p_route_prefix) AS g)
@@ -250,12 +256,12 @@ BEGIN ATOMIC
     SELECT CASE
         WHEN pg_catalog.octet_length(c.v::text) <= p_max_bytes THEN c.v
         WHEN pg_catalog.octet_length(k.kept::text) <= p_max_bytes THEN k.kept
-        ELSE pg_catalog.jsonb_build_object('truncated', true, 'bytes', pg_catalog.octet_length(c.v::text))
+        ELSE pg_catalog.jsonb_build_object('truncated', TRUE, 'bytes', pg_catalog.octet_length(c.v::text))
     END
     FROM (SELECT coalesce(p_context, '{}'::jsonb) AS v) AS c
     CROSS JOIN LATERAL (
-        SELECT coalesce(pg_catalog.jsonb_object_agg(e.key, pg_catalog."left"(e.value, p_key_chars)), '{}'::jsonb)
-               || pg_catalog.jsonb_build_object('truncated', true, 'bytes', pg_catalog.octet_length(c.v::text)) AS kept
+        SELECT coalesce(pg_catalog.jsonb_object_agg(e.key, pg_catalog."left"(e.value, p_key_chars)), '{}'::jsonb)  -- noqa: RF03
+               || pg_catalog.jsonb_build_object('truncated', TRUE, 'bytes', pg_catalog.octet_length(c.v::text)) AS kept
         FROM pg_catalog.jsonb_each_text(CASE WHEN pg_catalog.jsonb_typeof(c.v) = 'object' THEN c.v ELSE '{}' END) AS e
         WHERE e.key IN ('commit', 'pipeline', 'job', 'ref')
     ) AS k;
@@ -356,7 +362,7 @@ COMMENT ON FUNCTION ops._guard_store(timestamptz, text, text, jsonb, jsonb, bool
 DROP FUNCTION ops.release_guard(timestamptz, text, text, jsonb);
 CREATE FUNCTION ops.release_guard(
     p_now timestamptz DEFAULT pg_catalog.now(), p_route_prefix text DEFAULT NULL,
-    p_caller text DEFAULT NULL, p_context jsonb DEFAULT '{}', p_anonymous boolean DEFAULT false
+    p_caller text DEFAULT NULL, p_context jsonb DEFAULT '{}', p_anonymous boolean DEFAULT FALSE
 ) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = ops, pg_temp
@@ -373,7 +379,7 @@ BEGIN
     END IF;
     v_result := ops._guard_answer(p_now, p_route_prefix);
     RETURN v_result || pg_catalog.jsonb_build_object('evaluationId',
-        ops._guard_store(p_now, p_route_prefix, p_caller, p_context, v_result, coalesce(p_anonymous, true)));
+        ops._guard_store(p_now, p_route_prefix, p_caller, p_context, v_result, coalesce(p_anonymous, TRUE)));
 END;
 $$;
 COMMENT ON FUNCTION ops.release_guard(timestamptz, text, text, jsonb, boolean) IS
@@ -390,7 +396,7 @@ CREATE FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_cont
     SET search_path = ops, pg_temp
     AS $$
 BEGIN
-    RETURN ops.release_guard(pg_catalog.now(), nullif(p_route_prefix, ''), p_caller, p_context, NOT coalesce(p_signed, false));
+    RETURN ops.release_guard(pg_catalog.now(), nullif(p_route_prefix, ''), p_caller, p_context, NOT coalesce(p_signed, FALSE));
 END;
 $$;
 COMMENT ON FUNCTION ops.api_release_guard(text, text, jsonb, boolean) IS
@@ -403,12 +409,12 @@ REVOKE ALL ON FUNCTION ops._guard_usage_count(), ops._guard_incidents(timestampt
     ops._guard_answer(timestamptz, text), ops._guard_context(jsonb, integer, integer), ops._guard_trim_anonymous(),
     ops._guard_store(timestamptz, text, text, jsonb, jsonb, boolean),
     ops.release_guard(timestamptz, text, text, jsonb, boolean), ops.api_release_guard(text, text, jsonb, boolean)
-FROM PUBLIC;
+FROM public;
 -- operators ask the guard in psql (kept in full); the API asks for every HTTP caller
 GRANT EXECUTE ON FUNCTION ops.release_guard(timestamptz, text, text, jsonb, boolean) TO opsguard_operator;
 GRANT EXECUTE ON FUNCTION ops.api_release_guard(text, text, jsonb, boolean) TO opsguard_api;
 -- the running total is the guard's own bookkeeping; operators may read it
-REVOKE ALL ON ops.guard_anonymous_usage FROM PUBLIC;
+REVOKE ALL ON ops.guard_anonymous_usage FROM public;
 GRANT SELECT ON ops.guard_anonymous_usage TO opsguard_operator;
 
 -- route_findings in steps: the per-window sums read from the minute rollups, from the coarser
@@ -648,8 +654,8 @@ BEGIN
                WHEN 'slo_burn_ticket' THEN pg_catalog.jsonb_build_object(
                    'error_pct_target', pg_catalog.trim_scale(v.target), 'min_samples', v.min_n,
                    'pairs', pg_catalog.jsonb_build_array(
-                       pg_catalog.jsonb_build_object('windows', '3d/6h', 'factor', 1, 'judged', true,
-                           'fired', true)),
+                       pg_catalog.jsonb_build_object('windows', '3d/6h', 'factor', 1, 'judged', TRUE,
+                           'fired', TRUE)),
                    'windows', pg_catalog.jsonb_build_object(
                        '3d', ops._burn_window(round(v.e3d), round(v.n3d), v.burn3d),
                        '6h', ops._burn_window(v.e360, v.n360, v.burn360)))
@@ -668,4 +674,4 @@ COMMENT ON FUNCTION ops.route_findings(timestamptz, text) IS
 'rates are _route_burn_rates''s.';
 
 REVOKE ALL ON FUNCTION ops._route_minute_sums(timestamptz, text), ops._route_coarse_sums(timestamptz, text),
-    ops._route_burn_rates(timestamptz, text) FROM PUBLIC;
+    ops._route_burn_rates(timestamptz, text) FROM public;
