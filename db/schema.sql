@@ -1045,8 +1045,8 @@ BEGIN
                WHEN 'slo_burn_ticket' THEN pg_catalog.jsonb_build_object(
                    'error_pct_target', pg_catalog.trim_scale(v.target), 'min_samples', v.min_n,
                    'pairs', pg_catalog.jsonb_build_array(
-                       pg_catalog.jsonb_build_object('windows', '3d/6h', 'factor', 1, 'judged', true,
-                           'fired', true)),
+                       pg_catalog.jsonb_build_object('windows', '3d/6h', 'factor', 1, 'judged', TRUE,
+                           'fired', TRUE)),
                    'windows', pg_catalog.jsonb_build_object(
                        '3d', ops._burn_window(round(v.e3d), round(v.n3d), v.burn3d),
                        '6h', ops._burn_window(v.e360, v.n360, v.burn360)))
@@ -1088,17 +1088,19 @@ COMMENT ON FUNCTION ops.setting(p_key text) IS 'A setting''s value as jsonb: ops
 CREATE FUNCTION ops._guard_findings(p_now timestamp with time zone, p_route_prefix text, p_since timestamp with time zone) RETURNS TABLE(item_key text, kind text, inconclusive boolean, blocks boolean, item jsonb)
     LANGUAGE sql STABLE
     BEGIN ATOMIC
- SELECT ((f.route || '::'::text) || f.reason),
-     k.kind,
-     (f.verdict <> 'violation'::text),
-     ((f.verdict = 'violation'::text) OR ((f.verdict <> 'ticket'::text) AND ( SELECT (ops.setting('guard_block_inconclusive'::text))::boolean AS setting))),
-     jsonb_build_object('kind', k.kind, 'key', ((f.route || '::'::text) || f.reason), 'route', f.route, 'reason', f.reason, 'evidence', (f.evidence || COALESCE(rc.changes, '{}'::jsonb))) AS jsonb_build_object
-    FROM ((ops.route_findings(_guard_findings.p_now, _guard_findings.p_route_prefix) f(route, reason, verdict, evidence)
-      CROSS JOIN LATERAL ( SELECT
-                 CASE
-                     WHEN (f.verdict = 'ticket'::text) THEN 'ticket'::text
-                     ELSE 'violation'::text
-                 END AS "case") k(kind))
+ SELECT ((f.route || '::'::text) || f.reason) AS item_key,
+         CASE
+             WHEN (f.verdict = 'ticket'::text) THEN 'ticket'::text
+             ELSE 'violation'::text
+         END AS kind,
+     (f.verdict <> 'violation'::text) AS inconclusive,
+     ((f.verdict = 'violation'::text) OR ((f.verdict <> 'ticket'::text) AND ( SELECT (ops.setting('guard_block_inconclusive'::text))::boolean AS setting))) AS blocks,
+     jsonb_build_object('kind',
+         CASE
+             WHEN (f.verdict = 'ticket'::text) THEN 'ticket'::text
+             ELSE 'violation'::text
+         END, 'key', ((f.route || '::'::text) || f.reason), 'route', f.route, 'reason', f.reason, 'evidence', (f.evidence || COALESCE(rc.changes, '{}'::jsonb))) AS item
+    FROM (ops.route_findings(_guard_findings.p_now, _guard_findings.p_route_prefix) f(route, reason, verdict, evidence)
       LEFT JOIN ops._guard_changes(_guard_findings.p_since, _guard_findings.p_now) rc(route, changes) ON ((f.route = rc.route)));
 END;
 
@@ -1229,7 +1231,7 @@ CREATE FUNCTION ops._guard_items(p_now timestamp with time zone, p_route_prefix 
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
     AS $$
-    SELECT 'incident:' || i.id, 'incident', false, ops._guard_incident_item(i)
+    SELECT 'incident:' || i.id, 'incident', FALSE, ops._guard_incident_item(i)
     FROM ops.incidents AS i
     WHERE i.id IN (SELECT g.id FROM ops._guard_incidents(
         p_now - pg_catalog.make_interval(mins => ops.setting('guard_lookback_min')::int), p_route_prefix) AS g)
@@ -1277,8 +1279,8 @@ CREATE FUNCTION ops._guard_overrides(p_now timestamp with time zone) RETURNS TAB
          CASE
              WHEN (o.item_key ~ '^incident:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'::text) THEN (substr(o.item_key, 10))::uuid
              ELSE NULL::uuid
-         END AS "case",
-     jsonb_build_object('reason', o.reason, 'by', o.created_by, 'expiresAt', o.expires_at, 'overrideId', o.id) AS jsonb_build_object
+         END AS incident_id,
+     jsonb_build_object('reason', o.reason, 'by', o.created_by, 'expiresAt', o.expires_at, 'overrideId', o.id) AS override
     FROM ops.guard_overrides o
    WHERE ((o.created_at <= _guard_overrides.p_now) AND (o.expires_at > _guard_overrides.p_now))
    ORDER BY o.item_key, o.expires_at DESC;
@@ -3722,7 +3724,7 @@ CREATE FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_cont
     SET search_path TO 'ops', 'pg_temp'
     AS $$
 BEGIN
-    RETURN ops.release_guard(pg_catalog.now(), nullif(p_route_prefix, ''), p_caller, p_context, NOT coalesce(p_signed, false));
+    RETURN ops.release_guard(pg_catalog.now(), nullif(p_route_prefix, ''), p_caller, p_context, NOT coalesce(p_signed, FALSE));
 END;
 $$;
 
@@ -6108,7 +6110,7 @@ BEGIN
     END IF;
     v_result := ops._guard_answer(p_now, p_route_prefix);
     RETURN v_result || pg_catalog.jsonb_build_object('evaluationId',
-        ops._guard_store(p_now, p_route_prefix, p_caller, p_context, v_result, coalesce(p_anonymous, true)));
+        ops._guard_store(p_now, p_route_prefix, p_caller, p_context, v_result, coalesce(p_anonymous, TRUE)));
 END;
 $$;
 
