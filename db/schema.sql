@@ -766,6 +766,101 @@ $$;
 
 COMMENT ON FUNCTION ops._forbid_change() IS 'Internal trigger: refuses UPDATE, DELETE and TRUNCATE on append-only tables.';
 
+--
+-- Name: _guard_answer(timestamp with time zone, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._guard_answer(p_now timestamp with time zone, p_route_prefix text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    SET jit TO 'off'
+    SET plan_cache_mode TO 'force_custom_plan'
+    AS $$
+DECLARE
+    -- at most this many items in each list of an answer
+    c_listed constant int := 100;
+    v_block_inconclusive boolean := ops.setting('guard_block_inconclusive')::boolean;
+    v_since timestamptz := p_now - pg_catalog.make_interval(mins => ops.setting('guard_lookback_min')::int);
+    v_result jsonb;
+BEGIN
+    -- Blocking incidents are counted on their ids and built as jsonb only when listed (inc is
+    -- inlined where used: each use is its own index scan); route findings are one per route and rule.
+    WITH ov AS MATERIALIZED (SELECT * FROM ops._guard_overrides(p_now)),
+    inc AS NOT MATERIALIZED (SELECT g.id FROM ops._guard_incidents(v_since, p_route_prefix) AS g),
+    inc_n AS MATERIALIZED (
+        -- the exempted are the few active exemptions of blocking incidents: counted from those
+        SELECT (SELECT count(*) FROM inc) AS total,
+               (SELECT count(*) FROM ov INNER JOIN inc ON ov.incident_id = inc.id) AS exempted
+    ),
+    -- the first in key order, exempted or not (the incidents list), and those that count (failing)
+    inc_listed AS (SELECT inc.id FROM inc ORDER BY inc.id LIMIT c_listed),
+    inc_failing AS (
+        SELECT inc.id FROM inc WHERE NOT EXISTS (SELECT FROM ov WHERE ov.incident_id = inc.id)
+        ORDER BY inc.id LIMIT c_listed
+    ),
+    inc_items AS (
+        SELECT 'incident:' || i.id AS item_key, 'incident' AS kind,
+               ops._guard_incident_item(i) || CASE WHEN ov.override IS NOT NULL
+                   THEN pg_catalog.jsonb_build_object('exempted', ov.override) ELSE '{}' END AS shown,
+               i.id IN (SELECT inc_failing.id FROM inc_failing) AS in_failing,
+               i.id IN (SELECT inc_listed.id FROM inc_listed) AS in_listed
+        FROM ops.incidents AS i
+        LEFT JOIN ov ON i.id = ov.incident_id
+        WHERE i.id IN (SELECT inc_listed.id FROM inc_listed UNION SELECT inc_failing.id FROM inc_failing)
+    ),
+    findings AS MATERIALIZED (
+        SELECT f.item_key, f.kind, f.inconclusive, ov.override IS NULL AND f.blocks AS counts,
+               f.item || CASE WHEN ov.override IS NOT NULL
+                   THEN pg_catalog.jsonb_build_object('exempted', ov.override) ELSE '{}' END AS shown
+        FROM ops._guard_findings(p_now, p_route_prefix, v_since) AS f
+        LEFT JOIN ov ON f.item_key = ov.item_key
+    ),
+    failing AS (
+        -- incidents sort before violations (kind, then key)
+        SELECT s.kind, s.item_key, s.shown
+        FROM (SELECT kind, item_key, shown FROM inc_items WHERE in_failing
+              UNION ALL
+              SELECT kind, item_key, shown FROM findings WHERE counts) AS s
+        ORDER BY s.kind, s.item_key
+        LIMIT c_listed
+    ),
+    violations AS (
+        SELECT item_key, shown FROM findings WHERE kind = 'violation' AND NOT inconclusive ORDER BY item_key LIMIT c_listed
+    ),
+    warnings AS (SELECT item_key, kind, shown FROM findings WHERE inconclusive ORDER BY item_key LIMIT c_listed),
+    n AS MATERIALIZED (
+        SELECT inc_n.total AS incidents,
+               inc_n.total - inc_n.exempted + (SELECT count(*) FROM findings WHERE counts) AS failing,
+               (SELECT count(*) FROM findings WHERE kind = 'violation' AND NOT inconclusive) AS violations,
+               (SELECT count(*) FROM findings WHERE inconclusive) AS warnings
+        FROM inc_n
+    )
+    SELECT pg_catalog.jsonb_build_object(
+        'ok', n.failing = 0,
+        'failingCount', n.failing,
+        'warningCount', n.warnings,
+        'truncated', GREATEST(n.failing, n.incidents, n.violations, n.warnings) > c_listed,
+        'failing', coalesce((SELECT pg_catalog.jsonb_agg(shown ORDER BY kind, item_key) FROM failing), '[]'),
+        'incidents', coalesce((SELECT pg_catalog.jsonb_agg(shown ORDER BY item_key) FROM inc_items WHERE in_listed), '[]'),
+        'violations', coalesce((SELECT pg_catalog.jsonb_agg(shown ORDER BY item_key) FROM violations), '[]'),
+        'warnings', coalesce((SELECT pg_catalog.jsonb_agg(w.shown || pg_catalog.jsonb_build_object(
+                                 'message', ops._guard_warning(w.kind, v_block_inconclusive)) ORDER BY w.item_key)
+                              FROM warnings AS w), '[]'),
+        'evaluatedAt', p_now,
+        'routePrefix', p_route_prefix,
+        'thresholds', ops._guard_thresholds(v_block_inconclusive))
+    INTO v_result
+    FROM n;
+    RETURN v_result;
+END;
+$$;
+
+--
+-- Name: FUNCTION _guard_answer(p_now timestamp with time zone, p_route_prefix text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._guard_answer(p_now timestamp with time zone, p_route_prefix text) IS 'Internal: the guard''s answer at p_now, not stored: verdict, counts, and each list''s first 100 items in key order.';
+
 SET default_tablespace = '';
 
 SET default_table_access_method = heap;
@@ -856,35 +951,164 @@ END;
 COMMENT ON FUNCTION ops._guard_changes(p_since timestamp with time zone, p_now timestamp with time zone) IS 'Internal: per route, {"changes": [...]}: its 3 most recent changes within [p_since, p_now] (summary cut to 200 characters), what the guard adds to a route item''s evidence.';
 
 --
--- Name: _guard_items(timestamp with time zone, text); Type: FUNCTION; Schema: ops; Owner: -
+-- Name: _guard_context(jsonb, integer, integer); Type: FUNCTION; Schema: ops; Owner: -
 --
 
-CREATE FUNCTION ops._guard_items(p_now timestamp with time zone, p_route_prefix text) RETURNS TABLE(item_key text, kind text, inconclusive boolean, item jsonb)
-    LANGUAGE sql STABLE SECURITY DEFINER
+CREATE FUNCTION ops._guard_context(p_context jsonb, p_max_bytes integer, p_key_chars integer) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    BEGIN ATOMIC
+ SELECT
+         CASE
+             WHEN (octet_length((c.v)::text) <= _guard_context.p_max_bytes) THEN c.v
+             WHEN (octet_length((k.kept)::text) <= _guard_context.p_max_bytes) THEN k.kept
+             ELSE jsonb_build_object('truncated', true, 'bytes', octet_length((c.v)::text))
+         END AS jsonb_build_object
+    FROM (( SELECT COALESCE(_guard_context.p_context, '{}'::jsonb) AS v) c
+      CROSS JOIN LATERAL ( SELECT (COALESCE(jsonb_object_agg(e.key, "left"(e.value, _guard_context.p_key_chars)), '{}'::jsonb) || jsonb_build_object('truncated', true, 'bytes', octet_length((c.v)::text))) AS kept
+            FROM jsonb_each_text(
+                 CASE
+                     WHEN (jsonb_typeof(c.v) = 'object'::text) THEN c.v
+                     ELSE '{}'::jsonb
+                 END) e(key, value)
+           WHERE (e.key = ANY (ARRAY['commit'::text, 'pipeline'::text, 'job'::text, 'ref'::text]))) k);
+END;
+
+--
+-- Name: FUNCTION _guard_context(p_context jsonb, p_max_bytes integer, p_key_chars integer); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._guard_context(p_context jsonb, p_max_bytes integer, p_key_chars integer) IS 'Internal: a caller''s context as stored: whole up to p_max_bytes, else its CI keys (commit, pipeline, job, ref; p_key_chars each), "truncated": true and its size in "bytes" (the size alone when even that is over).';
+
+--
+-- Name: route_findings(timestamp with time zone, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.route_findings(p_now timestamp with time zone DEFAULT now(), p_route_prefix text DEFAULT NULL::text) RETURNS TABLE(route text, reason text, verdict text, evidence jsonb)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
+    SET jit TO 'off'
+    SET plan_cache_mode TO 'force_custom_plan'
     AS $$
-    SELECT 'incident:' || i.id, 'incident', false,
-           pg_catalog.jsonb_build_object('kind', 'incident', 'key', 'incident:' || i.id, 'id', i.id,
-               'incidentKey', i.incident_key, 'route', i.route, 'severity', i.severity,
-               'escalationLevel', i.escalation_level, 'lastSeen', i.last_seen)
-    FROM ops.incidents AS i
-    WHERE i.status = 'open' AND i.acknowledged_at IS NULL AND i.severity = 'critical'
-      AND i.last_seen >= p_now - pg_catalog.make_interval(mins => ops.setting('guard_lookback_min')::int)
-      AND (p_route_prefix IS NULL OR pg_catalog.starts_with(i.route, p_route_prefix))
-    UNION ALL
-    SELECT f.route || '::' || f.reason, CASE WHEN f.verdict = 'ticket' THEN 'ticket' ELSE 'violation' END,
-           f.verdict <> 'violation',
-           pg_catalog.jsonb_build_object('kind', CASE WHEN f.verdict = 'ticket' THEN 'ticket' ELSE 'violation' END,
-               'key', f.route || '::' || f.reason,
-               'route', f.route, 'reason', f.reason, 'evidence', f.evidence)
-    FROM ops.route_findings(p_now, p_route_prefix) AS f
+#variable_conflict use_column
+DECLARE
+    v_crit_pct float8 := ops.setting('guard_critical_error_pct')::float8;
+    v_hard_pct float8 := ops.setting('guard_hard_error_pct')::float8;
+BEGIN
+    RETURN QUERY
+    WITH v AS (
+        -- verdicts first; evidence is built below only for the few rows that have one
+        SELECT p.*, f.reason, f.verdict
+        FROM ops._route_burn_rates(p_now, p_route_prefix) AS p
+        CROSS JOIN LATERAL (VALUES
+            ('error_rate_critical',
+             CASE WHEN p.n1 = 0 THEN NULL
+                  WHEN p.n1 < p.min_n THEN 'inconclusive'
+                  WHEN 100 * p.e1 / p.n1 >= v_crit_pct THEN 'violation' END),
+            ('hard_error_threshold',
+             CASE WHEN p.n5 = 0 THEN NULL
+                  WHEN p.n5 < p.min_n THEN 'inconclusive'
+                  WHEN 100 * p.e5 / p.n5 > v_hard_pct THEN 'violation' END),
+            ('slo_violation',
+             CASE WHEN p.fast_fired OR p.slow_fired THEN 'violation'
+                  -- too little recent traffic to judge either pair; a route idle for 30 minutes is not listed
+                  WHEN NOT p.fast_judged AND NOT p.slow_judged AND p.n30 > 0 THEN 'inconclusive' END),
+            -- the ticket tier of the workbook: budget spent faster than it refills for days; a page supersedes it
+            ('slo_burn_ticket',
+             CASE WHEN p.ticket_fired AND NOT p.fast_fired AND NOT p.slow_fired THEN 'ticket' END),
+            ('latency_slo',
+             CASE WHEN p.lat_ms IS NULL OR p.n5 = 0 THEN NULL
+                  WHEN p.n5 < p.min_n THEN 'inconclusive'
+                  WHEN p.too_slow THEN 'violation' END)
+        ) AS f (reason, verdict)
+        WHERE f.verdict IS NOT NULL
+    )
+    SELECT v.route, v.reason, v.verdict,
+           CASE v.reason
+               WHEN 'error_rate_critical' THEN pg_catalog.jsonb_build_object(
+                   'err_rate_1m', ops._pct(v.e1::numeric, v.n1::numeric), 'samples_1m', v.n1::numeric, 'threshold_pct', v_crit_pct::numeric,
+                   'min_samples', v.min_n)
+               WHEN 'hard_error_threshold' THEN pg_catalog.jsonb_build_object(
+                   'err_rate_5m', ops._pct(v.e5::numeric, v.n5::numeric), 'samples_5m', v.n5::numeric, 'threshold_pct', v_hard_pct::numeric,
+                   'min_samples', v.min_n)
+               WHEN 'slo_violation' THEN pg_catalog.jsonb_build_object(
+                   'error_pct_target', pg_catalog.trim_scale(v.target), 'min_samples', v.min_n,
+                   'pairs', pg_catalog.jsonb_build_array(
+                       pg_catalog.jsonb_build_object('windows', '5m/1h', 'factor', 14.4, 'judged', v.fast_judged,
+                           'fired', v.fast_fired),
+                       pg_catalog.jsonb_build_object('windows', '30m/6h', 'factor', 6, 'judged', v.slow_judged,
+                           'fired', v.slow_fired)),
+                   'windows', pg_catalog.jsonb_build_object(
+                       '5m', ops._burn_window(v.e5, v.n5, v.burn5),
+                       '30m', ops._burn_window(v.e30, v.n30, v.burn30),
+                       '1h', ops._burn_window(v.e60, v.n60, v.burn60),
+                       '6h', ops._burn_window(v.e360, v.n360, v.burn360)))
+               WHEN 'slo_burn_ticket' THEN pg_catalog.jsonb_build_object(
+                   'error_pct_target', pg_catalog.trim_scale(v.target), 'min_samples', v.min_n,
+                   'pairs', pg_catalog.jsonb_build_array(
+                       pg_catalog.jsonb_build_object('windows', '3d/6h', 'factor', 1, 'judged', TRUE,
+                           'fired', TRUE)),
+                   'windows', pg_catalog.jsonb_build_object(
+                       '3d', ops._burn_window(round(v.e3d), round(v.n3d), v.burn3d),
+                       '6h', ops._burn_window(v.e360, v.n360, v.burn360)))
+               ELSE pg_catalog.jsonb_build_object(
+                   'slow_pct_5m', ops._pct(v.s5::numeric, v.n5::numeric), 'samples_5m', v.n5::numeric, 'threshold_ms', v.lat_ms,
+                   'target_pct', pg_catalog.trim_scale(v.lat_pct), 'min_samples', v.min_n)
+           END
+    FROM v;
+END;
 $$;
 
 --
--- Name: FUNCTION _guard_items(p_now timestamp with time zone, p_route_prefix text); Type: COMMENT; Schema: ops; Owner: -
+-- Name: FUNCTION route_findings(p_now timestamp with time zone, p_route_prefix text); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops._guard_items(p_now timestamp with time zone, p_route_prefix text) IS 'Internal: blocking incidents (open, unacknowledged, critical, seen within guard_lookback_min), route findings, and tickets (kind ''ticket'': listed as warnings, never blocking).';
+COMMENT ON FUNCTION ops.route_findings(p_now timestamp with time zone, p_route_prefix text) IS 'Route health at p_now from the rollups: one row per route and rule that is a violation, inconclusive (too few samples) or a ticket, with evidence. Rules: error_rate_critical (1m), hard_error_threshold (5m), slo_violation (burn rates 5m&1h > 14.4x or 30m&6h > 6x), slo_burn_ticket (3d&6h > 1x, non-blocking), latency_slo (5m slow share). Windows end with p_now''s minute and span exactly their length (3d: its oldest day pro-rated); the sums and burn rates are _route_burn_rates''s.';
+
+--
+-- Name: setting(text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.setting(p_key text) RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT value FROM ops.settings WHERE key = p_key
+$$;
+
+--
+-- Name: FUNCTION setting(p_key text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.setting(p_key text) IS 'A setting''s value as jsonb: ops.setting(''dry_run'')::boolean, ops.setting(''snooze_min'')::int, ops.setting(''pause_cron'') #>> ''{}''.';
+
+--
+-- Name: _guard_findings(timestamp with time zone, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._guard_findings(p_now timestamp with time zone, p_route_prefix text, p_since timestamp with time zone) RETURNS TABLE(item_key text, kind text, inconclusive boolean, blocks boolean, item jsonb)
+    LANGUAGE sql STABLE
+    BEGIN ATOMIC
+ SELECT ((f.route || '::'::text) || f.reason) AS item_key,
+         CASE
+             WHEN (f.verdict = 'ticket'::text) THEN 'ticket'::text
+             ELSE 'violation'::text
+         END AS kind,
+     (f.verdict <> 'violation'::text) AS inconclusive,
+     ((f.verdict = 'violation'::text) OR ((f.verdict <> 'ticket'::text) AND ( SELECT (ops.setting('guard_block_inconclusive'::text))::boolean AS setting))) AS blocks,
+     jsonb_build_object('kind',
+         CASE
+             WHEN (f.verdict = 'ticket'::text) THEN 'ticket'::text
+             ELSE 'violation'::text
+         END, 'key', ((f.route || '::'::text) || f.reason), 'route', f.route, 'reason', f.reason, 'evidence', (f.evidence || COALESCE(rc.changes, '{}'::jsonb))) AS item
+    FROM (ops.route_findings(_guard_findings.p_now, _guard_findings.p_route_prefix) f(route, reason, verdict, evidence)
+      LEFT JOIN ops._guard_changes(_guard_findings.p_since, _guard_findings.p_now) rc(route, changes) ON ((f.route = rc.route)));
+END;
+
+--
+-- Name: FUNCTION _guard_findings(p_now timestamp with time zone, p_route_prefix text, p_since timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._guard_findings(p_now timestamp with time zone, p_route_prefix text, p_since timestamp with time zone) IS 'Internal: route findings as guard items (kind violation or ticket), whether each blocks, the evidence with the route''s changes since p_since.';
 
 --
 -- Name: incidents; Type: TABLE; Schema: ops; Owner: -
@@ -964,6 +1188,284 @@ COMMENT ON COLUMN ops.incidents.next_due_at IS 'When the next escalation is due 
 --
 
 COMMENT ON COLUMN ops.incidents.details IS 'What the sender said, as the last notification carried it: alert labels, annotations, links, Events API payload fields.';
+
+--
+-- Name: _guard_incident_item(ops.incidents); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._guard_incident_item(p_incident ops.incidents) RETURNS jsonb
+    LANGUAGE sql STABLE
+    BEGIN ATOMIC
+ SELECT jsonb_build_object('kind', 'incident', 'key', ('incident:'::text || (p_incident).id), 'id', (p_incident).id, 'incidentKey', (p_incident).incident_key, 'route', (p_incident).route, 'severity', (p_incident).severity, 'escalationLevel', (p_incident).escalation_level, 'lastSeen', (p_incident).last_seen) AS jsonb_build_object;
+END;
+
+--
+-- Name: FUNCTION _guard_incident_item(p_incident ops.incidents); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._guard_incident_item(p_incident ops.incidents) IS 'Internal: a blocking incident as the guard lists it.';
+
+--
+-- Name: _guard_incidents(timestamp with time zone, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._guard_incidents(p_since timestamp with time zone, p_route_prefix text) RETURNS TABLE(id uuid)
+    LANGUAGE sql STABLE
+    BEGIN ATOMIC
+ SELECT i.id
+    FROM ops.incidents i
+   WHERE ((i.status = 'open'::text) AND (i.acknowledged_at IS NULL) AND (i.severity = 'critical'::text) AND (i.last_seen >= _guard_incidents.p_since) AND ((_guard_incidents.p_route_prefix IS NULL) OR starts_with(i.route, _guard_incidents.p_route_prefix)));
+END;
+
+--
+-- Name: FUNCTION _guard_incidents(p_since timestamp with time zone, p_route_prefix text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._guard_incidents(p_since timestamp with time zone, p_route_prefix text) IS 'Internal: the incidents that block a release: open, unacknowledged, critical, seen since p_since (p_now minus guard_lookback_min), on a route starting with p_route_prefix (NULL: every route).';
+
+--
+-- Name: _guard_items(timestamp with time zone, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._guard_items(p_now timestamp with time zone, p_route_prefix text) RETURNS TABLE(item_key text, kind text, inconclusive boolean, item jsonb)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT 'incident:' || i.id, 'incident', FALSE, ops._guard_incident_item(i)
+    FROM ops.incidents AS i
+    WHERE i.id IN (SELECT g.id FROM ops._guard_incidents(
+        p_now - pg_catalog.make_interval(mins => ops.setting('guard_lookback_min')::int), p_route_prefix) AS g)
+    UNION ALL
+    SELECT f.item_key, f.kind, f.inconclusive, f.item
+    FROM ops._guard_findings(p_now, p_route_prefix,
+        p_now - pg_catalog.make_interval(mins => ops.setting('guard_lookback_min')::int)) AS f
+$$;
+
+--
+-- Name: FUNCTION _guard_items(p_now timestamp with time zone, p_route_prefix text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._guard_items(p_now timestamp with time zone, p_route_prefix text) IS 'Internal: every guard item, exempted or not: the blocking incidents (_guard_incidents) and route findings and tickets (_guard_findings), as release_guard lists them.';
+
+--
+-- Name: guard_overrides; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.guard_overrides (
+    id bigint NOT NULL,
+    item_key text NOT NULL,
+    reason text NOT NULL,
+    created_by text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    CONSTRAINT guard_overrides_at_most_a_day CHECK ((expires_at <= (created_at + '24:00:00'::interval))),
+    CONSTRAINT guard_overrides_reason_check CHECK ((length(btrim(reason)) >= 3))
+);
+
+--
+-- Name: TABLE guard_overrides; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.guard_overrides IS 'Exemptions of one failing guard item (incident:<id> or <route>::<reason>) with a reason, for at most 24 h. Append-only.';
+
+--
+-- Name: _guard_overrides(timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._guard_overrides(p_now timestamp with time zone) RETURNS TABLE(item_key text, incident_id uuid, override jsonb)
+    LANGUAGE sql STABLE
+    BEGIN ATOMIC
+ SELECT DISTINCT ON (o.item_key) o.item_key,
+         CASE
+             WHEN (o.item_key ~ '^incident:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'::text) THEN (substr(o.item_key, 10))::uuid
+             ELSE NULL::uuid
+         END AS incident_id,
+     jsonb_build_object('reason', o.reason, 'by', o.created_by, 'expiresAt', o.expires_at, 'overrideId', o.id) AS override
+    FROM ops.guard_overrides o
+   WHERE ((o.created_at <= _guard_overrides.p_now) AND (o.expires_at > _guard_overrides.p_now))
+   ORDER BY o.item_key, o.expires_at DESC;
+END;
+
+--
+-- Name: FUNCTION _guard_overrides(p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._guard_overrides(p_now timestamp with time zone) IS 'Internal: per exempted item its active override (the one that expires last); incident_id for incident items.';
+
+--
+-- Name: _guard_store(timestamp with time zone, text, text, jsonb, jsonb, boolean); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._guard_store(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb, p_result jsonb, p_anonymous boolean) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    -- what a caller sends is stored capped; tighter for an anonymous one, whose rows are a capped history
+    c_caller_chars constant int := 200;
+    v_context jsonb := ops._guard_context(p_context, CASE WHEN p_anonymous THEN 512 ELSE 2048 END,
+                                          CASE WHEN p_anonymous THEN 64 ELSE 200 END);
+    v_fingerprint bytea := pg_catalog.sha256(pg_catalog.convert_to((p_result - 'evaluatedAt')::text, 'UTF8'));
+    v_id bigint;
+BEGIN
+    -- An answer equal to the previous one stored for this prefix adds no row: that row counts
+    -- the repeat. Two calls racing on a new answer may both store it; neither is lost.
+    UPDATE ops.guard_evaluations AS e
+    SET repeats = e.repeats + 1, last_evaluated_at = GREATEST(e.last_evaluated_at, p_now)
+    WHERE e.id = (SELECT l.id FROM ops.guard_evaluations AS l
+                  WHERE coalesce(l.route_prefix, '') = coalesce(p_route_prefix, '')
+                  ORDER BY l.id DESC
+                  LIMIT 1)
+      AND e.fingerprint = v_fingerprint
+    RETURNING e.id INTO v_id;
+    IF v_id IS NOT NULL THEN
+        -- the metric opsguard_guard_evaluations counts rows plus counter_base: a repeat has no row
+        INSERT INTO ops.counter_base AS c (name, label, value)
+        VALUES ('guard_evaluations', CASE WHEN (p_result ->> 'ok')::boolean THEN 'ok' ELSE 'blocked' END, 1)
+        ON CONFLICT (name, label) DO UPDATE SET value = c.value + 1;
+        RETURN v_id;
+    END IF;
+    INSERT INTO ops.guard_evaluations AS e (evaluated_at, last_evaluated_at, ok, failing_count, route_prefix, caller,
+                                            context, result, fingerprint, anonymous_bytes)
+    SELECT v.*, CASE WHEN p_anonymous THEN pg_catalog.pg_column_size(v.*) + 200 END
+    FROM (VALUES (p_now, p_now, (p_result ->> 'ok')::boolean, (p_result ->> 'failingCount')::int, p_route_prefix,
+                  pg_catalog."left"(p_caller, c_caller_chars), v_context, p_result, v_fingerprint)) AS v
+    RETURNING e.id INTO v_id;
+    IF p_anonymous THEN
+        PERFORM ops._guard_trim_anonymous();
+    END IF;
+    RETURN v_id;
+END;
+$$;
+
+--
+-- Name: FUNCTION _guard_store(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb, p_result jsonb, p_anonymous boolean); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._guard_store(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb, p_result jsonb, p_anonymous boolean) IS 'Internal: stores an answer (or counts a repeat of the previous one for the prefix) and returns its evaluation id. Caller capped at 200 characters, context at 2 KiB (anonymous: 512 bytes, guard_anonymous_history_mb in all).';
+
+--
+-- Name: _guard_thresholds(boolean); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._guard_thresholds(p_block_inconclusive boolean) RETURNS jsonb
+    LANGUAGE sql STABLE
+    BEGIN ATOMIC
+ SELECT jsonb_build_object('lookbackMin', ops.setting('guard_lookback_min'::text), 'criticalErrorPct', ops.setting('guard_critical_error_pct'::text), 'hardErrorPct', ops.setting('guard_hard_error_pct'::text), 'burnRatePairs', '[{"factor": 14.4, "windows": "5m/1h"}, {"factor": 6, "windows": "30m/6h"}]'::jsonb, 'blockInconclusive', p_block_inconclusive) AS jsonb_build_object;
+END;
+
+--
+-- Name: FUNCTION _guard_thresholds(p_block_inconclusive boolean); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._guard_thresholds(p_block_inconclusive boolean) IS 'Internal: the thresholds an answer states.';
+
+--
+-- Name: _guard_trim_anonymous(); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._guard_trim_anonymous() RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_over bigint;
+    v_freed bigint;
+    v_gone int;
+    v_total int := 0;
+BEGIN
+    SELECT u.bytes - ops.setting('guard_anonymous_history_mb')::bigint * 1048576 INTO v_over
+    FROM ops.guard_anonymous_usage AS u;
+    -- the oldest anonymous rows go, just enough of them; rows another session holds (a purge, a
+    -- repeat) are skipped, not waited for
+    WHILE v_over > 0 LOOP
+        WITH oldest AS (
+            SELECT e.id, e.anonymous_bytes FROM ops.guard_evaluations AS e
+            WHERE e.anonymous_bytes IS NOT NULL ORDER BY e.id LIMIT 64 FOR UPDATE SKIP LOCKED
+        ),
+        upto AS (SELECT o.id, sum(o.anonymous_bytes) OVER (ORDER BY o.id) - o.anonymous_bytes AS before FROM oldest AS o),
+        gone AS (
+            DELETE FROM ops.guard_evaluations AS e USING upto
+            WHERE e.id = upto.id AND upto.before < v_over
+            RETURNING e.ok, e.anonymous_bytes
+        ),
+        -- the metric opsguard_guard_evaluations counts rows plus counter_base: keep it counting
+        added AS (
+            INSERT INTO ops.counter_base AS c (name, label, value)
+            SELECT 'guard_evaluations', CASE WHEN ok THEN 'ok' ELSE 'blocked' END, count(*) FROM gone GROUP BY ok
+            ON CONFLICT (name, label) DO UPDATE SET value = c.value + EXCLUDED.value
+        )
+        SELECT coalesce(sum(gone.anonymous_bytes), 0), count(*) INTO v_freed, v_gone FROM gone;
+        EXIT WHEN v_gone = 0;
+        v_over := v_over - v_freed;
+        v_total := v_total + v_gone;
+    END LOOP;
+    RETURN v_total;
+END;
+$$;
+
+--
+-- Name: FUNCTION _guard_trim_anonymous(); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._guard_trim_anonymous() IS 'Internal: deletes the oldest anonymous evaluations until their bytes are within guard_anonymous_history_mb; returns how many went. Signed callers'' evaluations are never trimmed.';
+
+--
+-- Name: _guard_usage_count(); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._guard_usage_count() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_delta bigint;
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        UPDATE ops.guard_anonymous_usage SET bytes = 0;
+        RETURN NULL;
+    ELSIF TG_OP = 'INSERT' THEN
+        SELECT sum(r.anonymous_bytes) INTO v_delta FROM new_rows AS r;
+    ELSE
+        SELECT -sum(r.anonymous_bytes) INTO v_delta FROM old_rows AS r;
+    END IF;
+    -- signed rows only: no lock on the running total
+    IF v_delta IS NOT NULL THEN
+        UPDATE ops.guard_anonymous_usage SET bytes = bytes + v_delta;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+--
+-- Name: FUNCTION _guard_usage_count(); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._guard_usage_count() IS 'Trigger: keeps guard_anonymous_usage equal to the sum of guard_evaluations.anonymous_bytes, whoever deletes.';
+
+--
+-- Name: _guard_warning(text, boolean); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._guard_warning(p_kind text, p_block_inconclusive boolean) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    BEGIN ATOMIC
+ SELECT
+         CASE
+             WHEN (p_kind = 'ticket'::text) THEN 'error budget burning faster than it refills (3d and 6h): open a ticket; not blocking'::text
+             ELSE ('too few samples to judge; not blocking'::text ||
+             CASE
+                 WHEN p_block_inconclusive THEN ' (blocking: guard_block_inconclusive)'::text
+                 ELSE ''::text
+             END)
+         END AS "case";
+END;
+
+--
+-- Name: FUNCTION _guard_warning(p_kind text, p_block_inconclusive boolean); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._guard_warning(p_kind text, p_block_inconclusive boolean) IS 'Internal: the message of a warning item (ticket or inconclusive).';
 
 --
 -- Name: _incident_by_ref(text); Type: FUNCTION; Schema: ops; Owner: -
@@ -1745,6 +2247,186 @@ CREATE FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_s
 --
 
 COMMENT ON FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) IS 'Internal: the instant of handoff k of a rotation (0: the first handoff as given; then the first handoff plus k shifts of local wall-clock time).';
+
+--
+-- Name: _route_burn_rates(timestamp with time zone, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._route_burn_rates(p_now timestamp with time zone, p_route_prefix text) RETURNS TABLE(route text, n1 double precision, e1 double precision, n5 double precision, e5 double precision, s5 double precision, n30 double precision, e30 double precision, n60 double precision, e60 double precision, n360 double precision, e360 double precision, n3d double precision, e3d double precision, target numeric, min_n integer, lat_ms integer, lat_pct numeric, fast_judged boolean, slow_judged boolean, burn5 double precision, burn30 double precision, burn60 double precision, burn360 double precision, burn3d double precision, fast_fired boolean, slow_fired boolean, ticket_fired boolean, too_slow boolean)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    SET jit TO 'off'
+    SET plan_cache_mode TO 'force_custom_plan'
+    AS $$
+#variable_conflict use_column
+BEGIN
+    -- burn rate: the error rate as a multiple of the error budget (the share of errors the SLO allows).
+    -- Counts and verdicts are float8 (exact for counts below 2^53; numeric sums and divisions
+    -- for 1,000 routes were most of the cost); the evidence of the few listed rows is numeric.
+    RETURN QUERY
+    WITH s AS (
+        SELECT p.route, sum(p.n1) AS n1, sum(p.e1) AS e1, sum(p.n5) AS n5, sum(p.e5) AS e5, sum(p.s5) AS s5,
+               sum(p.n30) AS n30, sum(p.e30) AS e30, sum(p.n60) AS n60, sum(p.e60) AS e60,
+               sum(p.n360) AS n360, sum(p.e360) AS e360, sum(p.n3d) AS n3d, sum(p.e3d) AS e3d
+        FROM (SELECT m.*, 0::float8 AS n3d, 0::float8 AS e3d FROM ops._route_minute_sums(p_now, p_route_prefix) AS m
+              UNION ALL
+              SELECT c.route, 0, 0, 0, 0, 0, c.n30, c.e30, c.n60, c.e60, c.n360, c.e360, c.n3d, c.e3d
+              FROM ops._route_coarse_sums(p_now, p_route_prefix) AS c) AS p
+        GROUP BY p.route
+    ),
+    b AS (
+        SELECT s.*, coalesce(o.error_pct_target, d.error_pct_target) AS target,
+               coalesce(o.min_samples, d.min_samples) AS min_n,
+               coalesce(o.latency_threshold_ms, d.latency_threshold_ms) AS lat_ms,
+               coalesce(o.latency_target_pct, d.latency_target_pct) AS lat_pct,
+               coalesce(o.error_pct_target, d.error_pct_target)::float8 AS target_f
+        FROM s
+        CROSS JOIN (SELECT * FROM ops.route_slos WHERE route = '*') AS d
+        LEFT JOIN ops.route_slos AS o ON s.route = o.route
+    ),
+    r AS (
+        SELECT b.*,
+               b.n5 >= b.min_n AND b.n60 >= b.min_n AS fast_judged,
+               b.n30 >= b.min_n AND b.n360 >= b.min_n AS slow_judged,
+               b.n3d >= b.min_n AND b.n360 >= b.min_n AS ticket_judged,
+               CASE WHEN b.n5 > 0 THEN 100 * b.e5 / b.n5 / b.target_f END AS burn5,
+               CASE WHEN b.n30 > 0 THEN 100 * b.e30 / b.n30 / b.target_f END AS burn30,
+               CASE WHEN b.n60 > 0 THEN 100 * b.e60 / b.n60 / b.target_f END AS burn60,
+               CASE WHEN b.n360 > 0 THEN 100 * b.e360 / b.n360 / b.target_f END AS burn360,
+               CASE WHEN b.n3d > 0 THEN 100 * b.e3d / b.n3d / b.target_f END AS burn3d
+        FROM b
+    )
+    SELECT r.route, r.n1, r.e1, r.n5, r.e5, r.s5, r.n30, r.e30, r.n60, r.e60, r.n360, r.e360, r.n3d, r.e3d,
+           r.target, r.min_n, r.lat_ms, r.lat_pct, r.fast_judged, r.slow_judged,
+           r.burn5, r.burn30, r.burn60, r.burn360, r.burn3d,
+           r.fast_judged AND r.burn5 > 14.4 AND r.burn60 > 14.4,
+           r.slow_judged AND r.burn30 > 6 AND r.burn360 > 6,
+           r.ticket_judged AND r.burn3d > 1 AND r.burn360 > 1,
+           CASE WHEN r.n5 > 0 THEN 100 * r.s5 / r.n5 > r.lat_pct::float8 END
+    FROM r;
+END;
+$$;
+
+--
+-- Name: FUNCTION _route_burn_rates(p_now timestamp with time zone, p_route_prefix text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._route_burn_rates(p_now timestamp with time zone, p_route_prefix text) IS 'Internal: per route with traffic in any window, each window''s counts (_route_minute_sums, _route_coarse_sums), its objectives (own row, else ''*''), burn rates, which burn-rate pairs are judged and fired, and whether too slow.';
+
+--
+-- Name: _route_coarse_sums(timestamp with time zone, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._route_coarse_sums(p_now timestamp with time zone, p_route_prefix text) RETURNS TABLE(route text, n30 double precision, e30 double precision, n60 double precision, e60 double precision, n360 double precision, e360 double precision, n3d double precision, e3d double precision)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    SET jit TO 'off'
+    SET plan_cache_mode TO 'force_custom_plan'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_f timestamptz := pg_catalog.date_bin('5 minutes', pg_catalog.date_trunc('minute', p_now), '2000-01-01');
+    v_h timestamptz := pg_catalog.date_trunc('hour', p_now);
+    v_d timestamptz := pg_catalog.date_bin('1 day', p_now, '2000-01-01 00:00+00');
+    -- whole 5-minute buckets: [f - 25, f) for 30m, [f - 55, f) for 1h; for 6h [f - 355, h - 300)
+    -- before its whole hours [h - 300, h) and [h, f) after them
+    v_30m_buckets timestamptz := v_f - interval '25 minutes';
+    v_1h_buckets timestamptz := v_f - interval '55 minutes';
+    v_6h_buckets timestamptz := v_f - interval '355 minutes';
+    v_6h_hours timestamptz := v_h - interval '300 minutes';
+    v_3d_whole_days timestamptz := v_d - interval '2 days';
+    v_3d_oldest_day timestamptz := v_d - interval '3 days';
+    -- the share of the oldest of the 4 days the 3-day window touches (the others are whole,
+    -- today up to e): the daily rollup is pro-rated, assuming even traffic that day
+    v_oldest_day_share float8 := (1439 - pg_catalog.date_part('epoch', pg_catalog.date_trunc('minute', p_now) - v_d) / 60) / 1440;
+BEGIN
+    RETURN QUERY
+    SELECT b.route,
+           coalesce(sum(b.requests) FILTER (WHERE b.bucket >= v_30m_buckets), 0)::float8,
+           coalesce(sum(b.errors) FILTER (WHERE b.bucket >= v_30m_buckets), 0)::float8,
+           coalesce(sum(b.requests) FILTER (WHERE b.bucket >= v_1h_buckets), 0)::float8,
+           coalesce(sum(b.errors) FILTER (WHERE b.bucket >= v_1h_buckets), 0)::float8,
+           coalesce(sum(b.requests) FILTER (WHERE b.bucket >= v_h OR b.bucket < v_6h_hours), 0)::float8,
+           coalesce(sum(b.errors) FILTER (WHERE b.bucket >= v_h OR b.bucket < v_6h_hours), 0)::float8, 0::float8, 0::float8
+    FROM ops.route_5min_stats AS b
+    WHERE (b.bucket >= v_1h_buckets AND b.bucket < v_f OR b.bucket >= v_6h_buckets AND b.bucket < v_6h_hours)
+      AND (p_route_prefix IS NULL OR pg_catalog.starts_with(b.route, p_route_prefix))
+    GROUP BY b.route
+    UNION ALL
+    SELECT h.route, 0, 0, 0, 0, sum(h.requests)::float8, sum(h.errors)::float8, 0, 0
+    FROM ops.route_hour_stats AS h
+    WHERE h.hour >= v_6h_hours AND h.hour < v_h
+      AND (p_route_prefix IS NULL OR pg_catalog.starts_with(h.route, p_route_prefix))
+    GROUP BY h.route
+    UNION ALL
+    SELECT y.route, 0, 0, 0, 0, 0, 0,
+           sum(y.requests * CASE WHEN y.day < v_3d_whole_days THEN v_oldest_day_share ELSE 1 END::float8),
+           sum(y.errors * CASE WHEN y.day < v_3d_whole_days THEN v_oldest_day_share ELSE 1 END::float8)
+    FROM ops.route_day_stats AS y
+    WHERE y.day >= v_3d_oldest_day AND y.day <= v_d
+      AND (p_route_prefix IS NULL OR pg_catalog.starts_with(y.route, p_route_prefix))
+    GROUP BY y.route;
+END;
+$$;
+
+--
+-- Name: FUNCTION _route_coarse_sums(p_now timestamp with time zone, p_route_prefix text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._route_coarse_sums(p_now timestamp with time zone, p_route_prefix text) IS 'Internal: per route and rollup table (a route may have up to 3 rows), the middle of the 30m, 1h and 6h windows from 5-minute buckets and whole hours, and the 3-day window from daily rollups (its oldest day pro-rated).';
+
+--
+-- Name: _route_minute_sums(timestamp with time zone, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._route_minute_sums(p_now timestamp with time zone, p_route_prefix text) RETURNS TABLE(route text, n1 double precision, e1 double precision, n5 double precision, e5 double precision, s5 double precision, n30 double precision, e30 double precision, n60 double precision, e60 double precision, n360 double precision, e360 double precision)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    SET jit TO 'off'
+    SET plan_cache_mode TO 'force_custom_plan'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_e timestamptz := pg_catalog.date_trunc('minute', p_now);
+    v_f timestamptz := pg_catalog.date_bin('5 minutes', pg_catalog.date_trunc('minute', p_now), '2000-01-01');
+    v_1m timestamptz := v_e - interval '1 minute';      -- error_rate_critical: this minute and the one before
+    v_5m timestamptz := v_e - interval '4 minutes';
+    -- the oldest minutes of each window, up to its first whole 5-minute bucket; and [f, e]
+    v_30m_from timestamptz := v_e - interval '29 minutes';
+    v_30m_to timestamptz := v_f - interval '26 minutes';
+    v_1h_from timestamptz := v_e - interval '59 minutes';
+    v_1h_to timestamptz := v_f - interval '56 minutes';
+    v_6h_from timestamptz := v_e - interval '359 minutes';
+    v_6h_to timestamptz := v_f - interval '356 minutes';
+BEGIN
+    RETURN QUERY
+    SELECT m.route,
+           coalesce(sum(m.requests) FILTER (WHERE m.minute >= v_1m), 0)::float8,
+           coalesce(sum(m.errors) FILTER (WHERE m.minute >= v_1m), 0)::float8,
+           coalesce(sum(m.requests) FILTER (WHERE m.minute >= v_5m), 0)::float8,
+           coalesce(sum(m.errors) FILTER (WHERE m.minute >= v_5m), 0)::float8,
+           coalesce(sum(m.slow) FILTER (WHERE m.minute >= v_5m), 0)::float8,
+           coalesce(sum(m.requests) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_30m_from AND v_30m_to), 0)::float8,
+           coalesce(sum(m.errors) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_30m_from AND v_30m_to), 0)::float8,
+           coalesce(sum(m.requests) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_1h_from AND v_1h_to), 0)::float8,
+           coalesce(sum(m.errors) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_1h_from AND v_1h_to), 0)::float8,
+           coalesce(sum(m.requests) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_6h_from AND v_6h_to), 0)::float8,
+           coalesce(sum(m.errors) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_6h_from AND v_6h_to), 0)::float8
+    FROM ops.route_minute_stats AS m
+    WHERE (m.minute BETWEEN v_5m AND v_e
+           OR m.minute BETWEEN v_30m_from AND v_30m_to
+           OR m.minute BETWEEN v_1h_from AND v_1h_to
+           OR m.minute BETWEEN v_6h_from AND v_6h_to)
+      AND (p_route_prefix IS NULL OR pg_catalog.starts_with(m.route, p_route_prefix))
+    GROUP BY m.route;
+END;
+$$;
+
+--
+-- Name: FUNCTION _route_minute_sums(p_now timestamp with time zone, p_route_prefix text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._route_minute_sums(p_now timestamp with time zone, p_route_prefix text) IS 'Internal: per route, requests, errors (and slow requests for 5m) of each window read from minute rollups: all of 1m and 5m, and the minutes at both ends of 30m, 1h and 6h (the rest is in _route_coarse_sums).';
 
 --
 -- Name: _schedule_changed(); Type: FUNCTION; Schema: ops; Owner: -
@@ -3352,23 +4034,23 @@ $$;
 COMMENT ON FUNCTION ops.api_record_requests(p_principal text, p_actor text, p_replay_key text, p_batch jsonb) IS 'POST /ops/metrics/requests: {"ok": true, "accepted": n}.';
 
 --
--- Name: api_release_guard(text, text, jsonb); Type: FUNCTION; Schema: ops; Owner: -
+-- Name: api_release_guard(text, text, jsonb, boolean); Type: FUNCTION; Schema: ops; Owner: -
 --
 
-CREATE FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_context jsonb) RETURNS jsonb
+CREATE FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_context jsonb, p_signed boolean) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
     AS $$
 BEGIN
-    RETURN ops.release_guard(pg_catalog.now(), nullif(p_route_prefix, ''), p_caller, p_context);
+    RETURN ops.release_guard(pg_catalog.now(), nullif(p_route_prefix, ''), p_caller, p_context, NOT coalesce(p_signed, FALSE));
 END;
 $$;
 
 --
--- Name: FUNCTION api_release_guard(p_route_prefix text, p_caller text, p_context jsonb); Type: COMMENT; Schema: ops; Owner: -
+-- Name: FUNCTION api_release_guard(p_route_prefix text, p_caller text, p_context jsonb, p_signed boolean); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_context jsonb) IS 'GET/POST /ops/release-guard: open to CI, no signature.';
+COMMENT ON FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_context jsonb, p_signed boolean) IS 'GET/POST /ops/release-guard: open to CI, no signature; p_signed: the request carried a valid one (its evaluation is kept in full, an unsigned one in the capped anonymous history).';
 
 --
 -- Name: api_schedule_feed(text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -5145,27 +5827,6 @@ $$;
 COMMENT ON FUNCTION ops.on_call_until(p_schedule text, p_at timestamp with time zone) IS 'Who is on call at p_at (default now) in one schedule (NULL: every schedule) and until when: the end of their shifts that follow each other without a gap; NULL when not within 28 days. Nobody on call: one row with principal NULL, until the next shift starts. GET /ops/oncall, Slack /oncall and ops.on_call_now answer through it. Unknown: P0002.';
 
 --
--- Name: guard_overrides; Type: TABLE; Schema: ops; Owner: -
---
-
-CREATE TABLE ops.guard_overrides (
-    id bigint NOT NULL,
-    item_key text NOT NULL,
-    reason text NOT NULL,
-    created_by text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    expires_at timestamp with time zone NOT NULL,
-    CONSTRAINT guard_overrides_at_most_a_day CHECK ((expires_at <= (created_at + '24:00:00'::interval))),
-    CONSTRAINT guard_overrides_reason_check CHECK ((length(btrim(reason)) >= 3))
-);
-
---
--- Name: TABLE guard_overrides; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON TABLE ops.guard_overrides IS 'Exemptions of one failing guard item (incident:<id> or <route>::<reason>) with a reason, for at most 24 h. Append-only.';
-
---
 -- Name: override_guard_item(text, text, integer, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -5531,27 +6192,15 @@ $$;
 COMMENT ON FUNCTION ops.record_requests(p_batch jsonb) IS 'Folds a batch [{route, status, latency_ms, at}] into per-minute rollups (errors: status >= 500; slow: over the route''s latency threshold), and the 5-minute, hourly and daily ones beside them. A malformed sample rejects the whole batch with 22023 naming it (numbered from 0).';
 
 --
--- Name: release_guard(timestamp with time zone, text, text, jsonb); Type: FUNCTION; Schema: ops; Owner: -
+-- Name: release_guard(timestamp with time zone, text, text, jsonb, boolean); Type: FUNCTION; Schema: ops; Owner: -
 --
 
-CREATE FUNCTION ops.release_guard(p_now timestamp with time zone DEFAULT now(), p_route_prefix text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, p_context jsonb DEFAULT '{}'::jsonb) RETURNS jsonb
+CREATE FUNCTION ops.release_guard(p_now timestamp with time zone DEFAULT now(), p_route_prefix text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, p_context jsonb DEFAULT '{}'::jsonb, p_anonymous boolean DEFAULT false) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
-    SET jit TO 'off'
-    SET plan_cache_mode TO 'force_custom_plan'
-    AS $_$
+    AS $$
 DECLARE
-    -- at most this many items in each list of an answer
-    c_listed constant int := 100;
-    -- caller and context are what an anonymous client sent: stored capped
-    c_caller_chars constant int := 200;
-    c_context_bytes constant int := 2048;
-    v_block_inconclusive boolean := ops.setting('guard_block_inconclusive')::boolean;
-    v_since timestamptz;
-    v_context jsonb;
     v_result jsonb;
-    v_fingerprint bytea;
-    v_id bigint;
 BEGIN
     IF p_now IS NULL THEN
         RAISE EXCEPTION 'release_guard needs a time' USING ERRCODE = '22004';
@@ -5560,165 +6209,17 @@ BEGIN
         RAISE EXCEPTION 'a route prefix is at most 500 characters, not %', pg_catalog.length(p_route_prefix)
             USING ERRCODE = '22023', HINT = 'Incident keys are at most 500 characters: a longer prefix matches nothing.';
     END IF;
-    v_since := p_now - pg_catalog.make_interval(mins => ops.setting('guard_lookback_min')::int);
-
-    -- The items of _guard_items, kept apart: blocking incidents are counted on their keys and
-    -- built as jsonb only when listed; route findings (one per route and rule at most) as 0021.
-    WITH ov AS MATERIALIZED (
-        -- the active exemption of each item, the one that expires last (as 0021)
-        SELECT DISTINCT ON (o.item_key) o.item_key,
-               CASE WHEN o.item_key ~ '^incident:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                    THEN pg_catalog.substr(o.item_key, 10)::uuid END AS incident_id,
-               pg_catalog.jsonb_build_object('reason', o.reason, 'by', o.created_by, 'expiresAt', o.expires_at,
-                                             'overrideId', o.id) AS override
-        FROM ops.guard_overrides AS o
-        WHERE o.created_at <= p_now AND o.expires_at > p_now
-        ORDER BY o.item_key, o.expires_at DESC
-    ),
-    inc AS NOT MATERIALIZED (
-        -- blocking incidents as _guard_items selects them: open, unacknowledged, critical, seen
-        -- within guard_lookback_min; ids only (inlined where used: each use is its own index scan)
-        SELECT i.id
-        FROM ops.incidents AS i
-        WHERE i.status = 'open' AND i.acknowledged_at IS NULL AND i.severity = 'critical'
-          AND i.last_seen >= v_since
-          AND (p_route_prefix IS NULL OR pg_catalog.starts_with(i.route, p_route_prefix))
-    ),
-    inc_n AS MATERIALIZED (
-        -- the exempted are the few active exemptions of blocking incidents: counted from those
-        SELECT (SELECT count(*) FROM inc) AS total,
-               (SELECT count(*) FROM ov INNER JOIN inc ON ov.incident_id = inc.id) AS exempted
-    ),
-    inc_listed AS (
-        -- the first of them in key order, exempted or not (the incidents list) ...
-        SELECT inc.id FROM inc ORDER BY inc.id LIMIT c_listed
-    ),
-    inc_failing AS (
-        -- ... and those that count (the head of the failing list)
-        SELECT inc.id FROM inc
-        WHERE NOT EXISTS (SELECT FROM ov WHERE ov.incident_id = inc.id)
-        ORDER BY inc.id LIMIT c_listed
-    ),
-    inc_items AS (
-        SELECT 'incident:' || i.id AS item_key, 'incident' AS kind, false AS inconclusive,
-               pg_catalog.jsonb_build_object('kind', 'incident', 'key', 'incident:' || i.id, 'id', i.id,
-                   'incidentKey', i.incident_key, 'route', i.route, 'severity', i.severity,
-                   'escalationLevel', i.escalation_level, 'lastSeen', i.last_seen)
-               || CASE WHEN ov.override IS NOT NULL THEN pg_catalog.jsonb_build_object('exempted', ov.override)
-                       ELSE '{}' END AS shown,
-               ov.override IS NULL AS counts,
-               i.id IN (SELECT inc_failing.id FROM inc_failing) AS in_failing
-        FROM ops.incidents AS i
-        LEFT JOIN ov ON i.id = ov.incident_id
-        WHERE i.id IN (SELECT inc_listed.id FROM inc_listed UNION SELECT inc_failing.id FROM inc_failing)
-    ),
-    findings AS MATERIALIZED (
-        SELECT f.route || '::' || f.reason AS item_key,
-               CASE WHEN f.verdict = 'ticket' THEN 'ticket' ELSE 'violation' END AS kind,
-               f.verdict <> 'violation' AS inconclusive,
-               pg_catalog.jsonb_build_object('kind', CASE WHEN f.verdict = 'ticket' THEN 'ticket' ELSE 'violation' END,
-                   'key', f.route || '::' || f.reason,
-                   'route', f.route, 'reason', f.reason, 'evidence', f.evidence || coalesce(rc.changes, '{}'))
-               || CASE WHEN ov.override IS NOT NULL THEN pg_catalog.jsonb_build_object('exempted', ov.override)
-                       ELSE '{}' END AS shown,
-               ov.override IS NULL
-                   AND (f.verdict = 'violation' OR (v_block_inconclusive AND f.verdict <> 'ticket')) AS counts
-        FROM ops.route_findings(p_now, p_route_prefix) AS f
-        LEFT JOIN ov ON f.route || '::' || f.reason = ov.item_key
-        LEFT JOIN ops._guard_changes(v_since, p_now) AS rc ON f.route = rc.route
-    ),
-    failing AS (
-        -- incidents sort before violations (kind, then key), as in 0021
-        SELECT s.kind, s.item_key, s.shown
-        FROM (SELECT kind, item_key, shown FROM inc_items WHERE in_failing
-              UNION ALL
-              SELECT kind, item_key, shown FROM findings WHERE counts) AS s
-        ORDER BY s.kind, s.item_key
-        LIMIT c_listed
-    ),
-    violations AS (
-        SELECT item_key, shown FROM findings WHERE kind = 'violation' AND NOT inconclusive ORDER BY item_key LIMIT c_listed
-    ),
-    warnings AS (
-        SELECT item_key, kind, shown FROM findings WHERE inconclusive ORDER BY item_key LIMIT c_listed
-    ),
-    n AS MATERIALIZED (
-        SELECT inc_n.total AS incidents,
-               inc_n.total - inc_n.exempted + (SELECT count(*) FROM findings WHERE counts) AS failing,
-               (SELECT count(*) FROM findings WHERE kind = 'violation' AND NOT inconclusive) AS violations,
-               (SELECT count(*) FROM findings WHERE inconclusive) AS warnings
-        FROM inc_n
-    )
-    SELECT pg_catalog.jsonb_build_object(
-        'ok', n.failing = 0,
-        'failingCount', n.failing,
-        'warningCount', n.warnings,
-        'truncated', GREATEST(n.failing, n.incidents, n.violations, n.warnings) > c_listed,
-        'failing', coalesce((SELECT pg_catalog.jsonb_agg(shown ORDER BY kind, item_key) FROM failing), '[]'),
-        'incidents', coalesce((SELECT pg_catalog.jsonb_agg(shown ORDER BY item_key) FROM inc_items
-                               WHERE inc_items.item_key IN (SELECT 'incident:' || inc_listed.id FROM inc_listed)), '[]'),
-        'violations', coalesce((SELECT pg_catalog.jsonb_agg(shown ORDER BY item_key) FROM violations), '[]'),
-        'warnings', coalesce((SELECT pg_catalog.jsonb_agg(w.shown || pg_catalog.jsonb_build_object(
-                                 'message', CASE WHEN w.kind = 'ticket'
-                                                 THEN 'error budget burning faster than it refills (3d and 6h): '
-                                                      || 'open a ticket; not blocking'
-                                                 ELSE 'too few samples to judge; not blocking'
-                                                      || CASE WHEN v_block_inconclusive
-                                                              THEN ' (blocking: guard_block_inconclusive)' ELSE '' END
-                                            END) ORDER BY w.item_key)
-                              FROM warnings AS w), '[]'),
-        'evaluatedAt', p_now,
-        'routePrefix', p_route_prefix,
-        'thresholds', pg_catalog.jsonb_build_object(
-            'lookbackMin', ops.setting('guard_lookback_min'),
-            'criticalErrorPct', ops.setting('guard_critical_error_pct'),
-            'hardErrorPct', ops.setting('guard_hard_error_pct'),
-            'burnRatePairs', '[{"windows": "5m/1h", "factor": 14.4}, {"windows": "30m/6h", "factor": 6}]'::jsonb,
-            'blockInconclusive', v_block_inconclusive))
-    INTO v_result
-    FROM n;
-
-    -- An answer equal to the previous one stored for this prefix adds no row: that row counts
-    -- the repeat. Two calls racing on a new answer may both store it; neither is lost.
-    v_fingerprint := pg_catalog.sha256(pg_catalog.convert_to((v_result - 'evaluatedAt')::text, 'UTF8'));
-    UPDATE ops.guard_evaluations AS e
-    SET repeats = e.repeats + 1, last_evaluated_at = GREATEST(e.last_evaluated_at, p_now)
-    WHERE e.id = (SELECT l.id FROM ops.guard_evaluations AS l
-                  WHERE coalesce(l.route_prefix, '') = coalesce(p_route_prefix, '')
-                  ORDER BY l.id DESC
-                  LIMIT 1)
-      AND e.fingerprint = v_fingerprint
-    RETURNING e.id INTO v_id;
-    IF v_id IS NOT NULL THEN
-        -- the metric opsguard_guard_evaluations counts rows plus counter_base: a repeat has no row
-        INSERT INTO ops.counter_base AS c (name, label, value)
-        VALUES ('guard_evaluations', CASE WHEN (v_result ->> 'ok')::boolean THEN 'ok' ELSE 'blocked' END, 1)
-        ON CONFLICT (name, label) DO UPDATE SET value = c.value + 1;
-    ELSE
-        -- a context over the cap keeps only the CI headers the API sends (each capped) and its size
-        v_context := coalesce(p_context, '{}');
-        IF pg_catalog.octet_length(v_context::text) > c_context_bytes THEN
-            v_context := (SELECT coalesce(pg_catalog.jsonb_object_agg(k.key, pg_catalog.left(k.value, c_caller_chars)), '{}')
-                          FROM pg_catalog.jsonb_each_text(
-                              CASE WHEN pg_catalog.jsonb_typeof(v_context) = 'object' THEN v_context ELSE '{}' END) AS k
-                          WHERE k.key IN ('commit', 'pipeline', 'job', 'ref'))
-                         || pg_catalog.jsonb_build_object('truncated', true, 'bytes', pg_catalog.octet_length(v_context::text));
-        END IF;
-        INSERT INTO ops.guard_evaluations (evaluated_at, last_evaluated_at, ok, failing_count, route_prefix, caller, context,
-                                           result, fingerprint)
-        VALUES (p_now, p_now, (v_result ->> 'ok')::boolean, (v_result ->> 'failingCount')::int, p_route_prefix,
-                pg_catalog.left(p_caller, c_caller_chars), v_context, v_result, v_fingerprint)
-        RETURNING id INTO v_id;
-    END IF;
-    RETURN v_result || pg_catalog.jsonb_build_object('evaluationId', v_id);
+    v_result := ops._guard_answer(p_now, p_route_prefix);
+    RETURN v_result || pg_catalog.jsonb_build_object('evaluationId',
+        ops._guard_store(p_now, p_route_prefix, p_caller, p_context, v_result, coalesce(p_anonymous, TRUE)));
 END;
-$_$;
+$$;
 
 --
--- Name: FUNCTION release_guard(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb); Type: COMMENT; Schema: ops; Owner: -
+-- Name: FUNCTION release_guard(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb, p_anonymous boolean); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.release_guard(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb) IS 'May a release proceed? ok=false while an open unacknowledged critical incident was seen within guard_lookback_min or a route violates a rule (route_findings). Exempted items stay listed, marked, and do not count; slo_burn_ticket items are warnings only. Each list holds at most 100 items (failingCount, warningCount exact; truncated: a list was cut). Stored unless equal to the previous answer for the prefix (then that row counts repeats); caller and context capped.';
+COMMENT ON FUNCTION ops.release_guard(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb, p_anonymous boolean) IS 'May a release proceed? ok=false while an open unacknowledged critical incident was seen within guard_lookback_min or a route violates a rule (route_findings). Exempted items stay listed, marked, and do not count; slo_burn_ticket items are warnings only. Each list holds at most 100 items (failingCount, warningCount exact; truncated: a list was cut). Stored unless equal to the previous answer for the prefix (then that row counts repeats); caller and context capped; p_anonymous (an unsigned HTTP caller): kept in the capped history of guard_anonymous_history_mb.';
 
 --
 -- Name: heartbeats; Type: TABLE; Schema: ops; Owner: -
@@ -6064,233 +6565,6 @@ CREATE FUNCTION ops.route_bucket(p_route text) RETURNS integer
 --
 
 COMMENT ON FUNCTION ops.route_bucket(p_route text) IS 'A route''s stable canary bucket 0..99: the first 32 bits of md5(route) mod 100. Same on every server and version.';
-
---
--- Name: route_findings(timestamp with time zone, text); Type: FUNCTION; Schema: ops; Owner: -
---
-
-CREATE FUNCTION ops.route_findings(p_now timestamp with time zone DEFAULT now(), p_route_prefix text DEFAULT NULL::text) RETURNS TABLE(route text, reason text, verdict text, evidence jsonb)
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO 'ops', 'pg_temp'
-    SET jit TO 'off'
-    SET plan_cache_mode TO 'force_custom_plan'
-    AS $$
-#variable_conflict use_column
-DECLARE
-    -- Every window is the minutes (e - length, e]: e is the minute of p_now, counted whole; f starts
-    -- the 5-minute bucket of e, h its hour, d its UTC day. The bounds below are variables because
-    -- timestamptz arithmetic is not folded by the planner: inline, it ran for every row.
-    v_e timestamptz := pg_catalog.date_trunc('minute', p_now);
-    v_f timestamptz := pg_catalog.date_bin('5 minutes', pg_catalog.date_trunc('minute', p_now), '2000-01-01');
-    v_h timestamptz := pg_catalog.date_trunc('hour', p_now);
-    v_d timestamptz := pg_catalog.date_bin('1 day', p_now, '2000-01-01 00:00+00');
-    v_1m timestamptz := v_e - interval '1 minute';      -- error_rate_critical: this minute and the one before
-    v_5m timestamptz := v_e - interval '4 minutes';
-    -- the oldest minutes of each window, up to its first whole 5-minute bucket
-    v_30m_from timestamptz := v_e - interval '29 minutes';
-    v_30m_to timestamptz := v_f - interval '26 minutes';
-    v_1h_from timestamptz := v_e - interval '59 minutes';
-    v_1h_to timestamptz := v_f - interval '56 minutes';
-    v_6h_from timestamptz := v_e - interval '359 minutes';
-    v_6h_to timestamptz := v_f - interval '356 minutes';
-    -- whole 5-minute buckets: [f - 25, f) for 30m, [f - 55, f) for 1h; for 6h [f - 355, h - 300)
-    -- before its whole hours [h - 300, h) and [h, f) after them
-    v_30m_buckets timestamptz := v_f - interval '25 minutes';
-    v_1h_buckets timestamptz := v_f - interval '55 minutes';
-    v_6h_buckets timestamptz := v_f - interval '355 minutes';
-    v_6h_hours timestamptz := v_h - interval '300 minutes';
-    v_3d_whole_days timestamptz := v_d - interval '2 days';
-    v_3d_oldest_day timestamptz := v_d - interval '3 days';
-    -- the share of the oldest of the 4 days the 3-day window touches (the others are whole,
-    -- today up to e): the daily rollup is pro-rated, assuming even traffic that day
-    v_oldest_day_share float8 := (1439 - pg_catalog.date_part('epoch', v_e - v_d) / 60) / 1440;
-    v_crit_pct float8 := ops.setting('guard_critical_error_pct')::float8;
-    v_hard_pct float8 := ops.setting('guard_hard_error_pct')::float8;
-BEGIN
-    -- A window of W minutes is: the minutes from e - W + 1 up to the first 5-minute bucket
-    -- inside it (0-4 rows), whole 5-minute buckets (and for 6h whole hours between them),
-    -- and the minutes of the 5-minute bucket holding e, [f, e]. Rows are summed per table first.
-    RETURN QUERY
-    WITH mins AS (
-        SELECT m.route,
-               sum(m.requests) FILTER (WHERE m.minute >= v_1m)::float8 AS n1,
-               sum(m.errors) FILTER (WHERE m.minute >= v_1m)::float8 AS e1,
-               sum(m.requests) FILTER (WHERE m.minute >= v_5m)::float8 AS n5,
-               sum(m.errors) FILTER (WHERE m.minute >= v_5m)::float8 AS e5,
-               sum(m.slow) FILTER (WHERE m.minute >= v_5m)::float8 AS s5,
-               sum(m.requests) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_30m_from AND v_30m_to)::float8 AS n30,
-               sum(m.errors) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_30m_from AND v_30m_to)::float8 AS e30,
-               sum(m.requests) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_1h_from AND v_1h_to)::float8 AS n60,
-               sum(m.errors) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_1h_from AND v_1h_to)::float8 AS e60,
-               sum(m.requests) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_6h_from AND v_6h_to)::float8 AS n360,
-               sum(m.errors) FILTER (WHERE m.minute >= v_f OR m.minute BETWEEN v_6h_from AND v_6h_to)::float8 AS e360
-        FROM ops.route_minute_stats AS m
-        WHERE (m.minute BETWEEN v_5m AND v_e
-               OR m.minute BETWEEN v_30m_from AND v_30m_to
-               OR m.minute BETWEEN v_1h_from AND v_1h_to
-               OR m.minute BETWEEN v_6h_from AND v_6h_to)
-          AND (p_route_prefix IS NULL OR pg_catalog.starts_with(m.route, p_route_prefix))
-        GROUP BY m.route
-    ),
-    fives AS (
-        -- [f - 55 min, f) serves 30m, 1h and the current hour of the 6h window; [f - 355 min, h - 300 min)
-        -- the oldest hour of the 6h window
-        SELECT b.route,
-               sum(b.requests) FILTER (WHERE b.bucket >= v_30m_buckets)::float8 AS n30,
-               sum(b.errors) FILTER (WHERE b.bucket >= v_30m_buckets)::float8 AS e30,
-               sum(b.requests) FILTER (WHERE b.bucket >= v_1h_buckets)::float8 AS n60,
-               sum(b.errors) FILTER (WHERE b.bucket >= v_1h_buckets)::float8 AS e60,
-               sum(b.requests) FILTER (WHERE b.bucket >= v_h OR b.bucket < v_6h_hours)::float8 AS n360,
-               sum(b.errors) FILTER (WHERE b.bucket >= v_h OR b.bucket < v_6h_hours)::float8 AS e360
-        FROM ops.route_5min_stats AS b
-        WHERE (b.bucket >= v_1h_buckets AND b.bucket < v_f
-               OR b.bucket >= v_6h_buckets AND b.bucket < v_6h_hours)
-          AND (p_route_prefix IS NULL OR pg_catalog.starts_with(b.route, p_route_prefix))
-        GROUP BY b.route
-    ),
-    hours AS (
-        SELECT h.route, sum(h.requests)::float8 AS n360, sum(h.errors)::float8 AS e360
-        FROM ops.route_hour_stats AS h
-        WHERE h.hour >= v_6h_hours AND h.hour < v_h
-          AND (p_route_prefix IS NULL OR pg_catalog.starts_with(h.route, p_route_prefix))
-        GROUP BY h.route
-    ),
-    days AS (
-        SELECT y.route,
-               sum(y.requests * CASE WHEN y.day < v_3d_whole_days THEN v_oldest_day_share ELSE 1 END::float8) AS n3d,
-               sum(y.errors * CASE WHEN y.day < v_3d_whole_days THEN v_oldest_day_share ELSE 1 END::float8) AS e3d
-        FROM ops.route_day_stats AS y
-        WHERE y.day >= v_3d_oldest_day AND y.day <= v_d
-          AND (p_route_prefix IS NULL OR pg_catalog.starts_with(y.route, p_route_prefix))
-        GROUP BY y.route
-    ),
-    s AS (
-        SELECT p.route, sum(p.n1) AS n1, sum(p.e1) AS e1, sum(p.n5) AS n5, sum(p.e5) AS e5, sum(p.s5) AS s5,
-               sum(p.n30) AS n30, sum(p.e30) AS e30, sum(p.n60) AS n60, sum(p.e60) AS e60,
-               sum(p.n360) AS n360, sum(p.e360) AS e360, sum(p.n3d) AS n3d, sum(p.e3d) AS e3d
-        FROM (
-            SELECT mins.route, coalesce(mins.n1, 0) AS n1, coalesce(mins.e1, 0) AS e1, coalesce(mins.n5, 0) AS n5,
-                   coalesce(mins.e5, 0) AS e5, coalesce(mins.s5, 0) AS s5, coalesce(mins.n30, 0) AS n30,
-                   coalesce(mins.e30, 0) AS e30, coalesce(mins.n60, 0) AS n60, coalesce(mins.e60, 0) AS e60,
-                   coalesce(mins.n360, 0) AS n360, coalesce(mins.e360, 0) AS e360, 0::float8 AS n3d, 0::float8 AS e3d
-            FROM mins
-            UNION ALL
-            SELECT fives.route, 0, 0, 0, 0, 0, coalesce(fives.n30, 0), coalesce(fives.e30, 0), coalesce(fives.n60, 0),
-                   coalesce(fives.e60, 0), coalesce(fives.n360, 0), coalesce(fives.e360, 0), 0, 0
-            FROM fives
-            UNION ALL
-            SELECT hours.route, 0, 0, 0, 0, 0, 0, 0, 0, 0, hours.n360, hours.e360, 0, 0
-            FROM hours
-            UNION ALL
-            SELECT days.route, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, days.n3d, days.e3d
-            FROM days
-        ) AS p
-        GROUP BY p.route
-    ),
-    r AS (
-        SELECT s.*,
-               coalesce(o.error_pct_target, d.error_pct_target) AS target,
-               coalesce(o.min_samples, d.min_samples) AS min_n,
-               coalesce(o.latency_threshold_ms, d.latency_threshold_ms) AS lat_ms,
-               coalesce(o.latency_target_pct, d.latency_target_pct) AS lat_pct,
-               coalesce(o.error_pct_target, d.error_pct_target)::float8 AS target_f
-        FROM s
-        CROSS JOIN (SELECT * FROM ops.route_slos WHERE route = '*') AS d
-        LEFT JOIN ops.route_slos AS o ON s.route = o.route
-    ),
-    b AS MATERIALIZED (
-        -- burn rate: the error rate as a multiple of the error budget (the share of errors the SLO allows).
-        -- Counts and verdicts are float8 (exact for counts below 2^53; numeric sums and divisions
-        -- for 1,000 routes were most of the cost); the evidence of the few listed rows is numeric.
-        -- MATERIALIZED: inlined, every use of a burn rate below re-ran its arithmetic (and the
-        -- numeric-to-float8 cast of the target) per verdict, which cost more than reading the rollups
-        SELECT r.*,
-               r.n5 >= r.min_n AND r.n60 >= r.min_n AS fast_judged,
-               r.n30 >= r.min_n AND r.n360 >= r.min_n AS slow_judged,
-               r.n3d >= r.min_n AND r.n360 >= r.min_n AS ticket_judged,
-               CASE WHEN r.n5 > 0 THEN 100 * r.e5 / r.n5 / r.target_f END AS burn5,
-               CASE WHEN r.n60 > 0 THEN 100 * r.e60 / r.n60 / r.target_f END AS burn60,
-               CASE WHEN r.n30 > 0 THEN 100 * r.e30 / r.n30 / r.target_f END AS burn30,
-               CASE WHEN r.n360 > 0 THEN 100 * r.e360 / r.n360 / r.target_f END AS burn360,
-               CASE WHEN r.n3d > 0 THEN 100 * r.e3d / r.n3d / r.target_f END AS burn3d
-        FROM r
-    ),
-    p AS (
-        SELECT b.*,
-               b.fast_judged AND b.burn5 > 14.4 AND b.burn60 > 14.4 AS fast_fired,
-               b.slow_judged AND b.burn30 > 6 AND b.burn360 > 6 AS slow_fired,
-               b.ticket_judged AND b.burn3d > 1 AND b.burn360 > 1 AS ticket_fired,
-               CASE WHEN b.n5 > 0 THEN 100 * b.s5 / b.n5 > b.lat_pct::float8 END AS too_slow
-        FROM b
-    ),
-    v AS (
-        -- verdicts first; evidence is built below only for the few rows that have one
-        SELECT p.*, f.reason, f.verdict
-        FROM p
-        CROSS JOIN LATERAL (VALUES
-            ('error_rate_critical',
-             CASE WHEN p.n1 = 0 THEN NULL
-                  WHEN p.n1 < p.min_n THEN 'inconclusive'
-                  WHEN 100 * p.e1 / p.n1 >= v_crit_pct THEN 'violation' END),
-            ('hard_error_threshold',
-             CASE WHEN p.n5 = 0 THEN NULL
-                  WHEN p.n5 < p.min_n THEN 'inconclusive'
-                  WHEN 100 * p.e5 / p.n5 > v_hard_pct THEN 'violation' END),
-            ('slo_violation',
-             CASE WHEN p.fast_fired OR p.slow_fired THEN 'violation'
-                  -- too little recent traffic to judge either pair; a route idle for 30 minutes is not listed
-                  WHEN NOT p.fast_judged AND NOT p.slow_judged AND p.n30 > 0 THEN 'inconclusive' END),
-            -- the ticket tier of the workbook: budget spent faster than it refills for days; a page supersedes it
-            ('slo_burn_ticket',
-             CASE WHEN p.ticket_fired AND NOT p.fast_fired AND NOT p.slow_fired THEN 'ticket' END),
-            ('latency_slo',
-             CASE WHEN p.lat_ms IS NULL OR p.n5 = 0 THEN NULL
-                  WHEN p.n5 < p.min_n THEN 'inconclusive'
-                  WHEN p.too_slow THEN 'violation' END)
-        ) AS f (reason, verdict)
-        WHERE f.verdict IS NOT NULL
-    )
-    SELECT v.route, v.reason, v.verdict,
-           CASE v.reason
-               WHEN 'error_rate_critical' THEN pg_catalog.jsonb_build_object(
-                   'err_rate_1m', ops._pct(v.e1::numeric, v.n1::numeric), 'samples_1m', v.n1::numeric, 'threshold_pct', v_crit_pct::numeric,
-                   'min_samples', v.min_n)
-               WHEN 'hard_error_threshold' THEN pg_catalog.jsonb_build_object(
-                   'err_rate_5m', ops._pct(v.e5::numeric, v.n5::numeric), 'samples_5m', v.n5::numeric, 'threshold_pct', v_hard_pct::numeric,
-                   'min_samples', v.min_n)
-               WHEN 'slo_violation' THEN pg_catalog.jsonb_build_object(
-                   'error_pct_target', pg_catalog.trim_scale(v.target), 'min_samples', v.min_n,
-                   'pairs', pg_catalog.jsonb_build_array(
-                       pg_catalog.jsonb_build_object('windows', '5m/1h', 'factor', 14.4, 'judged', v.fast_judged,
-                           'fired', v.fast_fired),
-                       pg_catalog.jsonb_build_object('windows', '30m/6h', 'factor', 6, 'judged', v.slow_judged,
-                           'fired', v.slow_fired)),
-                   'windows', pg_catalog.jsonb_build_object(
-                       '5m', ops._burn_window(v.e5, v.n5, v.burn5),
-                       '30m', ops._burn_window(v.e30, v.n30, v.burn30),
-                       '1h', ops._burn_window(v.e60, v.n60, v.burn60),
-                       '6h', ops._burn_window(v.e360, v.n360, v.burn360)))
-               WHEN 'slo_burn_ticket' THEN pg_catalog.jsonb_build_object(
-                   'error_pct_target', pg_catalog.trim_scale(v.target), 'min_samples', v.min_n,
-                   'pairs', pg_catalog.jsonb_build_array(
-                       pg_catalog.jsonb_build_object('windows', '3d/6h', 'factor', 1, 'judged', true,
-                           'fired', true)),
-                   'windows', pg_catalog.jsonb_build_object(
-                       '3d', ops._burn_window(round(v.e3d), round(v.n3d), v.burn3d),
-                       '6h', ops._burn_window(v.e360, v.n360, v.burn360)))
-               ELSE pg_catalog.jsonb_build_object(
-                   'slow_pct_5m', ops._pct(v.s5::numeric, v.n5::numeric), 'samples_5m', v.n5::numeric, 'threshold_ms', v.lat_ms,
-                   'target_pct', pg_catalog.trim_scale(v.lat_pct), 'min_samples', v.min_n)
-           END
-    FROM v;
-END;
-$$;
-
---
--- Name: FUNCTION route_findings(p_now timestamp with time zone, p_route_prefix text); Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON FUNCTION ops.route_findings(p_now timestamp with time zone, p_route_prefix text) IS 'Route health at p_now from the rollups: one row per route and rule that is a violation, inconclusive (too few samples) or a ticket, with evidence. Rules: error_rate_critical (1m), hard_error_threshold (5m), slo_violation (burn rates 5m&1h > 14.4x or 30m&6h > 6x), slo_burn_ticket (3d&6h > 1x, non-blocking), latency_slo (5m slow share). Windows end with p_now''s minute and span exactly their length (3d: its oldest day pro-rated).';
 
 --
 -- Name: route_in_canary(text, integer); Type: FUNCTION; Schema: ops; Owner: -
@@ -6793,23 +7067,6 @@ $$;
 COMMENT ON FUNCTION ops.set_sla(p_severity text, p_ack_minutes integer, p_actor text) IS 'Changes the minutes to acknowledge one severity, audited; next_due_at of active incidents is recomputed at once.';
 
 --
--- Name: setting(text); Type: FUNCTION; Schema: ops; Owner: -
---
-
-CREATE FUNCTION ops.setting(p_key text) RETURNS jsonb
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'ops', 'pg_temp'
-    AS $$
-    SELECT value FROM ops.settings WHERE key = p_key
-$$;
-
---
--- Name: FUNCTION setting(p_key text); Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON FUNCTION ops.setting(p_key text) IS 'A setting''s value as jsonb: ops.setting(''dry_run'')::boolean, ops.setting(''snooze_min'')::int, ops.setting(''pause_cron'') #>> ''{}''.';
-
---
 -- Name: setting_problems(); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -7278,6 +7535,22 @@ ALTER TABLE ops.escalation_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTI
 );
 
 --
+-- Name: guard_anonymous_usage; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.guard_anonymous_usage (
+    only_row boolean DEFAULT true NOT NULL,
+    bytes bigint NOT NULL,
+    CONSTRAINT guard_anonymous_usage_only_row_check CHECK (only_row)
+);
+
+--
+-- Name: TABLE guard_anonymous_usage; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.guard_anonymous_usage IS 'One row: the sum of guard_evaluations.anonymous_bytes, kept by triggers on every insert and delete.';
+
+--
 -- Name: guard_evaluations; Type: TABLE; Schema: ops; Owner: -
 --
 
@@ -7292,7 +7565,8 @@ CREATE TABLE ops.guard_evaluations (
     result jsonb NOT NULL,
     repeats bigint DEFAULT 1 NOT NULL,
     last_evaluated_at timestamp with time zone NOT NULL,
-    fingerprint bytea
+    fingerprint bytea,
+    anonymous_bytes integer
 )
 WITH (toast_tuple_target='128');
 
@@ -7319,6 +7593,12 @@ COMMENT ON COLUMN ops.guard_evaluations.last_evaluated_at IS 'When this answer w
 --
 
 COMMENT ON COLUMN ops.guard_evaluations.fingerprint IS 'sha256 of the answer without evaluatedAt: equal fingerprints, equal answers (NULL before 0022).';
+
+--
+-- Name: COLUMN guard_evaluations.anonymous_bytes; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.guard_evaluations.anonymous_bytes IS 'NULL: a signed caller''s (or an operator''s) evaluation, kept in full. Else an anonymous one''s bytes (its values uncompressed plus 200 for header and index entries), counted against guard_anonymous_history_mb.';
 
 --
 -- Name: guard_evaluations_id_seq; Type: SEQUENCE; Schema: ops; Owner: -
@@ -7956,6 +8236,13 @@ ALTER TABLE ONLY ops.escalation_policy_steps
     ADD CONSTRAINT escalation_policy_steps_pkey PRIMARY KEY (policy, step);
 
 --
+-- Name: guard_anonymous_usage guard_anonymous_usage_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.guard_anonymous_usage
+    ADD CONSTRAINT guard_anonymous_usage_pkey PRIMARY KEY (only_row);
+
+--
 -- Name: guard_evaluations guard_evaluations_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
 --
 
@@ -8249,6 +8536,12 @@ CREATE INDEX escalation_events_created_at ON ops.escalation_events USING btree (
 CREATE INDEX escalation_events_incident ON ops.escalation_events USING btree (incident_id, escalation_level);
 
 --
+-- Name: guard_evaluations_anonymous; Type: INDEX; Schema: ops; Owner: -
+--
+
+CREATE INDEX guard_evaluations_anonymous ON ops.guard_evaluations USING btree (id) INCLUDE (anonymous_bytes) WHERE (anonymous_bytes IS NOT NULL);
+
+--
 -- Name: guard_evaluations_at; Type: INDEX; Schema: ops; Owner: -
 --
 
@@ -8487,6 +8780,24 @@ CREATE TRIGGER guard_overrides_audit_insert AFTER INSERT ON ops.guard_overrides 
 --
 
 CREATE TRIGGER guard_overrides_no_truncate BEFORE TRUNCATE ON ops.guard_overrides FOR EACH STATEMENT EXECUTE FUNCTION ops._forbid_change();
+
+--
+-- Name: guard_evaluations guard_usage_delete; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER guard_usage_delete AFTER DELETE ON ops.guard_evaluations REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._guard_usage_count();
+
+--
+-- Name: guard_evaluations guard_usage_insert; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER guard_usage_insert AFTER INSERT ON ops.guard_evaluations REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._guard_usage_count();
+
+--
+-- Name: guard_evaluations guard_usage_truncate; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER guard_usage_truncate AFTER TRUNCATE ON ops.guard_evaluations FOR EACH STATEMENT EXECUTE FUNCTION ops._guard_usage_count();
 
 --
 -- Name: heartbeats heartbeats_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
@@ -9058,6 +9369,12 @@ REVOKE ALL ON FUNCTION ops._first_bad_sample(p_batch jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ops._forbid_change() FROM PUBLIC;
 
 --
+-- Name: FUNCTION _guard_answer(p_now timestamp with time zone, p_route_prefix text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._guard_answer(p_now timestamp with time zone, p_route_prefix text) FROM PUBLIC;
+
+--
 -- Name: TABLE changes; Type: ACL; Schema: ops; Owner: -
 --
 
@@ -9070,16 +9387,96 @@ GRANT SELECT ON TABLE ops.changes TO opsguard_operator;
 REVOKE ALL ON FUNCTION ops._guard_changes(p_since timestamp with time zone, p_now timestamp with time zone) FROM PUBLIC;
 
 --
--- Name: FUNCTION _guard_items(p_now timestamp with time zone, p_route_prefix text); Type: ACL; Schema: ops; Owner: -
+-- Name: FUNCTION _guard_context(p_context jsonb, p_max_bytes integer, p_key_chars integer); Type: ACL; Schema: ops; Owner: -
 --
 
-REVOKE ALL ON FUNCTION ops._guard_items(p_now timestamp with time zone, p_route_prefix text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ops._guard_context(p_context jsonb, p_max_bytes integer, p_key_chars integer) FROM PUBLIC;
+
+--
+-- Name: FUNCTION route_findings(p_now timestamp with time zone, p_route_prefix text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.route_findings(p_now timestamp with time zone, p_route_prefix text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.route_findings(p_now timestamp with time zone, p_route_prefix text) TO opsguard_operator;
+
+--
+-- Name: FUNCTION setting(p_key text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.setting(p_key text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.setting(p_key text) TO opsguard_operator;
+
+--
+-- Name: FUNCTION _guard_findings(p_now timestamp with time zone, p_route_prefix text, p_since timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._guard_findings(p_now timestamp with time zone, p_route_prefix text, p_since timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: TABLE incidents; Type: ACL; Schema: ops; Owner: -
 --
 
 GRANT SELECT,UPDATE ON TABLE ops.incidents TO opsguard_operator;
+
+--
+-- Name: FUNCTION _guard_incident_item(p_incident ops.incidents); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._guard_incident_item(p_incident ops.incidents) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _guard_incidents(p_since timestamp with time zone, p_route_prefix text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._guard_incidents(p_since timestamp with time zone, p_route_prefix text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _guard_items(p_now timestamp with time zone, p_route_prefix text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._guard_items(p_now timestamp with time zone, p_route_prefix text) FROM PUBLIC;
+
+--
+-- Name: TABLE guard_overrides; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.guard_overrides TO opsguard_operator;
+
+--
+-- Name: FUNCTION _guard_overrides(p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._guard_overrides(p_now timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _guard_store(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb, p_result jsonb, p_anonymous boolean); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._guard_store(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb, p_result jsonb, p_anonymous boolean) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _guard_thresholds(p_block_inconclusive boolean); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._guard_thresholds(p_block_inconclusive boolean) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _guard_trim_anonymous(); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._guard_trim_anonymous() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _guard_usage_count(); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._guard_usage_count() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _guard_warning(p_kind text, p_block_inconclusive boolean); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._guard_warning(p_kind text, p_block_inconclusive boolean) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _incident_by_ref(p_ref text); Type: ACL; Schema: ops; Owner: -
@@ -9248,6 +9645,24 @@ REVOKE ALL ON FUNCTION ops._require_actor(p_actor text) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION ops._rotation_handoff(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_k bigint) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _route_burn_rates(p_now timestamp with time zone, p_route_prefix text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._route_burn_rates(p_now timestamp with time zone, p_route_prefix text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _route_coarse_sums(p_now timestamp with time zone, p_route_prefix text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._route_coarse_sums(p_now timestamp with time zone, p_route_prefix text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _route_minute_sums(p_now timestamp with time zone, p_route_prefix text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._route_minute_sums(p_now timestamp with time zone, p_route_prefix text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _schedule_changed(); Type: ACL; Schema: ops; Owner: -
@@ -9474,11 +9889,11 @@ REVOKE ALL ON FUNCTION ops.api_record_requests(p_principal text, p_actor text, p
 GRANT ALL ON FUNCTION ops.api_record_requests(p_principal text, p_actor text, p_replay_key text, p_batch jsonb) TO opsguard_api;
 
 --
--- Name: FUNCTION api_release_guard(p_route_prefix text, p_caller text, p_context jsonb); Type: ACL; Schema: ops; Owner: -
+-- Name: FUNCTION api_release_guard(p_route_prefix text, p_caller text, p_context jsonb, p_signed boolean); Type: ACL; Schema: ops; Owner: -
 --
 
-REVOKE ALL ON FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_context jsonb) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_context jsonb) TO opsguard_api;
+REVOKE ALL ON FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_context jsonb, p_signed boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_context jsonb, p_signed boolean) TO opsguard_api;
 
 --
 -- Name: FUNCTION api_schedule_feed(p_schedule text, p_token text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
@@ -9727,12 +10142,6 @@ REVOKE ALL ON FUNCTION ops.on_call_until(p_schedule text, p_at timestamp with ti
 GRANT ALL ON FUNCTION ops.on_call_until(p_schedule text, p_at timestamp with time zone) TO opsguard_operator;
 
 --
--- Name: TABLE guard_overrides; Type: ACL; Schema: ops; Owner: -
---
-
-GRANT SELECT ON TABLE ops.guard_overrides TO opsguard_operator;
-
---
 -- Name: FUNCTION override_guard_item(p_item_key text, p_reason text, p_minutes integer, p_actor text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -9789,11 +10198,11 @@ REVOKE ALL ON FUNCTION ops.record_requests(p_batch jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.record_requests(p_batch jsonb) TO opsguard_operator;
 
 --
--- Name: FUNCTION release_guard(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb); Type: ACL; Schema: ops; Owner: -
+-- Name: FUNCTION release_guard(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb, p_anonymous boolean); Type: ACL; Schema: ops; Owner: -
 --
 
-REVOKE ALL ON FUNCTION ops.release_guard(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops.release_guard(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb) TO opsguard_operator;
+REVOKE ALL ON FUNCTION ops.release_guard(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb, p_anonymous boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.release_guard(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb, p_anonymous boolean) TO opsguard_operator;
 
 --
 -- Name: TABLE heartbeats; Type: ACL; Schema: ops; Owner: -
@@ -9876,13 +10285,6 @@ GRANT ALL ON FUNCTION ops.revoke_role(p_principal text, p_role text, p_actor tex
 
 REVOKE ALL ON FUNCTION ops.route_bucket(p_route text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.route_bucket(p_route text) TO opsguard_operator;
-
---
--- Name: FUNCTION route_findings(p_now timestamp with time zone, p_route_prefix text); Type: ACL; Schema: ops; Owner: -
---
-
-REVOKE ALL ON FUNCTION ops.route_findings(p_now timestamp with time zone, p_route_prefix text) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops.route_findings(p_now timestamp with time zone, p_route_prefix text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION route_in_canary(p_route text, p_pct integer); Type: ACL; Schema: ops; Owner: -
@@ -9970,13 +10372,6 @@ GRANT SELECT ON TABLE ops.sla TO opsguard_operator;
 
 REVOKE ALL ON FUNCTION ops.set_sla(p_severity text, p_ack_minutes integer, p_actor text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.set_sla(p_severity text, p_ack_minutes integer, p_actor text) TO opsguard_operator;
-
---
--- Name: FUNCTION setting(p_key text); Type: ACL; Schema: ops; Owner: -
---
-
-REVOKE ALL ON FUNCTION ops.setting(p_key text) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops.setting(p_key text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION setting_problems(); Type: ACL; Schema: ops; Owner: -
@@ -10086,6 +10481,12 @@ GRANT SELECT ON TABLE ops.cron_jobs TO opsguard_operator;
 
 GRANT SELECT ON TABLE ops.escalation_events TO opsguard_operator;
 GRANT SELECT ON TABLE ops.escalation_events TO opsguard_auditor;
+
+--
+-- Name: TABLE guard_anonymous_usage; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.guard_anonymous_usage TO opsguard_operator;
 
 --
 -- Name: TABLE guard_evaluations; Type: ACL; Schema: ops; Owner: -

@@ -142,3 +142,36 @@ def test_database_down_fails_closed(openapi_spec):
     finally:
         app.extensions["opsguard_pool"].close()
 
+
+
+def test_a_signed_guard_call_is_kept_in_full_and_an_unsigned_one_is_anonymous(api, conn):
+    def kept(prefix: str):
+        return conn.execute("SELECT anonymous_bytes IS NULL FROM ops.guard_evaluations WHERE route_prefix = %s",
+                            (prefix,)).fetchone()
+
+    signed = api.get("/ops/release-guard", query={"route_prefix": "GET /signed"})
+    unsigned = api.get("/ops/release-guard", secret=None, query={"route_prefix": "GET /unsigned"})
+    assert (signed.status_code, unsigned.status_code) == (200, 200)
+    assert {k: v for k, v in signed.json.items() if k not in ("evaluationId", "evaluatedAt", "routePrefix")} \
+        == {k: v for k, v in unsigned.json.items() if k not in ("evaluationId", "evaluatedAt", "routePrefix")}
+    assert kept("GET /signed") == (True,)
+    assert kept("GET /unsigned") == (False,)
+
+
+def test_a_guard_call_with_a_bad_signature_is_401_and_stores_nothing(api, conn):
+    before = conn.execute("SELECT count(*) FROM ops.guard_evaluations").fetchone()
+    forged = api.get("/ops/release-guard", secret="not-the-secret", query={"route_prefix": "GET /forged"})
+    assert forged.status_code == 401 and forged.json["ok"] is False
+    wrong_target = api.get("/ops/release-guard", query={"route_prefix": "GET /x"},
+                           sign_as=("GET", "/ops/release-guard?route_prefix=GET+/y"))
+    assert wrong_target.status_code == 401
+    assert conn.execute("SELECT count(*) FROM ops.guard_evaluations").fetchone() == before
+
+
+def test_an_anonymous_context_is_capped_tighter(api, conn):
+    headers = {h: "x" * 300 for h in ("X-Commit-Sha", "X-CI-Pipeline", "X-CI-Job", "X-Git-Ref")}
+    api.client.get("/ops/release-guard?route_prefix=GET%20/ctx", headers=headers)
+    context = conn.execute("SELECT context FROM ops.guard_evaluations WHERE route_prefix = 'GET /ctx'").fetchone()[0]
+    assert context == {**{k: "x" * 64 for k in ("commit", "pipeline", "job", "ref")}, "truncated": True,
+                       "bytes": context["bytes"]}
+    assert context["bytes"] > 1200

@@ -327,3 +327,52 @@ def test_slack_bodies_that_are_not_utf8_leave_no_traceback_in_the_server_log(db_
     text = log.read_text()
     assert "Booting worker" in text, "the log is the server's"
     assert "Traceback" not in text and "UnicodeDecodeError" not in text, text
+
+
+def _guard_from(base: str, source: str, target: str, headers: dict) -> int:
+    """One GET of the guard from a client socket bound to `source` (a 127.0.0.x address)."""
+    host, port = urllib.parse.urlsplit(base).hostname, urllib.parse.urlsplit(base).port
+    c = http.client.HTTPConnection(host, port, timeout=30, source_address=(source, 0))
+    try:
+        c.request("GET", target, headers=headers)
+        resp = c.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        c.close()
+
+
+@pytest.mark.slow
+def test_anonymous_guard_history_stays_under_its_cap_from_many_addresses(server, conn):
+    """1,000 unsigned guard calls from 20 source addresses, each with a fresh route_prefix, a
+    200-character User-Agent and 2 KB of CI headers (about 1.5 MB to keep), against a 1 MB
+    cap: the anonymous rows kept stay under it, and every signed call's row stays."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    conn.execute("SELECT ops.set_setting('guard_anonymous_history_mb', '1', 'test')")
+    ci = {"User-Agent": "u" * 200, **{h: "x" * 500 for h in ("X-Commit-Sha", "X-CI-Pipeline", "X-CI-Job", "X-Git-Ref")}}
+
+    def anonymous(k: int) -> list[int]:
+        source = f"127.0.0.{2 + k % 20}"
+        return [_guard_from(server, source, f"/ops/release-guard?route_prefix=GET%20/anon/{k}/{i}", ci)
+                for i in range(50)]
+
+    signed = [f"/ops/release-guard?route_prefix=GET%20/signed/{i}" for i in range(5)]
+    statuses = [_guard_from(server, "127.0.0.1", t, v1_headers("GET", t, b"")) for t in signed[:2]]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for done in pool.map(anonymous, range(20)):
+            statuses += done
+    statuses += [_guard_from(server, "127.0.0.1", t, v1_headers("GET", t, b"")) for t in signed[2:]]
+    assert statuses == [200] * 1005
+    kept, live, total = conn.execute(
+        "SELECT count(*), coalesce(sum(pg_column_size(e.*)), 0), (SELECT bytes FROM ops.guard_anonymous_usage)"
+        " FROM ops.guard_evaluations AS e WHERE e.anonymous_bytes IS NOT NULL").fetchone()
+    assert 300 < kept < 1000
+    assert live <= total <= 1024 * 1024
+    kept_in_full = conn.execute("SELECT route_prefix FROM ops.guard_evaluations WHERE anonymous_bytes IS NULL ORDER BY id")
+    assert [r[0] for r in kept_in_full] == [f"GET /signed/{i}" for i in range(5)]
+    callers = conn.execute("SELECT count(DISTINCT caller), max(length(caller)) FROM ops.guard_evaluations"
+                           " WHERE anonymous_bytes IS NOT NULL").fetchone()
+    assert callers == (1, 200)
+    conn.execute("VACUUM ops.guard_evaluations")
+    assert conn.execute("SELECT pg_total_relation_size('ops.guard_evaluations')").fetchone()[0] < 3 * 1024 * 1024

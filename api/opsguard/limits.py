@@ -29,7 +29,7 @@ FAILED_SIGNATURES = "30 per minute"
 # a calendar app (whose fetchers share addresses with strangers) out of the on-call feed
 OPEN_ENDPOINTS = frozenset({"guard.release_guard", "health.healthz", "metrics.metrics", "oncall.calendar"})
 # open endpoints that verify a signature when one is sent (auth.signed_if_signature)
-OPTIONALLY_SIGNED = frozenset({"health.healthz"})
+OPTIONALLY_SIGNED = frozenset({"guard.release_guard", "health.healthz"})
 
 
 def _unauthorized(response: Response) -> bool:

@@ -1,6 +1,7 @@
 """The release guard: the gate CI asks before every deploy. Open (no signature): it only
-reads, and CI must be able to ask without a secret. Overrides are signed and need
-guard.override."""
+reads, and CI must be able to ask without a secret. A signed call is verified (a bad signature
+is a 401) and its evaluation kept in full; an unsigned one goes to the capped anonymous history.
+Overrides are signed and need guard.override."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from flask import Blueprint, g, jsonify, request
 from psycopg_pool import PoolTimeout
 
 from .. import limits
-from ..auth import signed
+from ..auth import signed, signed_if_signature
 from ..db import call
 from ..limits import limiter
 from . import json_body
@@ -26,6 +27,7 @@ def _truthy(value: str | None) -> bool:
 
 @bp.route("", methods=["GET", "POST"])
 @limiter.limit(limits.READ)
+@signed_if_signature
 def release_guard():
     """409 when blocked, 200 when clear; ?always200=1 (Argo Rollouts' web provider) answers
     200 with the verdict in "ok". POST is accepted for Flagger's webhooks (its JSON body, at most
@@ -37,8 +39,8 @@ def release_guard():
         context["webhook"] = body
     caller = request.headers.get("X-Caller") or request.headers.get("User-Agent") or request.remote_addr
     try:
-        result = call("SELECT ops.api_release_guard(%s, %s, %s)",
-                      request.args.get("route_prefix"), caller, context)
+        result = call("SELECT ops.api_release_guard(%s, %s, %s, %s)",
+                      request.args.get("route_prefix"), caller, context, g.caller is not None)
     except (psycopg.OperationalError, PoolTimeout):
         if not always200:
             raise
