@@ -92,9 +92,9 @@ SELECT is(ops.escalation_tick('2026-03-02 13:00Z') - 'escalationTickMs' - 'tickI
           'a stale next_due_at at or above max_esc_level is not due: nothing escalates');
 SELECT results_eq(
     $$SELECT escalation_level FROM ops.incidents WHERE incident_key LIKE 'GET /max/%' ORDER BY escalation_level$$,
-    $$VALUES (7), (9)$$, '... both keep their level');
+    $$VALUES (7), (9)$$, 'incidents at and above max_esc_level with a stale next_due_at keep their level after a tick');
 SELECT is((SELECT count(*)::int FROM ops.escalation_events) + (SELECT count(*)::int FROM ops.notification_outbox), 0,
-          '... no event recorded, no notification queued');
+          'a stale next_due_at at or above max_esc_level records no escalation event and queues no notification');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -46,9 +46,12 @@ SELECT is((ops.escalation_tick('2026-03-02 12:37Z')) ->> 'escalationsCount', '1'
 UPDATE incidents SET escalation_level = 1, last_escalated_at = NULL WHERE id = (SELECT a FROM t);
 SELECT is(ops.escalation_tick('2026-03-02 12:40Z') -> 'skippedIdempotent', '1',
           'reaching a level again after a hand-lowered level counts skipped_idempotent');
-SELECT is((SELECT count(*)::int FROM ops.notification_outbox), 2, '... and queues nothing');
-SELECT is((SELECT count(*)::int FROM ops.escalation_events), 2, '... and records no second event');
-SELECT is((SELECT escalation_level FROM ops.incidents WHERE id = (SELECT a FROM t)), 2, '... but the incident moves on');
+SELECT is((SELECT count(*)::int FROM ops.notification_outbox), 2,
+          'a level reached again after a hand-lowered level queues no second notification');
+SELECT is((SELECT count(*)::int FROM ops.escalation_events), 2,
+          'a level reached again after a hand-lowered level records no second escalation event');
+SELECT is((SELECT escalation_level FROM ops.incidents WHERE id = (SELECT a FROM t)), 2,
+          'a level reached again after a hand-lowered level still moves the incident on to the next level');
 SELECT is((SELECT skipped_idempotent FROM ops.tick_log ORDER BY id DESC LIMIT 1), 1, 'the tick log counts it');
 
 -- max level cap
@@ -119,7 +122,7 @@ SELECT throws_ok($$SELECT ops.escalation_tick('2026-03-02 17:10Z')$$, 'XX000', N
 SELECT is((SELECT count(*)::int FROM ops.escalation_events WHERE incident_id IN (SELECT d FROM d)), 0,
           'a tick that dies leaves no event behind');
 SELECT is((SELECT max(escalation_level) FROM ops.incidents WHERE id IN (SELECT d FROM d)), 0,
-          '... and no incident half-escalated');
+          'a tick that dies leaves no incident half-escalated');
 DROP TRIGGER crash ON ops.notification_outbox;
 SELECT is((ops.escalation_tick('2026-03-02 17:10Z')) ->> 'escalationsCount', '5', 'the re-run escalates each once');
 SELECT is((ops.escalation_tick('2026-03-02 17:10Z')) ->> 'escalationsCount', '0', 'and a third run nothing');
@@ -223,7 +226,7 @@ SELECT results_eq(
     $$VALUES ('GET /batch/x::slo_violation'), ('GET /batch/z::slo_violation')$$,
     'the two most overdue (due 12:05 and 12:15) went first');
 SELECT is((SELECT escalation_level FROM ops.incidents WHERE incident_key = 'GET /batch/y::slo_violation'), 0,
-          'the least overdue waits');
+          'under tick_batch_max the least overdue incident waits');
 SELECT ops.set_setting('tick_batch_max', '1', 'alice');
 SELECT ops.escalation_tick('2026-03-03 13:01Z');
 SELECT is((SELECT incident_key FROM ops.escalation_events ORDER BY id DESC LIMIT 1), 'GET /batch/y::slo_violation',

@@ -91,7 +91,7 @@ SELECT results_eq(
       FROM ops.incidents WHERE incident_key = 'GET /k::slo_violation'$$,
     $$SELECT k, 'acknowledged', 'critical', '2026-03-02 12:00Z'::timestamptz, '2026-03-02 12:10Z'::timestamptz, 'alice',
              '2026-03-02 12:01Z'::timestamptz, 0, NULL::timestamptz FROM k$$,
-    'one row: last_seen refreshed, severity raised, still acknowledged by alice, nothing due');
+    'a trigger on an acknowledged incident: last_seen refreshed, severity raised, still acknowledged by alice, nothing due');
 SELECT is((ops.escalation_tick('2026-03-02 14:00Z')) ->> 'escalationsCount', '0', 'the refreshed, acked incident does not escalate');
 
 -- a late, older alert never moves last_seen backwards
@@ -103,14 +103,15 @@ SELECT is((ops.trigger_incident('GET /late::slo_violation', 'critical', p_now =>
 SELECT results_eq(
     $$SELECT id, first_seen, last_seen FROM ops.incidents WHERE incident_key = 'GET /late::slo_violation'$$,
     $$SELECT l, '2026-03-04 12:00Z'::timestamptz, '2026-03-04 12:10Z'::timestamptz FROM l$$,
-    '... one incident; last_seen stays 12:10');
+    'a late, older alert leaves one incident with last_seen 12:10');
 SELECT ops.trigger_incident('GET /late::slo_violation', 'critical', p_now => '2026-03-04 11:00Z');
 SELECT is((SELECT last_seen FROM ops.incidents WHERE incident_key = 'GET /late::slo_violation'),
-          '2026-03-04 12:10Z'::timestamptz, 'even one older than first_seen leaves it');
+          '2026-03-04 12:10Z'::timestamptz, 'an alert older than first_seen leaves last_seen as it was');
 SELECT ops.trigger_incident('GET /late::slo_violation', 'critical', p_now => '2026-03-04 12:11Z');
 SELECT is((SELECT last_seen FROM ops.incidents WHERE incident_key = 'GET /late::slo_violation'),
-          '2026-03-04 12:11Z'::timestamptz, 'a newer one still moves it forward');
-SELECT is((SELECT count(*)::int FROM ops.incidents WHERE incident_key = 'GET /late::slo_violation'), 1, 'one incident throughout');
+          '2026-03-04 12:11Z'::timestamptz, 'a newer alert still moves last_seen forward');
+SELECT is((SELECT count(*)::int FROM ops.incidents WHERE incident_key = 'GET /late::slo_violation'), 1,
+          'late and older alerts never open a second incident');
 
 SELECT * FROM finish();
 ROLLBACK;

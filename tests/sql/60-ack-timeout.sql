@@ -10,7 +10,8 @@ SELECT ops.ack_incident((SELECT a FROM t), 'alice', p_now => '2026-03-02 12:01Z'
 SELECT is((ops.escalation_tick('2026-03-03 12:00Z')) ->> 'reopened', '0', 'off by default: an ack holds for a day');
 SELECT ops.set_setting('ack_timeout_min', '15', 'alice');
 SELECT is((ops.escalation_tick('2026-03-02 12:15Z')) ->> 'reopened', '0', '14 minutes after the ack: still acknowledged');
-SELECT is((SELECT status FROM ops.incidents WHERE id = (SELECT a FROM t)), 'acknowledged', '... status unchanged');
+SELECT is((SELECT status FROM ops.incidents WHERE id = (SELECT a FROM t)), 'acknowledged',
+          '14 minutes after the ack the incident''s status stays acknowledged');
 SELECT ops.set_setting('dry_run', 'true', 'alice');
 SELECT ops.escalation_tick('2026-03-02 12:16Z');
 SELECT is((SELECT status FROM ops.incidents WHERE id = (SELECT a FROM t)), 'acknowledged', 'a dry run reopens nothing');
@@ -47,10 +48,11 @@ SELECT results_eq(
     $$SELECT route, status, acknowledged_by, escalation_level FROM ops.incidents
       WHERE id IN (SELECT inside FROM c) OR id IN (SELECT outside FROM c) ORDER BY route$$,
     $$VALUES ('GET /r/120', 'acknowledged', 'alice', 0), ('GET /r/8', 'open', NULL, 1)$$,
-    '... the one inside the share (reopened and escalated); the one outside keeps its acknowledgement');
-SELECT is((ops.escalation_tick('2026-03-02 18:00Z')) ->> 'reopened', '0', 'hours later the outside one is still not reopened');
+    'canary 10 %: the ack timeout reopens and escalates the incident inside the share; the one outside keeps its acknowledgement');
+SELECT is((ops.escalation_tick('2026-03-02 18:00Z')) ->> 'reopened', '0',
+          'hours later the ack timeout still leaves the incident outside the canary share acknowledged');
 SELECT ops.set_setting('canary_pct', '100', 'alice');
-SELECT is((ops.escalation_tick('2026-03-02 18:01Z')) ->> 'reopened', '1', 'with the whole share it is');
+SELECT is((ops.escalation_tick('2026-03-02 18:01Z')) ->> 'reopened', '1', 'with canary_pct 100 the ack timeout reopens it');
 
 SELECT * FROM finish();
 ROLLBACK;

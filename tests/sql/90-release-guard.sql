@@ -66,7 +66,7 @@ SELECT is(pg_temp.verdict('GET /tight', 'slo_violation'), 'violation', 'the rout
 SELECT throws_ok($$SELECT ops.set_route_slo('GET /lax', 7, 5, 'alice')$$, '22023', NULL,
                  'a target whose 14.4x burn exceeds 100 % (a rule that can never fire) is refused');
 SELECT throws_ok($$INSERT INTO ops.route_slos (route, error_pct_target) VALUES ('GET /lax', 7)$$, '23514', NULL,
-                 '... even by direct SQL');
+                 'a target whose 14.4x burn exceeds 100 % is refused even by direct SQL');
 
 -- latency_slo: at most 5 % slower than 100 ms
 SELECT ops.set_route_slo('GET /lat', 1, 5, 'alice', 100, 5);
@@ -82,9 +82,10 @@ SELECT is((ops.release_guard('2026-03-02 12:00:30Z', 'GET /ok')) - 'evaluationId
             "failingCount": 0, "warningCount": 0, "truncated": false}', 'scoped to a healthy route: ok');
 SELECT is((ops.release_guard('2026-03-02 12:00:30Z', 'GET /few')) -> 'warnings' -> 0 ->> 'reason', 'error_rate_critical',
           'too few samples: listed under warnings');
-SELECT is((ops.release_guard('2026-03-02 12:00:30Z', 'GET /few')) ->> 'ok', 'true', '... and not blocking by default');
+SELECT is((ops.release_guard('2026-03-02 12:00:30Z', 'GET /few')) ->> 'ok', 'true', 'too few samples do not block the guard by default');
 SELECT ops.set_setting('guard_block_inconclusive', 'true', 'alice');
-SELECT is((ops.release_guard('2026-03-02 12:00:30Z', 'GET /few')) ->> 'ok', 'false', '... unless guard_block_inconclusive');
+SELECT is((ops.release_guard('2026-03-02 12:00:30Z', 'GET /few')) ->> 'ok', 'false',
+          'too few samples block the guard with guard_block_inconclusive');
 SELECT ops.set_setting('guard_block_inconclusive', 'false', 'alice');
 
 -- incidents: open, unacknowledged, critical, seen within guard_lookback_min (10)
@@ -150,14 +151,14 @@ SELECT set_eq($$SELECT reason, verdict FROM pg_temp.findings('2026-03-02 12:00:3
               'hard_error_threshold: 4 failed requests of 4 (< min_samples 5) are inconclusive, not a violation');
 SELECT is((SELECT evidence FROM pg_temp.findings('2026-03-02 12:00:30Z', 'GET /he/4') WHERE reason = 'hard_error_threshold'),
           '{"err_rate_5m": 100, "samples_5m": 4, "threshold_pct": 20, "min_samples": 5}'::jsonb,
-          '... its evidence names the 4 samples and the minimum');
+          'the evidence of an inconclusive hard_error_threshold names the 4 samples and the minimum');
 SELECT is((SELECT verdict FROM pg_temp.findings('2026-03-02 12:00:30Z', 'GET /he/5') WHERE reason = 'hard_error_threshold'),
-          'violation', 'with 5 samples it is judged: a violation');
+          'violation', 'hard_error_threshold with 5 samples is judged: a violation');
 CREATE TEMP TABLE g_he AS SELECT ops.release_guard('2026-03-02 12:00:30Z', 'GET /he/4') AS g;
 SELECT is((SELECT jsonb_build_array(g -> 'ok', g -> 'failingCount') FROM g_he), '[true, 0]'::jsonb,
-          'the guard does not block on it');
+          'the guard does not block on an inconclusive hard_error_threshold');
 SELECT set_eq($$SELECT jsonb_array_elements(g -> 'warnings') ->> 'reason' FROM g_he$$,
-              ARRAY['hard_error_threshold', 'slo_violation'], '... it lists it under warnings');
+              ARRAY['hard_error_threshold', 'slo_violation'], 'the guard lists an inconclusive hard_error_threshold under warnings');
 
 -- latency_slo below min_samples: 4 slow requests of 4 are inconclusive; 5 are a violation
 SELECT ops.set_route_slo(r, 1, 5, 'alice', 100, 5) FROM unnest(ARRAY['GET /lat/4', 'GET /lat/5']) AS r;
@@ -167,14 +168,15 @@ SELECT is((SELECT verdict FROM pg_temp.findings('2026-03-03 12:00:30Z', 'GET /la
           'inconclusive', 'latency_slo: 4 slow requests of 4 (< min_samples 5) are inconclusive');
 SELECT is((SELECT evidence FROM pg_temp.findings('2026-03-03 12:00:30Z', 'GET /lat/4') WHERE reason = 'latency_slo'),
           '{"slow_pct_5m": 100, "samples_5m": 4, "threshold_ms": 100, "target_pct": 5, "min_samples": 5}'::jsonb,
-          '... its evidence names the 4 samples and the minimum');
+          'the evidence of an inconclusive latency_slo names the 4 samples and the minimum');
 SELECT is((SELECT verdict FROM pg_temp.findings('2026-03-03 12:00:30Z', 'GET /lat/5') WHERE reason = 'latency_slo'),
-          'violation', 'with 5 samples it is judged: a violation');
+          'violation', 'latency_slo with 5 samples is judged: a violation');
 CREATE TEMP TABLE g_lat AS SELECT ops.release_guard('2026-03-03 12:00:30Z', 'GET /lat/') AS g;
 SELECT is((SELECT jsonb_build_array(g -> 'ok', g -> 'failingCount', g #> '{failing,0,route}', g #> '{failing,0,reason}') FROM g_lat),
           '[false, 1, "GET /lat/5", "latency_slo"]'::jsonb, 'the guard blocks on the judged route only');
 SELECT set_eq($$SELECT w ->> 'reason' FROM g_lat, jsonb_array_elements(g -> 'warnings') AS w WHERE w ->> 'route' = 'GET /lat/4'$$,
-              ARRAY['latency_slo', 'hard_error_threshold', 'slo_violation'], '... the inconclusive one is a warning');
+              ARRAY['latency_slo', 'hard_error_threshold', 'slo_violation'],
+              'the guard lists the route with an inconclusive latency_slo under warnings');
 
 -- route_prefix scopes incidents by their route (not their key), as it scopes route findings;
 -- a prefix is literal text, not a LIKE pattern

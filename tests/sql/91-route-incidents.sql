@@ -66,19 +66,23 @@ SELECT is((ops.evaluate_routes('2026-03-04 13:01:30Z')) ->> 'incidentsOpenedOrRe
 SELECT results_eq(
     $$SELECT incident_key, severity, status, first_seen FROM ops.incidents WHERE route = 'GET /slow'$$,
     $$VALUES ('GET /slow::latency_slo', 'warning', 'open', '2026-03-04 13:01:30Z'::timestamptz)$$,
-    '... one incident, keyed <route>::latency_slo, of severity warning (errors open critical ones)');
+    'a latency violation opens one incident, keyed <route>::latency_slo, of severity warning (errors open critical ones)');
 SELECT is((ops.release_guard('2026-03-04 13:10:00Z', 'GET /slow')) -> 'incidents', '[]'::jsonb,
           'a warning incident does not block the guard');
 -- 13:10: healthy (the slow minutes left the 5-minute window); the last violation stays 13:01:30
 SELECT is((ops.evaluate_routes('2026-03-04 13:10:00Z')) ->> 'incidentsResolved', '0', 'healthy for 8.5 minutes: still open');
 SELECT is((ops.evaluate_routes('2026-03-04 13:16:29Z')) ->> 'incidentsResolved', '0',
           'healthy for 14 min 59 s of the 15: still open');
-SELECT is((SELECT status FROM ops.incidents WHERE incident_key = 'GET /slow::latency_slo'), 'open', '... status open');
-SELECT is((ops.evaluate_routes('2026-03-04 13:16:30Z')) ->> 'incidentsResolved', '1', 'at 15 minutes it resolves');
+SELECT is((SELECT status FROM ops.incidents WHERE incident_key = 'GET /slow::latency_slo'), 'open',
+          'a latency incident healthy for 14 min 59 s of the 15 keeps status open');
+SELECT is((ops.evaluate_routes('2026-03-04 13:16:30Z')) ->> 'incidentsResolved', '1',
+          'a latency incident resolves after 15 healthy minutes');
 SELECT results_eq(
     $$SELECT status, resolved_by, resolved_at FROM ops.incidents WHERE incident_key = 'GET /slow::latency_slo'$$,
-    $$VALUES ('resolved', 'opsguard:guard', '2026-03-04 13:16:30Z'::timestamptz)$$, '... by the guard, at that minute');
-SELECT is((SELECT count(*)::int FROM ops.route_violation_state WHERE route = 'GET /slow'), 0, 'and the violation is forgotten');
+    $$VALUES ('resolved', 'opsguard:guard', '2026-03-04 13:16:30Z'::timestamptz)$$,
+                  'a latency incident auto-resolves by the guard (opsguard:guard) at that minute');
+SELECT is((SELECT count(*)::int FROM ops.route_violation_state WHERE route = 'GET /slow'), 0,
+          'a resolved route''s violation state is forgotten');
 
 -- a late evaluation (an older p_now: overlapping pg_cron runs, a replayed minute) is older news:
 -- it neither moves the violation back nor resets its count, so the route still violating is
@@ -94,13 +98,14 @@ SELECT results_eq(
     $$VALUES ('2026-03-04 15:00:30Z'::timestamptz, '2026-03-04 15:01:30Z'::timestamptz, 2)$$,
     'a late evaluation (15:00:50 after 15:01:30) leaves the violation as the newer one left it');
 SELECT is((ops.evaluate_routes('2026-03-04 15:02:30Z')) ->> 'incidentsOpenedOrRefreshed', '1',
-          '... so the next minute still refreshes the incident');
+          'after a late evaluation the next minute still refreshes the latency incident');
 SELECT is((SELECT last_seen FROM ops.incidents WHERE incident_key = 'GET /slow/late::latency_slo'),
-          '2026-03-04 15:02:30Z'::timestamptz, '... to that minute');
+          '2026-03-04 15:02:30Z'::timestamptz, 'after a late evaluation the latency incident''s last_seen moves to the newest minute');
 SELECT ops.evaluate_routes('2026-03-04 15:01:00Z');
 SELECT is((ops.evaluate_routes('2026-03-04 15:17:29Z')) ->> 'incidentsResolved', '0',
           'after another late one, auto-resolve still waits 15 minutes from 15:02:30');
-SELECT is((ops.evaluate_routes('2026-03-04 15:17:30Z')) ->> 'incidentsResolved', '1', '... and resolves then');
+SELECT is((ops.evaluate_routes('2026-03-04 15:17:30Z')) ->> 'incidentsResolved', '1',
+          'after another late evaluation, auto-resolve comes at 15 minutes from the newest violation');
 
 SELECT * FROM finish();
 ROLLBACK;
