@@ -24,8 +24,9 @@ SELECT throws_ok($$UPDATE ops.notification_outbox SET status = 'sent'$$, '42501'
                  'operators cannot mark a queued page sent');
 SELECT throws_ok($$SELECT ops.finish_notifications('me', (SELECT jsonb_agg(jsonb_build_object('id', id, 'claim', claim_id,
                    'outcome', 'sent')) FROM ops.notification_outbox))$$, '42501', NULL,
-                 '... nor report it delivered through the dispatcher''s function');
-SELECT throws_ok($$SELECT * FROM ops.claim_notifications('me', 10)$$, '42501', NULL, '... nor claim it');
+                 'operators cannot report a queued page delivered through the dispatcher''s finish_notifications');
+SELECT throws_ok($$SELECT * FROM ops.claim_notifications('me', 10)$$, '42501', NULL,
+                 'operators cannot claim queued pages through claim_notifications');
 -- the audit log: a forged row with a chosen db_user, time and transaction
 SELECT throws_ok($$INSERT INTO ops.audit_log (actor, db_user, at, txid, action, table_name, changes)
                    VALUES ('alice', 'alice', '2026-01-01Z', 1, 'UPDATE', 'incidents', '{}')$$, '42501', NULL,
@@ -41,7 +42,7 @@ SELECT throws_ok($$INSERT INTO ops.principal_roles (principal, role) VALUES ('ca
                  'operators cannot grant roles directly');
 SELECT throws_ok($$INSERT INTO ops.role_permissions (role, permission) VALUES ('ops_viewer', 'escalation.tick')$$, '42501', NULL,
                  'operators cannot give a role permissions directly');
-SELECT throws_ok($$DELETE FROM ops.role_permissions$$, '42501', NULL, '... nor take them away');
+SELECT throws_ok($$DELETE FROM ops.role_permissions$$, '42501', NULL, 'operators cannot take permissions away from a role directly');
 SELECT throws_ok($$INSERT INTO ops.api_replay (replay_key, expires_at) VALUES ('k', '2030-01-01Z')$$, '42501', NULL,
                  'operators cannot write the API''s replay table');
 -- other tables go through their verbs
@@ -55,8 +56,8 @@ SELECT throws_ok($$INSERT INTO ops.incidents (incident_key, severity) VALUES ('G
 SELECT throws_ok($$SELECT ops._api_begin('ops-bot', NULL, 'incidents.ack', NULL)$$, '42501', NULL,
                  'operators cannot run _api_begin for any principal');
 SELECT throws_ok($$SELECT ops._transition((SELECT a FROM t), 'resolved', 'mallory', NULL, now())$$, '42501', NULL,
-                 '... nor any other internal function');
-SELECT throws_ok($$SELECT ops.api_tick('ops-bot', NULL, NULL)$$, '42501', NULL, '... nor the API''s entry points');
+                 'operators cannot run the internal function _transition');
+SELECT throws_ok($$SELECT ops.api_tick('ops-bot', NULL, NULL)$$, '42501', NULL, 'operators cannot call the API''s entry points (api_tick)');
 
 -- no trace of any of it
 SELECT results_eq(
@@ -70,12 +71,12 @@ SELECT results_eq(
 SELECT lives_ok($$UPDATE incidents SET severity = 'critical', last_seen = now() WHERE id = (SELECT a FROM t)$$,
                 'operators UPDATE incidents directly (the seeds'' SQL)');
 SELECT is((SELECT db_user::text FROM ops.audit_log ORDER BY id DESC LIMIT 1), session_user::text,
-          '... audited with the session user');
+          'an operator''s direct UPDATE of an incident is audited with the session user');
 SELECT lives_ok($$SELECT ops.set_setting('notify_max_attempts', '7', 'alice')$$, 'operators change settings through the verb');
-SELECT is(ops.setting('notify_max_attempts'), '7'::jsonb, '... and the setting changes');
+SELECT is(ops.setting('notify_max_attempts'), '7'::jsonb, 'an operator''s set_setting changes the setting');
 SELECT lives_ok($$SELECT ops.add_principal('dave', 'human', ARRAY['ops_viewer'], 'alice')$$,
                 'operators add principals through the verb');
-SELECT lives_ok($$SELECT ops.grant_role('dave', 'ops_responder', 'alice')$$, '... and grant roles through it');
+SELECT lives_ok($$SELECT ops.grant_role('dave', 'ops_responder', 'alice')$$, 'operators grant roles through ops.grant_role');
 RESET ROLE;
 
 -- the real escalation still pages: nothing forged its next event
@@ -83,8 +84,9 @@ SELECT ops.escalation_tick('2026-03-02 12:40Z');
 SELECT is((SELECT escalation_level FROM ops.incidents WHERE id = (SELECT a FROM t)), 2, 'the next tick escalates to level 2');
 SELECT is((SELECT count(*)::int FROM ops.notification_outbox
            WHERE dedup_key = ops.escalation_hash((SELECT a FROM t), 2) AND status = 'pending'), 1,
-          '... and queues its page');
-SELECT is((SELECT count(*)::int FROM ops.notification_outbox WHERE status = 'pending'), 2, '... beside level 1''s, still pending');
+          'the next tick after the refused writes queues its level-2 page');
+SELECT is((SELECT count(*)::int FROM ops.notification_outbox WHERE status = 'pending'), 2,
+          'the level-2 page is queued beside level 1''s, both still pending');
 
 -- RBAC tables are audited, with the actor the verb was given or the session user
 SELECT results_eq(
@@ -115,17 +117,18 @@ CREATE TEMP TABLE owner_before AS SELECT count(*) AS n FROM ops.audit_log;
 SELECT throws_ok($$INSERT INTO ops.audit_log (actor, action, table_name, changes) VALUES ('alice', 'UPDATE', 'incidents', '{}')$$,
                  '42501', NULL, 'the owner cannot write an audit row by hand');
 SELECT throws_ok($$DO 'BEGIN INSERT INTO ops.audit_log (actor, action, table_name, changes) VALUES (''a'', ''b'', ''c'', ''{}''); END'$$,
-                 '42501', NULL, '... nor from a code block');
+                 '42501', NULL, 'the owner cannot write an audit row from a DO block');
 CREATE FUNCTION pg_temp._audit_changes() RETURNS int LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO ops.audit_log (actor, action, table_name, changes) VALUES ('a', 'b', 'c', '{}');
     RETURN 1;
 END;
 $$;
-SELECT throws_ok($$SELECT pg_temp._audit_changes()$$, '42501', NULL, '... nor from a function that borrows the trigger''s name');
+SELECT throws_ok($$SELECT pg_temp._audit_changes()$$, '42501', NULL,
+                 'the owner cannot write an audit row from a function named like the audit trigger''s');
 SELECT throws_ok($$TRUNCATE ops.guard_overrides$$, '42501', NULL, 'the owner cannot truncate the append-only guard overrides');
-SELECT throws_ok($$TRUNCATE ops.audit_log$$, '42501', NULL, '... nor the audit log');
-SELECT throws_ok($$TRUNCATE ops.escalation_events CASCADE$$, '42501', NULL, '... nor the events');
+SELECT throws_ok($$TRUNCATE ops.audit_log$$, '42501', NULL, 'the owner cannot truncate the audit log');
+SELECT throws_ok($$TRUNCATE ops.escalation_events CASCADE$$, '42501', NULL, 'the owner cannot truncate escalation_events');
 SELECT is((SELECT count(*) FROM ops.audit_log), (SELECT n FROM owner_before), 'none of it left an audit row');
 
 -- the replay of a dead letter is audited by the outbox's trigger, one row per message
@@ -138,8 +141,8 @@ SELECT results_eq(
     $$SELECT actor, action, changes, note FROM ops.audit_log WHERE table_name = 'notification_outbox'$$,
     $$VALUES ('bob', 'UPDATE', '{"status": ["dead", "pending"], "attempts": [5, 0], "last_error": ["HTTP 500", null]}'::jsonb,
               'replay of dead letters')$$,
-    '... audited with its actor, what changed and why');
-SELECT is(ops.current_actor(), session_user::text, '... and the actor is restored afterwards');
+    'a replayed dead letter is audited with its actor, what changed and why');
+SELECT is(ops.current_actor(), session_user::text, 'after replay_dead_notifications the session''s actor is restored');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -96,11 +96,13 @@ SELECT set_eq($$SELECT what || ': ' || outcome FROM armed$$,
               ARRAY['to_jsonb: trap: public.to_jsonb(incidents)', '||: trap: public.||(text, integer)'],
               'the traps catch code that does not pin its search_path');
 SELECT is((SELECT summary ->> 'escalationsCount' FROM tick), '1', 'the tick escalates');
-SELECT is((SELECT escalation_level FROM ops.incidents WHERE id = (SELECT a FROM t)), 2, '... from level 1 to 2');
+SELECT is((SELECT escalation_level FROM ops.incidents WHERE id = (SELECT a FROM t)), 2,
+          'with traps in public, the tick escalates from level 1 to 2');
 SELECT is((SELECT unique_hash FROM ops.escalation_events WHERE incident_id = (SELECT a FROM t) AND escalation_level = 2),
           encode(sha256(convert_to((SELECT a FROM t)::text || ':2', 'UTF8')), 'hex'),
-          '... with the dedup key built by the real ||');
-SELECT is((SELECT count(*)::int FROM ops.notification_outbox WHERE incident_id = (SELECT a FROM t)), 1, '... and queues its page');
+          'with traps in public, the level-2 dedup key is built by the real ||');
+SELECT is((SELECT count(*)::int FROM ops.notification_outbox WHERE incident_id = (SELECT a FROM t)), 1,
+          'with traps in public, the tick queues its page');
 SELECT is((SELECT status FROM ack), 'acknowledged', 'the ack works');
 SELECT is((SELECT verdict -> 'failing' -> 0 ->> 'reason' FROM guard), 'error_rate_critical',
           'the guard finds the failing route');

@@ -26,13 +26,14 @@ SELECT is((SELECT invalid_settings FROM ops.tick_log ORDER BY id DESC LIMIT 1),
 -- the summary says so too (a tick at a time the incident is due again: 12:05 + 30 min snooze)
 SELECT is(ops.escalation_tick('2026-03-02 12:35Z') -> 'invalidSettings',
           '{"pause_cron": "cron hour: \"99\" is outside 0-23"}'::jsonb, 'the summary lists invalidSettings');
-SELECT is((SELECT escalation_level FROM ops.incidents WHERE id = (SELECT a FROM t)), 2, '... and escalated again');
+SELECT is((SELECT escalation_level FROM ops.incidents WHERE id = (SELECT a FROM t)), 2,
+          'an invalid pause_cron is ignored: the tick escalates the incident again');
 
 -- the alert: listed in ops.alerts and by evaluate_alerts at any time, with the key in its summary
 SELECT is((SELECT severity FROM ops.alerts WHERE alert = 'SettingInvalid'), 'warning', 'ops.alerts lists SettingInvalid');
 SELECT matches((SELECT summary FROM ops.alerts WHERE alert = 'SettingInvalid'),
                '^1 stored settings are invalid and treated as unset \(pause_cron: cron hour: "99" is outside 0-23\)',
-               '... naming the setting and the problem');
+               'the SettingInvalid summary names the setting and the problem');
 SELECT results_eq($$SELECT key, problem FROM ops.setting_problems()$$,
                   $$VALUES ('pause_cron', 'cron hour: "99" is outside 0-23')$$, 'ops.setting_problems() says the same');
 
@@ -57,7 +58,7 @@ SELECT ops.set_setting(key, value, 'alice')
 FROM (VALUES ('pause_cron', ''), ('dry_run', 'false'), ('canary_pct', '100'), ('slack_webhook_url', '')) AS f (key, value);
 SELECT is_empty($$SELECT * FROM ops.alerts WHERE alert = 'SettingInvalid'$$, 'fixed: SettingInvalid is quiet');
 SELECT ok(NOT ops.escalation_tick('2026-03-02 13:06Z') ? 'invalidSettings', 'a healthy tick has no invalidSettings');
-SELECT is((SELECT invalid_settings FROM ops.tick_log ORDER BY id DESC LIMIT 1), '{}'::jsonb, '... and logs {}');
+SELECT is((SELECT invalid_settings FROM ops.tick_log ORDER BY id DESC LIMIT 1), '{}'::jsonb, 'a healthy tick logs invalid_settings {}');
 
 SELECT * FROM finish();
 ROLLBACK;

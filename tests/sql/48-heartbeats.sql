@@ -46,14 +46,14 @@ SELECT ops.set_heartbeat('watchdog', '5 minutes', 'bob', 'platform', 'critical',
 SELECT ok(NOT ops.escalation_tick('2026-03-02 12:04Z') ? 'heartbeatsMissed',
           'not due yet: the summary has no heartbeatsMissed');
 SELECT is((SELECT count(*)::int FROM ops.incidents WHERE incident_key = 'heartbeat::watchdog'), 0,
-          '... and no incident');
+          'a heartbeat not yet due opens no incident');
 SELECT is(ops.escalation_tick('2026-03-02 12:06Z') -> 'heartbeatsMissed', '1'::jsonb,
           'no ping for the interval: the tick counts one missed heartbeat');
 SELECT results_eq(
     $$SELECT status, severity, route, first_seen, details #>> '{heartbeat,dueAt}' FROM ops.incidents
       WHERE incident_key = 'heartbeat::watchdog'$$,
     $$VALUES ('open', 'critical', 'platform', '2026-03-02 12:06Z'::timestamptz, '2026-03-02T12:05:00+00:00')$$,
-    '... and opens heartbeat::watchdog with the severity and route of the heartbeat');
+    'a missed heartbeat opens heartbeat::watchdog with the severity and route of the heartbeat');
 SELECT is((SELECT (missed_at, due_at) FROM ops.heartbeats WHERE name = 'watchdog'),
           row('2026-03-02 12:05Z'::timestamptz, '2026-03-02 12:11Z'::timestamptz),
           'the silence is noted, and looked at again one interval on');
@@ -63,7 +63,7 @@ SELECT is(ops.escalation_tick('2026-03-02 12:12Z') -> 'heartbeatsMissed', '1'::j
 SELECT results_eq(
     $$SELECT count(*)::int, max(last_seen) FROM ops.incidents WHERE incident_key = 'heartbeat::watchdog'$$,
     $$VALUES (1, '2026-03-02 12:12Z'::timestamptz)$$,
-    '... and it refreshes the one open incident rather than opening another');
+    'a heartbeat missed again refreshes the one open incident rather than opening another');
 SELECT is((SELECT count(*)::int FROM ops.audit_log WHERE table_name = 'incidents' AND action = 'INSERT'
              AND row_key IN (SELECT id::text FROM ops.incidents WHERE incident_key = 'heartbeat::watchdog')
              AND actor = 'opsguard:tick'), 1,
@@ -75,7 +75,7 @@ SELECT is(ops.api_heartbeat_ping((SELECT hb FROM k), 'watchdog', '2026-03-02 12:
 SELECT results_eq(
     $$SELECT status, resolved_by, resolved_at FROM ops.incidents WHERE incident_key = 'heartbeat::watchdog'$$,
     $$VALUES ('resolved', 'am-watchdog', '2026-03-02 12:13Z'::timestamptz)$$,
-    '... with the key name as actor');
+    'a ping resolves the heartbeat incident with the key name as actor');
 SELECT is((SELECT (last_ping_at, last_ping_by, due_at, missed_at) FROM ops.heartbeats WHERE name = 'watchdog'),
           row('2026-03-02 12:13Z'::timestamptz, 'am-watchdog'::text, '2026-03-02 12:18Z'::timestamptz,
               NULL::timestamptz),
@@ -89,7 +89,7 @@ SELECT is(ops.escalation_tick('2026-03-02 12:19:30Z') -> 'heartbeatsMissed', '1'
 SELECT results_eq(
     $$SELECT status, first_seen FROM ops.incidents WHERE incident_key = 'heartbeat::watchdog' ORDER BY first_seen$$,
     $$VALUES ('resolved', '2026-03-02 12:06Z'::timestamptz), ('open', '2026-03-02 12:19:30Z')$$,
-    '... and opens a new occurrence');
+    'a silence after a resolved miss opens a new occurrence of the heartbeat incident');
 
 -- keys
 SELECT throws_ok(format('SELECT ops.api_heartbeat_ping(%L, %L)', (SELECT am FROM k), 'watchdog'),
@@ -111,7 +111,7 @@ SELECT results_eq(
     $$SELECT (SELECT count(*)::int FROM ops.incidents WHERE incident_key = 'heartbeat::nightly-backup'),
              (SELECT due_at FROM ops.heartbeats WHERE name = 'nightly-backup')$$,
     $$VALUES (0, '2026-03-03 12:00Z'::timestamptz)$$,
-    '... and changes nothing: no incident, due_at as it was');
+    'a dry run changes nothing for a missed heartbeat: no incident, due_at as it was');
 SELECT ops.set_setting('dry_run', 'false', 'alice');
 
 -- paused: escalation waits, intake does not
@@ -123,19 +123,19 @@ SELECT is(ops.escalation_tick('2026-03-03 12:02Z') - 'escalationTickMs' - 'tickI
           'while paused the tick still opens missed heartbeats');
 SELECT is((SELECT (severity, route) FROM ops.incidents WHERE incident_key = 'heartbeat::nightly-backup'),
           row('warning'::text, 'heartbeat'::text),
-          '... here a warning; without a route of its own, the route is the key prefix, as for any incident');
+          'a missed warning heartbeat without a route of its own opens a warning incident routed to its key prefix');
 SELECT ops.set_setting('pause_cron', '', 'alice');
 
 -- removed
 SELECT is((ops.remove_heartbeat('nightly-backup', 'carol')).name, 'nightly-backup', 'a heartbeat can be removed');
 SELECT is((SELECT actor FROM ops.audit_log WHERE table_name = 'heartbeats' AND action = 'DELETE'), 'carol',
-          '... audited');
+          'removing a heartbeat is audited');
 SELECT throws_ok(format('SELECT ops.api_heartbeat_ping(%L, %L)', (SELECT hb FROM k), 'nightly-backup'),
-                 'P0002', NULL, '... and its pings are not found from then on');
+                 'P0002', NULL, 'a removed heartbeat''s pings are not found (P0002)');
 SELECT throws_ok($$SELECT ops.remove_heartbeat('nightly-backup', 'carol')$$, 'P0002', 'no heartbeat "nightly-backup"',
                  'removing it again: P0002, not an empty row');
 SELECT is((SELECT count(*)::int FROM ops.audit_log WHERE table_name = 'heartbeats' AND action = 'DELETE'), 1,
-          '... and no second audit row');
+          'removing a heartbeat twice writes no second audit row');
 
 -- edges: set again on another route; due exactly at the tick's time; pings that arrive out of order
 SELECT ops.set_heartbeat('edge', '5 minutes', 'alice', 'one', p_now => '2026-03-05 10:00Z');
@@ -155,7 +155,7 @@ SELECT is((ops.api_heartbeat_ping((SELECT hb FROM k), 'edge', '2026-03-05 10:20Z
           'a ping that arrives after a later one (sent 10:20, after 10:30) answers the later one');
 SELECT is((SELECT (last_ping_at, due_at) FROM ops.heartbeats WHERE name = 'edge'),
           row('2026-03-05 10:30Z'::timestamptz, '2026-03-05 10:35Z'::timestamptz),
-          '... and never moves the last ping, or when it is due, back');
+          'a late ping never moves the last ping, or when the heartbeat is due, back');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,6 +1,7 @@
--- The incident verbs: trigger (open or dedup), ack, resolve, recurrence, and bad input.
+-- The incident verbs: trigger (open or dedup), ack, resolve, recurrence, and bad input; a
+-- trigger on an acknowledged incident, and a late alert that never moves last_seen backwards.
 BEGIN;
-SELECT plan(28);
+SELECT plan(36);
 
 CREATE TEMP TABLE t AS
 SELECT (ops.trigger_incident('GET /projects::slo_violation', 'warning', p_summary => 'errors on /projects',
@@ -73,6 +74,44 @@ SELECT is((SELECT count(*) FROM ops.incidents), (SELECT n FROM before), 'rejecte
 SELECT throws_ok(
     $$INSERT INTO ops.incidents (incident_key, severity) VALUES ('GET /projects::slo_violation', 'critical')$$,
     '23505', NULL, 'a second active incident for one key is refused even by direct SQL');
+
+-- the sections below start with no active incident
+UPDATE incidents SET status = 'resolved' WHERE status <> 'resolved';
+
+-- a trigger on an acknowledged incident refreshes that incident (dedup covers acknowledged
+-- ones too): no second incident, the acknowledgement stands, nothing becomes due
+CREATE TEMP TABLE k AS
+SELECT (ops.trigger_incident('GET /k::slo_violation', 'warning', p_now => '2026-03-02 12:00Z')).id AS k;
+SELECT ops.ack_incident((SELECT k FROM k), 'alice', p_now => '2026-03-02 12:01Z');
+CREATE TEMP TABLE k2 AS
+SELECT * FROM ops.trigger_incident('GET /k::slo_violation', 'critical', p_now => '2026-03-02 12:10Z');
+SELECT is((SELECT id FROM k2), (SELECT k FROM k), 'triggering an acknowledged key returns the same incident');
+SELECT results_eq(
+    $$SELECT id, status, severity, first_seen, last_seen, acknowledged_by, acknowledged_at, escalation_level, next_due_at
+      FROM ops.incidents WHERE incident_key = 'GET /k::slo_violation'$$,
+    $$SELECT k, 'acknowledged', 'critical', '2026-03-02 12:00Z'::timestamptz, '2026-03-02 12:10Z'::timestamptz, 'alice',
+             '2026-03-02 12:01Z'::timestamptz, 0, NULL::timestamptz FROM k$$,
+    'a trigger on an acknowledged incident: last_seen refreshed, severity raised, still acknowledged by alice, nothing due');
+SELECT is((ops.escalation_tick('2026-03-02 14:00Z')) ->> 'escalationsCount', '0', 'the refreshed, acked incident does not escalate');
+
+-- a late, older alert never moves last_seen backwards
+CREATE TEMP TABLE l AS
+SELECT (ops.trigger_incident('GET /late::slo_violation', 'critical', p_now => '2026-03-04 12:00Z')).id AS l;
+SELECT ops.trigger_incident('GET /late::slo_violation', 'critical', p_now => '2026-03-04 12:10Z');
+SELECT is((ops.trigger_incident('GET /late::slo_violation', 'critical', p_now => '2026-03-04 12:05Z')).last_seen,
+          '2026-03-04 12:10Z'::timestamptz, 'an alert stamped 12:05 arriving after one at 12:10 returns last_seen 12:10');
+SELECT results_eq(
+    $$SELECT id, first_seen, last_seen FROM ops.incidents WHERE incident_key = 'GET /late::slo_violation'$$,
+    $$SELECT l, '2026-03-04 12:00Z'::timestamptz, '2026-03-04 12:10Z'::timestamptz FROM l$$,
+    'a late, older alert leaves one incident with last_seen 12:10');
+SELECT ops.trigger_incident('GET /late::slo_violation', 'critical', p_now => '2026-03-04 11:00Z');
+SELECT is((SELECT last_seen FROM ops.incidents WHERE incident_key = 'GET /late::slo_violation'),
+          '2026-03-04 12:10Z'::timestamptz, 'an alert older than first_seen leaves last_seen as it was');
+SELECT ops.trigger_incident('GET /late::slo_violation', 'critical', p_now => '2026-03-04 12:11Z');
+SELECT is((SELECT last_seen FROM ops.incidents WHERE incident_key = 'GET /late::slo_violation'),
+          '2026-03-04 12:11Z'::timestamptz, 'a newer alert still moves last_seen forward');
+SELECT is((SELECT count(*)::int FROM ops.incidents WHERE incident_key = 'GET /late::slo_violation'), 1,
+          'late and older alerts never open a second incident');
 
 SELECT * FROM finish();
 ROLLBACK;

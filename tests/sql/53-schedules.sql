@@ -25,7 +25,7 @@ $$;
 -- schedules
 SELECT is((ops.create_schedule('primary', 'utc', 'alice')).time_zone, 'UTC', 'a schedule: the zone is stored as named');
 SELECT is((ops.create_schedule('berlin', 'europe/berlin', 'alice')).time_zone, 'Europe/Berlin',
-          '... in its canonical spelling');
+          'a schedule''s zone is stored in its canonical spelling (europe/berlin: Europe/Berlin)');
 SELECT is((SELECT count(*)::int FROM ops.audit_log
            WHERE table_name = 'schedules' AND action = 'INSERT' AND actor = 'alice' AND row_key = 'primary'), 1,
           'creating a schedule is audited with the actor');
@@ -48,7 +48,7 @@ SELECT is((SELECT count(*)::int FROM ops.audit_log WHERE table_name = 'schedule_
            AND actor = 'alice' AND changes ->> 'name' = 'weekly'), 1, 'adding a rotation is audited');
 SELECT is(pg_temp.who('primary', '2026-03-02 08:59:59Z'), '-', 'before the first handoff nobody is on call');
 SELECT is(pg_temp.who('primary', '2026-03-02 09:00Z'), 'alice', 'the first turn starts at the first handoff');
-SELECT is(pg_temp.who('primary', '2026-03-09 08:59:59Z'), 'alice', '... and lasts the shift');
+SELECT is(pg_temp.who('primary', '2026-03-09 08:59:59Z'), 'alice', 'the first turn lasts the whole shift, to its last second');
 SELECT is(pg_temp.who('primary', '2026-03-09 09:00Z'), 'bob', 'the second participant from the second handoff');
 SELECT is(pg_temp.who('primary', '2026-03-16 09:00Z'), 'alice', 'then the first again');
 SELECT is(pg_temp.who('primary', '2031-03-10 09:00Z'), 'alice', 'five years on the turns still count right');
@@ -59,7 +59,7 @@ SELECT throws_ok($$SELECT ops.add_rotation('nope', 'r', '1 day', now(), ARRAY['a
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 month', now(), ARRAY['alice'], 'alice')$$, '22023',
                  'shift 1 mon is not a usable turn length', 'a shift in months is refused (months vary)');
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 year', now(), ARRAY['alice'], 'alice')$$, '22023', NULL,
-                 '... and in years');
+                 'a shift in years is refused (years vary)');
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '0', now(), ARRAY['alice'], 'alice')$$, '22023', NULL,
                  'a shift of zero is refused');
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '-1 day', now(), ARRAY['alice'], 'alice')$$, '22023', NULL,
@@ -67,7 +67,7 @@ SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '-1 day', now(), ARRA
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '59 minutes', now(), ARRAY['alice'], 'alice')$$, '22023',
                  NULL, 'a shift under an hour is refused');
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 day -23 hours -30 minutes', now(), ARRAY['alice'], 'alice')$$,
-                 '22023', NULL, '... however it is written');
+                 '22023', NULL, 'a shift under an hour is refused however it is written (1 day -23 hours -30 minutes)');
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', NULL, now(), ARRAY['alice'], 'alice')$$, '22004', NULL,
                  'a shift is required');
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 day', NULL, ARRAY['alice'], 'alice')$$, '22004', NULL,
@@ -75,13 +75,13 @@ SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 day', NULL, ARRAY[
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 day', now(), NULL, 'alice')$$, '22023',
                  'a rotation needs participants', 'participants are required');
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 day', now(), '{}', 'alice')$$, '22023', NULL,
-                 '... at least one');
+                 'a rotation with an empty participant list is refused');
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 day', now(), ARRAY['alice', NULL], 'alice')$$, '22023',
-                 NULL, '... and none NULL');
+                 NULL, 'a rotation with a NULL participant is refused');
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 day', now(), ARRAY['alice', 'mallory'], 'alice')$$,
                  '23503', 'not an enabled principal: ''mallory''', 'participants are principals');
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 day', now(), ARRAY['gone'], 'alice')$$, '23503', NULL,
-                 '... enabled ones');
+                 'rotation participants must be enabled principals');
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'weekly', '1 day', now(), ARRAY['alice'], 'alice')$$, '23505',
                  'schedule "primary" already has a rotation "weekly"', 'rotation names are unique in a schedule');
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'a b', '1 day', now(), ARRAY['alice'], 'alice')$$, '22023', NULL,
@@ -89,9 +89,9 @@ SELECT throws_ok($$SELECT ops.add_rotation('primary', 'a b', '1 day', now(), ARR
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 day', now(), ARRAY['alice'], 'alice', ARRAY[0])$$,
                  '22023', 'days {0} are not ISO weekdays', 'days are ISO weekdays 1..7');
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 day', now(), ARRAY['alice'], 'alice', ARRAY[1, 8])$$,
-                 '22023', NULL, '... 8 is none');
+                 '22023', NULL, 'days outside ISO weekdays 1..7 are refused (8)');
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 day', now(), ARRAY['alice'], 'alice', '{}')$$,
-                 '22023', NULL, '... and no days at all is refused (NULL means every day)');
+                 '22023', NULL, 'an empty days list is refused (NULL means every day)');
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 day', now(), ARRAY['alice'], 'alice', NULL, '09:00')$$,
                  '22023', NULL, 'a window start alone is refused');
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 day', now(), ARRAY['alice'], 'alice', NULL, NULL, '17:00')$$,
@@ -127,7 +127,7 @@ SELECT results_eq(
     $$SELECT principal, starts_at, ends_at FROM ops.on_call_shifts('office', '2026-03-06Z', '2026-03-10Z')$$,
     $$VALUES ('carol', '2026-03-06 09:00Z'::timestamptz, '2026-03-06 17:00Z'::timestamptz),
              ('dave', '2026-03-09 09:00Z', '2026-03-09 17:00Z')$$,
-    '... and on_call_shifts leaves the gap (turns count on through it: Friday is turn 4, Monday turn 7)');
+    'on_call_shifts leaves the weekend gap of a weekday layer (turns count on through it: Friday is turn 4, Monday turn 7)');
 -- a window past midnight belongs to the day it starts on
 SELECT ops.create_schedule('nights', 'UTC', 'alice');
 SELECT ops.add_rotation('nights', 'weekend-nights', '1 week', '2026-03-02 00:00Z', ARRAY['erin'], 'alice',
@@ -143,16 +143,16 @@ SELECT ops.add_rotation('primary', 'evening', '1 day', '2026-03-02 00:00Z', ARRA
                         '16:00', '20:00');
 SELECT is(pg_temp.who('primary', '2026-03-04 16:30Z'), 'dave', 'layer 3 beats layer 2 where both apply');
 SELECT is((SELECT source FROM ops.on_call_shifts('primary', '2026-03-04 16:30Z', '2026-03-04 16:31Z')),
-          'rotation:evening', '... and says so in the source');
+          'rotation:evening', 'on_call_shifts names the winning overlapping layer as its source');
 
 -- overrides: at a handoff, up to a handoff, across two
 SELECT is((ops.add_override('primary', 'erin', '2026-03-16 09:00Z', '2026-03-16 12:00Z', 'carol', 'dentist swap')).principal,
           'erin', 'an override starting exactly at a handoff');
 SELECT is((SELECT note FROM ops.audit_log WHERE table_name = 'schedule_overrides' AND action = 'INSERT' AND actor = 'carol'),
-          'dentist swap', '... is audited with the actor and the reason as note');
+          'dentist swap', 'an override is audited with the actor and the reason as note');
 SELECT is(ARRAY[pg_temp.who('primary', '2026-03-16 08:59:59Z'), pg_temp.who('primary', '2026-03-16 09:00Z'),
                 pg_temp.who('primary', '2026-03-16 11:59:59Z'), pg_temp.who('primary', '2026-03-16 12:00Z')],
-          ARRAY['bob', 'erin', 'erin', 'carol'], '... wins from its first instant to its last, then the layers again');
+          ARRAY['bob', 'erin', 'erin', 'carol'], 'an override wins from its first instant to its last, then the layers apply again');
 SELECT ops.add_override('primary', 'frank', '2026-03-16 12:00Z', '2026-03-16 13:00Z', 'alice', 'lunch cover');
 SELECT results_eq(
     $$SELECT principal, starts_at, ends_at, source FROM ops.on_call_shifts('primary', '2026-03-16Z', '2026-03-17Z')$$,
@@ -173,7 +173,7 @@ SELECT is(ARRAY[pg_temp.who('primary', '2026-03-30 08:59Z'), pg_temp.who('primar
 SELECT results_eq(
     $$SELECT principal, starts_at, ends_at, source FROM ops.on_call_shifts('primary', '2026-03-29Z', '2026-03-30 12:00Z')$$,
     $$VALUES ('erin', '2026-03-29 00:00Z'::timestamptz, '2026-03-30 12:00Z'::timestamptz, 'override')$$,
-    '... one row, clipped to the range');
+    'on_call_shifts lists an override spanning the range as one row, clipped to the range');
 
 CREATE TEMP TABLE before_ovr AS SELECT pg_temp.counts() AS c;
 SELECT throws_ok($$SELECT ops.add_override('primary', 'bob', '2026-03-16 09:00Z', '2026-03-16 12:00Z', 'a', 'x')$$,
@@ -193,15 +193,15 @@ SELECT throws_ok($$SELECT ops.add_override('primary', 'bob', '2026-03-18Z', '202
 SELECT throws_ok($$SELECT ops.add_override('primary', 'bob', NULL, '2026-03-17Z', 'a', 'x')$$,
                  '22023', NULL, 'a span needs a start');
 SELECT throws_ok($$SELECT ops.add_override('primary', 'bob', '2026-03-17Z', 'infinity', 'a', 'x')$$,
-                 '22023', NULL, '... and a finite end');
+                 '22023', NULL, 'an override with an infinite end is refused');
 SELECT throws_ok($$SELECT ops.add_override('primary', 'bob', '2026-03-17Z', '2026-03-18Z', 'a', NULL)$$,
                  '22004', 'an override needs a reason', 'a reason is required');
 SELECT throws_ok($$SELECT ops.add_override('primary', 'bob', '2026-03-17Z', '2026-03-18Z', 'a', '  ')$$,
-                 '22004', NULL, '... not a blank one');
+                 '22004', NULL, 'an override with a blank reason is refused');
 SELECT throws_ok($$SELECT ops.add_override('primary', 'mallory', '2026-03-17Z', '2026-03-18Z', 'a', 'x')$$,
                  '23503', NULL, 'the principal must exist');
 SELECT throws_ok($$SELECT ops.add_override('primary', 'gone', '2026-03-17Z', '2026-03-18Z', 'a', 'x')$$,
-                 '23503', NULL, '... and be enabled');
+                 '23503', NULL, 'an override for a disabled principal is refused');
 SELECT throws_ok($$SELECT ops.add_override('nope', 'bob', '2026-03-17Z', '2026-03-18Z', 'a', 'x')$$,
                  'P0002', NULL, 'the schedule must exist');
 SELECT throws_ok($$SELECT ops.add_override('primary', 'bob', '2026-03-17Z', '2026-03-18Z', '', 'x')$$,
@@ -213,19 +213,20 @@ SELECT ok((SELECT count(*) = 1 FROM ops.add_override('office', 'bob', '2026-03-1
 
 SELECT is((ops.remove_override((SELECT id FROM ops.schedule_overrides WHERE reason = 'dentist swap'), 'bob')).principal,
           'erin', 'removing an override');
-SELECT is(pg_temp.who('primary', '2026-03-16 10:00Z'), 'carol', '... the layers apply again');
+SELECT is(pg_temp.who('primary', '2026-03-16 10:00Z'), 'carol', 'after removing an override the layers apply again');
 SELECT is((SELECT (actor, changes ->> 'reason') FROM ops.audit_log
            WHERE table_name = 'schedule_overrides' AND action = 'DELETE'), row('bob'::text, 'dentist swap'::text),
-          '... audited with the actor and what was removed');
+          'removing an override is audited with the actor and what was removed');
 
 -- removing a layer: the layers below show through where it applied
 SELECT is((ops.remove_rotation('primary', 'evening', 'bob')).name, 'evening', 'removing a rotation');
-SELECT is(pg_temp.who('primary', '2026-03-04 16:30Z'), 'carol', '... the layer below shows through');
+SELECT is(pg_temp.who('primary', '2026-03-04 16:30Z'), 'carol', 'after removing a layer the layer below shows through');
 SELECT is((SELECT count(*)::int FROM ops.audit_log WHERE table_name = 'schedule_rotations' AND action = 'DELETE'
-           AND actor = 'bob'), 1, '... audited');
+           AND actor = 'bob'), 1, 'removing a rotation is audited');
 SELECT throws_ok($$SELECT ops.remove_rotation('primary', 'evening', 'bob')$$, 'P0002', NULL,
                  'removing an unknown rotation');
-SELECT throws_ok($$SELECT ops.remove_rotation('nope', 'evening', 'bob')$$, 'P0002', NULL, '... of an unknown schedule');
+SELECT throws_ok($$SELECT ops.remove_rotation('nope', 'evening', 'bob')$$, 'P0002', NULL,
+                 'removing a rotation of an unknown schedule: P0002');
 
 -- asking
 SELECT throws_ok($$SELECT ops.on_call('nope')$$, 'P0002', 'no schedule "nope"', 'on_call: an unknown schedule');
@@ -235,7 +236,7 @@ SELECT throws_ok($$SELECT ops.on_call_shifts('nope', now(), now() + interval '1 
                  'on_call_shifts: an unknown schedule');
 SELECT throws_ok($$SELECT ops.on_call_shifts('primary', '2026-01-01Z', '2027-01-02 00:00:01Z')$$, '22023', NULL,
                  'on_call_shifts: at most 366 days');
-SELECT lives_ok($$SELECT ops.on_call_shifts('primary', '2028-01-01Z', '2029-01-01Z')$$, '... a leap year is fine');
+SELECT lives_ok($$SELECT ops.on_call_shifts('primary', '2028-01-01Z', '2029-01-01Z')$$, 'on_call_shifts accepts a leap year''s 366 days');
 SELECT throws_ok($$SELECT ops.on_call_shifts('primary', '2026-03-02Z', '2026-03-02Z')$$, '22023', NULL,
                  'on_call_shifts: from before to');
 SELECT throws_ok($$SELECT ops.on_call_shifts('primary', NULL, '2026-03-02Z')$$, '22023', NULL,
@@ -264,9 +265,9 @@ SELECT results_eq(
 -- operators ask and manage, the API role does neither (it gets its own api_* functions)
 SET LOCAL ROLE opsguard_operator;
 SELECT is(pg_temp.who('primary', '2026-03-04 12:00Z'), 'carol', 'operators ask on_call');
-SELECT ok((SELECT count(*) > 0 FROM ops.on_call_now), '... read on_call_now');
+SELECT ok((SELECT count(*) > 0 FROM ops.on_call_now), 'operators read on_call_now');
 SELECT lives_ok($$SELECT ops.add_override('primary', 'bob', '2026-04-01Z', '2026-04-02Z', 'alice', 'operator swap')$$,
-                '... and swap shifts');
+                'operators swap shifts with add_override');
 RESET ROLE;
 SET LOCAL ROLE opsguard_api;
 SELECT throws_ok($$SELECT ops.on_call('primary')$$, '42501', NULL, 'the API role cannot call on_call directly');

@@ -76,7 +76,7 @@ SELECT is(array(SELECT ops.on_call('berlin-night', t)
           'a handoff at a skipped local time (02:30 on 29 March) happens at 03:30 summer time, 01:30Z');
 SELECT is(pg_temp.handoffs('berlin-night', '2026-03-27Z', '2026-03-31Z'),
           ARRAY['2026-03-27 01:30', '2026-03-28 01:30', '2026-03-29 01:30', '2026-03-30 00:30'],
-          '... and on_call_shifts agrees; the next day is 02:30 CEST again');
+          'on_call_shifts agrees on the skipped-time handoff; the next day is 02:30 CEST again');
 -- 02:30 happens twice on 25 October (03:00 CEST falls back to 02:00 CET): the handoff is the second one
 SELECT is(array(SELECT ops.on_call('berlin-night', t)
                 FROM unnest(ARRAY['2026-10-25 00:29Z', '2026-10-25 00:30Z', '2026-10-25 00:45Z', '2026-10-25 01:29:59Z',
@@ -85,7 +85,7 @@ SELECT is(array(SELECT ops.on_call('berlin-night', t)
           'a handoff at a repeated local time (02:30 on 25 October) happens at the second 02:30, 01:30Z');
 SELECT is(pg_temp.handoffs('berlin-night', '2026-10-23Z', '2026-10-27Z'),
           ARRAY['2026-10-23 00:30', '2026-10-24 00:30', '2026-10-25 01:30', '2026-10-26 01:30'],
-          '... and on_call_shifts agrees');
+          'on_call_shifts agrees on the repeated-time handoff (the second 02:30, 01:30Z)');
 SELECT is((SELECT count(*)::int FROM ops.on_call('berlin-daily', '2026-03-02 07:59:59Z')), 0,
           'before the first handoff the layer is not active: nobody');
 
@@ -100,7 +100,7 @@ SELECT results_eq(
 SELECT is(array(SELECT coalesce((SELECT ops.on_call('berlin-window', t)), '-')
                 FROM unnest(ARRAY['2026-03-29 01:00Z', '2026-03-29 01:14Z', '2026-03-29 01:15Z', '2026-03-29 01:44Z',
                                   '2026-03-29 01:45Z']::timestamptz[]) AS t),
-          ARRAY['-', '-', 'dave', 'dave', '-'], '... and on_call agrees at its edges');
+          ARRAY['-', '-', 'dave', 'dave', '-'], 'on_call agrees with on_call_shifts at the edges of a window at skipped local times');
 
 -- 30 days of a layered Berlin schedule, minute by minute: on_call at each minute against the row of
 -- on_call_shifts that holds it (nobody on both sides counts as agreeing). Layers: a weekly base, business
@@ -137,9 +137,9 @@ SELECT is_empty(
 SELECT is_empty(
     $$SELECT 1 FROM shifts AS a JOIN shifts AS b ON a.ends_at = b.starts_at
       WHERE a.principal = b.principal AND a.source = b.source$$,
-    '... its rows of one principal and source that touch are merged');
+    'on_call_shifts merges its rows of one principal and source that touch');
 SELECT ok((SELECT count(DISTINCT source) = 4 AND count(*) > 100 FROM shifts),
-          '... and the month exercises every layer and the overrides');
+          'the month of on_call_shifts exercises every layer and the overrides');
 
 SELECT * FROM finish();
 ROLLBACK;

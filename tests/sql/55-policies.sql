@@ -53,7 +53,7 @@ SELECT is((ops.add_policy_step('payments', 2, '[{"principal": "bob"}]', 'carol')
 SELECT is((SELECT changes -> 'targets' FROM ops.audit_log
            WHERE table_name = 'escalation_policy_steps' AND action = 'UPDATE' AND actor = 'carol'),
           '[[{"principal": "alice"}, {"principal": "bob"}], [{"principal": "bob"}]]'::jsonb,
-          '... audited with the old and new targets');
+          'replacing a policy step is audited with the old and new targets');
 
 -- bad steps and targets: a SQLSTATE naming the bad element, and nothing written
 CREATE TEMP TABLE before_steps AS SELECT * FROM ops.escalation_policy_steps;
@@ -108,7 +108,7 @@ SELECT throws_ok($$SELECT ops.add_policy_step('payments', 1, '[{"principal": "bo
                  'an actor is required');
 SELECT set_eq($$SELECT policy, step, targets FROM ops.escalation_policy_steps$$,
               $$SELECT policy, step, targets FROM before_steps$$, 'no refused step changed the steps');
-SELECT is((SELECT count(*) FROM ops.audit_log), (SELECT n FROM audit_before), '... nor wrote an audit row');
+SELECT is((SELECT count(*) FROM ops.audit_log), (SELECT n FROM audit_before), 'a refused policy step writes no audit row');
 
 -- remove_policy_step: the last step only
 SELECT throws_ok($$SELECT ops.remove_policy_step('payments', 2, 'alice')$$, '22023',
@@ -117,7 +117,8 @@ SELECT throws_ok($$SELECT ops.remove_policy_step('plain', 1, 'alice')$$, '22023'
 SELECT throws_ok($$SELECT ops.remove_policy_step('nope', 1, 'alice')$$, 'P0002', NULL, 'an unknown policy');
 SELECT is((ops.remove_policy_step('payments', 3, 'dave')).step, 3, 'the last step is removed');
 SELECT is((SELECT count(*)::int FROM ops.audit_log
-           WHERE table_name = 'escalation_policy_steps' AND action = 'DELETE' AND actor = 'dave'), 1, '... audited');
+           WHERE table_name = 'escalation_policy_steps' AND action = 'DELETE' AND actor = 'dave'), 1,
+          'removing the last policy step is audited');
 SELECT is((ops.add_policy_step('payments', 3, '[{"principal": "alice"}]', 'alice')).step, 3, 'and appended again');
 
 -- route policies
@@ -131,7 +132,7 @@ SELECT throws_ok($$SELECT ops.set_route_policy('GET /pay', 'nope', 'alice')$$, '
 SELECT throws_ok($$SELECT ops.set_route_policy('', 'plain', 'alice')$$, '22023', NULL, 'an empty route is refused');
 SELECT is((SELECT policy FROM ops.route_policies WHERE route = 'GET /pay'), 'plain', 'a refused change changes nothing');
 SELECT is((ops.set_route_policy('GET /pay', NULL, 'carol')).policy, 'plain', 'NULL removes the mapping, returning it');
-SELECT is_empty($$SELECT * FROM ops.route_policies$$, '... which is gone');
+SELECT is_empty($$SELECT * FROM ops.route_policies$$, 'a route policy set to NULL is gone from route_policies');
 
 -- the default_policy setting names a policy or nothing
 SELECT is((ops.set_setting('default_policy', 'payments', 'alice')).value, '"payments"'::jsonb, 'default_policy is set');

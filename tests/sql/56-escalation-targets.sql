@@ -41,7 +41,7 @@ SELECT results_eq($$SELECT level, principals, mentions, step FROM paged$$,
                   $$VALUES (1, '["bob"]'::jsonb, '["<@UBOB>"]'::jsonb, '1'::jsonb)$$,
                   'level 1 pages step 1: bob, on call in primary, mentioned by his Slack user');
 SELECT is((SELECT targets -> 'destinations' FROM ops.escalation_events WHERE escalation_level = 1),
-          '[{"type": "route"}]'::jsonb, '... through the route destination');
+          '[{"type": "route"}]'::jsonb, 'level 1 pages step 1 through the route destination');
 SELECT results_eq(
     $$SELECT dedup_key, webhook_url, payload -> 'mentions', payload -> 'principals' FROM ops.notification_outbox$$,
     $$SELECT ops.escalation_hash(a, 1), NULL::text, '["<@UBOB>"]'::jsonb, '["bob"]'::jsonb FROM t$$,
@@ -49,7 +49,7 @@ SELECT results_eq(
 SELECT is((SELECT ops.slack_message(payload) ->> 'text' FROM ops.notification_outbox),
           '[CRITICAL] GET /pay::slo_violation escalated to level 1 <@UBOB>', 'the Slack text mentions bob');
 SELECT ok((SELECT ops.slack_message(payload) #>> '{blocks,0,text,text}' FROM ops.notification_outbox) LIKE E'%\nPaging <@UBOB>%',
-          '... and so does the first block');
+          'the first Slack block mentions the paged bob too');
 
 -- the schedule changes between levels: alice covers primary from 12:10
 SELECT is((ops.add_override('primary', 'alice', '2026-03-02 12:10Z', '2026-03-02 14:00Z', 'admin', 'swap')).principal,
@@ -59,8 +59,8 @@ SELECT is(ops.page_targets('three', 1, '2026-03-02 12:35Z') -> 'principals', '["
 SELECT is((SELECT principals FROM paged WHERE level = 1), '["bob"]'::jsonb,
           'the event already sent still says bob: the change is for the next escalation');
 SELECT is((ops.escalation_tick('2026-03-02 12:05Z')) -> 'escalationsCount', '0'::jsonb,
-          'the same tick again sends nothing ...');
-SELECT is((SELECT count(*)::int FROM ops.notification_outbox), 1, '... and queues nothing twice');
+          'the same tick run again sends nothing');
+SELECT is((SELECT count(*)::int FROM ops.notification_outbox), 1, 'the same tick run again queues no message twice');
 
 -- level 2: the secondary on-call; level 3: dave and a webhook
 SELECT is((ops.escalation_tick('2026-03-02 12:35Z')) -> 'escalationsCount', '1'::jsonb, 'level 2 at 12:35');
@@ -100,7 +100,7 @@ SELECT is((ops.escalation_tick('2026-03-02 13:35Z')) -> 'escalationsCount', '1':
 SELECT is((SELECT (step, principals) FROM paged WHERE level = 4), row('3'::jsonb, '["dave"]'::jsonb),
           'level 4 is beyond the last step: it pages step 3 again');
 SELECT is((SELECT count(*)::int FROM ops.notification_outbox WHERE payload -> 'escalation_level' = '4'), 2,
-          '... to both its destinations');
+          'level 4, beyond the last step, pages both destinations of step 3');
 SELECT ops.ack_incident(a, 'bob', p_now => '2026-03-02 13:40Z') FROM t;
 
 -- repeat: the steps start over, then the last one stays
@@ -125,17 +125,17 @@ SELECT
     o.payload
 FROM ops.escalation_events AS e
 INNER JOIN ops.notification_outbox AS o ON e.id = o.event_id WHERE e.incident_key = 'GET /plain::slo_violation';
-SELECT is((SELECT count(*)::int FROM plain), 1, '... queues one message');
-SELECT is((SELECT targets FROM plain), NULL, '... its event records no targets');
+SELECT is((SELECT count(*)::int FROM plain), 1, 'an incident on a route without a policy queues one message');
+SELECT is((SELECT targets FROM plain), NULL, 'an incident on a route without a policy records no targets on its event');
 SELECT is((SELECT (dedup_key = unique_hash AND webhook_url IS NULL) FROM plain), TRUE,
-          '... dedup_key is unique_hash, and the route webhook is read at send time');
+          'without a policy, dedup_key is unique_hash and the route webhook is read at send time');
 SELECT is((SELECT payload::text FROM plain),
           (SELECT jsonb_build_object('dedup_key', unique_hash, 'incident_id', incident_id, 'incident_key', incident_key,
                                      'route', route, 'severity', severity, 'escalation_level', escalation_level,
                                      'escalated_at', escalated_at, 'link', NULL,
                                      'text', format('[%s] %s escalated to level %s', upper(severity), incident_key,
                                                     escalation_level))::text FROM plain),
-          '... and the payload is the one of before, byte for byte');
+          'without a policy, the payload is the one of before, byte for byte');
 
 SELECT ops.ack_incident(incident_id, 'bob', p_now => '2026-03-02 14:10Z') FROM plain;
 
@@ -151,7 +151,7 @@ SELECT ops.set_setting('canary_pct', '0', 'admin');
 SELECT is((ops.escalation_tick('2026-03-02 15:06Z')) #> '{wouldEscalate,0,wouldPage}', '["alice"]'::jsonb,
           'outside the canary: wouldPage too');
 SELECT is((SELECT count(*)::int FROM ops.escalation_events WHERE incident_key = 'GET /other::slo_violation'), 0,
-          '... and nothing was escalated');
+          'a route outside the canary share is not escalated, only reported with wouldPage');
 SELECT ops.set_setting('canary_pct', '100', 'admin');
 
 -- a dangling default policy is none, reported; a removed schedule pages no one and is reported
@@ -160,7 +160,7 @@ SELECT is((ops.escalation_tick('2026-03-02 15:07Z')) -> 'invalidSettings',
           '{"default_policy": "no escalation policy is named \"ghost\""}'::jsonb,
           'a default_policy naming no policy: the tick names it and treats it as none');
 SELECT is((SELECT targets FROM ops.escalation_events WHERE incident_key = 'GET /other::slo_violation'), NULL,
-          '... and pages as without a policy');
+          'a default_policy naming no policy pages as without a policy');
 DELETE FROM ops.schedules WHERE name = 'secondary';
 SELECT results_eq(
     $$SELECT setting, blocking FROM ops.config_problems()$$,

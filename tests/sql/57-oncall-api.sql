@@ -36,7 +36,7 @@ SELECT is(ops.api_oncall('ops-bot', NULL, 'primary', '2026-12-01 10:00Z') -> 'on
 SELECT is(ops.api_oncall('ops-bot', NULL, 'primary', '2026-12-01 12:30Z') #>> '{onCall,0,principal}', 'carol',
           'during the override: carol');
 SELECT is(ops.api_oncall('ops-bot', NULL, 'primary', '2026-12-01 12:30Z') #>> '{onCall,0,until}',
-          '2026-12-01T14:00:00+00:00', '... until it ends');
+          '2026-12-01T14:00:00+00:00', 'during the override api_oncall says carol is on call until it ends');
 SELECT is(ops.api_oncall('ops-bot', NULL, 'primary', '2026-12-01 15:00Z') #>> '{onCall,0,until}',
           '2026-12-02T10:00:00+00:00',
           'bob again: until the end of his override right after his shift, not the handoff between them');
@@ -82,9 +82,9 @@ SELECT throws_ok($$SELECT ops.api_oncall('ops-bot', NULL, 'nope', '2026-12-01 10
 SELECT throws_ok($$SELECT ops.api_oncall('pipeline', NULL, 'primary', '2026-12-01 10:00Z')$$, '42501', NULL,
                  'a signer without oncall.read is refused (403)');
 SELECT throws_ok($$SELECT ops.api_oncall('ops-bot', 'pipeline', NULL, '2026-12-01 10:00Z')$$, '42501', NULL,
-                 '... and so is an actor without it');
+                 'an actor without oncall.read is refused (403), though its signer has it');
 SELECT throws_ok($$SELECT ops.api_oncall('nobody', NULL, NULL, '2026-12-01 10:00Z')$$, '42501', NULL,
-                 '... and an unknown principal');
+                 'an unknown principal asking api_oncall is refused (403)');
 SELECT throws_ok($$SELECT ops.api_oncall('ops-bot', NULL, 'primary', NULL)$$, '22004', 'api_oncall needs a time',
                  'no time: 22004');
 SELECT throws_ok($$SELECT ops.api_oncall('pipeline', NULL, 'nope', '2026-12-01 10:00Z')$$, '42501', NULL,
@@ -98,7 +98,7 @@ SELECT throws_ok($$SELECT ops.schedule_feed_token('primary', ' ')$$, '22004', NU
 SELECT throws_ok($$SELECT ops.remove_schedule_feed('primary', 'alice')$$, 'P0002', 'schedule "primary" has no calendar feed',
                  'removing a feed that is not there: P0002');
 SELECT ok((SELECT count(*) FROM ops.schedule_feeds) = 0 AND (SELECT count(*) FROM ops.audit_log) = (SELECT n FROM audit_before),
-          '... and none of those wrote anything');
+          'refused calendar-feed calls (unknown schedule, blank actor, no feed to remove) wrote no feed and no audit row');
 
 CREATE TEMP TABLE tok AS
 SELECT
@@ -129,7 +129,7 @@ SELECT is((SELECT jsonb_agg(s -> 'uid') FROM jsonb_array_elements(
 SELECT is((SELECT count(DISTINCT s ->> 'uid')::int FROM jsonb_array_elements(
                ops.api_schedule_feed('primary', (SELECT t FROM tok WHERE n = 1), '2026-12-01 10:00Z') -> 'shifts') AS s),
           jsonb_array_length(ops.api_schedule_feed('primary', (SELECT t FROM tok WHERE n = 1), '2026-12-01 10:00Z') -> 'shifts'),
-          '... and one per shift');
+          'a calendar feed''s UIDs are one per shift');
 SELECT is((SELECT s ->> 'uid' FROM jsonb_array_elements(
                ops.api_schedule_feed('primary', (SELECT t FROM tok WHERE n = 1), '2026-12-01 10:00Z') -> 'shifts') AS s
            WHERE s ->> 'startsAt' = '2026-12-02T10:00:00+00:00'),
@@ -166,9 +166,10 @@ SELECT is(jsonb_typeof(ops.api_schedule_feed('primary', (SELECT t FROM tok WHERE
 
 SELECT is((ops.remove_schedule_feed('primary', 'carol')).rotated_by, 'bob', 'removing the feed');
 SELECT throws_ok(format('SELECT ops.api_schedule_feed(%L, %L)', 'primary', (SELECT t FROM tok WHERE n = 2)), 'P0002',
-                 'no calendar feed for this schedule and token', '... turns its token off, the same way');
+                 'no calendar feed for this schedule and token',
+                 'removing the calendar feed turns its token off, the same way as a wrong token (P0002)');
 SELECT is((SELECT actor FROM ops.audit_log WHERE table_name = 'schedule_feeds' AND action = 'DELETE'), 'carol',
-          '... audited');
+          'removing a calendar feed is audited');
 
 -- Slack: /oncall [schedule], for the linked principal, answered for now
 SELECT ops.link_chat_identity('slack', 'T1', 'UALICE', 'alice', 'admin');

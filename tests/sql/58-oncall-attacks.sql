@@ -119,12 +119,12 @@ SELECT is(array(SELECT coalesce((SELECT ops.on_call('ny-first', t)), '-')
                 FROM unnest(ARRAY['2026-11-01 05:29:59Z', '2026-11-01 05:30Z', '2026-11-01 06:29:59Z',
                                   '2026-11-02 06:29:59Z', '2026-11-02 06:30Z']::timestamptz[]) AS t),
           ARRAY['-', 'alice', 'alice', 'alice', 'bob'],
-          '... alice is on call from it, and bob from the next 01:30 (EST, 06:30Z on 2 November)');
+          'New York fall-back night: alice is on call from the first 01:30, bob from the next 01:30 (EST, 06:30Z on 2 November)');
 SELECT results_eq(
     $$SELECT principal, starts_at, ends_at FROM ops.on_call_shifts('ny-first', '2026-11-01Z', '2026-11-02 12:00Z')$$,
     $$VALUES ('alice', '2026-11-01 05:30Z'::timestamptz, '2026-11-02 06:30Z'::timestamptz),
              ('bob', '2026-11-02 06:30Z', '2026-11-02 12:00Z')$$,
-    '... and on_call_shifts says the same');
+    'on_call_shifts agrees on the first handoff at the New York fall-back night');
 SELECT ops.add_rotation('troll-first', 'hourly', '1 hour', '2026-10-25 02:30+02', ARRAY['alice', 'bob'], 'admin');
 SELECT is(array(SELECT coalesce((SELECT ops.on_call('troll-first', t)), '-')
                 FROM unnest(ARRAY['2026-10-25 00:29Z', '2026-10-25 00:30Z', '2026-10-25 02:29Z', '2026-10-25 03:29Z',
@@ -146,11 +146,12 @@ SELECT results_eq(
     $$VALUES ('2026-12-01 12:00:00Z'::timestamptz, '2026-12-01 13:00:00Z'::timestamptz)$$,
     'an override keeps its bounds to the whole second');
 SELECT is((SELECT array_agg(w.w) FROM ops.on_call('primary', '2026-12-01 12:00:00.1Z') AS w (w)), '{bob}'::text[],
-          '... and on_call agrees with the stored bounds');
+          'on_call agrees with an override''s bounds stored to the whole second');
 SELECT throws_ok($$SELECT ops.add_override('primary', 'alice', '2026-12-02 12:00:00.2Z', '2026-12-02 12:00:00.7Z',
                                            'admin', 'half a second')$$, '22023', NULL,
                  'an override shorter than a second, within one second, is an empty span: refused');
-SELECT is((SELECT count(*) FROM ops.schedule_overrides WHERE reason = 'half a second'), 0::bigint, '... and not stored');
+SELECT is((SELECT count(*) FROM ops.schedule_overrides WHERE reason = 'half a second'), 0::bigint,
+          'an override refused as an empty span is not stored');
 SELECT is((ops.add_rotation('primary', 'frac', '1 day', '2026-12-01 09:00:00.75Z', ARRAY['alice'], 'admin')).handoff_at,
           '2026-12-01 09:00:00Z'::timestamptz, 'a first handoff is kept to the whole second');
 SELECT throws_ok($$SELECT ops.add_rotation('primary', 'r', '1 hour 0.5 seconds', now(), ARRAY['alice'], 'admin')$$,
@@ -184,7 +185,7 @@ SELECT results_eq(
     $$SELECT principal, starts_at, ends_at FROM ops.on_call_shifts('apia', '2011-12-29Z', '2012-01-01Z')$$,
     $$VALUES ('alice', '2011-12-29 08:00Z'::timestamptz, '2011-12-29 16:00Z'::timestamptz),
              ('bob', '2011-12-30 08:00Z', '2011-12-30 16:00Z'), ('bob', '2011-12-31 08:00Z', '2011-12-31 16:00Z')$$,
-    '... and on_call_shifts says the same; the skipped day''s own turn (alice) never comes');
+    'Apia 2011: on_call_shifts agrees across the skipped day; the skipped day''s own turn (alice) never comes');
 
 -- minute by minute, on_call against on_call_shifts around the largest clock changes, on a schedule of an hourly
 -- layer under a 22:00-06:00 night layer of daily turns (nobody on both sides counts as agreeing)

@@ -30,7 +30,7 @@ SELECT is((ops.escalation_tick('2026-03-02 12:05Z')) -> 'escalationsCount', '2':
 SELECT is((SELECT targets -> 'principals' FROM ops.escalation_events WHERE incident_id = (SELECT a FROM t)),
           '["alice"]'::jsonb, 'the step pages its other target; the broken schedule adds no one');
 SELECT is((SELECT targets -> 'destinations' FROM ops.escalation_events WHERE incident_id = (SELECT a FROM t)),
-          '[{"type": "route"}]'::jsonb, '... through the route message');
+          '[{"type": "route"}]'::jsonb, 'a step with a broken schedule still pages its other target through the route message');
 SELECT is((SELECT count(*)::int FROM ops.notification_outbox), 2, 'one message per incident is queued');
 SELECT is(ops.page_targets('pay', 1, '2026-03-02 12:05Z') -> 'principals', '["alice"]'::jsonb,
           'page_targets answers the same instead of failing');

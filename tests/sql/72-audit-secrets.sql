@@ -39,7 +39,7 @@ SELECT results_eq(
     'a route webhook set, changed and removed: each row names the host and hash only');
 SELECT isnt((SELECT changes #>> '{webhook_url,0}' FROM ops.audit_log WHERE table_name = 'route_webhooks' AND action = 'UPDATE'),
             (SELECT changes #>> '{webhook_url,1}' FROM ops.audit_log WHERE table_name = 'route_webhooks' AND action = 'UPDATE'),
-            '... and a changed URL shows as two different hashes');
+            'a changed route webhook URL shows in the audit row as two different hashes');
 SELECT is((SELECT changes #>> '{targets,0,webhook}' FROM ops.audit_log
            WHERE table_name = 'escalation_policy_steps' AND action = 'INSERT' AND changes -> 'step' = '1'),
           'https://hooks.slack.com/… sha256:'
@@ -47,7 +47,7 @@ SELECT is((SELECT changes #>> '{targets,0,webhook}' FROM ops.audit_log
           'a policy step''s webhook target is kept as its host and sha256');
 SELECT alike((SELECT changes #>> '{targets,1,0,webhook}' FROM ops.audit_log
               WHERE table_name = 'escalation_policy_steps' AND action = 'UPDATE'),
-             'https://chat.example.com/… sha256:%', '... also when the step is replaced');
+             'https://chat.example.com/… sha256:%', 'a replaced policy step''s webhook target is kept as its host and sha256');
 SELECT is((SELECT changes #>> '{targets,1,webhook}' FROM ops.audit_log
            WHERE table_name = 'escalation_policy_steps' AND action = 'INSERT' AND changes -> 'step' = '2'),
           'https://two.example.com/… sha256:'
@@ -61,7 +61,7 @@ SELECT is((SELECT changes -> 'value' FROM ops.audit_log WHERE table_name = 'sett
               || left(encode(sha256(convert_to('https://pager.example.com/h/pager2SECRET', 'UTF8')), 'hex'), 16)),
           'any setting of kind webhook, not only slack_webhook_url: its change shows two hashes');
 SELECT is((SELECT value #>> '{}' FROM ops.settings WHERE key = 'pager_webhook_url'),
-          'https://pager.example.com/h/pager2SECRET', '... while the setting itself keeps its URL');
+          'https://pager.example.com/h/pager2SECRET', 'a webhook setting keeps its URL while the audit row shows hashes');
 -- what the tick sends still goes to the real URL: only the audit row is redacted
 SELECT is((SELECT targets -> 0 ->> 'webhook' FROM ops.escalation_policy_steps WHERE policy = 'payments' AND step = 1),
           'https://chat.example.com/hook/step2SECRET', 'the step itself keeps the URL it pages');

@@ -14,7 +14,7 @@ SELECT is_empty($$SELECT metric FROM sql_side EXCEPT SELECT metric FROM ops.metr
                 'every metric of ops.metrics has an export row');
 SELECT is_empty(
     $$SELECT DISTINCT m.metric FROM sql_side AS m JOIN ops.metric_exports AS e USING (metric) WHERE e.kind <> m.kind$$,
-    '... of the same type');
+    'every exported metric has the type its ops.metrics row has');
 SELECT bag_eq($$SELECT metric, labels FROM sql_side$$,
               $$SELECT e.metric, x.labels FROM exported AS x JOIN ops.metric_exports AS e ON e.exported_as = x.metric$$,
               'one exported series per SQL series, with the same labels');
@@ -44,7 +44,7 @@ SELECT results_eq(
     $$VALUES (3300::float8), (60::float8)$$,
     'queue lag (due at 11:05, ticked at 12:00) and tick_ms (60000) in seconds');
 SELECT is((SELECT value FROM sql_side WHERE metric = 'opsguard_queue_lag_ms'), 3300000::float8,
-          '... while psql reads ms under the seed name');
+          'psql reads the queue lag in ms under the seed name opsguard_queue_lag_ms');
 SELECT is((SELECT value FROM exported WHERE metric = 'opsguard_escalations_total'), 1::float8,
           'counters keep their value');
 

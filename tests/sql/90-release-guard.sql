@@ -1,14 +1,15 @@
 -- ops.release_guard and ops.route_findings: every rule at its boundary, minimum samples,
--- burn-rate pairs, lookback edges, acks that do not clear route violations, exemptions.
--- The clock: 2026-03-02 12:00:30 UTC.
+-- burn-rate pairs, lookback edges, acks that do not clear route violations, exemptions, and
+-- route_prefix scoping incidents by their route. The clock: 2026-03-02 12:00:30 UTC; the
+-- sections at the end each have their own day and routes.
 BEGIN;
-SELECT plan(36);
+SELECT plan(51);
 
--- n requests on a route at a time, the first e of them 5xx
-CREATE FUNCTION pg_temp.traffic(p_route text, p_at timestamptz, p_n int, p_e int) RETURNS jsonb
+-- n requests on a route at a time, the first e of them 5xx, each taking p_ms
+CREATE FUNCTION pg_temp.traffic(p_route text, p_at timestamptz, p_n int, p_e int, p_ms int DEFAULT 10) RETURNS jsonb
 LANGUAGE sql AS $$
     SELECT ops.record_requests(jsonb_agg(jsonb_build_object('route', p_route, 'status', CASE WHEN g <= p_e THEN 500 ELSE 200 END,
-                                                            'latency_ms', 10, 'at', p_at)))
+                                                            'latency_ms', p_ms, 'at', p_at)))
     FROM generate_series(1, p_n) AS g
 $$;
 CREATE FUNCTION pg_temp.verdict(p_route text, p_reason text) RETURNS text
@@ -65,7 +66,7 @@ SELECT is(pg_temp.verdict('GET /tight', 'slo_violation'), 'violation', 'the rout
 SELECT throws_ok($$SELECT ops.set_route_slo('GET /lax', 7, 5, 'alice')$$, '22023', NULL,
                  'a target whose 14.4x burn exceeds 100 % (a rule that can never fire) is refused');
 SELECT throws_ok($$INSERT INTO ops.route_slos (route, error_pct_target) VALUES ('GET /lax', 7)$$, '23514', NULL,
-                 '... even by direct SQL');
+                 'a target whose 14.4x burn exceeds 100 % is refused even by direct SQL');
 
 -- latency_slo: at most 5 % slower than 100 ms
 SELECT ops.set_route_slo('GET /lat', 1, 5, 'alice', 100, 5);
@@ -81,9 +82,10 @@ SELECT is((ops.release_guard('2026-03-02 12:00:30Z', 'GET /ok')) - 'evaluationId
             "failingCount": 0, "warningCount": 0, "truncated": false}', 'scoped to a healthy route: ok');
 SELECT is((ops.release_guard('2026-03-02 12:00:30Z', 'GET /few')) -> 'warnings' -> 0 ->> 'reason', 'error_rate_critical',
           'too few samples: listed under warnings');
-SELECT is((ops.release_guard('2026-03-02 12:00:30Z', 'GET /few')) ->> 'ok', 'true', '... and not blocking by default');
+SELECT is((ops.release_guard('2026-03-02 12:00:30Z', 'GET /few')) ->> 'ok', 'true', 'too few samples do not block the guard by default');
 SELECT ops.set_setting('guard_block_inconclusive', 'true', 'alice');
-SELECT is((ops.release_guard('2026-03-02 12:00:30Z', 'GET /few')) ->> 'ok', 'false', '... unless guard_block_inconclusive');
+SELECT is((ops.release_guard('2026-03-02 12:00:30Z', 'GET /few')) ->> 'ok', 'false',
+          'too few samples block the guard with guard_block_inconclusive');
 SELECT ops.set_setting('guard_block_inconclusive', 'false', 'alice');
 
 -- incidents: open, unacknowledged, critical, seen within guard_lookback_min (10)
@@ -132,6 +134,77 @@ SELECT is((SELECT count(*)::int FROM ops.audit_log WHERE table_name = 'guard_ove
 SELECT ops.release_guard('2026-03-02 12:00:30Z', NULL, 'github-actions', '{"commit": "abc123"}');
 SELECT results_eq($$SELECT ok, caller, context ->> 'commit' FROM ops.guard_evaluations ORDER BY id DESC LIMIT 1$$,
                   $$VALUES (false, 'github-actions', 'abc123')$$, 'evaluations are stored');
+
+-- the findings on one route at a time
+CREATE FUNCTION pg_temp.findings(p_now timestamptz, p_route text) RETURNS TABLE (reason text, verdict text, evidence jsonb)
+LANGUAGE sql AS $$
+    SELECT f.reason, f.verdict, f.evidence FROM ops.route_findings(p_now) AS f WHERE f.route = p_route
+$$;
+
+-- hard_error_threshold below min_samples (5): every request failed, yet 4 are too few to judge.
+-- The traffic is 3 minutes old at 12:00:30, outside the 1-minute window, so only the 5-minute
+-- rules (and the burn-rate pairs, also short of samples) see it
+SELECT pg_temp.traffic('GET /he/4', '2026-03-02 11:57:00Z', 4, 4);
+SELECT pg_temp.traffic('GET /he/5', '2026-03-02 11:57:00Z', 5, 5);
+SELECT set_eq($$SELECT reason, verdict FROM pg_temp.findings('2026-03-02 12:00:30Z', 'GET /he/4')$$,
+              $$VALUES ('hard_error_threshold', 'inconclusive'), ('slo_violation', 'inconclusive')$$,
+              'hard_error_threshold: 4 failed requests of 4 (< min_samples 5) are inconclusive, not a violation');
+SELECT is((SELECT evidence FROM pg_temp.findings('2026-03-02 12:00:30Z', 'GET /he/4') WHERE reason = 'hard_error_threshold'),
+          '{"err_rate_5m": 100, "samples_5m": 4, "threshold_pct": 20, "min_samples": 5}'::jsonb,
+          'the evidence of an inconclusive hard_error_threshold names the 4 samples and the minimum');
+SELECT is((SELECT verdict FROM pg_temp.findings('2026-03-02 12:00:30Z', 'GET /he/5') WHERE reason = 'hard_error_threshold'),
+          'violation', 'hard_error_threshold with 5 samples is judged: a violation');
+CREATE TEMP TABLE g_he AS SELECT ops.release_guard('2026-03-02 12:00:30Z', 'GET /he/4') AS g;
+SELECT is((SELECT jsonb_build_array(g -> 'ok', g -> 'failingCount') FROM g_he), '[true, 0]'::jsonb,
+          'the guard does not block on an inconclusive hard_error_threshold');
+SELECT set_eq($$SELECT jsonb_array_elements(g -> 'warnings') ->> 'reason' FROM g_he$$,
+              ARRAY['hard_error_threshold', 'slo_violation'], 'the guard lists an inconclusive hard_error_threshold under warnings');
+
+-- latency_slo below min_samples: 4 slow requests of 4 are inconclusive; 5 are a violation
+SELECT ops.set_route_slo(r, 1, 5, 'alice', 100, 5) FROM unnest(ARRAY['GET /lat/4', 'GET /lat/5']) AS r;
+SELECT pg_temp.traffic('GET /lat/4', '2026-03-03 11:57:00Z', 4, 0, 250);
+SELECT pg_temp.traffic('GET /lat/5', '2026-03-03 11:57:00Z', 5, 0, 250);
+SELECT is((SELECT verdict FROM pg_temp.findings('2026-03-03 12:00:30Z', 'GET /lat/4') WHERE reason = 'latency_slo'),
+          'inconclusive', 'latency_slo: 4 slow requests of 4 (< min_samples 5) are inconclusive');
+SELECT is((SELECT evidence FROM pg_temp.findings('2026-03-03 12:00:30Z', 'GET /lat/4') WHERE reason = 'latency_slo'),
+          '{"slow_pct_5m": 100, "samples_5m": 4, "threshold_ms": 100, "target_pct": 5, "min_samples": 5}'::jsonb,
+          'the evidence of an inconclusive latency_slo names the 4 samples and the minimum');
+SELECT is((SELECT verdict FROM pg_temp.findings('2026-03-03 12:00:30Z', 'GET /lat/5') WHERE reason = 'latency_slo'),
+          'violation', 'latency_slo with 5 samples is judged: a violation');
+CREATE TEMP TABLE g_lat AS SELECT ops.release_guard('2026-03-03 12:00:30Z', 'GET /lat/') AS g;
+SELECT is((SELECT jsonb_build_array(g -> 'ok', g -> 'failingCount', g #> '{failing,0,route}', g #> '{failing,0,reason}') FROM g_lat),
+          '[false, 1, "GET /lat/5", "latency_slo"]'::jsonb, 'the guard blocks on the judged route only');
+SELECT set_eq($$SELECT w ->> 'reason' FROM g_lat, jsonb_array_elements(g -> 'warnings') AS w WHERE w ->> 'route' = 'GET /lat/4'$$,
+              ARRAY['latency_slo', 'hard_error_threshold', 'slo_violation'],
+              'the guard lists the route with an inconclusive latency_slo under warnings');
+
+-- route_prefix scopes incidents by their route (not their key), as it scopes route findings;
+-- a prefix is literal text, not a LIKE pattern
+SELECT ops.trigger_incident('GET /billing/pay::manual', 'critical', p_now => '2026-03-05 12:00Z');
+SELECT ops.trigger_incident('pager::search-db-down', 'critical', 'GET /search/db', p_now => '2026-03-05 12:00Z');
+-- the verdict, with the keys of the blocking and of the listed incidents sorted (the guard
+-- orders incidents by id, which is random)
+CREATE FUNCTION pg_temp.blocking(p_prefix text) RETURNS jsonb
+LANGUAGE sql AS $$
+    SELECT jsonb_build_object('ok', g -> 'ok', 'failingCount', g -> 'failingCount',
+        'failing', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]') FROM jsonb_path_query(g, '$.failing[*].incidentKey') AS k),
+        'incidents', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]') FROM jsonb_path_query(g, '$.incidents[*].incidentKey') AS k))
+    FROM ops.release_guard('2026-03-05 12:05Z', p_prefix) AS g
+$$;
+SELECT is(pg_temp.blocking(NULL),
+          '{"ok": false, "failingCount": 2, "failing": ["GET /billing/pay::manual", "pager::search-db-down"],
+            "incidents": ["GET /billing/pay::manual", "pager::search-db-down"]}'::jsonb,
+          'unscoped: both incidents block');
+SELECT is(pg_temp.blocking('GET /search'),
+          '{"ok": false, "failingCount": 1, "failing": ["pager::search-db-down"], "incidents": ["pager::search-db-down"]}'::jsonb,
+          'GET /search: only the incident whose route starts with it (its key does not)');
+SELECT is(pg_temp.blocking('GET /billing'),
+          '{"ok": false, "failingCount": 1, "failing": ["GET /billing/pay::manual"], "incidents": ["GET /billing/pay::manual"]}'::jsonb,
+          'GET /billing: only the billing incident');
+SELECT is(pg_temp.blocking('GET /shop'), '{"ok": true, "failingCount": 0, "failing": [], "incidents": []}'::jsonb,
+          'a prefix no incident route starts with: clear');
+SELECT is(pg_temp.blocking('GET /b_lling'), '{"ok": true, "failingCount": 0, "failing": [], "incidents": []}'::jsonb,
+          '_ in a prefix is a character, not a wildcard');
 
 SELECT * FROM finish();
 ROLLBACK;

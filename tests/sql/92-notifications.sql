@@ -29,7 +29,7 @@ SELECT is(ops.slack_message((SELECT payload FROM msg)) - 'blocks',
 SELECT matches(ops.slack_message((SELECT payload FROM msg)) #>> '{blocks,0,text,text}',
                '^:rotating_light: \*CRITICAL\* `GET /a::slo_violation` escalated to level \*1\*\n'
                || '<https://ops\.example\.com/incidents/[0-9a-f-]{36}\|Open the incident>$',
-               '... and a block with the incident and its link');
+               'the Slack body has a block with the incident and its link');
 SELECT is(ops.slack_message('{"incident_key": "GET /<x>&y", "severity": "warning", "escalation_level": 2}') #>> '{blocks,0,text,text}',
           ':warning: *WARNING* `GET /&lt;x&gt;&amp;y` escalated to level *2*',
           'mrkdwn specials are escaped; no link without app_base_url');
@@ -37,13 +37,14 @@ SELECT is(ops.slack_message('{"incident_key": "GET /<x>&y", "severity": "warning
 -- nowhere to send: messages wait
 SELECT is_empty($$SELECT * FROM ops.claim_notifications('w1', 10, '2026-03-02 13:00Z')$$,
                 'no webhook anywhere: nothing is claimed');
-SELECT is((SELECT count(*)::int FROM ops.notification_outbox WHERE status = 'pending'), 2, '... and both messages wait');
+SELECT is((SELECT count(*)::int FROM ops.notification_outbox WHERE status = 'pending'), 2,
+          'with no webhook anywhere both messages wait pending');
 
 -- per-route webhook, then the global fallback
 SELECT throws_ok($$SELECT ops.set_route_webhook('GET /a', 'http://hooks.example.com/x', 'alice')$$, '22023',
                  'webhook "http://hooks.example.com/x" must use https', 'plain http to a remote host is refused');
 SELECT throws_ok($$INSERT INTO ops.route_webhooks (route, webhook_url, updated_by) VALUES ('GET /a', 'http://x.example/', 'a')$$,
-                 '22023', NULL, '... also by a direct INSERT');
+                 '22023', NULL, 'a plain-http remote webhook is refused also by a direct INSERT');
 SELECT is(ops.set_route_webhook('GET /a', 'http://127.0.0.1:9/route-a', 'alice'), 'http://127.0.0.1:9/route-a',
           'http to loopback is allowed');
 SELECT is((SELECT actor FROM ops.audit_log WHERE table_name = 'route_webhooks' AND action = 'INSERT'), 'alice',
@@ -52,7 +53,8 @@ SELECT results_eq(
     $$SELECT id, attempt, webhook_url, dedup_key, lease_until FROM ops.claim_notifications('w1', 10, '2026-03-02 13:00Z')$$,
     $$SELECT id, 1, 'http://127.0.0.1:9/route-a', dedup_key, '2026-03-02 13:01Z'::timestamptz FROM msg$$,
     'only the route with a webhook is claimed, with a lease of notify_lease_s');
-SELECT results_eq($$SELECT status, attempts, claimed_by FROM msg$$, $$VALUES ('sending', 1, 'w1')$$, '... it is sending');
+SELECT results_eq($$SELECT status, attempts, claimed_by FROM msg$$, $$VALUES ('sending', 1, 'w1')$$,
+                  'a claimed message is sending, attempt 1, claimed by w1');
 SELECT is_empty($$SELECT * FROM ops.claim_notifications('w2', 10, '2026-03-02 13:00:30Z')$$,
                 'a claimed message is nobody else''s while its lease runs');
 
@@ -70,15 +72,16 @@ FROM msg;
 SELECT is(ops.finish_notifications('w9', jsonb_build_array(jsonb_build_object(
               'id', (SELECT id FROM c), 'claim', (SELECT claim_id FROM c) + 1000, 'outcome', 'failed', 'error', 'x')),
               '2026-03-02 13:00:40Z') ->> 'stale', '1',
-          'a report for another claim is stale ...');
-SELECT results_eq($$SELECT status, attempts FROM msg$$, $$VALUES ('sending', 1)$$, '... and changes nothing');
+          'a report for another claim is counted stale');
+SELECT results_eq($$SELECT status, attempts FROM msg$$, $$VALUES ('sending', 1)$$, 'a stale report for another claim changes nothing');
 
 SELECT is(ops.finish_notifications('w1', jsonb_build_array(jsonb_build_object(
               'id', (SELECT id FROM c), 'claim', (SELECT claim_id FROM c), 'outcome', 'failed', 'status', 500,
               'error', 'HTTP 500: internal_error', 'ms', 12.5)), '2026-03-02 13:00:40Z') ->> 'retrying', '1',
           'a failure is retried');
 SELECT results_eq($$SELECT status, attempts, last_http_status, last_error, claimed_by FROM msg$$,
-                  $$VALUES ('pending', 1, 500, 'HTTP 500: internal_error', NULL::text)$$, '... back to pending, with the error');
+                  $$VALUES ('pending', 1, 500, 'HTTP 500: internal_error', NULL::text)$$,
+                  'a failed delivery goes back to pending, with the error');
 SELECT ok((SELECT next_attempt_at BETWEEN '2026-03-02 13:00:41Z' AND '2026-03-02 13:00:42Z' FROM msg),
           'first retry after notify_backoff_ms (2 s) with jitter: between 1 and 2 s');
 SELECT is((SELECT slack_send_failures::int FROM ops.notification_stats), 2, 'both failed attempts count as Slack failures');
@@ -108,7 +111,7 @@ SELECT is(ops.finish_notifications('w1', jsonb_build_array(jsonb_build_object('i
                                    'outcome', 'skipped')), '2026-03-02 14:01Z') ->> 'released', '1',
           'a message the dispatcher did not start is released');
 SELECT results_eq($$SELECT status, attempts, next_attempt_at FROM msg$$,
-                  $$VALUES ('pending', 1, '2026-03-02 14:01Z'::timestamptz)$$, '... due now, the attempt not counted');
+                  $$VALUES ('pending', 1, '2026-03-02 14:01Z'::timestamptz)$$, 'a skipped message is due now, the attempt not counted');
 
 -- a dispatcher that dies: its lease runs out and the message goes out again, same key
 CREATE TEMP TABLE first_claim AS SELECT * FROM ops.claim_notifications('doomed', 10, '2026-03-02 14:01Z');
@@ -125,13 +128,14 @@ SELECT results_eq(
 SELECT is(ops.finish_notifications('doomed', jsonb_build_array(jsonb_build_object(
               'id', (SELECT id FROM c), 'claim', (SELECT claim_id FROM first_claim WHERE id = (SELECT id FROM c)),
               'outcome', 'sent', 'status', 200)), '2026-03-02 14:02:01Z') ->> 'stale', '1',
-          'a late report from the dead dispatcher is stale ...');
-SELECT is((SELECT status FROM msg), 'sending', '... and does not touch the new claim');
+          'a late report from the dead dispatcher is counted stale');
+SELECT is((SELECT status FROM msg), 'sending', 'a late report from the dead dispatcher does not touch the new claim');
 SELECT is(ops.finish_notifications('w2', (SELECT jsonb_agg(jsonb_build_object('id', id, 'claim', claim_id, 'outcome', 'sent',
                                                            'status', 200, 'ms', 3)) FROM msg), '2026-03-02 14:02:02Z') ->> 'sent',
           '1', 'delivered');
 SELECT results_eq($$SELECT status, sent_at, claimed_by, lease_until FROM msg$$,
-                  $$VALUES ('sent', '2026-03-02 14:02:02Z'::timestamptz, NULL::text, NULL::timestamptz)$$, '... sent, the claim cleared');
+                  $$VALUES ('sent', '2026-03-02 14:02:02Z'::timestamptz, NULL::text, NULL::timestamptz)$$,
+                  'a delivered message is sent, the claim cleared');
 
 -- dead letters, and their replay
 SELECT ops.set_setting('notify_max_attempts', '2', 'alice');
@@ -146,13 +150,15 @@ SELECT is(ops.finish_notifications('w1', (SELECT jsonb_agg(jsonb_build_object('i
                                                            'error', 'timed out'))
                                           FROM ops.claim_notifications('w1', 10, '2026-03-02 15:10Z')), '2026-03-02 15:10Z') ->> 'dead',
           '1', 'attempt 2 of 2 failed: a dead letter');
-SELECT results_eq($$SELECT status, attempts, last_error FROM msg_b$$, $$VALUES ('dead', 2, 'timed out')$$, '... kept, with why');
+SELECT results_eq($$SELECT status, attempts, last_error FROM msg_b$$, $$VALUES ('dead', 2, 'timed out')$$,
+                  'a dead letter is kept, with why');
 SELECT is_empty($$SELECT * FROM ops.claim_notifications('w1', 10, '2026-03-02 16:00Z')$$, 'dead letters are not claimed');
 SELECT results_eq($$SELECT sent::int, dead_letters::int, pending::int, sending::int FROM ops.notification_stats$$,
                   $$VALUES (1, 1, 0, 0)$$, 'notification_stats counts sent, dead, pending and sending');
 SELECT is(ops.replay_dead_notifications('alice'), 1, 'replay puts the dead letter back');
-SELECT results_eq($$SELECT status, attempts FROM msg_b$$, $$VALUES ('pending', 0)$$, '... pending, with fresh attempts');
-SELECT is((SELECT actor FROM ops.audit_log WHERE table_name = 'notification_outbox'), 'alice', '... and the replay is audited');
+SELECT results_eq($$SELECT status, attempts FROM msg_b$$, $$VALUES ('pending', 0)$$,
+                  'replay_dead_notifications puts the dead letter back pending, with fresh attempts');
+SELECT is((SELECT actor FROM ops.audit_log WHERE table_name = 'notification_outbox'), 'alice', 'replay_dead_notifications is audited');
 
 -- URL rotation: the webhook is read when a message is sent, not when it was queued
 SELECT ops.set_setting('slack_webhook_url', 'https://hooks.slack.com/services/T/B/rotated', 'alice');

@@ -25,16 +25,18 @@ SET LOCAL ROLE opsguard_api;
 SELECT is(ops.api_slack_command('T1', 'UNKNOWN', '/incident-ack', 'GET /a::slo_violation', 'k1') ->> 'error', 'unlinked_user',
           'an unlinked Slack user is told so');
 SELECT matches(ops.api_slack_command('T1', 'UNKNOWN', '/incident-ack', 'x', 'k2') ->> 'text',
-               'not linked.*link_chat_identity\(''slack'', ''T1'', ''UNKNOWN''', '... with the command an admin runs');
+               'not linked.*link_chat_identity\(''slack'', ''T1'', ''UNKNOWN''',
+               'an unlinked Slack user is told the command an admin runs to link them');
 SELECT is(ops.api_slack_command('T2', 'UALICE', '/incident-list', '', 'k3') ->> 'error', 'unlinked_user',
           'the same user id in another workspace is someone else');
 
 SELECT is(ops.api_slack_command('T1', 'UVICTOR', '/incident-ack', 'GET /a::slo_violation', 'k4') - 'text',
           '{"ok": false, "error": "forbidden", "response_type": "ephemeral"}', 'a viewer may not ack');
 SELECT is(ops.api_slack_command('T1', 'UVICTOR', '/incident-resolve', 'GET /a::slo_violation', 'k5') ->> 'text',
-          'victor may not resolve incidents (the permission incidents.resolve is missing).', '... nor resolve, and is told why');
+          'victor may not resolve incidents (the permission incidents.resolve is missing).',
+          'a viewer may not resolve from Slack, and is told why');
 RESET ROLE;
-SELECT is((SELECT status FROM ops.incidents WHERE id = (SELECT a FROM t)), 'open', '... and nothing changed');
+SELECT is((SELECT status FROM ops.incidents WHERE id = (SELECT a FROM t)), 'open', 'a viewer''s refused Slack commands changed nothing');
 SET LOCAL ROLE opsguard_api;
 
 SELECT is(ops.api_slack_command('T1', 'UALICE', '/incident-ack', '', 'k6') ->> 'text',
@@ -49,7 +51,7 @@ SELECT is(ops.api_slack_command('T1', 'UALICE', '/incident-ack', '  GET /a::slo_
           'ack by key');
 RESET ROLE;
 SELECT results_eq($$SELECT status, acknowledged_by FROM ops.incidents WHERE id = (SELECT a FROM t)$$,
-                  $$VALUES ('acknowledged', 'alice')$$, '... acknowledged by the linked principal');
+                  $$VALUES ('acknowledged', 'alice')$$, 'ack by key from Slack acknowledges as the linked principal');
 SELECT is((SELECT note FROM ops.audit_log WHERE table_name = 'incidents' AND row_key = (SELECT a FROM t)::text
            AND action = 'UPDATE' AND changes ? 'acknowledged_by'), 'via Slack /incident-ack', 'the audit log says it came from Slack');
 SET LOCAL ROLE opsguard_api;
@@ -79,7 +81,8 @@ UPDATE ops.principals SET disabled = TRUE WHERE name = 'alice';
 SELECT is(ops.api_slack_command('T1', 'UALICE', '/incident-list', '', 'k17') ->> 'error', 'unlinked_user',
           'a disabled principal''s Slack user acts no more');
 SELECT ok(ops.unlink_chat_identity('slack', 'T1', 'UVICTOR', 'admin'), 'unlink');
-SELECT is(ops.api_slack_command('T1', 'UVICTOR', '/incident-list', '', 'k18') ->> 'error', 'unlinked_user', '... and it holds');
+SELECT is(ops.api_slack_command('T1', 'UVICTOR', '/incident-list', '', 'k18') ->> 'error', 'unlinked_user',
+          'after unlink_chat_identity the Slack user''s commands are refused as unlinked_user');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -33,12 +33,12 @@ SELECT is((SELECT msg ->> 'text' FROM m),
 SELECT matches((SELECT msg #>> '{blocks,0,text,text}' FROM m),
                '`&lt;!channel&gt; &lt;https://evil\.example\|click&gt;::x&amp;y`.*\nPaging <@UBOB>\n'
                || '<https://ops\.example\.com/a%7Cb/incidents/[0-9a-f-]{36}\|Open the incident>$',
-               '... its block: the key escaped; the link''s own | sent as %7C, so it cannot start a label');
+               'a page''s block: the key escaped; the link''s own | sent as %7C, so it cannot start a label');
 SELECT matches((SELECT msg #>> '{blocks,1,elements,0,text}' FROM m),
                '· route &lt;!channel&gt; &lt;https://evil\.example\|click&gt; ·',
-               '... its context line: the route escaped');
+               'a page''s context line: the route escaped');
 SELECT is_empty($$SELECT t FROM m, pg_temp.texts(m.msg) AS t WHERE pg_temp.stray(t)$$,
-                '... and no other < or > anywhere in it');
+                'a page has no other < or > anywhere in it');
 
 -- a payload is data: every field of it is escaped, and a mention must have the tick's exact shape
 CREATE TEMP TABLE forged AS SELECT ops.slack_message(
@@ -48,7 +48,7 @@ CREATE TEMP TABLE forged AS SELECT ops.slack_message(
 SELECT is((SELECT msg ->> 'text' FROM forged), '&lt;!here&gt; <@UBOB>',
           'a payload''s text is escaped; of its mentions, only <@U...> is kept');
 SELECT is_empty($$SELECT t FROM forged, pg_temp.texts(forged.msg) AS t WHERE t ~ '<!|<@UBOB\|' OR pg_temp.stray(t)$$,
-                '... no field of it becomes markup');
+                'no field of a forged payload becomes markup');
 
 -- slash-command replies
 -- the seeds' direct UPDATE lets an operator write any acknowledged_by
@@ -88,7 +88,8 @@ SELECT ops.add_principal('carol', 'human', ARRAY['ops_responder'], 'admin');
 SELECT ops.add_rotation('primary', 'days', '1 day', '2026-03-01 09:00+01', ARRAY['carol', 'bob'], 'admin');
 SELECT matches(ops._slack_oncall('', '2026-03-02 12:00Z') ->> 'text', E'^On call now:\n• \\*primary\\*: bob until <!date\\^[0-9]+\\^',
                '/oncall keeps its <!date^...> markup');
-SELECT ok(NOT pg_temp.stray(ops._slack_oncall('', '2026-03-02 12:00Z') ->> 'text'), '... and has no other < or >');
+SELECT ok(NOT pg_temp.stray(ops._slack_oncall('', '2026-03-02 12:00Z') ->> 'text'),
+          '/oncall has no other < or > than its <!date^...> markup');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -16,7 +16,8 @@ SELECT ok(NOT pg_temp.firing('TickMissing'), 'just installed, no tick yet: not m
 SELECT pg_temp.at((ops.installed_at() + interval '121 seconds')::text);
 SELECT ok(pg_temp.firing('TickMissing'), 'no tick 2 x tick_ms after install: missing');
 SELECT matches((SELECT summary FROM ops.evaluate_alerts(current_setting('test.now')::timestamptz) WHERE alert = 'TickMissing'),
-               '^no tick has run yet; pg_cron job not scheduled here \(pg_cron runs in database', '... and it says why');
+               '^no tick has run yet; pg_cron job not scheduled here \(pg_cron runs in database',
+               'TickMissing with no tick yet says why (pg_cron job not scheduled here)');
 
 SELECT ops.escalation_tick('2026-03-02 12:00Z');
 SELECT pg_temp.at('2026-03-02 12:02Z');
@@ -57,7 +58,7 @@ FROM generate_series(0, 3) AS n;
 SELECT pg_temp.at('2026-03-02 12:10Z');
 SELECT ok(NOT pg_temp.firing('SlackFailing'), 'failures in 4 of the last 5 minutes: not yet');
 SELECT is((SELECT value FROM ops.evaluate_alerts('2026-03-02 12:10Z') WHERE alert = 'SlackFailing'), 4::float8,
-          '... it counts the minutes');
+          'SlackFailing counts the minutes with failures');
 INSERT INTO ops.notification_attempts (outbox_id, attempt, worker, outcome, error, finished_at)
 VALUES ((SELECT id FROM m), 5, 'w', 'failed', 'HTTP 500', '2026-03-02 12:05:00Z');
 SELECT ok(NOT pg_temp.firing('SlackFailing'), 'a failure exactly 5 minutes ago is outside the window');
@@ -99,7 +100,7 @@ SELECT ok(NOT pg_temp.firing('DeadLetters'), 'replayed: cleared');
 UPDATE ops.notification_outbox SET status = 'dead' WHERE id = (SELECT id FROM m);
 SELECT ok((SELECT bool_and(alert IN ('DeadLetters', 'TickMissing', 'HighLevelIncidents')) FROM ops.alerts),
           'ops.alerts shows firing rules only');
-SELECT is((SELECT severity FROM ops.alerts WHERE alert = 'DeadLetters'), 'warning', '... with severity and summary');
+SELECT is((SELECT severity FROM ops.alerts WHERE alert = 'DeadLetters'), 'warning', 'ops.alerts lists DeadLetters with severity warning');
 
 SELECT * FROM finish();
 ROLLBACK;

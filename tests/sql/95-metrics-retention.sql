@@ -34,7 +34,7 @@ FROM ops.notification_outbox WHERE status = 'sent';
 SELECT is(pg_temp.metric('opsguard_escalations_count'), 2::float8, 'escalations_count: 2');
 SELECT is(pg_temp.metric('opsguard_skipped_idempotent'), 1::float8, 'skipped_idempotent: the level reached again');
 SELECT is(pg_temp.metric('opsguard_ticks', '{"state": "ran"}'), 2::float8, 'ticks that ran: 2');
-SELECT is(pg_temp.metric('opsguard_ticks', '{"state": "dry_run"}'), 1::float8, '... and one dry run');
+SELECT is(pg_temp.metric('opsguard_ticks', '{"state": "dry_run"}'), 1::float8, 'the opsguard_ticks metric counts one dry run');
 SELECT is(pg_temp.metric('opsguard_slack_send_failures'), 1::float8, 'slack_send_failures: 1');
 SELECT is(pg_temp.metric('opsguard_notifications_sent'), 1::float8, 'notifications sent: 1');
 SELECT is(pg_temp.metric('opsguard_notifications', '{"status": "pending"}'), 1::float8,
@@ -59,9 +59,9 @@ SELECT sum(value) AS n FROM ops.collect_metrics('2026-06-01') WHERE metric = 'op
 SELECT ops.set_setting('notify_retention_days', '30', 'alice');
 SELECT ops.set_setting('tick_log_retention_days', '8', 'alice');
 SELECT is(ops.purge_history('2026-03-09 12:00:59Z') ->> 'tickLog', '1', 'tick_log: only ticks older than 8 days go');
-SELECT is((SELECT count(*)::int FROM ops.tick_log), 2, '... the 12:01 and 12:02 ticks stay');
+SELECT is((SELECT count(*)::int FROM ops.tick_log), 2, 'tick_log retention keeps the 12:01 and 12:02 ticks');
 SELECT is(pg_temp.metric('opsguard_escalations_count'), 2::float8, 'escalations_count does not go down');
-SELECT is(pg_temp.metric('opsguard_ticks', '{"state": "ran"}'), 2::float8, '... nor do ticks');
+SELECT is(pg_temp.metric('opsguard_ticks', '{"state": "ran"}'), 2::float8, 'the ticks metric does not go down when tick_log is purged');
 
 SELECT ops.set_setting('notify_retention_days', '7', 'alice');
 SELECT is(ops.purge_history('2026-03-08 12:03Z') ->> 'notifications', '0', 'a notification sent exactly 7 days ago stays');
@@ -75,7 +75,7 @@ SELECT results_eq(
     $$VALUES (1::float8, 1::float8)$$, 'sent and failure counters keep what was purged');
 SELECT is((SELECT n FROM guard_count), 1::float8, 'one guard evaluation counted');
 SELECT is(ops.purge_history('2026-06-01') ->> 'evaluations', '1', 'purged after guard_evaluation_retention_days');
-SELECT is((SELECT n FROM guard_count), 1::float8, '... and still counted');
+SELECT is((SELECT n FROM guard_count), 1::float8, 'a purged guard evaluation is still counted');
 SELECT is((SELECT command FROM ops.cron_jobs WHERE name = 'opsguard-retention'), 'SELECT ops.purge_history()',
           'pg_cron runs it daily');
 

@@ -29,11 +29,11 @@ SELECT is(ops.api_health(NULL, NULL, '[]', TRUE, '2026-03-02 12:01Z')
           - 'hint' - 'database' - 'lastTickAgeSeconds',
           '{"ok": false, "migrationsCurrent": true,
             "problemCounts": {"tick": 0, "pgCron": 0, "migrations": 0, "configuration": 1}}',
-          '... unhealthy, and of what kind, without naming the setting');
+          'an unsigned caller learns the API is unhealthy, and of what kind, without the setting''s name');
 SELECT is(ops.api_health('ops-bot', NULL, '[]', TRUE, '2026-03-02 12:01Z') -> 'reasons',
           ops.api_health('2026-03-02 12:01Z') -> 'reasons', 'an admin gets the reasons by name');
 SELECT ok(ops.api_health('ops-bot', NULL, '[]', TRUE, '2026-03-02 12:01Z') -> 'warnings' ->> 0 LIKE 'body-only signatures%',
-          '... and the body-only warning while the API accepts them');
+          'an admin gets the body-only signature warning while the API accepts them');
 SELECT is(ops.api_health('ops-bot', NULL, '["9999_future"]', FALSE, '2026-03-02 12:01Z')
           -> 'pendingMigrations', '["9999_future"]', 'a migration the API ships but the database lacks is pending');
 INSERT INTO ops.principals (name, kind) VALUES ('watcher', 'service');

@@ -15,10 +15,10 @@ FROM generate_series(1, 150) AS g;
 
 CREATE TEMP TABLE r AS SELECT ops.release_guard('2026-03-02 12:00:30Z') AS v;
 SELECT is((SELECT (v ->> 'failingCount')::int FROM r), 150, '150 blocking incidents: failingCount 150, exact');
-SELECT is((SELECT jsonb_array_length(v -> 'failing') FROM r), 100, '... 100 of them listed under failing');
-SELECT is((SELECT jsonb_array_length(v -> 'incidents') FROM r), 100, '... and under incidents');
-SELECT is((SELECT v -> 'truncated' FROM r), 'true'::jsonb, '... truncated: true says so');
-SELECT is((SELECT v ->> 'ok' FROM r), 'false', '... and the guard blocks');
+SELECT is((SELECT jsonb_array_length(v -> 'failing') FROM r), 100, '150 blocking incidents: 100 of them listed under failing');
+SELECT is((SELECT jsonb_array_length(v -> 'incidents') FROM r), 100, '150 blocking incidents: 100 of them listed under incidents');
+SELECT is((SELECT v -> 'truncated' FROM r), 'true'::jsonb, 'a guard answer cut to 100 items says truncated: true');
+SELECT is((SELECT v ->> 'ok' FROM r), 'false', 'a guard answer with 150 blocking incidents blocks');
 SELECT is((SELECT array_agg(el.e ->> 'key' ORDER BY el.o) FROM r, jsonb_array_elements(v -> 'failing') WITH ORDINALITY AS el (e, o)),
           (SELECT array_agg(k ORDER BY k)
            FROM (SELECT item_key AS k FROM ops._guard_items('2026-03-02 12:00:30Z', NULL) ORDER BY item_key LIMIT 100) AS s),
@@ -38,10 +38,11 @@ SELECT ops.override_guard_item('incident:' || (SELECT min(id::text) FROM inc), '
                                '2026-03-02 12:00:30Z');
 CREATE TEMP TABLE x AS SELECT ops.release_guard('2026-03-02 12:00:31Z') AS v;
 SELECT is((SELECT (v ->> 'failingCount')::int FROM x), 149, 'one exempted: failingCount 149');
-SELECT is((SELECT jsonb_array_length(v -> 'failing') FROM x), 100, '... still 100 listed under failing');
+SELECT is((SELECT jsonb_array_length(v -> 'failing') FROM x), 100, 'one of 150 incidents exempted: still 100 listed under failing');
 SELECT ok((SELECT NOT (v -> 'failing') @> jsonb_build_array(jsonb_build_object('key', 'incident:' || (SELECT min(id::text) FROM inc)))
-           FROM x), '... without the exempted one');
-SELECT is((SELECT v #>> '{incidents,0,exempted,reason}' FROM x), 'INC-7 known', '... which stays listed under incidents, marked');
+           FROM x), 'the exempted incident is not listed under failing');
+SELECT is((SELECT v #>> '{incidents,0,exempted,reason}' FROM x), 'INC-7 known',
+          'the exempted incident stays listed under incidents, marked with its reason');
 
 -- opsguard_guard_evaluations, the metric of every evaluation
 CREATE FUNCTION pg_temp.evaluations_counted() RETURNS float8
@@ -67,16 +68,16 @@ SELECT
 FROM generate_series(1, 1000) AS g;
 SELECT is((SELECT count(*)::int FROM ops.guard_evaluations) - (SELECT n::int FROM before), 1,
           '1,000 unchanged evaluations add one row');
-SELECT is((SELECT count(DISTINCT eval_id)::int FROM evals), 1, '... and all return its evaluationId');
+SELECT is((SELECT count(DISTINCT eval_id)::int FROM evals), 1, '1,000 unchanged evaluations all return the one row''s evaluationId');
 SELECT is((SELECT jsonb_build_object('repeats', repeats, 'first', evaluated_at, 'last', last_evaluated_at)
            FROM ops.guard_evaluations WHERE id = (SELECT max(eval_id) FROM evals)),
           jsonb_build_object('repeats', 1000, 'first', '2026-03-02 12:01:00.1Z'::timestamptz,
                              'last', '2026-03-02 12:02:40Z'::timestamptz),
-          '... which counts 1000 evaluations (repeats: evaluations it stands for) and keeps the first and last time');
+          'the one row of 1,000 unchanged evaluations counts 1000 (repeats: evaluations it stands for) and keeps the first and last time');
 SELECT cmp_ok(pg_total_relation_size('ops.guard_evaluations') - (SELECT bytes FROM before), '<', 1024 * 1024::bigint,
-              '... and guard_evaluations grew by less than 1 MB');
+              '1,000 unchanged evaluations grow guard_evaluations by less than 1 MB');
 SELECT is(pg_temp.evaluations_counted() - (SELECT counted FROM before), 1000::float8,
-          '... and the metric still counts each of the 1000');
+          'the opsguard_guard_evaluations metric counts each of 1,000 unchanged evaluations');
 SELECT is((SELECT length(caller) FROM ops.guard_evaluations WHERE id = (SELECT max(eval_id) FROM evals)), 200,
           'a 5,000-character caller is stored capped at 200');
 SELECT is((SELECT jsonb_build_array(context - 'bytes', (context ->> 'bytes')::int > 6400)
@@ -86,14 +87,16 @@ SELECT is((SELECT jsonb_build_array(context - 'bytes', (context ->> 'bytes')::in
 -- a change in the answer adds a row; the same answer again counts on the new row
 SELECT ops.ack_incident(id, 'alice', p_now => '2026-03-02 12:03:00Z') FROM inc WHERE id::text = (SELECT max(i.id::text) FROM inc AS i);
 SELECT is((ops.release_guard('2026-03-02 12:03:10Z', 'GET /many') ->> 'failingCount')::int, 148, 'an ack changes the answer');
-SELECT is((SELECT count(*)::int FROM ops.guard_evaluations) - (SELECT n::int FROM before), 2, '... which adds a row');
+SELECT is((SELECT count(*)::int FROM ops.guard_evaluations) - (SELECT n::int FROM before), 2,
+          'an answer changed by an ack adds a row to guard_evaluations');
 SELECT ops.ack_incident(id, 'alice', p_now => '2026-03-02 12:03:00Z') FROM inc WHERE id::text < (SELECT max(i.id::text) FROM inc AS i);
 SELECT is((ops.release_guard('2026-03-02 12:03:20Z', 'GET /many') ->> 'ok'), 'true', 'all acked: clear');
 SELECT is((SELECT array_agg(ok ORDER BY id) FROM ops.guard_evaluations WHERE id > (SELECT last_id FROM before)),
-          ARRAY[FALSE, FALSE, TRUE], '... a change of verdict adds a row');
+          ARRAY[FALSE, FALSE, TRUE], 'a change of verdict (blocking to clear) adds a row to guard_evaluations');
 SELECT is((ops.release_guard('2026-03-02 12:03:30Z', 'GET /many') ->> 'evaluationId')::bigint,
           (SELECT max(id) FROM ops.guard_evaluations), 'the same clear answer again: the clear row''s id');
-SELECT is((SELECT repeats::int FROM ops.guard_evaluations ORDER BY id DESC LIMIT 1), 2, '... which counts it');
+SELECT is((SELECT repeats::int FROM ops.guard_evaluations ORDER BY id DESC LIMIT 1), 2,
+          'the same clear answer again counts on the clear row (repeats 2)');
 
 -- the previous answer is the one for the same route prefix: two pipelines alternating add a row each
 SELECT ops.release_guard('2026-03-02 12:04:00Z'::timestamptz + make_interval(secs => g), p)

@@ -60,7 +60,7 @@ SELECT is((SELECT fast FROM fired WHERE scenario = 'a'), NULL, '0.7 % at 99.9 %:
 SELECT cmp_ok((SELECT slow FROM fired WHERE scenario = 'a')::numeric, '>', pg_temp.workbook(360, 6, 0.001, 0.007),
               '0.7 % at 99.9 %: the slow pair does not fire before 308.6 min');
 SELECT cmp_ok((SELECT slow FROM fired WHERE scenario = 'a')::numeric, '<=', pg_temp.workbook(360, 6, 0.001, 0.007) + 5,
-              '... and fires within 5 minutes of it');
+              '0.7 % at 99.9 %: the slow pair fires within 5 minutes of 308.6 min');
 
 -- 2. 99.9 % SLO, 2 % errors: fast pair at 60·14.4·0.001/0.02 = 43.2 min, slow pair at 108 min
 --    (exactly 6x at 108: it must not fire until past it). Errors start at 09:07.
@@ -74,11 +74,11 @@ FROM pg_temp.first_fires('GET /w/b', '2026-03-02 09:07Z', 50, 1, 115) AS f;
 SELECT cmp_ok((SELECT fast FROM fired WHERE scenario = 'b')::numeric, '>', pg_temp.workbook(60, 14.4, 0.001, 0.02),
               '2 % at 99.9 %: the fast pair does not fire before 43.2 min');
 SELECT cmp_ok((SELECT fast FROM fired WHERE scenario = 'b')::numeric, '<=', pg_temp.workbook(60, 14.4, 0.001, 0.02) + 1,
-              '... and fires within a minute of it');
+              '2 % at 99.9 %: the fast pair fires within a minute of 43.2 min');
 SELECT cmp_ok((SELECT slow FROM fired WHERE scenario = 'b')::numeric, '>', pg_temp.workbook(360, 6, 0.001, 0.02),
               '2 % at 99.9 %: the slow pair does not fire at or before 108 min');
 SELECT cmp_ok((SELECT slow FROM fired WHERE scenario = 'b')::numeric, '<=', pg_temp.workbook(360, 6, 0.001, 0.02) + 5,
-              '... and fires within 5 minutes of it');
+              '2 % at 99.9 %: the slow pair fires within 5 minutes of 108 min');
 
 -- 3. 99.9 % SLO, 10 % errors: fast pair at 8.64 min, slow pair at 21.6 min. Errors start at 11:58,
 --    so the windows cross an hour boundary while it burns.
@@ -92,11 +92,11 @@ FROM pg_temp.first_fires('GET /w/c', '2026-03-02 11:58Z', 10, 1, 30) AS f;
 SELECT cmp_ok((SELECT fast FROM fired WHERE scenario = 'c')::numeric, '>', pg_temp.workbook(60, 14.4, 0.001, 0.1),
               '10 % at 99.9 %: the fast pair does not fire before 8.64 min');
 SELECT cmp_ok((SELECT fast FROM fired WHERE scenario = 'c')::numeric, '<=', pg_temp.workbook(60, 14.4, 0.001, 0.1) + 1,
-              '... and fires within a minute of it');
+              '10 % at 99.9 %: the fast pair fires within a minute of 8.64 min');
 SELECT cmp_ok((SELECT slow FROM fired WHERE scenario = 'c')::numeric, '>', pg_temp.workbook(360, 6, 0.001, 0.1),
               '10 % at 99.9 %: the slow pair does not fire before 21.6 min');
 SELECT cmp_ok((SELECT slow FROM fired WHERE scenario = 'c')::numeric, '<=', pg_temp.workbook(360, 6, 0.001, 0.1) + 5,
-              '... and fires within 5 minutes of it');
+              '10 % at 99.9 %: the slow pair fires within 5 minutes of 21.6 min');
 
 -- 4. A 99 % SLO (the default 1 % budget), 25 % errors: fast pair at 34.56 min, slow at 86.4 min.
 INSERT INTO fired
@@ -108,11 +108,11 @@ FROM pg_temp.first_fires('GET /w/d', '2026-03-02 13:41Z', 4, 1, 95) AS f;
 SELECT cmp_ok((SELECT fast FROM fired WHERE scenario = 'd')::numeric, '>', pg_temp.workbook(60, 14.4, 0.01, 0.25),
               '25 % at 99 %: the fast pair does not fire before 34.56 min');
 SELECT cmp_ok((SELECT fast FROM fired WHERE scenario = 'd')::numeric, '<=', pg_temp.workbook(60, 14.4, 0.01, 0.25) + 1,
-              '... and fires within a minute of it');
+              '25 % at 99 %: the fast pair fires within a minute of 34.56 min');
 SELECT cmp_ok((SELECT slow FROM fired WHERE scenario = 'd')::numeric, '>', pg_temp.workbook(360, 6, 0.01, 0.25),
               '25 % at 99 %: the slow pair does not fire before 86.4 min');
 SELECT cmp_ok((SELECT slow FROM fired WHERE scenario = 'd')::numeric, '<=', pg_temp.workbook(360, 6, 0.01, 0.25) + 5,
-              '... and fires within 5 minutes of it');
+              '25 % at 99 %: the slow pair fires within 5 minutes of 86.4 min');
 
 -- Each window counts exactly its minutes, wherever p_now falls in a bucket or an hour:
 -- one failing request a minute for 8 hours, evidence read at several seconds of the clock.
@@ -144,7 +144,7 @@ FROM generate_series(0, 83) AS h;
 SELECT is((SELECT verdict FROM ops.route_findings('2026-03-09 12:00:30Z', 'GET /w/ticket') WHERE reason = 'slo_burn_ticket'),
           'ticket', '1.5x the budget over 3 days and 6 hours: a ticket');
 SELECT is((SELECT count(*) FROM ops.route_findings('2026-03-09 12:00:30Z', 'GET /w/ticket') WHERE reason = 'slo_violation'),
-          0::bigint, '... and no page');
+          0::bigint, '1.5x the budget over 3 days and 6 hours: no page');
 SELECT is((SELECT count(*) FROM ops.route_findings('2026-03-09 12:00:30Z', 'GET /w/fine')), 0::bigint,
           '0.5x the budget: nothing at all');
 -- 72 hourly batches of 200 fall in the 3 days; the oldest day is pro-rated (even traffic assumed)
@@ -155,7 +155,7 @@ SELECT is((SELECT w -> 'message' FROM jsonb_array_elements(ops.release_guard('20
            WHERE w ->> 'key' = 'GET /w/ticket::slo_burn_ticket'),
           '"error budget burning faster than it refills (3d and 6h): open a ticket; not blocking"'::jsonb,
           'the guard lists the ticket under warnings');
-SELECT is((ops.release_guard('2026-03-09 12:00:30Z', 'GET /w/ticket') ->> 'ok')::boolean, TRUE, '... and does not block');
+SELECT is((ops.release_guard('2026-03-09 12:00:30Z', 'GET /w/ticket') ->> 'ok')::boolean, TRUE, 'the ticket tier does not block the guard');
 SELECT ops.set_setting('guard_block_inconclusive', 'true', 'alice');
 SELECT is((ops.release_guard('2026-03-09 12:00:30Z', 'GET /w/ticket') ->> 'failingCount')::int, 0,
           'not even when inconclusive windows block');
@@ -171,7 +171,7 @@ SELECT ops.purge_guard_history('2026-03-09 12:30Z');
 SELECT is((SELECT count(*) FROM ops.route_day_stats WHERE route = 'GET /w/ticket'), 4::bigint,
           'a 1-day retention still keeps the 4 daily rollups a 3-day window touches');
 SELECT is((SELECT count(*) FROM ops.route_minute_stats WHERE route = 'GET /w/ticket' AND minute < '2026-03-08 12:30Z'), 0::bigint,
-          '... while the minutes go after 1 day');
+          'a 1-day retention purges the minute rollups after 1 day');
 SELECT ops.purge_guard_history('2026-03-11 00:30Z');
 SELECT is((SELECT min(day) FROM ops.route_day_stats WHERE route = 'GET /w/ticket'), '2026-03-08 00:00Z'::timestamptz,
           'daily rollups older than 4 days go');
