@@ -2,8 +2,8 @@
 daily rollups (p50 <= 20 ms); ops.route_findings with minute-exact windows beside the coarse-window
 body of 0013 on the same data (goal: ratio <= 1.25). Bounds: guard p50 with 50k open critical
 incidents beside 100 on the same routes (goal: ratio <= 2), in SQL and over HTTP (gunicorn,
-unsigned GET /ops/release-guard beside a signed SELECT 1 through the same stack), and what 1,000
-anonymous evaluations (a 4 KiB webhook body each) store: rows and bytes, 0021 beside 0022."""
+unsigned GET /ops/release-guard beside a signed SELECT 1 through the same stack), and what 3,000
+anonymous evaluations (a 4 KiB webhook body each) leave stored under a 1 MB cap (goal: within it)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 from localpg import REPO, Cluster
-from opsguard.migrate import MIGRATIONS, yoyo_url
 from psycopg.types.json import Jsonb
-from yoyo import get_backend, read_migrations
 
 from bench.common import NOW, Figure, cpu_seconds, fresh_db, sign_v1, start_api
 
@@ -188,35 +186,28 @@ def bench_guard_http(cluster: Cluster) -> list[Figure]:
     ]
 
 
-def _rollback_guard_bounds(url: str) -> None:
-    """Back to the schema before 0022 (and anything after it): the guard as 0021 stored evaluations."""
-    backend = get_backend(yoyo_url(url))
-    migrations = read_migrations(str(MIGRATIONS))
-    ids = [m.id for m in migrations]
-    first = next(i for i, mid in enumerate(ids) if mid.endswith("_guard_bounds"))
-    with backend.lock():
-        for m in reversed(list(migrations)[first:]):
-            backend.rollback_one(m)
+ANON_CALLS, ANON_CAP_MB = 3_000, 1
 
 
 def bench_guard_storage(cluster: Cluster) -> list[Figure]:
-    """1,000 anonymous evaluations, each its own transaction as over HTTP, with a caller and a
-    4 KiB webhook body of their own (random, as an abuser would send), 100 open critical
-    incidents: rows and bytes guard_evaluations grows by, the 0021 guard beside 0022."""
-    rows = []
-    for label, db in (("0021", "bench_store_old"), ("0022", "bench_store_new")):
-        url = fresh_db(cluster, db)
-        if label == "0021":
-            _rollback_guard_bounds(url)
-        with psycopg.connect(url, autocommit=True) as conn:
-            _seed_guard_incidents(conn, GUARD_FEW, datetime.now(UTC))
-            n0, b0 = conn.execute("SELECT count(*), pg_total_relation_size('ops.guard_evaluations')"
+    """What anonymous callers can make the database keep: 3,000 unsigned evaluations, each its own
+    transaction as over HTTP, each with a route prefix of its own (so each is stored), a caller and
+    a 4 KiB webhook body of their own (random, as an abuser would send), under a 1 MB cap
+    (guard_anonymous_history_mb): the anonymous bytes kept stay within it, whatever the calls."""
+    url = fresh_db(cluster, "bench_guard_store")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT ops.set_setting('guard_anonymous_history_mb', %s, 'bench')", (str(ANON_CAP_MB),))
+        _seed_guard_incidents(conn, GUARD_FEW, datetime.now(UTC))
+        t0 = time.perf_counter()
+        for i in range(ANON_CALLS):
+            context = {"webhook": {"name": f"canary-{i}", "pad": secrets.token_hex(2048)}}
+            conn.execute("SELECT ops.release_guard(now(), %s, %s, %s, p_anonymous => true)",
+                         (f"GET /anon/{i}", f"anon-{secrets.token_hex(16)}", Jsonb(context)))
+        per_call = (time.perf_counter() - t0) / ANON_CALLS * 1000
+        rows, kept = conn.execute("SELECT count(*), (SELECT bytes FROM ops.guard_anonymous_usage)"
                                   " FROM ops.guard_evaluations").fetchone()
-            for i in range(1000):
-                context = {"webhook": {"name": f"canary-{i}", "pad": secrets.token_hex(2048)}}
-                conn.execute("SELECT ops.release_guard(now(), NULL, %s, %s)",
-                             (f"anon-{secrets.token_hex(16)}", Jsonb(context)))
-            n1, b1 = conn.execute("SELECT count(*), pg_total_relation_size('ops.guard_evaluations')"
-                                  " FROM ops.guard_evaluations").fetchone()
-        rows.append((f"1,000 anonymous evaluations, {label}: rows, bytes added", f"{n1 - n0:,}, {b1 - b0:,}", ""))
-    return rows
+    return [
+        (f"{ANON_CALLS:,} anonymous evaluations under a {ANON_CAP_MB} MB cap: rows, bytes kept", f"{rows:,}, {kept:,}", ""),
+        ("anonymous bytes kept / cap", f"{kept / (ANON_CAP_MB * 1048576):.2f}", "<= 1"),
+        ("anonymous guard call, stored and trimmed, mean (ms)", f"{per_call:.2f}", ""),
+    ]
