@@ -58,7 +58,7 @@ def test_post_incidents_keeps_every_limit(api, conn, unchanged):
     assert bad.json["hint"] == "Severities: critical, warning"
 
 
-def test_alertmanager_keeps_the_route_and_summary_limits(am_post, keys, conn, unchanged):
+def test_alertmanager_keeps_the_route_and_summary_limits(am_post, keys, conn, unchanged):  # noqa: F811
     def body(route: str, summary: str) -> dict:
         note = notification(alerts=[alert("db1", severity="critical", route=route)])
         note["commonAnnotations"]["summary"] = summary
@@ -72,7 +72,7 @@ def test_alertmanager_keeps_the_route_and_summary_limits(am_post, keys, conn, un
     refused(unchanged(lambda: am_post(body("r", "s" * (SUMMARY + 1)), token=keys["am"])), "summary", SUMMARY)
 
 
-def test_alertmanager_details_over_64_kib_are_cut_with_the_marker(am_post, keys, conn):
+def test_alertmanager_details_over_64_kib_are_cut_with_the_marker(am_post, keys, conn):  # noqa: F811
     big = notification(alerts=[alert("db1", severity="critical")])
     big["groupLabels"] = {"log": "x" * (70 * 1024)}
     resp = am_post(big, token=keys["am"])

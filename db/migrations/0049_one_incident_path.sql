@@ -45,7 +45,7 @@ COMMENT ON FUNCTION ops._check_incident_input(text, text, text, text, text, time
 'Internal: the limits of an incident, the same from every way in: key 1 to 500 characters, severity critical or '
 'warning, route at most 500, summary at most 1024 characters, an actor and a time (22004 missing, 22023 out of '
 'bounds, the message naming the field). Details are cut, not refused: ops._intake_fit_details.';
-REVOKE ALL ON FUNCTION ops._check_incident_input(text, text, text, text, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ops._check_incident_input(text, text, text, text, text, timestamptz) FROM public;
 
 CREATE OR REPLACE FUNCTION ops._intake_trigger(
     p_incident_key text, p_severity text, p_route text, p_summary text, p_details jsonb, p_actor text,

@@ -47,11 +47,11 @@ SELECT is((SELECT count(*)::int FROM ops.incidents WHERE incident_key = 't::1'),
 DO $$ BEGIN PERFORM ops._intake_trigger('am:keep', 'warning', NULL, 's', '{"labels": {"a": "1"}}', 'am', '2026-12-01 10:00+00'); END $$;
 SELECT is((ops.trigger_incident('am:keep', 'critical', p_now => '2026-12-01 10:01+00')).details,
           '{"labels": {"a": "1"}}'::jsonb, 'trigger_incident keeps the details an intake sender stored');
-SELECT is((SELECT count(*)::int FROM ops.audit_log WHERE table_name = 'incidents' AND row_key =
-              (SELECT id::text FROM ops.incidents WHERE incident_key = 'am:keep') AND action = 'UPDATE'), 1,
+SELECT is((SELECT count(*)::int FROM ops.audit_log WHERE table_name = 'incidents' AND action = 'UPDATE'
+              AND row_key = (SELECT id::text FROM ops.incidents WHERE incident_key = 'am:keep')), 1,
           'that refresh is audited once, as intake refreshes are');
-SELECT is((SELECT actor FROM ops.audit_log WHERE table_name = 'incidents' AND action = 'UPDATE' AND row_key =
-              (SELECT id::text FROM ops.incidents WHERE incident_key = 'am:keep')), 'ops-bot',
+SELECT is((SELECT actor FROM ops.audit_log WHERE table_name = 'incidents' AND action = 'UPDATE'
+              AND row_key = (SELECT id::text FROM ops.incidents WHERE incident_key = 'am:keep')), 'ops-bot',
           '... with its actor');
 
 -- details: exactly 64 KiB kept as sent, one byte more cut with the marker (trigger_incident has none)
@@ -100,7 +100,7 @@ SELECT is((SELECT length(route) FROM ops.incidents WHERE incident_key = 'heartbe
           '... and its incident opened with the whole route');
 
 -- the actor and the dedup rules of the one path
-SELECT is(current_setting('opsguard.actor', true), '', 'the actor of the caller is put back afterwards');
+SELECT is(current_setting('opsguard.actor', TRUE), '', 'the actor of the caller is put back afterwards');
 SELECT is((ops.trigger_incident(repeat('k', 500), 'critical', p_now => '2026-12-01 10:02+00')).severity, 'critical',
           'a warning that fires again as critical becomes critical');
 
