@@ -418,6 +418,50 @@ CREATE FUNCTION ops._change_links(p_links jsonb) RETURNS jsonb
 COMMENT ON FUNCTION ops._change_links(p_links jsonb) IS 'Internal: a change''s links as kept: {href, text} of the first 10 that fit in 4 KiB.';
 
 --
+-- Name: _check_incident_input(text, text, text, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._check_incident_input(p_incident_key text, p_severity text, p_route text, p_summary text, p_actor text, p_now timestamp with time zone) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_incident_key IS NULL OR p_severity IS NULL OR p_now IS NULL THEN
+        RAISE EXCEPTION 'trigger_incident needs an incident key, a severity and a time'
+            USING ERRCODE = '22004',
+                  HINT = 'Example: SELECT * FROM ops.trigger_incident(''GET /projects::slo_violation'', ''critical'');';
+    END IF;
+    IF pg_catalog.btrim(p_incident_key) = '' OR pg_catalog.length(p_incident_key) > 500 THEN
+        RAISE EXCEPTION 'incident_key must be 1 to 500 characters, not %', pg_catalog.length(p_incident_key)
+            USING ERRCODE = '22023', HINT = 'A dedup key such as ''GET /projects::slo_violation''.';
+    END IF;
+    -- the two that ops.incidents and ops.sla allow: a constant, not a lookup on every alert
+    IF p_severity NOT IN ('critical', 'warning') THEN
+        RAISE EXCEPTION 'unknown severity "%"', p_severity
+            USING ERRCODE = '22023', HINT = 'Severities: critical, warning';
+    END IF;
+    IF pg_catalog.length(p_route) > 500 THEN
+        RAISE EXCEPTION 'route must be at most 500 characters, not %', pg_catalog.length(p_route)
+            USING ERRCODE = '22023', HINT = 'A route such as ''GET /projects'' or a service name.';
+    END IF;
+    IF pg_catalog.length(p_summary) > 1024 THEN
+        RAISE EXCEPTION 'summary must be at most 1024 characters, not %', pg_catalog.length(p_summary)
+            USING ERRCODE = '22023', HINT = 'Put the long text in the details, which keep up to 64 KiB.';
+    END IF;
+    IF coalesce(pg_catalog.btrim(p_actor), '') = '' THEN
+        RAISE EXCEPTION 'an actor is required'
+            USING ERRCODE = '22004', HINT = 'Pass who is acting (p_actor), e.g. ''alice'' or ''ops-bot''.';
+    END IF;
+END;
+$$;
+
+--
+-- Name: FUNCTION _check_incident_input(p_incident_key text, p_severity text, p_route text, p_summary text, p_actor text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._check_incident_input(p_incident_key text, p_severity text, p_route text, p_summary text, p_actor text, p_now timestamp with time zone) IS 'Internal: the limits of an incident, the same from every way in: key 1 to 500 characters, severity critical or warning, route at most 500, summary at most 1024 characters, an actor and a time (22004 missing, 22023 out of bounds, the message naming the field). Details are cut, not refused: ops._intake_fit_details.';
+
+--
 -- Name: _counter(text, text); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -1695,41 +1739,45 @@ CREATE FUNCTION ops._intake_trigger(p_incident_key text, p_severity text, p_rout
 DECLARE
     v_row ops.incidents;
     v_id uuid;
-    -- cut, not refused: most senders do not retry a 4xx, so a refusal would lose the alert
-    v_details jsonb := ops._intake_fit_details(coalesce(p_details, '{}'));
+    v_details jsonb;
     v_prev text := coalesce(pg_catalog.current_setting('opsguard.actor', true), '');
+    -- a sender's text past the limits is cut and marked, not refused: most senders do not retry
+    -- a 4xx, so a refusal would lose the alert. ops.trigger_incident (details NULL: a person or a
+    -- script, who can send again) gets the refusal instead.
+    v_sender boolean := p_details IS NOT NULL;
+    v_summary text := CASE WHEN v_sender THEN pg_catalog.left(p_summary, 1024) ELSE p_summary END;
+    v_route text := CASE WHEN v_sender THEN pg_catalog.left(p_route, 500) ELSE p_route END;
+    v_cut jsonb := (SELECT coalesce(pg_catalog.jsonb_agg(c.x), '[]') FROM (VALUES
+        (CASE WHEN v_summary IS DISTINCT FROM p_summary
+              THEN pg_catalog.jsonb_build_object('field', 'summary', 'chars', pg_catalog.length(p_summary)) END),
+        (CASE WHEN v_route IS DISTINCT FROM p_route
+              THEN pg_catalog.jsonb_build_object('field', 'route', 'chars', pg_catalog.length(p_route)) END)
+    ) AS c (x) WHERE c.x IS NOT NULL);
 BEGIN
-    IF pg_catalog.length(p_incident_key) > 500 OR pg_catalog.btrim(p_incident_key) = '' THEN
-        RAISE EXCEPTION 'incident key must be 1 to 500 characters' USING ERRCODE = '22023';
-    END IF;
-    -- the errors the INSERT raised for these before it knew whether the key was open (a refresh
-    -- included); callers check first, so only a caller in SQL can meet them
-    IF p_now IS NULL THEN
-        RAISE EXCEPTION 'a time is required' USING ERRCODE = '23502', HINT = 'Pass p_now.';
-    END IF;
-    IF p_severity IS NULL OR p_severity NOT IN ('critical', 'warning') THEN
-        RAISE EXCEPTION 'severity must be critical or warning, not %', coalesce(p_severity, 'NULL')
-            USING ERRCODE = '23514', HINT = 'Map the sender severity to critical or warning first.';
+    PERFORM ops._check_incident_input(p_incident_key, p_severity, v_route, v_summary, p_actor, p_now);
+    -- NULL (ops.trigger_incident has none to give) keeps what the incident holds
+    v_details := ops._intake_fit_details(p_details);
+    IF v_cut <> '[]' THEN
+        v_details := v_details || pg_catalog.jsonb_build_object('truncated', coalesce(v_details -> 'truncated', '[]') || v_cut);
     END IF;
     -- the actor for the audit trigger, as ops._act_as sets it, without two more function calls
-    PERFORM pg_catalog.set_config('opsguard.actor', coalesce(p_actor, ''), true),
-            pg_catalog.set_config('opsguard.note', '', true);
+    PERFORM pg_catalog.set_config('opsguard.actor', p_actor, true), pg_catalog.set_config('opsguard.note', '', true);
     LOOP
         SELECT i.id INTO v_id FROM ops.incidents AS i WHERE i.incident_key = p_incident_key AND i.status <> 'resolved';
         IF FOUND THEN
+            -- a warning that fires again as critical becomes critical (severity never drops on its own)
             UPDATE ops.incidents AS i
             SET last_seen = GREATEST(i.last_seen, p_now),
                 severity = CASE WHEN p_severity = 'critical' THEN 'critical' ELSE i.severity END,
-                summary = coalesce(pg_catalog.left(p_summary, 1024), i.summary),
+                summary = coalesce(v_summary, i.summary),
                 -- a repeat usually says the same: keeping the stored value keeps its TOAST pointer,
                 -- so a refresh does not write the details again
-                details = CASE WHEN i.details = v_details THEN i.details ELSE v_details END
+                details = CASE WHEN v_details IS NULL OR i.details = v_details THEN i.details ELSE v_details END
             WHERE i.id = v_id AND i.status <> 'resolved'
             RETURNING * INTO v_row;
         ELSE
             INSERT INTO ops.incidents AS i (incident_key, route, severity, summary, details, first_seen, last_seen)
-            VALUES (p_incident_key, pg_catalog.left(p_route, 500), p_severity, pg_catalog.left(p_summary, 1024),
-                    v_details, p_now, p_now)
+            VALUES (p_incident_key, v_route, p_severity, v_summary, coalesce(v_details, '{}'), p_now, p_now)
             ON CONFLICT (incident_key) WHERE status <> 'resolved' DO NOTHING
             RETURNING * INTO v_row;
         END IF;
@@ -1745,7 +1793,7 @@ $$;
 -- Name: FUNCTION _intake_trigger(p_incident_key text, p_severity text, p_route text, p_summary text, p_details jsonb, p_actor text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops._intake_trigger(p_incident_key text, p_severity text, p_route text, p_summary text, p_details jsonb, p_actor text, p_now timestamp with time zone) IS 'Internal: opens or refreshes the not-resolved incident with this key (as ops.trigger_incident), keeping the sender details, cut to 64 KiB with a "truncated" marker by ops._intake_fit_details.';
+COMMENT ON FUNCTION ops._intake_trigger(p_incident_key text, p_severity text, p_route text, p_summary text, p_details jsonb, p_actor text, p_now timestamp with time zone) IS 'Internal: the one path that opens or refreshes the not-resolved incident with this key, for ops.trigger_incident and every intake sender: the limits of ops._check_incident_input; from a sender (details given) a summary over 1024 or a route over 500 characters is cut and the details, cut to 64 KiB by ops._intake_fit_details, say so under "truncated"; NULL details keep the stored ones. A resolved key opens a new occurrence.';
 
 --
 -- Name: integration_keys; Type: TABLE; Schema: ops; Owner: -
@@ -7188,37 +7236,9 @@ CREATE FUNCTION ops.trigger_incident(p_incident_key text, p_severity text, p_rou
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
     AS $$
-DECLARE
-    v_row ops.incidents;
-    v_prev text;
 BEGIN
-    IF p_incident_key IS NULL OR p_severity IS NULL OR p_now IS NULL THEN
-        RAISE EXCEPTION 'trigger_incident needs an incident key, a severity and a time'
-            USING ERRCODE = '22004',
-                  HINT = 'Example: SELECT * FROM ops.trigger_incident(''GET /projects::slo_violation'', ''critical'');';
-    END IF;
-    IF pg_catalog.btrim(p_incident_key) = '' OR pg_catalog.length(p_incident_key) > 500 THEN
-        RAISE EXCEPTION 'incident key must be 1 to 500 characters' USING ERRCODE = '22023';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM ops.sla WHERE severity = p_severity) THEN
-        RAISE EXCEPTION 'unknown severity "%"', p_severity
-            USING ERRCODE = '22023',
-                  HINT = 'Severities: ' || (SELECT pg_catalog.string_agg(severity, ', ' ORDER BY severity) FROM ops.sla);
-    END IF;
-    PERFORM ops._require_actor(p_actor);
-
-    v_prev := ops._act_as(p_actor);
-    -- dedup: a not-resolved incident with this key is refreshed, and a warning that fires
-    -- again as critical becomes critical (severity never drops on its own)
-    INSERT INTO ops.incidents AS i (incident_key, route, severity, summary, first_seen, last_seen)
-    VALUES (p_incident_key, p_route, p_severity, p_summary, p_now, p_now)
-    ON CONFLICT (incident_key) WHERE status <> 'resolved' DO UPDATE
-    SET last_seen = GREATEST(i.last_seen, EXCLUDED.last_seen),
-        severity = CASE WHEN EXCLUDED.severity = 'critical' THEN 'critical' ELSE i.severity END,
-        summary = coalesce(EXCLUDED.summary, i.summary)
-    RETURNING * INTO v_row;
-    PERFORM ops._act_as(v_prev);
-    RETURN v_row;
+    -- the same path and limits as the intake senders; it has no details to give, so it keeps the stored ones
+    RETURN ops._intake_trigger(p_incident_key, p_severity, p_route, p_summary, NULL, p_actor, p_now);
 END;
 $$;
 
@@ -7226,7 +7246,7 @@ $$;
 -- Name: FUNCTION trigger_incident(p_incident_key text, p_severity text, p_route text, p_summary text, p_actor text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.trigger_incident(p_incident_key text, p_severity text, p_route text, p_summary text, p_actor text, p_now timestamp with time zone) IS 'Opens an incident, or refreshes last_seen of the not-resolved one with this key (dedup). A resolved key opens a new occurrence at level 0. Returns the row.';
+COMMENT ON FUNCTION ops.trigger_incident(p_incident_key text, p_severity text, p_route text, p_summary text, p_actor text, p_now timestamp with time zone) IS 'Opens an incident, or refreshes last_seen of the not-resolved one with this key (dedup). A resolved key opens a new occurrence at level 0. Returns the row. Limits: key 1 to 500 characters, severity critical or warning, route at most 500, summary at most 1024 characters (22023 naming the field).';
 
 --
 -- Name: unlink_chat_identity(text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -9313,6 +9333,12 @@ REVOKE ALL ON FUNCTION ops._change_event_problems(p_body jsonb, p_key_route text
 --
 
 REVOKE ALL ON FUNCTION ops._change_links(p_links jsonb) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _check_incident_input(p_incident_key text, p_severity text, p_route text, p_summary text, p_actor text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._check_incident_input(p_incident_key text, p_severity text, p_route text, p_summary text, p_actor text, p_now timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _counter(p_name text, p_label text); Type: ACL; Schema: ops; Owner: -

@@ -30,6 +30,7 @@ SQLSTATE_CLASS_HTTP: dict[str, tuple[int, str]] = {
     "08": (503, "database_unavailable"),  # connection exceptions
     "53": (503, "database_unavailable"),  # insufficient resources
     "57": (503, "database_unavailable"),  # operator intervention (shutdown)
+    "40": (503, "database_unavailable"),  # transaction rollback: the same request may succeed again
     # program limits: input too complex for the server (JSON nested beyond max_stack_depth)
     "54": (400, "invalid_input"),
 }
@@ -48,16 +49,25 @@ def error_response(status: int, code: str, message: str, **extra):
     return jsonify(body), status
 
 
-def from_database(exc: psycopg.Error):
+def status_of(exc: psycopg.Error) -> tuple[int, str]:
+    """The HTTP status and error code of a database error, from the tables above: every view
+    that answers in its own shape (PagerDuty's) starts from these, so a SQLSTATE means one thing."""
     state = getattr(exc, "sqlstate", None)
     if state is None and isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         # no SQLSTATE and a connection-level error: the connection itself failed
-        return error_response(503, "database_unavailable", "the database is not reachable")
+        return 503, "database_unavailable"
     if state is None:
         # raised by psycopg before anything was sent (a NUL byte in a text parameter): the
         # request is at fault, and calling it an outage would page someone for nothing
-        return error_response(400, "invalid_input", str(exc))
-    status, code = SQLSTATE_HTTP.get(state) or SQLSTATE_CLASS_HTTP.get(state[:2]) or (500, "internal")
+        return 400, "invalid_input"
+    return SQLSTATE_HTTP.get(state) or SQLSTATE_CLASS_HTTP.get(state[:2]) or (500, "internal")
+
+
+def from_database(exc: psycopg.Error):
+    status, code = status_of(exc)
+    state = getattr(exc, "sqlstate", None)
+    if state is None:
+        return error_response(status, code, "the database is not reachable" if status == 503 else str(exc))
     diag = exc.diag
     if status == 500:
         log.exception("unmapped SQLSTATE %s", state)

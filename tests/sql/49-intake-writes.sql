@@ -76,11 +76,11 @@ SELECT isnt((ops._intake_trigger('am:w1', 'warning', 'checkout', 'disk', '{}', '
             (SELECT id FROM i1), 'after a resolve the key opens a new incident');
 SELECT is((SELECT count(*)::int FROM ops.incidents WHERE incident_key = 'am:w1'), 2, 'two rows for the key, one open');
 
--- bad input the callers check first: the errors the single INSERT raised, for a refresh too
-SELECT throws_ok($$SELECT ops._intake_trigger('am:w1', 'warning', NULL, 's', '{}', 'am-prod', NULL)$$, '23502',
-                 'a time is required', 'no time: 23502 (a refresh of an open key included)');
-SELECT throws_ok($$SELECT ops._intake_trigger('am:w1', 'urgent', NULL, 's', '{}', 'am-prod', now())$$, '23514',
-                 'severity must be critical or warning, not urgent', 'a severity that is none: 23514');
+-- bad input the callers check first: the errors of ops.trigger_incident, for a refresh too
+SELECT throws_ok($$SELECT ops._intake_trigger('am:w1', 'warning', NULL, 's', '{}', 'am-prod', NULL)$$, '22004',
+                 NULL, 'no time: 22004 (a refresh of an open key included)');
+SELECT throws_ok($$SELECT ops._intake_trigger('am:w1', 'urgent', NULL, 's', '{}', 'am-prod', now())$$, '22023',
+                 'unknown severity "urgent"', 'a severity that is none: 22023');
 SELECT throws_ok($$SELECT ops._intake_trigger('am:w1', 'warning', NULL, 's', '[]', 'am-prod', now())$$, '23514',
                  NULL, 'details that are not an object: 23514 (incidents_details_object)');
 

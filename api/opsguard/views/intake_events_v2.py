@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import limits
 from ..db import call
-from ..errors import ApiError
+from ..errors import ApiError, status_of
 from ..limits import limiter
 from . import json_body
 
@@ -62,24 +62,30 @@ def _answer(status: int, errors: list[str]):
 
 @bp.errorhandler(psycopg.Error)
 def _database(exc: psycopg.Error):
-    state = getattr(exc, "sqlstate", None) or ""
-    if state == "28000":
+    # the app's one SQLSTATE table, answered in the shapes PagerDuty's senders parse
+    status, _code = status_of(exc)
+    if status == 401:
         return _answer(400, ["Invalid routing key"])  # what PagerDuty answers for a key it does not know
-    if state == "22023" or state.startswith(("22", "54")) or state == "23514":
-        detail = exc.diag.message_detail
-        try:
-            errors = json.loads(detail) if detail else None
-        except ValueError:
-            errors = None
-        if not (isinstance(errors, list) and all(isinstance(e, str) for e in errors)):
-            errors = [exc.diag.message_primary or str(exc)]
-        return _answer(400, errors)
-    if state == "" and not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-        return _answer(400, [str(exc)])  # refused by psycopg before it was sent: the request is at fault
-    if state.startswith(("08", "53", "57", "40")) or state == "":
+    if status == 400:
+        return _answer(400, _event_errors(exc))
+    if status == 503:
         return _answer(503, ["the database is not reachable"])
-    log.exception("unmapped SQLSTATE %s", state)
+    # a 403, 404 or 409 of the table is nothing these two functions raise: a sender knows only
+    # 202, 400, 429 and 5xx, so it is reported as the bug it would be
+    log.exception("unmapped SQLSTATE %s", exc.sqlstate)
     return _answer(500, ["internal error"])
+
+
+def _event_errors(exc: psycopg.Error) -> list[str]:
+    """Every problem of the event: the JSON array the SQL puts in DETAIL, else the message."""
+    detail = exc.diag.message_detail
+    try:
+        found = json.loads(detail) if detail else None
+    except ValueError:
+        found = None
+    if isinstance(found, list) and all(isinstance(e, str) for e in found):
+        return found
+    return [exc.diag.message_primary or str(exc)]
 
 
 @bp.errorhandler(PoolTimeout)
