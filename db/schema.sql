@@ -2163,7 +2163,7 @@ CREATE TABLE ops.escalation_policies (
 -- Name: TABLE escalation_policies; Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON TABLE ops.escalation_policies IS 'Whom each escalation level pages (SPEC 11). Level N pages step N; after the last step the steps start over repeat times, then the last step repeats until max_esc_level. Create with ops.create_policy, steps with ops.add_policy_step; routes use one through ops.set_route_policy or the default_policy setting.';
+COMMENT ON TABLE ops.escalation_policies IS 'Whom each escalation level pages (docs/oncall.md). Level N pages step N; after the last step the steps start over repeat times, then the last step repeats until max_esc_level. Create with ops.create_policy, steps with ops.add_policy_step; routes use one through ops.set_route_policy or the default_policy setting.';
 
 --
 -- Name: COLUMN escalation_policies.repeat; Type: COMMENT; Schema: ops; Owner: -
@@ -5694,7 +5694,7 @@ $$;
 -- Name: FUNCTION next_due(p_incident ops.incidents); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.next_due(p_incident ops.incidents) IS 'When this incident''s next escalation is due (SPEC §4): NULL when acknowledged, not open or at max_esc_level; else the latest of first_seen + ack_min(severity) * (level + 1), last escalation + snooze_min, snoozed_until.';
+COMMENT ON FUNCTION ops.next_due(p_incident ops.incidents) IS 'When this incident''s next escalation is due (docs/escalation.md): NULL when acknowledged, not open or at max_esc_level; else the latest of first_seen + ack_min(severity) * (level + 1), last escalation + snooze_min, snoozed_until.';
 
 --
 -- Name: notification_wait_s(timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -6958,7 +6958,7 @@ CREATE TABLE ops.settings (
 -- Name: TABLE settings; Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON TABLE ops.settings IS 'Runtime settings (SPEC §3). Read with ops.setting(key); change with ops.set_setting(key, value, actor).';
+COMMENT ON TABLE ops.settings IS 'Runtime settings (docs/escalation.md#settings). Read with ops.setting(key); change with ops.set_setting(key, value, actor).';
 
 --
 -- Name: COLUMN settings.kind; Type: COMMENT; Schema: ops; Owner: -
@@ -8069,7 +8069,7 @@ CREATE TABLE ops.route_webhooks (
 -- Name: TABLE route_webhooks; Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON TABLE ops.route_webhooks IS 'Per-route Slack webhooks (SPEC §8); routes without one use the slack_webhook_url setting. Read at send time, so a change reaches messages already queued. Change with ops.set_route_webhook.';
+COMMENT ON TABLE ops.route_webhooks IS 'Per-route Slack webhooks (docs/notifications.md); routes without one use the slack_webhook_url setting. Read at send time, so a change reaches messages already queued. Change with ops.set_route_webhook.';
 
 --
 -- Name: schedule_overrides_id_seq; Type: SEQUENCE; Schema: ops; Owner: -

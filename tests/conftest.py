@@ -90,7 +90,8 @@ SECRET = "test-secret"
 
 
 def sign_v1(secret: str, timestamp: int | str, method: str, target: str, body: bytes) -> str:
-    """SPEC §7 v1, written out independently of the server's code: the X-Signature value."""
+    """The X-Signature value of docs/api.md#signatures (v1), written out independently of the
+    server's code."""
     message = f"v1:{timestamp}:{method.upper()}:{target}:".encode() + body
     return "v1=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 

@@ -1,4 +1,4 @@
-"""Bad input never yields a 5xx (SPEC §7, issue 10 point 5): every case the field test
+"""Bad input never yields a 5xx (docs/api.md#errors): every case a field test
 found answers a 4xx JSON error and changes nothing in the database. The cases gunicorn
 sees first (an over-long request line, oversized or non-ASCII headers, a chunked body over
 the limit) go through a real gunicorn process."""

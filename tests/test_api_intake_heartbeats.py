@@ -1,4 +1,4 @@
-"""POST /ops/heartbeats/<name> (SPEC 10): a ping with a bearer key of kind heartbeat moves the
+"""POST /ops/heartbeats/<name> (docs/intake.md): a ping with a bearer key of kind heartbeat moves the
 heartbeat on and resolves heartbeat::<name>; a bad key is 401, an unknown heartbeat 404, a bad
 body 4xx, and none of those changes anything (a checksum of every ops table)."""
 

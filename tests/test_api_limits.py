@@ -1,4 +1,4 @@
-"""Rate limits that hold (issue 10 point 6): a moving window (no 2x the limit across a
+"""Rate limits that hold (docs/api.md#rate-limits): a moving window (no 2x the limit across a
 window boundary), keyed by principal on signed endpoints (two principals, two budgets; one
 principal from two addresses, one budget), by address for failed signatures and on open
 endpoints, and Retry-After only on a 429."""

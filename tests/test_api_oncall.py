@@ -1,4 +1,4 @@
-"""Who is on call over HTTP and Slack, and the calendar feed (SPEC 11, 7), against the real app:
+"""Who is on call over HTTP and Slack, and the calendar feed (docs/oncall.md), against the real app:
 GET /ops/oncall signed (200, 401, 403, 404); Slack /oncall with a real v0 signature; the feed
 parsed with `ical` (another library than the `icalendar` that writes it) and with `recurring-ical-events`,
 listing exactly the shifts ops.on_call_shifts returns (to the second, across a repeated hour), with UIDs stable
@@ -185,7 +185,7 @@ def test_the_access_log_never_shows_a_feed_token(db_url, conn, primary, tmp_path
 
 def test_slack_oncall_tells_strangers_nothing(slack_app, openapi_spec, conn, primary):  # noqa: F811
     """An unlinked Slack user, and a linked one without oncall.read, learn neither who is on call nor
-    which schedules exist, whatever schedule they ask for (h18's attacks)."""
+    which schedules exist, whatever schedule they ask for."""
     conn.execute("SELECT ops.link_chat_identity('slack', 'T1', 'UPIPE', 'pipeline', 'admin')")
     for user in ("UNOBODY", "UPIPE"):
         for args in ("", "primary", "nope", "primary <!channel>"):

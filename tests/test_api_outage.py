@@ -1,4 +1,4 @@
-"""After a database outage the API recovers once and for all (issue 10 point 7): the
+"""After a database outage the API recovers once and for all: the
 database stops for 15 s under load, and once a request succeeds after it returns, no later
 request fails for that outage. Its own cluster: the shared session cluster must not stop."""
 

@@ -26,7 +26,7 @@ from opsguard.limits import limiter
 from opsguard.views import incidents
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text())
+OPENAPI = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text())
 SCHEMA_SQL = (ROOT / "db" / "schema.sql").read_text()
 API_MD = (ROOT / "docs" / "api.md").read_text()
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -37,7 +37,7 @@ GUARD_WRAPPERS = {"signed.<locals>.wrapper": "hmac-v1", "signed_if_signature.<lo
 
 
 def spec_operations() -> dict[tuple[str, str], dict]:
-    return {(method.upper(), path): op for path, item in SPEC["paths"].items()
+    return {(method.upper(), path): op for path, item in OPENAPI["paths"].items()
             for method, op in item.items() if method in METHODS}
 
 
@@ -175,7 +175,7 @@ def test_x_rate_limit_is_the_limit_the_view_declares(app):
         assert "x-rate-limit" in op, f"{key}: no x-rate-limit (null for none)"
         declared = declared_limit(view_of(app, routes[key]))
         assert op["x-rate-limit"] == declared, f"{key}: the spec says {op['x-rate-limit']}, the view {declared}"
-    assert SPEC["info"]["x-failed-signature-limit"] == {"limit": limits.FAILED_SIGNATURES, "key": "address"}
+    assert OPENAPI["info"]["x-failed-signature-limit"] == {"limit": limits.FAILED_SIGNATURES, "key": "address"}
 
 
 def _norm(path: str) -> str:

@@ -1,4 +1,4 @@
-"""Alert intake against the real senders (issue 12): Debian's Prometheus and Alertmanager
+"""Alert intake against the real senders: Debian's Prometheus and Alertmanager
 binaries (make senders), configured as docs/intake.md says, posting to our API under gunicorn.
 
 First the harness alone, against a stand-in receiver that records what Alertmanager posts
@@ -235,10 +235,10 @@ def _sha256(text: str) -> str:
 
 
 # --- the scenario, against opsguard under gunicorn ----------------------------------------
-# The endpoints and the heartbeat tick come from three branches (SPEC §10):
-#   h10 POST /ops/integrations/alertmanager, incident alertmanager:<key name>:<sha256(groupKey)>
-#   h11 POST /v2/enqueue, incident events_v2:<key name>:<dedup_key>
-#   h12 POST /ops/heartbeats/<name>, ops.set_heartbeat, ops.escalation_tick opening heartbeat::<name>
+# The endpoints and the heartbeat tick under test (docs/intake.md):
+#   POST /ops/integrations/alertmanager, incident alertmanager:<key name>:<sha256(groupKey)>
+#   POST /v2/enqueue, incident events_v2:<key name>:<dedup_key>
+#   POST /ops/heartbeats/<name>, ops.set_heartbeat, ops.escalation_tick opening heartbeat::<name>
 
 def _incident(conn: psycopg.Connection, key: str):
     cols = ("status", "severity", "route", "summary", "resolved_by", "first_seen", "last_seen", "escalation_level")

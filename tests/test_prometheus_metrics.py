@@ -1,4 +1,4 @@
-"""GET /metrics under Prometheus's conventions (SPEC §9): the shipped gunicorn config serves a
+"""GET /metrics under Prometheus's conventions (docs/observability.md): the shipped gunicorn config serves a
 database with ticks, escalations, deliveries and guard verdicts, so every metric family has
 samples, and the real `promtool check metrics` lints the scrape. SQL keeps the seeds' names
 (ops.metrics); the scrape carries the same numbers in base units (ops.metric_exports)."""

@@ -2,7 +2,7 @@
 
     python -m opsguard.dispatcher --dsn "$DATABASE_URL"        (make dispatch)
 
-Every decision lives in SQL (db/migrations/0014_notifications.sql): which messages are
+Every decision lives in SQL (ops.claim_notifications and friends in db/schema.sql): which messages are
 due, where each goes now, when a failure is retried, when it is dead. This process
 claims a batch (ops.claim_notifications), posts each message with its X-Dedup-Key, and
 reports the batch (ops.finish_notifications). It wakes on NOTIFY ops_outbox and polls

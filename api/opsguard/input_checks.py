@@ -22,7 +22,7 @@ TIMESTAMP = re.compile(r"[0-9]{1,12}")
 HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
 SIGNATURE_HEADERS = ("x-signature", "x-timestamp", "x-slack-signature", "x-slack-request-timestamp")
 # endpoints open to anyone take small bodies only (below MAX_CONTENT_LENGTH): the release guard
-# stores what a webhook posts, and Flagger's payloads are a few hundred bytes (SPEC §6)
+# stores what a webhook posts, and Flagger's payloads are a few hundred bytes (docs/release-guard.md)
 BODY_LIMITS = {
     "guard.release_guard": 8 * 1024,
     # a ping's body is checked, not stored: Alertmanager's Watchdog payload is about 1-2 KiB

@@ -24,7 +24,7 @@ from bench.common import NOW, Figure, cpu_seconds, fresh_db, sign_v1, start_api
 
 def _route_findings_before() -> str:
     """ops.route_findings as 0013 defined it (hour- and 5-minute-grained windows), renamed into
-    schema bench_before: the baseline the sliding windows (0022) are measured against, same data."""
+    schema bench_before: the baseline the current sliding windows (db/schema.sql) are measured against, same data."""
     src = (REPO / "db" / "migrations" / "0013_release_guard.sql").read_text()
     start = src.index("CREATE FUNCTION ops.route_findings(")
     body = src[start:src.index("COMMENT ON FUNCTION ops.route_findings", start)]
@@ -61,7 +61,7 @@ def bench_guard(cluster: Cluster) -> list[Figure]:
         conn.execute(_route_findings_before())
         for table in ("route_minute_stats", "route_5min_stats", "route_hour_stats", "route_day_stats"):
             conn.execute(f"VACUUM ANALYZE ops.{table}")
-        # as release_guard runs it (0013 set these on the function; 0022 sets them on route_findings too)
+        # as release_guard runs it (0013 set these on the function; db/schema.sql sets them on route_findings too)
         conn.execute("SET jit = off")
         conn.execute("SET plan_cache_mode = force_custom_plan")
         # the server's CPU time too: on a busy machine wall times swing, CPU seconds much less
@@ -94,7 +94,7 @@ def bench_guard(cluster: Cluster) -> list[Figure]:
         ("guard: same, p95 (ms)", f"{guard[int(len(guard) * 0.95)]:.1f}", ""),
         ("guard: failing items found (10 routes at 40 % errors)", str(failing["failingCount"]), ""),
         ("route_findings p50, 0013 coarse windows (ms)", f"{p50_before:.1f}", ""),
-        ("route_findings p50, 0022 minute windows + ticket (ms)", f"{p50_after:.1f}", ""),
+        ("route_findings p50, current minute windows + ticket (ms)", f"{p50_after:.1f}", ""),
         ("ratio minute windows / coarse windows", f"{p50_after / p50_before:.2f}", "<= 1.25"),
         ("same ratio in server CPU time", f"{cpu['after'] / cpu['before']:.2f}", "<= 1.25"),
     ]

@@ -46,7 +46,7 @@ def _time_policy_tick(conn: psycopg.Connection, expect: int, paged: int) -> floa
 
 def bench_tick_policies(cluster: Cluster) -> list[Figure]:
     """The 10k-due tick with every incident on a three-step policy (each step a schedule) beside
-    the same tick without policies (0033): two databases seeded alike, one with the policy and
+    the same tick without policies: two databases seeded alike, one with the policy and
     the route mappings, timed in turn so drift hits both alike."""
     urls = {}
     for name in ("bench_policies_off", "bench_policies_on"):

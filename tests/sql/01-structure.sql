@@ -40,7 +40,7 @@ SELECT is_empty(
 SELECT is(to_regclass('incidents')::oid, 'ops.incidents'::regclass::oid,
           'plain table names resolve through the database search_path (the seeds'' SQL runs verbatim)');
 
--- on-call schedules (0032): what h16's policies and h17's API and feed call
+-- on-call schedules: what escalation policies, the on-call API and the calendar feed read
 SELECT has_table('ops', t, 'table ops.' || t) FROM unnest(ARRAY['schedules', 'schedule_rotations', 'schedule_overrides']) AS t;
 SELECT has_view('ops', 'on_call_now', 'view ops.on_call_now');
 SELECT function_returns('ops', 'on_call', ARRAY['text', 'timestamp with time zone'], 'setof text');

@@ -1,4 +1,4 @@
--- Operators change nothing behind the audit's back (issue 10, point 3): every write the field
+-- Operators change nothing behind the audit's back: every write a field
 -- test made as opsguard_operator is refused with 42501 and leaves no trace; what an operator
 -- may do (the seeds' UPDATE, the verbs) still works and is audited with the session user;
 -- audit rows come only from the audit triggers, even for the owner.

@@ -1,4 +1,4 @@
--- Objects in public cannot change what an ops function does (issue 10, point 4). The database's
+-- Objects in public cannot change what an ops function does. The database's
 -- default search_path is "$user", public, ops: pg_catalog comes first, but a function in public
 -- whose argument types match exactly beats a polymorphic built-in (to_jsonb(anyelement),
 -- text || anynonarray), and anyone with CREATE on public (the default before PostgreSQL 15)

@@ -17,7 +17,7 @@ SELECT results_eq(
              ('notify_lease_s', '60'), ('notify_max_attempts', '8'), ('notify_paused', 'false'),
              ('notify_retention_days', '7'), ('pause_cron', '""'), ('slack_webhook_url', '""'), ('snooze_min', '30'),
              ('tick_batch_max', '10000'), ('tick_log_retention_days', '14'), ('tick_ms', '60000')$$,
-    'defaults of a fresh install (SPEC §3)');
+    'defaults of a fresh install (docs/escalation.md#settings)');
 SELECT results_eq($$SELECT severity, ack_minutes FROM ops.sla ORDER BY severity$$,
                   $$VALUES ('critical', 5), ('warning', 30)$$, 'SLA defaults: critical 5 min, warning 30 min');
 

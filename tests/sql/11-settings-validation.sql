@@ -1,4 +1,4 @@
--- Every setting is validated completely when it is set, whatever the clock says (SPEC §3):
+-- Every setting is validated completely when it is set, whatever the clock says (docs/escalation.md#settings):
 -- a cron expression with hour 99 is refused at any minute, not only in the minute it would match.
 -- The clock is moved with ops.cron_matches(expr, p_now) at several times; set_setting itself never
 -- looks at the clock (its check is ops._cron_sets), which the same bad expressions show.
@@ -130,7 +130,7 @@ SELECT throws_ok($$SELECT ops.set_setting('slack_webhook_url', 'http://hooks.exa
 SELECT throws_ok($$SELECT ops.set_setting('slack_webhook_url', 'https://hooks.example.com:65536/x', 'alice')$$, '22023',
                  NULL, 'webhook: port 65536 is refused');
 
--- every key of SPEC §3 (and each later one) is checked by its kind: after a bad value for each, nothing
+-- every setting key (docs/escalation.md#settings) is checked by its kind: after a bad value for each, nothing
 -- stored is invalid, and set_setting refuses a value of the wrong kind for every key
 SELECT is_empty($$SELECT * FROM ops.setting_problems()$$, 'every stored setting is valid');
 CREATE FUNCTION pg_temp.refuses_wrong_kind() RETURNS text LANGUAGE plpgsql AS $$

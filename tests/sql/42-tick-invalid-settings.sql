@@ -1,6 +1,6 @@
 -- A stored setting that is invalid anyway (written around set_setting, by the schema owner or by
 -- the clock-dependent check before 0023) never stops ticks: the tick treats it as unset,
--- records it in the tick log and its summary, and the SettingInvalid alert fires (SPEC §3).
+-- records it in the tick log and its summary, and the SettingInvalid alert fires (docs/observability.md).
 -- 2026-03-02 is a Monday; a critical incident opened at 12:00 is due at 12:05.
 BEGIN;
 SELECT plan(18);

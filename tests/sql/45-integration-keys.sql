@@ -1,4 +1,4 @@
--- Integration keys (SPEC 10): a token shown once, stored as SHA-256, bound to a kind and
+-- Integration keys (docs/intake.md): a token shown once, stored as SHA-256, bound to a kind and
 -- optionally a route, audited, revocable; a missing, unknown, revoked or wrong-kind key is
 -- one and the same 28000. The intake verbs dedup like ops.trigger_incident. A key with a route
 -- acts on that route only, for every kind and action (docs/intake.md); a key without one is global.

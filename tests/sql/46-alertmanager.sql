@@ -1,4 +1,4 @@
--- ops.api_alertmanager (SPEC 10): one incident per alert group, severity from the firing alerts,
+-- ops.api_alertmanager (docs/intake.md): one incident per alert group, severity from the firing alerts,
 -- route from the key's route else route/service/job labels, summary, bounded details, dedup and
 -- refresh without a second escalation, resolve by the resolved notification, refused keys and
 -- payloads that change nothing, 10k alerts kept small, the clock moved by p_now.

@@ -1,4 +1,4 @@
--- PagerDuty Events API v2 (SPEC 10, POST /v2/enqueue): trigger / acknowledge / resolve by dedup_key,
+-- PagerDuty Events API v2 (docs/intake.md, POST /v2/enqueue): trigger / acknowledge / resolve by dedup_key,
 -- severity mapping, a generated dedup_key, route from the key else component else source; a bad key
 -- or a bad event (wrong types in every field, an image not on https) is refused and changes nothing;
 -- oversized custom_details are cut with a marker, not refused; a key acts only on its own incidents;

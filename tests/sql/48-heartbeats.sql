@@ -1,4 +1,4 @@
--- Heartbeats (SPEC 10): a dead man switch. Set up and validated by ops.set_heartbeat (audited);
+-- Heartbeats (docs/intake.md): a dead man switch. Set up and validated by ops.set_heartbeat (audited);
 -- a ping (ops.api_heartbeat_ping, a key of kind heartbeat) moves due_at on and resolves
 -- heartbeat::<name>; the tick opens that incident once per silence, counts it on a dry run,
 -- opens it while escalation is paused, and never for a heartbeat that is not due.

@@ -1,4 +1,4 @@
--- Schedules (SPEC 11): layers of rotations, restrictions, overrides and who is on call. A later layer wins
+-- Schedules (docs/oncall.md): layers of rotations, restrictions, overrides and who is on call. A later layer wins
 -- where it applies, lower layers show through its gaps, nobody is on call where no layer applies; an
 -- override wins over every layer, at and across handoffs. Every bad input is a SQLSTATE and changes
 -- nothing; every change is an audit row. Times in UTC (the DST arithmetic is tests/sql/54); 2026-03-02 is

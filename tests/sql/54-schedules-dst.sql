@@ -1,4 +1,4 @@
--- Rotation arithmetic across the 2026 DST changes (SPEC 11): a handoff keeps its local wall-clock time
+-- Rotation arithmetic across the 2026 DST changes (docs/oncall.md): a handoff keeps its local wall-clock time
 -- (09:00 stays 09:00, 12-hour shifts stay 09:00/21:00) in Europe/Berlin (29 Mar, 25 Oct), America/New_York
 -- (8 Mar, 1 Nov), Australia/Adelaide (+10:30 to +09:30 on 5 Apr, back on 4 Oct) and Asia/Kolkata (+05:30,
 -- no DST). The UTC instants below were computed with Python zoneinfo, not with opsguard. A handoff at a

@@ -1,4 +1,4 @@
--- Escalation policies (SPEC 11): created, stepped and mapped to routes by ops.create_policy,
+-- Escalation policies (docs/oncall.md): created, stepped and mapped to routes by ops.create_policy,
 -- ops.add_policy_step, ops.remove_policy_step, ops.set_route_policy and the default_policy setting;
 -- every bad input is a SQLSTATE with a hint and writes nothing; every change is audited.
 -- ops.policy_step: which step each level pages.

@@ -1,4 +1,4 @@
--- Whom each escalation pages (SPEC 11): level N of an incident pages step N of its policy, each
+-- Whom each escalation pages (docs/oncall.md): level N of an incident pages step N of its policy, each
 -- escalation event records the principals and destinations resolved at escalation time, and the
 -- outbox holds one message per destination with its own dedup key and the Slack mentions.
 -- Schedules (0032) move with the clock; 2026-03-02 is a Monday. An incident opened at 12:00 is

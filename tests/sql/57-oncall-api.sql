@@ -1,4 +1,4 @@
--- Who is on call over the API and Slack, and the calendar feed (SPEC 11, 7): ops.api_oncall with a
+-- Who is on call over the API and Slack, and the calendar feed (docs/oncall.md): ops.api_oncall with a
 -- moved clock and its permission; feed tokens issued, rotated, removed, audited, stored as SHA-256
 -- only; ops.api_schedule_feed refusing every bad token and an unknown schedule with one error and
 -- listing exactly the shifts ops.on_call_shifts computes; the Slack command /oncall.

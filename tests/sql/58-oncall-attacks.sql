@@ -1,4 +1,4 @@
--- Attacks on issue 13 by an outsider (h18), each pinned where it broke: a first handoff at an
+-- Attacks on schedules by an outsider, each pinned where it broke: a first handoff at an
 -- infinite time (it made ops.on_call of the schedule fail, and with it ops.on_call_now for every
 -- schedule and page_targets), a participants array without bound, an override reason of a megabyte.
 BEGIN;

@@ -1,4 +1,4 @@
--- The open release guard is cheap to abuse (SPEC §6, last paragraph): each list holds at most
+-- The open release guard is cheap to abuse (docs/release-guard.md): each list holds at most
 -- 100 items while failingCount stays exact, an unchanged answer adds no row (the stored one
 -- counts repeats and keeps the last time), and what an anonymous caller sends is stored capped.
 -- The clock: 2026-03-02 12:00:30 UTC.

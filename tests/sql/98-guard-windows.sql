@@ -1,4 +1,4 @@
--- Guard windows slide to the minute (SPEC §6): each burn-rate window spans exactly its length,
+-- Guard windows slide to the minute (docs/release-guard.md): each burn-rate window spans exactly its length,
 -- ending with p_now's minute, so a pair fires when the SRE workbook's arithmetic says so
 -- (detection after W·k·b/e minutes of a steady error rate e, budget b, factor k, clean history
 -- before): the fast pair within a minute, the slow pair within five, never before. Plus the

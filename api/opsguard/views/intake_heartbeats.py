@@ -1,4 +1,4 @@
-"""Heartbeat pings (SPEC 10): POST /ops/heartbeats/<name> with `Authorization: Bearer <key>`
+"""Heartbeat pings (docs/intake.md#heartbeats): POST /ops/heartbeats/<name> with `Authorization: Bearer <key>`
 (a key of kind heartbeat). Any JSON body up to 64 KiB, or none, is a ping: Alertmanager's
 Watchdog route posts its usual webhook payload here, a cron job's curl posts nothing. The
 body is only checked, never stored. The key, the name and the route binding are checked in

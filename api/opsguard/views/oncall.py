@@ -1,4 +1,4 @@
-"""Who is on call (SPEC 11): GET /ops/oncall, signed, needs oncall.read; and the calendar feed
+"""Who is on call (docs/oncall.md): GET /ops/oncall, signed, needs oncall.read; and the calendar feed
 GET /ops/schedules/<name>/calendar.ics?token=<feed token>, open (a calendar app cannot sign)
 and rate limited per address like the release guard. Both answers come from SQL
 (ops.api_oncall, ops.api_schedule_feed: the shifts, their UIDs and summaries); this module

@@ -1,0 +1,56 @@
+"""Code, tests, docs and database comments cite only what is in the repository: no section of an
+outside contract (SPEC followed by a section sign or number, or its file name) and no task or
+helper name (h followed by a number in the teens). A reader
+has the rule itself or a link to the doc in docs/ that states it. Applied migrations are history
+and are never edited, so db/migrations is left out of the file check; what they leave in the
+database is checked through the comments of a migrated database instead."""
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTSIDE = re.compile(r"SPEC ?§|SPEC \d|SPEC\.md|\bh1\d\b")
+SKIPPED = ("db/migrations/", ".venv/", ".local/")
+
+
+def outside_citations(name: str, text: str) -> list[str]:
+    return [f"{name}:{n}: {line.strip()[:120]}" for n, line in enumerate(text.splitlines(), 1) if OUTSIDE.search(line)]
+
+
+def test_the_pattern_catches_what_it_must_and_spares_the_rest():
+    spec, helper = "SPEC", "h1"  # split so that this file passes its own check
+    caught = [f"({spec} §3)", f"({spec} 11)", f"see {spec}.md", f"{helper}8's attacks", f"by {helper}6", f"{spec}§6"]
+    spared = ["OPENAPI = yaml", "SPEC = yaml", "sha1 h100 h9 th12", "RFC 9110 §5.5", "ach19"]
+    assert [s for s in caught if not OUTSIDE.search(s)] == []
+    assert [s for s in spared if OUTSIDE.search(s)] == []
+
+
+def test_tracked_files_cite_only_the_repository():
+    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True).stdout
+    found = []
+    for name in names.decode().split("\0"):
+        path = ROOT / name
+        if not name or name.startswith(SKIPPED) or not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        found += outside_citations(name, text)
+    assert found == [], "cite the rule or a doc in docs/ instead:\n" + "\n".join(found)
+
+
+def test_database_comments_cite_only_the_repository(conn):
+    rows = conn.execute(
+        """SELECT pg_catalog.pg_describe_object(d.classoid, d.objoid, d.objsubid), d.description
+             FROM pg_catalog.pg_description d
+            WHERE d.classoid = 'pg_catalog.pg_namespace'::regclass AND d.objoid = 'ops'::regnamespace
+               OR (d.classoid = 'pg_catalog.pg_class'::regclass AND d.objoid IN
+                     (SELECT oid FROM pg_catalog.pg_class WHERE relnamespace = 'ops'::regnamespace))
+               OR (d.classoid = 'pg_catalog.pg_proc'::regclass AND d.objoid IN
+                     (SELECT oid FROM pg_catalog.pg_proc WHERE pronamespace = 'ops'::regnamespace))
+               OR (d.classoid = 'pg_catalog.pg_type'::regclass AND d.objoid IN
+                     (SELECT oid FROM pg_catalog.pg_type WHERE typnamespace = 'ops'::regnamespace))""").fetchall()
+    assert len(rows) > 4  # the check reads real comments
+    found = [line for obj, text in rows for line in outside_citations(obj, text)]
+    assert found == [], "cite the rule or a doc in docs/ instead:\n" + "\n".join(found)
