@@ -1,4 +1,4 @@
--- depends: 0048_guard_steps
+-- depends: 0049_one_incident_path
 
 -- Comments cite only what is in the repository: each names the doc that states its rule.
 

@@ -35,9 +35,9 @@ SELECT throws_ok($$SELECT ops.trigger_incident('t::1', 'warning', p_summary => r
                  'summary must be at most 1024 characters, not 1025',
                  'trigger_incident: a 1025-character summary is refused');
 SELECT throws_ok($$SELECT ops.trigger_incident(repeat('k', 500), 'warning', p_summary => repeat('s', 1025))$$, '22023',
-                 'summary must be at most 1024 characters, not 1025', '... on a refresh too');
+                 'summary must be at most 1024 characters, not 1025', 'trigger_incident: a 1025-character summary is refused on a refresh too');
 SELECT is((SELECT summary FROM ops.incidents WHERE incident_key = repeat('k', 500)), repeat('s', 1024),
-          '... which leaves the incident as it was');
+          'a refused refresh leaves the incident''s summary as it was');
 SELECT throws_ok($$SELECT ops.trigger_incident('t::1', 'page')$$, '22023', 'unknown severity "page"',
                  'trigger_incident: a severity other than critical or warning is refused');
 SELECT throws_ok($$SELECT ops.trigger_incident('t::1', 'warning', p_actor => ' ')$$, '22004', 'an actor is required',
@@ -53,7 +53,7 @@ SELECT is((SELECT count(*)::int FROM ops.audit_log WHERE table_name = 'incidents
           'that refresh is audited once, as intake refreshes are');
 SELECT is((SELECT actor FROM ops.audit_log WHERE table_name = 'incidents' AND action = 'UPDATE'
               AND row_key = (SELECT id::text FROM ops.incidents WHERE incident_key = 'am:keep')), 'ops-bot',
-          '... with its actor');
+          'the refresh by trigger_incident is audited under its actor');
 
 -- details: exactly 64 KiB kept as sent, one byte more cut with the marker (trigger_incident has none)
 SELECT is(octet_length((ops._intake_trigger('d:1', 'warning', NULL, 's',
@@ -71,7 +71,7 @@ SELECT is(ops.api_alertmanager((SELECT am FROM k), pg_temp.am(repeat('r', 500), 
                                '2026-12-01 10:00+00') #>> '{incidents,0,route}', repeat('r', 500),
           'Alertmanager: a 500-character route and a 1024-character summary are accepted');
 SELECT is((SELECT length(summary) FROM ops.incidents WHERE details ->> 'groupKey' = 'g'), 1024,
-          '... and kept whole');
+          'Alertmanager: a 1024-character summary is kept whole');
 -- past the limits a sender's text is cut and marked, not refused: Alertmanager does not retry a 4xx
 SELECT is(ops.api_alertmanager((SELECT am FROM k), jsonb_set(pg_temp.am(repeat('r', 501), repeat('s', 1025)),
                                                              '{groupKey}', '"g2"'),
@@ -86,7 +86,8 @@ SELECT is((SELECT details -> 'truncated' FROM ops.incidents WHERE details ->> 'g
 -- Events API v2: the route from payload.component (the summary is checked with PagerDuty's own errors)
 SELECT is(ops.api_events_v2(pg_temp.ev(repeat('c', 500)), '2026-12-01 10:00+00') ->> 'status', 'success',
           'Events v2: a 500-character component (the route) is accepted');
-SELECT is((SELECT length(route) FROM ops.incidents WHERE incident_key = 'events_v2:pd:d'), 500, '... and kept whole');
+SELECT is((SELECT length(route) FROM ops.incidents WHERE incident_key = 'events_v2:pd:d'), 500,
+          'Events v2: a 500-character component is kept whole as the route');
 SELECT is(ops.api_events_v2(jsonb_set(pg_temp.ev(repeat('c', 501)), '{dedup_key}', '"d2"')) ->> 'status', 'success',
           'Events v2: a 501-character component (the route) is accepted: the event is kept');
 SELECT is((SELECT (length(route), details -> 'truncated') FROM ops.incidents WHERE incident_key = 'events_v2:pd:d2'),
@@ -105,7 +106,7 @@ SELECT throws_ok($$SELECT ops.set_heartbeat('hb2', '5 minutes', 'alice', repeat(
                  'heartbeat: a 501-character route is refused');
 SELECT is(ops.escalation_tick('2026-12-01 10:06Z') -> 'heartbeatsMissed', '1'::jsonb, 'the missed heartbeat is counted');
 SELECT is((SELECT length(route) FROM ops.incidents WHERE incident_key = 'heartbeat::hb'), 500,
-          '... and its incident opened with the whole route');
+          'the missed heartbeat opens its incident with the whole 500-character route');
 
 -- the actor and the dedup rules of the one path
 SELECT is(current_setting('opsguard.actor', TRUE), '', 'the actor of the caller is put back afterwards');
