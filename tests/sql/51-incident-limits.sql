@@ -35,7 +35,8 @@ SELECT throws_ok($$SELECT ops.trigger_incident('t::1', 'warning', p_summary => r
                  'summary must be at most 1024 characters, not 1025',
                  'trigger_incident: a 1025-character summary is refused');
 SELECT throws_ok($$SELECT ops.trigger_incident(repeat('k', 500), 'warning', p_summary => repeat('s', 1025))$$, '22023',
-                 'summary must be at most 1024 characters, not 1025', 'trigger_incident: a 1025-character summary is refused on a refresh too');
+                 'summary must be at most 1024 characters, not 1025',
+                 'trigger_incident: a 1025-character summary is refused on a refresh too');
 SELECT is((SELECT summary FROM ops.incidents WHERE incident_key = repeat('k', 500)), repeat('s', 1024),
           'a refused refresh leaves the incident''s summary as it was');
 SELECT throws_ok($$SELECT ops.trigger_incident('t::1', 'page')$$, '22023', 'unknown severity "page"',
