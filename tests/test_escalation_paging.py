@@ -52,15 +52,20 @@ def drain(d: Dispatcher, conn) -> None:
     raise AssertionError(conn.execute("SELECT status, last_error FROM ops.notification_outbox").fetchall())
 
 
-def test_three_steps_page_three_on_call_principals_one_message_per_destination(conn, hooks, dispatcher):
+def page_three_levels(conn, hooks, dispatcher):
+    """The policy of setup_policy on route GET /pay, its incident escalated three times and every
+    message delivered: to the route's webhook (levels 1-3) and to the step's own (level 3)."""
     route, pager = hooks
     setup_policy(conn, pager.url("/services/T9/B9/pager-secret"))
     conn.execute("SELECT ops.set_setting('slack_webhook_url', %s, 'admin')", (route.url("/services/T1/B1/route"),))
     conn.execute(f"SELECT ops.trigger_incident('GET /pay::slo_violation', 'critical', p_now => '{DAY} 12:00Z')")
-
     assert [tick(conn, t) for t in ("12:05", "12:35", "13:05")] == [1, 1, 1]
     drain(dispatcher, conn)
+    return route, pager
 
+
+def test_three_steps_page_three_on_call_principals_one_message_per_destination(conn, hooks, dispatcher):
+    route, pager = page_three_levels(conn, hooks, dispatcher)
     got = sorted(route.messages(), key=lambda m: m.body["text"])
     assert [m.body["text"] for m in got] == [
         "[CRITICAL] GET /pay::slo_violation escalated to level 1 <@UBOB>",

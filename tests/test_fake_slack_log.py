@@ -4,16 +4,11 @@ a newcomer watching the log sees who was woken and through which webhook."""
 from __future__ import annotations
 
 from fake_slack import log_line
-from test_escalation_paging import DAY, drain, hooks, setup_policy, tick  # noqa: F401 (hooks: a fixture)
+from test_escalation_paging import hooks, page_three_levels  # noqa: F401 (hooks: a fixture)
 
 
 def test_the_log_line_names_the_webhook_the_mentions_and_the_unlinked_paged(conn, hooks, dispatcher):  # noqa: F811
-    route, pager = hooks
-    setup_policy(conn, pager.url("/services/T9/B9/pager-secret"))
-    conn.execute("SELECT ops.set_setting('slack_webhook_url', %s, 'admin')", (route.url("/services/T1/B1/route"),))
-    conn.execute(f"SELECT ops.trigger_incident('GET /pay::slo_violation', 'critical', p_now => '{DAY} 12:00Z')")
-    assert [tick(conn, t) for t in ("12:05", "12:35", "13:05")] == [1, 1, 1]
-    drain(dispatcher, conn)
+    route, pager = page_three_levels(conn, hooks, dispatcher)
 
     lines = sorted((log_line(m) for m in route.messages()), key=lambda line: line["text"])
     assert [(line["to"], line["mentions"]) for line in lines] == [
