@@ -201,8 +201,8 @@ BEGIN
         SELECT v_actor, 'DELETE', TG_TABLE_NAME, o.j ->> v_key, o.j, v_note
         FROM (SELECT CASE WHEN v_redact THEN ops._audit_redacted(TG_TABLE_NAME, to_jsonb(r)) ELSE to_jsonb(r) END AS j FROM old_rows AS r) AS o;
     ELSE
-        -- each row becomes jsonb once (0002 built it twice, once for the key and once whole),
-        -- with its secrets redacted before the diff (0041: a changed webhook shows as two hashes),
+        -- each row becomes jsonb once, not once for the key and again whole, with its secrets
+        -- redacted before the diff (a changed webhook shows as two different hashes),
         -- materialized, so the diff below does not rebuild it for every column it compares;
         -- static SQL keeps its cached plan, which one-row updates (an ack) depend on
         WITH n AS MATERIALIZED (
@@ -1608,7 +1608,7 @@ BEGIN
     END IF;
     -- ops.next_due(NEW), written out: a call would switch search_path a second time for every row
     -- (ops.recalc_next_due() counts rows where the two disagree: 30-next-due.sql and the bench expect none).
-    -- One statement for the three lookups (0038): each statement with a subquery is an executor run
+    -- One statement for the three lookups: each statement with a subquery is an executor run
     -- of its own, for every row written; an acknowledged or resolved row needs none.
     IF NEW.acknowledged_at IS NOT NULL OR NEW.status <> 'open' THEN
         NEW.next_due_at := NULL;
@@ -3452,7 +3452,7 @@ BEGIN
     -- the key first: a caller without one learns nothing about what a good payload looks like
     v_key := ops._integration_key(p_token, 'alertmanager');
     -- the API's depth limit (32 levels of objects and arrays, api/opsguard/views), checked here for
-    -- this endpoint: one jsonpath costs 22 us on a 100-alert notification, the walk in Python 207 (0040)
+    -- this endpoint: one jsonpath costs 22 us on a 100-alert notification, a walk over the parsed body in Python 207
     IF pg_catalog.jsonb_path_exists(p_body, 'strict $.**{32 to last} ? (@.type() == "object" || @.type() == "array")') THEN
         RAISE EXCEPTION 'the body is nested deeper than 32 levels'
             USING ERRCODE = '22023', HINT = 'Send the Alertmanager or Grafana webhook payload as is.';
@@ -3539,7 +3539,7 @@ BEGIN
     WHERE k.running <= 16384;
 
     -- the kept alerts hold no nulls (kept as sent only without any, else stripped above): only the
-    -- fields around them are stripped, not the 16 KiB of alerts again (0040)
+    -- fields around them are stripped, not the 16 KiB of alerts again
     v_details := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
         'source', CASE WHEN p_body ? 'orgId' THEN 'grafana' ELSE 'alertmanager' END,
         'receiver', pg_catalog.left(p_body ->> 'receiver', 200),
@@ -6714,7 +6714,7 @@ BEGIN
         RAISE EXCEPTION 'no schedule "%"', pg_catalog.left(p_schedule, 100)
             USING ERRCODE = 'P0002', HINT = 'SELECT name, time_zone FROM ops.schedules;';
     END IF;
-    -- 244 random bits from the strong generator behind gen_random_uuid (two v4 uuids), as 0027
+    -- 244 random bits from the strong generator behind gen_random_uuid (two v4 uuids)
     v_token := 'ogf_' || pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '')
                       || pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '');
     v_prev := ops._act_as(p_actor);
@@ -7612,7 +7612,7 @@ COMMENT ON COLUMN ops.guard_evaluations.last_evaluated_at IS 'When this answer w
 -- Name: COLUMN guard_evaluations.fingerprint; Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON COLUMN ops.guard_evaluations.fingerprint IS 'sha256 of the answer without evaluatedAt: equal fingerprints, equal answers (NULL before 0022).';
+COMMENT ON COLUMN ops.guard_evaluations.fingerprint IS 'sha256 of the answer without evaluatedAt: equal fingerprints, equal answers (NULL on rows stored before fingerprints were kept).';
 
 --
 -- Name: COLUMN guard_evaluations.anonymous_bytes; Type: COMMENT; Schema: ops; Owner: -
