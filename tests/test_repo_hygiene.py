@@ -54,3 +54,15 @@ def test_database_comments_cite_only_the_repository(conn):
     assert len(rows) > 4  # the check reads real comments
     found = [line for obj, text in rows for line in outside_citations(obj, text)]
     assert found == [], "cite the rule or a doc in docs/ instead:\n" + "\n".join(found)
+
+
+# A pgTAP description is all a failure prints: one that opens with "... " leans on the assertion
+# before it and says nothing by itself, so every description states the behaviour it pins.
+CONTINUED = re.compile(r"'\.\.\. ")
+
+
+def test_pgtap_descriptions_stand_on_their_own():
+    found = [f"tests/sql/{path.name}:{n}: {line.strip()[:120]}"
+             for path in sorted((ROOT / "tests" / "sql").glob("*.sql"))
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if CONTINUED.search(line)]
+    assert found == [], "say what the assertion pins instead of continuing the one before:\n" + "\n".join(found)

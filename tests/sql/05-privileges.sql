@@ -17,7 +17,7 @@ SELECT is_empty(
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
       WHERE n.nspname = 'ops' AND p.prosqlbody IS NOT NULL AND (p.provolatile = 'v' OR p.prosecdef)$$,
-    '... and those only compute or read (stable or immutable), as their caller');
+    'ops functions with a SQL-standard body only compute or read (stable or immutable), as their caller');
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
       WHERE n.nspname = 'ops' AND NOT p.prosecdef AND p.prosqlbody IS NULL
@@ -87,7 +87,7 @@ SELECT is_empty(
       WHERE n.nspname = 'ops' AND NOT has_function_privilege('opsguard_operator', p.oid, 'EXECUTE')
         AND (p.proname !~ '^(_|api_)' OR p.proname = 'api_health')
         AND p.proname NOT IN ('claim_notifications', 'finish_notifications', 'notification_wait_s')$$,
-    '... and every other verb');
+    'operators execute every ops function but the internal, API (api_health aside) and dispatcher ones');
 
 -- what a later migration creates gives operators SELECT on a table and nothing else by default
 CREATE TABLE ops.later_table (x int);
@@ -125,7 +125,8 @@ RESET ROLE;
 SET LOCAL ROLE opsguard_operator;
 SELECT lives_ok($$UPDATE incidents SET status = 'resolved' WHERE id = (SELECT a FROM t)$$,
                 'operators run the seeds'' direct UPDATE');
-SELECT is((SELECT status FROM incidents WHERE id = (SELECT a FROM t)), 'resolved', '... and it takes effect');
+SELECT is((SELECT status FROM incidents WHERE id = (SELECT a FROM t)), 'resolved',
+          'the operators'' direct UPDATE of an incident''s status takes effect');
 SELECT throws_ok($$DELETE FROM ops.incidents$$, '42501', NULL, 'operators cannot delete incidents');
 RESET ROLE;
 

@@ -65,7 +65,8 @@ SELECT is(ops.escalation_tick('2026-03-02 12:05Z') - 'escalationTickMs' - 'tickI
             "reopened": 0, "dryRunCount": 1, "escalationsCount": 0, "skippedIdempotent": 0,
             "invalidSettings": {"dry_run": "\"maybe\" is not true or false"}}'::jsonb,
           'an invalid dry_run runs with its default_value (made true here), and is reported');
-SELECT is((SELECT escalation_level FROM ops.incidents WHERE id = (SELECT a FROM t)), 0, '... so nothing escalated');
+SELECT is((SELECT escalation_level FROM ops.incidents WHERE id = (SELECT a FROM t)), 0,
+          'a tick run dry by an invalid dry_run''s default escalates nothing');
 UPDATE ops.settings SET value = 'false' WHERE key = 'dry_run';
 
 -- pause_cron written invalid: its default decides, a maintenance window for every minute here
@@ -73,7 +74,7 @@ UPDATE ops.settings SET default_value = '"* * * * *"' WHERE key = 'pause_cron';
 UPDATE ops.settings SET value = '"5 99 * * *"' WHERE key = 'pause_cron';
 SELECT is(ops.escalation_tick('2026-03-02 12:06Z') ->> 'state', 'paused', 'an invalid pause_cron pauses as its default does');
 SELECT is((SELECT invalid_settings FROM ops.tick_log ORDER BY id DESC LIMIT 1),
-          '{"pause_cron": "cron hour: \"99\" is outside 0-23"}'::jsonb, '... and the tick log says why');
+          '{"pause_cron": "cron hour: \"99\" is outside 0-23"}'::jsonb, 'the tick log says why pause_cron is invalid');
 UPDATE ops.settings SET value = '""', default_value = '""' WHERE key = 'pause_cron';
 
 -- a row deleted took its default with it: the tick refuses loudly rather than guess
@@ -95,7 +96,7 @@ SELECT results_eq(
     $$SELECT (SELECT escalation_level FROM ops.incidents WHERE id = (SELECT a FROM t)),
              (SELECT count(*)::int FROM ops.escalation_events), (SELECT count(*)::int FROM ops.tick_log
                                                                  WHERE tick_at = '2026-03-02 12:08Z')$$,
-    $$VALUES (0, 0, 0)$$, '... leaving the incident at its level, no event and no tick-log row');
+    $$VALUES (0, 0, 0)$$, 'a failed tick leaves the incident at its level, no event and no tick-log row');
 DROP TRIGGER refuse ON ops.notification_outbox;
 SELECT is(ops.escalation_tick('2026-03-02 12:08Z') ->> 'escalationsCount', '1', 'the next tick escalates it once');
 

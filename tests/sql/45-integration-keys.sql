@@ -84,12 +84,12 @@ FROM ops.heartbeats AS h;
 SELECT throws_ok(format('SELECT ops.api_heartbeat_ping(%L, %L, %L)', (SELECT a FROM hk), b, '2026-12-01 10:07+00'),
                  'P0002', format('no heartbeat "%s" for this key', b), descr)
 FROM (VALUES ('beat-b', 'a key bound to route-a does not ping a heartbeat of route-b'),
-             ('beat-none', '... nor a heartbeat without a route'),
-             ('nope', '... and says the same as for an unknown heartbeat')) AS c (b, descr);
+             ('beat-none', 'a key bound to route-a does not ping a heartbeat without a route'),
+             ('nope', 'a ping of an unknown heartbeat is refused as one of another route is')) AS c (b, descr);
 SELECT is((SELECT md5(string_agg(h::text, ',' ORDER BY name)) FROM ops.heartbeats AS h), (SELECT beats FROM hb_before),
           'the refused pings moved no heartbeat');
 SELECT is((SELECT md5(string_agg(i::text, ',' ORDER BY id)) FROM ops.incidents AS i), (SELECT incidents FROM hb_before),
-          '... and resolved no incident');
+          'the refused heartbeat pings resolved no incident');
 SELECT is(ops.api_heartbeat_ping((SELECT a FROM hk), 'beat-a', '2026-12-01 10:07+00') #>> '{resolved,status}', 'resolved',
           'the key bound to route-a pings its heartbeat and resolves its incident');
 SELECT results_eq($$SELECT ops.api_heartbeat_ping((SELECT anyroute FROM hk), b, '2026-12-01 10:08+00') #>> '{resolved,resolvedBy}'
@@ -105,7 +105,7 @@ SELECT throws_ok($$SELECT ops.create_integration_key('pd-x:y', 'events_v2', 'ali
 SELECT ops.create_integration_key('q:r', 'events_v2', 'alice');
 SELECT throws_ok($$SELECT ops.create_integration_key('q', 'events_v2', 'alice')$$, '23505',
                  'integration key name "q" would share incident keys with another events_v2 key',
-                 '... and so is the shorter name of such a pair');
+                 'an events_v2 key named as another''s name up to a : (q beside q:r) is refused too');
 SELECT lives_ok($$SELECT ops.create_integration_key('pd-x:am', 'alertmanager', 'alice')$$,
                 'another kind never shares events_v2 incident keys: its name is free');
 

@@ -41,7 +41,8 @@ SELECT pg_temp.send((SELECT am FROM k), pg_temp.am('DiskFull', 'firing', jsonb_b
     pg_temp.alert('firing', '{"alertname": "DiskFull", "instance": "db2", "severity": "critical", "service": "db"}'))),
     '2026-12-01 10:00+00') AS answer;
 SELECT is((SELECT answer -> 'ok' FROM r1), 'true'::jsonb, 'a firing group answers ok');
-SELECT is((SELECT jsonb_array_length(answer -> 'incidents') FROM r1), 1, '... with the one incident of the group');
+SELECT is((SELECT jsonb_array_length(answer -> 'incidents') FROM r1), 1,
+          'a firing group answers with the one incident of the group');
 SELECT is((SELECT answer #>> '{incidents,0,incidentKey}' FROM r1),
           'alertmanager:am-prod:' || encode(sha256(convert_to('{}:{alertname="DiskFull"}', 'UTF8')), 'hex'),
           'the incident key: alertmanager, the key name, the SHA-256 of groupKey');
@@ -56,7 +57,7 @@ SELECT lives_ok($$SELECT pg_temp.send((SELECT bare FROM k), pg_temp.am('DiskFull
     pg_temp.alert('firing', '{"alertname": "DiskFull", "instance": "db9"}'))), '2026-12-01 10:00+00')$$,
     'the same groupKey from another key');
 SELECT is((SELECT count(*)::int FROM ops.incidents WHERE incident_key LIKE 'alertmanager:%'), 3,
-          '... is its own incident: groups are scoped by key');
+          'the same groupKey from another key is its own incident: groups are scoped by key');
 
 -- what the incident keeps
 SELECT is((SELECT (severity, route, summary, status) FROM ops.incidents WHERE id = (SELECT (answer #>> '{incidents,0,id}')::uuid FROM r1)),
@@ -109,7 +110,8 @@ SELECT is((SELECT (route, details #>> '{alerts,0,labels,route}') FROM ops.incide
            WHERE incident_key = 'alertmanager:am-prod:' || encode(sha256(convert_to(
                '{}:{alertname="Route' || md5('{"route": "checkout", "service": "cart", "job": "node"}'::jsonb::text) || '"}',
                'UTF8')), 'hex')),
-          row('platform'::text, 'checkout'::text), '... the label naming another route is kept in the details');
+          row('platform'::text, 'checkout'::text),
+          'a route-bound key keeps its route, and a label naming another route is kept in the details');
 SELECT is((SELECT count(*)::int FROM ops.incidents
            WHERE route IN ('checkout', 'cart', 'node') AND incident_key LIKE 'alertmanager:am-prod:%'),
           0, 'no incident of the route-bound key landed on another route');
@@ -139,7 +141,7 @@ SELECT pg_temp.send((SELECT am FROM k), pg_temp.am('DiskFull', 'firing', jsonb_b
 SELECT is((SELECT answer #>> '{incidents,0,id}' FROM r2), (SELECT answer #>> '{incidents,0,id}' FROM r1),
           'a repeated notification answers the same incident');
 SELECT is((SELECT count(*)::int FROM ops.incidents WHERE incident_key = (SELECT answer #>> '{incidents,0,incidentKey}' FROM r1)),
-          1, '... and opens no second one');
+          1, 'a repeated notification opens no second incident');
 SELECT is((SELECT (last_seen, first_seen, escalation_level, next_due_at) FROM ops.incidents
            WHERE id = (SELECT id FROM before_repeat)),
           (SELECT ('2026-12-01 11:00+00'::timestamptz, first_seen, escalation_level, next_due_at) FROM before_repeat),
@@ -158,7 +160,8 @@ SELECT pg_temp.send((SELECT am FROM k), pg_temp.am('DiskFull', 'resolved', jsonb
 SELECT is((SELECT (status, resolved_by, resolved_at) FROM ops.incidents WHERE id = (SELECT id FROM before_repeat)),
           row('resolved'::text, 'am-prod'::text, '2026-12-01 11:30+00'::timestamptz),
           'the resolved notification resolves the incident, by the key name, at p_now');
-SELECT is((SELECT answer #>> '{incidents,0,status}' FROM r3), 'resolved', '... and answers it');
+SELECT is((SELECT answer #>> '{incidents,0,status}' FROM r3), 'resolved',
+          'the resolved notification answers the incident it resolved');
 SELECT is(pg_temp.send((SELECT am FROM k), pg_temp.am('DiskFull', 'resolved', '[]'), '2026-12-01 11:31+00'),
           '{"ok": true, "incidents": []}'::jsonb, 'a resolved group with nothing open answers no incident');
 SELECT isnt(pg_temp.send((SELECT am FROM k), pg_temp.am('DiskFull', 'firing', jsonb_build_array(
@@ -188,7 +191,7 @@ SELECT throws_ok(format('SELECT ops.api_alertmanager(%L, %L)', (SELECT am FROM k
                  '22023', 'alerts[1].labels must be an object of strings', 'a label that is not a string is refused, naming the alert');
 SELECT throws_ok(format('SELECT ops.api_alertmanager(%L, %L)', (SELECT am FROM k),
                         pg_temp.am('New', 'firing', jsonb_build_array(pg_temp.alert('firing', '{"a": ["1"]}')))),
-                 '22023', 'alerts[0].labels must be an object of strings', '... nor is a list of strings (0039)');
+                 '22023', 'alerts[0].labels must be an object of strings', 'a label that is a list of strings is refused (0039)');
 SELECT throws_ok(format('SELECT ops.api_alertmanager(%L, %L)', (SELECT am FROM k),
                         pg_temp.am('New', 'firing', jsonb_build_array(pg_temp.alert('firing', '{"a": "1"}')
                             || jsonb_build_object('values', (repeat('{"x": ', 30) || '1' || repeat('}', 30))::jsonb)))),
@@ -207,7 +210,8 @@ SELECT is(pg_temp.send((SELECT am FROM k), pg_temp.am('GrafanaRule', 'firing', j
               '2026-12-01 10:00+00') #>> '{incidents,0,severity}', 'critical', 'a Grafana payload is accepted');
 SELECT is((SELECT (details ->> 'source', details #>> '{alerts,0,values,B}', details #>> '{alerts,0,silenceURL}')
            FROM ops.incidents WHERE details ->> 'title' = '[FIRING:1] (blue)'),
-          row('grafana'::text, '44.2'::text, 'https://grafana/silence'::text), '... keeping its values and links');
+          row('grafana'::text, '44.2'::text, 'https://grafana/silence'::text),
+          'a Grafana payload''s incident keeps its values and links');
 
 -- 10k alerts in one group stay small
 CREATE TEMP TABLE big AS
@@ -218,7 +222,7 @@ SELECT is((SELECT (details ->> 'alertsTotal', details ->> 'alertsOmitted', jsonb
            FROM ops.incidents WHERE id = (SELECT (answer #>> '{incidents,0,id}')::uuid FROM big)),
           row('10000'::text, '9980'::text, 20), '10k alerts: the first 20 kept, the rest counted');
 SELECT cmp_ok((SELECT octet_length(details::text) FROM ops.incidents WHERE id = (SELECT (answer #>> '{incidents,0,id}')::uuid FROM big)),
-              '<', 24000, '... in under 24 kB');
+              '<', 24000, '10k alerts in one group make details under 24 kB');
 
 -- 50 alerts with 2 kB annotations each: as many kept as fit 16 KiB, so the details never pass 64 KiB
 CREATE TEMP TABLE wide AS
@@ -230,7 +234,7 @@ SELECT is((SELECT (details ->> 'alertsTotal', (details ->> 'alertsOmitted')::int
            WHERE id = (SELECT (answer #>> '{incidents,0,id}')::uuid FROM wide)),
           row('50'::text, true), 'big alerts: kept up to 16 KiB of them, the rest counted');
 SELECT cmp_ok((SELECT octet_length(details::text) FROM ops.incidents WHERE id = (SELECT (answer #>> '{incidents,0,id}')::uuid FROM wide)),
-              '<', 24000, '... so the details stay under the 64 KiB the intake allows');
+              '<', 24000, '50 alerts of 2 kB annotations make details under the 64 KiB the intake allows');
 
 -- label maps over 64 KiB altogether: the largest entries are cut, with a marker, and the alert is kept
 CREATE TEMP TABLE huge AS
@@ -246,7 +250,7 @@ SELECT is((SELECT (details -> 'truncated', details #>> '{commonAnnotations,summa
                    details #>> '{alerts,0,labels,alertname}', octet_length(details::text) <= 65536)
            FROM ops.incidents WHERE id = (SELECT (answer #>> '{incidents,0,id}')::uuid FROM huge)),
           row('[{"field": "commonAnnotations", "bytes": 100002}]'::jsonb, 'disk full'::text, true, 'Huge'::text, true),
-          '... the largest entry is cut and marked, the rest kept, within 64 KiB');
+          '130 KB of labels and annotations: the largest entry is cut and marked, the rest kept, within 64 KiB');
 
 SELECT * FROM finish();
 ROLLBACK;

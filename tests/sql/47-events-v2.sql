@@ -76,7 +76,7 @@ SELECT results_eq($$SELECT severity FROM ops.incidents WHERE incident_key LIKE '
 SELECT results_eq($$SELECT details ->> 'severity' FROM ops.incidents WHERE incident_key LIKE 'events_v2:pd-prod:sev-%'
                     ORDER BY array_position(ARRAY['critical', 'error', 'warning', 'info'], split_part(incident_key, '-', 3))$$,
                   ARRAY['critical', 'error', 'warning', 'info'],
-                  '... and the details keep the severity as the sender sent it');
+                  'the incident details keep the severity as the sender sent it');
 SELECT ops.api_events_v2(pg_temp.ev('{"dedup_key": "c", "payload": {"summary": "s", "source": "h", "severity": "info",
     "component": "payments"}}'), '2026-12-01 10:00+00');
 SELECT is((pg_temp.inc('c')).route, 'payments', 'no route on the key: payload.component, before source');
@@ -95,10 +95,10 @@ SELECT
     ops.api_events_v2(pg_temp.ev('{"dedup_key": null}'), '2026-12-01 10:00+00') ->> 'dedup_key' AS a,
     ops.api_events_v2(pg_temp.ev('{}') - 'dedup_key', '2026-12-01 10:00+00') ->> 'dedup_key' AS b;
 SELECT matches((SELECT a FROM gen), '^[0-9a-f]{32}$', 'a trigger without dedup_key gets a generated one (32 hex)');
-SELECT isnt((SELECT a FROM gen), (SELECT b FROM gen), '... its own each time');
+SELECT isnt((SELECT a FROM gen), (SELECT b FROM gen), 'each trigger without dedup_key gets a generated key of its own');
 SELECT is((SELECT count(*)::int FROM ops.incidents, gen WHERE incident_key IN ('events_v2:pd-prod:' || a,
                                                                            'events_v2:pd-prod:' || b)), 2,
-          '... each opens its own incident, found by the answered key');
+          'each trigger without dedup_key opens its own incident, found by the answered key');
 
 -- acknowledge and resolve by dedup_key
 SELECT is(ops.api_events_v2('{"event_action": "acknowledge", "dedup_key": "db-1/disk"}'::jsonb
@@ -113,7 +113,8 @@ SELECT is((SELECT (count(*)::int, max(status)) FROM ops.incidents WHERE incident
           row(1, 'acknowledged'::text), 'a trigger of an acknowledged alert refreshes it and keeps it acknowledged');
 SELECT lives_ok(format($$SELECT ops.api_events_v2('{"event_action": "acknowledge", "dedup_key": "db-1/disk",
     "routing_key": %s}', '2026-12-01 11:06+00')$$, to_json((SELECT pd FROM k))), 'acknowledging twice is fine');
-SELECT is((pg_temp.inc('db-1/disk')).acknowledged_at, '2026-12-01 11:00+00'::timestamptz, '... and changes nothing');
+SELECT is((pg_temp.inc('db-1/disk')).acknowledged_at, '2026-12-01 11:00+00'::timestamptz,
+          'acknowledging twice keeps the first acknowledged_at');
 SELECT ops.api_events_v2(jsonb_build_object('routing_key', (SELECT pd FROM k), 'event_action', 'resolve',
                                             'dedup_key', 'db-1/disk', 'payload', 'ignored'), '2026-12-01 12:00+00');
 SELECT is((SELECT (status, resolved_by, resolved_at) FROM pg_temp.inc('db-1/disk')),
@@ -217,7 +218,7 @@ SELECT is((SELECT (summary, severity, details -> 'truncated', details -> 'custom
            FROM pg_temp.inc('big')),
           row('disk full'::text, 'warning'::text, '[{"field": "custom_details", "bytes": 102402}]'::jsonb,
               '{"free": "0%"}'::jsonb, 'db-1'::text, 'warning'::text, 'big'::text, 'https://runbook.example/disk'::text),
-          '... the log cut and marked, the rest kept');
+          'custom_details of 100 KB: the log entry cut and marked, the rest kept');
 SELECT is(ops._intake_fit_details('{"custom_details": {"a": "b"}}'), '{"custom_details": {"a": "b"}}'::jsonb,
           'details within 64 KiB are kept as they are, with no marker');
 SELECT throws_ok($$SELECT ops._intake_fit_details(jsonb_build_object('note', repeat('x', 70000)))$$, '22023', NULL,

@@ -53,7 +53,8 @@ SELECT is((SELECT (route, summary, source, occurred_at, received_at, key_name, d
           'the row: route from source, occurred_at from payload.timestamp, received_at p_now, the key''s name, details, links');
 SELECT is((SELECT (actor, action) FROM ops.audit_log WHERE table_name = 'changes' ORDER BY id DESC LIMIT 1),
           row('ci'::text, 'INSERT'::text), 'audited with the key''s name as actor');
-SELECT is(current_setting('opsguard.actor', TRUE), '', '... and the session''s actor is left as it was');
+SELECT is(current_setting('opsguard.actor', TRUE), '',
+          'a change event leaves the session''s actor as it was');
 
 SELECT ops.api_change_event(pg_temp.ev('{"payload": {"summary": "no time", "source": "GET /search"}}'),
                             '2026-03-02 12:00:40Z');
@@ -86,7 +87,8 @@ SELECT ok((SELECT octet_length(details::text) <= 16384 AND octet_length(details:
           'custom_details of 100 KB: the first keys that fit in 16 KiB are kept');
 SELECT ok((SELECT jsonb_array_length(links) BETWEEN 1 AND 10 AND octet_length(links::text) <= 4096
            FROM ops.changes WHERE route = 'GET /big'), '30 links: the first that fit in 10 and 4 KiB are kept');
-SELECT is((SELECT truncated FROM ops.changes WHERE route = 'GET /big'), TRUE, '... and the row says it was cut');
+SELECT is((SELECT truncated FROM ops.changes WHERE route = 'GET /big'), TRUE,
+          'a change with capped details or links is marked truncated');
 SELECT throws_ok($$INSERT INTO ops.changes (route, summary, occurred_at, received_at, key_name, details)
                    VALUES ('r', 's', now(), now(), 'ci', jsonb_build_object('x', repeat('x', 20000)))$$,
                  '23514', NULL, 'the table itself refuses details over 16 KiB');
@@ -156,7 +158,7 @@ SELECT is(array(SELECT summary FROM ops.incident_changes((SELECT id FROM inc))),
           'ops.incident_changes: its route only, from first_seen back (first_seen itself included), at most 10');
 SELECT is(array(SELECT c.summary FROM ops.incident_changes((SELECT id FROM inc)) AS c ORDER BY c.occurred_at DESC OFFSET 9),
           ARRAY['pay 9'],
-          '... the oldest shown is 45 minutes before (12 at exactly one hour is in range, but past the 10)');
+          'ops.incident_changes: the oldest shown is 45 minutes before (12 at exactly one hour is in range, but past the 10)');
 SELECT is((SELECT jsonb_path_query_array(i -> 'changes', '$[*].summary')
            FROM jsonb_array_elements(ops.api_list_incidents('ops-bot', NULL, '{}') -> 'incidents') AS i
            WHERE i ->> 'id' = (SELECT id::text FROM inc)),
@@ -167,7 +169,7 @@ SELECT is((SELECT (i -> 'changes' -> 0) - 'id' - 'receivedAt'
            WHERE i ->> 'id' = (SELECT id::text FROM inc)),
           jsonb_build_object('occurredAt', '2026-03-02T12:00:00+00:00', 'summary', 'pay 0', 'source', 'GET /pay',
                              'integrationKey', 'ci', 'links', '[]'::jsonb),
-          '... each as the API shows it');
+          'GET /ops/incidents shows each change with its time, summary, source, key and links');
 CREATE TEMP TABLE early AS SELECT (ops.trigger_incident('GET /pay::other', 'warning', NULL, NULL, 'ops-bot',
                                                         '2026-03-02 11:00:00Z')).id;
 SELECT is(array(SELECT summary FROM ops.incident_changes((SELECT id FROM early))), ARRAY['pay 12', 'pay 13'],
@@ -194,7 +196,7 @@ SELECT is((SELECT (f -> 'evidence' -> 'changes' -> 0) - 'id'
            FROM jsonb_array_elements((SELECT v -> 'failing' FROM g)) AS f
            WHERE f ->> 'key' = 'GET /pay::error_rate_critical'),
           '{"occurredAt": "2026-03-02T12:00:04+00:00", "summary": "late 4", "source": "GET /pay"}'::jsonb,
-          '... each with its time, summary and source');
+          'a failing route item''s evidence shows each change with its time, summary and source');
 SELECT is((SELECT f -> 'evidence' ? 'changes' FROM jsonb_array_elements(
                ops.release_guard('2026-03-02 12:10:45Z') -> 'failing') AS f
            WHERE f ->> 'key' = 'GET /pay::hard_error_threshold'),
@@ -203,8 +205,9 @@ SELECT is((SELECT f -> 'evidence' ? 'changes' FROM jsonb_array_elements(
 -- retention: change_retention_days (30) after receipt
 SELECT is(ops.purge_history('2026-04-01 12:00:40Z') ->> 'changes', '2', 'purge_history drops changes received over 30 days ago');
 CREATE TEMP TABLE left_over AS SELECT count(*) AS n FROM ops.changes;
-SELECT is(ops.purge_history('2026-04-02') ->> 'changes', (SELECT n::text FROM left_over), '... and the rest a day later');
-SELECT is_empty('SELECT 1 FROM ops.changes', '... all of them');
+SELECT is(ops.purge_history('2026-04-02') ->> 'changes', (SELECT n::text FROM left_over),
+          'purge_history a day later drops the rest of the changes');
+SELECT is_empty('SELECT 1 FROM ops.changes', 'after both purges no change is left');
 
 -- privileges
 SELECT ok(has_function_privilege('opsguard_api', 'ops.api_change_event(jsonb, timestamptz)', 'EXECUTE')

@@ -26,20 +26,21 @@ FROM generate_series(1, 1000) AS g;
 SELECT cmp_ok((SELECT sum(pg_column_size(e.*)) FROM ops.guard_evaluations AS e WHERE e.anonymous_bytes IS NOT NULL),
               '<=', 1048576::bigint, 'the anonymous rows kept hold at most the cap of 1 MB');
 SELECT cmp_ok((SELECT count(*) FROM ops.guard_evaluations WHERE anonymous_bytes IS NOT NULL), '>', 200::bigint,
-              '... and fill most of it (not a handful of rows)');
+              'the anonymous rows kept fill most of the cap (not a handful of rows)');
 SELECT is((SELECT bytes FROM ops.guard_anonymous_usage),
           (SELECT sum(anonymous_bytes) FROM ops.guard_evaluations), 'the running total is the sum of the rows kept');
 SELECT ok(NOT EXISTS (SELECT FROM ops.guard_evaluations WHERE route_prefix = 'GET /anon/1'),
           'the oldest anonymous evaluations went');
 SELECT ok(EXISTS (SELECT FROM ops.guard_evaluations WHERE route_prefix = 'GET /anon/1000'),
-          '... the newest stayed');
+          'the newest anonymous evaluation stayed');
 SELECT is((SELECT count(*)::int FROM ops.guard_evaluations WHERE id IN (SELECT id FROM signed)), 10,
           'every signed evaluation stayed');
 SELECT is((SELECT v - 'evaluationId' - 'evaluatedAt' - 'routePrefix' FROM anon WHERE g = 1000),
           (ops.release_guard('2026-03-02 13:00Z', 'GET /anon/1000', 'ci', '{}', FALSE)
            - 'evaluationId' - 'evaluatedAt' - 'routePrefix'),
           'an anonymous caller gets the same answer as a signed one');
-SELECT is((SELECT (v ->> 'failingCount')::int FROM anon WHERE g = 1), 0, '... a clear one for a prefix without incidents');
+SELECT is((SELECT (v ->> 'failingCount')::int FROM anon WHERE g = 1), 0,
+          'an anonymous caller gets a clear answer for a prefix without incidents');
 
 -- the metric of every evaluation still counts the trimmed ones
 SELECT is((SELECT sum(value)::int FROM ops.collect_metrics('2026-03-02 13:05Z') WHERE metric = 'opsguard_guard_evaluations'),
@@ -59,7 +60,8 @@ SELECT throws_ok($$SELECT ops.set_setting('guard_anonymous_history_mb', '0', 'al
                  'a cap of 0 MB is refused');
 DELETE FROM ops.guard_evaluations WHERE route_prefix LIKE 'GET /anon/9%';
 SELECT is((SELECT bytes FROM ops.guard_anonymous_usage),
-          (SELECT coalesce(sum(anonymous_bytes), 0) FROM ops.guard_evaluations), '... whoever deletes rows');
+          (SELECT coalesce(sum(anonymous_bytes), 0) FROM ops.guard_evaluations),
+          'the running total of anonymous bytes stays right whoever deletes rows');
 
 SELECT * FROM finish();
 ROLLBACK;
