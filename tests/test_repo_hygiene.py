@@ -66,3 +66,18 @@ def test_pgtap_descriptions_stand_on_their_own():
              for path in sorted((ROOT / "tests" / "sql").glob("*.sql"))
              for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if CONTINUED.search(line)]
     assert found == [], "say what the assertion pins instead of continuing the one before:\n" + "\n".join(found)
+
+
+# A current function body says why it is as it is; which migration did what is git log's job.
+# A migration number is 00NN standing alone (not the tail of a decimal such as 0.0001 or of a
+# SQLSTATE such as P0002).
+MIGRATION_NUMBER = re.compile(r"(?<![.\w])00\d\d\b")
+
+
+def test_current_bodies_and_comments_tell_no_migration_history():
+    assert MIGRATION_NUMBER.search("as 0027") and MIGRATION_NUMBER.search("(0038)")
+    assert not MIGRATION_NUMBER.search("99.9999 % SLO: 0.0001") and not MIGRATION_NUMBER.search("ERRCODE = 'P0002'")
+    schema = (ROOT / "db" / "schema.sql").read_text(encoding="utf-8")
+    found = [f"db/schema.sql:{n}: {line.strip()[:120]}" for n, line in enumerate(schema.splitlines(), 1)
+             if MIGRATION_NUMBER.search(line)]
+    assert found == [], "write why, not which migration (git log keeps that):\n" + "\n".join(found)
