@@ -267,4 +267,6 @@ BEGIN
 END;
 $$;
 
-COMMENT ON COLUMN ops.guard_evaluations.fingerprint IS 'sha256 of the answer without evaluatedAt: equal fingerprints, equal answers (NULL before 0022).';
+COMMENT ON COLUMN ops.guard_evaluations.fingerprint IS
+'sha256 of the answer without evaluatedAt: equal fingerprints, equal answers '
+'(NULL before 0022).';
