@@ -190,7 +190,7 @@ DECLARE
     v_note text := nullif(pg_catalog.current_setting('opsguard.note', true), '');
     v_actor text := ops.current_actor();
     -- the tables ops._audit_redacted rewrites: the others (incidents, a tick's 10k rows) pay no call per row
-    v_redact boolean := TG_TABLE_NAME IN ('settings', 'route_webhooks', 'escalation_policy_steps');
+    v_redact boolean := TG_TABLE_NAME IN ('settings', 'route_webhooks', 'escalation_policy_steps', 'contact_methods');
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO ops.audit_log (actor, action, table_name, row_key, changes, note)
@@ -276,18 +276,33 @@ CREATE FUNCTION ops._audit_secret(p_url text) RETURNS text
 COMMENT ON FUNCTION ops._audit_secret(p_url text) IS 'Internal: how the audit log shows a webhook URL: scheme and host, then the first 16 hex of its sha256.';
 
 --
+-- Name: contact_address_redacted(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.contact_address_redacted(p_kind text, p_address text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    RETURN CASE p_kind WHEN 'email'::text THEN (("left"(p_address, 1) || '…@'::text) || split_part(p_address, '@'::text, 2)) WHEN 'sms'::text THEN ('+…'::text || "right"(p_address, 2)) WHEN 'voice'::text THEN ('+…'::text || "right"(p_address, 2)) WHEN 'slack_dm'::text THEN (("left"(p_address, 1) || '…'::text) || "right"(p_address, 2)) WHEN 'webhook'::text THEN ops._audit_secret(p_address) ELSE NULL::text END;
+
+--
+-- Name: FUNCTION contact_address_redacted(p_kind text, p_address text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.contact_address_redacted(p_kind text, p_address text) IS 'A contact address as everyone but its owner and admins sees it: b…@example.com, +…42, U…7Q, or a webhook''s scheme and host with its sha256.';
+
+--
 -- Name: _audit_redacted(text, jsonb); Type: FUNCTION; Schema: ops; Owner: -
 --
 
 CREATE FUNCTION ops._audit_redacted(p_table text, p_row jsonb) RETURNS jsonb
     LANGUAGE sql STABLE
-    RETURN CASE WHEN ((p_table = 'settings'::text) AND ((p_row ->> 'kind'::text) = 'webhook'::text) AND (jsonb_typeof((p_row -> 'value'::text)) = 'string'::text)) THEN jsonb_set(p_row, '{value}'::text[], to_jsonb(ops._audit_secret((p_row ->> 'value'::text)))) WHEN ((p_table = 'route_webhooks'::text) AND (jsonb_typeof((p_row -> 'webhook_url'::text)) = 'string'::text)) THEN jsonb_set(p_row, '{webhook_url}'::text[], to_jsonb(ops._audit_secret((p_row ->> 'webhook_url'::text)))) WHEN ((p_table = 'escalation_policy_steps'::text) AND (jsonb_typeof((p_row -> 'targets'::text)) = 'array'::text)) THEN jsonb_set(p_row, '{targets}'::text[], COALESCE((SELECT jsonb_agg(CASE WHEN (jsonb_typeof((t.e -> 'webhook'::text)) = 'string'::text) THEN jsonb_set(t.e, '{webhook}'::text[], to_jsonb(ops._audit_secret((t.e ->> 'webhook'::text)))) ELSE t.e END ORDER BY t.n) AS jsonb_agg FROM jsonb_array_elements((_audit_redacted.p_row -> 'targets'::text)) WITH ORDINALITY t(e, n)), '[]'::jsonb)) ELSE p_row END;
+    RETURN CASE WHEN ((p_table = 'settings'::text) AND ((p_row ->> 'kind'::text) = 'webhook'::text) AND (jsonb_typeof((p_row -> 'value'::text)) = 'string'::text)) THEN jsonb_set(p_row, '{value}'::text[], to_jsonb(ops._audit_secret((p_row ->> 'value'::text)))) WHEN ((p_table = 'route_webhooks'::text) AND (jsonb_typeof((p_row -> 'webhook_url'::text)) = 'string'::text)) THEN jsonb_set(p_row, '{webhook_url}'::text[], to_jsonb(ops._audit_secret((p_row ->> 'webhook_url'::text)))) WHEN ((p_table = 'escalation_policy_steps'::text) AND (jsonb_typeof((p_row -> 'targets'::text)) = 'array'::text)) THEN jsonb_set(p_row, '{targets}'::text[], COALESCE((SELECT jsonb_agg(CASE WHEN (jsonb_typeof((t.e -> 'webhook'::text)) = 'string'::text) THEN jsonb_set(t.e, '{webhook}'::text[], to_jsonb(ops._audit_secret((t.e ->> 'webhook'::text)))) ELSE t.e END ORDER BY t.n) AS jsonb_agg FROM jsonb_array_elements((_audit_redacted.p_row -> 'targets'::text)) WITH ORDINALITY t(e, n)), '[]'::jsonb)) WHEN (p_table = 'contact_methods'::text) THEN (((p_row - 'secret'::text) - 'code_hash'::text) || jsonb_build_object('address', ops.contact_address_redacted((p_row ->> 'kind'::text), (p_row ->> 'address'::text)))) ELSE p_row END;
 
 --
 -- Name: FUNCTION _audit_redacted(p_table text, p_row jsonb); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops._audit_redacted(p_table text, p_row jsonb) IS 'Internal: an audited row as the audit log keeps it, webhook URLs (settings of kind webhook, route_webhooks, policy step targets) shown by ops._audit_secret.';
+COMMENT ON FUNCTION ops._audit_redacted(p_table text, p_row jsonb) IS 'Internal: an audited row as the audit log keeps it, webhook URLs (settings of kind webhook, route_webhooks, policy step targets) shown by ops._audit_secret, contact addresses by ops.contact_address_redacted, and a contact method''s secret and code hash left out.';
 
 --
 -- Name: _audit_replay(); Type: FUNCTION; Schema: ops; Owner: -
@@ -1949,6 +1964,37 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._lock_incident(p_id uuid) IS 'Internal: SELECT ... FOR UPDATE one incident, P0002 when there is none.';
+
+--
+-- Name: _mint_page_token(bigint, uuid, text, text, timestamp with time zone, boolean); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._mint_page_token(p_outbox_id bigint, p_incident uuid, p_principal text, p_channel text, p_now timestamp with time zone, p_short_code boolean DEFAULT false, OUT r_token text, OUT r_short_code text) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+BEGIN
+    -- two version-4 UUIDs hold 244 random bits from the server's strong random source; base64url
+    -- keeps an SMS link short (43 characters)
+    r_token := pg_catalog.rtrim(pg_catalog.translate(pg_catalog.encode(pg_catalog.decode(pg_catalog.replace(
+        pg_catalog.gen_random_uuid()::text || pg_catalog.gen_random_uuid()::text, '-', ''), 'hex'), 'base64'),
+        '+/', '-_'), '=');
+    IF p_short_code THEN
+        -- the first 32 bits of a UUID are random; 6 digits, answered only from the paged number
+        r_short_code := pg_catalog.lpad(((('x' || pg_catalog.left(pg_catalog.gen_random_uuid()::text, 8))::bit(32)::bigint)
+                                         % 1000000)::text, 6, '0');
+    END IF;
+    INSERT INTO ops.page_tokens (token_hash, incident_id, principal, outbox_id, channel, short_code, created_at, expires_at)
+    VALUES (pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(r_token, 'UTF8')), 'hex'), p_incident, p_principal,
+            p_outbox_id, p_channel, r_short_code, p_now, p_now + INTERVAL '24 hours');
+END;
+$$;
+
+--
+-- Name: FUNCTION _mint_page_token(p_outbox_id bigint, p_incident uuid, p_principal text, p_channel text, p_now timestamp with time zone, p_short_code boolean, OUT r_token text, OUT r_short_code text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._mint_page_token(p_outbox_id bigint, p_incident uuid, p_principal text, p_channel text, p_now timestamp with time zone, p_short_code boolean, OUT r_token text, OUT r_short_code text) IS 'Internal: a new page token for one incident and principal, carried by outbox message p_outbox_id over p_channel (link, sms, voice, slack_button); valid 24 hours. Returns the token (only its sha256 is stored) and, with p_short_code, a 6-digit code for SMS replies.';
 
 --
 -- Name: _rotation_turn_back(timestamp with time zone, interval, text, timestamp with time zone, bigint); Type: FUNCTION; Schema: ops; Owner: -
@@ -7466,6 +7512,77 @@ ALTER TABLE ops.changes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 );
 
 --
+-- Name: contact_methods; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.contact_methods (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    principal text NOT NULL,
+    kind text NOT NULL,
+    address text NOT NULL,
+    label text,
+    secret text,
+    verified_at timestamp with time zone,
+    code_hash text,
+    code_expires_at timestamp with time zone,
+    code_attempts integer DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    created_by text NOT NULL,
+    removed_at timestamp with time zone,
+    removed_by text,
+    CONSTRAINT contact_methods_address_format CHECK (
+CASE kind
+    WHEN 'email'::text THEN ((address ~ ('^[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]{1,64}@'::text || '[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$'::text)) AND (length(address) <= 254))
+    WHEN 'sms'::text THEN (address ~ '^\+[1-9][0-9]{7,14}$'::text)
+    WHEN 'voice'::text THEN (address ~ '^\+[1-9][0-9]{7,14}$'::text)
+    WHEN 'slack_dm'::text THEN (address ~ '^[UW][A-Z0-9]{2,40}$'::text)
+    WHEN 'webhook'::text THEN ((address ~ '^https?://'::text) AND (length(address) <= 2048))
+    ELSE NULL::boolean
+END),
+    CONSTRAINT contact_methods_code_attempts_check CHECK ((code_attempts >= 0)),
+    CONSTRAINT contact_methods_kind_check CHECK ((kind = ANY (ARRAY['email'::text, 'sms'::text, 'voice'::text, 'slack_dm'::text, 'webhook'::text]))),
+    CONSTRAINT contact_methods_label_check CHECK (((length(label) >= 1) AND (length(label) <= 100))),
+    CONSTRAINT contact_methods_removed CHECK (((removed_at IS NULL) = (removed_by IS NULL))),
+    CONSTRAINT contact_methods_secret CHECK (((kind = 'webhook'::text) = (secret IS NOT NULL)))
+);
+
+--
+-- Name: TABLE contact_methods; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.contact_methods IS 'How a principal can be reached: an e-mail address, an SMS or voice number (E.164), a Slack user (slack_dm) or a webhook. email, sms and voice are paged only once verified (verified_at). Addresses are read by their owner and admins only; everyone else sees ops.contact_address_redacted(kind, address). Removed methods are kept (removed_at) so that ops.page_log still says how a past page went out.';
+
+--
+-- Name: COLUMN contact_methods.address; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.contact_methods.address IS 'email: an address; sms, voice: + and 8-15 digits; slack_dm: a Slack user id (U... or W...); webhook: an https URL, or http to a loopback host.';
+
+--
+-- Name: COLUMN contact_methods.secret; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.contact_methods.secret IS 'webhook only: the key its messages are signed with (shown once, when added).';
+
+--
+-- Name: COLUMN contact_methods.verified_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.contact_methods.verified_at IS 'When the owner entered the code sent through the method; slack_dm and webhook are verified when added.';
+
+--
+-- Name: COLUMN contact_methods.code_hash; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.contact_methods.code_hash IS 'sha256 (hex) of the verification code last sent; the code itself is minted when the message is claimed and never stored.';
+
+--
+-- Name: COLUMN contact_methods.code_attempts; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.contact_methods.code_attempts IS 'Wrong codes entered since the last one was sent; at 5 a new code is needed.';
+
+--
 -- Name: counter_base; Type: TABLE; Schema: ops; Owner: -
 --
 
@@ -7782,8 +7899,8 @@ CREATE SEQUENCE ops.notification_claim_seq
 CREATE TABLE ops.notification_outbox (
     id bigint NOT NULL,
     dedup_key text NOT NULL,
-    event_id bigint NOT NULL,
-    incident_id uuid NOT NULL,
+    event_id bigint,
+    incident_id uuid,
     route text,
     channel text DEFAULT 'slack'::text NOT NULL,
     payload jsonb NOT NULL,
@@ -7798,7 +7915,18 @@ CREATE TABLE ops.notification_outbox (
     lease_until timestamp with time zone,
     last_http_status integer,
     webhook_url text,
-    CONSTRAINT notification_outbox_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sending'::text, 'sent'::text, 'dead'::text])))
+    principal text,
+    contact_method uuid,
+    cancelled_at timestamp with time zone,
+    delivered_at timestamp with time zone,
+    delivery_status text,
+    provider_id text,
+    CONSTRAINT notification_outbox_cancelled CHECK (((status = 'cancelled'::text) = (cancelled_at IS NOT NULL))),
+    CONSTRAINT notification_outbox_channel_check CHECK ((channel = ANY (ARRAY['slack'::text, 'email'::text, 'sms'::text, 'voice'::text, 'slack_dm'::text, 'webhook'::text, 'slack_reply'::text]))),
+    CONSTRAINT notification_outbox_delivery_status_check CHECK ((length(delivery_status) <= 40)),
+    CONSTRAINT notification_outbox_provider_id_check CHECK ((length(provider_id) <= 200)),
+    CONSTRAINT notification_outbox_purpose CHECK ((((event_id IS NOT NULL) AND (incident_id IS NOT NULL)) OR ((event_id IS NULL) AND (incident_id IS NULL) AND (contact_method IS NOT NULL)) OR ((event_id IS NULL) AND (incident_id IS NOT NULL) AND (channel = 'slack_reply'::text)))),
+    CONSTRAINT notification_outbox_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sending'::text, 'sent'::text, 'dead'::text, 'cancelled'::text])))
 );
 
 --
@@ -7820,10 +7948,16 @@ COMMENT ON COLUMN ops.notification_outbox.dedup_key IS 'The escalation event''s 
 COMMENT ON COLUMN ops.notification_outbox.incident_id IS 'The escalated incident: the same as its event''s incident_id (escalation_events enforces that it exists).';
 
 --
+-- Name: COLUMN notification_outbox.channel; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.channel IS 'slack: a channel post to the route''s or a policy step''s webhook; email, sms, voice, slack_dm, webhook: a page to contact_method (its kind); slack_reply: replaces a Slack message through its response_url (webhook_url).';
+
+--
 -- Name: COLUMN notification_outbox.status; Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON COLUMN ops.notification_outbox.status IS 'pending (waiting for next_attempt_at), sending (claimed, lease_until), sent, dead (gave up after notify_max_attempts).';
+COMMENT ON COLUMN ops.notification_outbox.status IS 'pending (waiting for next_attempt_at), sending (claimed, lease_until), sent, dead (gave up after notify_max_attempts), cancelled (a page the incident no longer needs: never sent).';
 
 --
 -- Name: COLUMN notification_outbox.claim_id; Type: COMMENT; Schema: ops; Owner: -
@@ -7838,11 +7972,80 @@ COMMENT ON COLUMN ops.notification_outbox.claim_id IS 'Which claim holds a sendi
 COMMENT ON COLUMN ops.notification_outbox.webhook_url IS 'A policy step''s webhook this message goes to; NULL: the route''s webhook, else slack_webhook_url, read at send time.';
 
 --
+-- Name: COLUMN notification_outbox.principal; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.principal IS 'Whom a page to a contact method is for.';
+
+--
+-- Name: COLUMN notification_outbox.contact_method; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.contact_method IS 'The contact method a page or a verification code goes to; its address is read when the message is sent.';
+
+--
+-- Name: COLUMN notification_outbox.cancelled_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.cancelled_at IS 'When the incident was acknowledged or resolved before this page was sent (status cancelled: it is never sent).';
+
+--
+-- Name: COLUMN notification_outbox.delivered_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.delivered_at IS 'When the provider reported the message delivered (Twilio''s status callback).';
+
+--
+-- Name: COLUMN notification_outbox.delivery_status; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.delivery_status IS 'The provider''s last reported status (delivered, failed, undelivered, ...).';
+
+--
+-- Name: COLUMN notification_outbox.provider_id; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.provider_id IS 'The provider''s id of the sent message (a Twilio SID), to match its callbacks.';
+
+--
 -- Name: notification_outbox_id_seq; Type: SEQUENCE; Schema: ops; Owner: -
 --
 
 ALTER TABLE ops.notification_outbox ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME ops.notification_outbox_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: notification_rules; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.notification_rules (
+    id bigint NOT NULL,
+    principal text NOT NULL,
+    contact_method uuid NOT NULL,
+    delay_min integer NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    created_by text NOT NULL,
+    CONSTRAINT notification_rules_delay_min_check CHECK (((delay_min >= 0) AND (delay_min <= 1440)))
+);
+
+--
+-- Name: TABLE notification_rules; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.notification_rules IS 'When a principal is paged, notify this contact method after delay_min minutes unless the incident was acknowledged or resolved by then. A principal without a usable rule (a live, verified method) gets the Slack mention instead.';
+
+--
+-- Name: notification_rules_id_seq; Type: SEQUENCE; Schema: ops; Owner: -
+--
+
+ALTER TABLE ops.notification_rules ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME ops.notification_rules_id_seq
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
@@ -7898,6 +8101,68 @@ CREATE VIEW ops.on_call_now AS
 --
 
 COMMENT ON VIEW ops.on_call_now IS 'Every schedule: who is on call now and until when (the end of their shifts that follow each other without a gap; NULL when not within 28 days). Nobody on call: principal NULL, until when someone starts. See ops.on_call_until.';
+
+--
+-- Name: page_tokens; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.page_tokens (
+    id bigint NOT NULL,
+    token_hash text NOT NULL,
+    incident_id uuid NOT NULL,
+    principal text NOT NULL,
+    outbox_id bigint,
+    channel text NOT NULL,
+    short_code text,
+    created_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    used_at timestamp with time zone,
+    used_action text,
+    revoked_at timestamp with time zone,
+    CONSTRAINT page_tokens_channel_check CHECK ((channel = ANY (ARRAY['link'::text, 'sms'::text, 'voice'::text, 'slack_button'::text]))),
+    CONSTRAINT page_tokens_expiry CHECK ((expires_at > created_at)),
+    CONSTRAINT page_tokens_short_code_check CHECK ((short_code ~ '^[0-9]{4,8}$'::text)),
+    CONSTRAINT page_tokens_token_hash_check CHECK ((token_hash ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT page_tokens_used CHECK (((used_at IS NULL) = (used_action IS NULL))),
+    CONSTRAINT page_tokens_used_action_check CHECK ((used_action = ANY (ARRAY['acknowledge'::text, 'resolve'::text])))
+);
+
+--
+-- Name: TABLE page_tokens; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.page_tokens IS 'The answers a page carries: each acknowledges or resolves one incident as one principal, once, until expires_at. Minted when its message is claimed; the token (>= 128 random bits) travels only in the message, and only its sha256 is kept. An SMS also carries short_code, answered from the number it was sent to.';
+
+--
+-- Name: COLUMN page_tokens.outbox_id; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.page_tokens.outbox_id IS 'The message that carried it (notification_outbox.id).';
+
+--
+-- Name: COLUMN page_tokens.channel; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.page_tokens.channel IS 'Where its answer comes from: link (GET/POST /p/<token> from an e-mail or SMS), sms (a reply with short_code), voice (a key press in the call), slack_button (a Block Kit button of a direct message).';
+
+--
+-- Name: COLUMN page_tokens.revoked_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.page_tokens.revoked_at IS 'Set when the contact method is removed or the principal disabled: refused since.';
+
+--
+-- Name: page_tokens_id_seq; Type: SEQUENCE; Schema: ops; Owner: -
+--
+
+ALTER TABLE ops.page_tokens ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME ops.page_tokens_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 --
 -- Name: permissions; Type: TABLE; Schema: ops; Owner: -
@@ -8214,6 +8479,20 @@ ALTER TABLE ONLY ops.chat_identities
     ADD CONSTRAINT chat_identities_pkey PRIMARY KEY (provider, workspace, external_user);
 
 --
+-- Name: contact_methods contact_methods_id_principal; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.contact_methods
+    ADD CONSTRAINT contact_methods_id_principal UNIQUE (id, principal);
+
+--
+-- Name: contact_methods contact_methods_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.contact_methods
+    ADD CONSTRAINT contact_methods_pkey PRIMARY KEY (id);
+
+--
 -- Name: counter_base counter_base_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
 --
 
@@ -8338,6 +8617,34 @@ ALTER TABLE ONLY ops.notification_outbox
 
 ALTER TABLE ONLY ops.notification_outbox
     ADD CONSTRAINT notification_outbox_pkey PRIMARY KEY (id);
+
+--
+-- Name: notification_rules notification_rules_contact_method_delay_min_key; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.notification_rules
+    ADD CONSTRAINT notification_rules_contact_method_delay_min_key UNIQUE (contact_method, delay_min);
+
+--
+-- Name: notification_rules notification_rules_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.notification_rules
+    ADD CONSTRAINT notification_rules_pkey PRIMARY KEY (id);
+
+--
+-- Name: page_tokens page_tokens_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.page_tokens
+    ADD CONSTRAINT page_tokens_pkey PRIMARY KEY (id);
+
+--
+-- Name: page_tokens page_tokens_token_hash_key; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.page_tokens
+    ADD CONSTRAINT page_tokens_token_hash_key UNIQUE (token_hash);
 
 --
 -- Name: permissions permissions_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
@@ -8544,6 +8851,12 @@ CREATE INDEX changes_received ON ops.changes USING btree (received_at);
 CREATE INDEX changes_route_occurred ON ops.changes USING btree (route, occurred_at DESC, id DESC);
 
 --
+-- Name: contact_methods_live_address; Type: INDEX; Schema: ops; Owner: -
+--
+
+CREATE UNIQUE INDEX contact_methods_live_address ON ops.contact_methods USING btree (principal, kind, address) WHERE (removed_at IS NULL);
+
+--
 -- Name: escalation_events_created_at; Type: INDEX; Schema: ops; Owner: -
 --
 
@@ -8640,16 +8953,46 @@ CREATE INDEX notification_attempts_outbox ON ops.notification_attempts USING btr
 CREATE INDEX notification_outbox_dead ON ops.notification_outbox USING btree (id) WHERE (status = 'dead'::text);
 
 --
+-- Name: notification_outbox_incident_page; Type: INDEX; Schema: ops; Owner: -
+--
+
+CREATE INDEX notification_outbox_incident_page ON ops.notification_outbox USING btree (incident_id) WHERE ((contact_method IS NOT NULL) AND (status = ANY (ARRAY['pending'::text, 'sending'::text])));
+
+--
 -- Name: notification_outbox_pending; Type: INDEX; Schema: ops; Owner: -
 --
 
 CREATE INDEX notification_outbox_pending ON ops.notification_outbox USING btree (next_attempt_at) WHERE (status = 'pending'::text);
 
 --
+-- Name: notification_outbox_provider_id; Type: INDEX; Schema: ops; Owner: -
+--
+
+CREATE UNIQUE INDEX notification_outbox_provider_id ON ops.notification_outbox USING btree (provider_id) WHERE (provider_id IS NOT NULL);
+
+--
 -- Name: notification_outbox_sending; Type: INDEX; Schema: ops; Owner: -
 --
 
 CREATE INDEX notification_outbox_sending ON ops.notification_outbox USING btree (lease_until) WHERE (status = 'sending'::text);
+
+--
+-- Name: notification_rules_principal; Type: INDEX; Schema: ops; Owner: -
+--
+
+CREATE INDEX notification_rules_principal ON ops.notification_rules USING btree (principal);
+
+--
+-- Name: page_tokens_incident; Type: INDEX; Schema: ops; Owner: -
+--
+
+CREATE INDEX page_tokens_incident ON ops.page_tokens USING btree (incident_id);
+
+--
+-- Name: page_tokens_short_code; Type: INDEX; Schema: ops; Owner: -
+--
+
+CREATE INDEX page_tokens_short_code ON ops.page_tokens USING btree (short_code) WHERE ((short_code IS NOT NULL) AND (used_at IS NULL));
 
 --
 -- Name: route_5min_stats_bucket; Type: INDEX; Schema: ops; Owner: -
@@ -8734,6 +9077,24 @@ CREATE TRIGGER chat_identities_audit_insert AFTER INSERT ON ops.chat_identities 
 --
 
 CREATE TRIGGER chat_identities_audit_update AFTER UPDATE ON ops.chat_identities REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('external_user');
+
+--
+-- Name: contact_methods contact_methods_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER contact_methods_audit_delete AFTER DELETE ON ops.contact_methods REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('id');
+
+--
+-- Name: contact_methods contact_methods_audit_insert; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER contact_methods_audit_insert AFTER INSERT ON ops.contact_methods REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('id');
+
+--
+-- Name: contact_methods contact_methods_audit_update; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER contact_methods_audit_update AFTER UPDATE ON ops.contact_methods REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('id');
 
 --
 -- Name: escalation_events escalation_events_append_only; Type: TRIGGER; Schema: ops; Owner: -
@@ -8890,6 +9251,24 @@ CREATE TRIGGER integration_keys_audit_update AFTER UPDATE ON ops.integration_key
 --
 
 CREATE TRIGGER notification_outbox_audit_replay AFTER UPDATE ON ops.notification_outbox FOR EACH ROW WHEN (((old.status = 'dead'::text) AND (new.status <> 'dead'::text))) EXECUTE FUNCTION ops._audit_replay();
+
+--
+-- Name: notification_rules notification_rules_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER notification_rules_audit_delete AFTER DELETE ON ops.notification_rules REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('id');
+
+--
+-- Name: notification_rules notification_rules_audit_insert; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER notification_rules_audit_insert AFTER INSERT ON ops.notification_rules REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('id');
+
+--
+-- Name: notification_rules notification_rules_audit_update; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER notification_rules_audit_update AFTER UPDATE ON ops.notification_rules REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('id');
 
 --
 -- Name: permissions permissions_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
@@ -9139,6 +9518,13 @@ ALTER TABLE ONLY ops.chat_identities
     ADD CONSTRAINT chat_identities_principal_fkey FOREIGN KEY (principal) REFERENCES ops.principals(name) ON DELETE CASCADE;
 
 --
+-- Name: contact_methods contact_methods_principal_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.contact_methods
+    ADD CONSTRAINT contact_methods_principal_fkey FOREIGN KEY (principal) REFERENCES ops.principals(name) ON DELETE CASCADE;
+
+--
 -- Name: escalation_events escalation_events_incident_id_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
 --
 
@@ -9167,11 +9553,53 @@ ALTER TABLE ONLY ops.notification_attempts
     ADD CONSTRAINT notification_attempts_outbox_id_fkey FOREIGN KEY (outbox_id) REFERENCES ops.notification_outbox(id) ON DELETE CASCADE;
 
 --
+-- Name: notification_outbox notification_outbox_contact_method_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.notification_outbox
+    ADD CONSTRAINT notification_outbox_contact_method_fkey FOREIGN KEY (contact_method) REFERENCES ops.contact_methods(id);
+
+--
 -- Name: notification_outbox notification_outbox_event_id_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
 --
 
 ALTER TABLE ONLY ops.notification_outbox
     ADD CONSTRAINT notification_outbox_event_id_fkey FOREIGN KEY (event_id) REFERENCES ops.escalation_events(id);
+
+--
+-- Name: notification_outbox notification_outbox_principal_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.notification_outbox
+    ADD CONSTRAINT notification_outbox_principal_fkey FOREIGN KEY (principal) REFERENCES ops.principals(name) ON DELETE SET NULL;
+
+--
+-- Name: notification_rules notification_rules_contact_method_principal_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.notification_rules
+    ADD CONSTRAINT notification_rules_contact_method_principal_fkey FOREIGN KEY (contact_method, principal) REFERENCES ops.contact_methods(id, principal) ON DELETE CASCADE;
+
+--
+-- Name: page_tokens page_tokens_incident_id_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.page_tokens
+    ADD CONSTRAINT page_tokens_incident_id_fkey FOREIGN KEY (incident_id) REFERENCES ops.incidents(id);
+
+--
+-- Name: page_tokens page_tokens_outbox_id_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.page_tokens
+    ADD CONSTRAINT page_tokens_outbox_id_fkey FOREIGN KEY (outbox_id) REFERENCES ops.notification_outbox(id) ON DELETE SET NULL;
+
+--
+-- Name: page_tokens page_tokens_principal_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.page_tokens
+    ADD CONSTRAINT page_tokens_principal_fkey FOREIGN KEY (principal) REFERENCES ops.principals(name) ON DELETE CASCADE;
 
 --
 -- Name: principal_roles principal_roles_principal_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
@@ -9296,6 +9724,14 @@ REVOKE ALL ON FUNCTION ops._audit_log_writer_check() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION ops._audit_secret(p_url text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops._audit_secret(p_url text) TO opsguard_audit_writer;
+
+--
+-- Name: FUNCTION contact_address_redacted(p_kind text, p_address text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.contact_address_redacted(p_kind text, p_address text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.contact_address_redacted(p_kind text, p_address text) TO opsguard_operator;
+GRANT ALL ON FUNCTION ops.contact_address_redacted(p_kind text, p_address text) TO opsguard_audit_writer;
 
 --
 -- Name: FUNCTION _audit_redacted(p_table text, p_row jsonb); Type: ACL; Schema: ops; Owner: -
@@ -9587,6 +10023,12 @@ REVOKE ALL ON FUNCTION ops._layer_applies(p_days integer[], p_from time without 
 --
 
 REVOKE ALL ON FUNCTION ops._lock_incident(p_id uuid) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _mint_page_token(p_outbox_id bigint, p_incident uuid, p_principal text, p_channel text, p_now timestamp with time zone, p_short_code boolean, OUT r_token text, OUT r_short_code text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._mint_page_token(p_outbox_id bigint, p_incident uuid, p_principal text, p_channel text, p_now timestamp with time zone, p_short_code boolean, OUT r_token text, OUT r_short_code text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _rotation_turn_back(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone, p_k bigint); Type: ACL; Schema: ops; Owner: -
@@ -10545,6 +10987,12 @@ GRANT SELECT ON TABLE ops.notification_attempts TO opsguard_operator;
 GRANT SELECT ON TABLE ops.notification_outbox TO opsguard_operator;
 
 --
+-- Name: TABLE notification_rules; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.notification_rules TO opsguard_operator;
+
+--
 -- Name: TABLE notification_stats; Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10555,6 +11003,12 @@ GRANT SELECT ON TABLE ops.notification_stats TO opsguard_operator;
 --
 
 GRANT SELECT ON TABLE ops.on_call_now TO opsguard_operator;
+
+--
+-- Name: TABLE page_tokens; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.page_tokens TO opsguard_operator;
 
 --
 -- Name: TABLE permissions; Type: ACL; Schema: ops; Owner: -
