@@ -9553,25 +9553,11 @@ ALTER TABLE ONLY ops.notification_attempts
     ADD CONSTRAINT notification_attempts_outbox_id_fkey FOREIGN KEY (outbox_id) REFERENCES ops.notification_outbox(id) ON DELETE CASCADE;
 
 --
--- Name: notification_outbox notification_outbox_contact_method_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
---
-
-ALTER TABLE ONLY ops.notification_outbox
-    ADD CONSTRAINT notification_outbox_contact_method_fkey FOREIGN KEY (contact_method) REFERENCES ops.contact_methods(id);
-
---
 -- Name: notification_outbox notification_outbox_event_id_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
 --
 
 ALTER TABLE ONLY ops.notification_outbox
     ADD CONSTRAINT notification_outbox_event_id_fkey FOREIGN KEY (event_id) REFERENCES ops.escalation_events(id);
-
---
--- Name: notification_outbox notification_outbox_principal_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
---
-
-ALTER TABLE ONLY ops.notification_outbox
-    ADD CONSTRAINT notification_outbox_principal_fkey FOREIGN KEY (principal) REFERENCES ops.principals(name) ON DELETE SET NULL;
 
 --
 -- Name: notification_rules notification_rules_contact_method_principal_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
