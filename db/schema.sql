@@ -51,6 +51,51 @@ $$;
 COMMENT ON FUNCTION ops._act_as(p_actor text, p_note text) IS 'Internal: sets the transaction''s actor and note; returns the previous actor.';
 
 --
+-- Name: _add_contact_method(text, text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text, OUT r_id uuid, OUT r_secret text) RETURNS record
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_prev text;
+BEGIN
+    PERFORM ops._may_manage(p_principal, p_actor);
+    PERFORM ops._check_contact_address(p_kind, p_address);
+    IF p_label IS NOT NULL AND pg_catalog.length(p_label) NOT BETWEEN 1 AND 100 THEN
+        RAISE EXCEPTION 'a label has 1 to 100 characters' USING ERRCODE = '22023', HINT = 'e.g. ''work phone''.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM ops.contact_methods AS c WHERE c.principal = p_principal AND c.kind = p_kind
+               AND c.address = p_address AND c.removed_at IS NULL) THEN
+        RAISE EXCEPTION '% already has this % contact method', p_principal, p_kind
+            USING ERRCODE = '23505', HINT = 'List them: GET /ops/me/contact-methods; remove one before adding it again.';
+    END IF;
+    IF p_kind = 'webhook' THEN
+        -- 244 random bits, as page tokens are made
+        r_secret := pg_catalog.rtrim(pg_catalog.translate(pg_catalog.encode(pg_catalog.decode(pg_catalog.replace(
+            pg_catalog.gen_random_uuid()::text || pg_catalog.gen_random_uuid()::text, '-', ''), 'hex'), 'base64'),
+            '+/', '-_'), '=');
+    END IF;
+    v_prev := ops._act_as(p_actor);
+    INSERT INTO ops.contact_methods (principal, kind, address, label, secret, verified_at, created_by)
+    VALUES (p_principal, p_kind, p_address, p_label, r_secret,
+            CASE WHEN p_kind IN ('slack_dm', 'webhook') THEN pg_catalog.now() END, p_actor)
+    RETURNING id INTO r_id;
+    PERFORM ops._act_as(v_prev);
+    IF p_kind IN ('email', 'sms', 'voice') THEN
+        PERFORM ops._queue_verification(r_id, p_principal, p_kind);
+    END IF;
+END;
+$$;
+
+--
+-- Name: FUNCTION _add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text, OUT r_id uuid, OUT r_secret text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text, OUT r_id uuid, OUT r_secret text) IS 'Internal: adds a contact method (ops.add_contact_method), returning its id and, for a webhook, the signing secret.';
+
+--
 -- Name: _alertmanager_problem(jsonb); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -431,6 +476,50 @@ CREATE FUNCTION ops._change_links(p_links jsonb) RETURNS jsonb
 --
 
 COMMENT ON FUNCTION ops._change_links(p_links jsonb) IS 'Internal: a change''s links as kept: {href, text} of the first 10 that fit in 4 KiB.';
+
+--
+-- Name: _check_contact_address(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._check_contact_address(p_kind text, p_address text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+DECLARE
+    v_shown text := pg_catalog.left(p_address, 80);
+BEGIN
+    IF p_kind IS NULL OR p_kind NOT IN ('email', 'sms', 'voice', 'slack_dm', 'webhook') THEN
+        RAISE EXCEPTION 'unknown contact method kind "%"', pg_catalog.left(p_kind, 40)
+            USING ERRCODE = '22023', HINT = 'One of email, sms, voice, slack_dm, webhook.';
+    END IF;
+    IF p_address IS NULL THEN
+        RAISE EXCEPTION 'a contact method needs an address' USING ERRCODE = '22004';
+    END IF;
+    IF p_kind = 'webhook' THEN
+        PERFORM ops.validate_url(p_address, 'webhook');
+        IF pg_catalog.length(p_address) > 2048 THEN
+            RAISE EXCEPTION 'a webhook URL has at most 2048 characters' USING ERRCODE = '22023';
+        END IF;
+    ELSIF p_kind = 'email' AND (pg_catalog.length(p_address) > 254 OR p_address !~ (
+            '^[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]{1,64}@'
+            || '[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$')) THEN
+        RAISE EXCEPTION '"%" is not an e-mail address', v_shown
+            USING ERRCODE = '22023', HINT = 'e.g. bob@example.com: no spaces, no display name, a dotted host.';
+    ELSIF p_kind IN ('sms', 'voice') AND p_address !~ '^\+[1-9][0-9]{7,14}$' THEN
+        RAISE EXCEPTION '"%" is not an E.164 number', v_shown
+            USING ERRCODE = '22023', HINT = '+, the country code and the number, 8 to 15 digits, no spaces: e.g. +14155550142.';
+    ELSIF p_kind = 'slack_dm' AND p_address !~ '^[UW][A-Z0-9]{2,40}$' THEN
+        RAISE EXCEPTION '"%" is not a Slack user id', v_shown
+            USING ERRCODE = '22023', HINT = 'A member id as Slack shows it in the profile: U024BE7LH (not @name).';
+    END IF;
+END;
+$_$;
+
+--
+-- Name: FUNCTION _check_contact_address(p_kind text, p_address text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._check_contact_address(p_kind text, p_address text) IS 'Internal: raises 22023 naming what is wrong with an address for a contact method kind (as the table''s CHECK contact_methods_address_format allows, a webhook as ops.validate_url(url, ''webhook'')).';
 
 --
 -- Name: _check_incident_input(text, text, text, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -1650,6 +1739,30 @@ $$;
 COMMENT ON FUNCTION ops._incidents_before_write() IS 'Internal trigger: derives route, keeps ack/resolve fields consistent with status, recomputes next_due_at.';
 
 --
+-- Name: _incidents_cancel_pages(); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._incidents_cancel_pages() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+BEGIN
+    UPDATE ops.notification_outbox
+    SET status = 'cancelled',
+        cancelled_at = coalesce(CASE NEW.status WHEN 'resolved' THEN NEW.resolved_at ELSE NEW.acknowledged_at END,
+                                pg_catalog.now())
+    WHERE incident_id = NEW.id AND contact_method IS NOT NULL AND status IN ('pending', 'sending');
+    RETURN NULL;
+END;
+$$;
+
+--
+-- Name: FUNCTION _incidents_cancel_pages(); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._incidents_cancel_pages() IS 'Trigger: an incident acknowledged or resolved cancels its pages to contact methods not yet sent (pending, or claimed by a dispatcher that has not sent them), at the time of the acknowledgement or resolution.';
+
+--
 -- Name: _intake_fit_details(jsonb); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -1966,6 +2079,137 @@ $$;
 COMMENT ON FUNCTION ops._lock_incident(p_id uuid) IS 'Internal: SELECT ... FOR UPDATE one incident, P0002 when there is none.';
 
 --
+-- Name: contact_methods; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.contact_methods (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    principal text NOT NULL,
+    kind text NOT NULL,
+    address text NOT NULL,
+    label text,
+    secret text,
+    verified_at timestamp with time zone,
+    code_hash text,
+    code_expires_at timestamp with time zone,
+    code_attempts integer DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    created_by text NOT NULL,
+    removed_at timestamp with time zone,
+    removed_by text,
+    CONSTRAINT contact_methods_address_format CHECK (
+CASE kind
+    WHEN 'email'::text THEN ((address ~ ('^[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]{1,64}@'::text || '[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$'::text)) AND (length(address) <= 254))
+    WHEN 'sms'::text THEN (address ~ '^\+[1-9][0-9]{7,14}$'::text)
+    WHEN 'voice'::text THEN (address ~ '^\+[1-9][0-9]{7,14}$'::text)
+    WHEN 'slack_dm'::text THEN (address ~ '^[UW][A-Z0-9]{2,40}$'::text)
+    WHEN 'webhook'::text THEN ((address ~ '^https?://'::text) AND (length(address) <= 2048))
+    ELSE NULL::boolean
+END),
+    CONSTRAINT contact_methods_code_attempts_check CHECK ((code_attempts >= 0)),
+    CONSTRAINT contact_methods_kind_check CHECK ((kind = ANY (ARRAY['email'::text, 'sms'::text, 'voice'::text, 'slack_dm'::text, 'webhook'::text]))),
+    CONSTRAINT contact_methods_label_check CHECK (((length(label) >= 1) AND (length(label) <= 100))),
+    CONSTRAINT contact_methods_removed CHECK (((removed_at IS NULL) = (removed_by IS NULL))),
+    CONSTRAINT contact_methods_secret CHECK (((kind = 'webhook'::text) = (secret IS NOT NULL)))
+);
+
+--
+-- Name: TABLE contact_methods; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.contact_methods IS 'How a principal can be reached: an e-mail address, an SMS or voice number (E.164), a Slack user (slack_dm) or a webhook. email, sms and voice are paged only once verified (verified_at). Addresses are read by their owner and admins only; everyone else sees ops.contact_address_redacted(kind, address). Removed methods are kept (removed_at) so that ops.page_log still says how a past page went out.';
+
+--
+-- Name: COLUMN contact_methods.address; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.contact_methods.address IS 'email: an address; sms, voice: + and 8-15 digits; slack_dm: a Slack user id (U... or W...); webhook: an https URL, or http to a loopback host.';
+
+--
+-- Name: COLUMN contact_methods.secret; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.contact_methods.secret IS 'webhook only: the key its messages are signed with (shown once, when added).';
+
+--
+-- Name: COLUMN contact_methods.verified_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.contact_methods.verified_at IS 'When the owner entered the code sent through the method; slack_dm and webhook are verified when added.';
+
+--
+-- Name: COLUMN contact_methods.code_hash; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.contact_methods.code_hash IS 'sha256 (hex) of the verification code last sent; the code itself is minted when the message is claimed and never stored.';
+
+--
+-- Name: COLUMN contact_methods.code_attempts; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.contact_methods.code_attempts IS 'Wrong codes entered since the last one was sent; at 5 a new code is needed.';
+
+--
+-- Name: _managed_method(uuid, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._managed_method(p_id uuid, p_actor text) RETURNS ops.contact_methods
+    LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_row ops.contact_methods;
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    SELECT * INTO v_row FROM ops.contact_methods WHERE id = p_id AND removed_at IS NULL FOR UPDATE;
+    IF NOT FOUND OR (v_row.principal <> p_actor AND NOT ops.has_permission(p_actor, 'principals.write')) THEN
+        RAISE EXCEPTION 'no contact method %', p_id
+            USING ERRCODE = 'P0002', HINT = 'List yours: GET /ops/me/contact-methods.';
+    END IF;
+    PERFORM ops._may_manage(v_row.principal, p_actor);
+    RETURN v_row;
+END;
+$$;
+
+--
+-- Name: FUNCTION _managed_method(p_id uuid, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._managed_method(p_id uuid, p_actor text) IS 'Internal: the live contact method p_id, locked, when p_actor may manage it; P0002 otherwise (another principal''s method is not shown to exist).';
+
+--
+-- Name: _may_manage(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._may_manage(p_principal text, p_actor text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    IF p_actor = p_principal AND EXISTS (SELECT 1 FROM ops.principals WHERE name = p_principal AND NOT disabled) THEN
+        RETURN;
+    END IF;
+    IF NOT ops.has_permission(p_actor, 'principals.write') THEN
+        RAISE EXCEPTION '% may not manage the contact methods of %', pg_catalog.left(p_actor, 100),
+                        pg_catalog.left(p_principal, 100)
+            USING ERRCODE = '42501',
+                  HINT = 'A principal manages its own; principals.write (ops_admin) manages anyone''s.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = p_principal AND NOT disabled) THEN
+        RAISE EXCEPTION 'not an enabled principal: "%"', pg_catalog.left(p_principal, 100)
+            USING ERRCODE = '23503', HINT = 'SELECT name FROM ops.principals WHERE NOT disabled;';
+    END IF;
+END;
+$$;
+
+--
+-- Name: FUNCTION _may_manage(p_principal text, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._may_manage(p_principal text, p_actor text) IS 'Internal: raises 42501 unless p_actor is the enabled principal p_principal itself or holds principals.write.';
+
+--
 -- Name: _mint_page_token(bigint, uuid, text, text, timestamp with time zone, boolean); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -2179,6 +2423,81 @@ $$;
 COMMENT ON FUNCTION ops._on_call_or_nobody(p_schedule text, p_at timestamp with time zone) IS 'Internal: ops.on_call for the tick and page_targets; a schedule that raises names no one (WARNING) instead of failing the escalation of every incident.';
 
 --
+-- Name: escalation_policy_steps; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.escalation_policy_steps (
+    policy text NOT NULL,
+    step integer NOT NULL,
+    targets jsonb NOT NULL,
+    updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    updated_by text NOT NULL,
+    CONSTRAINT escalation_policy_steps_step_range CHECK (((step >= 1) AND (step <= 50))),
+    CONSTRAINT escalation_policy_steps_targets_array CHECK (((jsonb_typeof(targets) = 'array'::text) AND ((jsonb_array_length(targets) >= 1) AND (jsonb_array_length(targets) <= 20))))
+);
+
+--
+-- Name: TABLE escalation_policy_steps; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.escalation_policy_steps IS 'The steps of a policy, numbered 1..n without gaps. targets: [{"schedule": name}, {"principal": name}, {"webhook": url}], checked by ops.add_policy_step; a schedule target pages whoever is on call at escalation time.';
+
+--
+-- Name: principals; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.principals (
+    name text NOT NULL,
+    kind text NOT NULL,
+    display_name text,
+    disabled boolean DEFAULT false NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT principals_kind_check CHECK ((kind = ANY (ARRAY['human'::text, 'service'::text]))),
+    CONSTRAINT principals_name_check CHECK ((name ~ '^[A-Za-z0-9._@:-]{1,100}$'::text))
+);
+
+--
+-- Name: TABLE principals; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.principals IS 'People and services that act on opsguard. ops-bot is the key in OPS_HMAC_SECRET; humans are named by X-Ops-Actor or chat identity.';
+
+--
+-- Name: _pageable_principals(); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._pageable_principals() RETURNS TABLE(principal text, via text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    BEGIN ATOMIC
+ SELECT w.principal,
+     string_agg(DISTINCT w.via, ', '::text) AS via
+    FROM (( SELECT (e.target ->> 'principal'::text) AS principal,
+             format('policy %s step %s'::text, s.policy, s.step) AS via
+            FROM (ops.escalation_policy_steps s
+              CROSS JOIN LATERAL jsonb_array_elements(s.targets) e(target))
+           WHERE (e.target ? 'principal'::text)
+         UNION ALL
+          SELECT u.principal,
+             format('schedule %s'::text, r.schedule) AS format
+            FROM (ops.schedule_rotations r
+              CROSS JOIN LATERAL unnest(r.participants) u(principal))
+         UNION ALL
+          SELECT o.principal,
+             format('schedule %s override'::text, o.schedule) AS format
+            FROM ops.schedule_overrides o
+           WHERE (o.ends_at > now())) w
+      JOIN ops.principals p ON (((w.principal = p.name) AND (NOT p.disabled))))
+   GROUP BY w.principal;
+END;
+
+--
+-- Name: FUNCTION _pageable_principals(); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._pageable_principals() IS 'Internal: the enabled principals a policy step names or a schedule can put on call (rotations, current and future overrides), each with where from; for the paging-gap rows of ops.config_problems.';
+
+--
 -- Name: _pct(numeric, numeric); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -2267,6 +2586,146 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._purge_changes(p_now timestamp with time zone) IS 'Internal: deletes the changes received more than change_retention_days before p_now; returns how many.';
+
+--
+-- Name: notification_outbox; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.notification_outbox (
+    id bigint NOT NULL,
+    dedup_key text NOT NULL,
+    event_id bigint,
+    incident_id uuid,
+    route text,
+    channel text DEFAULT 'slack'::text NOT NULL,
+    payload jsonb NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    sent_at timestamp with time zone,
+    claimed_by text,
+    claim_id bigint,
+    lease_until timestamp with time zone,
+    last_http_status integer,
+    webhook_url text,
+    principal text,
+    contact_method uuid,
+    cancelled_at timestamp with time zone,
+    delivered_at timestamp with time zone,
+    delivery_status text,
+    provider_id text,
+    due_at timestamp with time zone,
+    CONSTRAINT notification_outbox_cancelled CHECK (((status = 'cancelled'::text) = (cancelled_at IS NOT NULL))),
+    CONSTRAINT notification_outbox_channel_check CHECK ((channel = ANY (ARRAY['slack'::text, 'email'::text, 'sms'::text, 'voice'::text, 'slack_dm'::text, 'webhook'::text, 'slack_reply'::text]))),
+    CONSTRAINT notification_outbox_delivery_status_check CHECK ((length(delivery_status) <= 40)),
+    CONSTRAINT notification_outbox_provider_id_check CHECK ((length(provider_id) <= 200)),
+    CONSTRAINT notification_outbox_purpose CHECK ((((event_id IS NOT NULL) AND (incident_id IS NOT NULL)) OR ((event_id IS NULL) AND (incident_id IS NULL) AND (contact_method IS NOT NULL)) OR ((event_id IS NULL) AND (incident_id IS NOT NULL) AND (channel = 'slack_reply'::text)))),
+    CONSTRAINT notification_outbox_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sending'::text, 'sent'::text, 'dead'::text, 'cancelled'::text])))
+);
+
+--
+-- Name: TABLE notification_outbox; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.notification_outbox IS 'Messages queued by escalations in the same transaction as their event; a dispatcher delivers them (at least once, with dedup_key).';
+
+--
+-- Name: COLUMN notification_outbox.dedup_key; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.dedup_key IS 'The escalation event''s unique_hash; sent as X-Dedup-Key and in the payload.';
+
+--
+-- Name: COLUMN notification_outbox.incident_id; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.incident_id IS 'The escalated incident: the same as its event''s incident_id (escalation_events enforces that it exists).';
+
+--
+-- Name: COLUMN notification_outbox.channel; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.channel IS 'slack: a channel post to the route''s or a policy step''s webhook; email, sms, voice, slack_dm, webhook: a page to contact_method (its kind); slack_reply: replaces a Slack message through its response_url (webhook_url).';
+
+--
+-- Name: COLUMN notification_outbox.status; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.status IS 'pending (waiting for next_attempt_at), sending (claimed, lease_until), sent, dead (gave up after notify_max_attempts), cancelled (a page the incident no longer needs: never sent).';
+
+--
+-- Name: COLUMN notification_outbox.claim_id; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.claim_id IS 'Which claim holds a sending message: a dispatcher''s report counts only for its own claim.';
+
+--
+-- Name: COLUMN notification_outbox.webhook_url; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.webhook_url IS 'A policy step''s webhook this message goes to; NULL: the route''s webhook, else slack_webhook_url, read at send time.';
+
+--
+-- Name: COLUMN notification_outbox.principal; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.principal IS 'Whom a page to a contact method is for.';
+
+--
+-- Name: COLUMN notification_outbox.contact_method; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.contact_method IS 'The contact method a page or a verification code goes to; its address is read when the message is sent.';
+
+--
+-- Name: COLUMN notification_outbox.cancelled_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.cancelled_at IS 'When the incident was acknowledged or resolved before this page was sent (status cancelled: it is never sent).';
+
+--
+-- Name: COLUMN notification_outbox.delivered_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.delivered_at IS 'When the provider reported the message delivered (Twilio''s status callback).';
+
+--
+-- Name: COLUMN notification_outbox.delivery_status; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.delivery_status IS 'The provider''s last reported status (delivered, failed, undelivered, ...).';
+
+--
+-- Name: COLUMN notification_outbox.provider_id; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.provider_id IS 'The provider''s id of the sent message (a Twilio SID), to match its callbacks.';
+
+--
+-- Name: COLUMN notification_outbox.due_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.due_at IS 'A page to a contact method: when its rule made it due (the page time plus the rule''s delay); NULL for other messages.';
+
+--
+-- Name: _queue_verification(uuid, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._queue_verification(p_id uuid, p_principal text, p_kind text) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'ops', 'pg_temp'
+    BEGIN ATOMIC
+ INSERT INTO ops.notification_outbox (dedup_key, channel, principal, contact_method, payload)
+   VALUES (((('verify:'::text || _queue_verification.p_id) || ':'::text) || ((EXTRACT(epoch FROM clock_timestamp()) * (1000000)::numeric))::bigint), _queue_verification.p_kind, _queue_verification.p_principal, _queue_verification.p_id, '{"type": "verify"}'::jsonb);
+END;
+
+--
+-- Name: FUNCTION _queue_verification(p_id uuid, p_principal text, p_kind text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._queue_verification(p_id uuid, p_principal text, p_kind text) IS 'Internal: queues a verification message to contact method p_id (the claim mints its 6-digit code).';
 
 --
 -- Name: _recalc_after_change(); Type: FUNCTION; Schema: ops; Owner: -
@@ -2748,7 +3207,10 @@ CREATE FUNCTION ops._step_targets(p_policy text, p_step integer, p_at timestamp 
                    SELECT pg_catalog.jsonb_agg('<@' || c.external_user || '>' ORDER BY w.pos, c.external_user)
                    FROM who AS w
                    INNER JOIN ops.chat_identities AS c ON w.principal = c.principal
-                   WHERE c.provider = 'slack' AND c.external_user ~ '^[A-Z0-9]{1,40}$'), '[]')),
+                   WHERE c.provider = 'slack' AND c.external_user ~ '^[A-Z0-9]{1,40}$'
+                     -- whoever has a usable notification rule is reached by it, not by a channel mention
+                     AND NOT EXISTS (SELECT 1 FROM ops.usable_notification_rules AS u WHERE u.principal = w.principal)),
+                   '[]')),
            ARRAY(SELECT h.url FROM hooks AS h ORDER BY h.n)
 $_$;
 
@@ -2872,6 +3334,26 @@ BEGIN
             WHERE e2.targets IS NOT NULL AND p.webhooks <> '{}'
         ) AS e
         RETURNING 1
+    ),
+    pages AS (
+        -- one message per usable rule of each principal paged, due after the rule's delay, under a dedup
+        -- key of its own; the address stays in contact_methods, read when the message is sent
+        INSERT INTO ops.notification_outbox
+            (dedup_key, event_id, incident_id, route, channel, principal, contact_method, payload, due_at, next_attempt_at)
+        SELECT k.dedup_key, e.id, e.incident_id, e.route, u.kind, u.principal, u.contact_method,
+               ops._tick_payload(k.dedup_key, e.incident_id, e.incident_key, e.route, e.severity,
+                                 e.escalation_level, e.escalated_at, e.targets, v_base),
+               e.escalated_at + pg_catalog.make_interval(mins => u.delay_min),
+               e.escalated_at + pg_catalog.make_interval(mins => u.delay_min)
+        FROM events AS e
+        CROSS JOIN LATERAL pg_catalog.jsonb_array_elements_text(e.targets -> 'principals') AS p (principal)
+        INNER JOIN ops.usable_notification_rules AS u ON p.principal = u.principal
+        CROSS JOIN LATERAL (
+            SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(e.unique_hash || ':rule:' || u.id, 'UTF8')),
+                                     'hex') AS dedup_key
+        ) AS k
+        WHERE e.targets IS NOT NULL
+        RETURNING 1
     )
     SELECT count(*),
            count(*) FILTER (WHERE p.live),
@@ -2894,7 +3376,7 @@ $$;
 -- Name: FUNCTION _tick_due(p_now timestamp with time zone, p_tick_id bigint, p_settings jsonb, p_dry boolean, OUT r_due integer, OUT r_live integer, OUT r_events integer, OUT r_lag bigint, OUT r_would jsonb); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops._tick_due(p_now timestamp with time zone, p_tick_id bigint, p_settings jsonb, p_dry boolean, OUT r_due integer, OUT r_live integer, OUT r_events integer, OUT r_lag bigint, OUT r_would jsonb) IS 'Internal tick step: escalates what ops._tick_claim claims (p_settings as ops._tick_settings returns them) under tick p_tick_id: events, levels and outbox messages for live rows; returns due, live, new events, the queue lag in ms and wouldEscalate (dry-run and canary rows, first 100).';
+COMMENT ON FUNCTION ops._tick_due(p_now timestamp with time zone, p_tick_id bigint, p_settings jsonb, p_dry boolean, OUT r_due integer, OUT r_live integer, OUT r_events integer, OUT r_lag bigint, OUT r_would jsonb) IS 'Internal tick step: escalates what ops._tick_claim claims (p_settings as ops._tick_settings returns them) under tick p_tick_id: events, levels and outbox messages for live rows (the channel posts, and one page per usable notification rule of each principal paged, due at the event plus the rule''s delay); returns due, live, new events, the queue lag in ms and wouldEscalate (dry-run and canary rows, first 100).';
 
 --
 -- Name: _tick_heartbeats(timestamp with time zone, boolean, integer); Type: FUNCTION; Schema: ops; Owner: -
@@ -3136,6 +3618,63 @@ $$;
 COMMENT ON FUNCTION ops.ack_incident(p_id uuid, p_actor text, p_note text, p_now timestamp with time zone) IS 'Acknowledges an incident (escalation stops). Idempotent: acking again returns the row unchanged. Not found: P0002; resolved: 55000.';
 
 --
+-- Name: add_contact_method(text, text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text DEFAULT NULL::text) RETURNS uuid
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    BEGIN ATOMIC
+ SELECT (ops._add_contact_method(p_principal, p_kind, p_address, p_actor, p_label)).r_id AS r_id;
+END;
+
+--
+-- Name: FUNCTION add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text) IS 'Adds a way to reach p_principal (by p_actor: the principal itself or a holder of principals.write): email, sms, voice (E.164), slack_dm (a Slack user id) or webhook (https, or http to loopback). email, sms and voice start unverified and are sent a 6-digit code: ops.verify_contact_method. A webhook''s signing secret is shown only by ops.add_webhook_contact_method. Bad address: 22023; not allowed: 42501; the same live address twice: 23505.';
+
+--
+-- Name: add_notification_rule(text, uuid, integer, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.add_notification_rule(p_principal text, p_contact_method uuid, p_delay_min integer, p_actor text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_row ops.contact_methods := ops._managed_method(p_contact_method, p_actor);
+    v_id bigint;
+    v_prev text;
+BEGIN
+    IF v_row.principal <> p_principal THEN
+        RAISE EXCEPTION 'contact method % is not one of %''s', p_contact_method, pg_catalog.left(p_principal, 100)
+            USING ERRCODE = 'P0002', HINT = 'A rule notifies one of the principal''s own contact methods.';
+    END IF;
+    IF p_delay_min IS NULL OR p_delay_min NOT BETWEEN 0 AND 1440 THEN
+        RAISE EXCEPTION 'a rule''s delay is 0 to 1440 minutes, not %', coalesce(p_delay_min::text, 'NULL')
+            USING ERRCODE = '22023', HINT = '0 notifies when paged, 5 five minutes later unless acknowledged by then.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM ops.notification_rules WHERE contact_method = p_contact_method AND delay_min = p_delay_min) THEN
+        RAISE EXCEPTION 'there is a rule for this contact method at % minutes already', p_delay_min
+            USING ERRCODE = '23505', HINT = 'List them: GET /ops/me/notification-rules.';
+    END IF;
+    v_prev := ops._act_as(p_actor);
+    INSERT INTO ops.notification_rules (principal, contact_method, delay_min, created_by)
+    VALUES (p_principal, p_contact_method, p_delay_min, p_actor)
+    RETURNING id INTO v_id;
+    PERFORM ops._act_as(v_prev);
+    RETURN v_id;
+END;
+$$;
+
+--
+-- Name: FUNCTION add_notification_rule(p_principal text, p_contact_method uuid, p_delay_min integer, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.add_notification_rule(p_principal text, p_contact_method uuid, p_delay_min integer, p_actor text) IS 'When p_principal is paged, notify contact method p_contact_method after p_delay_min minutes (0-1440) unless the incident is acknowledged or resolved by then. A rule on an unverified method pages once it is verified (ops.config_problems says so meanwhile). Bad delay: 22023; not the principal''s method: P0002; a duplicate: 23505.';
+
+--
 -- Name: add_override(text, text, timestamp with time zone, timestamp with time zone, text, text); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -3200,26 +3739,6 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text) IS 'Puts p_principal on call for [p_from, p_to) (instants kept to the whole second) over every layer (audited, the reason as note): a swap or a cover. Unknown schedule: P0002; unknown principal: 23503; empty span (after dropping fractions of a second) or a reason over 1000 characters: 22023; no reason: 22004; overlap: 23P01.';
-
---
--- Name: escalation_policy_steps; Type: TABLE; Schema: ops; Owner: -
---
-
-CREATE TABLE ops.escalation_policy_steps (
-    policy text NOT NULL,
-    step integer NOT NULL,
-    targets jsonb NOT NULL,
-    updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
-    updated_by text NOT NULL,
-    CONSTRAINT escalation_policy_steps_step_range CHECK (((step >= 1) AND (step <= 50))),
-    CONSTRAINT escalation_policy_steps_targets_array CHECK (((jsonb_typeof(targets) = 'array'::text) AND ((jsonb_array_length(targets) >= 1) AND (jsonb_array_length(targets) <= 20))))
-);
-
---
--- Name: TABLE escalation_policy_steps; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON TABLE ops.escalation_policy_steps IS 'The steps of a policy, numbered 1..n without gaps. targets: [{"schedule": name}, {"principal": name}, {"webhook": url}], checked by ops.add_policy_step; a schedule target pages whoever is on call at escalation time.';
 
 --
 -- Name: add_policy_step(text, integer, jsonb, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -3320,26 +3839,6 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.add_policy_step(p_policy text, p_step integer, p_targets jsonb, p_actor text) IS 'Sets step p_step of a policy (audited): replaces an existing step or appends the next one. SELECT ops.add_policy_step(''payments'', 1, ''[{"schedule": "primary"}, {"webhook": "https://hooks.slack.com/..."}]'', ''alice''). Takes effect from the next escalation. Unknown policy P0002; a gap (steps out of order) or a bad target 22023 (so is a webhook over 2048 characters); an unknown schedule or an unknown or disabled principal 23503; each error names the target.';
-
---
--- Name: principals; Type: TABLE; Schema: ops; Owner: -
---
-
-CREATE TABLE ops.principals (
-    name text NOT NULL,
-    kind text NOT NULL,
-    display_name text,
-    disabled boolean DEFAULT false NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT principals_kind_check CHECK ((kind = ANY (ARRAY['human'::text, 'service'::text]))),
-    CONSTRAINT principals_name_check CHECK ((name ~ '^[A-Za-z0-9._@:-]{1,100}$'::text))
-);
-
---
--- Name: TABLE principals; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON TABLE ops.principals IS 'People and services that act on opsguard. ops-bot is the key in OPS_HMAC_SECRET; humans are named by X-Ops-Actor or chat identity.';
 
 --
 -- Name: add_principal(text, text, text[], text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -3471,6 +3970,25 @@ $_$;
 --
 
 COMMENT ON FUNCTION ops.add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[], p_from time without time zone, p_to time without time zone) IS 'Adds a layer on top of a schedule (audited): participants take turns for p_shift from p_handoff_at on, handing off at the same local time (p_handoff_at kept to the second); optional ISO weekdays p_days and local window p_from-p_to. Unknown schedule: P0002; bad name, shift (under 1 hour, months, a fraction of a second), infinite handoff, over 200 participants, days or window: 22023; unknown principal: 23503; name taken: 23505.';
+
+--
+-- Name: add_webhook_contact_method(text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.add_webhook_contact_method(p_principal text, p_address text, p_actor text, p_label text DEFAULT NULL::text, OUT id uuid, OUT secret text) RETURNS record
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    BEGIN ATOMIC
+ SELECT a.r_id,
+     a.r_secret
+    FROM ops._add_contact_method(add_webhook_contact_method.p_principal, 'webhook'::text, add_webhook_contact_method.p_address, add_webhook_contact_method.p_actor, add_webhook_contact_method.p_label) a(r_id, r_secret);
+END;
+
+--
+-- Name: FUNCTION add_webhook_contact_method(p_principal text, p_address text, p_actor text, p_label text, OUT id uuid, OUT secret text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.add_webhook_contact_method(p_principal text, p_address text, p_actor text, p_label text, OUT id uuid, OUT secret text) IS 'Adds a webhook contact method and returns its id and signing secret, shown this once: pages are signed with it (the v1 scheme of the API). Errors as ops.add_contact_method.';
 
 --
 -- Name: api_alertmanager(text, jsonb, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -4799,28 +5317,24 @@ BEGIN
                pg_catalog.format('%s can be paged (%s) but has no linked Slack user: paged and recorded, mentioned by '
                                  'no one; SELECT ops.link_chat_identity(''slack'', <team id>, <user id>, %L, <actor>)',
                                  g.principal, g.via, g.principal)
-        FROM (
-            SELECT w.principal, pg_catalog.string_agg(DISTINCT w.via, ', ') AS via
-            FROM (
-                SELECT e.target ->> 'principal' AS principal,
-                       pg_catalog.format('policy %s step %s', s.policy, s.step) AS via
-                FROM ops.escalation_policy_steps AS s
-                CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(s.targets) AS e (target)
-                WHERE e.target ? 'principal'
-                UNION ALL
-                SELECT u.principal, pg_catalog.format('schedule %s', r.schedule)
-                FROM ops.schedule_rotations AS r
-                CROSS JOIN LATERAL pg_catalog.unnest(r.participants) AS u (principal)
-                UNION ALL
-                SELECT o.principal, pg_catalog.format('schedule %s override', o.schedule)
-                FROM ops.schedule_overrides AS o
-                WHERE o.ends_at > pg_catalog.now()
-            ) AS w
-            INNER JOIN ops.principals AS p ON w.principal = p.name AND NOT p.disabled
-            WHERE NOT EXISTS (SELECT 1 FROM ops.chat_identities AS c
-                              WHERE c.principal = w.principal AND c.provider = 'slack')
-            GROUP BY w.principal
-        ) AS g
+        FROM ops._pageable_principals() AS g
+        WHERE NOT EXISTS (SELECT 1 FROM ops.chat_identities AS c WHERE c.principal = g.principal AND c.provider = 'slack')
+          AND NOT EXISTS (SELECT 1 FROM ops.usable_notification_rules AS u WHERE u.principal = g.principal)
+        UNION ALL
+        SELECT pg_catalog.format('principals[%s]', g.principal),
+               pg_catalog.format('principal %s has no notification rules: can be paged (%s) but only a Slack channel '
+                                 'mention tells them; add a contact method and a rule (ops.add_contact_method, '
+                                 'ops.add_notification_rule, or POST /ops/me/contact-methods)', g.principal, g.via)
+        FROM ops._pageable_principals() AS g
+        WHERE NOT EXISTS (SELECT 1 FROM ops.usable_notification_rules AS u WHERE u.principal = g.principal)
+        UNION ALL
+        SELECT pg_catalog.format('notification_rules[%s]', r.id),
+               pg_catalog.format('rule %s of %s (after %s min) waits for its %s contact method to be verified: it '
+                                 'notifies no one until then (ops.verify_contact_method)', r.id, r.principal,
+                                 r.delay_min, c.kind)
+        FROM ops.notification_rules AS r
+        INNER JOIN ops.contact_methods AS c ON r.contact_method = c.id
+        WHERE c.verified_at IS NULL AND c.removed_at IS NULL
     ) AS x
     ORDER BY 1;
 END;
@@ -4830,7 +5344,7 @@ $$;
 -- Name: FUNCTION config_problems(p_dispatch_timeout_s double precision); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision) IS 'What is wrong with the configuration, one row per setting (empty: all is well): SELECT * FROM ops.config_problems(); Checks URLs and webhooks, the time zone (UTC), and for a dispatcher its lease (blocking: the API and the dispatcher refuse to start while such rows exist; a dispatcher passes its HTTP timeout). Rows with blocking false are paging gaps that start-up and /healthz only warn about: a principal a policy or schedule can page with no linked Slack user, a step naming a schedule that no longer exists, a disabled principal still on call in a schedule, a default_policy naming no policy, a policy in use without steps.';
+COMMENT ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision) IS 'What is wrong with the configuration, one row per setting (empty: all is well): SELECT * FROM ops.config_problems(); Checks URLs and webhooks, the time zone (UTC), and for a dispatcher its lease (blocking: the API and the dispatcher refuse to start while such rows exist; a dispatcher passes its HTTP timeout). Rows with blocking false are paging gaps that start-up and /healthz only warn about: a principal a policy or schedule can page with no notification rules (principal X has no notification rules), and with no linked Slack user either; a rule whose contact method is not verified yet; a step naming a schedule that no longer exists, a disabled principal still on call in a schedule, a default_policy naming no policy, a policy in use without steps.';
 
 --
 -- Name: create_integration_key(text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -6316,6 +6830,36 @@ $$;
 COMMENT ON FUNCTION ops.release_guard(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb, p_anonymous boolean) IS 'May a release proceed? ok=false while an open unacknowledged critical incident was seen within guard_lookback_min or a route violates a rule (route_findings). Exempted items stay listed, marked, and do not count; slo_burn_ticket items are warnings only. Each list holds at most 100 items (failingCount, warningCount exact; truncated: a list was cut). Stored unless equal to the previous answer for the prefix (then that row counts repeats); caller and context capped; p_anonymous (an unsigned HTTP caller): kept in the capped history of guard_anonymous_history_mb.';
 
 --
+-- Name: remove_contact_method(uuid, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.remove_contact_method(p_id uuid, p_actor text, p_now timestamp with time zone DEFAULT now()) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_row ops.contact_methods := ops._managed_method(p_id, p_actor);
+    v_prev text := ops._act_as(p_actor);
+BEGIN
+    DELETE FROM ops.notification_rules WHERE contact_method = p_id;
+    UPDATE ops.contact_methods SET removed_at = p_now, removed_by = p_actor, code_hash = NULL, code_expires_at = NULL
+    WHERE id = p_id;
+    UPDATE ops.notification_outbox SET status = 'cancelled', cancelled_at = p_now
+    WHERE contact_method = p_id AND status IN ('pending', 'sending');
+    UPDATE ops.page_tokens AS t SET revoked_at = p_now
+    FROM ops.notification_outbox AS o
+    WHERE t.outbox_id = o.id AND o.contact_method = v_row.id AND t.used_at IS NULL AND t.revoked_at IS NULL;
+    PERFORM ops._act_as(v_prev);
+END;
+$$;
+
+--
+-- Name: FUNCTION remove_contact_method(p_id uuid, p_actor text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.remove_contact_method(p_id uuid, p_actor text, p_now timestamp with time zone) IS 'Removes a contact method (kept, removed_at, for ops.page_log): its rules are deleted, its unsent messages cancelled, the unused answers of its pages revoked. Not yours or already removed: P0002.';
+
+--
 -- Name: heartbeats; Type: TABLE; Schema: ops; Owner: -
 --
 
@@ -6385,6 +6929,34 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.remove_heartbeat(p_name text, p_actor text) IS 'Drops a heartbeat (audited); its pings get 404 from then on. An open heartbeat::<name> incident stays: resolve it.';
+
+--
+-- Name: remove_notification_rule(bigint, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.remove_notification_rule(p_id bigint, p_actor text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_method uuid := (SELECT r.contact_method FROM ops.notification_rules AS r WHERE r.id = p_id);
+    v_prev text;
+BEGIN
+    IF v_method IS NULL THEN
+        RAISE EXCEPTION 'no notification rule %', p_id USING ERRCODE = 'P0002';
+    END IF;
+    PERFORM ops._managed_method(v_method, p_actor);
+    v_prev := ops._act_as(p_actor);
+    DELETE FROM ops.notification_rules WHERE id = p_id;
+    PERFORM ops._act_as(v_prev);
+END;
+$$;
+
+--
+-- Name: FUNCTION remove_notification_rule(p_id bigint, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.remove_notification_rule(p_id bigint, p_actor text) IS 'Deletes a notification rule (messages it already queued stay). Not yours: P0002.';
 
 --
 -- Name: remove_override(bigint, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -6566,6 +7138,41 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.replay_dead_notifications(p_actor text, p_ids bigint[]) IS 'Puts dead letters (all, or those in p_ids) back in the queue with a fresh attempt count; audited. Returns how many.';
+
+--
+-- Name: resend_verification(uuid, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.resend_verification(p_id uuid, p_actor text, p_now timestamp with time zone DEFAULT now()) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_row ops.contact_methods := ops._managed_method(p_id, p_actor);
+    v_prev text;
+BEGIN
+    IF v_row.verified_at IS NOT NULL OR v_row.kind NOT IN ('email', 'sms', 'voice') THEN
+        RAISE EXCEPTION 'contact method % needs no code: it is verified', p_id USING ERRCODE = '55000';
+    END IF;
+    -- a code a minute at most: nobody can make opsguard flood a number or an inbox
+    IF EXISTS (SELECT 1 FROM ops.notification_outbox AS o
+               WHERE o.contact_method = p_id AND o.event_id IS NULL AND o.created_at > p_now - INTERVAL '1 minute') THEN
+        RAISE EXCEPTION 'a code was sent to this contact method less than a minute ago' USING ERRCODE = '55000',
+            HINT = 'Wait a minute for it to arrive, then ask again.';
+    END IF;
+    v_prev := ops._act_as(p_actor);
+    -- the old code stops working at once; the claim of the new message mints the next one
+    UPDATE ops.contact_methods SET code_hash = NULL, code_expires_at = NULL WHERE id = p_id;
+    PERFORM ops._act_as(v_prev);
+    PERFORM ops._queue_verification(p_id, v_row.principal, v_row.kind);
+END;
+$$;
+
+--
+-- Name: FUNCTION resend_verification(p_id uuid, p_actor text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.resend_verification(p_id uuid, p_actor text, p_now timestamp with time zone) IS 'Sends a new verification code to an unverified email, sms or voice contact method (at most one a minute); the previous code stops working. 55000 when verified or too soon; not yours: P0002.';
 
 --
 -- Name: resolve_incident(uuid, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -7399,6 +8006,54 @@ $_$;
 COMMENT ON FUNCTION ops.validate_url(p_url text, p_kind text) IS 'Returns p_url when valid, else raises 22023. Kind ''url'': http(s) with a host and an optional port 1-65535; ''webhook'': https, or http to a loopback host.';
 
 --
+-- Name: verify_contact_method(uuid, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.verify_contact_method(p_id uuid, p_code text, p_actor text, p_now timestamp with time zone DEFAULT now()) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+DECLARE
+    v_row ops.contact_methods := ops._managed_method(p_id, p_actor);
+    v_ok boolean;
+    v_prev text;
+BEGIN
+    IF v_row.verified_at IS NOT NULL THEN
+        RETURN true;
+    END IF;
+    IF p_code IS NULL OR p_code !~ '^[0-9]{6}$' THEN
+        RAISE EXCEPTION 'a verification code is 6 digits' USING ERRCODE = '22023';
+    END IF;
+    IF v_row.code_hash IS NULL OR v_row.code_attempts >= 5 OR v_row.code_expires_at <= p_now THEN
+        RAISE EXCEPTION '%', CASE WHEN v_row.code_hash IS NULL THEN 'no code was sent yet'
+                                  WHEN v_row.code_attempts >= 5 THEN '5 wrong codes: this code no longer works'
+                                  ELSE 'the code has expired' END
+            USING ERRCODE = '55000',
+                  HINT = 'Ask for a new code: ops.resend_verification(id, actor), POST /ops/me/contact-methods/<id>/resend.';
+    END IF;
+    -- only hashes are compared: the code is never stored, and equal-length hex strings compare alike
+    v_ok := pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(p_code, 'UTF8')), 'hex') = v_row.code_hash;
+    v_prev := ops._act_as(p_actor);
+    -- a wrong code is a return value, not an error: a raised error would roll the count back and allow
+    -- endless guesses
+    UPDATE ops.contact_methods
+    SET verified_at = CASE WHEN v_ok THEN p_now END,
+        code_hash = CASE WHEN NOT v_ok THEN code_hash END,
+        code_expires_at = CASE WHEN NOT v_ok THEN code_expires_at END,
+        code_attempts = CASE WHEN v_ok THEN 0 ELSE code_attempts + 1 END
+    WHERE id = p_id;
+    PERFORM ops._act_as(v_prev);
+    RETURN v_ok;
+END;
+$_$;
+
+--
+-- Name: FUNCTION verify_contact_method(p_id uuid, p_code text, p_actor text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.verify_contact_method(p_id uuid, p_code text, p_actor text, p_now timestamp with time zone) IS 'Verifies a contact method with the 6-digit code sent through it: true when verified (also when it already was), false for a wrong code, which counts (code_attempts). 55000 when no code was sent, after 5 wrong codes or after the code''s 15 minutes: ask for a new one with ops.resend_verification. Not yours or removed: P0002.';
+
+--
 -- Name: webhook_for(text); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -7510,77 +8165,6 @@ ALTER TABLE ops.changes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MAXVALUE
     CACHE 1
 );
-
---
--- Name: contact_methods; Type: TABLE; Schema: ops; Owner: -
---
-
-CREATE TABLE ops.contact_methods (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    principal text NOT NULL,
-    kind text NOT NULL,
-    address text NOT NULL,
-    label text,
-    secret text,
-    verified_at timestamp with time zone,
-    code_hash text,
-    code_expires_at timestamp with time zone,
-    code_attempts integer DEFAULT 0 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    created_by text NOT NULL,
-    removed_at timestamp with time zone,
-    removed_by text,
-    CONSTRAINT contact_methods_address_format CHECK (
-CASE kind
-    WHEN 'email'::text THEN ((address ~ ('^[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]{1,64}@'::text || '[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$'::text)) AND (length(address) <= 254))
-    WHEN 'sms'::text THEN (address ~ '^\+[1-9][0-9]{7,14}$'::text)
-    WHEN 'voice'::text THEN (address ~ '^\+[1-9][0-9]{7,14}$'::text)
-    WHEN 'slack_dm'::text THEN (address ~ '^[UW][A-Z0-9]{2,40}$'::text)
-    WHEN 'webhook'::text THEN ((address ~ '^https?://'::text) AND (length(address) <= 2048))
-    ELSE NULL::boolean
-END),
-    CONSTRAINT contact_methods_code_attempts_check CHECK ((code_attempts >= 0)),
-    CONSTRAINT contact_methods_kind_check CHECK ((kind = ANY (ARRAY['email'::text, 'sms'::text, 'voice'::text, 'slack_dm'::text, 'webhook'::text]))),
-    CONSTRAINT contact_methods_label_check CHECK (((length(label) >= 1) AND (length(label) <= 100))),
-    CONSTRAINT contact_methods_removed CHECK (((removed_at IS NULL) = (removed_by IS NULL))),
-    CONSTRAINT contact_methods_secret CHECK (((kind = 'webhook'::text) = (secret IS NOT NULL)))
-);
-
---
--- Name: TABLE contact_methods; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON TABLE ops.contact_methods IS 'How a principal can be reached: an e-mail address, an SMS or voice number (E.164), a Slack user (slack_dm) or a webhook. email, sms and voice are paged only once verified (verified_at). Addresses are read by their owner and admins only; everyone else sees ops.contact_address_redacted(kind, address). Removed methods are kept (removed_at) so that ops.page_log still says how a past page went out.';
-
---
--- Name: COLUMN contact_methods.address; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.contact_methods.address IS 'email: an address; sms, voice: + and 8-15 digits; slack_dm: a Slack user id (U... or W...); webhook: an https URL, or http to a loopback host.';
-
---
--- Name: COLUMN contact_methods.secret; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.contact_methods.secret IS 'webhook only: the key its messages are signed with (shown once, when added).';
-
---
--- Name: COLUMN contact_methods.verified_at; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.contact_methods.verified_at IS 'When the owner entered the code sent through the method; slack_dm and webhook are verified when added.';
-
---
--- Name: COLUMN contact_methods.code_hash; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.contact_methods.code_hash IS 'sha256 (hex) of the verification code last sent; the code itself is minted when the message is claimed and never stored.';
-
---
--- Name: COLUMN contact_methods.code_attempts; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.contact_methods.code_attempts IS 'Wrong codes entered since the last one was sent; at 5 a new code is needed.';
 
 --
 -- Name: counter_base; Type: TABLE; Schema: ops; Owner: -
@@ -7893,121 +8477,6 @@ CREATE SEQUENCE ops.notification_claim_seq
     CACHE 1;
 
 --
--- Name: notification_outbox; Type: TABLE; Schema: ops; Owner: -
---
-
-CREATE TABLE ops.notification_outbox (
-    id bigint NOT NULL,
-    dedup_key text NOT NULL,
-    event_id bigint,
-    incident_id uuid,
-    route text,
-    channel text DEFAULT 'slack'::text NOT NULL,
-    payload jsonb NOT NULL,
-    status text DEFAULT 'pending'::text NOT NULL,
-    attempts integer DEFAULT 0 NOT NULL,
-    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
-    last_error text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    sent_at timestamp with time zone,
-    claimed_by text,
-    claim_id bigint,
-    lease_until timestamp with time zone,
-    last_http_status integer,
-    webhook_url text,
-    principal text,
-    contact_method uuid,
-    cancelled_at timestamp with time zone,
-    delivered_at timestamp with time zone,
-    delivery_status text,
-    provider_id text,
-    CONSTRAINT notification_outbox_cancelled CHECK (((status = 'cancelled'::text) = (cancelled_at IS NOT NULL))),
-    CONSTRAINT notification_outbox_channel_check CHECK ((channel = ANY (ARRAY['slack'::text, 'email'::text, 'sms'::text, 'voice'::text, 'slack_dm'::text, 'webhook'::text, 'slack_reply'::text]))),
-    CONSTRAINT notification_outbox_delivery_status_check CHECK ((length(delivery_status) <= 40)),
-    CONSTRAINT notification_outbox_provider_id_check CHECK ((length(provider_id) <= 200)),
-    CONSTRAINT notification_outbox_purpose CHECK ((((event_id IS NOT NULL) AND (incident_id IS NOT NULL)) OR ((event_id IS NULL) AND (incident_id IS NULL) AND (contact_method IS NOT NULL)) OR ((event_id IS NULL) AND (incident_id IS NOT NULL) AND (channel = 'slack_reply'::text)))),
-    CONSTRAINT notification_outbox_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sending'::text, 'sent'::text, 'dead'::text, 'cancelled'::text])))
-);
-
---
--- Name: TABLE notification_outbox; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON TABLE ops.notification_outbox IS 'Messages queued by escalations in the same transaction as their event; a dispatcher delivers them (at least once, with dedup_key).';
-
---
--- Name: COLUMN notification_outbox.dedup_key; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.dedup_key IS 'The escalation event''s unique_hash; sent as X-Dedup-Key and in the payload.';
-
---
--- Name: COLUMN notification_outbox.incident_id; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.incident_id IS 'The escalated incident: the same as its event''s incident_id (escalation_events enforces that it exists).';
-
---
--- Name: COLUMN notification_outbox.channel; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.channel IS 'slack: a channel post to the route''s or a policy step''s webhook; email, sms, voice, slack_dm, webhook: a page to contact_method (its kind); slack_reply: replaces a Slack message through its response_url (webhook_url).';
-
---
--- Name: COLUMN notification_outbox.status; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.status IS 'pending (waiting for next_attempt_at), sending (claimed, lease_until), sent, dead (gave up after notify_max_attempts), cancelled (a page the incident no longer needs: never sent).';
-
---
--- Name: COLUMN notification_outbox.claim_id; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.claim_id IS 'Which claim holds a sending message: a dispatcher''s report counts only for its own claim.';
-
---
--- Name: COLUMN notification_outbox.webhook_url; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.webhook_url IS 'A policy step''s webhook this message goes to; NULL: the route''s webhook, else slack_webhook_url, read at send time.';
-
---
--- Name: COLUMN notification_outbox.principal; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.principal IS 'Whom a page to a contact method is for.';
-
---
--- Name: COLUMN notification_outbox.contact_method; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.contact_method IS 'The contact method a page or a verification code goes to; its address is read when the message is sent.';
-
---
--- Name: COLUMN notification_outbox.cancelled_at; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.cancelled_at IS 'When the incident was acknowledged or resolved before this page was sent (status cancelled: it is never sent).';
-
---
--- Name: COLUMN notification_outbox.delivered_at; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.delivered_at IS 'When the provider reported the message delivered (Twilio''s status callback).';
-
---
--- Name: COLUMN notification_outbox.delivery_status; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.delivery_status IS 'The provider''s last reported status (delivered, failed, undelivered, ...).';
-
---
--- Name: COLUMN notification_outbox.provider_id; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.provider_id IS 'The provider''s id of the sent message (a Twilio SID), to match its callbacks.';
-
---
 -- Name: notification_outbox_id_seq; Type: SEQUENCE; Schema: ops; Owner: -
 --
 
@@ -8150,6 +8619,55 @@ COMMENT ON COLUMN ops.page_tokens.channel IS 'Where its answer comes from: link 
 --
 
 COMMENT ON COLUMN ops.page_tokens.revoked_at IS 'Set when the contact method is removed or the principal disabled: refused since.';
+
+--
+-- Name: page_log; Type: VIEW; Schema: ops; Owner: -
+--
+
+CREATE VIEW ops.page_log AS
+ SELECT o.incident_id,
+    i.incident_key,
+    e.escalation_level AS level,
+    o.principal,
+    c.kind,
+    ops.contact_address_redacted(c.kind, c.address) AS address,
+    o.created_at AS queued_at,
+    o.due_at,
+    o.sent_at,
+    o.delivered_at,
+    o.cancelled_at,
+    o.status,
+    COALESCE(t.used_at,
+        CASE
+            WHEN (i.acknowledged_by = o.principal) THEN i.acknowledged_at
+            ELSE NULL::timestamp with time zone
+        END,
+        CASE
+            WHEN (i.resolved_by = o.principal) THEN i.resolved_at
+            ELSE NULL::timestamp with time zone
+        END) AS acted_at,
+    COALESCE(t.channel,
+        CASE
+            WHEN ((i.acknowledged_by = o.principal) OR (i.resolved_by = o.principal)) THEN 'other'::text
+            ELSE NULL::text
+        END) AS via,
+    o.id AS outbox_id
+   FROM ((((ops.notification_outbox o
+     JOIN ops.escalation_events e ON ((o.event_id = e.id)))
+     JOIN ops.incidents i ON ((o.incident_id = i.id)))
+     JOIN ops.contact_methods c ON ((o.contact_method = c.id)))
+     LEFT JOIN LATERAL ( SELECT pt.used_at,
+            pt.channel
+           FROM ops.page_tokens pt
+          WHERE ((pt.incident_id = o.incident_id) AND (pt.principal = o.principal) AND (pt.used_at IS NOT NULL))
+          ORDER BY pt.used_at
+         LIMIT 1) t ON (true));
+
+--
+-- Name: VIEW page_log; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON VIEW ops.page_log IS 'Every page to a contact method: incident, level, principal, kind, the address redacted, when it was queued, due, sent, delivered (the provider''s callback) or cancelled, and when and how the principal answered the incident (via link, sms, voice or slack_button from a page; other: acknowledged or resolved some other way, e.g. the API or psql).';
 
 --
 -- Name: page_tokens_id_seq; Type: SEQUENCE; Schema: ops; Owner: -
@@ -8449,6 +8967,26 @@ ALTER TABLE ops.tick_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MAXVALUE
     CACHE 1
 );
+
+--
+-- Name: usable_notification_rules; Type: VIEW; Schema: ops; Owner: -
+--
+
+CREATE VIEW ops.usable_notification_rules AS
+ SELECT r.id,
+    r.principal,
+    r.contact_method,
+    c.kind,
+    r.delay_min
+   FROM (ops.notification_rules r
+     JOIN ops.contact_methods c ON ((r.contact_method = c.id)))
+  WHERE ((c.removed_at IS NULL) AND (c.verified_at IS NOT NULL));
+
+--
+-- Name: VIEW usable_notification_rules; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON VIEW ops.usable_notification_rules IS 'The notification rules a page follows: those whose contact method is live (not removed) and verified. A principal without one is reached by the Slack channel mention only.';
 
 --
 -- Name: api_replay api_replay_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
@@ -9229,6 +9767,12 @@ CREATE TRIGGER incidents_before_reopen BEFORE UPDATE ON ops.incidents FOR EACH R
 CREATE TRIGGER incidents_before_write BEFORE INSERT OR UPDATE ON ops.incidents FOR EACH ROW EXECUTE FUNCTION ops._incidents_before_write();
 
 --
+-- Name: incidents incidents_cancel_pages; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER incidents_cancel_pages AFTER UPDATE ON ops.incidents FOR EACH ROW WHEN (((new.status = ANY (ARRAY['acknowledged'::text, 'resolved'::text])) AND (old.status IS DISTINCT FROM new.status))) EXECUTE FUNCTION ops._incidents_cancel_pages();
+
+--
 -- Name: integration_keys integration_keys_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
 --
 
@@ -9695,6 +10239,12 @@ GRANT USAGE ON SCHEMA ops TO opsguard_audit_writer;
 REVOKE ALL ON FUNCTION ops._act_as(p_actor text, p_note text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text, OUT r_id uuid, OUT r_secret text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text, OUT r_id uuid, OUT r_secret text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _alertmanager_problem(p_body jsonb); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -9724,6 +10274,7 @@ REVOKE ALL ON FUNCTION ops._audit_log_writer_check() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION ops._audit_secret(p_url text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops._audit_secret(p_url text) TO opsguard_audit_writer;
+GRANT ALL ON FUNCTION ops._audit_secret(p_url text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION contact_address_redacted(p_kind text, p_address text); Type: ACL; Schema: ops; Owner: -
@@ -9769,6 +10320,12 @@ REVOKE ALL ON FUNCTION ops._change_event_problems(p_body jsonb, p_key_route text
 --
 
 REVOKE ALL ON FUNCTION ops._change_links(p_links jsonb) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _check_contact_address(p_kind text, p_address text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._check_contact_address(p_kind text, p_address text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _check_incident_input(p_incident_key text, p_severity text, p_route text, p_summary text, p_actor text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
@@ -9959,6 +10516,12 @@ REVOKE ALL ON FUNCTION ops._incidents_before_reopen() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ops._incidents_before_write() FROM PUBLIC;
 
 --
+-- Name: FUNCTION _incidents_cancel_pages(); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._incidents_cancel_pages() FROM PUBLIC;
+
+--
 -- Name: FUNCTION _intake_fit_details(p_details jsonb); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10025,6 +10588,18 @@ REVOKE ALL ON FUNCTION ops._layer_applies(p_days integer[], p_from time without 
 REVOKE ALL ON FUNCTION ops._lock_incident(p_id uuid) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _managed_method(p_id uuid, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._managed_method(p_id uuid, p_actor text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _may_manage(p_principal text, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._may_manage(p_principal text, p_actor text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _mint_page_token(p_outbox_id bigint, p_incident uuid, p_principal text, p_channel text, p_now timestamp with time zone, p_short_code boolean, OUT r_token text, OUT r_short_code text); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10067,6 +10642,24 @@ REVOKE ALL ON FUNCTION ops._on_call_at(p_schedule text, p_zone text, p_at timest
 REVOKE ALL ON FUNCTION ops._on_call_or_nobody(p_schedule text, p_at timestamp with time zone) FROM PUBLIC;
 
 --
+-- Name: TABLE escalation_policy_steps; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.escalation_policy_steps TO opsguard_operator;
+
+--
+-- Name: TABLE principals; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.principals TO opsguard_operator;
+
+--
+-- Name: FUNCTION _pageable_principals(); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._pageable_principals() FROM PUBLIC;
+
+--
 -- Name: FUNCTION _pct(p_part numeric, p_whole numeric); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10089,6 +10682,18 @@ REVOKE ALL ON FUNCTION ops._policy(p_name text) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION ops._purge_changes(p_now timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: TABLE notification_outbox; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.notification_outbox TO opsguard_operator;
+
+--
+-- Name: FUNCTION _queue_verification(p_id uuid, p_principal text, p_kind text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._queue_verification(p_id uuid, p_principal text, p_kind text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _recalc_after_change(); Type: ACL; Schema: ops; Owner: -
@@ -10224,6 +10829,20 @@ REVOKE ALL ON FUNCTION ops.ack_incident(p_id uuid, p_actor text, p_note text, p_
 GRANT ALL ON FUNCTION ops.ack_incident(p_id uuid, p_actor text, p_note text, p_now timestamp with time zone) TO opsguard_operator;
 
 --
+-- Name: FUNCTION add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text) TO opsguard_operator;
+
+--
+-- Name: FUNCTION add_notification_rule(p_principal text, p_contact_method uuid, p_delay_min integer, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.add_notification_rule(p_principal text, p_contact_method uuid, p_delay_min integer, p_actor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.add_notification_rule(p_principal text, p_contact_method uuid, p_delay_min integer, p_actor text) TO opsguard_operator;
+
+--
 -- Name: FUNCTION add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10231,23 +10850,11 @@ REVOKE ALL ON FUNCTION ops.add_override(p_schedule text, p_principal text, p_fro
 GRANT ALL ON FUNCTION ops.add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text) TO opsguard_operator;
 
 --
--- Name: TABLE escalation_policy_steps; Type: ACL; Schema: ops; Owner: -
---
-
-GRANT SELECT ON TABLE ops.escalation_policy_steps TO opsguard_operator;
-
---
 -- Name: FUNCTION add_policy_step(p_policy text, p_step integer, p_targets jsonb, p_actor text); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops.add_policy_step(p_policy text, p_step integer, p_targets jsonb, p_actor text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.add_policy_step(p_policy text, p_step integer, p_targets jsonb, p_actor text) TO opsguard_operator;
-
---
--- Name: TABLE principals; Type: ACL; Schema: ops; Owner: -
---
-
-GRANT SELECT ON TABLE ops.principals TO opsguard_operator;
 
 --
 -- Name: FUNCTION add_principal(p_name text, p_kind text, p_roles text[], p_actor text, p_display_name text); Type: ACL; Schema: ops; Owner: -
@@ -10262,6 +10869,13 @@ GRANT ALL ON FUNCTION ops.add_principal(p_name text, p_kind text, p_roles text[]
 
 REVOKE ALL ON FUNCTION ops.add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[], p_from time without time zone, p_to time without time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[], p_from time without time zone, p_to time without time zone) TO opsguard_operator;
+
+--
+-- Name: FUNCTION add_webhook_contact_method(p_principal text, p_address text, p_actor text, p_label text, OUT id uuid, OUT secret text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.add_webhook_contact_method(p_principal text, p_address text, p_actor text, p_label text, OUT id uuid, OUT secret text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.add_webhook_contact_method(p_principal text, p_address text, p_actor text, p_label text, OUT id uuid, OUT secret text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION api_alertmanager(p_token text, p_body jsonb, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
@@ -10673,6 +11287,13 @@ REVOKE ALL ON FUNCTION ops.release_guard(p_now timestamp with time zone, p_route
 GRANT ALL ON FUNCTION ops.release_guard(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb, p_anonymous boolean) TO opsguard_operator;
 
 --
+-- Name: FUNCTION remove_contact_method(p_id uuid, p_actor text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.remove_contact_method(p_id uuid, p_actor text, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.remove_contact_method(p_id uuid, p_actor text, p_now timestamp with time zone) TO opsguard_operator;
+
+--
 -- Name: TABLE heartbeats; Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10684,6 +11305,13 @@ GRANT SELECT ON TABLE ops.heartbeats TO opsguard_operator;
 
 REVOKE ALL ON FUNCTION ops.remove_heartbeat(p_name text, p_actor text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.remove_heartbeat(p_name text, p_actor text) TO opsguard_operator;
+
+--
+-- Name: FUNCTION remove_notification_rule(p_id bigint, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.remove_notification_rule(p_id bigint, p_actor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.remove_notification_rule(p_id bigint, p_actor text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION remove_override(p_id bigint, p_actor text); Type: ACL; Schema: ops; Owner: -
@@ -10725,6 +11353,13 @@ GRANT ALL ON FUNCTION ops.remove_schedule_feed(p_schedule text, p_actor text) TO
 
 REVOKE ALL ON FUNCTION ops.replay_dead_notifications(p_actor text, p_ids bigint[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.replay_dead_notifications(p_actor text, p_ids bigint[]) TO opsguard_operator;
+
+--
+-- Name: FUNCTION resend_verification(p_id uuid, p_actor text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.resend_verification(p_id uuid, p_actor text, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.resend_verification(p_id uuid, p_actor text, p_now timestamp with time zone) TO opsguard_operator;
 
 --
 -- Name: FUNCTION resolve_incident(p_id uuid, p_actor text, p_note text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
@@ -10905,6 +11540,13 @@ REVOKE ALL ON FUNCTION ops.validate_url(p_url text, p_kind text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.validate_url(p_url text, p_kind text) TO opsguard_operator;
 
 --
+-- Name: FUNCTION verify_contact_method(p_id uuid, p_code text, p_actor text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.verify_contact_method(p_id uuid, p_code text, p_actor text, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.verify_contact_method(p_id uuid, p_code text, p_actor text, p_now timestamp with time zone) TO opsguard_operator;
+
+--
 -- Name: FUNCTION webhook_for(p_route text); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10981,12 +11623,6 @@ GRANT SELECT ON TABLE ops.metrics TO opsguard_operator;
 GRANT SELECT ON TABLE ops.notification_attempts TO opsguard_operator;
 
 --
--- Name: TABLE notification_outbox; Type: ACL; Schema: ops; Owner: -
---
-
-GRANT SELECT ON TABLE ops.notification_outbox TO opsguard_operator;
-
---
 -- Name: TABLE notification_rules; Type: ACL; Schema: ops; Owner: -
 --
 
@@ -11009,6 +11645,12 @@ GRANT SELECT ON TABLE ops.on_call_now TO opsguard_operator;
 --
 
 GRANT SELECT ON TABLE ops.page_tokens TO opsguard_operator;
+
+--
+-- Name: TABLE page_log; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.page_log TO opsguard_operator;
 
 --
 -- Name: TABLE permissions; Type: ACL; Schema: ops; Owner: -
@@ -11081,6 +11723,12 @@ GRANT SELECT ON TABLE ops.schedule_versions TO opsguard_operator;
 --
 
 GRANT SELECT ON TABLE ops.tick_log TO opsguard_operator;
+
+--
+-- Name: TABLE usable_notification_rules; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.usable_notification_rules TO opsguard_operator;
 
 --
 -- Name: DEFAULT PRIVILEGES FOR TABLES; Type: DEFAULT ACL; Schema: ops; Owner: -
