@@ -325,9 +325,17 @@ COMMENT ON FUNCTION ops._audit_secret(p_url text) IS 'Internal: how the audit lo
 --
 
 CREATE FUNCTION ops.contact_address_redacted(p_kind text, p_address text) RETURNS text
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE sql IMMUTABLE SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
-    RETURN CASE p_kind WHEN 'email'::text THEN (("left"(p_address, 1) || '…@'::text) || split_part(p_address, '@'::text, 2)) WHEN 'sms'::text THEN ('+…'::text || "right"(p_address, 2)) WHEN 'voice'::text THEN ('+…'::text || "right"(p_address, 2)) WHEN 'slack_dm'::text THEN (("left"(p_address, 1) || '…'::text) || "right"(p_address, 2)) WHEN 'webhook'::text THEN ops._audit_secret(p_address) ELSE NULL::text END;
+    AS $$
+SELECT CASE p_kind
+    WHEN 'email' THEN pg_catalog.left(p_address, 1) || '…@' || pg_catalog.split_part(p_address, '@', 2)
+    WHEN 'sms' THEN '+…' || pg_catalog.right(p_address, 2)
+    WHEN 'voice' THEN '+…' || pg_catalog.right(p_address, 2)
+    WHEN 'slack_dm' THEN pg_catalog.left(p_address, 1) || '…' || pg_catalog.right(p_address, 2)
+    WHEN 'webhook' THEN ops._audit_secret(p_address)
+END
+$$;
 
 --
 -- Name: FUNCTION contact_address_redacted(p_kind text, p_address text); Type: COMMENT; Schema: ops; Owner: -
@@ -2588,138 +2596,17 @@ $$;
 COMMENT ON FUNCTION ops._purge_changes(p_now timestamp with time zone) IS 'Internal: deletes the changes received more than change_retention_days before p_now; returns how many.';
 
 --
--- Name: notification_outbox; Type: TABLE; Schema: ops; Owner: -
---
-
-CREATE TABLE ops.notification_outbox (
-    id bigint NOT NULL,
-    dedup_key text NOT NULL,
-    event_id bigint,
-    incident_id uuid,
-    route text,
-    channel text DEFAULT 'slack'::text NOT NULL,
-    payload jsonb NOT NULL,
-    status text DEFAULT 'pending'::text NOT NULL,
-    attempts integer DEFAULT 0 NOT NULL,
-    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
-    last_error text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    sent_at timestamp with time zone,
-    claimed_by text,
-    claim_id bigint,
-    lease_until timestamp with time zone,
-    last_http_status integer,
-    webhook_url text,
-    principal text,
-    contact_method uuid,
-    cancelled_at timestamp with time zone,
-    delivered_at timestamp with time zone,
-    delivery_status text,
-    provider_id text,
-    due_at timestamp with time zone,
-    CONSTRAINT notification_outbox_cancelled CHECK (((status = 'cancelled'::text) = (cancelled_at IS NOT NULL))),
-    CONSTRAINT notification_outbox_channel_check CHECK ((channel = ANY (ARRAY['slack'::text, 'email'::text, 'sms'::text, 'voice'::text, 'slack_dm'::text, 'webhook'::text, 'slack_reply'::text]))),
-    CONSTRAINT notification_outbox_delivery_status_check CHECK ((length(delivery_status) <= 40)),
-    CONSTRAINT notification_outbox_provider_id_check CHECK ((length(provider_id) <= 200)),
-    CONSTRAINT notification_outbox_purpose CHECK ((((event_id IS NOT NULL) AND (incident_id IS NOT NULL)) OR ((event_id IS NULL) AND (incident_id IS NULL) AND (contact_method IS NOT NULL)) OR ((event_id IS NULL) AND (incident_id IS NOT NULL) AND (channel = 'slack_reply'::text)))),
-    CONSTRAINT notification_outbox_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sending'::text, 'sent'::text, 'dead'::text, 'cancelled'::text])))
-);
-
---
--- Name: TABLE notification_outbox; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON TABLE ops.notification_outbox IS 'Messages queued by escalations in the same transaction as their event; a dispatcher delivers them (at least once, with dedup_key).';
-
---
--- Name: COLUMN notification_outbox.dedup_key; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.dedup_key IS 'The escalation event''s unique_hash; sent as X-Dedup-Key and in the payload.';
-
---
--- Name: COLUMN notification_outbox.incident_id; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.incident_id IS 'The escalated incident: the same as its event''s incident_id (escalation_events enforces that it exists).';
-
---
--- Name: COLUMN notification_outbox.channel; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.channel IS 'slack: a channel post to the route''s or a policy step''s webhook; email, sms, voice, slack_dm, webhook: a page to contact_method (its kind); slack_reply: replaces a Slack message through its response_url (webhook_url).';
-
---
--- Name: COLUMN notification_outbox.status; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.status IS 'pending (waiting for next_attempt_at), sending (claimed, lease_until), sent, dead (gave up after notify_max_attempts), cancelled (a page the incident no longer needs: never sent).';
-
---
--- Name: COLUMN notification_outbox.claim_id; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.claim_id IS 'Which claim holds a sending message: a dispatcher''s report counts only for its own claim.';
-
---
--- Name: COLUMN notification_outbox.webhook_url; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.webhook_url IS 'A policy step''s webhook this message goes to; NULL: the route''s webhook, else slack_webhook_url, read at send time.';
-
---
--- Name: COLUMN notification_outbox.principal; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.principal IS 'Whom a page to a contact method is for.';
-
---
--- Name: COLUMN notification_outbox.contact_method; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.contact_method IS 'The contact method a page or a verification code goes to; its address is read when the message is sent.';
-
---
--- Name: COLUMN notification_outbox.cancelled_at; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.cancelled_at IS 'When the incident was acknowledged or resolved before this page was sent (status cancelled: it is never sent).';
-
---
--- Name: COLUMN notification_outbox.delivered_at; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.delivered_at IS 'When the provider reported the message delivered (Twilio''s status callback).';
-
---
--- Name: COLUMN notification_outbox.delivery_status; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.delivery_status IS 'The provider''s last reported status (delivered, failed, undelivered, ...).';
-
---
--- Name: COLUMN notification_outbox.provider_id; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.provider_id IS 'The provider''s id of the sent message (a Twilio SID), to match its callbacks.';
-
---
--- Name: COLUMN notification_outbox.due_at; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.due_at IS 'A page to a contact method: when its rule made it due (the page time plus the rule''s delay); NULL for other messages.';
-
---
 -- Name: _queue_verification(uuid, text, text); Type: FUNCTION; Schema: ops; Owner: -
 --
 
 CREATE FUNCTION ops._queue_verification(p_id uuid, p_principal text, p_kind text) RETURNS void
     LANGUAGE sql
     SET search_path TO 'ops', 'pg_temp'
-    BEGIN ATOMIC
- INSERT INTO ops.notification_outbox (dedup_key, channel, principal, contact_method, payload)
-   VALUES (((('verify:'::text || _queue_verification.p_id) || ':'::text) || ((EXTRACT(epoch FROM clock_timestamp()) * (1000000)::numeric))::bigint), _queue_verification.p_kind, _queue_verification.p_principal, _queue_verification.p_id, '{"type": "verify"}'::jsonb);
-END;
+    AS $$
+    INSERT INTO ops.notification_outbox (dedup_key, channel, principal, contact_method, payload)
+    VALUES ('verify:' || p_id || ':' || (EXTRACT(epoch FROM pg_catalog.clock_timestamp()) * 1000000)::bigint,
+            p_kind, p_principal, p_id, '{"type": "verify"}');
+$$;
 
 --
 -- Name: FUNCTION _queue_verification(p_id uuid, p_principal text, p_kind text); Type: COMMENT; Schema: ops; Owner: -
@@ -3336,23 +3223,17 @@ BEGIN
         RETURNING 1
     ),
     pages AS (
-        -- one message per usable rule of each principal paged, due after the rule's delay, under a dedup
-        -- key of its own; the address stays in contact_methods, read when the message is sent
+        -- a message per usable rule of each principal paged, due after its delay; never the address
         INSERT INTO ops.notification_outbox
             (dedup_key, event_id, incident_id, route, channel, principal, contact_method, payload, due_at, next_attempt_at)
         SELECT k.dedup_key, e.id, e.incident_id, e.route, u.kind, u.principal, u.contact_method,
-               ops._tick_payload(k.dedup_key, e.incident_id, e.incident_key, e.route, e.severity,
-                                 e.escalation_level, e.escalated_at, e.targets, v_base),
-               e.escalated_at + pg_catalog.make_interval(mins => u.delay_min),
-               e.escalated_at + pg_catalog.make_interval(mins => u.delay_min)
-        FROM events AS e
-        CROSS JOIN LATERAL pg_catalog.jsonb_array_elements_text(e.targets -> 'principals') AS p (principal)
+               ops._tick_payload(k.dedup_key, e.incident_id, e.incident_key, e.route, e.severity, e.escalation_level,
+                                 e.escalated_at, e.targets, v_base), k.due, k.due
+        FROM events AS e CROSS JOIN LATERAL pg_catalog.jsonb_array_elements_text(e.targets -> 'principals') AS p (principal)
         INNER JOIN ops.usable_notification_rules AS u ON p.principal = u.principal
-        CROSS JOIN LATERAL (
-            SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(e.unique_hash || ':rule:' || u.id, 'UTF8')),
-                                     'hex') AS dedup_key
-        ) AS k
-        WHERE e.targets IS NOT NULL
+        CROSS JOIN LATERAL (SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
+            e.unique_hash || ':rule:' || u.id, 'UTF8')), 'hex') AS dedup_key,
+            e.escalated_at + pg_catalog.make_interval(mins => u.delay_min) AS due) AS k
         RETURNING 1
     )
     SELECT count(*),
@@ -3624,9 +3505,9 @@ COMMENT ON FUNCTION ops.ack_incident(p_id uuid, p_actor text, p_note text, p_now
 CREATE FUNCTION ops.add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text DEFAULT NULL::text) RETURNS uuid
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
-    BEGIN ATOMIC
- SELECT (ops._add_contact_method(p_principal, p_kind, p_address, p_actor, p_label)).r_id AS r_id;
-END;
+    AS $$
+    SELECT (ops._add_contact_method(p_principal, p_kind, p_address, p_actor, p_label)).r_id;
+$$;
 
 --
 -- Name: FUNCTION add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text); Type: COMMENT; Schema: ops; Owner: -
@@ -3978,11 +3859,9 @@ COMMENT ON FUNCTION ops.add_rotation(p_schedule text, p_name text, p_shift inter
 CREATE FUNCTION ops.add_webhook_contact_method(p_principal text, p_address text, p_actor text, p_label text DEFAULT NULL::text, OUT id uuid, OUT secret text) RETURNS record
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
-    BEGIN ATOMIC
- SELECT a.r_id,
-     a.r_secret
-    FROM ops._add_contact_method(add_webhook_contact_method.p_principal, 'webhook'::text, add_webhook_contact_method.p_address, add_webhook_contact_method.p_actor, add_webhook_contact_method.p_label) a(r_id, r_secret);
-END;
+    AS $$
+    SELECT a.r_id, a.r_secret FROM ops._add_contact_method(p_principal, 'webhook', p_address, p_actor, p_label) AS a;
+$$;
 
 --
 -- Name: FUNCTION add_webhook_contact_method(p_principal text, p_address text, p_actor text, p_label text, OUT id uuid, OUT secret text); Type: COMMENT; Schema: ops; Owner: -
@@ -8477,6 +8356,128 @@ CREATE SEQUENCE ops.notification_claim_seq
     CACHE 1;
 
 --
+-- Name: notification_outbox; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.notification_outbox (
+    id bigint NOT NULL,
+    dedup_key text NOT NULL,
+    event_id bigint,
+    incident_id uuid,
+    route text,
+    channel text DEFAULT 'slack'::text NOT NULL,
+    payload jsonb NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    sent_at timestamp with time zone,
+    claimed_by text,
+    claim_id bigint,
+    lease_until timestamp with time zone,
+    last_http_status integer,
+    webhook_url text,
+    principal text,
+    contact_method uuid,
+    cancelled_at timestamp with time zone,
+    delivered_at timestamp with time zone,
+    delivery_status text,
+    provider_id text,
+    due_at timestamp with time zone,
+    CONSTRAINT notification_outbox_cancelled CHECK (((status = 'cancelled'::text) = (cancelled_at IS NOT NULL))),
+    CONSTRAINT notification_outbox_channel_check CHECK ((channel = ANY (ARRAY['slack'::text, 'email'::text, 'sms'::text, 'voice'::text, 'slack_dm'::text, 'webhook'::text, 'slack_reply'::text]))),
+    CONSTRAINT notification_outbox_delivery_status_check CHECK ((length(delivery_status) <= 40)),
+    CONSTRAINT notification_outbox_provider_id_check CHECK ((length(provider_id) <= 200)),
+    CONSTRAINT notification_outbox_purpose CHECK ((((event_id IS NOT NULL) AND (incident_id IS NOT NULL)) OR ((event_id IS NULL) AND (incident_id IS NULL) AND (contact_method IS NOT NULL)) OR ((event_id IS NULL) AND (incident_id IS NOT NULL) AND (channel = 'slack_reply'::text)))),
+    CONSTRAINT notification_outbox_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sending'::text, 'sent'::text, 'dead'::text, 'cancelled'::text])))
+);
+
+--
+-- Name: TABLE notification_outbox; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.notification_outbox IS 'Messages queued by escalations in the same transaction as their event; a dispatcher delivers them (at least once, with dedup_key).';
+
+--
+-- Name: COLUMN notification_outbox.dedup_key; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.dedup_key IS 'The escalation event''s unique_hash; sent as X-Dedup-Key and in the payload.';
+
+--
+-- Name: COLUMN notification_outbox.incident_id; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.incident_id IS 'The escalated incident: the same as its event''s incident_id (escalation_events enforces that it exists).';
+
+--
+-- Name: COLUMN notification_outbox.channel; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.channel IS 'slack: a channel post to the route''s or a policy step''s webhook; email, sms, voice, slack_dm, webhook: a page to contact_method (its kind); slack_reply: replaces a Slack message through its response_url (webhook_url).';
+
+--
+-- Name: COLUMN notification_outbox.status; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.status IS 'pending (waiting for next_attempt_at), sending (claimed, lease_until), sent, dead (gave up after notify_max_attempts), cancelled (a page the incident no longer needs: never sent).';
+
+--
+-- Name: COLUMN notification_outbox.claim_id; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.claim_id IS 'Which claim holds a sending message: a dispatcher''s report counts only for its own claim.';
+
+--
+-- Name: COLUMN notification_outbox.webhook_url; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.webhook_url IS 'A policy step''s webhook this message goes to; NULL: the route''s webhook, else slack_webhook_url, read at send time.';
+
+--
+-- Name: COLUMN notification_outbox.principal; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.principal IS 'Whom a page to a contact method is for.';
+
+--
+-- Name: COLUMN notification_outbox.contact_method; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.contact_method IS 'The contact method a page or a verification code goes to; its address is read when the message is sent.';
+
+--
+-- Name: COLUMN notification_outbox.cancelled_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.cancelled_at IS 'When the incident was acknowledged or resolved before this page was sent (status cancelled: it is never sent).';
+
+--
+-- Name: COLUMN notification_outbox.delivered_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.delivered_at IS 'When the provider reported the message delivered (Twilio''s status callback).';
+
+--
+-- Name: COLUMN notification_outbox.delivery_status; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.delivery_status IS 'The provider''s last reported status (delivered, failed, undelivered, ...).';
+
+--
+-- Name: COLUMN notification_outbox.provider_id; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.provider_id IS 'The provider''s id of the sent message (a Twilio SID), to match its callbacks.';
+
+--
+-- Name: COLUMN notification_outbox.due_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.due_at IS 'A page to a contact method: when its rule made it due (the page time plus the rule''s delay); NULL for other messages.';
+
+--
 -- Name: notification_outbox_id_seq; Type: SEQUENCE; Schema: ops; Owner: -
 --
 
@@ -10274,7 +10275,6 @@ REVOKE ALL ON FUNCTION ops._audit_log_writer_check() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION ops._audit_secret(p_url text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops._audit_secret(p_url text) TO opsguard_audit_writer;
-GRANT ALL ON FUNCTION ops._audit_secret(p_url text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION contact_address_redacted(p_kind text, p_address text); Type: ACL; Schema: ops; Owner: -
@@ -10682,12 +10682,6 @@ REVOKE ALL ON FUNCTION ops._policy(p_name text) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION ops._purge_changes(p_now timestamp with time zone) FROM PUBLIC;
-
---
--- Name: TABLE notification_outbox; Type: ACL; Schema: ops; Owner: -
---
-
-GRANT SELECT ON TABLE ops.notification_outbox TO opsguard_operator;
 
 --
 -- Name: FUNCTION _queue_verification(p_id uuid, p_principal text, p_kind text); Type: ACL; Schema: ops; Owner: -
@@ -11621,6 +11615,12 @@ GRANT SELECT ON TABLE ops.metrics TO opsguard_operator;
 --
 
 GRANT SELECT ON TABLE ops.notification_attempts TO opsguard_operator;
+
+--
+-- Name: TABLE notification_outbox; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.notification_outbox TO opsguard_operator;
 
 --
 -- Name: TABLE notification_rules; Type: ACL; Schema: ops; Owner: -

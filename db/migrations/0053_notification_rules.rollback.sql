@@ -1,7 +1,10 @@
 -- 0053 undone: no contact method or rule functions, no fan-out, cancellation or page_log; the tick, its
 -- targets and config_problems as before
 DROP VIEW ops.page_log;
-REVOKE EXECUTE ON FUNCTION ops._audit_secret(text) FROM opsguard_operator;
+CREATE OR REPLACE FUNCTION ops.contact_address_redacted(p_kind text, p_address text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    RETURN CASE p_kind WHEN 'email'::text THEN (("left"(p_address, 1) || '…@'::text) || split_part(p_address, '@'::text, 2)) WHEN 'sms'::text THEN ('+…'::text || "right"(p_address, 2)) WHEN 'voice'::text THEN ('+…'::text || "right"(p_address, 2)) WHEN 'slack_dm'::text THEN (("left"(p_address, 1) || '…'::text) || "right"(p_address, 2)) WHEN 'webhook'::text THEN ops._audit_secret(p_address) ELSE NULL::text END;
 DROP TRIGGER incidents_cancel_pages ON ops.incidents;
 DROP FUNCTION ops._incidents_cancel_pages();
 DROP FUNCTION ops.remove_notification_rule(bigint, text);

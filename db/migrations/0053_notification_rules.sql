@@ -73,11 +73,11 @@ REVOKE ALL ON FUNCTION ops._check_contact_address(text, text) FROM public;
 CREATE FUNCTION ops._queue_verification(p_id uuid, p_principal text, p_kind text) RETURNS void
 LANGUAGE sql
 SET search_path = ops, pg_temp
-BEGIN ATOMIC
+AS $$
     INSERT INTO ops.notification_outbox (dedup_key, channel, principal, contact_method, payload)
     VALUES ('verify:' || p_id || ':' || (EXTRACT(epoch FROM pg_catalog.clock_timestamp()) * 1000000)::bigint,
             p_kind, p_principal, p_id, '{"type": "verify"}');
-END;
+$$;
 COMMENT ON FUNCTION ops._queue_verification(uuid, text, text) IS
 'Internal: queues a verification message to contact method p_id (the claim mints its 6-digit code).';
 REVOKE ALL ON FUNCTION ops._queue_verification(uuid, text, text) FROM public;
@@ -127,9 +127,9 @@ CREATE FUNCTION ops.add_contact_method(
 ) RETURNS uuid
 LANGUAGE sql SECURITY DEFINER
 SET search_path = ops, pg_temp
-BEGIN ATOMIC
+AS $$
     SELECT (ops._add_contact_method(p_principal, p_kind, p_address, p_actor, p_label)).r_id;
-END;
+$$;
 COMMENT ON FUNCTION ops.add_contact_method(text, text, text, text, text) IS
 'Adds a way to reach p_principal (by p_actor: the principal itself or a holder of principals.write): email, sms, '
 'voice (E.164), slack_dm (a Slack user id) or webhook (https, or http to loopback). email, sms and voice start '
@@ -143,9 +143,9 @@ CREATE FUNCTION ops.add_webhook_contact_method(
 ) RETURNS record
 LANGUAGE sql SECURITY DEFINER
 SET search_path = ops, pg_temp
-BEGIN ATOMIC
+AS $$
     SELECT a.r_id, a.r_secret FROM ops._add_contact_method(p_principal, 'webhook', p_address, p_actor, p_label) AS a;
-END;
+$$;
 COMMENT ON FUNCTION ops.add_webhook_contact_method(text, text, text, text) IS
 'Adds a webhook contact method and returns its id and signing secret, shown this once: pages are signed with it '
 '(the v1 scheme of the API). Errors as ops.add_contact_method.';
@@ -462,23 +462,17 @@ BEGIN
         RETURNING 1
     ),
     pages AS (
-        -- one message per usable rule of each principal paged, due after the rule's delay, under a dedup
-        -- key of its own; the address stays in contact_methods, read when the message is sent
+        -- a message per usable rule of each principal paged, due after its delay; never the address
         INSERT INTO ops.notification_outbox
             (dedup_key, event_id, incident_id, route, channel, principal, contact_method, payload, due_at, next_attempt_at)
         SELECT k.dedup_key, e.id, e.incident_id, e.route, u.kind, u.principal, u.contact_method,
-               ops._tick_payload(k.dedup_key, e.incident_id, e.incident_key, e.route, e.severity,
-                                 e.escalation_level, e.escalated_at, e.targets, v_base),
-               e.escalated_at + pg_catalog.make_interval(mins => u.delay_min),
-               e.escalated_at + pg_catalog.make_interval(mins => u.delay_min)
-        FROM events AS e
-        CROSS JOIN LATERAL pg_catalog.jsonb_array_elements_text(e.targets -> 'principals') AS p (principal)
+               ops._tick_payload(k.dedup_key, e.incident_id, e.incident_key, e.route, e.severity, e.escalation_level,
+                                 e.escalated_at, e.targets, v_base), k.due, k.due
+        FROM events AS e CROSS JOIN LATERAL pg_catalog.jsonb_array_elements_text(e.targets -> 'principals') AS p (principal)
         INNER JOIN ops.usable_notification_rules AS u ON p.principal = u.principal
-        CROSS JOIN LATERAL (
-            SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(e.unique_hash || ':rule:' || u.id, 'UTF8')),
-                                     'hex') AS dedup_key
-        ) AS k
-        WHERE e.targets IS NOT NULL
+        CROSS JOIN LATERAL (SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
+            e.unique_hash || ':rule:' || u.id, 'UTF8')), 'hex') AS dedup_key,
+            e.escalated_at + pg_catalog.make_interval(mins => u.delay_min) AS due) AS k
         RETURNING 1
     )
     SELECT count(*),
@@ -702,8 +696,20 @@ COMMENT ON VIEW ops.page_log IS
 'Every page to a contact method: incident, level, principal, kind, the address redacted, when it was queued, due, '
 'sent, delivered (the provider''s callback) or cancelled, and when and how the principal answered the incident (via '
 'link, sms, voice or slack_button from a page; other: acknowledged or resolved some other way, e.g. the API or psql).';
--- operators read how pages went, never the addresses themselves (the view redacts as its owner); a
--- webhook's address is redacted by ops._audit_secret, which the operator runs when reading the view
-GRANT EXECUTE ON FUNCTION ops._audit_secret(text) TO opsguard_operator;
+-- operators read how pages went, never the addresses themselves (the view reads them as its owner);
+-- the view's caller runs the redaction, which for a webhook needs the internal ops._audit_secret: the
+-- same body, run as its owner
+CREATE OR REPLACE FUNCTION ops.contact_address_redacted(p_kind text, p_address text) RETURNS text
+LANGUAGE sql IMMUTABLE SECURITY DEFINER
+SET search_path = ops, pg_temp
+AS $$
+SELECT CASE p_kind
+    WHEN 'email' THEN pg_catalog.left(p_address, 1) || '…@' || pg_catalog.split_part(p_address, '@', 2)
+    WHEN 'sms' THEN '+…' || pg_catalog.right(p_address, 2)
+    WHEN 'voice' THEN '+…' || pg_catalog.right(p_address, 2)
+    WHEN 'slack_dm' THEN pg_catalog.left(p_address, 1) || '…' || pg_catalog.right(p_address, 2)
+    WHEN 'webhook' THEN ops._audit_secret(p_address)
+END
+$$;
 GRANT SELECT ON ops.page_log TO opsguard_operator;
 GRANT SELECT ON ops.usable_notification_rules TO opsguard_operator;
