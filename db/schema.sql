@@ -198,15 +198,7 @@ CREATE FUNCTION ops._api_begin(p_principal text, p_actor text, p_permission text
 DECLARE
     v_actor text;
 BEGIN
-    IF p_replay_key IS NOT NULL THEN
-        DELETE FROM ops.api_replay WHERE expires_at < pg_catalog.now();
-        INSERT INTO ops.api_replay (replay_key, expires_at) VALUES (p_replay_key, pg_catalog.now() + interval '10 minutes')
-        ON CONFLICT DO NOTHING;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'this signed request was already used' USING ERRCODE = '28000',
-                HINT = 'Sign each request with a fresh X-Timestamp.';
-        END IF;
-    END IF;
+    PERFORM ops._api_replay(p_replay_key);
     v_actor := ops.authorize(p_principal, p_permission, nullif(p_actor, ''));
     PERFORM ops._act_as(v_actor);
     RETURN v_actor;
@@ -218,6 +210,68 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._api_begin(p_principal text, p_actor text, p_permission text, p_replay_key text) IS 'Internal: replay check and authorization for an API call; sets and returns the acting principal.';
+
+--
+-- Name: _api_me_actor(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._api_me_actor(p_principal text, p_actor text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_who text := coalesce(nullif(p_actor, ''), p_principal);
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = p_principal AND NOT disabled) THEN
+        RAISE EXCEPTION 'unknown principal %', p_principal USING ERRCODE = '42501';
+    END IF;
+    IF v_who <> p_principal AND NOT ops.has_permission(p_principal, 'actors.delegate') THEN
+        RAISE EXCEPTION '% may not act for others', p_principal USING ERRCODE = '42501',
+            HINT = 'Only principals with actors.delegate (ops_admin) may send X-Ops-Actor.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = v_who AND NOT disabled) THEN
+        RAISE EXCEPTION 'unknown actor %', v_who USING ERRCODE = '42501',
+            DETAIL = 'no such principal, or disabled',
+            HINT = pg_catalog.format('X-Ops-Actor must name an enabled principal; an operator adds one '
+                   'in psql: SELECT ops.add_principal(%L, %L, ARRAY[%L], %L); (README, Acting for a person)',
+                   v_who, 'human', 'ops_responder', 'your-name');
+    END IF;
+    RETURN v_who;
+END;
+$$;
+
+--
+-- Name: FUNCTION _api_me_actor(p_principal text, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._api_me_actor(p_principal text, p_actor text) IS 'Internal: whom a /me call is about: the signer, or the enabled actor a signer with actors.delegate names; 42501 otherwise.';
+
+--
+-- Name: _api_replay(text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._api_replay(p_replay_key text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_replay_key IS NOT NULL THEN
+        DELETE FROM ops.api_replay WHERE expires_at < pg_catalog.now();
+        INSERT INTO ops.api_replay (replay_key, expires_at) VALUES (p_replay_key, pg_catalog.now() + interval '10 minutes')
+        ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'this signed request was already used' USING ERRCODE = '28000',
+                HINT = 'Sign each request with a fresh X-Timestamp.';
+        END IF;
+    END IF;
+END;
+$$;
+
+--
+-- Name: FUNCTION _api_replay(p_replay_key text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._api_replay(p_replay_key text) IS 'Internal: refuses (28000) a signed write whose signature was seen in the last 10 minutes, and remembers this one.';
 
 --
 -- Name: _audit_changes(); Type: FUNCTION; Schema: ops; Owner: -
@@ -572,6 +626,101 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._check_incident_input(p_incident_key text, p_severity text, p_route text, p_summary text, p_actor text, p_now timestamp with time zone) IS 'Internal: the limits of an incident, the same from every way in: key 1 to 500 characters, severity critical or warning, route at most 500, summary at most 1024 characters, an actor and a time (22004 missing, 22023 out of bounds, the message naming the field). Details are cut, not refused: ops._intake_fit_details.';
+
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: contact_methods; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.contact_methods (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    principal text NOT NULL,
+    kind text NOT NULL,
+    address text NOT NULL,
+    label text,
+    secret text,
+    verified_at timestamp with time zone,
+    code_hash text,
+    code_expires_at timestamp with time zone,
+    code_attempts integer DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    created_by text NOT NULL,
+    removed_at timestamp with time zone,
+    removed_by text,
+    CONSTRAINT contact_methods_address_format CHECK (
+CASE kind
+    WHEN 'email'::text THEN ((address ~ ('^[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]{1,64}@'::text || '[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$'::text)) AND (length(address) <= 254))
+    WHEN 'sms'::text THEN (address ~ '^\+[1-9][0-9]{7,14}$'::text)
+    WHEN 'voice'::text THEN (address ~ '^\+[1-9][0-9]{7,14}$'::text)
+    WHEN 'slack_dm'::text THEN (address ~ '^[UW][A-Z0-9]{2,40}$'::text)
+    WHEN 'webhook'::text THEN ((address ~ '^https?://'::text) AND (length(address) <= 2048))
+    ELSE NULL::boolean
+END),
+    CONSTRAINT contact_methods_code_attempts_check CHECK ((code_attempts >= 0)),
+    CONSTRAINT contact_methods_kind_check CHECK ((kind = ANY (ARRAY['email'::text, 'sms'::text, 'voice'::text, 'slack_dm'::text, 'webhook'::text]))),
+    CONSTRAINT contact_methods_label_check CHECK (((length(label) >= 1) AND (length(label) <= 100))),
+    CONSTRAINT contact_methods_removed CHECK (((removed_at IS NULL) = (removed_by IS NULL))),
+    CONSTRAINT contact_methods_secret CHECK (((kind = 'webhook'::text) = (secret IS NOT NULL)))
+);
+
+--
+-- Name: TABLE contact_methods; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.contact_methods IS 'How a principal can be reached: an e-mail address, an SMS or voice number (E.164), a Slack user (slack_dm) or a webhook. email, sms and voice are paged only once verified (verified_at). Addresses are read by their owner and admins only; everyone else sees ops.contact_address_redacted(kind, address). Removed methods are kept (removed_at) so that ops.page_log still says how a past page went out.';
+
+--
+-- Name: COLUMN contact_methods.address; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.contact_methods.address IS 'email: an address; sms, voice: + and 8-15 digits; slack_dm: a Slack user id (U... or W...); webhook: an https URL, or http to a loopback host.';
+
+--
+-- Name: COLUMN contact_methods.secret; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.contact_methods.secret IS 'webhook only: the key its messages are signed with (shown once, when added).';
+
+--
+-- Name: COLUMN contact_methods.verified_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.contact_methods.verified_at IS 'When the owner entered the code sent through the method; slack_dm and webhook are verified when added.';
+
+--
+-- Name: COLUMN contact_methods.code_hash; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.contact_methods.code_hash IS 'sha256 (hex) of the verification code last sent; the code itself is minted when the message is claimed and never stored.';
+
+--
+-- Name: COLUMN contact_methods.code_attempts; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.contact_methods.code_attempts IS 'Wrong codes entered since the last one was sent; at 5 a new code is needed.';
+
+--
+-- Name: _contact_method_json(ops.contact_methods); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._contact_method_json(p_row ops.contact_methods) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT pg_catalog.jsonb_build_object(
+        'id', p_row.id, 'kind', p_row.kind, 'address', p_row.address, 'label', p_row.label,
+        'verified', p_row.verified_at IS NOT NULL, 'verifiedAt', p_row.verified_at, 'createdAt', p_row.created_at,
+        'triesLeft', CASE WHEN p_row.verified_at IS NULL THEN GREATEST(5 - p_row.code_attempts, 0) END)
+$$;
+
+--
+-- Name: FUNCTION _contact_method_json(p_row ops.contact_methods); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._contact_method_json(p_row ops.contact_methods) IS 'Internal: a contact method for its owner (the API): id, kind, address, label, verified, verifiedAt, createdAt, triesLeft (wrong codes still allowed while unverified).';
 
 --
 -- Name: _counter(text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -1016,10 +1165,6 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._guard_answer(p_now timestamp with time zone, p_route_prefix text) IS 'Internal: the guard''s answer at p_now, not stored: verdict, counts, and each list''s first 100 items in key order.';
-
-SET default_tablespace = '';
-
-SET default_table_access_method = heap;
 
 --
 -- Name: changes; Type: TABLE; Schema: ops; Owner: -
@@ -2085,77 +2230,6 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._lock_incident(p_id uuid) IS 'Internal: SELECT ... FOR UPDATE one incident, P0002 when there is none.';
-
---
--- Name: contact_methods; Type: TABLE; Schema: ops; Owner: -
---
-
-CREATE TABLE ops.contact_methods (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    principal text NOT NULL,
-    kind text NOT NULL,
-    address text NOT NULL,
-    label text,
-    secret text,
-    verified_at timestamp with time zone,
-    code_hash text,
-    code_expires_at timestamp with time zone,
-    code_attempts integer DEFAULT 0 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    created_by text NOT NULL,
-    removed_at timestamp with time zone,
-    removed_by text,
-    CONSTRAINT contact_methods_address_format CHECK (
-CASE kind
-    WHEN 'email'::text THEN ((address ~ ('^[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]{1,64}@'::text || '[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$'::text)) AND (length(address) <= 254))
-    WHEN 'sms'::text THEN (address ~ '^\+[1-9][0-9]{7,14}$'::text)
-    WHEN 'voice'::text THEN (address ~ '^\+[1-9][0-9]{7,14}$'::text)
-    WHEN 'slack_dm'::text THEN (address ~ '^[UW][A-Z0-9]{2,40}$'::text)
-    WHEN 'webhook'::text THEN ((address ~ '^https?://'::text) AND (length(address) <= 2048))
-    ELSE NULL::boolean
-END),
-    CONSTRAINT contact_methods_code_attempts_check CHECK ((code_attempts >= 0)),
-    CONSTRAINT contact_methods_kind_check CHECK ((kind = ANY (ARRAY['email'::text, 'sms'::text, 'voice'::text, 'slack_dm'::text, 'webhook'::text]))),
-    CONSTRAINT contact_methods_label_check CHECK (((length(label) >= 1) AND (length(label) <= 100))),
-    CONSTRAINT contact_methods_removed CHECK (((removed_at IS NULL) = (removed_by IS NULL))),
-    CONSTRAINT contact_methods_secret CHECK (((kind = 'webhook'::text) = (secret IS NOT NULL)))
-);
-
---
--- Name: TABLE contact_methods; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON TABLE ops.contact_methods IS 'How a principal can be reached: an e-mail address, an SMS or voice number (E.164), a Slack user (slack_dm) or a webhook. email, sms and voice are paged only once verified (verified_at). Addresses are read by their owner and admins only; everyone else sees ops.contact_address_redacted(kind, address). Removed methods are kept (removed_at) so that ops.page_log still says how a past page went out.';
-
---
--- Name: COLUMN contact_methods.address; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.contact_methods.address IS 'email: an address; sms, voice: + and 8-15 digits; slack_dm: a Slack user id (U... or W...); webhook: an https URL, or http to a loopback host.';
-
---
--- Name: COLUMN contact_methods.secret; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.contact_methods.secret IS 'webhook only: the key its messages are signed with (shown once, when added).';
-
---
--- Name: COLUMN contact_methods.verified_at; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.contact_methods.verified_at IS 'When the owner entered the code sent through the method; slack_dm and webhook are verified when added.';
-
---
--- Name: COLUMN contact_methods.code_hash; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.contact_methods.code_hash IS 'sha256 (hex) of the verification code last sent; the code itself is minted when the message is claimed and never stored.';
-
---
--- Name: COLUMN contact_methods.code_attempts; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.contact_methods.code_attempts IS 'Wrong codes entered since the last one was sent; at 5 a new code is needed.';
 
 --
 -- Name: _managed_method(uuid, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -3870,6 +3944,73 @@ $$;
 COMMENT ON FUNCTION ops.add_webhook_contact_method(p_principal text, p_address text, p_actor text, p_label text, OUT id uuid, OUT secret text) IS 'Adds a webhook contact method and returns its id and signing secret, shown this once: pages are signed with it (the v1 scheme of the API). Errors as ops.add_contact_method.';
 
 --
+-- Name: api_add_contact_method(text, text, text, jsonb); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_add_contact_method(p_principal text, p_actor text, p_replay_key text, p_body jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_who text;
+    v_new record;
+BEGIN
+    PERFORM ops._api_replay(p_replay_key);
+    v_who := ops._api_me_actor(p_principal, p_actor);
+    IF p_body IS NULL OR pg_catalog.jsonb_typeof(p_body -> 'kind') IS DISTINCT FROM 'string'
+       OR pg_catalog.jsonb_typeof(p_body -> 'address') IS DISTINCT FROM 'string'
+       OR pg_catalog.jsonb_typeof(coalesce(p_body -> 'label', '""')) <> 'string' THEN
+        RAISE EXCEPTION 'the body needs "kind" and "address" as strings ("label" optional)' USING ERRCODE = '22023',
+            HINT = '{"kind": "sms", "address": "+14155550142", "label": "mobile"}';
+    END IF;
+    v_new := ops._add_contact_method(v_who, p_body ->> 'kind', p_body ->> 'address', v_who, p_body ->> 'label');
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'contactMethod',
+               ops._contact_method_json((SELECT c FROM ops.contact_methods AS c WHERE c.id = v_new.r_id)))
+           || CASE WHEN v_new.r_secret IS NOT NULL THEN pg_catalog.jsonb_build_object('secret', v_new.r_secret)
+                   ELSE '{}' END;
+END;
+$$;
+
+--
+-- Name: FUNCTION api_add_contact_method(p_principal text, p_actor text, p_replay_key text, p_body jsonb); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_add_contact_method(p_principal text, p_actor text, p_replay_key text, p_body jsonb) IS 'POST /ops/me/contact-methods {"kind", "address", "label"?}: {"ok": true, "contactMethod": {...}} and, for a webhook, "secret" (shown this once). Bad input: 22023; the same live address twice: 23505.';
+
+--
+-- Name: api_add_notification_rule(text, text, text, jsonb); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_add_notification_rule(p_principal text, p_actor text, p_replay_key text, p_body jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+DECLARE
+    v_who text;
+    v_id bigint;
+BEGIN
+    PERFORM ops._api_replay(p_replay_key);
+    v_who := ops._api_me_actor(p_principal, p_actor);
+    IF p_body IS NULL OR pg_catalog.jsonb_typeof(p_body -> 'contactMethod') IS DISTINCT FROM 'string'
+       OR pg_catalog.jsonb_typeof(p_body -> 'delayMin') IS DISTINCT FROM 'number'
+       OR (p_body ->> 'delayMin') !~ '^[0-9]{1,4}$' THEN
+        RAISE EXCEPTION 'the body needs "contactMethod" (an id) and "delayMin" (whole minutes, 0 to 1440)'
+            USING ERRCODE = '22023', HINT = '{"contactMethod": "<id from GET /ops/me/contact-methods>", "delayMin": 5}';
+    END IF;
+    v_id := ops.add_notification_rule(v_who, (p_body ->> 'contactMethod')::uuid, (p_body ->> 'delayMin')::int, v_who);
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'rule', pg_catalog.jsonb_build_object(
+        'id', v_id, 'contactMethod', (p_body ->> 'contactMethod')::uuid, 'delayMin', (p_body ->> 'delayMin')::int,
+        'usable', EXISTS (SELECT 1 FROM ops.usable_notification_rules AS u WHERE u.id = v_id)));
+END;
+$_$;
+
+--
+-- Name: FUNCTION api_add_notification_rule(p_principal text, p_actor text, p_replay_key text, p_body jsonb); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_add_notification_rule(p_principal text, p_actor text, p_replay_key text, p_body jsonb) IS 'POST /ops/me/notification-rules {"contactMethod", "delayMin"}: {"ok": true, "rule": {...}}. Bad input: 22023; not your method: P0002; a duplicate: 23505.';
+
+--
 -- Name: api_alertmanager(text, jsonb, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -4365,22 +4506,8 @@ CREATE FUNCTION ops.api_me(p_principal text, p_actor text) RETURNS jsonb
     SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
-    v_who text := coalesce(nullif(p_actor, ''), p_principal);
+    v_who text := ops._api_me_actor(p_principal, p_actor);
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = p_principal AND NOT disabled) THEN
-        RAISE EXCEPTION 'unknown principal %', p_principal USING ERRCODE = '42501';
-    END IF;
-    IF v_who <> p_principal AND NOT ops.has_permission(p_principal, 'actors.delegate') THEN
-        RAISE EXCEPTION '% may not act for others', p_principal USING ERRCODE = '42501',
-            HINT = 'Only principals with actors.delegate (ops_admin) may send X-Ops-Actor.';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = v_who AND NOT disabled) THEN
-        RAISE EXCEPTION 'unknown actor %', v_who USING ERRCODE = '42501',
-            DETAIL = 'no such principal, or disabled',
-            HINT = pg_catalog.format('X-Ops-Actor must name an enabled principal; an operator adds one '
-                   'in psql: SELECT ops.add_principal(%L, %L, ARRAY[%L], %L); (README, Acting for a person)',
-                   v_who, 'human', 'ops_responder', 'your-name');
-    END IF;
     RETURN pg_catalog.jsonb_build_object(
         'ok', true,
         'principal', p_principal,
@@ -4414,6 +4541,55 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.api_metrics() IS 'GET /metrics: ops.exported_metrics (Prometheus names and base units) as a JSON array, for the collector.';
+
+--
+-- Name: api_my_contact_methods(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_my_contact_methods(p_principal text, p_actor text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_who text := ops._api_me_actor(p_principal, p_actor);
+BEGIN
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'principal', v_who, 'contactMethods', coalesce(
+        (SELECT pg_catalog.jsonb_agg(ops._contact_method_json(c) ORDER BY c.created_at, c.id)
+         FROM ops.contact_methods AS c WHERE c.principal = v_who AND c.removed_at IS NULL), '[]'));
+END;
+$$;
+
+--
+-- Name: FUNCTION api_my_contact_methods(p_principal text, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_my_contact_methods(p_principal text, p_actor text) IS 'GET /ops/me/contact-methods: {"ok": true, "principal", "contactMethods": [...]}, the caller''s live methods with their full addresses.';
+
+--
+-- Name: api_my_notification_rules(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_my_notification_rules(p_principal text, p_actor text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_who text := ops._api_me_actor(p_principal, p_actor);
+BEGIN
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'principal', v_who, 'rules', coalesce(
+        (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'id', r.id, 'contactMethod', r.contact_method, 'kind', c.kind, 'delayMin', r.delay_min,
+             'usable', c.verified_at IS NOT NULL) ORDER BY r.delay_min, r.id)
+         FROM ops.notification_rules AS r INNER JOIN ops.contact_methods AS c ON r.contact_method = c.id
+         WHERE r.principal = v_who), '[]'));
+END;
+$$;
+
+--
+-- Name: FUNCTION api_my_notification_rules(p_principal text, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_my_notification_rules(p_principal text, p_actor text) IS 'GET /ops/me/notification-rules: {"ok": true, "principal", "rules": [{"id", "contactMethod", "kind", "delayMin", "usable"}]}, by delay; usable is false while the method waits for its verification.';
 
 --
 -- Name: api_oncall(text, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -4542,6 +4718,72 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_context jsonb, p_signed boolean) IS 'GET/POST /ops/release-guard: open to CI, no signature; p_signed: the request carried a valid one (its evaluation is kept in full, an unsigned one in the capped anonymous history).';
+
+--
+-- Name: api_remove_contact_method(text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_remove_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM ops._api_replay(p_replay_key);
+    PERFORM ops.remove_contact_method(p_id::uuid, ops._api_me_actor(p_principal, p_actor));
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'removed', p_id::uuid);
+END;
+$$;
+
+--
+-- Name: FUNCTION api_remove_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_remove_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text) IS 'DELETE /ops/me/contact-methods/<id>: {"ok": true, "removed": id}; its rules go and its unsent pages are cancelled. Not yours: P0002.';
+
+--
+-- Name: api_remove_notification_rule(text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_remove_notification_rule(p_principal text, p_actor text, p_replay_key text, p_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+BEGIN
+    PERFORM ops._api_replay(p_replay_key);
+    IF p_id !~ '^[0-9]{1,18}$' THEN
+        RAISE EXCEPTION 'a rule id is a number, not "%"', pg_catalog.left(p_id, 40) USING ERRCODE = '22023';
+    END IF;
+    PERFORM ops.remove_notification_rule(p_id::bigint, ops._api_me_actor(p_principal, p_actor));
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'removed', p_id::bigint);
+END;
+$_$;
+
+--
+-- Name: FUNCTION api_remove_notification_rule(p_principal text, p_actor text, p_replay_key text, p_id text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_remove_notification_rule(p_principal text, p_actor text, p_replay_key text, p_id text) IS 'DELETE /ops/me/notification-rules/<id>: {"ok": true, "removed": id}. Not yours: P0002.';
+
+--
+-- Name: api_resend_verification(text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_resend_verification(p_principal text, p_actor text, p_replay_key text, p_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM ops._api_replay(p_replay_key);
+    PERFORM ops.resend_verification(p_id::uuid, ops._api_me_actor(p_principal, p_actor));
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'queued', true);
+END;
+$$;
+
+--
+-- Name: FUNCTION api_resend_verification(p_principal text, p_actor text, p_replay_key text, p_id text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_resend_verification(p_principal text, p_actor text, p_replay_key text, p_id text) IS 'POST /ops/me/contact-methods/<id>/resend: {"ok": true, "queued": true}; a new code is on its way. Verified or a code sent less than a minute ago: 55000. Not yours: P0002.';
 
 --
 -- Name: api_schedule_feed(text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -4823,6 +5065,44 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.api_trigger_incident(p_principal text, p_actor text, p_replay_key text, p_body jsonb) IS 'POST /ops/incidents: opens or refreshes an incident by incident_key; "created" tells which.';
+
+--
+-- Name: api_verify_contact_method(text, text, text, text, jsonb); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_verify_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text, p_body jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_who text;
+    v_ok boolean;
+    v_row ops.contact_methods;
+BEGIN
+    PERFORM ops._api_replay(p_replay_key);
+    v_who := ops._api_me_actor(p_principal, p_actor);
+    IF p_body IS NULL OR pg_catalog.jsonb_typeof(p_body -> 'code') IS DISTINCT FROM 'string' THEN
+        RAISE EXCEPTION 'the body needs "code", the 6 digits sent to the contact method, as a string'
+            USING ERRCODE = '22023', HINT = '{"code": "123456"}';
+    END IF;
+    v_ok := ops.verify_contact_method(p_id::uuid, p_body ->> 'code', v_who);
+    SELECT * INTO v_row FROM ops.contact_methods WHERE id = p_id::uuid;
+    IF v_ok THEN
+        RETURN pg_catalog.jsonb_build_object('ok', true, 'contactMethod', ops._contact_method_json(v_row));
+    END IF;
+    -- answered, not raised: the wrong try must stay counted
+    RETURN pg_catalog.jsonb_build_object('ok', false, 'error', 'wrong_code',
+        'message', 'that is not the code sent to this contact method',
+        'triesLeft', GREATEST(5 - v_row.code_attempts, 0),
+        'hint', 'After 5 wrong codes ask for a new one: POST /ops/me/contact-methods/<id>/resend.');
+END;
+$$;
+
+--
+-- Name: FUNCTION api_verify_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text, p_body jsonb); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_verify_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text, p_body jsonb) IS 'POST /ops/me/contact-methods/<id>/verify {"code"}: {"ok": true, "contactMethod": {...}}, or {"ok": false, "error": "wrong_code", "triesLeft"} (counted). After 5 wrong codes, an expired code or none sent: 55000. Not yours: P0002.';
 
 --
 -- Name: authorize(text, text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -10258,6 +10538,18 @@ REVOKE ALL ON FUNCTION ops._alertmanager_problem(p_body jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ops._api_begin(p_principal text, p_actor text, p_permission text, p_replay_key text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _api_me_actor(p_principal text, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._api_me_actor(p_principal text, p_actor text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _api_replay(p_replay_key text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._api_replay(p_replay_key text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _audit_changes(); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10332,6 +10624,12 @@ REVOKE ALL ON FUNCTION ops._check_contact_address(p_kind text, p_address text) F
 --
 
 REVOKE ALL ON FUNCTION ops._check_incident_input(p_incident_key text, p_severity text, p_route text, p_summary text, p_actor text, p_now timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _contact_method_json(p_row ops.contact_methods); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._contact_method_json(p_row ops.contact_methods) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _counter(p_name text, p_label text); Type: ACL; Schema: ops; Owner: -
@@ -10872,6 +11170,20 @@ REVOKE ALL ON FUNCTION ops.add_webhook_contact_method(p_principal text, p_addres
 GRANT ALL ON FUNCTION ops.add_webhook_contact_method(p_principal text, p_address text, p_actor text, p_label text, OUT id uuid, OUT secret text) TO opsguard_operator;
 
 --
+-- Name: FUNCTION api_add_contact_method(p_principal text, p_actor text, p_replay_key text, p_body jsonb); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_add_contact_method(p_principal text, p_actor text, p_replay_key text, p_body jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_add_contact_method(p_principal text, p_actor text, p_replay_key text, p_body jsonb) TO opsguard_api;
+
+--
+-- Name: FUNCTION api_add_notification_rule(p_principal text, p_actor text, p_replay_key text, p_body jsonb); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_add_notification_rule(p_principal text, p_actor text, p_replay_key text, p_body jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_add_notification_rule(p_principal text, p_actor text, p_replay_key text, p_body jsonb) TO opsguard_api;
+
+--
 -- Name: FUNCTION api_alertmanager(p_token text, p_body jsonb, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10937,6 +11249,20 @@ REVOKE ALL ON FUNCTION ops.api_metrics() FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.api_metrics() TO opsguard_api;
 
 --
+-- Name: FUNCTION api_my_contact_methods(p_principal text, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_my_contact_methods(p_principal text, p_actor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_my_contact_methods(p_principal text, p_actor text) TO opsguard_api;
+
+--
+-- Name: FUNCTION api_my_notification_rules(p_principal text, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_my_notification_rules(p_principal text, p_actor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_my_notification_rules(p_principal text, p_actor text) TO opsguard_api;
+
+--
 -- Name: FUNCTION api_oncall(p_principal text, p_actor text, p_schedule text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10972,6 +11298,27 @@ REVOKE ALL ON FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text,
 GRANT ALL ON FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_context jsonb, p_signed boolean) TO opsguard_api;
 
 --
+-- Name: FUNCTION api_remove_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_remove_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_remove_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text) TO opsguard_api;
+
+--
+-- Name: FUNCTION api_remove_notification_rule(p_principal text, p_actor text, p_replay_key text, p_id text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_remove_notification_rule(p_principal text, p_actor text, p_replay_key text, p_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_remove_notification_rule(p_principal text, p_actor text, p_replay_key text, p_id text) TO opsguard_api;
+
+--
+-- Name: FUNCTION api_resend_verification(p_principal text, p_actor text, p_replay_key text, p_id text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_resend_verification(p_principal text, p_actor text, p_replay_key text, p_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_resend_verification(p_principal text, p_actor text, p_replay_key text, p_id text) TO opsguard_api;
+
+--
 -- Name: FUNCTION api_schedule_feed(p_schedule text, p_token text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -11005,6 +11352,13 @@ GRANT ALL ON FUNCTION ops.api_tick(p_principal text, p_actor text, p_replay_key 
 
 REVOKE ALL ON FUNCTION ops.api_trigger_incident(p_principal text, p_actor text, p_replay_key text, p_body jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.api_trigger_incident(p_principal text, p_actor text, p_replay_key text, p_body jsonb) TO opsguard_api;
+
+--
+-- Name: FUNCTION api_verify_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text, p_body jsonb); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_verify_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text, p_body jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_verify_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text, p_body jsonb) TO opsguard_api;
 
 --
 -- Name: FUNCTION authorize(p_principal text, p_permission text, p_actor text); Type: ACL; Schema: ops; Owner: -

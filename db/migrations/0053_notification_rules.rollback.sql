@@ -1,6 +1,68 @@
 -- 0053 undone: no contact method or rule functions, no fan-out, cancellation or page_log; the tick, its
 -- targets and config_problems as before
 DROP VIEW ops.page_log;
+DROP FUNCTION ops.api_my_contact_methods(text, text);
+DROP FUNCTION ops.api_add_contact_method(text, text, text, jsonb);
+DROP FUNCTION ops.api_verify_contact_method(text, text, text, text, jsonb);
+DROP FUNCTION ops.api_resend_verification(text, text, text, text);
+DROP FUNCTION ops.api_remove_contact_method(text, text, text, text);
+DROP FUNCTION ops.api_my_notification_rules(text, text);
+DROP FUNCTION ops.api_add_notification_rule(text, text, text, jsonb);
+DROP FUNCTION ops.api_remove_notification_rule(text, text, text, text);
+DROP FUNCTION ops._contact_method_json(ops.contact_methods);
+CREATE OR REPLACE FUNCTION ops.api_me(p_principal text, p_actor text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_who text := coalesce(nullif(p_actor, ''), p_principal);
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = p_principal AND NOT disabled) THEN
+        RAISE EXCEPTION 'unknown principal %', p_principal USING ERRCODE = '42501';
+    END IF;
+    IF v_who <> p_principal AND NOT ops.has_permission(p_principal, 'actors.delegate') THEN
+        RAISE EXCEPTION '% may not act for others', p_principal USING ERRCODE = '42501',
+            HINT = 'Only principals with actors.delegate (ops_admin) may send X-Ops-Actor.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = v_who AND NOT disabled) THEN
+        RAISE EXCEPTION 'unknown actor %', v_who USING ERRCODE = '42501',
+            DETAIL = 'no such principal, or disabled',
+            HINT = pg_catalog.format('X-Ops-Actor must name an enabled principal; an operator adds one '
+                   'in psql: SELECT ops.add_principal(%L, %L, ARRAY[%L], %L); (README, Acting for a person)',
+                   v_who, 'human', 'ops_responder', 'your-name');
+    END IF;
+    RETURN pg_catalog.jsonb_build_object(
+        'ok', true,
+        'principal', p_principal,
+        'actor', v_who,
+        'roles', coalesce((SELECT pg_catalog.jsonb_agg(role ORDER BY role) FROM ops.principal_roles WHERE principal = v_who), '[]'),
+        'permissions', coalesce((SELECT pg_catalog.jsonb_agg(name ORDER BY name) FROM ops.permissions
+                                 WHERE ops.has_permission(v_who, name)), '[]'));
+END;
+$$;
+DROP FUNCTION ops._api_me_actor(text, text);
+CREATE OR REPLACE FUNCTION ops._api_begin(p_principal text, p_actor text, p_permission text, p_replay_key text) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_actor text;
+BEGIN
+    IF p_replay_key IS NOT NULL THEN
+        DELETE FROM ops.api_replay WHERE expires_at < pg_catalog.now();
+        INSERT INTO ops.api_replay (replay_key, expires_at) VALUES (p_replay_key, pg_catalog.now() + interval '10 minutes')
+        ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'this signed request was already used' USING ERRCODE = '28000',
+                HINT = 'Sign each request with a fresh X-Timestamp.';
+        END IF;
+    END IF;
+    v_actor := ops.authorize(p_principal, p_permission, nullif(p_actor, ''));
+    PERFORM ops._act_as(v_actor);
+    RETURN v_actor;
+END;
+$$;
+DROP FUNCTION ops._api_replay(text);
 CREATE OR REPLACE FUNCTION ops.contact_address_redacted(p_kind text, p_address text) RETURNS text
     LANGUAGE sql IMMUTABLE
     SET search_path TO 'ops', 'pg_temp'

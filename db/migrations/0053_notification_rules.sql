@@ -713,3 +713,288 @@ END
 $$;
 GRANT SELECT ON ops.page_log TO opsguard_operator;
 GRANT SELECT ON ops.usable_notification_rules TO opsguard_operator;
+
+-- the /ops/me endpoints: any signed principal manages its own methods and rules (or, with
+-- actors.delegate, those of the actor it names); they share the replay check with every signed write
+CREATE FUNCTION ops._api_replay(p_replay_key text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = ops, pg_temp
+AS $$
+BEGIN
+    IF p_replay_key IS NOT NULL THEN
+        DELETE FROM ops.api_replay WHERE expires_at < pg_catalog.now();
+        INSERT INTO ops.api_replay (replay_key, expires_at) VALUES (p_replay_key, pg_catalog.now() + interval '10 minutes')
+        ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'this signed request was already used' USING ERRCODE = '28000',
+                HINT = 'Sign each request with a fresh X-Timestamp.';
+        END IF;
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION ops._api_replay(text) IS
+'Internal: refuses (28000) a signed write whose signature was seen in the last 10 minutes, and remembers this one.';
+REVOKE ALL ON FUNCTION ops._api_replay(text) FROM public;
+
+CREATE OR REPLACE FUNCTION ops._api_begin(p_principal text, p_actor text, p_permission text, p_replay_key text)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = ops, pg_temp
+AS $$
+DECLARE
+    v_actor text;
+BEGIN
+    PERFORM ops._api_replay(p_replay_key);
+    v_actor := ops.authorize(p_principal, p_permission, nullif(p_actor, ''));
+    PERFORM ops._act_as(v_actor);
+    RETURN v_actor;
+END;
+$$;
+
+CREATE FUNCTION ops._api_me_actor(p_principal text, p_actor text) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = ops, pg_temp
+AS $$
+DECLARE
+    v_who text := coalesce(nullif(p_actor, ''), p_principal);
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = p_principal AND NOT disabled) THEN
+        RAISE EXCEPTION 'unknown principal %', p_principal USING ERRCODE = '42501';
+    END IF;
+    IF v_who <> p_principal AND NOT ops.has_permission(p_principal, 'actors.delegate') THEN
+        RAISE EXCEPTION '% may not act for others', p_principal USING ERRCODE = '42501',
+            HINT = 'Only principals with actors.delegate (ops_admin) may send X-Ops-Actor.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = v_who AND NOT disabled) THEN
+        RAISE EXCEPTION 'unknown actor %', v_who USING ERRCODE = '42501',
+            DETAIL = 'no such principal, or disabled',
+            HINT = pg_catalog.format('X-Ops-Actor must name an enabled principal; an operator adds one '
+                   'in psql: SELECT ops.add_principal(%L, %L, ARRAY[%L], %L); (README, Acting for a person)',
+                   v_who, 'human', 'ops_responder', 'your-name');
+    END IF;
+    RETURN v_who;
+END;
+$$;
+COMMENT ON FUNCTION ops._api_me_actor(text, text) IS
+'Internal: whom a /me call is about: the signer, or the enabled actor a signer with actors.delegate names; 42501 otherwise.';
+REVOKE ALL ON FUNCTION ops._api_me_actor(text, text) FROM public;
+
+CREATE OR REPLACE FUNCTION ops.api_me(p_principal text, p_actor text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = ops, pg_temp
+AS $$
+DECLARE
+    v_who text := ops._api_me_actor(p_principal, p_actor);
+BEGIN
+    RETURN pg_catalog.jsonb_build_object(
+        'ok', true,
+        'principal', p_principal,
+        'actor', v_who,
+        'roles', coalesce((SELECT pg_catalog.jsonb_agg(role ORDER BY role) FROM ops.principal_roles WHERE principal = v_who), '[]'),
+        'permissions', coalesce((SELECT pg_catalog.jsonb_agg(name ORDER BY name) FROM ops.permissions
+                                 WHERE ops.has_permission(v_who, name)), '[]'));
+END;
+$$;
+
+-- a contact method as its owner sees it: the address in full, never the secret or the code
+CREATE FUNCTION ops._contact_method_json(p_row ops.contact_methods) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = ops, pg_temp
+AS $$
+    SELECT pg_catalog.jsonb_build_object(
+        'id', p_row.id, 'kind', p_row.kind, 'address', p_row.address, 'label', p_row.label,
+        'verified', p_row.verified_at IS NOT NULL, 'verifiedAt', p_row.verified_at, 'createdAt', p_row.created_at,
+        'triesLeft', CASE WHEN p_row.verified_at IS NULL THEN GREATEST(5 - p_row.code_attempts, 0) END)
+$$;
+COMMENT ON FUNCTION ops._contact_method_json(ops.contact_methods) IS
+'Internal: a contact method for its owner (the API): id, kind, address, label, verified, verifiedAt, createdAt, '
+'triesLeft (wrong codes still allowed while unverified).';
+REVOKE ALL ON FUNCTION ops._contact_method_json(ops.contact_methods) FROM public;
+
+CREATE FUNCTION ops.api_my_contact_methods(p_principal text, p_actor text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = ops, pg_temp
+AS $$
+DECLARE
+    v_who text := ops._api_me_actor(p_principal, p_actor);
+BEGIN
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'principal', v_who, 'contactMethods', coalesce(
+        (SELECT pg_catalog.jsonb_agg(ops._contact_method_json(c) ORDER BY c.created_at, c.id)
+         FROM ops.contact_methods AS c WHERE c.principal = v_who AND c.removed_at IS NULL), '[]'));
+END;
+$$;
+COMMENT ON FUNCTION ops.api_my_contact_methods(text, text) IS
+'GET /ops/me/contact-methods: {"ok": true, "principal", "contactMethods": [...]}, the caller''s live methods with '
+'their full addresses.';
+
+CREATE FUNCTION ops.api_add_contact_method(p_principal text, p_actor text, p_replay_key text, p_body jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = ops, pg_temp
+AS $$
+DECLARE
+    v_who text;
+    v_new record;
+BEGIN
+    PERFORM ops._api_replay(p_replay_key);
+    v_who := ops._api_me_actor(p_principal, p_actor);
+    IF p_body IS NULL OR pg_catalog.jsonb_typeof(p_body -> 'kind') IS DISTINCT FROM 'string'
+       OR pg_catalog.jsonb_typeof(p_body -> 'address') IS DISTINCT FROM 'string'
+       OR pg_catalog.jsonb_typeof(coalesce(p_body -> 'label', '""')) <> 'string' THEN
+        RAISE EXCEPTION 'the body needs "kind" and "address" as strings ("label" optional)' USING ERRCODE = '22023',
+            HINT = '{"kind": "sms", "address": "+14155550142", "label": "mobile"}';
+    END IF;
+    v_new := ops._add_contact_method(v_who, p_body ->> 'kind', p_body ->> 'address', v_who, p_body ->> 'label');
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'contactMethod',
+               ops._contact_method_json((SELECT c FROM ops.contact_methods AS c WHERE c.id = v_new.r_id)))
+           || CASE WHEN v_new.r_secret IS NOT NULL THEN pg_catalog.jsonb_build_object('secret', v_new.r_secret)
+                   ELSE '{}' END;
+END;
+$$;
+COMMENT ON FUNCTION ops.api_add_contact_method(text, text, text, jsonb) IS
+'POST /ops/me/contact-methods {"kind", "address", "label"?}: {"ok": true, "contactMethod": {...}} and, for a webhook, '
+'"secret" (shown this once). Bad input: 22023; the same live address twice: 23505.';
+
+CREATE FUNCTION ops.api_verify_contact_method(
+    p_principal text, p_actor text, p_replay_key text, p_id text, p_body jsonb
+) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = ops, pg_temp
+AS $$
+DECLARE
+    v_who text;
+    v_ok boolean;
+    v_row ops.contact_methods;
+BEGIN
+    PERFORM ops._api_replay(p_replay_key);
+    v_who := ops._api_me_actor(p_principal, p_actor);
+    IF p_body IS NULL OR pg_catalog.jsonb_typeof(p_body -> 'code') IS DISTINCT FROM 'string' THEN
+        RAISE EXCEPTION 'the body needs "code", the 6 digits sent to the contact method, as a string'
+            USING ERRCODE = '22023', HINT = '{"code": "123456"}';
+    END IF;
+    v_ok := ops.verify_contact_method(p_id::uuid, p_body ->> 'code', v_who);
+    SELECT * INTO v_row FROM ops.contact_methods WHERE id = p_id::uuid;
+    IF v_ok THEN
+        RETURN pg_catalog.jsonb_build_object('ok', true, 'contactMethod', ops._contact_method_json(v_row));
+    END IF;
+    -- answered, not raised: the wrong try must stay counted
+    RETURN pg_catalog.jsonb_build_object('ok', false, 'error', 'wrong_code',
+        'message', 'that is not the code sent to this contact method',
+        'triesLeft', GREATEST(5 - v_row.code_attempts, 0),
+        'hint', 'After 5 wrong codes ask for a new one: POST /ops/me/contact-methods/<id>/resend.');
+END;
+$$;
+COMMENT ON FUNCTION ops.api_verify_contact_method(text, text, text, text, jsonb) IS
+'POST /ops/me/contact-methods/<id>/verify {"code"}: {"ok": true, "contactMethod": {...}}, or {"ok": false, "error": '
+'"wrong_code", "triesLeft"} (counted). After 5 wrong codes, an expired code or none sent: 55000. Not yours: P0002.';
+
+CREATE FUNCTION ops.api_resend_verification(p_principal text, p_actor text, p_replay_key text, p_id text)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = ops, pg_temp
+AS $$
+BEGIN
+    PERFORM ops._api_replay(p_replay_key);
+    PERFORM ops.resend_verification(p_id::uuid, ops._api_me_actor(p_principal, p_actor));
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'queued', true);
+END;
+$$;
+COMMENT ON FUNCTION ops.api_resend_verification(text, text, text, text) IS
+'POST /ops/me/contact-methods/<id>/resend: {"ok": true, "queued": true}; a new code is on its way. Verified or a code '
+'sent less than a minute ago: 55000. Not yours: P0002.';
+
+CREATE FUNCTION ops.api_remove_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = ops, pg_temp
+AS $$
+BEGIN
+    PERFORM ops._api_replay(p_replay_key);
+    PERFORM ops.remove_contact_method(p_id::uuid, ops._api_me_actor(p_principal, p_actor));
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'removed', p_id::uuid);
+END;
+$$;
+COMMENT ON FUNCTION ops.api_remove_contact_method(text, text, text, text) IS
+'DELETE /ops/me/contact-methods/<id>: {"ok": true, "removed": id}; its rules go and its unsent pages are cancelled. '
+'Not yours: P0002.';
+
+CREATE FUNCTION ops.api_my_notification_rules(p_principal text, p_actor text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = ops, pg_temp
+AS $$
+DECLARE
+    v_who text := ops._api_me_actor(p_principal, p_actor);
+BEGIN
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'principal', v_who, 'rules', coalesce(
+        (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'id', r.id, 'contactMethod', r.contact_method, 'kind', c.kind, 'delayMin', r.delay_min,
+             'usable', c.verified_at IS NOT NULL) ORDER BY r.delay_min, r.id)
+         FROM ops.notification_rules AS r INNER JOIN ops.contact_methods AS c ON r.contact_method = c.id
+         WHERE r.principal = v_who), '[]'));
+END;
+$$;
+COMMENT ON FUNCTION ops.api_my_notification_rules(text, text) IS
+'GET /ops/me/notification-rules: {"ok": true, "principal", "rules": [{"id", "contactMethod", "kind", "delayMin", '
+'"usable"}]}, by delay; usable is false while the method waits for its verification.';
+
+CREATE FUNCTION ops.api_add_notification_rule(p_principal text, p_actor text, p_replay_key text, p_body jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = ops, pg_temp
+AS $$
+DECLARE
+    v_who text;
+    v_id bigint;
+BEGIN
+    PERFORM ops._api_replay(p_replay_key);
+    v_who := ops._api_me_actor(p_principal, p_actor);
+    IF p_body IS NULL OR pg_catalog.jsonb_typeof(p_body -> 'contactMethod') IS DISTINCT FROM 'string'
+       OR pg_catalog.jsonb_typeof(p_body -> 'delayMin') IS DISTINCT FROM 'number'
+       OR (p_body ->> 'delayMin') !~ '^[0-9]{1,4}$' THEN
+        RAISE EXCEPTION 'the body needs "contactMethod" (an id) and "delayMin" (whole minutes, 0 to 1440)'
+            USING ERRCODE = '22023', HINT = '{"contactMethod": "<id from GET /ops/me/contact-methods>", "delayMin": 5}';
+    END IF;
+    v_id := ops.add_notification_rule(v_who, (p_body ->> 'contactMethod')::uuid, (p_body ->> 'delayMin')::int, v_who);
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'rule', pg_catalog.jsonb_build_object(
+        'id', v_id, 'contactMethod', (p_body ->> 'contactMethod')::uuid, 'delayMin', (p_body ->> 'delayMin')::int,
+        'usable', EXISTS (SELECT 1 FROM ops.usable_notification_rules AS u WHERE u.id = v_id)));
+END;
+$$;
+COMMENT ON FUNCTION ops.api_add_notification_rule(text, text, text, jsonb) IS
+'POST /ops/me/notification-rules {"contactMethod", "delayMin"}: {"ok": true, "rule": {...}}. Bad input: 22023; '
+'not your method: P0002; a duplicate: 23505.';
+
+CREATE FUNCTION ops.api_remove_notification_rule(p_principal text, p_actor text, p_replay_key text, p_id text)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = ops, pg_temp
+AS $$
+BEGIN
+    PERFORM ops._api_replay(p_replay_key);
+    IF p_id !~ '^[0-9]{1,18}$' THEN
+        RAISE EXCEPTION 'a rule id is a number, not "%"', pg_catalog.left(p_id, 40) USING ERRCODE = '22023';
+    END IF;
+    PERFORM ops.remove_notification_rule(p_id::bigint, ops._api_me_actor(p_principal, p_actor));
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'removed', p_id::bigint);
+END;
+$$;
+COMMENT ON FUNCTION ops.api_remove_notification_rule(text, text, text, text) IS
+'DELETE /ops/me/notification-rules/<id>: {"ok": true, "removed": id}. Not yours: P0002.';
+
+-- the API role calls the endpoints' functions, nobody else does
+REVOKE ALL ON FUNCTION ops.api_my_contact_methods(text, text) FROM public;
+GRANT EXECUTE ON FUNCTION ops.api_my_contact_methods(text, text) TO opsguard_api;
+REVOKE ALL ON FUNCTION ops.api_add_contact_method(text, text, text, jsonb) FROM public;
+GRANT EXECUTE ON FUNCTION ops.api_add_contact_method(text, text, text, jsonb) TO opsguard_api;
+REVOKE ALL ON FUNCTION ops.api_verify_contact_method(text, text, text, text, jsonb) FROM public;
+GRANT EXECUTE ON FUNCTION ops.api_verify_contact_method(text, text, text, text, jsonb) TO opsguard_api;
+REVOKE ALL ON FUNCTION ops.api_resend_verification(text, text, text, text) FROM public;
+GRANT EXECUTE ON FUNCTION ops.api_resend_verification(text, text, text, text) TO opsguard_api;
+REVOKE ALL ON FUNCTION ops.api_remove_contact_method(text, text, text, text) FROM public;
+GRANT EXECUTE ON FUNCTION ops.api_remove_contact_method(text, text, text, text) TO opsguard_api;
+REVOKE ALL ON FUNCTION ops.api_my_notification_rules(text, text) FROM public;
+GRANT EXECUTE ON FUNCTION ops.api_my_notification_rules(text, text) TO opsguard_api;
+REVOKE ALL ON FUNCTION ops.api_add_notification_rule(text, text, text, jsonb) FROM public;
+GRANT EXECUTE ON FUNCTION ops.api_add_notification_rule(text, text, text, jsonb) TO opsguard_api;
+REVOKE ALL ON FUNCTION ops.api_remove_notification_rule(text, text, text, text) FROM public;
+GRANT EXECUTE ON FUNCTION ops.api_remove_notification_rule(text, text, text, text) TO opsguard_api;
