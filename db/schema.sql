@@ -2505,73 +2505,32 @@ $$;
 COMMENT ON FUNCTION ops._on_call_or_nobody(p_schedule text, p_at timestamp with time zone) IS 'Internal: ops.on_call for the tick and page_targets; a schedule that raises names no one (WARNING) instead of failing the escalation of every incident.';
 
 --
--- Name: escalation_policy_steps; Type: TABLE; Schema: ops; Owner: -
---
-
-CREATE TABLE ops.escalation_policy_steps (
-    policy text NOT NULL,
-    step integer NOT NULL,
-    targets jsonb NOT NULL,
-    updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
-    updated_by text NOT NULL,
-    CONSTRAINT escalation_policy_steps_step_range CHECK (((step >= 1) AND (step <= 50))),
-    CONSTRAINT escalation_policy_steps_targets_array CHECK (((jsonb_typeof(targets) = 'array'::text) AND ((jsonb_array_length(targets) >= 1) AND (jsonb_array_length(targets) <= 20))))
-);
-
---
--- Name: TABLE escalation_policy_steps; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON TABLE ops.escalation_policy_steps IS 'The steps of a policy, numbered 1..n without gaps. targets: [{"schedule": name}, {"principal": name}, {"webhook": url}], checked by ops.add_policy_step; a schedule target pages whoever is on call at escalation time.';
-
---
--- Name: principals; Type: TABLE; Schema: ops; Owner: -
---
-
-CREATE TABLE ops.principals (
-    name text NOT NULL,
-    kind text NOT NULL,
-    display_name text,
-    disabled boolean DEFAULT false NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT principals_kind_check CHECK ((kind = ANY (ARRAY['human'::text, 'service'::text]))),
-    CONSTRAINT principals_name_check CHECK ((name ~ '^[A-Za-z0-9._@:-]{1,100}$'::text))
-);
-
---
--- Name: TABLE principals; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON TABLE ops.principals IS 'People and services that act on opsguard. ops-bot is the key in OPS_HMAC_SECRET; humans are named by X-Ops-Actor or chat identity.';
-
---
 -- Name: _pageable_principals(); Type: FUNCTION; Schema: ops; Owner: -
 --
 
 CREATE FUNCTION ops._pageable_principals() RETURNS TABLE(principal text, via text)
     LANGUAGE sql STABLE
     SET search_path TO 'ops', 'pg_temp'
-    BEGIN ATOMIC
- SELECT w.principal,
-     string_agg(DISTINCT w.via, ', '::text) AS via
-    FROM (( SELECT (e.target ->> 'principal'::text) AS principal,
-             format('policy %s step %s'::text, s.policy, s.step) AS via
-            FROM (ops.escalation_policy_steps s
-              CROSS JOIN LATERAL jsonb_array_elements(s.targets) e(target))
-           WHERE (e.target ? 'principal'::text)
-         UNION ALL
-          SELECT u.principal,
-             format('schedule %s'::text, r.schedule) AS format
-            FROM (ops.schedule_rotations r
-              CROSS JOIN LATERAL unnest(r.participants) u(principal))
-         UNION ALL
-          SELECT o.principal,
-             format('schedule %s override'::text, o.schedule) AS format
-            FROM ops.schedule_overrides o
-           WHERE (o.ends_at > now())) w
-      JOIN ops.principals p ON (((w.principal = p.name) AND (NOT p.disabled))))
-   GROUP BY w.principal;
-END;
+    AS $$
+    SELECT w.principal, pg_catalog.string_agg(DISTINCT w.via, ', ') AS via
+    FROM (
+        SELECT e.target ->> 'principal' AS principal,
+               pg_catalog.format('policy %s step %s', s.policy, s.step) AS via
+        FROM ops.escalation_policy_steps AS s
+        CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(s.targets) AS e (target)
+        WHERE e.target ? 'principal'
+        UNION ALL
+        SELECT u.principal, pg_catalog.format('schedule %s', r.schedule)
+        FROM ops.schedule_rotations AS r
+        CROSS JOIN LATERAL pg_catalog.unnest(r.participants) AS u (principal)
+        UNION ALL
+        SELECT o.principal, pg_catalog.format('schedule %s override', o.schedule)
+        FROM ops.schedule_overrides AS o
+        WHERE o.ends_at > pg_catalog.now()
+    ) AS w
+    INNER JOIN ops.principals AS p ON w.principal = p.name AND NOT p.disabled
+    GROUP BY w.principal
+$$;
 
 --
 -- Name: FUNCTION _pageable_principals(); Type: COMMENT; Schema: ops; Owner: -
@@ -3696,6 +3655,26 @@ $$;
 COMMENT ON FUNCTION ops.add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text) IS 'Puts p_principal on call for [p_from, p_to) (instants kept to the whole second) over every layer (audited, the reason as note): a swap or a cover. Unknown schedule: P0002; unknown principal: 23503; empty span (after dropping fractions of a second) or a reason over 1000 characters: 22023; no reason: 22004; overlap: 23P01.';
 
 --
+-- Name: escalation_policy_steps; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.escalation_policy_steps (
+    policy text NOT NULL,
+    step integer NOT NULL,
+    targets jsonb NOT NULL,
+    updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    updated_by text NOT NULL,
+    CONSTRAINT escalation_policy_steps_step_range CHECK (((step >= 1) AND (step <= 50))),
+    CONSTRAINT escalation_policy_steps_targets_array CHECK (((jsonb_typeof(targets) = 'array'::text) AND ((jsonb_array_length(targets) >= 1) AND (jsonb_array_length(targets) <= 20))))
+);
+
+--
+-- Name: TABLE escalation_policy_steps; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.escalation_policy_steps IS 'The steps of a policy, numbered 1..n without gaps. targets: [{"schedule": name}, {"principal": name}, {"webhook": url}], checked by ops.add_policy_step; a schedule target pages whoever is on call at escalation time.';
+
+--
 -- Name: add_policy_step(text, integer, jsonb, text); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -3794,6 +3773,26 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.add_policy_step(p_policy text, p_step integer, p_targets jsonb, p_actor text) IS 'Sets step p_step of a policy (audited): replaces an existing step or appends the next one. SELECT ops.add_policy_step(''payments'', 1, ''[{"schedule": "primary"}, {"webhook": "https://hooks.slack.com/..."}]'', ''alice''). Takes effect from the next escalation. Unknown policy P0002; a gap (steps out of order) or a bad target 22023 (so is a webhook over 2048 characters); an unknown schedule or an unknown or disabled principal 23503; each error names the target.';
+
+--
+-- Name: principals; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.principals (
+    name text NOT NULL,
+    kind text NOT NULL,
+    display_name text,
+    disabled boolean DEFAULT false NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT principals_kind_check CHECK ((kind = ANY (ARRAY['human'::text, 'service'::text]))),
+    CONSTRAINT principals_name_check CHECK ((name ~ '^[A-Za-z0-9._@:-]{1,100}$'::text))
+);
+
+--
+-- Name: TABLE principals; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.principals IS 'People and services that act on opsguard. ops-bot is the key in OPS_HMAC_SECRET; humans are named by X-Ops-Actor or chat identity.';
 
 --
 -- Name: add_principal(text, text, text[], text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -10940,18 +10939,6 @@ REVOKE ALL ON FUNCTION ops._on_call_at(p_schedule text, p_zone text, p_at timest
 REVOKE ALL ON FUNCTION ops._on_call_or_nobody(p_schedule text, p_at timestamp with time zone) FROM PUBLIC;
 
 --
--- Name: TABLE escalation_policy_steps; Type: ACL; Schema: ops; Owner: -
---
-
-GRANT SELECT ON TABLE ops.escalation_policy_steps TO opsguard_operator;
-
---
--- Name: TABLE principals; Type: ACL; Schema: ops; Owner: -
---
-
-GRANT SELECT ON TABLE ops.principals TO opsguard_operator;
-
---
 -- Name: FUNCTION _pageable_principals(); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -11142,11 +11129,23 @@ REVOKE ALL ON FUNCTION ops.add_override(p_schedule text, p_principal text, p_fro
 GRANT ALL ON FUNCTION ops.add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text) TO opsguard_operator;
 
 --
+-- Name: TABLE escalation_policy_steps; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.escalation_policy_steps TO opsguard_operator;
+
+--
 -- Name: FUNCTION add_policy_step(p_policy text, p_step integer, p_targets jsonb, p_actor text); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops.add_policy_step(p_policy text, p_step integer, p_targets jsonb, p_actor text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.add_policy_step(p_policy text, p_step integer, p_targets jsonb, p_actor text) TO opsguard_operator;
+
+--
+-- Name: TABLE principals; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.principals TO opsguard_operator;
 
 --
 -- Name: FUNCTION add_principal(p_name text, p_kind text, p_roles text[], p_actor text, p_display_name text); Type: ACL; Schema: ops; Owner: -

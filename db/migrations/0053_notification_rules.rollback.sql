@@ -41,10 +41,11 @@ BEGIN
 END;
 $$;
 DROP FUNCTION ops._api_me_actor(text, text);
-CREATE OR REPLACE FUNCTION ops._api_begin(p_principal text, p_actor text, p_permission text, p_replay_key text) RETURNS text
-    LANGUAGE plpgsql
-    SET search_path TO 'ops', 'pg_temp'
-    AS $$
+CREATE OR REPLACE FUNCTION ops._api_begin(p_principal text, p_actor text, p_permission text, p_replay_key text)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = ops, pg_temp
+AS $$
 DECLARE
     v_actor text;
 BEGIN
@@ -64,9 +65,15 @@ END;
 $$;
 DROP FUNCTION ops._api_replay(text);
 CREATE OR REPLACE FUNCTION ops.contact_address_redacted(p_kind text, p_address text) RETURNS text
-    LANGUAGE sql IMMUTABLE
-    SET search_path TO 'ops', 'pg_temp'
-    RETURN CASE p_kind WHEN 'email'::text THEN (("left"(p_address, 1) || '…@'::text) || split_part(p_address, '@'::text, 2)) WHEN 'sms'::text THEN ('+…'::text || "right"(p_address, 2)) WHEN 'voice'::text THEN ('+…'::text || "right"(p_address, 2)) WHEN 'slack_dm'::text THEN (("left"(p_address, 1) || '…'::text) || "right"(p_address, 2)) WHEN 'webhook'::text THEN ops._audit_secret(p_address) ELSE NULL::text END;
+LANGUAGE sql IMMUTABLE
+SET search_path = ops, pg_temp
+RETURN CASE p_kind
+    WHEN 'email' THEN pg_catalog.left(p_address, 1) || '…@' || pg_catalog.split_part(p_address, '@', 2)
+    WHEN 'sms' THEN '+…' || pg_catalog.right(p_address, 2)
+    WHEN 'voice' THEN '+…' || pg_catalog.right(p_address, 2)
+    WHEN 'slack_dm' THEN pg_catalog.left(p_address, 1) || '…' || pg_catalog.right(p_address, 2)
+    WHEN 'webhook' THEN ops._audit_secret(p_address)
+END;
 DROP TRIGGER incidents_cancel_pages ON ops.incidents;
 DROP FUNCTION ops._incidents_cancel_pages();
 DROP FUNCTION ops.remove_notification_rule(bigint, text);
@@ -82,10 +89,9 @@ DROP FUNCTION ops._queue_verification(uuid, text, text);
 DROP FUNCTION ops._check_contact_address(text, text);
 DROP FUNCTION ops._may_manage(text, text);
 
-CREATE OR REPLACE FUNCTION ops._step_targets(p_policy text, p_step integer, p_at timestamp with time zone, OUT r_targets jsonb, OUT r_webhooks text[]) RETURNS record
-    LANGUAGE sql STABLE
-    SET search_path TO 'ops', 'pg_temp'
-    AS $_$
+CREATE OR REPLACE FUNCTION ops._step_targets(p_policy text, p_step int, p_at timestamptz, OUT r_targets jsonb, OUT r_webhooks text[])
+RETURNS record
+LANGUAGE sql STABLE SET search_path = ops, pg_temp AS $$
     WITH t AS (
         SELECT e.target, e.n
         FROM ops.escalation_policy_steps AS s
@@ -131,12 +137,15 @@ CREATE OR REPLACE FUNCTION ops._step_targets(p_policy text, p_step integer, p_at
                    INNER JOIN ops.chat_identities AS c ON w.principal = c.principal
                    WHERE c.provider = 'slack' AND c.external_user ~ '^[A-Z0-9]{1,40}$'), '[]')),
            ARRAY(SELECT h.url FROM hooks AS h ORDER BY h.n)
-$_$;
+$$;
 
-CREATE OR REPLACE FUNCTION ops._tick_due(p_now timestamp with time zone, p_tick_id bigint, p_settings jsonb, p_dry boolean, OUT r_due integer, OUT r_live integer, OUT r_events integer, OUT r_lag bigint, OUT r_would jsonb) RETURNS record
-    LANGUAGE plpgsql
-    SET search_path TO 'ops', 'pg_temp'
-    AS $$
+CREATE OR REPLACE FUNCTION ops._tick_due(
+    p_now timestamptz, p_tick_id bigint, p_settings jsonb, p_dry boolean,
+    OUT r_due integer, OUT r_live integer, OUT r_events integer, OUT r_lag bigint, OUT r_would jsonb
+)
+LANGUAGE plpgsql
+SET search_path = ops, pg_temp
+AS $$
 DECLARE
     v_base text := nullif(pg_catalog.rtrim(p_settings ->> 'app_base_url', '/'), '');
 BEGIN
@@ -203,10 +212,9 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION ops.config_problems(p_dispatch_timeout_s double precision DEFAULT NULL::double precision) RETURNS TABLE(setting text, problem text, blocking boolean)
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO 'ops', 'pg_temp'
-    AS $$
+CREATE OR REPLACE FUNCTION ops.config_problems(p_dispatch_timeout_s float8 DEFAULT NULL)
+RETURNS TABLE (setting text, problem text, blocking boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = ops, pg_temp AS $$
 DECLARE
     v_row record;
     v_lease int := ops.setting('notify_lease_s')::int;
@@ -321,8 +329,17 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION ops._tick_due(p_now timestamp with time zone, p_tick_id bigint, p_settings jsonb, p_dry boolean, OUT r_due integer, OUT r_live integer, OUT r_events integer, OUT r_lag bigint, OUT r_would jsonb) IS 'Internal tick step: escalates what ops._tick_claim claims (p_settings as ops._tick_settings returns them) under tick p_tick_id: events, levels and outbox messages for live rows; returns due, live, new events, the queue lag in ms and wouldEscalate (dry-run and canary rows, first 100).';
-COMMENT ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision) IS 'What is wrong with the configuration, one row per setting (empty: all is well): SELECT * FROM ops.config_problems(); Checks URLs and webhooks, the time zone (UTC), and for a dispatcher its lease (blocking: the API and the dispatcher refuse to start while such rows exist; a dispatcher passes its HTTP timeout). Rows with blocking false are paging gaps that start-up and /healthz only warn about: a principal a policy or schedule can page with no linked Slack user, a step naming a schedule that no longer exists, a disabled principal still on call in a schedule, a default_policy naming no policy, a policy in use without steps.';
+COMMENT ON FUNCTION ops._tick_due(timestamptz, bigint, jsonb, boolean) IS
+'Internal tick step: escalates what ops._tick_claim claims (p_settings as ops._tick_settings returns them) under '
+'tick p_tick_id: events, levels and outbox messages for live rows; returns due, live, new events, the queue lag in ms '
+'and wouldEscalate (dry-run and canary rows, first 100).';
+COMMENT ON FUNCTION ops.config_problems(float8) IS
+'What is wrong with the configuration, one row per setting (empty: all is well): SELECT * FROM ops.config_problems(); '
+'Checks URLs and webhooks, the time zone (UTC), and for a dispatcher its lease (blocking: the API and the dispatcher '
+'refuse to start while such rows exist; a dispatcher passes its HTTP timeout). Rows with blocking false are paging gaps '
+'that start-up and /healthz only warn about: a principal a policy or schedule can page with no linked Slack user, a '
+'step naming a schedule that no longer exists, a disabled principal still on call in a schedule, a default_policy '
+'naming no policy, a policy in use without steps.';
 
 DROP FUNCTION ops._pageable_principals();
 DROP VIEW ops.usable_notification_rules;

@@ -344,7 +344,12 @@ COMMENT ON COLUMN ops.notification_outbox.due_at IS
 
 -- the one definition of a usable rule: its method is live and verified (an unverified one is never paged)
 CREATE VIEW ops.usable_notification_rules AS
-SELECT r.id, r.principal, r.contact_method, c.kind, r.delay_min
+SELECT
+    r.id,
+    r.principal,
+    r.contact_method,
+    c.kind,
+    r.delay_min
 FROM ops.notification_rules AS r
 INNER JOIN ops.contact_methods AS c ON r.contact_method = c.id
 WHERE c.removed_at IS NULL AND c.verified_at IS NOT NULL;
@@ -353,10 +358,9 @@ COMMENT ON VIEW ops.usable_notification_rules IS
 'without one is reached by the Slack channel mention only.';
 
 -- the Slack channel post mentions only those no rule reaches (events record the same targets)
-CREATE OR REPLACE FUNCTION ops._step_targets(p_policy text, p_step integer, p_at timestamp with time zone, OUT r_targets jsonb, OUT r_webhooks text[]) RETURNS record
-    LANGUAGE sql STABLE
-    SET search_path TO 'ops', 'pg_temp'
-    AS $_$
+CREATE OR REPLACE FUNCTION ops._step_targets(p_policy text, p_step int, p_at timestamptz, OUT r_targets jsonb, OUT r_webhooks text[])
+RETURNS record
+LANGUAGE sql STABLE SET search_path = ops, pg_temp AS $$
     WITH t AS (
         SELECT e.target, e.n
         FROM ops.escalation_policy_steps AS s
@@ -405,13 +409,16 @@ CREATE OR REPLACE FUNCTION ops._step_targets(p_policy text, p_step integer, p_at
                      AND NOT EXISTS (SELECT 1 FROM ops.usable_notification_rules AS u WHERE u.principal = w.principal)),
                    '[]')),
            ARRAY(SELECT h.url FROM hooks AS h ORDER BY h.n)
-$_$;
+$$;
 
 -- a page fans out to the rules of each principal it names, in the same statement as the channel post
-CREATE OR REPLACE FUNCTION ops._tick_due(p_now timestamp with time zone, p_tick_id bigint, p_settings jsonb, p_dry boolean, OUT r_due integer, OUT r_live integer, OUT r_events integer, OUT r_lag bigint, OUT r_would jsonb) RETURNS record
-    LANGUAGE plpgsql
-    SET search_path TO 'ops', 'pg_temp'
-    AS $$
+CREATE OR REPLACE FUNCTION ops._tick_due(
+    p_now timestamptz, p_tick_id bigint, p_settings jsonb, p_dry boolean,
+    OUT r_due integer, OUT r_live integer, OUT r_events integer, OUT r_lag bigint, OUT r_would jsonb
+)
+LANGUAGE plpgsql
+SET search_path = ops, pg_temp
+AS $$
 DECLARE
     v_base text := nullif(pg_catalog.rtrim(p_settings ->> 'app_base_url', '/'), '');
 BEGIN
@@ -496,7 +503,7 @@ $$;
 CREATE FUNCTION ops._pageable_principals() RETURNS TABLE (principal text, via text)
 LANGUAGE sql STABLE
 SET search_path = ops, pg_temp
-BEGIN ATOMIC
+AS $$
     SELECT w.principal, pg_catalog.string_agg(DISTINCT w.via, ', ') AS via
     FROM (
         SELECT e.target ->> 'principal' AS principal,
@@ -514,18 +521,17 @@ BEGIN ATOMIC
         WHERE o.ends_at > pg_catalog.now()
     ) AS w
     INNER JOIN ops.principals AS p ON w.principal = p.name AND NOT p.disabled
-    GROUP BY w.principal;
-END;
+    GROUP BY w.principal
+$$;
 COMMENT ON FUNCTION ops._pageable_principals() IS
 'Internal: the enabled principals a policy step names or a schedule can put on call (rotations, current and future '
 'overrides), each with where from; for the paging-gap rows of ops.config_problems.';
 REVOKE ALL ON FUNCTION ops._pageable_principals() FROM public;
 
 -- a pageable principal without a usable rule, and a rule waiting for its method's verification, are paging gaps
-CREATE OR REPLACE FUNCTION ops.config_problems(p_dispatch_timeout_s double precision DEFAULT NULL::double precision) RETURNS TABLE(setting text, problem text, blocking boolean)
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO 'ops', 'pg_temp'
-    AS $$
+CREATE OR REPLACE FUNCTION ops.config_problems(p_dispatch_timeout_s float8 DEFAULT NULL)
+RETURNS TABLE (setting text, problem text, blocking boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = ops, pg_temp AS $$
 DECLARE
     v_row record;
     v_lease int := ops.setting('notify_lease_s')::int;
@@ -673,25 +679,42 @@ FOR EACH ROW WHEN (new.status IN ('acknowledged', 'resolved') AND old.status IS 
 EXECUTE FUNCTION ops._incidents_cancel_pages();
 
 -- each page to a contact method, and how its principal answered: "was she actually reached?"
+-- the columns in the order a reader asks: which page, to whom and where, when, and the answer
 CREATE VIEW ops.page_log AS
-SELECT o.incident_id, i.incident_key, e.escalation_level AS level, o.principal, c.kind,
-       ops.contact_address_redacted(c.kind, c.address) AS address,
-       o.created_at AS queued_at, o.due_at, o.sent_at, o.delivered_at, o.cancelled_at, o.status,
-       coalesce(t.used_at, CASE WHEN i.acknowledged_by = o.principal THEN i.acknowledged_at END,
-                CASE WHEN i.resolved_by = o.principal THEN i.resolved_at END) AS acted_at,
-       coalesce(t.channel, CASE WHEN i.acknowledged_by = o.principal OR i.resolved_by = o.principal THEN 'other' END) AS via,
-       o.id AS outbox_id
+SELECT  -- noqa: ST06
+    o.incident_id,
+    i.incident_key,
+    e.escalation_level AS level,
+    o.principal,
+    c.kind,
+    ops.contact_address_redacted(c.kind, c.address) AS address,
+    o.created_at AS queued_at,
+    o.due_at,
+    o.sent_at,
+    o.delivered_at,
+    o.cancelled_at,
+    o.status,
+    coalesce(
+        t.used_at, CASE WHEN i.acknowledged_by = o.principal THEN i.acknowledged_at END,
+        CASE WHEN i.resolved_by = o.principal THEN i.resolved_at END
+    ) AS acted_at,
+    coalesce(
+        t.channel, CASE WHEN i.acknowledged_by = o.principal OR i.resolved_by = o.principal THEN 'other' END
+    ) AS via,
+    o.id AS outbox_id
 FROM ops.notification_outbox AS o
 INNER JOIN ops.escalation_events AS e ON o.event_id = e.id
 INNER JOIN ops.incidents AS i ON o.incident_id = i.id
 INNER JOIN ops.contact_methods AS c ON o.contact_method = c.id
 LEFT JOIN LATERAL (
-    SELECT pt.used_at, pt.channel
+    SELECT
+        pt.used_at,
+        pt.channel
     FROM ops.page_tokens AS pt
     WHERE pt.incident_id = o.incident_id AND pt.principal = o.principal AND pt.used_at IS NOT NULL
     ORDER BY pt.used_at
     LIMIT 1
-) AS t ON true;
+) AS t ON TRUE;
 COMMENT ON VIEW ops.page_log IS
 'Every page to a contact method: incident, level, principal, kind, the address redacted, when it was queued, due, '
 'sent, delivered (the provider''s callback) or cancelled, and when and how the principal answered the incident (via '

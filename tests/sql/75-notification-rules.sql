@@ -39,10 +39,15 @@ SELECT throws_ok($$SELECT ops.add_contact_method('bob', 'email', 'bob@example.co
 SELECT is((SELECT count(*) FROM ops.contact_methods), 0::bigint, 'the refused calls stored nothing');
 
 CREATE TEMP TABLE m AS
-SELECT 'email' AS k, ops.add_contact_method('bob', 'email', 'bob@example.com', 'bob', 'work') AS id
-UNION ALL SELECT 'sms', ops.add_contact_method('bob', 'sms', '+14155550142', 'bob')
-UNION ALL SELECT 'slack_dm', ops.add_contact_method('bob', 'slack_dm', 'U024BE7LH', 'bob')
-UNION ALL SELECT 'admin_voice', ops.add_contact_method('bob', 'voice', '+14155550199', 'ada');
+SELECT
+    x.k,
+    ops.add_contact_method('bob', x.kind, x.address, x.actor, x.label) AS id
+FROM (VALUES
+    ('email', 'email', 'bob@example.com', 'bob', 'work'),
+    ('sms', 'sms', '+14155550142', 'bob', NULL),
+    ('slack_dm', 'slack_dm', 'U024BE7LH', 'bob', NULL),
+    ('admin_voice', 'voice', '+14155550199', 'ada', NULL)
+) AS x (k, kind, address, actor, label);
 CREATE TEMP TABLE hook AS SELECT * FROM ops.add_webhook_contact_method('bob', 'https://hooks.example.com/bob', 'bob');
 
 SELECT is((SELECT count(*) FROM m WHERE id IS NOT NULL), 4::bigint, 'bob adds his own methods; an admin may add one');
@@ -70,13 +75,13 @@ SELECT throws_ok($$SELECT ops.verify_contact_method((SELECT id FROM m WHERE k = 
                  '22023', NULL, 'a code that is not 6 digits is refused without counting');
 SELECT throws_ok($$SELECT ops.verify_contact_method((SELECT id FROM m WHERE k = 'email'), '123456', 'carol', '2026-03-02 12:01Z')$$,
                  'P0002', NULL, 'another principal''s method is not found');
-SELECT is(ops.verify_contact_method((SELECT id FROM m WHERE k = 'email'), '000000', 'bob', '2026-03-02 12:01Z'), false,
+SELECT is(ops.verify_contact_method((SELECT id FROM m WHERE k = 'email'), '000000', 'bob', '2026-03-02 12:01Z'), FALSE,
           'a wrong code answers false');
 SELECT is((SELECT code_attempts FROM ops.contact_methods WHERE id = (SELECT id FROM m WHERE k = 'email')), 1,
           'the wrong try is counted');
 SELECT throws_ok($$SELECT ops.verify_contact_method((SELECT id FROM m WHERE k = 'email'), '123456', 'bob', '2026-03-02 12:15Z')$$,
                  '55000', 'the code has expired', 'a code is good for 15 minutes only');
-SELECT is(ops.verify_contact_method((SELECT id FROM m WHERE k = 'email'), '123456', 'bob', '2026-03-02 12:02Z'), true,
+SELECT is(ops.verify_contact_method((SELECT id FROM m WHERE k = 'email'), '123456', 'bob', '2026-03-02 12:02Z'), TRUE,
           'the right code verifies the method');
 SELECT is((SELECT (verified_at, code_hash, code_attempts)::text FROM ops.contact_methods WHERE id = (SELECT id FROM m WHERE k = 'email')),
           '("2026-03-02 12:02:00+00",,0)', 'verified at p_now; the code is forgotten');
@@ -84,7 +89,7 @@ SELECT is((SELECT (verified_at, code_hash, code_attempts)::text FROM ops.contact
 UPDATE ops.contact_methods SET code_hash = encode(sha256('654321'), 'hex'), code_expires_at = '2026-03-02 12:15Z'
 WHERE id = (SELECT id FROM m WHERE k = 'sms');
 SELECT is(array_agg(ops.verify_contact_method((SELECT id FROM m WHERE k = 'sms'), c, 'bob', '2026-03-02 12:01Z') ORDER BY c),
-          ARRAY[false, false, false, false, false], 'five wrong codes answer false')
+          ARRAY[FALSE, FALSE, FALSE, FALSE, FALSE], 'five wrong codes answer false')
 FROM unnest(ARRAY['111111', '222222', '333333', '444444', '555555']) AS c;
 SELECT throws_ok($$SELECT ops.verify_contact_method((SELECT id FROM m WHERE k = 'sms'), '654321', 'bob', '2026-03-02 12:01Z')$$,
                  '55000', '5 wrong codes: this code no longer works', 'after 5 wrong codes even the right one is refused');
@@ -105,11 +110,14 @@ SELECT throws_ok($$SELECT ops.add_notification_rule('bob', (SELECT id FROM m WHE
 SELECT throws_ok($$SELECT ops.add_notification_rule('bob', (SELECT id FROM m WHERE k = 'email'), -1, 'bob')$$,
                  '22023', NULL, 'a negative delay is refused');
 CREATE TEMP TABLE r AS
-SELECT 'email0' AS k, ops.add_notification_rule('bob', (SELECT id FROM m WHERE k = 'email'), 0, 'bob') AS id
-UNION ALL SELECT 'email5', ops.add_notification_rule('bob', (SELECT id FROM m WHERE k = 'email'), 5, 'bob')
-UNION ALL SELECT 'dm0', ops.add_notification_rule('bob', (SELECT id FROM m WHERE k = 'slack_dm'), 0, 'bob')
-UNION ALL SELECT 'hook2', ops.add_notification_rule('bob', (SELECT id FROM hook), 2, 'bob')
-UNION ALL SELECT 'sms1', ops.add_notification_rule('bob', (SELECT id FROM m WHERE k = 'sms'), 1, 'bob');
+SELECT
+    x.k,
+    ops.add_notification_rule('bob', (SELECT m.id FROM m WHERE m.k = x.method), x.delay_min, 'bob') AS id
+FROM (VALUES ('email0', 'email', 0), ('email5', 'email', 5), ('dm0', 'slack_dm', 0), ('sms1', 'sms', 1)) AS x (k, method, delay_min)
+UNION ALL
+SELECT
+    'hook2' AS k,
+    ops.add_notification_rule('bob', (SELECT hook.id FROM hook), 2, 'bob') AS id;
 SELECT throws_ok($$SELECT ops.add_notification_rule('bob', (SELECT id FROM m WHERE k = 'email'), 5, 'bob')$$,
                  '23505', NULL, 'the same method and delay twice is refused');
 
