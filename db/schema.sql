@@ -3220,7 +3220,9 @@ BEGIN
         FROM paged AS p
         WHERE p.live
         ON CONFLICT (unique_hash) DO NOTHING
-        RETURNING id, incident_id, incident_key, route, severity, escalation_level, escalated_at, unique_hash, targets
+        -- the payload once per event: the channel post and every page of it carry the same
+        RETURNING id, incident_id, route, unique_hash, targets, ops._tick_payload(unique_hash, incident_id, incident_key,
+                  route, severity, escalation_level, escalated_at, targets, v_base) AS payload, escalated_at
     ),
     raised AS (
         -- an event that already exists (the level was lowered by hand and reached again) still
@@ -3236,9 +3238,7 @@ BEGIN
         -- policy the payload of before), each webhook target gets sha256(unique_hash:url)
         INSERT INTO ops.notification_outbox (dedup_key, event_id, incident_id, route, payload, webhook_url)
         SELECT e.dedup_key, e.id, e.incident_id, e.route,
-               ops._tick_payload(e.dedup_key, e.incident_id, e.incident_key, e.route, e.severity,
-                                 e.escalation_level, e.escalated_at, e.targets, v_base),
-               e.url
+               e.payload || pg_catalog.jsonb_build_object('dedup_key', e.dedup_key), e.url
         FROM (
             SELECT e1.*, e1.unique_hash AS dedup_key, NULL::text AS url
             FROM events AS e1
@@ -3259,9 +3259,7 @@ BEGIN
         -- a message per usable rule of each principal paged, due after its delay; never the address
         INSERT INTO ops.notification_outbox
             (dedup_key, event_id, incident_id, route, channel, principal, contact_method, payload, due_at, next_attempt_at)
-        SELECT k.dedup_key, e.id, e.incident_id, e.route, u.kind, u.principal, u.contact_method,
-               ops._tick_payload(k.dedup_key, e.incident_id, e.incident_key, e.route, e.severity, e.escalation_level,
-                                 e.escalated_at, e.targets, v_base), k.due, k.due
+        SELECT k.dedup_key, e.id, e.incident_id, e.route, u.kind, u.principal, u.contact_method, e.payload, k.due, k.due
         FROM events AS e CROSS JOIN LATERAL pg_catalog.jsonb_array_elements_text(e.targets -> 'principals') AS p (principal)
         INNER JOIN ops.usable_notification_rules AS u ON p.principal = u.principal
         CROSS JOIN LATERAL (SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
