@@ -86,6 +86,7 @@ DROP FUNCTION ops.add_webhook_contact_method(text, text, text, text);
 DROP FUNCTION ops.add_contact_method(text, text, text, text, text);
 DROP FUNCTION ops._add_contact_method(text, text, text, text, text);
 DROP FUNCTION ops._queue_verification(uuid, text, text);
+DROP FUNCTION ops._contact_address_refused(text, text);
 DROP FUNCTION ops._check_contact_address(text, text);
 DROP FUNCTION ops._may_manage(text, text);
 
