@@ -4,7 +4,7 @@
 -- acknowledged or resolved by any path, and ops.page_log telling how it went.
 -- An incident opened at 12:00 is due at 12:05 (2026-03-02).
 BEGIN;
-SELECT plan(64);
+SELECT plan(65);
 
 DO $$
 BEGIN
@@ -223,6 +223,11 @@ RESET ROLE;
 SELECT is((SELECT string_agg(DISTINCT status || ' ' || cancelled_at, ',') FROM ops.notification_outbox
            WHERE incident_id = (SELECT psql FROM paths) AND contact_method IS NOT NULL),
           'cancelled 2026-03-02 13:06:00+00', 'an operator''s UPDATE in psql cancels every page still to come, claimed or not');
+SELECT ops.finish_notifications('w9', jsonb_build_array(jsonb_build_object(
+    'id', (SELECT id FROM ops.notification_outbox WHERE incident_id = (SELECT psql FROM paths) AND channel = 'slack_dm'),
+    'claim', 1, 'outcome', 'sent')), '2026-03-02 13:07Z');
+SELECT is((SELECT status FROM ops.notification_outbox WHERE incident_id = (SELECT psql FROM paths) AND channel = 'slack_dm'),
+          'cancelled', 'a cancelled page stays cancelled whatever its dispatcher reports afterwards');
 
 SELECT pg_temp.paged('slack');
 SELECT is(ops.api_slack_command('T1', 'UBOB', '/incident-ack', 'GET /pay::slack', 'slack-k1') ->> 'ok', 'true',
