@@ -51,6 +51,60 @@ $$;
 COMMENT ON FUNCTION ops._act_as(p_actor text, p_note text) IS 'Internal: sets the transaction''s actor and note; returns the previous actor.';
 
 --
+-- Name: _add_contact_method(text, text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text, OUT r_id uuid, OUT r_secret text) RETURNS record
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_prev text;
+    v_constraint text;
+BEGIN
+    PERFORM ops._may_manage(p_principal, p_actor);
+    PERFORM ops._check_contact_address(p_kind, p_address);
+    IF p_label IS NOT NULL AND pg_catalog.length(p_label) NOT BETWEEN 1 AND 100 THEN
+        RAISE EXCEPTION 'a label has 1 to 100 characters' USING ERRCODE = '22023', HINT = 'e.g. ''work phone''.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM ops.contact_methods AS c WHERE c.principal = p_principal AND c.kind = p_kind
+               AND c.address = p_address AND c.removed_at IS NULL) THEN
+        RAISE EXCEPTION '% already has this % contact method', p_principal, p_kind
+            USING ERRCODE = '23505', HINT = 'List them: GET /ops/me/contact-methods; remove one before adding it again.';
+    END IF;
+    IF p_kind = 'webhook' THEN
+        -- 244 random bits, as page tokens are made
+        r_secret := pg_catalog.rtrim(pg_catalog.translate(pg_catalog.encode(pg_catalog.decode(pg_catalog.replace(
+            pg_catalog.gen_random_uuid()::text || pg_catalog.gen_random_uuid()::text, '-', ''), 'hex'), 'base64'),
+            '+/', '-_'), '=');
+    END IF;
+    v_prev := ops._act_as(p_actor);
+    BEGIN
+        INSERT INTO ops.contact_methods (principal, kind, address, label, secret, verified_at, created_by)
+        VALUES (p_principal, p_kind, p_address, p_label, r_secret,
+                CASE WHEN p_kind IN ('slack_dm', 'webhook') THEN pg_catalog.now() END, p_actor)
+        RETURNING id INTO r_id;
+    EXCEPTION WHEN check_violation THEN
+        GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME;
+        IF v_constraint <> 'contact_methods_address_format' THEN
+            RAISE;
+        END IF;
+        PERFORM ops._contact_address_refused(p_kind, p_address);
+    END;
+    PERFORM ops._act_as(v_prev);
+    IF p_kind IN ('email', 'sms', 'voice') THEN
+        PERFORM ops._queue_verification(r_id, p_principal, p_kind);
+    END IF;
+END;
+$$;
+
+--
+-- Name: FUNCTION _add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text, OUT r_id uuid, OUT r_secret text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text, OUT r_id uuid, OUT r_secret text) IS 'Internal: adds a contact method (ops.add_contact_method), returning its id and, for a webhook, the signing secret.';
+
+--
 -- Name: _alertmanager_problem(jsonb); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -153,15 +207,7 @@ CREATE FUNCTION ops._api_begin(p_principal text, p_actor text, p_permission text
 DECLARE
     v_actor text;
 BEGIN
-    IF p_replay_key IS NOT NULL THEN
-        DELETE FROM ops.api_replay WHERE expires_at < pg_catalog.now();
-        INSERT INTO ops.api_replay (replay_key, expires_at) VALUES (p_replay_key, pg_catalog.now() + interval '10 minutes')
-        ON CONFLICT DO NOTHING;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'this signed request was already used' USING ERRCODE = '28000',
-                HINT = 'Sign each request with a fresh X-Timestamp.';
-        END IF;
-    END IF;
+    PERFORM ops._api_replay(p_replay_key);
     v_actor := ops.authorize(p_principal, p_permission, nullif(p_actor, ''));
     PERFORM ops._act_as(v_actor);
     RETURN v_actor;
@@ -173,6 +219,68 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._api_begin(p_principal text, p_actor text, p_permission text, p_replay_key text) IS 'Internal: replay check and authorization for an API call; sets and returns the acting principal.';
+
+--
+-- Name: _api_me_actor(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._api_me_actor(p_principal text, p_actor text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_who text := coalesce(nullif(p_actor, ''), p_principal);
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = p_principal AND NOT disabled) THEN
+        RAISE EXCEPTION 'unknown principal %', p_principal USING ERRCODE = '42501';
+    END IF;
+    IF v_who <> p_principal AND NOT ops.has_permission(p_principal, 'actors.delegate') THEN
+        RAISE EXCEPTION '% may not act for others', p_principal USING ERRCODE = '42501',
+            HINT = 'Only principals with actors.delegate (ops_admin) may send X-Ops-Actor.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = v_who AND NOT disabled) THEN
+        RAISE EXCEPTION 'unknown actor %', v_who USING ERRCODE = '42501',
+            DETAIL = 'no such principal, or disabled',
+            HINT = pg_catalog.format('X-Ops-Actor must name an enabled principal; an operator adds one '
+                   'in psql: SELECT ops.add_principal(%L, %L, ARRAY[%L], %L); (README, Acting for a person)',
+                   v_who, 'human', 'ops_responder', 'your-name');
+    END IF;
+    RETURN v_who;
+END;
+$$;
+
+--
+-- Name: FUNCTION _api_me_actor(p_principal text, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._api_me_actor(p_principal text, p_actor text) IS 'Internal: whom a /me call is about: the signer, or the enabled actor a signer with actors.delegate names; 42501 otherwise.';
+
+--
+-- Name: _api_replay(text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._api_replay(p_replay_key text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_replay_key IS NOT NULL THEN
+        DELETE FROM ops.api_replay WHERE expires_at < pg_catalog.now();
+        INSERT INTO ops.api_replay (replay_key, expires_at) VALUES (p_replay_key, pg_catalog.now() + interval '10 minutes')
+        ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'this signed request was already used' USING ERRCODE = '28000',
+                HINT = 'Sign each request with a fresh X-Timestamp.';
+        END IF;
+    END IF;
+END;
+$$;
+
+--
+-- Name: FUNCTION _api_replay(p_replay_key text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._api_replay(p_replay_key text) IS 'Internal: refuses (28000) a signed write whose signature was seen in the last 10 minutes, and remembers this one.';
 
 --
 -- Name: _audit_changes(); Type: FUNCTION; Schema: ops; Owner: -
@@ -280,9 +388,17 @@ COMMENT ON FUNCTION ops._audit_secret(p_url text) IS 'Internal: how the audit lo
 --
 
 CREATE FUNCTION ops.contact_address_redacted(p_kind text, p_address text) RETURNS text
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE sql IMMUTABLE SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
-    RETURN CASE p_kind WHEN 'email'::text THEN (("left"(p_address, 1) || '…@'::text) || split_part(p_address, '@'::text, 2)) WHEN 'sms'::text THEN ('+…'::text || "right"(p_address, 2)) WHEN 'voice'::text THEN ('+…'::text || "right"(p_address, 2)) WHEN 'slack_dm'::text THEN (("left"(p_address, 1) || '…'::text) || "right"(p_address, 2)) WHEN 'webhook'::text THEN ops._audit_secret(p_address) ELSE NULL::text END;
+    AS $$
+SELECT CASE p_kind
+    WHEN 'email' THEN pg_catalog.left(p_address, 1) || '…@' || pg_catalog.split_part(p_address, '@', 2)
+    WHEN 'sms' THEN '+…' || pg_catalog.right(p_address, 2)
+    WHEN 'voice' THEN '+…' || pg_catalog.right(p_address, 2)
+    WHEN 'slack_dm' THEN pg_catalog.left(p_address, 1) || '…' || pg_catalog.right(p_address, 2)
+    WHEN 'webhook' THEN ops._audit_secret(p_address)
+END
+$$;
 
 --
 -- Name: FUNCTION contact_address_redacted(p_kind text, p_address text); Type: COMMENT; Schema: ops; Owner: -
@@ -433,6 +549,34 @@ CREATE FUNCTION ops._change_links(p_links jsonb) RETURNS jsonb
 COMMENT ON FUNCTION ops._change_links(p_links jsonb) IS 'Internal: a change''s links as kept: {href, text} of the first 10 that fit in 4 KiB.';
 
 --
+-- Name: _check_contact_address(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._check_contact_address(p_kind text, p_address text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_kind IS NULL OR p_kind NOT IN ('email', 'sms', 'voice', 'slack_dm', 'webhook') THEN
+        RAISE EXCEPTION 'unknown contact method kind "%"', pg_catalog.left(p_kind, 40)
+            USING ERRCODE = '22023', HINT = 'One of email, sms, voice, slack_dm, webhook.';
+    END IF;
+    IF p_address IS NULL THEN
+        RAISE EXCEPTION 'a contact method needs an address' USING ERRCODE = '22004';
+    END IF;
+    IF p_kind = 'webhook' THEN
+        PERFORM ops.validate_url(p_address, 'webhook');
+    END IF;
+END;
+$$;
+
+--
+-- Name: FUNCTION _check_contact_address(p_kind text, p_address text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._check_contact_address(p_kind text, p_address text) IS 'Internal: raises 22023 for an unknown contact method kind or a webhook ops.validate_url(url, ''webhook'') refuses; the address''s format is the table''s CHECK, which ops._add_contact_method reports by kind.';
+
+--
 -- Name: _check_incident_input(text, text, text, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -475,6 +619,127 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._check_incident_input(p_incident_key text, p_severity text, p_route text, p_summary text, p_actor text, p_now timestamp with time zone) IS 'Internal: the limits of an incident, the same from every way in: key 1 to 500 characters, severity critical or warning, route at most 500, summary at most 1024 characters, an actor and a time (22004 missing, 22023 out of bounds, the message naming the field). Details are cut, not refused: ops._intake_fit_details.';
+
+--
+-- Name: _contact_address_refused(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._contact_address_refused(p_kind text, p_address text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+BEGIN
+    RAISE EXCEPTION '"%" is not %', pg_catalog.left(p_address, 80), CASE p_kind
+        WHEN 'email' THEN 'an e-mail address' WHEN 'slack_dm' THEN 'a Slack user id'
+        WHEN 'webhook' THEN 'a webhook URL of at most 2048 characters' ELSE 'an E.164 number' END
+        USING ERRCODE = '22023', HINT = CASE p_kind
+            WHEN 'email' THEN 'e.g. bob@example.com: no spaces, no display name, a dotted host, at most 254 characters.'
+            WHEN 'slack_dm' THEN 'A member id as Slack shows it in the profile: U024BE7LH (not @name).'
+            WHEN 'webhook' THEN 'https://host/path, or http to a loopback host.'
+            ELSE '+, the country code and the number, 8 to 15 digits, no spaces: e.g. +14155550142.' END;
+END;
+$$;
+
+--
+-- Name: FUNCTION _contact_address_refused(p_kind text, p_address text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._contact_address_refused(p_kind text, p_address text) IS 'Internal: raises 22023 saying what an address of kind p_kind must look like (after the table''s CHECK refused it).';
+
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: contact_methods; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.contact_methods (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    principal text NOT NULL,
+    kind text NOT NULL,
+    address text NOT NULL,
+    label text,
+    secret text,
+    verified_at timestamp with time zone,
+    code_hash text,
+    code_expires_at timestamp with time zone,
+    code_attempts integer DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    created_by text NOT NULL,
+    removed_at timestamp with time zone,
+    removed_by text,
+    CONSTRAINT contact_methods_address_format CHECK (
+CASE kind
+    WHEN 'email'::text THEN ((address ~ ('^[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]{1,64}@'::text || '[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$'::text)) AND (length(address) <= 254))
+    WHEN 'sms'::text THEN (address ~ '^\+[1-9][0-9]{7,14}$'::text)
+    WHEN 'voice'::text THEN (address ~ '^\+[1-9][0-9]{7,14}$'::text)
+    WHEN 'slack_dm'::text THEN (address ~ '^[UW][A-Z0-9]{2,40}$'::text)
+    WHEN 'webhook'::text THEN ((address ~ '^https?://'::text) AND (length(address) <= 2048))
+    ELSE NULL::boolean
+END),
+    CONSTRAINT contact_methods_code_attempts_check CHECK ((code_attempts >= 0)),
+    CONSTRAINT contact_methods_kind_check CHECK ((kind = ANY (ARRAY['email'::text, 'sms'::text, 'voice'::text, 'slack_dm'::text, 'webhook'::text]))),
+    CONSTRAINT contact_methods_label_check CHECK (((length(label) >= 1) AND (length(label) <= 100))),
+    CONSTRAINT contact_methods_removed CHECK (((removed_at IS NULL) = (removed_by IS NULL))),
+    CONSTRAINT contact_methods_secret CHECK (((kind = 'webhook'::text) = (secret IS NOT NULL)))
+);
+
+--
+-- Name: TABLE contact_methods; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.contact_methods IS 'How a principal can be reached: an e-mail address, an SMS or voice number (E.164), a Slack user (slack_dm) or a webhook. email, sms and voice are paged only once verified (verified_at). Addresses are read by their owner and admins only; everyone else sees ops.contact_address_redacted(kind, address). Removed methods are kept (removed_at) so that ops.page_log still says how a past page went out.';
+
+--
+-- Name: COLUMN contact_methods.address; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.contact_methods.address IS 'email: an address; sms, voice: + and 8-15 digits; slack_dm: a Slack user id (U... or W...); webhook: an https URL, or http to a loopback host.';
+
+--
+-- Name: COLUMN contact_methods.secret; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.contact_methods.secret IS 'webhook only: the key its messages are signed with (shown once, when added).';
+
+--
+-- Name: COLUMN contact_methods.verified_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.contact_methods.verified_at IS 'When the owner entered the code sent through the method; slack_dm and webhook are verified when added.';
+
+--
+-- Name: COLUMN contact_methods.code_hash; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.contact_methods.code_hash IS 'sha256 (hex) of the verification code last sent; the code itself is minted when the message is claimed and never stored.';
+
+--
+-- Name: COLUMN contact_methods.code_attempts; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.contact_methods.code_attempts IS 'Wrong codes entered since the last one was sent; at 5 a new code is needed.';
+
+--
+-- Name: _contact_method_json(ops.contact_methods); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._contact_method_json(p_row ops.contact_methods) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT pg_catalog.jsonb_build_object(
+        'id', p_row.id, 'kind', p_row.kind, 'address', p_row.address, 'label', p_row.label,
+        'verified', p_row.verified_at IS NOT NULL, 'verifiedAt', p_row.verified_at, 'createdAt', p_row.created_at,
+        'triesLeft', CASE WHEN p_row.verified_at IS NULL THEN GREATEST(5 - p_row.code_attempts, 0) END)
+$$;
+
+--
+-- Name: FUNCTION _contact_method_json(p_row ops.contact_methods); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._contact_method_json(p_row ops.contact_methods) IS 'Internal: a contact method for its owner (the API): id, kind, address, label, verified, verifiedAt, createdAt, triesLeft (wrong codes still allowed while unverified).';
 
 --
 -- Name: _counter(text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -919,10 +1184,6 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._guard_answer(p_now timestamp with time zone, p_route_prefix text) IS 'Internal: the guard''s answer at p_now, not stored: verdict, counts, and each list''s first 100 items in key order.';
-
-SET default_tablespace = '';
-
-SET default_table_access_method = heap;
 
 --
 -- Name: changes; Type: TABLE; Schema: ops; Owner: -
@@ -1650,6 +1911,30 @@ $$;
 COMMENT ON FUNCTION ops._incidents_before_write() IS 'Internal trigger: derives route, keeps ack/resolve fields consistent with status, recomputes next_due_at.';
 
 --
+-- Name: _incidents_cancel_pages(); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._incidents_cancel_pages() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+BEGIN
+    UPDATE ops.notification_outbox
+    SET status = 'cancelled',
+        cancelled_at = coalesce(CASE NEW.status WHEN 'resolved' THEN NEW.resolved_at ELSE NEW.acknowledged_at END,
+                                pg_catalog.now())
+    WHERE incident_id = NEW.id AND contact_method IS NOT NULL AND status IN ('pending', 'sending');
+    RETURN NULL;
+END;
+$$;
+
+--
+-- Name: FUNCTION _incidents_cancel_pages(); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._incidents_cancel_pages() IS 'Trigger: an incident acknowledged or resolved cancels its pages to contact methods not yet sent (pending, or claimed by a dispatcher that has not sent them), at the time of the acknowledgement or resolution.';
+
+--
 -- Name: _intake_fit_details(jsonb); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -1966,6 +2251,66 @@ $$;
 COMMENT ON FUNCTION ops._lock_incident(p_id uuid) IS 'Internal: SELECT ... FOR UPDATE one incident, P0002 when there is none.';
 
 --
+-- Name: _managed_method(uuid, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._managed_method(p_id uuid, p_actor text) RETURNS ops.contact_methods
+    LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_row ops.contact_methods;
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    SELECT * INTO v_row FROM ops.contact_methods WHERE id = p_id AND removed_at IS NULL FOR UPDATE;
+    IF NOT FOUND OR (v_row.principal <> p_actor AND NOT ops.has_permission(p_actor, 'principals.write')) THEN
+        RAISE EXCEPTION 'no contact method %', p_id
+            USING ERRCODE = 'P0002', HINT = 'List yours: GET /ops/me/contact-methods.';
+    END IF;
+    PERFORM ops._may_manage(v_row.principal, p_actor);
+    RETURN v_row;
+END;
+$$;
+
+--
+-- Name: FUNCTION _managed_method(p_id uuid, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._managed_method(p_id uuid, p_actor text) IS 'Internal: the live contact method p_id, locked, when p_actor may manage it; P0002 otherwise (another principal''s method is not shown to exist).';
+
+--
+-- Name: _may_manage(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._may_manage(p_principal text, p_actor text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    IF p_actor = p_principal AND EXISTS (SELECT 1 FROM ops.principals WHERE name = p_principal AND NOT disabled) THEN
+        RETURN;
+    END IF;
+    IF NOT ops.has_permission(p_actor, 'principals.write') THEN
+        RAISE EXCEPTION '% may not manage the contact methods of %', pg_catalog.left(p_actor, 100),
+                        pg_catalog.left(p_principal, 100)
+            USING ERRCODE = '42501',
+                  HINT = 'A principal manages its own; principals.write (ops_admin) manages anyone''s.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = p_principal AND NOT disabled) THEN
+        RAISE EXCEPTION 'not an enabled principal: "%"', pg_catalog.left(p_principal, 100)
+            USING ERRCODE = '23503', HINT = 'SELECT name FROM ops.principals WHERE NOT disabled;';
+    END IF;
+END;
+$$;
+
+--
+-- Name: FUNCTION _may_manage(p_principal text, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._may_manage(p_principal text, p_actor text) IS 'Internal: raises 42501 unless p_actor is the enabled principal p_principal itself or holds principals.write.';
+
+--
 -- Name: _mint_page_token(bigint, uuid, text, text, timestamp with time zone, boolean); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -2179,6 +2524,40 @@ $$;
 COMMENT ON FUNCTION ops._on_call_or_nobody(p_schedule text, p_at timestamp with time zone) IS 'Internal: ops.on_call for the tick and page_targets; a schedule that raises names no one (WARNING) instead of failing the escalation of every incident.';
 
 --
+-- Name: _pageable_principals(); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._pageable_principals() RETURNS TABLE(principal text, via text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT w.principal, pg_catalog.string_agg(DISTINCT w.via, ', ') AS via
+    FROM (
+        SELECT e.target ->> 'principal' AS principal,
+               pg_catalog.format('policy %s step %s', s.policy, s.step) AS via
+        FROM ops.escalation_policy_steps AS s
+        CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(s.targets) AS e (target)
+        WHERE e.target ? 'principal'
+        UNION ALL
+        SELECT u.principal, pg_catalog.format('schedule %s', r.schedule)
+        FROM ops.schedule_rotations AS r
+        CROSS JOIN LATERAL pg_catalog.unnest(r.participants) AS u (principal)
+        UNION ALL
+        SELECT o.principal, pg_catalog.format('schedule %s override', o.schedule)
+        FROM ops.schedule_overrides AS o
+        WHERE o.ends_at > pg_catalog.now()
+    ) AS w
+    INNER JOIN ops.principals AS p ON w.principal = p.name AND NOT p.disabled
+    GROUP BY w.principal
+$$;
+
+--
+-- Name: FUNCTION _pageable_principals(); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._pageable_principals() IS 'Internal: the enabled principals a policy step names or a schedule can put on call (rotations, current and future overrides), each with where from; for the paging-gap rows of ops.config_problems.';
+
+--
 -- Name: _pct(numeric, numeric); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -2267,6 +2646,25 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._purge_changes(p_now timestamp with time zone) IS 'Internal: deletes the changes received more than change_retention_days before p_now; returns how many.';
+
+--
+-- Name: _queue_verification(uuid, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._queue_verification(p_id uuid, p_principal text, p_kind text) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    INSERT INTO ops.notification_outbox (dedup_key, channel, principal, contact_method, payload)
+    VALUES ('verify:' || p_id || ':' || (EXTRACT(epoch FROM pg_catalog.clock_timestamp()) * 1000000)::bigint,
+            p_kind, p_principal, p_id, '{"type": "verify"}');
+$$;
+
+--
+-- Name: FUNCTION _queue_verification(p_id uuid, p_principal text, p_kind text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._queue_verification(p_id uuid, p_principal text, p_kind text) IS 'Internal: queues a verification message to contact method p_id (the claim mints its 6-digit code).';
 
 --
 -- Name: _recalc_after_change(); Type: FUNCTION; Schema: ops; Owner: -
@@ -2748,7 +3146,10 @@ CREATE FUNCTION ops._step_targets(p_policy text, p_step integer, p_at timestamp 
                    SELECT pg_catalog.jsonb_agg('<@' || c.external_user || '>' ORDER BY w.pos, c.external_user)
                    FROM who AS w
                    INNER JOIN ops.chat_identities AS c ON w.principal = c.principal
-                   WHERE c.provider = 'slack' AND c.external_user ~ '^[A-Z0-9]{1,40}$'), '[]')),
+                   WHERE c.provider = 'slack' AND c.external_user ~ '^[A-Z0-9]{1,40}$'
+                     -- whoever has a usable notification rule is reached by it, not by a channel mention
+                     AND NOT EXISTS (SELECT 1 FROM ops.usable_notification_rules AS u WHERE u.principal = w.principal)),
+                   '[]')),
            ARRAY(SELECT h.url FROM hooks AS h ORDER BY h.n)
 $_$;
 
@@ -2838,7 +3239,9 @@ BEGIN
         FROM paged AS p
         WHERE p.live
         ON CONFLICT (unique_hash) DO NOTHING
-        RETURNING id, incident_id, incident_key, route, severity, escalation_level, escalated_at, unique_hash, targets
+        -- the payload once per event: the channel post and every page of it carry the same
+        RETURNING id, incident_id, route, unique_hash, targets, ops._tick_payload(unique_hash, incident_id, incident_key,
+                  route, severity, escalation_level, escalated_at, targets, v_base) AS payload, escalated_at
     ),
     raised AS (
         -- an event that already exists (the level was lowered by hand and reached again) still
@@ -2854,9 +3257,7 @@ BEGIN
         -- policy the payload of before), each webhook target gets sha256(unique_hash:url)
         INSERT INTO ops.notification_outbox (dedup_key, event_id, incident_id, route, payload, webhook_url)
         SELECT e.dedup_key, e.id, e.incident_id, e.route,
-               ops._tick_payload(e.dedup_key, e.incident_id, e.incident_key, e.route, e.severity,
-                                 e.escalation_level, e.escalated_at, e.targets, v_base),
-               e.url
+               e.payload || pg_catalog.jsonb_build_object('dedup_key', e.dedup_key), e.url
         FROM (
             SELECT e1.*, e1.unique_hash AS dedup_key, NULL::text AS url
             FROM events AS e1
@@ -2871,6 +3272,18 @@ BEGIN
             CROSS JOIN LATERAL pg_catalog.unnest(p.webhooks) AS w (url)
             WHERE e2.targets IS NOT NULL AND p.webhooks <> '{}'
         ) AS e
+        RETURNING 1
+    ),
+    pages AS (
+        -- a message per usable rule of each principal paged, due after its delay; never the address
+        INSERT INTO ops.notification_outbox
+            (dedup_key, event_id, incident_id, route, channel, principal, contact_method, payload, due_at, next_attempt_at)
+        SELECT k.dedup_key, e.id, e.incident_id, e.route, u.kind, u.principal, u.contact_method, e.payload, k.due, k.due
+        FROM events AS e CROSS JOIN LATERAL pg_catalog.jsonb_array_elements_text(e.targets -> 'principals') AS p (principal)
+        INNER JOIN ops.usable_notification_rules AS u ON p.principal = u.principal
+        CROSS JOIN LATERAL (SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
+            e.unique_hash || ':rule:' || u.id, 'UTF8')), 'hex') AS dedup_key,
+            e.escalated_at + pg_catalog.make_interval(mins => u.delay_min) AS due) AS k
         RETURNING 1
     )
     SELECT count(*),
@@ -2894,7 +3307,7 @@ $$;
 -- Name: FUNCTION _tick_due(p_now timestamp with time zone, p_tick_id bigint, p_settings jsonb, p_dry boolean, OUT r_due integer, OUT r_live integer, OUT r_events integer, OUT r_lag bigint, OUT r_would jsonb); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops._tick_due(p_now timestamp with time zone, p_tick_id bigint, p_settings jsonb, p_dry boolean, OUT r_due integer, OUT r_live integer, OUT r_events integer, OUT r_lag bigint, OUT r_would jsonb) IS 'Internal tick step: escalates what ops._tick_claim claims (p_settings as ops._tick_settings returns them) under tick p_tick_id: events, levels and outbox messages for live rows; returns due, live, new events, the queue lag in ms and wouldEscalate (dry-run and canary rows, first 100).';
+COMMENT ON FUNCTION ops._tick_due(p_now timestamp with time zone, p_tick_id bigint, p_settings jsonb, p_dry boolean, OUT r_due integer, OUT r_live integer, OUT r_events integer, OUT r_lag bigint, OUT r_would jsonb) IS 'Internal tick step: escalates what ops._tick_claim claims (p_settings as ops._tick_settings returns them) under tick p_tick_id: events, levels and outbox messages for live rows (the channel posts, and one page per usable notification rule of each principal paged, due at the event plus the rule''s delay); returns due, live, new events, the queue lag in ms and wouldEscalate (dry-run and canary rows, first 100).';
 
 --
 -- Name: _tick_heartbeats(timestamp with time zone, boolean, integer); Type: FUNCTION; Schema: ops; Owner: -
@@ -3134,6 +3547,63 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.ack_incident(p_id uuid, p_actor text, p_note text, p_now timestamp with time zone) IS 'Acknowledges an incident (escalation stops). Idempotent: acking again returns the row unchanged. Not found: P0002; resolved: 55000.';
+
+--
+-- Name: add_contact_method(text, text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text DEFAULT NULL::text) RETURNS uuid
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT (ops._add_contact_method(p_principal, p_kind, p_address, p_actor, p_label)).r_id;
+$$;
+
+--
+-- Name: FUNCTION add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text) IS 'Adds a way to reach p_principal (by p_actor: the principal itself or a holder of principals.write): email, sms, voice (E.164), slack_dm (a Slack user id) or webhook (https, or http to loopback). email, sms and voice start unverified and are sent a 6-digit code: ops.verify_contact_method. A webhook''s signing secret is shown only by ops.add_webhook_contact_method. Bad address: 22023; not allowed: 42501; the same live address twice: 23505.';
+
+--
+-- Name: add_notification_rule(text, uuid, integer, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.add_notification_rule(p_principal text, p_contact_method uuid, p_delay_min integer, p_actor text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_row ops.contact_methods := ops._managed_method(p_contact_method, p_actor);
+    v_id bigint;
+    v_prev text;
+BEGIN
+    IF v_row.principal <> p_principal THEN
+        RAISE EXCEPTION 'contact method % is not one of %''s', p_contact_method, pg_catalog.left(p_principal, 100)
+            USING ERRCODE = 'P0002', HINT = 'A rule notifies one of the principal''s own contact methods.';
+    END IF;
+    IF p_delay_min IS NULL OR p_delay_min NOT BETWEEN 0 AND 1440 THEN
+        RAISE EXCEPTION 'a rule''s delay is 0 to 1440 minutes, not %', coalesce(p_delay_min::text, 'NULL')
+            USING ERRCODE = '22023', HINT = '0 notifies when paged, 5 five minutes later unless acknowledged by then.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM ops.notification_rules WHERE contact_method = p_contact_method AND delay_min = p_delay_min) THEN
+        RAISE EXCEPTION 'there is a rule for this contact method at % minutes already', p_delay_min
+            USING ERRCODE = '23505', HINT = 'List them: GET /ops/me/notification-rules.';
+    END IF;
+    v_prev := ops._act_as(p_actor);
+    INSERT INTO ops.notification_rules (principal, contact_method, delay_min, created_by)
+    VALUES (p_principal, p_contact_method, p_delay_min, p_actor)
+    RETURNING id INTO v_id;
+    PERFORM ops._act_as(v_prev);
+    RETURN v_id;
+END;
+$$;
+
+--
+-- Name: FUNCTION add_notification_rule(p_principal text, p_contact_method uuid, p_delay_min integer, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.add_notification_rule(p_principal text, p_contact_method uuid, p_delay_min integer, p_actor text) IS 'When p_principal is paged, notify contact method p_contact_method after p_delay_min minutes (0-1440) unless the incident is acknowledged or resolved by then. A rule on an unverified method pages once it is verified (ops.config_problems says so meanwhile). Bad delay: 22023; not the principal''s method: P0002; a duplicate: 23505.';
 
 --
 -- Name: add_override(text, text, timestamp with time zone, timestamp with time zone, text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -3471,6 +3941,90 @@ $_$;
 --
 
 COMMENT ON FUNCTION ops.add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[], p_from time without time zone, p_to time without time zone) IS 'Adds a layer on top of a schedule (audited): participants take turns for p_shift from p_handoff_at on, handing off at the same local time (p_handoff_at kept to the second); optional ISO weekdays p_days and local window p_from-p_to. Unknown schedule: P0002; bad name, shift (under 1 hour, months, a fraction of a second), infinite handoff, over 200 participants, days or window: 22023; unknown principal: 23503; name taken: 23505.';
+
+--
+-- Name: add_webhook_contact_method(text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.add_webhook_contact_method(p_principal text, p_address text, p_actor text, p_label text DEFAULT NULL::text, OUT id uuid, OUT secret text) RETURNS record
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT a.r_id, a.r_secret FROM ops._add_contact_method(p_principal, 'webhook', p_address, p_actor, p_label) AS a;
+$$;
+
+--
+-- Name: FUNCTION add_webhook_contact_method(p_principal text, p_address text, p_actor text, p_label text, OUT id uuid, OUT secret text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.add_webhook_contact_method(p_principal text, p_address text, p_actor text, p_label text, OUT id uuid, OUT secret text) IS 'Adds a webhook contact method and returns its id and signing secret, shown this once: pages are signed with it (the v1 scheme of the API). Errors as ops.add_contact_method.';
+
+--
+-- Name: api_add_contact_method(text, text, text, jsonb); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_add_contact_method(p_principal text, p_actor text, p_replay_key text, p_body jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_who text;
+    v_new record;
+BEGIN
+    PERFORM ops._api_replay(p_replay_key);
+    v_who := ops._api_me_actor(p_principal, p_actor);
+    IF p_body IS NULL OR pg_catalog.jsonb_typeof(p_body -> 'kind') IS DISTINCT FROM 'string'
+       OR pg_catalog.jsonb_typeof(p_body -> 'address') IS DISTINCT FROM 'string'
+       OR pg_catalog.jsonb_typeof(coalesce(p_body -> 'label', '""')) <> 'string' THEN
+        RAISE EXCEPTION 'the body needs "kind" and "address" as strings ("label" optional)' USING ERRCODE = '22023',
+            HINT = '{"kind": "sms", "address": "+14155550142", "label": "mobile"}';
+    END IF;
+    v_new := ops._add_contact_method(v_who, p_body ->> 'kind', p_body ->> 'address', v_who, p_body ->> 'label');
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'contactMethod',
+               ops._contact_method_json((SELECT c FROM ops.contact_methods AS c WHERE c.id = v_new.r_id)))
+           || CASE WHEN v_new.r_secret IS NOT NULL THEN pg_catalog.jsonb_build_object('secret', v_new.r_secret)
+                   ELSE '{}' END;
+END;
+$$;
+
+--
+-- Name: FUNCTION api_add_contact_method(p_principal text, p_actor text, p_replay_key text, p_body jsonb); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_add_contact_method(p_principal text, p_actor text, p_replay_key text, p_body jsonb) IS 'POST /ops/me/contact-methods {"kind", "address", "label"?}: {"ok": true, "contactMethod": {...}} and, for a webhook, "secret" (shown this once). Bad input: 22023; the same live address twice: 23505.';
+
+--
+-- Name: api_add_notification_rule(text, text, text, jsonb); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_add_notification_rule(p_principal text, p_actor text, p_replay_key text, p_body jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+DECLARE
+    v_who text;
+    v_id bigint;
+BEGIN
+    PERFORM ops._api_replay(p_replay_key);
+    v_who := ops._api_me_actor(p_principal, p_actor);
+    IF p_body IS NULL OR pg_catalog.jsonb_typeof(p_body -> 'contactMethod') IS DISTINCT FROM 'string'
+       OR pg_catalog.jsonb_typeof(p_body -> 'delayMin') IS DISTINCT FROM 'number'
+       OR (p_body ->> 'delayMin') !~ '^[0-9]{1,4}$' THEN
+        RAISE EXCEPTION 'the body needs "contactMethod" (an id) and "delayMin" (whole minutes, 0 to 1440)'
+            USING ERRCODE = '22023', HINT = '{"contactMethod": "<id from GET /ops/me/contact-methods>", "delayMin": 5}';
+    END IF;
+    v_id := ops.add_notification_rule(v_who, (p_body ->> 'contactMethod')::uuid, (p_body ->> 'delayMin')::int, v_who);
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'rule', pg_catalog.jsonb_build_object(
+        'id', v_id, 'contactMethod', (p_body ->> 'contactMethod')::uuid, 'delayMin', (p_body ->> 'delayMin')::int,
+        'usable', EXISTS (SELECT 1 FROM ops.usable_notification_rules AS u WHERE u.id = v_id)));
+END;
+$_$;
+
+--
+-- Name: FUNCTION api_add_notification_rule(p_principal text, p_actor text, p_replay_key text, p_body jsonb); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_add_notification_rule(p_principal text, p_actor text, p_replay_key text, p_body jsonb) IS 'POST /ops/me/notification-rules {"contactMethod", "delayMin"}: {"ok": true, "rule": {...}}. Bad input: 22023; not your method: P0002; a duplicate: 23505.';
 
 --
 -- Name: api_alertmanager(text, jsonb, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -3968,22 +4522,8 @@ CREATE FUNCTION ops.api_me(p_principal text, p_actor text) RETURNS jsonb
     SET search_path TO 'ops', 'pg_temp'
     AS $$
 DECLARE
-    v_who text := coalesce(nullif(p_actor, ''), p_principal);
+    v_who text := ops._api_me_actor(p_principal, p_actor);
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = p_principal AND NOT disabled) THEN
-        RAISE EXCEPTION 'unknown principal %', p_principal USING ERRCODE = '42501';
-    END IF;
-    IF v_who <> p_principal AND NOT ops.has_permission(p_principal, 'actors.delegate') THEN
-        RAISE EXCEPTION '% may not act for others', p_principal USING ERRCODE = '42501',
-            HINT = 'Only principals with actors.delegate (ops_admin) may send X-Ops-Actor.';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM ops.principals WHERE name = v_who AND NOT disabled) THEN
-        RAISE EXCEPTION 'unknown actor %', v_who USING ERRCODE = '42501',
-            DETAIL = 'no such principal, or disabled',
-            HINT = pg_catalog.format('X-Ops-Actor must name an enabled principal; an operator adds one '
-                   'in psql: SELECT ops.add_principal(%L, %L, ARRAY[%L], %L); (README, Acting for a person)',
-                   v_who, 'human', 'ops_responder', 'your-name');
-    END IF;
     RETURN pg_catalog.jsonb_build_object(
         'ok', true,
         'principal', p_principal,
@@ -4017,6 +4557,55 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.api_metrics() IS 'GET /metrics: ops.exported_metrics (Prometheus names and base units) as a JSON array, for the collector.';
+
+--
+-- Name: api_my_contact_methods(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_my_contact_methods(p_principal text, p_actor text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_who text := ops._api_me_actor(p_principal, p_actor);
+BEGIN
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'principal', v_who, 'contactMethods', coalesce(
+        (SELECT pg_catalog.jsonb_agg(ops._contact_method_json(c) ORDER BY c.created_at, c.id)
+         FROM ops.contact_methods AS c WHERE c.principal = v_who AND c.removed_at IS NULL), '[]'));
+END;
+$$;
+
+--
+-- Name: FUNCTION api_my_contact_methods(p_principal text, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_my_contact_methods(p_principal text, p_actor text) IS 'GET /ops/me/contact-methods: {"ok": true, "principal", "contactMethods": [...]}, the caller''s live methods with their full addresses.';
+
+--
+-- Name: api_my_notification_rules(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_my_notification_rules(p_principal text, p_actor text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_who text := ops._api_me_actor(p_principal, p_actor);
+BEGIN
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'principal', v_who, 'rules', coalesce(
+        (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+             'id', r.id, 'contactMethod', r.contact_method, 'kind', c.kind, 'delayMin', r.delay_min,
+             'usable', c.verified_at IS NOT NULL) ORDER BY r.delay_min, r.id)
+         FROM ops.notification_rules AS r INNER JOIN ops.contact_methods AS c ON r.contact_method = c.id
+         WHERE r.principal = v_who), '[]'));
+END;
+$$;
+
+--
+-- Name: FUNCTION api_my_notification_rules(p_principal text, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_my_notification_rules(p_principal text, p_actor text) IS 'GET /ops/me/notification-rules: {"ok": true, "principal", "rules": [{"id", "contactMethod", "kind", "delayMin", "usable"}]}, by delay; usable is false while the method waits for its verification.';
 
 --
 -- Name: api_oncall(text, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -4145,6 +4734,72 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_context jsonb, p_signed boolean) IS 'GET/POST /ops/release-guard: open to CI, no signature; p_signed: the request carried a valid one (its evaluation is kept in full, an unsigned one in the capped anonymous history).';
+
+--
+-- Name: api_remove_contact_method(text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_remove_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM ops._api_replay(p_replay_key);
+    PERFORM ops.remove_contact_method(p_id::uuid, ops._api_me_actor(p_principal, p_actor));
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'removed', p_id::uuid);
+END;
+$$;
+
+--
+-- Name: FUNCTION api_remove_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_remove_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text) IS 'DELETE /ops/me/contact-methods/<id>: {"ok": true, "removed": id}; its rules go and its unsent pages are cancelled. Not yours: P0002.';
+
+--
+-- Name: api_remove_notification_rule(text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_remove_notification_rule(p_principal text, p_actor text, p_replay_key text, p_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+BEGIN
+    PERFORM ops._api_replay(p_replay_key);
+    IF p_id !~ '^[0-9]{1,18}$' THEN
+        RAISE EXCEPTION 'a rule id is a number, not "%"', pg_catalog.left(p_id, 40) USING ERRCODE = '22023';
+    END IF;
+    PERFORM ops.remove_notification_rule(p_id::bigint, ops._api_me_actor(p_principal, p_actor));
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'removed', p_id::bigint);
+END;
+$_$;
+
+--
+-- Name: FUNCTION api_remove_notification_rule(p_principal text, p_actor text, p_replay_key text, p_id text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_remove_notification_rule(p_principal text, p_actor text, p_replay_key text, p_id text) IS 'DELETE /ops/me/notification-rules/<id>: {"ok": true, "removed": id}. Not yours: P0002.';
+
+--
+-- Name: api_resend_verification(text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_resend_verification(p_principal text, p_actor text, p_replay_key text, p_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM ops._api_replay(p_replay_key);
+    PERFORM ops.resend_verification(p_id::uuid, ops._api_me_actor(p_principal, p_actor));
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'queued', true);
+END;
+$$;
+
+--
+-- Name: FUNCTION api_resend_verification(p_principal text, p_actor text, p_replay_key text, p_id text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_resend_verification(p_principal text, p_actor text, p_replay_key text, p_id text) IS 'POST /ops/me/contact-methods/<id>/resend: {"ok": true, "queued": true}; a new code is on its way. Verified or a code sent less than a minute ago: 55000. Not yours: P0002.';
 
 --
 -- Name: api_schedule_feed(text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -4426,6 +5081,44 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.api_trigger_incident(p_principal text, p_actor text, p_replay_key text, p_body jsonb) IS 'POST /ops/incidents: opens or refreshes an incident by incident_key; "created" tells which.';
+
+--
+-- Name: api_verify_contact_method(text, text, text, text, jsonb); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_verify_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text, p_body jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_who text;
+    v_ok boolean;
+    v_row ops.contact_methods;
+BEGIN
+    PERFORM ops._api_replay(p_replay_key);
+    v_who := ops._api_me_actor(p_principal, p_actor);
+    IF p_body IS NULL OR pg_catalog.jsonb_typeof(p_body -> 'code') IS DISTINCT FROM 'string' THEN
+        RAISE EXCEPTION 'the body needs "code", the 6 digits sent to the contact method, as a string'
+            USING ERRCODE = '22023', HINT = '{"code": "123456"}';
+    END IF;
+    v_ok := ops.verify_contact_method(p_id::uuid, p_body ->> 'code', v_who);
+    SELECT * INTO v_row FROM ops.contact_methods WHERE id = p_id::uuid;
+    IF v_ok THEN
+        RETURN pg_catalog.jsonb_build_object('ok', true, 'contactMethod', ops._contact_method_json(v_row));
+    END IF;
+    -- answered, not raised: the wrong try must stay counted
+    RETURN pg_catalog.jsonb_build_object('ok', false, 'error', 'wrong_code',
+        'message', 'that is not the code sent to this contact method',
+        'triesLeft', GREATEST(5 - v_row.code_attempts, 0),
+        'hint', 'After 5 wrong codes ask for a new one: POST /ops/me/contact-methods/<id>/resend.');
+END;
+$$;
+
+--
+-- Name: FUNCTION api_verify_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text, p_body jsonb); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_verify_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text, p_body jsonb) IS 'POST /ops/me/contact-methods/<id>/verify {"code"}: {"ok": true, "contactMethod": {...}}, or {"ok": false, "error": "wrong_code", "triesLeft"} (counted). After 5 wrong codes, an expired code or none sent: 55000. Not yours: P0002.';
 
 --
 -- Name: authorize(text, text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -4799,28 +5492,24 @@ BEGIN
                pg_catalog.format('%s can be paged (%s) but has no linked Slack user: paged and recorded, mentioned by '
                                  'no one; SELECT ops.link_chat_identity(''slack'', <team id>, <user id>, %L, <actor>)',
                                  g.principal, g.via, g.principal)
-        FROM (
-            SELECT w.principal, pg_catalog.string_agg(DISTINCT w.via, ', ') AS via
-            FROM (
-                SELECT e.target ->> 'principal' AS principal,
-                       pg_catalog.format('policy %s step %s', s.policy, s.step) AS via
-                FROM ops.escalation_policy_steps AS s
-                CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(s.targets) AS e (target)
-                WHERE e.target ? 'principal'
-                UNION ALL
-                SELECT u.principal, pg_catalog.format('schedule %s', r.schedule)
-                FROM ops.schedule_rotations AS r
-                CROSS JOIN LATERAL pg_catalog.unnest(r.participants) AS u (principal)
-                UNION ALL
-                SELECT o.principal, pg_catalog.format('schedule %s override', o.schedule)
-                FROM ops.schedule_overrides AS o
-                WHERE o.ends_at > pg_catalog.now()
-            ) AS w
-            INNER JOIN ops.principals AS p ON w.principal = p.name AND NOT p.disabled
-            WHERE NOT EXISTS (SELECT 1 FROM ops.chat_identities AS c
-                              WHERE c.principal = w.principal AND c.provider = 'slack')
-            GROUP BY w.principal
-        ) AS g
+        FROM ops._pageable_principals() AS g
+        WHERE NOT EXISTS (SELECT 1 FROM ops.chat_identities AS c WHERE c.principal = g.principal AND c.provider = 'slack')
+          AND NOT EXISTS (SELECT 1 FROM ops.usable_notification_rules AS u WHERE u.principal = g.principal)
+        UNION ALL
+        SELECT pg_catalog.format('principals[%s]', g.principal),
+               pg_catalog.format('principal %s has no notification rules: can be paged (%s) but only a Slack channel '
+                                 'mention tells them; add a contact method and a rule (ops.add_contact_method, '
+                                 'ops.add_notification_rule, or POST /ops/me/contact-methods)', g.principal, g.via)
+        FROM ops._pageable_principals() AS g
+        WHERE NOT EXISTS (SELECT 1 FROM ops.usable_notification_rules AS u WHERE u.principal = g.principal)
+        UNION ALL
+        SELECT pg_catalog.format('notification_rules[%s]', r.id),
+               pg_catalog.format('rule %s of %s (after %s min) waits for its %s contact method to be verified: it '
+                                 'notifies no one until then (ops.verify_contact_method)', r.id, r.principal,
+                                 r.delay_min, c.kind)
+        FROM ops.notification_rules AS r
+        INNER JOIN ops.contact_methods AS c ON r.contact_method = c.id
+        WHERE c.verified_at IS NULL AND c.removed_at IS NULL
     ) AS x
     ORDER BY 1;
 END;
@@ -4830,7 +5519,7 @@ $$;
 -- Name: FUNCTION config_problems(p_dispatch_timeout_s double precision); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision) IS 'What is wrong with the configuration, one row per setting (empty: all is well): SELECT * FROM ops.config_problems(); Checks URLs and webhooks, the time zone (UTC), and for a dispatcher its lease (blocking: the API and the dispatcher refuse to start while such rows exist; a dispatcher passes its HTTP timeout). Rows with blocking false are paging gaps that start-up and /healthz only warn about: a principal a policy or schedule can page with no linked Slack user, a step naming a schedule that no longer exists, a disabled principal still on call in a schedule, a default_policy naming no policy, a policy in use without steps.';
+COMMENT ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision) IS 'What is wrong with the configuration, one row per setting (empty: all is well): SELECT * FROM ops.config_problems(); Checks URLs and webhooks, the time zone (UTC), and for a dispatcher its lease (blocking: the API and the dispatcher refuse to start while such rows exist; a dispatcher passes its HTTP timeout). Rows with blocking false are paging gaps that start-up and /healthz only warn about: a principal a policy or schedule can page with no notification rules (principal X has no notification rules), and with no linked Slack user either; a rule whose contact method is not verified yet; a step naming a schedule that no longer exists, a disabled principal still on call in a schedule, a default_policy naming no policy, a policy in use without steps.';
 
 --
 -- Name: create_integration_key(text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -6316,6 +7005,36 @@ $$;
 COMMENT ON FUNCTION ops.release_guard(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb, p_anonymous boolean) IS 'May a release proceed? ok=false while an open unacknowledged critical incident was seen within guard_lookback_min or a route violates a rule (route_findings). Exempted items stay listed, marked, and do not count; slo_burn_ticket items are warnings only. Each list holds at most 100 items (failingCount, warningCount exact; truncated: a list was cut). Stored unless equal to the previous answer for the prefix (then that row counts repeats); caller and context capped; p_anonymous (an unsigned HTTP caller): kept in the capped history of guard_anonymous_history_mb.';
 
 --
+-- Name: remove_contact_method(uuid, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.remove_contact_method(p_id uuid, p_actor text, p_now timestamp with time zone DEFAULT now()) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_row ops.contact_methods := ops._managed_method(p_id, p_actor);
+    v_prev text := ops._act_as(p_actor);
+BEGIN
+    DELETE FROM ops.notification_rules WHERE contact_method = p_id;
+    UPDATE ops.contact_methods SET removed_at = p_now, removed_by = p_actor, code_hash = NULL, code_expires_at = NULL
+    WHERE id = p_id;
+    UPDATE ops.notification_outbox SET status = 'cancelled', cancelled_at = p_now
+    WHERE contact_method = p_id AND status IN ('pending', 'sending');
+    UPDATE ops.page_tokens AS t SET revoked_at = p_now
+    FROM ops.notification_outbox AS o
+    WHERE t.outbox_id = o.id AND o.contact_method = v_row.id AND t.used_at IS NULL AND t.revoked_at IS NULL;
+    PERFORM ops._act_as(v_prev);
+END;
+$$;
+
+--
+-- Name: FUNCTION remove_contact_method(p_id uuid, p_actor text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.remove_contact_method(p_id uuid, p_actor text, p_now timestamp with time zone) IS 'Removes a contact method (kept, removed_at, for ops.page_log): its rules are deleted, its unsent messages cancelled, the unused answers of its pages revoked. Not yours or already removed: P0002.';
+
+--
 -- Name: heartbeats; Type: TABLE; Schema: ops; Owner: -
 --
 
@@ -6385,6 +7104,34 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.remove_heartbeat(p_name text, p_actor text) IS 'Drops a heartbeat (audited); its pings get 404 from then on. An open heartbeat::<name> incident stays: resolve it.';
+
+--
+-- Name: remove_notification_rule(bigint, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.remove_notification_rule(p_id bigint, p_actor text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_method uuid := (SELECT r.contact_method FROM ops.notification_rules AS r WHERE r.id = p_id);
+    v_prev text;
+BEGIN
+    IF v_method IS NULL THEN
+        RAISE EXCEPTION 'no notification rule %', p_id USING ERRCODE = 'P0002';
+    END IF;
+    PERFORM ops._managed_method(v_method, p_actor);
+    v_prev := ops._act_as(p_actor);
+    DELETE FROM ops.notification_rules WHERE id = p_id;
+    PERFORM ops._act_as(v_prev);
+END;
+$$;
+
+--
+-- Name: FUNCTION remove_notification_rule(p_id bigint, p_actor text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.remove_notification_rule(p_id bigint, p_actor text) IS 'Deletes a notification rule (messages it already queued stay). Not yours: P0002.';
 
 --
 -- Name: remove_override(bigint, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -6566,6 +7313,41 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.replay_dead_notifications(p_actor text, p_ids bigint[]) IS 'Puts dead letters (all, or those in p_ids) back in the queue with a fresh attempt count; audited. Returns how many.';
+
+--
+-- Name: resend_verification(uuid, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.resend_verification(p_id uuid, p_actor text, p_now timestamp with time zone DEFAULT now()) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_row ops.contact_methods := ops._managed_method(p_id, p_actor);
+    v_prev text;
+BEGIN
+    IF v_row.verified_at IS NOT NULL OR v_row.kind NOT IN ('email', 'sms', 'voice') THEN
+        RAISE EXCEPTION 'contact method % needs no code: it is verified', p_id USING ERRCODE = '55000';
+    END IF;
+    -- a code a minute at most: nobody can make opsguard flood a number or an inbox
+    IF EXISTS (SELECT 1 FROM ops.notification_outbox AS o
+               WHERE o.contact_method = p_id AND o.event_id IS NULL AND o.created_at > p_now - INTERVAL '1 minute') THEN
+        RAISE EXCEPTION 'a code was sent to this contact method less than a minute ago' USING ERRCODE = '55000',
+            HINT = 'Wait a minute for it to arrive, then ask again.';
+    END IF;
+    v_prev := ops._act_as(p_actor);
+    -- the old code stops working at once; the claim of the new message mints the next one
+    UPDATE ops.contact_methods SET code_hash = NULL, code_expires_at = NULL WHERE id = p_id;
+    PERFORM ops._act_as(v_prev);
+    PERFORM ops._queue_verification(p_id, v_row.principal, v_row.kind);
+END;
+$$;
+
+--
+-- Name: FUNCTION resend_verification(p_id uuid, p_actor text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.resend_verification(p_id uuid, p_actor text, p_now timestamp with time zone) IS 'Sends a new verification code to an unverified email, sms or voice contact method (at most one a minute); the previous code stops working. 55000 when verified or too soon; not yours: P0002.';
 
 --
 -- Name: resolve_incident(uuid, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -7399,6 +8181,54 @@ $_$;
 COMMENT ON FUNCTION ops.validate_url(p_url text, p_kind text) IS 'Returns p_url when valid, else raises 22023. Kind ''url'': http(s) with a host and an optional port 1-65535; ''webhook'': https, or http to a loopback host.';
 
 --
+-- Name: verify_contact_method(uuid, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.verify_contact_method(p_id uuid, p_code text, p_actor text, p_now timestamp with time zone DEFAULT now()) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+DECLARE
+    v_row ops.contact_methods := ops._managed_method(p_id, p_actor);
+    v_ok boolean;
+    v_prev text;
+BEGIN
+    IF v_row.verified_at IS NOT NULL THEN
+        RETURN true;
+    END IF;
+    IF p_code IS NULL OR p_code !~ '^[0-9]{6}$' THEN
+        RAISE EXCEPTION 'a verification code is 6 digits' USING ERRCODE = '22023';
+    END IF;
+    IF v_row.code_hash IS NULL OR v_row.code_attempts >= 5 OR v_row.code_expires_at <= p_now THEN
+        RAISE EXCEPTION '%', CASE WHEN v_row.code_hash IS NULL THEN 'no code was sent yet'
+                                  WHEN v_row.code_attempts >= 5 THEN '5 wrong codes: this code no longer works'
+                                  ELSE 'the code has expired' END
+            USING ERRCODE = '55000',
+                  HINT = 'Ask for a new code: ops.resend_verification(id, actor), POST /ops/me/contact-methods/<id>/resend.';
+    END IF;
+    -- only hashes are compared: the code is never stored, and equal-length hex strings compare alike
+    v_ok := pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(p_code, 'UTF8')), 'hex') = v_row.code_hash;
+    v_prev := ops._act_as(p_actor);
+    -- a wrong code is a return value, not an error: a raised error would roll the count back and allow
+    -- endless guesses
+    UPDATE ops.contact_methods
+    SET verified_at = CASE WHEN v_ok THEN p_now END,
+        code_hash = CASE WHEN NOT v_ok THEN code_hash END,
+        code_expires_at = CASE WHEN NOT v_ok THEN code_expires_at END,
+        code_attempts = CASE WHEN v_ok THEN 0 ELSE code_attempts + 1 END
+    WHERE id = p_id;
+    PERFORM ops._act_as(v_prev);
+    RETURN v_ok;
+END;
+$_$;
+
+--
+-- Name: FUNCTION verify_contact_method(p_id uuid, p_code text, p_actor text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.verify_contact_method(p_id uuid, p_code text, p_actor text, p_now timestamp with time zone) IS 'Verifies a contact method with the 6-digit code sent through it: true when verified (also when it already was), false for a wrong code, which counts (code_attempts). 55000 when no code was sent, after 5 wrong codes or after the code''s 15 minutes: ask for a new one with ops.resend_verification. Not yours or removed: P0002.';
+
+--
 -- Name: webhook_for(text); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -7510,77 +8340,6 @@ ALTER TABLE ops.changes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MAXVALUE
     CACHE 1
 );
-
---
--- Name: contact_methods; Type: TABLE; Schema: ops; Owner: -
---
-
-CREATE TABLE ops.contact_methods (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    principal text NOT NULL,
-    kind text NOT NULL,
-    address text NOT NULL,
-    label text,
-    secret text,
-    verified_at timestamp with time zone,
-    code_hash text,
-    code_expires_at timestamp with time zone,
-    code_attempts integer DEFAULT 0 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    created_by text NOT NULL,
-    removed_at timestamp with time zone,
-    removed_by text,
-    CONSTRAINT contact_methods_address_format CHECK (
-CASE kind
-    WHEN 'email'::text THEN ((address ~ ('^[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]{1,64}@'::text || '[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$'::text)) AND (length(address) <= 254))
-    WHEN 'sms'::text THEN (address ~ '^\+[1-9][0-9]{7,14}$'::text)
-    WHEN 'voice'::text THEN (address ~ '^\+[1-9][0-9]{7,14}$'::text)
-    WHEN 'slack_dm'::text THEN (address ~ '^[UW][A-Z0-9]{2,40}$'::text)
-    WHEN 'webhook'::text THEN ((address ~ '^https?://'::text) AND (length(address) <= 2048))
-    ELSE NULL::boolean
-END),
-    CONSTRAINT contact_methods_code_attempts_check CHECK ((code_attempts >= 0)),
-    CONSTRAINT contact_methods_kind_check CHECK ((kind = ANY (ARRAY['email'::text, 'sms'::text, 'voice'::text, 'slack_dm'::text, 'webhook'::text]))),
-    CONSTRAINT contact_methods_label_check CHECK (((length(label) >= 1) AND (length(label) <= 100))),
-    CONSTRAINT contact_methods_removed CHECK (((removed_at IS NULL) = (removed_by IS NULL))),
-    CONSTRAINT contact_methods_secret CHECK (((kind = 'webhook'::text) = (secret IS NOT NULL)))
-);
-
---
--- Name: TABLE contact_methods; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON TABLE ops.contact_methods IS 'How a principal can be reached: an e-mail address, an SMS or voice number (E.164), a Slack user (slack_dm) or a webhook. email, sms and voice are paged only once verified (verified_at). Addresses are read by their owner and admins only; everyone else sees ops.contact_address_redacted(kind, address). Removed methods are kept (removed_at) so that ops.page_log still says how a past page went out.';
-
---
--- Name: COLUMN contact_methods.address; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.contact_methods.address IS 'email: an address; sms, voice: + and 8-15 digits; slack_dm: a Slack user id (U... or W...); webhook: an https URL, or http to a loopback host.';
-
---
--- Name: COLUMN contact_methods.secret; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.contact_methods.secret IS 'webhook only: the key its messages are signed with (shown once, when added).';
-
---
--- Name: COLUMN contact_methods.verified_at; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.contact_methods.verified_at IS 'When the owner entered the code sent through the method; slack_dm and webhook are verified when added.';
-
---
--- Name: COLUMN contact_methods.code_hash; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.contact_methods.code_hash IS 'sha256 (hex) of the verification code last sent; the code itself is minted when the message is claimed and never stored.';
-
---
--- Name: COLUMN contact_methods.code_attempts; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.contact_methods.code_attempts IS 'Wrong codes entered since the last one was sent; at 5 a new code is needed.';
 
 --
 -- Name: counter_base; Type: TABLE; Schema: ops; Owner: -
@@ -7921,6 +8680,7 @@ CREATE TABLE ops.notification_outbox (
     delivered_at timestamp with time zone,
     delivery_status text,
     provider_id text,
+    due_at timestamp with time zone,
     CONSTRAINT notification_outbox_cancelled CHECK (((status = 'cancelled'::text) = (cancelled_at IS NOT NULL))),
     CONSTRAINT notification_outbox_channel_check CHECK ((channel = ANY (ARRAY['slack'::text, 'email'::text, 'sms'::text, 'voice'::text, 'slack_dm'::text, 'webhook'::text, 'slack_reply'::text]))),
     CONSTRAINT notification_outbox_delivery_status_check CHECK ((length(delivery_status) <= 40)),
@@ -8006,6 +8766,12 @@ COMMENT ON COLUMN ops.notification_outbox.delivery_status IS 'The provider''s la
 --
 
 COMMENT ON COLUMN ops.notification_outbox.provider_id IS 'The provider''s id of the sent message (a Twilio SID), to match its callbacks.';
+
+--
+-- Name: COLUMN notification_outbox.due_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.due_at IS 'A page to a contact method: when its rule made it due (the page time plus the rule''s delay); NULL for other messages.';
 
 --
 -- Name: notification_outbox_id_seq; Type: SEQUENCE; Schema: ops; Owner: -
@@ -8150,6 +8916,55 @@ COMMENT ON COLUMN ops.page_tokens.channel IS 'Where its answer comes from: link 
 --
 
 COMMENT ON COLUMN ops.page_tokens.revoked_at IS 'Set when the contact method is removed or the principal disabled: refused since.';
+
+--
+-- Name: page_log; Type: VIEW; Schema: ops; Owner: -
+--
+
+CREATE VIEW ops.page_log AS
+ SELECT o.incident_id,
+    i.incident_key,
+    e.escalation_level AS level,
+    o.principal,
+    c.kind,
+    ops.contact_address_redacted(c.kind, c.address) AS address,
+    o.created_at AS queued_at,
+    o.due_at,
+    o.sent_at,
+    o.delivered_at,
+    o.cancelled_at,
+    o.status,
+    COALESCE(t.used_at,
+        CASE
+            WHEN (i.acknowledged_by = o.principal) THEN i.acknowledged_at
+            ELSE NULL::timestamp with time zone
+        END,
+        CASE
+            WHEN (i.resolved_by = o.principal) THEN i.resolved_at
+            ELSE NULL::timestamp with time zone
+        END) AS acted_at,
+    COALESCE(t.channel,
+        CASE
+            WHEN ((i.acknowledged_by = o.principal) OR (i.resolved_by = o.principal)) THEN 'other'::text
+            ELSE NULL::text
+        END) AS via,
+    o.id AS outbox_id
+   FROM ((((ops.notification_outbox o
+     JOIN ops.escalation_events e ON ((o.event_id = e.id)))
+     JOIN ops.incidents i ON ((o.incident_id = i.id)))
+     JOIN ops.contact_methods c ON ((o.contact_method = c.id)))
+     LEFT JOIN LATERAL ( SELECT pt.used_at,
+            pt.channel
+           FROM ops.page_tokens pt
+          WHERE ((pt.incident_id = o.incident_id) AND (pt.principal = o.principal) AND (pt.used_at IS NOT NULL))
+          ORDER BY pt.used_at
+         LIMIT 1) t ON (true));
+
+--
+-- Name: VIEW page_log; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON VIEW ops.page_log IS 'Every page to a contact method: incident, level, principal, kind, the address redacted, when it was queued, due, sent, delivered (the provider''s callback) or cancelled, and when and how the principal answered the incident (via link, sms, voice or slack_button from a page; other: acknowledged or resolved some other way, e.g. the API or psql).';
 
 --
 -- Name: page_tokens_id_seq; Type: SEQUENCE; Schema: ops; Owner: -
@@ -8449,6 +9264,26 @@ ALTER TABLE ops.tick_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MAXVALUE
     CACHE 1
 );
+
+--
+-- Name: usable_notification_rules; Type: VIEW; Schema: ops; Owner: -
+--
+
+CREATE VIEW ops.usable_notification_rules AS
+ SELECT r.id,
+    r.principal,
+    r.contact_method,
+    c.kind,
+    r.delay_min
+   FROM (ops.notification_rules r
+     JOIN ops.contact_methods c ON ((r.contact_method = c.id)))
+  WHERE ((c.removed_at IS NULL) AND (c.verified_at IS NOT NULL));
+
+--
+-- Name: VIEW usable_notification_rules; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON VIEW ops.usable_notification_rules IS 'The notification rules a page follows: those whose contact method is live (not removed) and verified. A principal without one is reached by the Slack channel mention only.';
 
 --
 -- Name: api_replay api_replay_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
@@ -9229,6 +10064,12 @@ CREATE TRIGGER incidents_before_reopen BEFORE UPDATE ON ops.incidents FOR EACH R
 CREATE TRIGGER incidents_before_write BEFORE INSERT OR UPDATE ON ops.incidents FOR EACH ROW EXECUTE FUNCTION ops._incidents_before_write();
 
 --
+-- Name: incidents incidents_cancel_pages; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER incidents_cancel_pages AFTER UPDATE ON ops.incidents FOR EACH ROW WHEN (((new.status = ANY (ARRAY['acknowledged'::text, 'resolved'::text])) AND (old.status IS DISTINCT FROM new.status))) EXECUTE FUNCTION ops._incidents_cancel_pages();
+
+--
 -- Name: integration_keys integration_keys_audit_delete; Type: TRIGGER; Schema: ops; Owner: -
 --
 
@@ -9681,6 +10522,12 @@ GRANT USAGE ON SCHEMA ops TO opsguard_audit_writer;
 REVOKE ALL ON FUNCTION ops._act_as(p_actor text, p_note text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text, OUT r_id uuid, OUT r_secret text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text, OUT r_id uuid, OUT r_secret text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _alertmanager_problem(p_body jsonb); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -9691,6 +10538,18 @@ REVOKE ALL ON FUNCTION ops._alertmanager_problem(p_body jsonb) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION ops._api_begin(p_principal text, p_actor text, p_permission text, p_replay_key text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _api_me_actor(p_principal text, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._api_me_actor(p_principal text, p_actor text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _api_replay(p_replay_key text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._api_replay(p_replay_key text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _audit_changes(); Type: ACL; Schema: ops; Owner: -
@@ -9757,10 +10616,28 @@ REVOKE ALL ON FUNCTION ops._change_event_problems(p_body jsonb, p_key_route text
 REVOKE ALL ON FUNCTION ops._change_links(p_links jsonb) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _check_contact_address(p_kind text, p_address text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._check_contact_address(p_kind text, p_address text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _check_incident_input(p_incident_key text, p_severity text, p_route text, p_summary text, p_actor text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops._check_incident_input(p_incident_key text, p_severity text, p_route text, p_summary text, p_actor text, p_now timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _contact_address_refused(p_kind text, p_address text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._contact_address_refused(p_kind text, p_address text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _contact_method_json(p_row ops.contact_methods); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._contact_method_json(p_row ops.contact_methods) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _counter(p_name text, p_label text); Type: ACL; Schema: ops; Owner: -
@@ -9945,6 +10822,12 @@ REVOKE ALL ON FUNCTION ops._incidents_before_reopen() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ops._incidents_before_write() FROM PUBLIC;
 
 --
+-- Name: FUNCTION _incidents_cancel_pages(); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._incidents_cancel_pages() FROM PUBLIC;
+
+--
 -- Name: FUNCTION _intake_fit_details(p_details jsonb); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10011,6 +10894,18 @@ REVOKE ALL ON FUNCTION ops._layer_applies(p_days integer[], p_from time without 
 REVOKE ALL ON FUNCTION ops._lock_incident(p_id uuid) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _managed_method(p_id uuid, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._managed_method(p_id uuid, p_actor text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _may_manage(p_principal text, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._may_manage(p_principal text, p_actor text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _mint_page_token(p_outbox_id bigint, p_incident uuid, p_principal text, p_channel text, p_now timestamp with time zone, p_short_code boolean, OUT r_token text, OUT r_short_code text); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10053,6 +10948,12 @@ REVOKE ALL ON FUNCTION ops._on_call_at(p_schedule text, p_zone text, p_at timest
 REVOKE ALL ON FUNCTION ops._on_call_or_nobody(p_schedule text, p_at timestamp with time zone) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _pageable_principals(); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._pageable_principals() FROM PUBLIC;
+
+--
 -- Name: FUNCTION _pct(p_part numeric, p_whole numeric); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10075,6 +10976,12 @@ REVOKE ALL ON FUNCTION ops._policy(p_name text) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION ops._purge_changes(p_now timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _queue_verification(p_id uuid, p_principal text, p_kind text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._queue_verification(p_id uuid, p_principal text, p_kind text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _recalc_after_change(); Type: ACL; Schema: ops; Owner: -
@@ -10210,6 +11117,20 @@ REVOKE ALL ON FUNCTION ops.ack_incident(p_id uuid, p_actor text, p_note text, p_
 GRANT ALL ON FUNCTION ops.ack_incident(p_id uuid, p_actor text, p_note text, p_now timestamp with time zone) TO opsguard_operator;
 
 --
+-- Name: FUNCTION add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.add_contact_method(p_principal text, p_kind text, p_address text, p_actor text, p_label text) TO opsguard_operator;
+
+--
+-- Name: FUNCTION add_notification_rule(p_principal text, p_contact_method uuid, p_delay_min integer, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.add_notification_rule(p_principal text, p_contact_method uuid, p_delay_min integer, p_actor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.add_notification_rule(p_principal text, p_contact_method uuid, p_delay_min integer, p_actor text) TO opsguard_operator;
+
+--
 -- Name: FUNCTION add_override(p_schedule text, p_principal text, p_from timestamp with time zone, p_to timestamp with time zone, p_actor text, p_reason text); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10248,6 +11169,27 @@ GRANT ALL ON FUNCTION ops.add_principal(p_name text, p_kind text, p_roles text[]
 
 REVOKE ALL ON FUNCTION ops.add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[], p_from time without time zone, p_to time without time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.add_rotation(p_schedule text, p_name text, p_shift interval, p_handoff_at timestamp with time zone, p_participants text[], p_actor text, p_days integer[], p_from time without time zone, p_to time without time zone) TO opsguard_operator;
+
+--
+-- Name: FUNCTION add_webhook_contact_method(p_principal text, p_address text, p_actor text, p_label text, OUT id uuid, OUT secret text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.add_webhook_contact_method(p_principal text, p_address text, p_actor text, p_label text, OUT id uuid, OUT secret text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.add_webhook_contact_method(p_principal text, p_address text, p_actor text, p_label text, OUT id uuid, OUT secret text) TO opsguard_operator;
+
+--
+-- Name: FUNCTION api_add_contact_method(p_principal text, p_actor text, p_replay_key text, p_body jsonb); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_add_contact_method(p_principal text, p_actor text, p_replay_key text, p_body jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_add_contact_method(p_principal text, p_actor text, p_replay_key text, p_body jsonb) TO opsguard_api;
+
+--
+-- Name: FUNCTION api_add_notification_rule(p_principal text, p_actor text, p_replay_key text, p_body jsonb); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_add_notification_rule(p_principal text, p_actor text, p_replay_key text, p_body jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_add_notification_rule(p_principal text, p_actor text, p_replay_key text, p_body jsonb) TO opsguard_api;
 
 --
 -- Name: FUNCTION api_alertmanager(p_token text, p_body jsonb, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
@@ -10315,6 +11257,20 @@ REVOKE ALL ON FUNCTION ops.api_metrics() FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.api_metrics() TO opsguard_api;
 
 --
+-- Name: FUNCTION api_my_contact_methods(p_principal text, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_my_contact_methods(p_principal text, p_actor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_my_contact_methods(p_principal text, p_actor text) TO opsguard_api;
+
+--
+-- Name: FUNCTION api_my_notification_rules(p_principal text, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_my_notification_rules(p_principal text, p_actor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_my_notification_rules(p_principal text, p_actor text) TO opsguard_api;
+
+--
 -- Name: FUNCTION api_oncall(p_principal text, p_actor text, p_schedule text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10350,6 +11306,27 @@ REVOKE ALL ON FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text,
 GRANT ALL ON FUNCTION ops.api_release_guard(p_route_prefix text, p_caller text, p_context jsonb, p_signed boolean) TO opsguard_api;
 
 --
+-- Name: FUNCTION api_remove_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_remove_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_remove_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text) TO opsguard_api;
+
+--
+-- Name: FUNCTION api_remove_notification_rule(p_principal text, p_actor text, p_replay_key text, p_id text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_remove_notification_rule(p_principal text, p_actor text, p_replay_key text, p_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_remove_notification_rule(p_principal text, p_actor text, p_replay_key text, p_id text) TO opsguard_api;
+
+--
+-- Name: FUNCTION api_resend_verification(p_principal text, p_actor text, p_replay_key text, p_id text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_resend_verification(p_principal text, p_actor text, p_replay_key text, p_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_resend_verification(p_principal text, p_actor text, p_replay_key text, p_id text) TO opsguard_api;
+
+--
 -- Name: FUNCTION api_schedule_feed(p_schedule text, p_token text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10383,6 +11360,13 @@ GRANT ALL ON FUNCTION ops.api_tick(p_principal text, p_actor text, p_replay_key 
 
 REVOKE ALL ON FUNCTION ops.api_trigger_incident(p_principal text, p_actor text, p_replay_key text, p_body jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.api_trigger_incident(p_principal text, p_actor text, p_replay_key text, p_body jsonb) TO opsguard_api;
+
+--
+-- Name: FUNCTION api_verify_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text, p_body jsonb); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_verify_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text, p_body jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_verify_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text, p_body jsonb) TO opsguard_api;
 
 --
 -- Name: FUNCTION authorize(p_principal text, p_permission text, p_actor text); Type: ACL; Schema: ops; Owner: -
@@ -10659,6 +11643,13 @@ REVOKE ALL ON FUNCTION ops.release_guard(p_now timestamp with time zone, p_route
 GRANT ALL ON FUNCTION ops.release_guard(p_now timestamp with time zone, p_route_prefix text, p_caller text, p_context jsonb, p_anonymous boolean) TO opsguard_operator;
 
 --
+-- Name: FUNCTION remove_contact_method(p_id uuid, p_actor text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.remove_contact_method(p_id uuid, p_actor text, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.remove_contact_method(p_id uuid, p_actor text, p_now timestamp with time zone) TO opsguard_operator;
+
+--
 -- Name: TABLE heartbeats; Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10670,6 +11661,13 @@ GRANT SELECT ON TABLE ops.heartbeats TO opsguard_operator;
 
 REVOKE ALL ON FUNCTION ops.remove_heartbeat(p_name text, p_actor text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.remove_heartbeat(p_name text, p_actor text) TO opsguard_operator;
+
+--
+-- Name: FUNCTION remove_notification_rule(p_id bigint, p_actor text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.remove_notification_rule(p_id bigint, p_actor text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.remove_notification_rule(p_id bigint, p_actor text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION remove_override(p_id bigint, p_actor text); Type: ACL; Schema: ops; Owner: -
@@ -10711,6 +11709,13 @@ GRANT ALL ON FUNCTION ops.remove_schedule_feed(p_schedule text, p_actor text) TO
 
 REVOKE ALL ON FUNCTION ops.replay_dead_notifications(p_actor text, p_ids bigint[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.replay_dead_notifications(p_actor text, p_ids bigint[]) TO opsguard_operator;
+
+--
+-- Name: FUNCTION resend_verification(p_id uuid, p_actor text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.resend_verification(p_id uuid, p_actor text, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.resend_verification(p_id uuid, p_actor text, p_now timestamp with time zone) TO opsguard_operator;
 
 --
 -- Name: FUNCTION resolve_incident(p_id uuid, p_actor text, p_note text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
@@ -10891,6 +11896,13 @@ REVOKE ALL ON FUNCTION ops.validate_url(p_url text, p_kind text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.validate_url(p_url text, p_kind text) TO opsguard_operator;
 
 --
+-- Name: FUNCTION verify_contact_method(p_id uuid, p_code text, p_actor text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.verify_contact_method(p_id uuid, p_code text, p_actor text, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.verify_contact_method(p_id uuid, p_code text, p_actor text, p_now timestamp with time zone) TO opsguard_operator;
+
+--
 -- Name: FUNCTION webhook_for(p_route text); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10997,6 +12009,12 @@ GRANT SELECT ON TABLE ops.on_call_now TO opsguard_operator;
 GRANT SELECT ON TABLE ops.page_tokens TO opsguard_operator;
 
 --
+-- Name: TABLE page_log; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.page_log TO opsguard_operator;
+
+--
 -- Name: TABLE permissions; Type: ACL; Schema: ops; Owner: -
 --
 
@@ -11067,6 +12085,12 @@ GRANT SELECT ON TABLE ops.schedule_versions TO opsguard_operator;
 --
 
 GRANT SELECT ON TABLE ops.tick_log TO opsguard_operator;
+
+--
+-- Name: TABLE usable_notification_rules; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.usable_notification_rules TO opsguard_operator;
 
 --
 -- Name: DEFAULT PRIVILEGES FOR TABLES; Type: DEFAULT ACL; Schema: ops; Owner: -

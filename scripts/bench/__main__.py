@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from localpg import Cluster, make_temp_datadir
 
-from bench import api, dispatch, guard, heartbeats, intake, oncall, policies, slow_clients, tick
+from bench import api, dispatch, guard, heartbeats, intake, oncall, pages, policies, slow_clients, tick
 from bench.common import REPEAT, Figure
 
 # in the order a whole run takes them
@@ -24,6 +24,7 @@ PARTS: dict[str, list[Callable[[Cluster], list[Figure]]]] = {
     "dispatch": [dispatch.bench_dispatch],
     "heartbeats": [heartbeats.bench_heartbeats],
     "tick_policies": [policies.bench_tick_policies],
+    "pages": [pages.bench_pages],
     "oncall": [oncall.bench_oncall],
     "tick": [tick.bench_tick],
 }

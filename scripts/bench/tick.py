@@ -20,7 +20,7 @@ def seed(conn: psycopg.Connection, total: int, due: int) -> None:
 
     Bulk rows bypass the row triggers (session_replication_role) and carry the
     next_due_at the trigger would give them; recalc checks that below."""
-    conn.execute("TRUNCATE ops.notification_attempts, ops.notification_outbox, ops.tick_log")
+    conn.execute("TRUNCATE ops.notification_attempts, ops.page_tokens, ops.notification_outbox, ops.tick_log")
     conn.execute("SET session_replication_role = replica")
     conn.execute("DELETE FROM ops.incidents")
     not_due = total // 20
