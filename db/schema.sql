@@ -738,6 +738,8 @@ DECLARE
     -- an e-mail names its sender too (smtp_from); the other channels' senders are the dispatcher's
     v_to jsonb := pg_catalog.jsonb_build_object('to', p_method.address)
                   || CASE WHEN p_method.kind = 'email' THEN pg_catalog.jsonb_build_object('from', ops.setting('smtp_from') #>> '{}')
+                          -- Twilio reports delivery there (it matches provider_id)
+                          WHEN v_base IS NOT NULL THEN pg_catalog.jsonb_build_object('status_callback', v_base || '/twilio/status')
                           ELSE '{}' END;
 BEGIN
     IF p_payload ->> 'type' = 'verify' THEN
@@ -769,7 +771,7 @@ $$;
 -- Name: FUNCTION _contact_message(p_outbox ops.notification_outbox, p_method ops.contact_methods, p_payload jsonb, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops._contact_message(p_outbox ops.notification_outbox, p_method ops.contact_methods, p_payload jsonb, p_now timestamp with time zone) IS 'Internal: the message a claimed outbox row sends to its contact method, by kind: email {to, from, subject, text, html}, sms {to, body}, voice {to, twiml}, slack_dm {channel, text, blocks}, webhook {body, secret}. A page mints its answer tokens (ops._mint_page_token), a verification message its code (ops._mint_verification_code).';
+COMMENT ON FUNCTION ops._contact_message(p_outbox ops.notification_outbox, p_method ops.contact_methods, p_payload jsonb, p_now timestamp with time zone) IS 'Internal: the message a claimed outbox row sends to its contact method, by kind: email {to, from, subject, text, html}, sms {to, body, status_callback}, voice {to, twiml, status_callback}, slack_dm {channel, text, blocks}, webhook {body, secret}. A page mints its answer tokens (ops._mint_page_token), a verification message its code (ops._mint_verification_code).';
 
 --
 -- Name: _counter(text, text); Type: FUNCTION; Schema: ops; Owner: -

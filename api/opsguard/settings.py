@@ -195,6 +195,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OPS_SMTP_USER", "text", None, ("dispatcher",),
             "SMTP login for e-mail pages (settings `smtp_host`, `smtp_port`, `smtp_from`); unset: no login"),
     Setting("OPS_SMTP_PASSWORD", "secret", None, ("dispatcher",), "SMTP password of `OPS_SMTP_USER`"),
+    Setting("OPS_SMTP_CA_FILE", "text", None, ("dispatcher",),
+            "PEM file of the certificate authorities STARTTLS trusts instead of the system's (make run's stand-in)"),
     Setting("TWILIO_ACCOUNT_SID", "text", None, ("dispatcher",), "Twilio account SID (`AC...`) for SMS and voice pages"),
     Setting("TWILIO_AUTH_TOKEN", "secret", None, ("dispatcher",), "Twilio auth token of that account"),
     Setting("TWILIO_FROM", "text", None, ("dispatcher",), "the Twilio number SMS and calls come from (E.164, `+1...`)"),

@@ -341,6 +341,8 @@ DECLARE
     -- an e-mail names its sender too (smtp_from); the other channels' senders are the dispatcher's
     v_to jsonb := pg_catalog.jsonb_build_object('to', p_method.address)
                   || CASE WHEN p_method.kind = 'email' THEN pg_catalog.jsonb_build_object('from', ops.setting('smtp_from') #>> '{}')
+                          -- Twilio reports delivery there (it matches provider_id)
+                          WHEN v_base IS NOT NULL THEN pg_catalog.jsonb_build_object('status_callback', v_base || '/twilio/status')
                           ELSE '{}' END;
 BEGIN
     IF p_payload ->> 'type' = 'verify' THEN
@@ -369,7 +371,7 @@ END;
 $$;
 COMMENT ON FUNCTION ops._contact_message(ops.notification_outbox, ops.contact_methods, jsonb, timestamptz) IS
 'Internal: the message a claimed outbox row sends to its contact method, by kind: email {to, from, subject, text, html}, '
-'sms {to, body}, voice {to, twiml}, slack_dm {channel, text, blocks}, webhook {body, secret}. A page mints its '
+'sms {to, body, status_callback}, voice {to, twiml, status_callback}, slack_dm {channel, text, blocks}, webhook {body, secret}. A page mints its '
 'answer tokens (ops._mint_page_token), a verification message its code (ops._mint_verification_code).';
 REVOKE ALL ON FUNCTION ops._contact_message(ops.notification_outbox, ops.contact_methods, jsonb, timestamptz) FROM public;
 

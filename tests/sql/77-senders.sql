@@ -4,7 +4,7 @@
 -- Page rows are written here as the tick writes them: one per notification rule, dedup key
 -- sha256(unique_hash || ':rule:' || rule id), due at escalated_at + delay_min, no address in the row.
 BEGIN;
-SELECT plan(38);
+SELECT plan(39);
 
 SELECT ops.set_setting('app_base_url', 'https://ops.example.com/', 'alice');
 SELECT ops.set_setting('smtp_host', 'smtp.example.com', 'alice');
@@ -115,6 +115,8 @@ SELECT ok(pg_temp.msg('bob@mail.example.com') ->> 'html' LIKE
 
 -- sms
 SELECT is(pg_temp.msg('+14155550142') ->> 'to', '+14155550142', 'an SMS goes to the method''s number');
+SELECT is(pg_temp.msg('+14155550142') ->> 'status_callback', 'https://ops.example.com/twilio/status',
+          'Twilio is asked to report its delivery to /twilio/status');
 SELECT matches(pg_temp.msg('+14155550142') ->> 'body',
                E'^\\[CRITICAL\\] GET /a<b>&c escalated to level 1: .*\nReply 4 ([0-9]{6}) to acknowledge, 6 \\1 to resolve\\.\n'
                || 'https://ops\.example\.com/p/[A-Za-z0-9_-]{43}$',
