@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import subprocess
 import tempfile
 import threading
@@ -195,8 +196,9 @@ class TwilioStandin(_Http):
             return 400, {"code": 21604, "message": f"{' and '.join(need)} are required", "status": 400}
         self._count += 1
         sid = f"{kind}{self._count:032x}"
+        said = re.findall(r"<Say>(.*?)</Say>", call.fields.get("Twiml") or "")
         log.info("%s to %s: %s", "sms" if kind == "SM" else "voice call", redacted(call.fields["To"]),
-                 call.fields.get("Body") or "(TwiML)")
+                 (call.fields.get("Body") or (said[0] if said else "(TwiML)")).splitlines()[0])
         return 201, {"sid": sid, "account_sid": self.account_sid, "to": call.fields["To"], "from": call.fields["From"],
                      "body": call.fields.get("Body"), "status": "queued", "api_version": "2010-04-01",
                      "uri": f"{prefix}{'Messages' if kind == 'SM' else 'Calls'}/{sid}.json"}
@@ -235,6 +237,7 @@ class Standins:
     TWILIO_SID = "AC" + "0" * 31 + "1"
     TWILIO_TOKEN = "standin-auth-token"  # noqa: S105 (a stand-in's, not a secret)
     SLACK_TOKEN = "xoxb-standin"  # noqa: S105
+    TWILIO_FROM = "+15005550006"
 
     def __init__(self, certdir: Path | None = None, host: str = "127.0.0.1",
                  ports: tuple[int, int, int, int] = (0, 0, 0, 0)):
@@ -257,7 +260,7 @@ class Standins:
 
     def env(self) -> dict[str, str]:
         return {"OPS_SMTP_CA_FILE": self.smtp.ca_file, "TWILIO_ACCOUNT_SID": self.TWILIO_SID,
-                "TWILIO_AUTH_TOKEN": self.TWILIO_TOKEN, "TWILIO_FROM": "+15005550006",
+                "TWILIO_AUTH_TOKEN": self.TWILIO_TOKEN, "TWILIO_FROM": self.TWILIO_FROM,
                 "OPS_TWILIO_API_BASE": self.twilio.base_url, "SLACK_BOT_TOKEN": self.SLACK_TOKEN,
                 "OPS_SLACK_API_BASE": self.slack.base_url}
 
