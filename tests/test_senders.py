@@ -11,12 +11,24 @@ import json
 import logging
 import re
 import time
+from pathlib import Path
 
 import pytest
 from conftest import sign_v1
 from opsguard.dispatcher import Dispatcher, Options
 
 APP = "https://ops.example.com"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "notifications.md"
+
+
+def doc_verifier():
+    """The receiver's check as docs/notifications.md (Senders, Webhooks) shows it."""
+    text = DOC.read_text()
+    section = text[text.index("### Webhooks\n"):text.index("### Trying it with the stand-ins")]
+    code = section[section.index("```python\n") + len("```python\n"):section.index("```\n", section.index("```python"))]
+    namespace: dict = {}
+    exec(compile(code, str(DOC), "exec"), namespace)  # noqa: S102 (the doc's own example)
+    return namespace["verify"]
 
 PAGE_SQL = """
 WITH r AS (
@@ -172,6 +184,10 @@ def test_webhook_page_is_signed_v1_with_the_methods_secret(conn, standins, page_
     # the receiver's check, written out apart from the sender's code (tests/conftest.py)
     expected = sign_v1("whsec-bob-1", got.headers["x-timestamp"], "POST", "/pager/bob?team=payments", got.raw)
     assert got.headers["x-signature"] == expected
+    verify = doc_verifier()
+    assert verify("whsec-bob-1", got.headers["x-timestamp"], got.headers["x-signature"], got.path, got.raw)
+    assert not verify("whsec-other", got.headers["x-timestamp"], got.headers["x-signature"], got.path, got.raw)
+    assert not verify("whsec-bob-1", got.headers["x-timestamp"], got.headers["x-signature"], got.path, got.raw + b" ")
     assert abs(int(got.headers["x-timestamp"]) - time.time()) < 300
     assert got.body["event"] == "incident.paged" and got.body["principal"] == "bob" and got.body["level"] == 1
     assert got.body["incident"]["id"] == str(inc) and got.body["incident"]["summary"] == "Checkout is down"
