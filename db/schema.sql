@@ -6378,13 +6378,13 @@ COMMENT ON FUNCTION ops.override_guard_item(p_item_key text, p_reason text, p_mi
 CREATE FUNCTION ops.page_summary(p_payload jsonb) RETURNS text
     LANGUAGE sql IMMUTABLE
     SET search_path TO 'ops', 'pg_temp'
-    RETURN (format('[%s] %s escalated to level %s'::text, upper((p_payload ->> 'severity'::text)), (p_payload ->> 'incident_key'::text), (p_payload ->> 'escalation_level'::text)) || COALESCE((': '::text || "left"(NULLIF((p_payload ->> 'summary'::text), ''::text), 200)), ''::text));
+    RETURN regexp_replace((format('[%s] %s escalated to level %s'::text, upper((p_payload ->> 'severity'::text)), (p_payload ->> 'incident_key'::text), (p_payload ->> 'escalation_level'::text)) || COALESCE((': '::text || "left"(NULLIF((p_payload ->> 'summary'::text), ''::text), 200)), ''::text)), '[[:cntrl:]]+'::text, ' '::text, 'g'::text);
 
 --
 -- Name: FUNCTION page_summary(p_payload jsonb); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.page_summary(p_payload jsonb) IS 'The first line of every page: [SEVERITY] key escalated to level N, and the incident summary (first 200 characters).';
+COMMENT ON FUNCTION ops.page_summary(p_payload jsonb) IS 'The first line of every page: [SEVERITY] key escalated to level N, and the incident summary (first 200 characters), on one line (control characters, line breaks included, become a space).';
 
 --
 -- Name: page_email(jsonb, text); Type: FUNCTION; Schema: ops; Owner: -

@@ -108,6 +108,17 @@ def test_email_page_arrives_over_starttls_with_both_parts_and_the_link(conn, sta
     assert attempts == [("sent",)]
 
 
+def test_a_line_break_in_an_incident_key_starts_no_header(conn, standins, page_dispatcher):
+    inc = incident(conn, key="GET /x::y\r\nBcc: everyone@example.com")
+    smtp_settings(conn, standins)
+    out = page(conn, inc, method(conn, "email", "bob@mail.example.com"))
+    assert page_dispatcher.run_once() == 1
+    [mail] = standins.smtp.wait_for(1)
+    assert mail.recipients == ["bob@mail.example.com"] and mail.message["Bcc"] is None
+    assert mail.message["Subject"] == "[CRITICAL] GET /x::y Bcc: everyone@example.com escalated to level 1: Checkout is down"
+    assert row(conn, out)["status"] == "sent"
+
+
 def test_one_smtp_connection_carries_a_whole_batch(conn, standins, page_dispatcher):
     inc = incident(conn)
     smtp_settings(conn, standins)

@@ -181,6 +181,14 @@ class Dispatcher:
     def _send(self, row: Claimed, last_start: float) -> dict:
         if time.monotonic() > last_start:
             return {"outcome": "skipped"}
+        try:
+            return self._send_by_channel(row)
+        except Exception as exc:  # one message a sender cannot handle must not stop every other page
+            # the type only: an exception's text can quote an address
+            log.error("message %d (%s) could not be sent: %s", row.id, row.channel, type(exc).__name__)
+            return failed(time.perf_counter(), f"could not send: {type(exc).__name__}")
+
+    def _send_by_channel(self, row: Claimed) -> dict:
         if row.channel in ("sms", "voice"):
             return self.twilio.send(row.channel, row.message)
         if row.channel == "slack_dm":

@@ -187,15 +187,20 @@ COMMENT ON FUNCTION ops.html_escape(text) IS
 REVOKE ALL ON FUNCTION ops.html_escape(text) FROM public;
 GRANT EXECUTE ON FUNCTION ops.html_escape(text) TO opsguard_operator;
 
--- the one line every page leads with: what escalated, how far, and the incident's own summary
+-- the one line every page leads with: what escalated, how far, and the incident's own summary;
+-- one line, whatever a sender put in a key or summary: it is an e-mail's Subject header (a line
+-- break there would start a header of the sender's choosing) and the first line of an SMS
 CREATE FUNCTION ops.page_summary(p_payload jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = ops, pg_temp
-RETURN pg_catalog.format('[%s] %s escalated to level %s', pg_catalog.upper(p_payload ->> 'severity'),
-                         p_payload ->> 'incident_key', p_payload ->> 'escalation_level')
-       || coalesce(': ' || pg_catalog.left(nullif(p_payload ->> 'summary', ''), 200), '');
+RETURN pg_catalog.regexp_replace(
+    pg_catalog.format('[%s] %s escalated to level %s', pg_catalog.upper(p_payload ->> 'severity'),
+                      p_payload ->> 'incident_key', p_payload ->> 'escalation_level')
+    || coalesce(': ' || pg_catalog.left(nullif(p_payload ->> 'summary', ''), 200), ''),
+    '[[:cntrl:]]+', ' ', 'g');
 COMMENT ON FUNCTION ops.page_summary(jsonb) IS
-'The first line of every page: [SEVERITY] key escalated to level N, and the incident summary (first 200 characters).';
+'The first line of every page: [SEVERITY] key escalated to level N, and the incident summary (first 200 characters), '
+'on one line (control characters, line breaks included, become a space).';
 REVOKE ALL ON FUNCTION ops.page_summary(jsonb) FROM public;
 GRANT EXECUTE ON FUNCTION ops.page_summary(jsonb) TO opsguard_operator;
 

@@ -93,7 +93,10 @@ class EmailSender:
 
     def _send_one(self, conns: dict, server: str, dedup_key: str, message: dict) -> dict:
         t0 = time.perf_counter()
-        msg = build(message, dedup_key)
+        try:
+            msg = build(message, dedup_key)
+        except (ValueError, KeyError, TypeError) as exc:  # a header the email package refuses
+            return failed(t0, f"could not build the e-mail: {type(exc).__name__}")
         for again in (False, True):
             try:
                 if server not in conns:
