@@ -279,3 +279,23 @@ def test_a_sender_without_credentials_fails_clearly_and_retries(conn, standins, 
         d.close()
     state = row(conn, out)
     assert state["status"] == "pending" and "not configured" in state["last_error"]
+
+
+def test_email_pages_wait_while_no_smtp_server_is_set(conn, standins, page_dispatcher):
+    inc = incident(conn)
+    out = page(conn, inc, method(conn, "email", "bob@mail.example.com"))
+    assert page_dispatcher.run_once() == 0
+    assert row(conn, out)["status"] == "pending" and row(conn, out)["attempts"] == 0
+    smtp_settings(conn, standins)
+    assert page_dispatcher.run_once() == 1 and len(standins.smtp.wait_for(1)) == 1
+
+
+def test_a_slack_reply_is_posted_to_its_response_url_as_queued(conn, standins, page_dispatcher):
+    inc = incident(conn)
+    url = standins.hooks.url("/actions/T0/1234/abcd")
+    reply = {"replace_original": True, "text": "bob acknowledged GET /checkout::slo_violation"}
+    conn.execute("INSERT INTO ops.notification_outbox (dedup_key, incident_id, channel, payload, webhook_url) "
+                 "VALUES ('reply:1', %s, 'slack_reply', %s, %s)", (inc, json.dumps(reply), url))
+    assert page_dispatcher.run_once() == 1
+    [got] = standins.hooks.wait_for(1)
+    assert got.path == "/actions/T0/1234/abcd" and got.body == reply
