@@ -5828,8 +5828,9 @@ BEGIN
         'retrying', count(*) FILTER (WHERE u.status = 'pending' AND r.outcome = 'failed'),
         'dead', count(*) FILTER (WHERE u.status = 'dead'),
         'released', count(*) FILTER (WHERE r.outcome = 'skipped' AND u.id IS NOT NULL),
-        'cancelled', count(*) FILTER (WHERE u.status = 'cancelled' OR l.id IS NOT NULL),
-        'stale', count(*) FILTER (WHERE u.id IS NULL AND l.id IS NULL),
+        -- a page cancelled before the dispatcher's last check is reported cancelled: no surprise
+        'cancelled', count(*) FILTER (WHERE u.status = 'cancelled' OR l.id IS NOT NULL OR (u.id IS NULL AND r.outcome = 'cancelled')),
+        'stale', count(*) FILTER (WHERE u.id IS NULL AND l.id IS NULL AND r.outcome <> 'cancelled'),
         'logged', (SELECT count(*) FROM logged))
     INTO v_result
     FROM r LEFT JOIN upd AS u ON r.id = u.id LEFT JOIN late AS l ON r.id = l.id;

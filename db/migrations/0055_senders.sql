@@ -376,7 +376,8 @@ END;
 $$;
 COMMENT ON FUNCTION ops._contact_message(ops.notification_outbox, ops.contact_methods, jsonb, timestamptz) IS
 'Internal: the message a claimed outbox row sends to its contact method, by kind: email {to, from, subject, text, html}, '
-'sms {to, body, status_callback}, voice {to, twiml, status_callback}, slack_dm {channel, text, blocks}, webhook {body, secret}. A page mints its '
+'sms {to, body, status_callback}, voice {to, twiml, status_callback}, slack_dm {channel, text, blocks}, '
+'webhook {body, secret}. A page mints its '
 'answer tokens (ops._mint_page_token), a verification message its code (ops._mint_verification_code).';
 REVOKE ALL ON FUNCTION ops._contact_message(ops.notification_outbox, ops.contact_methods, jsonb, timestamptz) FROM public;
 
@@ -602,8 +603,9 @@ BEGIN
         'retrying', count(*) FILTER (WHERE u.status = 'pending' AND r.outcome = 'failed'),
         'dead', count(*) FILTER (WHERE u.status = 'dead'),
         'released', count(*) FILTER (WHERE r.outcome = 'skipped' AND u.id IS NOT NULL),
-        'cancelled', count(*) FILTER (WHERE u.status = 'cancelled' OR l.id IS NOT NULL),
-        'stale', count(*) FILTER (WHERE u.id IS NULL AND l.id IS NULL),
+        -- a page cancelled before the dispatcher's last check is reported cancelled: no surprise
+        'cancelled', count(*) FILTER (WHERE u.status = 'cancelled' OR l.id IS NOT NULL OR (u.id IS NULL AND r.outcome = 'cancelled')),
+        'stale', count(*) FILTER (WHERE u.id IS NULL AND l.id IS NULL AND r.outcome <> 'cancelled'),
         'logged', (SELECT count(*) FROM logged))
     INTO v_result
     FROM r LEFT JOIN upd AS u ON r.id = u.id LEFT JOIN late AS l ON r.id = l.id;

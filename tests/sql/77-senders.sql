@@ -4,7 +4,7 @@
 -- Page rows are written here as the tick writes them: one per notification rule, dedup key
 -- sha256(unique_hash || ':rule:' || rule id), due at escalated_at + delay_min, no address in the row.
 BEGIN;
-SELECT plan(39);
+SELECT plan(40);
 
 SELECT ops.set_setting('app_base_url', 'https://ops.example.com/', 'alice');
 SELECT ops.set_setting('smtp_host', 'smtp.example.com', 'alice');
@@ -205,6 +205,9 @@ SELECT is(ops.finish_notifications('w1', (SELECT jsonb_agg(jsonb_build_object('i
           'a report of sent for a cancelled page under no claim of it is stale');
 SELECT is((SELECT status FROM ops.notification_outbox WHERE id = (SELECT id FROM c WHERE address = 'bob@mail.example.com')),
           'cancelled', 'and the page stays cancelled');
+SELECT is(ops.finish_notifications('w1', (SELECT jsonb_agg(jsonb_build_object('id', id, 'claim', 1, 'outcome', 'cancelled'))
+                                          FROM c WHERE address = 'bob@mail.example.com'), '2026-03-02 13:01Z') ->> 'cancelled', '1',
+          'a page already cancelled (when the incident was acknowledged) and reported cancelled counts as cancelled');
 SELECT throws_ok($$SELECT ops.finish_notifications('w1', '[{"id": 1, "claim": 1, "outcome": "delivered"}]')$$, '22023', NULL,
                  'an unknown outcome is refused');
 
