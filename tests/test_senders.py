@@ -13,9 +13,11 @@ import re
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 from conftest import sign_v1
 from opsguard.dispatcher import Dispatcher, Options
+from test_run_stop import ROOT, datadir, started  # noqa: F401 (fixtures: make run with its own ports)
 
 APP = "https://ops.example.com"
 DOC = Path(__file__).resolve().parents[1] / "docs" / "notifications.md"
@@ -210,11 +212,11 @@ def test_a_page_acknowledged_after_the_claim_is_never_sent(conn, standins, page_
     inc = incident(conn)
     smtp_settings(conn, standins)
     out = page(conn, inc, method(conn, "email", "bob@mail.example.com"))
-    started = time.monotonic()
+    claim_started = time.monotonic()
     claimed = page_dispatcher.claim()
     assert [c.id for c in claimed] == [out]
     conn.execute("SELECT ops.ack_incident(%s, 'bob')", (inc,))  # between the claim and the send
-    summary = page_dispatcher.finish(page_dispatcher.deliver(claimed, started))
+    summary = page_dispatcher.finish(page_dispatcher.deliver(claimed, claim_started))
     assert summary["cancelled"] == 1 and summary["sent"] == 0
     time.sleep(0.2)  # a message that was sent would be here by now
     assert standins.smtp.received == []
@@ -299,3 +301,30 @@ def test_a_slack_reply_is_posted_to_its_response_url_as_queued(conn, standins, p
     assert page_dispatcher.run_once() == 1
     [got] = standins.hooks.wait_for(1)
     assert got.path == "/actions/T0/1234/abcd" and got.body == reply
+
+
+@pytest.mark.slow
+def test_make_run_delivers_pages_to_its_stand_ins_and_says_so(started, tmp_path):  # noqa: F811 (the fixture)
+    """With nothing configured, make run starts the stand-ins, points the dispatcher at them and
+    prints where pages go; the stand-ins' log then has one line per page, addresses shortened."""
+    proc, ports = started(["make", "--no-print-directory", "run"])
+    log = (tmp_path / "run.log").read_text()
+    [line] = [x for x in log.splitlines() if x.startswith("pages:")]
+    assert "stand-in SMTP" in line and "stand-in Twilio" in line and "stand-in Slack Web API" in line
+    [url] = re.findall(r'^export DATABASE_URL="(.*)"$', log, flags=re.M)
+    standins_log = ROOT / ".local" / "standins.log"
+    seen = standins_log.stat().st_size
+    with psycopg.connect(url, autocommit=True) as conn:
+        inc = incident(conn, key=f"GET /run-{time.time_ns()}::slo_violation")
+        for kind, address in (("email", "bob.run@mail.example.com"), ("sms", "+14155550177"), ("slack_dm", "U0RUNBOB")):
+            page(conn, inc, method(conn, kind, address, principal="bob-run"), principal="bob-run")
+        conn.execute("NOTIFY ops_outbox")
+        deadline = time.monotonic() + 30
+        while conn.execute("SELECT count(*) FROM ops.notification_outbox WHERE status = 'sent' AND incident_id = %s",
+                           (inc,)).fetchone()[0] < 3:
+            assert time.monotonic() < deadline, conn.execute(
+                "SELECT channel, status, last_error FROM ops.notification_outbox WHERE incident_id = %s", (inc,)).fetchall()
+            time.sleep(0.1)
+    new = standins_log.read_text()[seen:]
+    assert "email to b…@mail.example.com" in new and "sms to +…77" in new and "slack_dm to U…OB" in new
+    assert "bob.run@" not in new and "4155550177" not in new
