@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from conftest import sign_v1
+from opsguard.access_log import redact
 from opsguard.dispatcher import Dispatcher, Options
 from test_run_stop import ROOT, datadir, started  # noqa: F401 (fixtures: make run with its own ports)
 
@@ -328,3 +329,13 @@ def test_make_run_delivers_pages_to_its_stand_ins_and_says_so(started, tmp_path)
     new = standins_log.read_text()[seen:]
     assert "email to b…@mail.example.com" in new and "sms to +…77" in new and "slack_dm to U…OB" in new
     assert "bob.run@" not in new and "4155550177" not in new
+
+
+def test_answer_tokens_and_slack_tokens_never_reach_a_log():
+    """The access log writes request lines (GET /p/<token>, POST /twilio/voice?t=<token>) and a
+    client library may log a token: the one redaction every opsguard process installs hides them."""
+    token = "evjSt521RPquo5wTuDX41a11Tlnpj0Fsi5UaPNDheeQ"
+    assert redact(f'127.0.0.1 "GET /p/{token} HTTP/1.1" 200') == '127.0.0.1 "GET /p/[redacted] HTTP/1.1" 200'
+    assert redact(f'"POST /twilio/voice?t={token}&Digits=4"') == '"POST /twilio/voice?t=[redacted]&Digits=4"'
+    assert redact("Authorization failed for xoxb-1234-5678-abcDEF") == "Authorization failed for xoxb-[redacted]"
+    assert redact("GET /p/not-a-token HTTP/1.1") == "GET /p/not-a-token HTTP/1.1"

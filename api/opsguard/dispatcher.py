@@ -34,7 +34,7 @@ import psycopg
 import urllib3
 from psycopg.types.json import Jsonb
 
-from . import settings
+from . import access_log, settings
 from .config import bad_configuration
 from .senders import failed, sent
 from .senders.email import EmailSender
@@ -277,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s dispatcher %(levelname)s %(message)s")
+    access_log.install()  # the same redaction as the API's logs: tokens in a client library's log lines
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
