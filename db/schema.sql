@@ -466,6 +466,35 @@ $$;
 COMMENT ON FUNCTION ops._burn_window(p_errors double precision, p_requests double precision, p_burn double precision) IS 'Internal: one window''s evidence, {"err_rate": %, "samples": n, "burn_rate": x}.';
 
 --
+-- Name: _cancel_unwanted_pages(timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._cancel_unwanted_pages(p_now timestamp with time zone) RETURNS integer
+    LANGUAGE sql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    WITH unwanted AS (
+        SELECT o.id
+        FROM ops.notification_outbox AS o
+        WHERE o.status = 'pending' AND o.next_attempt_at <= p_now AND o.contact_method IS NOT NULL
+          AND NOT ops._page_wanted(o.contact_method, o.incident_id)
+        FOR UPDATE SKIP LOCKED
+    ),
+    done AS (
+        UPDATE ops.notification_outbox AS o SET status = 'cancelled', cancelled_at = p_now
+        FROM unwanted AS u WHERE o.id = u.id
+        RETURNING 1
+    )
+    SELECT pg_catalog.count(*)::int FROM done;
+$$;
+
+--
+-- Name: FUNCTION _cancel_unwanted_pages(p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._cancel_unwanted_pages(p_now timestamp with time zone) IS 'Internal, a step of the claim: due messages to a removed contact method, or pages of an incident acknowledged or resolved meanwhile, become cancelled instead of being claimed.';
+
+--
 -- Name: _change_details(jsonb); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -621,6 +650,34 @@ $$;
 COMMENT ON FUNCTION ops._check_incident_input(p_incident_key text, p_severity text, p_route text, p_summary text, p_actor text, p_now timestamp with time zone) IS 'Internal: the limits of an incident, the same from every way in: key 1 to 500 characters, severity critical or warning, route at most 500, summary at most 1024 characters, an actor and a time (22004 missing, 22023 out of bounds, the message naming the field). Details are cut, not refused: ops._intake_fit_details.';
 
 --
+-- Name: _check_setting_text(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._check_setting_text(p_kind text, p_value text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+BEGIN
+    IF p_kind = 'host' AND p_value !~ '^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$' THEN
+        RAISE EXCEPTION '"%" is not a host name or IP address', p_value
+            USING ERRCODE = '22023', HINT = 'A name such as smtp.example.com, or an address such as 192.0.2.25; no scheme or port.';
+    END IF;
+    IF p_kind = 'email' AND (pg_catalog.length(p_value) > 254 OR p_value !~ ('^[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]{1,64}@'
+        || '[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$')) THEN
+        RAISE EXCEPTION '"%" is not an e-mail address', p_value
+            USING ERRCODE = '22023', HINT = 'Example: opsguard@example.com';
+    END IF;
+    RETURN p_value;
+END;
+$_$;
+
+--
+-- Name: FUNCTION _check_setting_text(p_kind text, p_value text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._check_setting_text(p_kind text, p_value text) IS 'Internal: returns p_value when it is a valid setting of kind host (a host name or IP address) or email, else raises 22023.';
+
+--
 -- Name: _contact_address_refused(text, text); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -720,6 +777,178 @@ COMMENT ON COLUMN ops.contact_methods.code_hash IS 'sha256 (hex) of the verifica
 --
 
 COMMENT ON COLUMN ops.contact_methods.code_attempts IS 'Wrong codes entered since the last one was sent; at 5 a new code is needed.';
+
+--
+-- Name: notification_outbox; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.notification_outbox (
+    id bigint NOT NULL,
+    dedup_key text NOT NULL,
+    event_id bigint,
+    incident_id uuid,
+    route text,
+    channel text DEFAULT 'slack'::text NOT NULL,
+    payload jsonb NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    sent_at timestamp with time zone,
+    claimed_by text,
+    claim_id bigint,
+    lease_until timestamp with time zone,
+    last_http_status integer,
+    webhook_url text,
+    principal text,
+    contact_method uuid,
+    cancelled_at timestamp with time zone,
+    delivered_at timestamp with time zone,
+    delivery_status text,
+    provider_id text,
+    due_at timestamp with time zone,
+    CONSTRAINT notification_outbox_cancelled CHECK (((status = 'cancelled'::text) = (cancelled_at IS NOT NULL))),
+    CONSTRAINT notification_outbox_channel_check CHECK ((channel = ANY (ARRAY['slack'::text, 'email'::text, 'sms'::text, 'voice'::text, 'slack_dm'::text, 'webhook'::text, 'slack_reply'::text]))),
+    CONSTRAINT notification_outbox_delivery_status_check CHECK ((length(delivery_status) <= 40)),
+    CONSTRAINT notification_outbox_provider_id_check CHECK ((length(provider_id) <= 200)),
+    CONSTRAINT notification_outbox_purpose CHECK ((((event_id IS NOT NULL) AND (incident_id IS NOT NULL)) OR ((event_id IS NULL) AND (incident_id IS NULL) AND (contact_method IS NOT NULL)) OR ((event_id IS NULL) AND (incident_id IS NOT NULL) AND (channel = 'slack_reply'::text)))),
+    CONSTRAINT notification_outbox_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sending'::text, 'sent'::text, 'dead'::text, 'cancelled'::text])))
+);
+
+--
+-- Name: TABLE notification_outbox; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.notification_outbox IS 'Messages queued by escalations in the same transaction as their event; a dispatcher delivers them (at least once, with dedup_key).';
+
+--
+-- Name: COLUMN notification_outbox.dedup_key; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.dedup_key IS 'The escalation event''s unique_hash; sent as X-Dedup-Key and in the payload.';
+
+--
+-- Name: COLUMN notification_outbox.incident_id; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.incident_id IS 'The escalated incident: the same as its event''s incident_id (escalation_events enforces that it exists).';
+
+--
+-- Name: COLUMN notification_outbox.channel; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.channel IS 'slack: a channel post to the route''s or a policy step''s webhook; email, sms, voice, slack_dm, webhook: a page to contact_method (its kind); slack_reply: replaces a Slack message through its response_url (webhook_url).';
+
+--
+-- Name: COLUMN notification_outbox.status; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.status IS 'pending (waiting for next_attempt_at), sending (claimed, lease_until), sent, dead (gave up after notify_max_attempts), cancelled (a page the incident no longer needs: never sent).';
+
+--
+-- Name: COLUMN notification_outbox.claim_id; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.claim_id IS 'Which claim holds a sending message: a dispatcher''s report counts only for its own claim.';
+
+--
+-- Name: COLUMN notification_outbox.webhook_url; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.webhook_url IS 'A policy step''s webhook this message goes to; NULL: the route''s webhook, else slack_webhook_url, read at send time.';
+
+--
+-- Name: COLUMN notification_outbox.principal; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.principal IS 'Whom a page to a contact method is for.';
+
+--
+-- Name: COLUMN notification_outbox.contact_method; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.contact_method IS 'The contact method a page or a verification code goes to; its address is read when the message is sent.';
+
+--
+-- Name: COLUMN notification_outbox.cancelled_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.cancelled_at IS 'When the incident was acknowledged or resolved before this page was sent (status cancelled: it is never sent).';
+
+--
+-- Name: COLUMN notification_outbox.delivered_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.delivered_at IS 'When the provider reported the message delivered (Twilio''s status callback).';
+
+--
+-- Name: COLUMN notification_outbox.delivery_status; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.delivery_status IS 'The provider''s last reported status (delivered, failed, undelivered, ...).';
+
+--
+-- Name: COLUMN notification_outbox.provider_id; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.provider_id IS 'The provider''s id of the sent message (a Twilio SID), to match its callbacks.';
+
+--
+-- Name: COLUMN notification_outbox.due_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.due_at IS 'A page to a contact method: when its rule made it due (the page time plus the rule''s delay); NULL for other messages.';
+
+--
+-- Name: _contact_message(ops.notification_outbox, ops.contact_methods, jsonb, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._contact_message(p_outbox ops.notification_outbox, p_method ops.contact_methods, p_payload jsonb, p_now timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_base text := nullif(pg_catalog.rtrim(ops.setting('app_base_url') #>> '{}', '/'), '');
+    v_link record;
+    v_button record;
+    -- an e-mail names its sender too (smtp_from); the other channels' senders are the dispatcher's
+    v_to jsonb := pg_catalog.jsonb_build_object('to', p_method.address)
+                  || CASE WHEN p_method.kind = 'email' THEN pg_catalog.jsonb_build_object('from', ops.setting('smtp_from') #>> '{}')
+                          -- Twilio reports delivery there (it matches provider_id)
+                          WHEN v_base IS NOT NULL THEN pg_catalog.jsonb_build_object('status_callback', v_base || '/twilio/status')
+                          ELSE '{}' END;
+BEGIN
+    IF p_payload ->> 'type' = 'verify' THEN
+        RETURN ops.verification_message(p_method.kind, ops._mint_verification_code(p_method.id, p_now)) || v_to;
+    END IF;
+    CASE p_method.kind
+    WHEN 'email', 'sms' THEN
+        SELECT * INTO v_link FROM ops._mint_page_token(p_outbox.id, p_outbox.incident_id, p_outbox.principal,
+            CASE p_method.kind WHEN 'sms' THEN 'sms' ELSE 'link' END, p_now, p_method.kind = 'sms');
+        RETURN CASE p_method.kind
+            WHEN 'email' THEN ops.page_email(p_payload, v_base || '/p/' || v_link.r_token)
+            ELSE ops.page_sms(p_payload, v_base || '/p/' || v_link.r_token, v_link.r_short_code)
+        END || v_to;
+    WHEN 'voice' THEN
+        SELECT * INTO v_link FROM ops._mint_page_token(p_outbox.id, p_outbox.incident_id, p_outbox.principal, 'voice', p_now);
+        RETURN ops.page_voice(p_payload, coalesce(v_base, '') || '/twilio/voice?t=' || v_link.r_token) || v_to;
+    WHEN 'slack_dm' THEN
+        SELECT * INTO v_link FROM ops._mint_page_token(p_outbox.id, p_outbox.incident_id, p_outbox.principal, 'slack_button', p_now);
+        SELECT * INTO v_button FROM ops._mint_page_token(p_outbox.id, p_outbox.incident_id, p_outbox.principal, 'slack_button', p_now);
+        RETURN ops.page_slack_dm(p_payload, v_link.r_token, v_button.r_token)
+               || pg_catalog.jsonb_build_object('channel', p_method.address);
+    ELSE
+        RETURN pg_catalog.jsonb_build_object('body', ops.page_webhook(p_payload, p_outbox.principal), 'secret', p_method.secret);
+    END CASE;
+END;
+$$;
+
+--
+-- Name: FUNCTION _contact_message(p_outbox ops.notification_outbox, p_method ops.contact_methods, p_payload jsonb, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._contact_message(p_outbox ops.notification_outbox, p_method ops.contact_methods, p_payload jsonb, p_now timestamp with time zone) IS 'Internal: the message a claimed outbox row sends to its contact method, by kind: email {to, from, subject, text, html}, sms {to, body, status_callback}, voice {to, twiml, status_callback}, slack_dm {channel, text, blocks}, webhook {body, secret}. A page mints its answer tokens (ops._mint_page_token), a verification message its code (ops._mint_verification_code).';
 
 --
 -- Name: _contact_method_json(ops.contact_methods); Type: FUNCTION; Schema: ops; Owner: -
@@ -2342,6 +2571,33 @@ $$;
 COMMENT ON FUNCTION ops._mint_page_token(p_outbox_id bigint, p_incident uuid, p_principal text, p_channel text, p_now timestamp with time zone, p_short_code boolean, OUT r_token text, OUT r_short_code text) IS 'Internal: a new page token for one incident and principal, carried by outbox message p_outbox_id over p_channel (link, sms, voice, slack_button); valid 24 hours. Returns the token (only its sha256 is stored) and, with p_short_code, a 6-digit code for SMS replies.';
 
 --
+-- Name: _mint_verification_code(uuid, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._mint_verification_code(p_contact_method uuid, p_now timestamp with time zone) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    -- the first 32 bits of a version-4 UUID are random
+    v_code text := pg_catalog.lpad(((('x' || pg_catalog.left(pg_catalog.gen_random_uuid()::text, 8))::bit(32)::bigint)
+                                    % 1000000)::text, 6, '0');
+BEGIN
+    UPDATE ops.contact_methods
+    SET code_hash = pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(v_code, 'UTF8')), 'hex'),
+        code_expires_at = p_now + INTERVAL '15 minutes', code_attempts = 0
+    WHERE id = p_contact_method;
+    RETURN v_code;
+END;
+$$;
+
+--
+-- Name: FUNCTION _mint_verification_code(p_contact_method uuid, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._mint_verification_code(p_contact_method uuid, p_now timestamp with time zone) IS 'Internal: a new 6-digit verification code for a contact method (its sha256 stored in code_hash, valid 15 minutes, attempts reset); the code itself travels only in the claimed message.';
+
+--
 -- Name: _rotation_turn_back(timestamp with time zone, interval, text, timestamp with time zone, bigint); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -2522,6 +2778,21 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._on_call_or_nobody(p_schedule text, p_at timestamp with time zone) IS 'Internal: ops.on_call for the tick and page_targets; a schedule that raises names no one (WARNING) instead of failing the escalation of every incident.';
+
+--
+-- Name: _page_wanted(uuid, uuid); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._page_wanted(p_contact_method uuid, p_incident uuid) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    RETURN ((p_contact_method IS NULL) OR ((NOT (EXISTS (SELECT 1 FROM ops.contact_methods m WHERE ((m.id = _page_wanted.p_contact_method) AND (m.removed_at IS NOT NULL))))) AND (NOT (EXISTS (SELECT 1 FROM ops.incidents i WHERE ((i.id = _page_wanted.p_incident) AND (i.status <> 'open'::text)))))));
+
+--
+-- Name: FUNCTION _page_wanted(p_contact_method uuid, p_incident uuid); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._page_wanted(p_contact_method uuid, p_incident uuid) IS 'Internal: false for a message to a contact method that was removed, or a page whose incident was acknowledged or resolved: such a message is cancelled, never sent.';
 
 --
 -- Name: _pageable_principals(); Type: FUNCTION; Schema: ops; Owner: -
@@ -2996,7 +3267,7 @@ BEGIN
         IF p_value::numeric < p_min OR p_value::numeric > p_max THEN
             RETURN pg_catalog.format('%s is outside %s-%s', p_value, p_min, p_max);
         END IF;
-    WHEN 'cron', 'url', 'webhook' THEN
+    WHEN 'cron', 'url', 'webhook', 'host', 'email' THEN
         IF pg_catalog.jsonb_typeof(p_value) <> 'string' THEN
             RETURN pg_catalog.format('%s is not a string', p_value);
         END IF;
@@ -3004,6 +3275,8 @@ BEGIN
             BEGIN
                 IF p_kind = 'cron' THEN
                     PERFORM ops._cron_sets(p_value #>> '{}');
+                ELSIF p_kind IN ('host', 'email') THEN
+                    PERFORM ops._check_setting_text(p_kind, p_value #>> '{}');
                 ELSE
                     PERFORM ops.validate_url(p_value #>> '{}', p_kind);
                 END IF;
@@ -5181,16 +5454,18 @@ COMMENT ON FUNCTION ops.authorize(p_principal text, p_permission text, p_actor t
 -- Name: claim_notifications(text, integer, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
-CREATE FUNCTION ops.claim_notifications(p_worker text, p_limit integer DEFAULT 100, p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(id bigint, claim_id bigint, dedup_key text, attempt integer, webhook_url text, message jsonb, lease_until timestamp with time zone, lease_s integer)
+CREATE FUNCTION ops.claim_notifications(p_worker text, p_limit integer DEFAULT 100, p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(id bigint, claim_id bigint, dedup_key text, attempt integer, channel text, webhook_url text, message jsonb, lease_until timestamp with time zone, lease_s integer)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
     AS $$
 #variable_conflict use_column
 DECLARE
     v_global text := nullif(ops.setting('slack_webhook_url') #>> '{}', '');
-    v_lease interval := pg_catalog.make_interval(secs => ops.setting('notify_lease_s')::int);
+    v_smtp text := nullif(ops.setting('smtp_host') #>> '{}', '');
+    v_lease_s int := ops.setting('notify_lease_s')::int;
     v_max int := ops.setting('notify_max_attempts')::int;
     v_claim bigint;
+    v_ids bigint[];
 BEGIN
     IF coalesce(pg_catalog.btrim(p_worker), '') = '' OR p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 1000
        OR p_now IS NULL THEN
@@ -5221,15 +5496,17 @@ BEGIN
     IF ops.setting('notify_paused')::boolean THEN
         RETURN;
     END IF;
+    PERFORM ops._cancel_unwanted_pages(p_now);
     v_claim := pg_catalog.nextval('ops.notification_claim_seq');
-    RETURN QUERY
     WITH due AS (
-        -- the webhook of a policy step first (the row itself), else the route webhook, else the global one
-        SELECT o.id, coalesce(o.webhook_url, w.webhook_url, v_global) AS url
+        SELECT o.id
         FROM ops.notification_outbox AS o
         LEFT JOIN ops.route_webhooks AS w ON o.route = w.route
         WHERE o.status = 'pending' AND o.next_attempt_at <= p_now
-          AND (o.webhook_url IS NOT NULL OR w.webhook_url IS NOT NULL OR v_global IS NOT NULL)
+          -- a contact method is reached by its address (an e-mail through smtp_host); a channel post
+          -- needs a webhook to go to
+          AND ((o.contact_method IS NOT NULL AND (o.channel <> 'email' OR v_smtp IS NOT NULL)) OR o.webhook_url IS NOT NULL
+               OR (o.channel = 'slack' AND (w.webhook_url IS NOT NULL OR v_global IS NOT NULL)))
         ORDER BY o.next_attempt_at, o.id
         LIMIT p_limit
         FOR UPDATE OF o SKIP LOCKED
@@ -5237,13 +5514,32 @@ BEGIN
     claimed AS (
         UPDATE ops.notification_outbox AS o
         SET status = 'sending', attempts = o.attempts + 1, claimed_by = p_worker, claim_id = v_claim,
-            lease_until = p_now + v_lease
+            lease_until = p_now + pg_catalog.make_interval(secs => v_lease_s)
         FROM due AS d
         WHERE o.id = d.id
-        RETURNING o.id, o.claim_id, o.dedup_key, o.attempts, d.url, ops.slack_message(o.payload), o.lease_until,
-                  ops.setting('notify_lease_s')::int
+        RETURNING o.id
     )
-    SELECT * FROM claimed;
+    SELECT pg_catalog.array_agg(c.id) INTO v_ids FROM claimed AS c;
+
+    RETURN QUERY
+    SELECT o.id, o.claim_id, o.dedup_key, o.attempts, o.channel,
+           -- the webhook of a policy step first (the row itself), else the route webhook, else the global one
+           CASE WHEN o.contact_method IS NOT NULL
+                    THEN CASE m.kind WHEN 'webhook' THEN m.address
+                                     WHEN 'email' THEN pg_catalog.format('smtp://%s:%s', v_smtp, ops.setting('smtp_port')) END
+                WHEN o.channel = 'slack' THEN coalesce(o.webhook_url, w.webhook_url, v_global)
+                ELSE o.webhook_url END,
+           CASE WHEN o.contact_method IS NOT NULL
+                    THEN ops._contact_message(o, m, o.payload || pg_catalog.jsonb_build_object('summary', i.summary), p_now)
+                WHEN o.channel = 'slack' THEN ops.slack_message(o.payload)
+                ELSE o.payload END,
+           o.lease_until, v_lease_s
+    FROM ops.notification_outbox AS o
+    LEFT JOIN ops.route_webhooks AS w ON o.route = w.route
+    LEFT JOIN ops.contact_methods AS m ON o.contact_method = m.id
+    LEFT JOIN ops.incidents AS i ON o.incident_id = i.id
+    WHERE o.id = ANY(v_ids)
+    ORDER BY o.next_attempt_at, o.id;
 END;
 $$;
 
@@ -5251,7 +5547,7 @@ $$;
 -- Name: FUNCTION claim_notifications(p_worker text, p_limit integer, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.claim_notifications(p_worker text, p_limit integer, p_now timestamp with time zone) IS 'Dispatchers only: claims due messages (status sending, lease notify_lease_s) with the webhook they go to now (the message''s own policy webhook, else the route''s, else slack_webhook_url) and the Slack body. Expired leases first go back to pending. Paused (notify_paused): claims nothing.';
+COMMENT ON FUNCTION ops.claim_notifications(p_worker text, p_limit integer, p_now timestamp with time zone) IS 'Dispatchers only: claims due messages (status sending, lease notify_lease_s) with their channel, where each goes now and what it says: a channel post (slack) to the message''s own policy webhook, else the route''s, else slack_webhook_url, with the Slack body; a message to a contact method rendered for its kind (ops._contact_message, minting its answer tokens or verification code; webhook_url is a webhook method''s address, or smtp://smtp_host:smtp_port for an e-mail, which waits while smtp_host is empty); a slack_reply to its response_url. Pages no longer wanted are cancelled first (ops._cancel_unwanted_pages). Expired leases first go back to pending. Paused (notify_paused): claims nothing.';
 
 --
 -- Name: collect_metrics(timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -6097,25 +6393,29 @@ BEGIN
             USING ERRCODE = '22023', HINT = '[{"id": 1, "claim": 7, "outcome": "sent", "status": 200, "ms": 12.5}]';
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(p_results) AS e
-               WHERE e ->> 'outcome' IS NULL OR e ->> 'outcome' NOT IN ('sent', 'failed', 'skipped')
+               WHERE e ->> 'outcome' IS NULL OR e ->> 'outcome' NOT IN ('sent', 'failed', 'skipped', 'cancelled')
                   OR e ->> 'id' IS NULL OR e ->> 'claim' IS NULL) THEN
-        RAISE EXCEPTION 'each result needs id, claim and an outcome of sent, failed or skipped' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'each result needs id, claim and an outcome of sent, failed, skipped or cancelled'
+            USING ERRCODE = '22023';
     END IF;
 
     WITH r AS (
         SELECT x.*
         FROM pg_catalog.jsonb_to_recordset(p_results) AS x (
-            id bigint, claim bigint, outcome text, status integer, error text, retry_after_s float8, ms numeric
+            id bigint, claim bigint, outcome text, status integer, error text, retry_after_s float8, ms numeric,
+            provider_id text
         )
     ),
     upd AS (
         UPDATE ops.notification_outbox AS o
         SET status = CASE
-                WHEN r.outcome = 'sent' THEN 'sent'
+                WHEN r.outcome IN ('sent', 'cancelled') THEN r.outcome
                 WHEN r.outcome = 'skipped' OR o.attempts < v_max THEN 'pending'
                 ELSE 'dead' END,
-            attempts = o.attempts - (r.outcome = 'skipped')::int,
+            attempts = o.attempts - (r.outcome IN ('skipped', 'cancelled'))::int,
             sent_at = CASE WHEN r.outcome = 'sent' THEN p_now END,
+            cancelled_at = CASE WHEN r.outcome = 'cancelled' THEN p_now END,
+            provider_id = CASE WHEN r.outcome = 'sent' THEN left(r.provider_id, 200) ELSE o.provider_id END,
             next_attempt_at = CASE
                 WHEN r.outcome = 'failed' THEN p_now + pg_catalog.make_interval(secs => greatest(
                     -- exponential, capped, with "equal jitter": half fixed, half random
@@ -6123,12 +6423,21 @@ BEGIN
                     coalesce(r.retry_after_s, 0)))
                 ELSE p_now END,
             last_error = CASE WHEN r.outcome = 'failed' THEN left(r.error, 500) ELSE o.last_error END,
-            last_http_status = coalesce(r.status, CASE WHEN r.outcome = 'skipped' THEN o.last_http_status END),
+            last_http_status = coalesce(r.status, CASE WHEN r.outcome IN ('skipped', 'cancelled') THEN o.last_http_status END),
             claimed_by = NULL, claim_id = NULL, lease_until = NULL
         FROM r
         WHERE o.id = r.id
           AND ((o.status = 'sending' AND o.claim_id = r.claim) OR (r.outcome = 'sent' AND o.status = 'pending'))
         RETURNING o.id, o.status, o.attempts
+    ),
+    -- cancelled while it was being sent: it stays cancelled, and keeps when it went out and the
+    -- provider's id, so a delivery callback still finds it
+    late AS (
+        UPDATE ops.notification_outbox AS o
+        SET sent_at = p_now, provider_id = left(r.provider_id, 200), claimed_by = NULL, claim_id = NULL, lease_until = NULL
+        FROM r
+        WHERE o.id = r.id AND o.status = 'cancelled' AND o.claim_id = r.claim AND r.outcome = 'sent'
+        RETURNING o.id
     ),
     logged AS (
         INSERT INTO ops.notification_attempts (outbox_id, attempt, worker, outcome, http_status, error, elapsed_ms, finished_at)
@@ -6136,7 +6445,7 @@ BEGIN
                r.outcome, r.status, left(r.error, 500), r.ms, p_now
         FROM r
         LEFT JOIN upd AS u ON r.id = u.id
-        WHERE r.outcome <> 'skipped' AND EXISTS (SELECT 1 FROM ops.notification_outbox AS o WHERE o.id = r.id)
+        WHERE r.outcome IN ('sent', 'failed') AND EXISTS (SELECT 1 FROM ops.notification_outbox AS o WHERE o.id = r.id)
         RETURNING 1
     )
     SELECT pg_catalog.jsonb_build_object(
@@ -6144,10 +6453,12 @@ BEGIN
         'retrying', count(*) FILTER (WHERE u.status = 'pending' AND r.outcome = 'failed'),
         'dead', count(*) FILTER (WHERE u.status = 'dead'),
         'released', count(*) FILTER (WHERE r.outcome = 'skipped' AND u.id IS NOT NULL),
-        'stale', count(*) FILTER (WHERE u.id IS NULL),
+        -- a page cancelled before the dispatcher's last check is reported cancelled: no surprise
+        'cancelled', count(*) FILTER (WHERE u.status = 'cancelled' OR l.id IS NOT NULL OR (u.id IS NULL AND r.outcome = 'cancelled')),
+        'stale', count(*) FILTER (WHERE u.id IS NULL AND l.id IS NULL AND r.outcome <> 'cancelled'),
         'logged', (SELECT count(*) FROM logged))
     INTO v_result
-    FROM r LEFT JOIN upd AS u ON r.id = u.id;
+    FROM r LEFT JOIN upd AS u ON r.id = u.id LEFT JOIN late AS l ON r.id = l.id;
     RETURN v_result;
 END;
 $$;
@@ -6156,7 +6467,7 @@ $$;
 -- Name: FUNCTION finish_notifications(p_worker text, p_results jsonb, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.finish_notifications(p_worker text, p_results jsonb, p_now timestamp with time zone) IS 'Dispatchers only: records a batch''s outcomes. failed: retried after notify_backoff_ms * 2^(attempt-1) (capped, jittered, at least Retry-After), dead after notify_max_attempts. Returns {"sent", "retrying", "dead", "released", "stale"}.';
+COMMENT ON FUNCTION ops.finish_notifications(p_worker text, p_results jsonb, p_now timestamp with time zone) IS 'Dispatchers only: records a batch''s outcomes. sent: with the provider''s id (provider_id: a Twilio SID, an SMTP Message-ID, a Slack ts); failed: retried after notify_backoff_ms * 2^(attempt-1) (capped, jittered, at least Retry-After), dead after notify_max_attempts; cancelled: a page found no longer wanted right before its send. A cancelled message stays cancelled whatever is reported. Returns {"sent", "retrying", "dead", "released", "cancelled", "stale", "logged"}.';
 
 --
 -- Name: grant_role(text, text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -6215,6 +6526,21 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.has_permission(p_principal text, p_permission text) IS 'True when the principal exists, is enabled, and one of its roles carries the permission.';
+
+--
+-- Name: html_escape(text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.html_escape(p_text text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    RETURN replace(replace(replace(replace(replace(p_text, '&'::text, '&amp;'::text), '<'::text, '&lt;'::text), '>'::text, '&gt;'::text), '"'::text, '&quot;'::text), ''''::text, '&#39;'::text);
+
+--
+-- Name: FUNCTION html_escape(p_text text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.html_escape(p_text text) IS 'Escapes &, <, >, " and '' for HTML and XML (an e-mail''s HTML part, a call''s TwiML).';
 
 --
 -- Name: incident_changes(uuid); Type: FUNCTION; Schema: ops; Owner: -
@@ -6430,6 +6756,25 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.next_due(p_incident ops.incidents) IS 'When this incident''s next escalation is due (docs/escalation.md): NULL when acknowledged, not open or at max_esc_level; else the latest of first_seen + ack_min(severity) * (level + 1), last escalation + snooze_min, snoozed_until.';
+
+--
+-- Name: notification_still_wanted(bigint[]); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.notification_still_wanted(p_ids bigint[]) RETURNS SETOF bigint
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT o.id
+    FROM ops.notification_outbox AS o
+    WHERE o.id = ANY(p_ids) AND o.status = 'sending' AND ops._page_wanted(o.contact_method, o.incident_id);
+$$;
+
+--
+-- Name: FUNCTION notification_still_wanted(p_ids bigint[]); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.notification_still_wanted(p_ids bigint[]) IS 'Dispatchers only: of the claimed messages p_ids, those still to be sent. Asked right before sending: a page whose incident was acknowledged or resolved (or whose contact method was removed) since the claim is left out, and the dispatcher reports it cancelled.';
 
 --
 -- Name: notification_wait_s(timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -6653,6 +6998,91 @@ $$;
 COMMENT ON FUNCTION ops.override_guard_item(p_item_key text, p_reason text, p_minutes integer, p_actor text, p_now timestamp with time zone) IS 'Exempts one failing guard item for p_minutes (at most 1440) with a reason; p_actor needs guard.override. Audited.';
 
 --
+-- Name: page_summary(jsonb); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.page_summary(p_payload jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    RETURN regexp_replace((format('[%s] %s escalated to level %s'::text, upper((p_payload ->> 'severity'::text)), (p_payload ->> 'incident_key'::text), (p_payload ->> 'escalation_level'::text)) || COALESCE((': '::text || "left"(NULLIF((p_payload ->> 'summary'::text), ''::text), 200)), ''::text)), '[[:cntrl:]]+'::text, ' '::text, 'g'::text);
+
+--
+-- Name: FUNCTION page_summary(p_payload jsonb); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.page_summary(p_payload jsonb) IS 'The first line of every page: [SEVERITY] key escalated to level N, and the incident summary (first 200 characters), on one line (control characters, line breaks included, become a space).';
+
+--
+-- Name: page_email(jsonb, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.page_email(p_payload jsonb, p_link text) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    RETURN jsonb_build_object('subject', ops.page_summary(p_payload), 'text', (((ops.page_summary(p_payload) || '
+
+'::text) || format('Severity: %s
+Level: %s
+Route: %s
+Incident: %s
+'::text, (p_payload ->> 'severity'::text), (p_payload ->> 'escalation_level'::text), COALESCE((p_payload ->> 'route'::text), '-'::text), (p_payload ->> 'incident_id'::text))) || COALESCE((('
+Acknowledge or resolve: '::text || p_link) || '
+'::text), ''::text)), 'html', ((((('<!doctype html><html><body><p><strong>'::text || ops.html_escape(ops.page_summary(p_payload))) || '</strong></p>'::text) || format('<table><tr><td>Severity</td><td>%s</td></tr><tr><td>Level</td><td>%s</td></tr><tr><td>Route</td><td>%s</td></tr><tr><td>Incident</td><td>%s</td></tr></table>'::text, ops.html_escape((p_payload ->> 'severity'::text)), ops.html_escape((p_payload ->> 'escalation_level'::text)), ops.html_escape(COALESCE((p_payload ->> 'route'::text), '-'::text)), ops.html_escape((p_payload ->> 'incident_id'::text)))) || COALESCE((('<p><a href="'::text || ops.html_escape(p_link)) || '">Acknowledge or resolve</a></p>'::text), ''::text)) || '</body></html>'::text));
+
+--
+-- Name: FUNCTION page_email(p_payload jsonb, p_link text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.page_email(p_payload jsonb, p_link text) IS 'An e-mail page for an outbox payload: subject, a plain-text and an HTML part (escaped) with summary, severity, level, route and p_link, the /p/<token> page that acknowledges or resolves (none when p_link is NULL).';
+
+--
+-- Name: slack_escape(text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.slack_escape(p_text text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    RETURN replace(replace(replace(p_text, '&'::text, '&amp;'::text), '<'::text, '&lt;'::text), '>'::text, '&gt;'::text);
+
+--
+-- Name: FUNCTION slack_escape(p_text text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.slack_escape(p_text text) IS 'Escapes &, < and > for Slack mrkdwn: every piece of text a Slack message takes from a payload, a row or a request goes through it (Slack would read <!channel> or <https://x|click> in it as markup).';
+
+--
+-- Name: page_slack_dm(jsonb, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.page_slack_dm(p_payload jsonb, p_ack_token text, p_resolve_token text) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    RETURN jsonb_build_object('text', ops.slack_escape(ops.page_summary(p_payload)), 'blocks', jsonb_build_array(jsonb_build_object('type', 'section', 'text', jsonb_build_object('type', 'mrkdwn', 'text', (ops.slack_escape(ops.page_summary(p_payload)) || COALESCE((('
+<'::text || replace(ops.slack_escape((p_payload ->> 'link'::text)), '|'::text, '%7C'::text)) || '|Open the incident>'::text), ''::text)))), jsonb_build_object('type', 'actions', 'block_id', 'page', 'elements', jsonb_build_array(jsonb_build_object('type', 'button', 'action_id', 'ack', 'style', 'primary', 'value', p_ack_token, 'text', jsonb_build_object('type', 'plain_text', 'text', 'Acknowledge')), jsonb_build_object('type', 'button', 'action_id', 'resolve', 'style', 'danger', 'value', p_resolve_token, 'text', jsonb_build_object('type', 'plain_text', 'text', 'Resolve'))))));
+
+--
+-- Name: FUNCTION page_slack_dm(p_payload jsonb, p_ack_token text, p_resolve_token text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.page_slack_dm(p_payload jsonb, p_ack_token text, p_resolve_token text) IS 'A Slack direct-message page: text (escaped) and Block Kit blocks with the buttons Acknowledge (action_id ack) and Resolve (action_id resolve), each carrying its slack_button token as value.';
+
+--
+-- Name: page_sms(jsonb, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.page_sms(p_payload jsonb, p_link text, p_code text) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    RETURN jsonb_build_object('body', ((ops.page_summary(p_payload) || format('
+Reply 4 %s to acknowledge, 6 %s to resolve.'::text, p_code, p_code)) || COALESCE(('
+'::text || p_link), ''::text)));
+
+--
+-- Name: FUNCTION page_sms(p_payload jsonb, p_link text, p_code text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.page_sms(p_payload jsonb, p_link text, p_code text) IS 'An SMS page: the summary, "Reply 4 <code> to acknowledge, 6 <code> to resolve", and the /p/<token> link.';
+
+--
 -- Name: page_targets(text, integer, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -6686,6 +7116,36 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.page_targets(p_policy text, p_level integer, p_at timestamp with time zone) IS 'Whom escalation level p_level of a policy would page at p_at, as the escalation event records it: {"policy", "step", "principals", "destinations", "mentions"}; NULL when the policy has no steps. SELECT ops.page_targets(''payments'', 2, now() + interval ''1 hour''). Unknown policy: P0002.';
+
+--
+-- Name: page_voice(jsonb, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.page_voice(p_payload jsonb, p_action text) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    RETURN jsonb_build_object('twiml', ((((((('<?xml version="1.0" encoding="UTF-8"?><Response>'::text || '<Gather numDigits="1" method="POST" action="'::text) || ops.html_escape(p_action)) || '">'::text) || '<Say>opsguard page. '::text) || ops.html_escape(ops.page_summary(p_payload))) || '. Press 4 to acknowledge, 6 to resolve.</Say></Gather>'::text) || '<Say>No key was pressed. Goodbye.</Say></Response>'::text));
+
+--
+-- Name: FUNCTION page_voice(p_payload jsonb, p_action text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.page_voice(p_payload jsonb, p_action text) IS 'A voice page as TwiML: reads the summary and gathers one key, posted to p_action (/twilio/voice?t=<token>): 4 acknowledges, 6 resolves.';
+
+--
+-- Name: page_webhook(jsonb, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.page_webhook(p_payload jsonb, p_principal text) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    RETURN jsonb_build_object('event', 'incident.paged', 'incident', jsonb_build_object('id', (p_payload -> 'incident_id'::text), 'key', (p_payload -> 'incident_key'::text), 'route', (p_payload -> 'route'::text), 'severity', (p_payload -> 'severity'::text), 'summary', (p_payload -> 'summary'::text), 'link', (p_payload -> 'link'::text), 'escalated_at', (p_payload -> 'escalated_at'::text)), 'level', (p_payload -> 'escalation_level'::text), 'principal', p_principal);
+
+--
+-- Name: FUNCTION page_webhook(p_payload jsonb, p_principal text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.page_webhook(p_payload jsonb, p_principal text) IS 'The JSON body of a webhook page: {"event": "incident.paged", "incident": {...}, "level", "principal"}; the dispatcher signs it with the method''s secret.';
 
 --
 -- Name: pg_cron_status(); Type: FUNCTION; Schema: ops; Owner: -
@@ -7779,7 +8239,7 @@ CREATE TABLE ops.settings (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_by text DEFAULT 'install'::text NOT NULL,
     default_value jsonb NOT NULL,
-    CONSTRAINT settings_kind_check CHECK ((kind = ANY (ARRAY['boolean'::text, 'integer'::text, 'cron'::text, 'url'::text, 'webhook'::text, 'policy'::text])))
+    CONSTRAINT settings_kind_check CHECK ((kind = ANY (ARRAY['boolean'::text, 'integer'::text, 'cron'::text, 'url'::text, 'webhook'::text, 'policy'::text, 'host'::text, 'email'::text])))
 );
 
 --
@@ -7792,7 +8252,7 @@ COMMENT ON TABLE ops.settings IS 'Runtime settings (docs/escalation.md#settings)
 -- Name: COLUMN settings.kind; Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON COLUMN ops.settings.kind IS 'How a value is validated: boolean, integer (min_value..max_value), cron (5 fields, empty = none), url, webhook (https or loopback http), policy (an escalation policy name, empty = none).';
+COMMENT ON COLUMN ops.settings.kind IS 'How a value is validated: boolean, integer (min_value..max_value), cron (5 fields, empty = none), url, webhook (https or loopback http), policy (an escalation policy name, empty = none), host (a host name or IP address, empty = none), email (an e-mail address).';
 
 --
 -- Name: COLUMN settings.default_value; Type: COMMENT; Schema: ops; Owner: -
@@ -7847,6 +8307,11 @@ BEGIN
         -- parsed in full, never matched against the clock: hour 99 is refused at any minute
         IF pg_catalog.btrim(p_value) <> '' THEN
             PERFORM ops._cron_sets(p_value);
+        END IF;
+        v_value := pg_catalog.to_jsonb(pg_catalog.btrim(p_value));
+    WHEN 'host', 'email' THEN
+        IF pg_catalog.btrim(p_value) <> '' THEN
+            PERFORM ops._check_setting_text(v_def.kind, pg_catalog.btrim(p_value));
         END IF;
         v_value := pg_catalog.to_jsonb(pg_catalog.btrim(p_value));
     WHEN 'policy' THEN
@@ -7962,20 +8427,6 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.setting_problems() IS 'Stored settings that set_setting would refuse (written around it), and why: SELECT * FROM ops.setting_problems(); ticks treat them as unset and the SettingInvalid alert fires until they are fixed with ops.set_setting.';
-
---
--- Name: slack_escape(text); Type: FUNCTION; Schema: ops; Owner: -
---
-
-CREATE FUNCTION ops.slack_escape(p_text text) RETURNS text
-    LANGUAGE sql IMMUTABLE
-    RETURN replace(replace(replace(p_text, '&'::text, '&amp;'::text), '<'::text, '&lt;'::text), '>'::text, '&gt;'::text);
-
---
--- Name: FUNCTION slack_escape(p_text text); Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON FUNCTION ops.slack_escape(p_text text) IS 'Escapes &, < and > for Slack mrkdwn: every piece of text a Slack message takes from a payload, a row or a request goes through it (Slack would read <!channel> or <https://x|click> in it as markup).';
 
 --
 -- Name: slack_message(jsonb); Type: FUNCTION; Schema: ops; Owner: -
@@ -8179,6 +8630,22 @@ $_$;
 --
 
 COMMENT ON FUNCTION ops.validate_url(p_url text, p_kind text) IS 'Returns p_url when valid, else raises 22023. Kind ''url'': http(s) with a host and an optional port 1-65535; ''webhook'': https, or http to a loopback host.';
+
+--
+-- Name: verification_message(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.verification_message(p_kind text, p_code text) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    RETURN CASE p_kind WHEN 'email'::text THEN jsonb_build_object('subject', 'Your opsguard verification code', 'text', format('Your opsguard verification code is %s. It expires in 15 minutes.
+'::text, p_code), 'html', format('<p>Your opsguard verification code is <strong>%s</strong>. It expires in 15 minutes.</p>'::text, p_code)) WHEN 'sms'::text THEN jsonb_build_object('body', format('Your opsguard verification code is %s. It expires in 15 minutes.'::text, p_code)) WHEN 'voice'::text THEN jsonb_build_object('twiml', (('<?xml version="1.0" encoding="UTF-8"?><Response>'::text || repeat(format('<Say>Your opsguard verification code is %s.</Say><Pause length="1"/>'::text, array_to_string(regexp_split_to_array(p_code, ''::text), ' '::text)), 2)) || '</Response>'::text)) ELSE NULL::jsonb END;
+
+--
+-- Name: FUNCTION verification_message(p_kind text, p_code text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.verification_message(p_kind text, p_code text) IS 'The message that carries a contact method''s verification code: e-mail (subject, text, html), sms (body) or voice (TwiML reading the digits twice).';
 
 --
 -- Name: verify_contact_method(uuid, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -8650,128 +9117,6 @@ CREATE SEQUENCE ops.notification_claim_seq
     NO MINVALUE
     NO MAXVALUE
     CACHE 1;
-
---
--- Name: notification_outbox; Type: TABLE; Schema: ops; Owner: -
---
-
-CREATE TABLE ops.notification_outbox (
-    id bigint NOT NULL,
-    dedup_key text NOT NULL,
-    event_id bigint,
-    incident_id uuid,
-    route text,
-    channel text DEFAULT 'slack'::text NOT NULL,
-    payload jsonb NOT NULL,
-    status text DEFAULT 'pending'::text NOT NULL,
-    attempts integer DEFAULT 0 NOT NULL,
-    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
-    last_error text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    sent_at timestamp with time zone,
-    claimed_by text,
-    claim_id bigint,
-    lease_until timestamp with time zone,
-    last_http_status integer,
-    webhook_url text,
-    principal text,
-    contact_method uuid,
-    cancelled_at timestamp with time zone,
-    delivered_at timestamp with time zone,
-    delivery_status text,
-    provider_id text,
-    due_at timestamp with time zone,
-    CONSTRAINT notification_outbox_cancelled CHECK (((status = 'cancelled'::text) = (cancelled_at IS NOT NULL))),
-    CONSTRAINT notification_outbox_channel_check CHECK ((channel = ANY (ARRAY['slack'::text, 'email'::text, 'sms'::text, 'voice'::text, 'slack_dm'::text, 'webhook'::text, 'slack_reply'::text]))),
-    CONSTRAINT notification_outbox_delivery_status_check CHECK ((length(delivery_status) <= 40)),
-    CONSTRAINT notification_outbox_provider_id_check CHECK ((length(provider_id) <= 200)),
-    CONSTRAINT notification_outbox_purpose CHECK ((((event_id IS NOT NULL) AND (incident_id IS NOT NULL)) OR ((event_id IS NULL) AND (incident_id IS NULL) AND (contact_method IS NOT NULL)) OR ((event_id IS NULL) AND (incident_id IS NOT NULL) AND (channel = 'slack_reply'::text)))),
-    CONSTRAINT notification_outbox_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sending'::text, 'sent'::text, 'dead'::text, 'cancelled'::text])))
-);
-
---
--- Name: TABLE notification_outbox; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON TABLE ops.notification_outbox IS 'Messages queued by escalations in the same transaction as their event; a dispatcher delivers them (at least once, with dedup_key).';
-
---
--- Name: COLUMN notification_outbox.dedup_key; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.dedup_key IS 'The escalation event''s unique_hash; sent as X-Dedup-Key and in the payload.';
-
---
--- Name: COLUMN notification_outbox.incident_id; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.incident_id IS 'The escalated incident: the same as its event''s incident_id (escalation_events enforces that it exists).';
-
---
--- Name: COLUMN notification_outbox.channel; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.channel IS 'slack: a channel post to the route''s or a policy step''s webhook; email, sms, voice, slack_dm, webhook: a page to contact_method (its kind); slack_reply: replaces a Slack message through its response_url (webhook_url).';
-
---
--- Name: COLUMN notification_outbox.status; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.status IS 'pending (waiting for next_attempt_at), sending (claimed, lease_until), sent, dead (gave up after notify_max_attempts), cancelled (a page the incident no longer needs: never sent).';
-
---
--- Name: COLUMN notification_outbox.claim_id; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.claim_id IS 'Which claim holds a sending message: a dispatcher''s report counts only for its own claim.';
-
---
--- Name: COLUMN notification_outbox.webhook_url; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.webhook_url IS 'A policy step''s webhook this message goes to; NULL: the route''s webhook, else slack_webhook_url, read at send time.';
-
---
--- Name: COLUMN notification_outbox.principal; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.principal IS 'Whom a page to a contact method is for.';
-
---
--- Name: COLUMN notification_outbox.contact_method; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.contact_method IS 'The contact method a page or a verification code goes to; its address is read when the message is sent.';
-
---
--- Name: COLUMN notification_outbox.cancelled_at; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.cancelled_at IS 'When the incident was acknowledged or resolved before this page was sent (status cancelled: it is never sent).';
-
---
--- Name: COLUMN notification_outbox.delivered_at; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.delivered_at IS 'When the provider reported the message delivered (Twilio''s status callback).';
-
---
--- Name: COLUMN notification_outbox.delivery_status; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.delivery_status IS 'The provider''s last reported status (delivered, failed, undelivered, ...).';
-
---
--- Name: COLUMN notification_outbox.provider_id; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.provider_id IS 'The provider''s id of the sent message (a Twilio SID), to match its callbacks.';
-
---
--- Name: COLUMN notification_outbox.due_at; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.notification_outbox.due_at IS 'A page to a contact method: when its rule made it due (the page time plus the rule''s delay); NULL for other messages.';
 
 --
 -- Name: notification_outbox_id_seq; Type: SEQUENCE; Schema: ops; Owner: -
@@ -10598,6 +10943,12 @@ REVOKE ALL ON FUNCTION ops._audit_replay() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ops._burn_window(p_errors double precision, p_requests double precision, p_burn double precision) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _cancel_unwanted_pages(p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._cancel_unwanted_pages(p_now timestamp with time zone) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _change_details(p_details jsonb); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10628,10 +10979,28 @@ REVOKE ALL ON FUNCTION ops._check_contact_address(p_kind text, p_address text) F
 REVOKE ALL ON FUNCTION ops._check_incident_input(p_incident_key text, p_severity text, p_route text, p_summary text, p_actor text, p_now timestamp with time zone) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _check_setting_text(p_kind text, p_value text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._check_setting_text(p_kind text, p_value text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _contact_address_refused(p_kind text, p_address text); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops._contact_address_refused(p_kind text, p_address text) FROM PUBLIC;
+
+--
+-- Name: TABLE notification_outbox; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.notification_outbox TO opsguard_operator;
+
+--
+-- Name: FUNCTION _contact_message(p_outbox ops.notification_outbox, p_method ops.contact_methods, p_payload jsonb, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._contact_message(p_outbox ops.notification_outbox, p_method ops.contact_methods, p_payload jsonb, p_now timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _contact_method_json(p_row ops.contact_methods); Type: ACL; Schema: ops; Owner: -
@@ -10912,6 +11281,12 @@ REVOKE ALL ON FUNCTION ops._may_manage(p_principal text, p_actor text) FROM PUBL
 REVOKE ALL ON FUNCTION ops._mint_page_token(p_outbox_id bigint, p_incident uuid, p_principal text, p_channel text, p_now timestamp with time zone, p_short_code boolean, OUT r_token text, OUT r_short_code text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _mint_verification_code(p_contact_method uuid, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._mint_verification_code(p_contact_method uuid, p_now timestamp with time zone) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _rotation_turn_back(p_handoff_at timestamp with time zone, p_shift interval, p_zone text, p_at timestamp with time zone, p_k bigint); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10946,6 +11321,12 @@ REVOKE ALL ON FUNCTION ops._on_call_at(p_schedule text, p_zone text, p_at timest
 --
 
 REVOKE ALL ON FUNCTION ops._on_call_or_nobody(p_schedule text, p_at timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _page_wanted(p_contact_method uuid, p_incident uuid); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._page_wanted(p_contact_method uuid, p_incident uuid) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _pageable_principals(); Type: ACL; Schema: ops; Owner: -
@@ -11504,6 +11885,13 @@ REVOKE ALL ON FUNCTION ops.has_permission(p_principal text, p_permission text) F
 GRANT ALL ON FUNCTION ops.has_permission(p_principal text, p_permission text) TO opsguard_operator;
 
 --
+-- Name: FUNCTION html_escape(p_text text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.html_escape(p_text text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.html_escape(p_text text) TO opsguard_operator;
+
+--
 -- Name: FUNCTION incident_changes(p_id uuid); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -11552,6 +11940,13 @@ REVOKE ALL ON FUNCTION ops.next_due(p_incident ops.incidents) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.next_due(p_incident ops.incidents) TO opsguard_operator;
 
 --
+-- Name: FUNCTION notification_still_wanted(p_ids bigint[]); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.notification_still_wanted(p_ids bigint[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.notification_still_wanted(p_ids bigint[]) TO opsguard_dispatcher;
+
+--
 -- Name: FUNCTION notification_wait_s(p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -11587,11 +11982,60 @@ REVOKE ALL ON FUNCTION ops.override_guard_item(p_item_key text, p_reason text, p
 GRANT ALL ON FUNCTION ops.override_guard_item(p_item_key text, p_reason text, p_minutes integer, p_actor text, p_now timestamp with time zone) TO opsguard_operator;
 
 --
+-- Name: FUNCTION page_summary(p_payload jsonb); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.page_summary(p_payload jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.page_summary(p_payload jsonb) TO opsguard_operator;
+
+--
+-- Name: FUNCTION page_email(p_payload jsonb, p_link text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.page_email(p_payload jsonb, p_link text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.page_email(p_payload jsonb, p_link text) TO opsguard_operator;
+
+--
+-- Name: FUNCTION slack_escape(p_text text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.slack_escape(p_text text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.slack_escape(p_text text) TO opsguard_operator;
+
+--
+-- Name: FUNCTION page_slack_dm(p_payload jsonb, p_ack_token text, p_resolve_token text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.page_slack_dm(p_payload jsonb, p_ack_token text, p_resolve_token text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.page_slack_dm(p_payload jsonb, p_ack_token text, p_resolve_token text) TO opsguard_operator;
+
+--
+-- Name: FUNCTION page_sms(p_payload jsonb, p_link text, p_code text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.page_sms(p_payload jsonb, p_link text, p_code text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.page_sms(p_payload jsonb, p_link text, p_code text) TO opsguard_operator;
+
+--
 -- Name: FUNCTION page_targets(p_policy text, p_level integer, p_at timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops.page_targets(p_policy text, p_level integer, p_at timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.page_targets(p_policy text, p_level integer, p_at timestamp with time zone) TO opsguard_operator;
+
+--
+-- Name: FUNCTION page_voice(p_payload jsonb, p_action text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.page_voice(p_payload jsonb, p_action text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.page_voice(p_payload jsonb, p_action text) TO opsguard_operator;
+
+--
+-- Name: FUNCTION page_webhook(p_payload jsonb, p_principal text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.page_webhook(p_payload jsonb, p_principal text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.page_webhook(p_payload jsonb, p_principal text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION pg_cron_status(); Type: ACL; Schema: ops; Owner: -
@@ -11840,13 +12284,6 @@ REVOKE ALL ON FUNCTION ops.setting_problems() FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.setting_problems() TO opsguard_operator;
 
 --
--- Name: FUNCTION slack_escape(p_text text); Type: ACL; Schema: ops; Owner: -
---
-
-REVOKE ALL ON FUNCTION ops.slack_escape(p_text text) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops.slack_escape(p_text text) TO opsguard_operator;
-
---
 -- Name: FUNCTION slack_message(p_payload jsonb); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -11894,6 +12331,13 @@ GRANT ALL ON FUNCTION ops.use_utc() TO opsguard_operator;
 
 REVOKE ALL ON FUNCTION ops.validate_url(p_url text, p_kind text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.validate_url(p_url text, p_kind text) TO opsguard_operator;
+
+--
+-- Name: FUNCTION verification_message(p_kind text, p_code text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.verification_message(p_kind text, p_code text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.verification_message(p_kind text, p_code text) TO opsguard_operator;
 
 --
 -- Name: FUNCTION verify_contact_method(p_id uuid, p_code text, p_actor text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
@@ -11977,12 +12421,6 @@ GRANT SELECT ON TABLE ops.metrics TO opsguard_operator;
 --
 
 GRANT SELECT ON TABLE ops.notification_attempts TO opsguard_operator;
-
---
--- Name: TABLE notification_outbox; Type: ACL; Schema: ops; Owner: -
---
-
-GRANT SELECT ON TABLE ops.notification_outbox TO opsguard_operator;
 
 --
 -- Name: TABLE notification_rules; Type: ACL; Schema: ops; Owner: -

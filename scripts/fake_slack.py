@@ -25,6 +25,7 @@ class Received:
     body: dict
     at: float
     answered: int | None = None  # the status sent back; None while hanging or if never answered
+    raw: bytes = b""  # the body as received (a signature is over these bytes)
 
     @property
     def dedup_key(self) -> str | None:
@@ -121,7 +122,7 @@ class FakeSlack:
                     body = json.loads(raw)
                 except ValueError:
                     body = {"_raw": raw.decode("utf-8", "replace")}
-                rec = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time())
+                rec = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time(), raw=raw)
                 with fake._changed:
                     fake.received.append(rec)
                     while fake.mode == "hang" and fake._server is not None:

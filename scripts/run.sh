@@ -2,7 +2,7 @@
 # `make run`: the embedded local cluster (pg_cron preloaded), migrations, demo data,
 # and the ticks; prints what to paste into another shell. Ctrl-C, or SIGTERM/SIGINT to
 # this script or to `make run`, stops everything it started within 5 s: the API, the
-# dispatcher, the Slack stand-in, the ticker and the cluster (README, Stopping it).
+# dispatcher, the Slack stand-in, the senders' stand-ins, the ticker and the cluster (README, Stopping it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -100,6 +100,44 @@ if [ -z "$webhook" ] || [ "$webhook" = "$DEMO_WEBHOOK" ]; then
     psql -X -q -At "$DATABASE_URL" -c "SELECT 1 FROM ops.set_setting('slack_webhook_url', '$DEMO_WEBHOOK', 'make-run')" >/dev/null
     webhook="$DEMO_WEBHOOK (a local stand-in for Slack; messages in .local/slack.log)"
 fi
+
+# pages to people (docs/notifications.md, Senders): the SMTP server, Twilio account and Slack bot
+# that are configured; local stand-ins for the others, which log who was paged by what
+smtp_local=$(psql -X -At "$DATABASE_URL" -c \
+    "SELECT value #>> '{}' = '' OR updated_by = 'make-run' FROM ops.settings WHERE key = 'smtp_host'")
+if [ "$smtp_local" = t ] || [ -z "${TWILIO_ACCOUNT_SID:-}" ] || [ -z "${SLACK_BOT_TOKEN:-}" ]; then
+    rm -f .local/standins/env.sh
+    $PY scripts/standins --certdir .local/standins --env-file .local/standins/env.sh >>.local/standins.log 2>&1 &
+    children+=($!)
+    for _ in $(seq 100); do
+        [ -s .local/standins/env.sh ] && break
+        kill -0 "${children[-1]}" 2>/dev/null || { tail -3 .local/standins.log >&2; exit 1; }
+        sleep 0.1
+    done
+    # shellcheck source=/dev/null
+    . .local/standins/env.sh
+fi
+if [ "$smtp_local" = t ]; then
+    psql -X -q -At "$DATABASE_URL" -c "SELECT 1 FROM ops.set_setting('smtp_host', '$STANDIN_SMTP_HOST', 'make-run')" \
+        -c "SELECT 1 FROM ops.set_setting('smtp_port', '$STANDIN_SMTP_PORT', 'make-run')" >/dev/null
+    export OPS_SMTP_CA_FILE="$STANDIN_SMTP_CA_FILE"
+    email="stand-in SMTP $STANDIN_SMTP_HOST:$STANDIN_SMTP_PORT (STARTTLS, a self-signed certificate)"
+else
+    email="$(psql -X -At "$DATABASE_URL" -c "SELECT ops.setting('smtp_host') #>> '{}' || ':' || ops.setting('smtp_port')")"
+fi
+if [ -z "${TWILIO_ACCOUNT_SID:-}" ]; then
+    export TWILIO_ACCOUNT_SID="$STANDIN_TWILIO_ACCOUNT_SID" TWILIO_AUTH_TOKEN="$STANDIN_TWILIO_AUTH_TOKEN"
+    export TWILIO_FROM="$STANDIN_TWILIO_FROM" OPS_TWILIO_API_BASE="$STANDIN_TWILIO_API_BASE"
+    twilio="stand-in Twilio $STANDIN_TWILIO_API_BASE"
+else
+    twilio="Twilio account $TWILIO_ACCOUNT_SID, from $TWILIO_FROM"
+fi
+if [ -z "${SLACK_BOT_TOKEN:-}" ]; then
+    export SLACK_BOT_TOKEN="$STANDIN_SLACK_BOT_TOKEN" OPS_SLACK_API_BASE="$STANDIN_SLACK_API_BASE"
+    slack_dm="stand-in Slack Web API $STANDIN_SLACK_API_BASE"
+else
+    slack_dm="Slack's Web API (SLACK_BOT_TOKEN)"
+fi
 $PY -m opsguard.dispatcher --dsn "$DATABASE_URL" >>.local/dispatcher.log 2>&1 &
 children+=($!)
 sleep 0.5
@@ -136,6 +174,8 @@ sign:    X-Timestamp + X-Signature: v1=HMAC(secret, "v1:<ts>:<METHOD>:<path?quer
 body-only: $body_only
 ticks:   $ticks
 slack:   dispatcher (log in .local/dispatcher.log) delivering to $webhook
+pages:   email via $email; SMS and calls via $twilio; Slack DMs via $slack_dm
+         (stand-ins log who was paged by what in .local/standins.log; docs/notifications.md, Senders)
 try:     psql "\$DATABASE_URL" -c 'SELECT incident_key, status, escalation_level, next_due_at FROM incidents'
 watch:   curl -s $HOST/metrics | grep ^opsguard_; curl -s $HOST/healthz | jq; psql "\$DATABASE_URL" -c 'SELECT * FROM ops.alerts'
 alerts:  make alertmanager (with the exports above) starts a real Alertmanager sending here (docs/intake.md, Trying it locally)

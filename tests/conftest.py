@@ -8,6 +8,7 @@ import hmac
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,6 +16,7 @@ from localpg import Cluster, make_temp_datadir
 from opsguard.dispatcher import Dispatcher, Options
 from opsguard.migrate import apply
 from pytest_postgresql.janitor import DatabaseJanitor
+from standins import Standins
 
 TEMPLATE = "opsguard_tpl"
 CRON_DB = "opsguard_cron"
@@ -79,6 +81,32 @@ def dispatcher(db_url: str) -> Iterator[Dispatcher]:
     """The notification dispatcher on a fresh database, 1 s HTTP timeout (tests/test_dispatcher.py,
     tests/test_escalation_paging.py)."""
     d = Dispatcher(Options(dsn=db_url, timeout_s=1.0, worker="d1"))
+    d.connect()
+    yield d
+    d.close()
+
+
+@pytest.fixture(scope="session")
+def standins_certdir(tmp_path_factory) -> Path:
+    """One self-signed certificate for every test's SMTP stand-in (openssl runs once)."""
+    return tmp_path_factory.mktemp("standins-cert")
+
+
+@pytest.fixture
+def standins(standins_certdir: Path) -> Iterator[Standins]:
+    """The senders' providers on free ports (scripts/standins): .smtp (aiosmtpd, STARTTLS
+    required), .twilio (Twilio's Messages/Calls REST shape), .slack (Slack's Web API) and .hooks
+    (records any POST: webhook pages, response_url replies); each keeps what it received."""
+    s = Standins(certdir=standins_certdir).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def page_dispatcher(db_url: str, standins: Standins) -> Iterator[Dispatcher]:
+    """The dispatcher with every sender pointed at the stand-ins (SMTP through the smtp_host and
+    smtp_port settings, which the test sets)."""
+    d = Dispatcher(Options(dsn=db_url, timeout_s=5.0, worker="d1", senders=standins.env()))
     d.connect()
     yield d
     d.close()

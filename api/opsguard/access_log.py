@@ -1,5 +1,6 @@
 """Logs without secrets. A calendar feed URL carries its token in the query string
-(?token=ogf_..., since calendar apps cannot send headers), senders put integration keys
+(?token=ogf_..., since calendar apps cannot send headers), a page's link its answer token in
+the path (/p/<token>, or ?t=<token> for a call), senders put integration keys
 (ogk_...) in Authorization headers, and gunicorn writes raw request lines: into the access
 log, and into its error log when it refuses a request (a request line with a raw space, say).
 `redact` is the one place that knows what a secret looks like; RedactingLogger applies it to
@@ -22,6 +23,10 @@ _SECRETS = [
     # whatever an Authorization header carries, and credentials after an auth scheme elsewhere
     (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)[^\"'\r\n,;)\]}]+"), r"\1[redacted]"),
     (re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s\"',;)\]}]+"), r"\1\2[redacted]"),
+    # a page's answer token (43 base64url characters) in its link /p/<token> or a call's ?t=<token>
+    (re.compile(r"(/p/|[?&]t=)[A-Za-z0-9_\-]{43}(?![A-Za-z0-9_\-])"), r"\1[redacted]"),
+    # Slack tokens (a bot's xoxb-..., a user's xoxp-...)
+    (re.compile(r"\b(xox[abpre]-)[A-Za-z0-9\-]+"), r"\1[redacted]"),
 ]
 
 

@@ -1,4 +1,5 @@
-"""The notification dispatcher: delivers the outbox to Slack webhooks, at least once.
+"""The notification dispatcher: delivers the outbox, at least once: channel posts to Slack webhooks,
+and pages to people's contact methods (e-mail, SMS, voice, Slack DM, webhook; api/opsguard/senders/).
 
     python -m opsguard.dispatcher --dsn "$DATABASE_URL"        (make dispatch)
 
@@ -6,7 +7,8 @@ Every decision lives in SQL (ops.claim_notifications and friends in db/schema.sq
 due, where each goes now, when a failure is retried, when it is dead. This process
 claims a batch (ops.claim_notifications), posts each message with its X-Dedup-Key, and
 reports the batch (ops.finish_notifications). It wakes on NOTIFY ops_outbox and polls
-as a fallback.
+as a fallback. Right before sending pages it asks ops.notification_still_wanted: a page whose
+incident was acknowledged after the claim is reported cancelled, never sent.
 
 Several may run at once. Claims are FOR UPDATE SKIP LOCKED and carry a lease, and a
 message is only started while its lease outlasts the HTTP timeout, so two healthy
@@ -32,14 +34,35 @@ import psycopg
 import urllib3
 from psycopg.types.json import Jsonb
 
-from . import settings
+from . import access_log, settings
 from .config import bad_configuration
+from .senders import failed, sent
+from .senders.email import EmailSender
+from .senders.slack_dm import SlackDMSender
+from .senders.twilio_sms_voice import TwilioSender
+from .senders.webhook import signed_request
 
 log = logging.getLogger("opsguard.dispatcher")
 
 # a message is started only if it can finish this long before its lease runs out
 LEASE_MARGIN_S = 1.0
 IDLE_SLICE_S = 0.5  # how soon a stop request ends an idle wait
+PAGES = ("email", "sms", "voice", "slack_dm", "webhook")  # channels to a person's contact method
+# the senders' credentials and endpoints (settings.py), read once at start
+SENDER_VARS = ("OPS_SMTP_USER", "OPS_SMTP_PASSWORD", "OPS_SMTP_CA_FILE", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN",
+               "TWILIO_FROM", "OPS_TWILIO_API_BASE", "SLACK_BOT_TOKEN", "OPS_SLACK_API_BASE")
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """One row of ops.claim_notifications."""
+    id: int
+    claim_id: int
+    dedup_key: str
+    channel: str
+    webhook_url: str | None
+    message: dict
+    lease_s: int
 
 
 @dataclass
@@ -51,6 +74,7 @@ class Options:
     poll_s: float = settings.default("OPS_DISPATCH_POLL_S")
     db_role: str = settings.default("OPS_DISPATCH_DB_ROLE")
     worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    senders: dict = field(default_factory=dict)  # SENDER_VARS -> value
 
 
 class ConfigError(SystemExit):
@@ -86,6 +110,12 @@ class Dispatcher:
             headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": "opsguard-dispatcher"})
         self.pool = ThreadPoolExecutor(max_workers=options.threads, thread_name_prefix="send")
         self.conn: psycopg.Connection | None = None
+        env = options.senders
+        self.email = EmailSender(env.get("OPS_SMTP_USER"), env.get("OPS_SMTP_PASSWORD"), options.timeout_s,
+                                 env.get("OPS_SMTP_CA_FILE"))
+        self.twilio = TwilioSender(env.get("TWILIO_ACCOUNT_SID"), env.get("TWILIO_AUTH_TOKEN"), env.get("TWILIO_FROM"),
+                                   env.get("OPS_TWILIO_API_BASE"), options.timeout_s)
+        self.slack_dm = SlackDMSender(env.get("SLACK_BOT_TOKEN"), env.get("OPS_SLACK_API_BASE"), options.timeout_s)
 
     # --- the database -----------------------------------------------------------------
 
@@ -108,35 +138,77 @@ class Dispatcher:
     def run_once(self) -> int:
         """Claim, send and report one batch; returns how many messages it claimed."""
         started = time.monotonic()
-        rows = self.conn.execute(
-            "SELECT id, claim_id, dedup_key, webhook_url, message, lease_s FROM ops.claim_notifications(%s, %s)",
-            (self.o.worker, self.o.batch)).fetchall()
-        if not rows:
-            return 0
-        # the lease started after `started`, so this deadline is on the safe side
-        last_start = started + rows[0][5] - self.o.timeout_s - LEASE_MARGIN_S
-        results = list(self.pool.map(lambda row: self._send(row, last_start), rows))
-        summary = self.conn.execute("SELECT ops.finish_notifications(%s, %s)",
-                                    (self.o.worker, Jsonb(results))).fetchone()[0]
-        log.info("batch of %d: %s", len(rows), summary)
+        rows = self.claim()
+        if rows:
+            self.finish(self.deliver(rows, started))
         return len(rows)
 
-    def _send(self, row: tuple, last_start: float) -> dict:
-        msg_id, claim, dedup_key, url, message, _ = row
-        result = {"id": msg_id, "claim": claim}
+    def claim(self) -> list[Claimed]:
+        return [Claimed(*row) for row in self.conn.execute(
+            "SELECT id, claim_id, dedup_key, channel, webhook_url, message, lease_s"
+            " FROM ops.claim_notifications(%s, %s)", (self.o.worker, self.o.batch)).fetchall()]
+
+    def deliver(self, rows: list[Claimed], started: float) -> list[dict]:
+        """Sends a claimed batch (claimed after `started`); returns one result per row."""
+        # the lease started after `started`, so this deadline is on the safe side
+        last_start = started + rows[0].lease_s - self.o.timeout_s - LEASE_MARGIN_S
+        pages = [r.id for r in rows if r.channel in PAGES]
+        wanted = {r[0] for r in self.conn.execute("SELECT ops.notification_still_wanted(%s)", (pages,))} if pages else set()
+        results: dict[int, dict] = {r.id: {"outcome": "cancelled"} for r in rows
+                                    if r.channel in PAGES and r.id not in wanted}
+        todo = [r for r in rows if r.id not in results]
+        emails = [r for r in todo if r.channel == "email"]
+        batch = self.pool.submit(self._send_emails, emails, last_start) if emails else None
+        for row, result in zip(others := [r for r in todo if r.channel != "email"],
+                               self.pool.map(lambda r: self._send(r, last_start), others), strict=True):
+            results[row.id] = result
+        if batch is not None:
+            results.update(batch.result())
+        return [{"id": r.id, "claim": r.claim_id, **results[r.id]} for r in rows]
+
+    def finish(self, results: list[dict]) -> dict:
+        summary = self.conn.execute("SELECT ops.finish_notifications(%s, %s)",
+                                    (self.o.worker, Jsonb(results))).fetchone()[0]
+        log.info("batch of %d: %s", len(results), summary)
+        return summary
+
+    def _send_emails(self, rows: list[Claimed], last_start: float) -> dict[int, dict]:
+        """Every e-mail of the batch over one SMTP connection (per server)."""
+        done = self.email.send_all([(r.webhook_url, r.dedup_key, r.message) for r in rows],
+                                   lambda: time.monotonic() <= last_start)
+        return {r.id: result or {"outcome": "skipped"} for r, result in zip(rows, done, strict=True)}
+
+    def _send(self, row: Claimed, last_start: float) -> dict:
         if time.monotonic() > last_start:
-            return {**result, "outcome": "skipped"}
+            return {"outcome": "skipped"}
+        try:
+            return self._send_by_channel(row)
+        except Exception as exc:  # one message a sender cannot handle must not stop every other page
+            # the type only: an exception's text can quote an address
+            log.error("message %d (%s) could not be sent: %s", row.id, row.channel, type(exc).__name__)
+            return failed(time.perf_counter(), f"could not send: {type(exc).__name__}")
+
+    def _send_by_channel(self, row: Claimed) -> dict:
+        if row.channel in ("sms", "voice"):
+            return self.twilio.send(row.channel, row.message)
+        if row.channel == "slack_dm":
+            return self.slack_dm.send(row.message)
+        if row.channel == "webhook":
+            body, headers = signed_request(row.webhook_url, row.message)
+            return self._post(row.webhook_url, body, {"X-Dedup-Key": row.dedup_key, **headers})
+        # slack (a channel post) and slack_reply (a response_url): the rendered JSON as it is
+        return self._post(row.webhook_url, json.dumps(row.message).encode(), {"X-Dedup-Key": row.dedup_key})
+
+    def _post(self, url: str, body: bytes, headers: dict[str, str]) -> dict:
         t0 = time.perf_counter()
         try:
-            resp = self.http.request("POST", url, body=json.dumps(message).encode(),
-                                     headers={"X-Dedup-Key": dedup_key}, redirect=False)
+            resp = self.http.request("POST", url, body=body, headers=headers, redirect=False)
         except urllib3.exceptions.HTTPError as exc:
-            return {**result, "outcome": "failed", "error": _describe(exc), "ms": _ms(t0)}
+            return failed(t0, _describe(exc))
         if 200 <= resp.status < 300:
-            return {**result, "outcome": "sent", "status": resp.status, "ms": _ms(t0)}
-        return {**result, "outcome": "failed", "status": resp.status, "ms": _ms(t0),
-                "error": f"HTTP {resp.status}: {resp.data[:200].decode('utf-8', 'replace')}",
-                "retry_after_s": _retry_after(resp.headers.get("Retry-After"))}
+            return sent(t0, status=resp.status)
+        return failed(t0, f"HTTP {resp.status}: {resp.data[:200].decode('utf-8', 'replace')}", status=resp.status,
+                      retry_after_s=_retry_after(resp.headers.get("Retry-After")))
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -171,10 +243,6 @@ class Dispatcher:
             self.conn.close()
 
 
-def _ms(t0: float) -> float:
-    return round((time.perf_counter() - t0) * 1000, 3)
-
-
 def options_from(argv: list[str] | None) -> Options:
     """Each option from its flag, else its variable (settings.py), else the default. A bad
     variable raises SettingError; a bad flag exits through argparse."""
@@ -196,7 +264,7 @@ def options_from(argv: list[str] | None) -> Options:
     if not 1 <= args.batch <= 1000 or args.threads < 1 or args.timeout <= 0 or args.poll <= 0:
         p.error("--batch is 1-1000; --threads, --timeout and --poll must be positive")
     options = Options(dsn=args.dsn, batch=args.batch, threads=args.threads, timeout_s=args.timeout,
-                      poll_s=args.poll, db_role=args.db_role)
+                      poll_s=args.poll, db_role=args.db_role, senders={k: env[k] for k in SENDER_VARS})
     if args.worker:
         options.worker = args.worker
     return options
@@ -209,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s dispatcher %(levelname)s %(message)s")
+    access_log.install()  # the same redaction as the API's logs: tokens in a client library's log lines
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from localpg import Cluster, make_temp_datadir
 
-from bench import api, dispatch, guard, heartbeats, intake, oncall, pages, policies, slow_clients, tick
+from bench import api, dispatch, email_send, guard, heartbeats, intake, oncall, pages, policies, slow_clients, tick
 from bench.common import REPEAT, Figure
 
 # in the order a whole run takes them
@@ -22,6 +22,7 @@ PARTS: dict[str, list[Callable[[Cluster], list[Figure]]]] = {
     "guard": [guard.bench_guard, guard.bench_guard_http, guard.bench_guard_storage],
     "slow_clients": [slow_clients.bench_slow_clients],
     "dispatch": [dispatch.bench_dispatch],
+    "email": [email_send.bench_email],
     "heartbeats": [heartbeats.bench_heartbeats],
     "tick_policies": [policies.bench_tick_policies],
     "pages": [pages.bench_pages],

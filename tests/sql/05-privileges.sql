@@ -43,8 +43,8 @@ SELECT set_eq(
 SELECT set_eq(
     $$SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
       WHERE n.nspname = 'ops' AND has_function_privilege('opsguard_dispatcher', p.oid, 'EXECUTE')$$,
-    ARRAY['claim_notifications', 'finish_notifications', 'notification_wait_s', 'config_problems'],
-    'the dispatcher role may claim, report, wait and check the configuration, nothing else');
+    ARRAY['claim_notifications', 'finish_notifications', 'notification_wait_s', 'notification_still_wanted', 'config_problems'],
+    'the dispatcher role may claim, check a claim is still wanted, report, wait and check the configuration, nothing else');
 SELECT is_empty(
     $$SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = 'ops' AND c.relkind IN ('r', 'v')
@@ -83,14 +83,14 @@ SELECT is_empty(
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
       WHERE n.nspname = 'ops' AND has_function_privilege('opsguard_operator', p.oid, 'EXECUTE')
-        AND (p.proname ~ '^(_|api_)' OR p.proname IN ('claim_notifications', 'finish_notifications', 'notification_wait_s'))
+        AND (p.proname ~ '^(_|api_)' OR p.proname IN ('claim_notifications', 'finish_notifications', 'notification_wait_s', 'notification_still_wanted'))
         AND p.proname <> 'api_health'$$,
     'operators execute no internal (_*), API (api_*, but the runbook''s api_health) or dispatcher function');
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
       WHERE n.nspname = 'ops' AND NOT has_function_privilege('opsguard_operator', p.oid, 'EXECUTE')
         AND (p.proname !~ '^(_|api_)' OR p.proname = 'api_health')
-        AND p.proname NOT IN ('claim_notifications', 'finish_notifications', 'notification_wait_s')$$,
+        AND p.proname NOT IN ('claim_notifications', 'finish_notifications', 'notification_wait_s', 'notification_still_wanted')$$,
     'operators execute every ops function but the internal, API (api_health aside) and dispatcher ones');
 
 -- what a later migration creates gives operators SELECT on a table and nothing else by default

@@ -15,7 +15,8 @@ SELECT results_eq(
              ('guard_rollup_retention_days', '7'),
              ('max_esc_level', '7'), ('notify_backoff_max_ms', '300000'), ('notify_backoff_ms', '2000'),
              ('notify_lease_s', '60'), ('notify_max_attempts', '8'), ('notify_paused', 'false'),
-             ('notify_retention_days', '7'), ('pause_cron', '""'), ('slack_webhook_url', '""'), ('snooze_min', '30'),
+             ('notify_retention_days', '7'), ('pause_cron', '""'), ('slack_webhook_url', '""'),
+             ('smtp_from', '"opsguard@localhost"'), ('smtp_host', '""'), ('smtp_port', '587'), ('snooze_min', '30'),
              ('tick_batch_max', '10000'), ('tick_log_retention_days', '14'), ('tick_ms', '60000')$$,
     'defaults of a fresh install (docs/escalation.md#settings)');
 SELECT results_eq($$SELECT severity, ack_minutes FROM ops.sla ORDER BY severity$$,

@@ -141,7 +141,8 @@ BEGIN
     FOR v_row IN SELECT * FROM ops.settings ORDER BY key LOOP
         BEGIN
             PERFORM ops.set_setting(v_row.key, CASE v_row.kind WHEN 'boolean' THEN 'sometimes' WHEN 'integer' THEN 'x'
-                                                                WHEN 'cron' THEN '5 99 * * *' ELSE 'nope' END, 'alice');
+                                                                WHEN 'cron' THEN '5 99 * * *' WHEN 'host' THEN 'smtp://nope'
+                                                                ELSE 'nope' END, 'alice');
             v_out := v_out || ' ' || v_row.key;
         EXCEPTION WHEN invalid_parameter_value THEN
             NULL;
