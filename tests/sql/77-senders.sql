@@ -187,20 +187,21 @@ SELECT is(ops.finish_notifications('w1', (SELECT jsonb_agg(jsonb_build_object(
               'outcome', CASE address WHEN 'bob@mail.example.com' THEN 'cancelled' WHEN 'U024BE7LH' THEN 'failed' ELSE 'sent' END,
               'provider_id', CASE address WHEN '+14155550142' THEN 'SM0123' WHEN '+14155550143' THEN 'CA0456' END))
           FROM c), '2026-03-02 13:00:06Z') - 'logged',
-          '{"sent": 3, "retrying": 1, "dead": 0, "released": 0, "cancelled": 2, "stale": 0}',
-          'finish counts sent, retrying and cancelled');
+          '{"sent": 1, "retrying": 0, "dead": 0, "released": 0, "cancelled": 4, "stale": 1}',
+          'after the ack, finish counts the code sent and the pages cancelled (sent or dropped), and retries no failed DM');
 SELECT results_eq(
     $$SELECT c.address, o.status, o.cancelled_at, o.sent_at, o.provider_id, o.attempts
       FROM c INNER JOIN ops.notification_outbox AS o ON c.id = o.id WHERE c.address IN ('bob@mail.example.com', '+14155550142', '+14155550143')
       ORDER BY c.address$$,
-    $$VALUES ('+14155550142', 'sent', NULL::timestamptz, '2026-03-02 13:00:06Z'::timestamptz, 'SM0123', 1),
+    $$VALUES ('+14155550142', 'cancelled', '2026-03-02 13:00:05Z'::timestamptz, '2026-03-02 13:00:06Z'::timestamptz,
+              'SM0123', 1),
              ('+14155550143', 'cancelled', '2026-03-02 13:00:05Z', '2026-03-02 13:00:06Z', 'CA0456', 1),
-             ('bob@mail.example.com', 'cancelled', '2026-03-02 13:00:06Z', NULL, NULL, 0)$$,
-    'a sent SMS keeps its SID; a call cancelled while it was sent stays cancelled with its SID; '
-    || 'a page reported cancelled was never attempted');
+             ('bob@mail.example.com', 'cancelled', '2026-03-02 13:00:05Z', NULL, NULL, 1)$$,
+    'pages cancelled by the ack while they were sent stay cancelled with their time and SID; '
+    || 'the e-mail reported cancelled was claimed once and never sent');
 SELECT is((SELECT count(*)::int FROM ops.notification_attempts WHERE outbox_id = (SELECT id FROM c WHERE address = 'bob@mail.example.com')),
           0, 'a cancelled page leaves no delivery attempt');
-SELECT is(ops.finish_notifications('w1', (SELECT jsonb_agg(jsonb_build_object('id', id, 'claim', 1, 'outcome', 'sent'))
+SELECT is(ops.finish_notifications('w1', (SELECT jsonb_agg(jsonb_build_object('id', id, 'claim', claim_id + 1000, 'outcome', 'sent'))
                                           FROM c WHERE address = 'bob@mail.example.com'), '2026-03-02 13:01Z') ->> 'stale', '1',
           'a report of sent for a cancelled page under no claim of it is stale');
 SELECT is((SELECT status FROM ops.notification_outbox WHERE id = (SELECT id FROM c WHERE address = 'bob@mail.example.com')),
