@@ -2179,6 +2179,175 @@ $$;
 COMMENT ON FUNCTION ops._on_call_or_nobody(p_schedule text, p_at timestamp with time zone) IS 'Internal: ops.on_call for the tick and page_targets; a schedule that raises names no one (WARNING) instead of failing the escalation of every incident.';
 
 --
+-- Name: page_tokens; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.page_tokens (
+    id bigint NOT NULL,
+    token_hash text NOT NULL,
+    incident_id uuid NOT NULL,
+    principal text NOT NULL,
+    outbox_id bigint,
+    channel text NOT NULL,
+    short_code text,
+    created_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    used_at timestamp with time zone,
+    used_action text,
+    revoked_at timestamp with time zone,
+    CONSTRAINT page_tokens_channel_check CHECK ((channel = ANY (ARRAY['link'::text, 'sms'::text, 'voice'::text, 'slack_button'::text]))),
+    CONSTRAINT page_tokens_expiry CHECK ((expires_at > created_at)),
+    CONSTRAINT page_tokens_short_code_check CHECK ((short_code ~ '^[0-9]{4,8}$'::text)),
+    CONSTRAINT page_tokens_token_hash_check CHECK ((token_hash ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT page_tokens_used CHECK (((used_at IS NULL) = (used_action IS NULL))),
+    CONSTRAINT page_tokens_used_action_check CHECK ((used_action = ANY (ARRAY['acknowledge'::text, 'resolve'::text])))
+);
+
+--
+-- Name: TABLE page_tokens; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.page_tokens IS 'The answers a page carries: each acknowledges or resolves one incident as one principal, once, until expires_at. Minted when its message is claimed; the token (>= 128 random bits) travels only in the message, and only its sha256 is kept. An SMS also carries short_code, answered from the number it was sent to.';
+
+--
+-- Name: COLUMN page_tokens.outbox_id; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.page_tokens.outbox_id IS 'The message that carried it (notification_outbox.id).';
+
+--
+-- Name: COLUMN page_tokens.channel; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.page_tokens.channel IS 'Where its answer comes from: link (GET/POST /p/<token> from an e-mail or SMS), sms (a reply with short_code), voice (a key press in the call), slack_button (a Block Kit button of a direct message).';
+
+--
+-- Name: COLUMN page_tokens.revoked_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.page_tokens.revoked_at IS 'Set when the contact method is removed or the principal disabled: refused since.';
+
+--
+-- Name: _page_act(ops.page_tokens, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._page_act(p_token ops.page_tokens, p_action text, p_via text, p_now timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_answer jsonb;
+BEGIN
+    IF p_token.id IS NULL OR p_token.revoked_at IS NOT NULL OR (CASE p_via
+            WHEN 'link' THEN p_token.channel IN ('link', 'sms')
+            WHEN 'sms' THEN p_token.short_code IS NOT NULL
+            ELSE p_token.channel = p_via END) IS NOT TRUE THEN
+        PERFORM ops._page_token_unknown();
+    END IF;
+    IF p_token.used_at IS NOT NULL THEN
+        RAISE EXCEPTION 'this page was already answered'
+            USING ERRCODE = 'OG410', DETAIL = pg_catalog.format('%s at %s', p_token.used_action, p_token.used_at),
+                  HINT = 'Each page answers once; the incident''s status shows what happened since.';
+    END IF;
+    IF p_token.expires_at <= p_now THEN
+        RAISE EXCEPTION 'this page expired'
+            USING ERRCODE = 'OG410', DETAIL = pg_catalog.format('valid until %s', p_token.expires_at),
+                  HINT = 'A page answers for 24 hours; acknowledge in Slack or with a signed POST /ops/incidents/<id>/ack.';
+    END IF;
+    v_answer := ops._page_transition(p_token.incident_id, p_token.principal, p_action, p_via, p_now);
+    UPDATE ops.page_tokens SET used_at = p_now, used_action = p_action WHERE id = p_token.id;
+    RETURN v_answer;
+END;
+$$;
+
+--
+-- Name: FUNCTION _page_act(p_token ops.page_tokens, p_action text, p_via text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._page_act(p_token ops.page_tokens, p_action text, p_via text, p_now timestamp with time zone) IS 'Internal: answer one locked page token over p_via (link, sms, voice, slack_button): P0002 unless the token was sent for that channel and is not revoked, OG410 once used or expired; then ops._page_transition, and the token is used.';
+
+--
+-- Name: _page_token_hash(text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._page_token_hash(p_token text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    RETURN CASE WHEN (p_token ~ '^[A-Za-z0-9_-]{43}$'::text) THEN encode(sha256(convert_to(p_token, 'UTF8'::name)), 'hex'::text) ELSE NULL::text END;
+
+--
+-- Name: FUNCTION _page_token_hash(p_token text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._page_token_hash(p_token text) IS 'Internal: the token_hash of a page token, NULL when the text is not shaped like one.';
+
+--
+-- Name: _page_token_unknown(); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._page_token_unknown() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'no such page'
+        USING ERRCODE = 'P0002', DETAIL = 'The link or code is wrong, or its contact method was removed.',
+              HINT = 'Acknowledge in Slack (/incident-ack) or with a signed POST /ops/incidents/<id>/ack.';
+END;
+$$;
+
+--
+-- Name: FUNCTION _page_token_unknown(); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._page_token_unknown() IS 'Internal: raises P0002 for a page token that is unknown, malformed or revoked.';
+
+--
+-- Name: _page_transition(uuid, text, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._page_transition(p_incident uuid, p_principal text, p_action text, p_via text, p_now timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_to text := CASE p_action WHEN 'acknowledge' THEN 'acknowledged' WHEN 'resolve' THEN 'resolved' END;
+    v_perm text := CASE p_action WHEN 'acknowledge' THEN 'incidents.ack' ELSE 'incidents.resolve' END;
+    v_row ops.incidents;
+    v_already boolean;
+BEGIN
+    IF v_to IS NULL THEN
+        RAISE EXCEPTION 'unknown action "%"', p_action USING ERRCODE = '22023', HINT = 'acknowledge or resolve';
+    END IF;
+    IF NOT ops.has_permission(p_principal, v_perm) THEN
+        RAISE EXCEPTION '% may not %', p_principal, v_perm
+            USING ERRCODE = '42501', HINT = 'An admin grants a role that carries it: SELECT ops.grant_role(principal, role, actor);';
+    END IF;
+    v_row := ops._lock_incident(p_incident);
+    IF v_row.status = 'resolved' THEN
+        RAISE EXCEPTION 'incident % is resolved', v_row.incident_key
+            USING ERRCODE = '55000', DETAIL = pg_catalog.format('resolved by %s at %s', v_row.resolved_by, v_row.resolved_at),
+                  HINT = 'Nothing is left to do; if it fires again, a new incident opens and pages again.';
+    END IF;
+    v_already := v_row.status = v_to;
+    v_row := ops._transition(v_row.id, v_to, p_principal, 'via ' || p_via, p_now);
+    RETURN pg_catalog.jsonb_build_object(
+        'ok', true, 'action', p_action, 'via', p_via, 'principal', p_principal, 'changed', NOT v_already,
+        'message', CASE WHEN v_already THEN 'Already ' || v_to ELSE pg_catalog.initcap(v_to) END || ' by '
+                   || CASE v_to WHEN 'resolved' THEN v_row.resolved_by ELSE v_row.acknowledged_by END || ' at '
+                   || pg_catalog.to_char(CASE v_to WHEN 'resolved' THEN v_row.resolved_at ELSE v_row.acknowledged_at END
+                                         AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"') || '.',
+        'incident', ops.incident_json(v_row));
+END;
+$$;
+
+--
+-- Name: FUNCTION _page_transition(p_incident uuid, p_principal text, p_action text, p_via text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._page_transition(p_incident uuid, p_principal text, p_action text, p_via text, p_now timestamp with time zone) IS 'Internal: acknowledge or resolve an incident as p_principal from a page (note "via <p_via>"): 42501 without the permission, 55000 once resolved; answers whether it changed anything and who did it.';
+
+--
 -- Name: _pct(numeric, numeric); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -4088,6 +4257,36 @@ $$;
 COMMENT ON FUNCTION ops.api_override_guard_item(p_principal text, p_actor text, p_replay_key text, p_body jsonb) IS 'POST /ops/release-guard/overrides: exempt one failing item (guard.override).';
 
 --
+-- Name: api_page_act(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_page_act(p_token text, p_action text) RETURNS jsonb
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$ SELECT ops.page_action(p_token, p_action, 'link', pg_catalog.now()) $$;
+
+--
+-- Name: FUNCTION api_page_act(p_token text, p_action text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_page_act(p_token text, p_action text) IS 'POST /p/<token>: ops.page_action over the link, now.';
+
+--
+-- Name: api_page_get(text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_page_get(p_token text) RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$ SELECT ops.page_view(p_token, pg_catalog.now()) $$;
+
+--
+-- Name: FUNCTION api_page_get(p_token text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_page_get(p_token text) IS 'GET /p/<token>: ops.page_view now.';
+
+--
 -- Name: api_recalc(text, text, text); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -5964,6 +6163,31 @@ $$;
 COMMENT ON FUNCTION ops.override_guard_item(p_item_key text, p_reason text, p_minutes integer, p_actor text, p_now timestamp with time zone) IS 'Exempts one failing guard item for p_minutes (at most 1440) with a reason; p_actor needs guard.override. Audited.';
 
 --
+-- Name: page_action(text, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.page_action(p_token text, p_action text, p_via text, p_now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_token ops.page_tokens;
+BEGIN
+    IF p_via IS NULL OR p_via NOT IN ('link', 'sms', 'voice', 'slack_button') THEN
+        RAISE EXCEPTION 'unknown channel "%"', p_via USING ERRCODE = '22023', HINT = 'link, sms, voice or slack_button';
+    END IF;
+    SELECT * INTO v_token FROM ops.page_tokens WHERE token_hash = ops._page_token_hash(p_token) FOR UPDATE;
+    RETURN ops._page_act(v_token, p_action, p_via, p_now);
+END;
+$$;
+
+--
+-- Name: FUNCTION page_action(p_token text, p_action text, p_via text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.page_action(p_token text, p_action text, p_via text, p_now timestamp with time zone) IS 'Answers a page: acknowledge or resolve its incident as the principal it was sent to, audited "via <p_via>", once. Unknown, malformed or revoked token: P0002; used or expired: OG410; resolved incident: 55000; the principal lacks incidents.ack (incidents.resolve): 42501. Acknowledging what someone else acknowledged first uses the token too and says so ("Already acknowledged by ...").';
+
+--
 -- Name: page_targets(text, integer, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -5997,6 +6221,39 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.page_targets(p_policy text, p_level integer, p_at timestamp with time zone) IS 'Whom escalation level p_level of a policy would page at p_at, as the escalation event records it: {"policy", "step", "principals", "destinations", "mentions"}; NULL when the policy has no steps. SELECT ops.page_targets(''payments'', 2, now() + interval ''1 hour''). Unknown policy: P0002.';
+
+--
+-- Name: page_view(text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.page_view(p_token text, p_now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_view jsonb;
+BEGIN
+    SELECT pg_catalog.jsonb_build_object(
+        'ok', true, 'principal', t.principal, 'expiresAt', t.expires_at, 'usedAt', t.used_at, 'usedAction', t.used_action,
+        'usable', t.used_at IS NULL AND t.expires_at > p_now AND i.status <> 'resolved',
+        'reason', CASE WHEN t.used_at IS NOT NULL THEN 'used' WHEN t.expires_at <= p_now THEN 'expired'
+                       WHEN i.status = 'resolved' THEN 'resolved' END,
+        'incident', ops.incident_json(i))
+    INTO v_view
+    FROM ops.page_tokens AS t INNER JOIN ops.incidents AS i ON t.incident_id = i.id
+    WHERE t.token_hash = ops._page_token_hash(p_token) AND t.revoked_at IS NULL AND t.channel IN ('link', 'sms');
+    IF v_view IS NULL THEN
+        PERFORM ops._page_token_unknown();
+    END IF;
+    RETURN v_view;
+END;
+$$;
+
+--
+-- Name: FUNCTION page_view(p_token text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.page_view(p_token text, p_now timestamp with time zone) IS 'The page a link token shows: the incident, whom it was sent to, and whether it can still be answered (usable; reason used, expired or resolved when not). Changes nothing. Unknown, malformed or revoked: P0002.';
 
 --
 -- Name: pg_cron_status(); Type: FUNCTION; Schema: ops; Owner: -
@@ -8103,55 +8360,6 @@ CREATE VIEW ops.on_call_now AS
 COMMENT ON VIEW ops.on_call_now IS 'Every schedule: who is on call now and until when (the end of their shifts that follow each other without a gap; NULL when not within 28 days). Nobody on call: principal NULL, until when someone starts. See ops.on_call_until.';
 
 --
--- Name: page_tokens; Type: TABLE; Schema: ops; Owner: -
---
-
-CREATE TABLE ops.page_tokens (
-    id bigint NOT NULL,
-    token_hash text NOT NULL,
-    incident_id uuid NOT NULL,
-    principal text NOT NULL,
-    outbox_id bigint,
-    channel text NOT NULL,
-    short_code text,
-    created_at timestamp with time zone NOT NULL,
-    expires_at timestamp with time zone NOT NULL,
-    used_at timestamp with time zone,
-    used_action text,
-    revoked_at timestamp with time zone,
-    CONSTRAINT page_tokens_channel_check CHECK ((channel = ANY (ARRAY['link'::text, 'sms'::text, 'voice'::text, 'slack_button'::text]))),
-    CONSTRAINT page_tokens_expiry CHECK ((expires_at > created_at)),
-    CONSTRAINT page_tokens_short_code_check CHECK ((short_code ~ '^[0-9]{4,8}$'::text)),
-    CONSTRAINT page_tokens_token_hash_check CHECK ((token_hash ~ '^[0-9a-f]{64}$'::text)),
-    CONSTRAINT page_tokens_used CHECK (((used_at IS NULL) = (used_action IS NULL))),
-    CONSTRAINT page_tokens_used_action_check CHECK ((used_action = ANY (ARRAY['acknowledge'::text, 'resolve'::text])))
-);
-
---
--- Name: TABLE page_tokens; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON TABLE ops.page_tokens IS 'The answers a page carries: each acknowledges or resolves one incident as one principal, once, until expires_at. Minted when its message is claimed; the token (>= 128 random bits) travels only in the message, and only its sha256 is kept. An SMS also carries short_code, answered from the number it was sent to.';
-
---
--- Name: COLUMN page_tokens.outbox_id; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.page_tokens.outbox_id IS 'The message that carried it (notification_outbox.id).';
-
---
--- Name: COLUMN page_tokens.channel; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.page_tokens.channel IS 'Where its answer comes from: link (GET/POST /p/<token> from an e-mail or SMS), sms (a reply with short_code), voice (a key press in the call), slack_button (a Block Kit button of a direct message).';
-
---
--- Name: COLUMN page_tokens.revoked_at; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.page_tokens.revoked_at IS 'Set when the contact method is removed or the principal disabled: refused since.';
-
---
 -- Name: page_tokens_id_seq; Type: SEQUENCE; Schema: ops; Owner: -
 --
 
@@ -10067,6 +10275,36 @@ REVOKE ALL ON FUNCTION ops._on_call_at(p_schedule text, p_zone text, p_at timest
 REVOKE ALL ON FUNCTION ops._on_call_or_nobody(p_schedule text, p_at timestamp with time zone) FROM PUBLIC;
 
 --
+-- Name: TABLE page_tokens; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.page_tokens TO opsguard_operator;
+
+--
+-- Name: FUNCTION _page_act(p_token ops.page_tokens, p_action text, p_via text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._page_act(p_token ops.page_tokens, p_action text, p_via text, p_now timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _page_token_hash(p_token text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._page_token_hash(p_token text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _page_token_unknown(); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._page_token_unknown() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _page_transition(p_incident uuid, p_principal text, p_action text, p_via text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._page_transition(p_incident uuid, p_principal text, p_action text, p_via text, p_now timestamp with time zone) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _pct(p_part numeric, p_whole numeric); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10343,6 +10581,20 @@ REVOKE ALL ON FUNCTION ops.api_override_guard_item(p_principal text, p_actor tex
 GRANT ALL ON FUNCTION ops.api_override_guard_item(p_principal text, p_actor text, p_replay_key text, p_body jsonb) TO opsguard_api;
 
 --
+-- Name: FUNCTION api_page_act(p_token text, p_action text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_page_act(p_token text, p_action text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_page_act(p_token text, p_action text) TO opsguard_api;
+
+--
+-- Name: FUNCTION api_page_get(p_token text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_page_get(p_token text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_page_get(p_token text) TO opsguard_api;
+
+--
 -- Name: FUNCTION api_recalc(p_principal text, p_actor text, p_replay_key text); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -10617,11 +10869,25 @@ REVOKE ALL ON FUNCTION ops.override_guard_item(p_item_key text, p_reason text, p
 GRANT ALL ON FUNCTION ops.override_guard_item(p_item_key text, p_reason text, p_minutes integer, p_actor text, p_now timestamp with time zone) TO opsguard_operator;
 
 --
+-- Name: FUNCTION page_action(p_token text, p_action text, p_via text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.page_action(p_token text, p_action text, p_via text, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.page_action(p_token text, p_action text, p_via text, p_now timestamp with time zone) TO opsguard_operator;
+
+--
 -- Name: FUNCTION page_targets(p_policy text, p_level integer, p_at timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops.page_targets(p_policy text, p_level integer, p_at timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.page_targets(p_policy text, p_level integer, p_at timestamp with time zone) TO opsguard_operator;
+
+--
+-- Name: FUNCTION page_view(p_token text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.page_view(p_token text, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.page_view(p_token text, p_now timestamp with time zone) TO opsguard_operator;
 
 --
 -- Name: FUNCTION pg_cron_status(); Type: ACL; Schema: ops; Owner: -
@@ -11003,12 +11269,6 @@ GRANT SELECT ON TABLE ops.notification_stats TO opsguard_operator;
 --
 
 GRANT SELECT ON TABLE ops.on_call_now TO opsguard_operator;
-
---
--- Name: TABLE page_tokens; Type: ACL; Schema: ops; Owner: -
---
-
-GRANT SELECT ON TABLE ops.page_tokens TO opsguard_operator;
 
 --
 -- Name: TABLE permissions; Type: ACL; Schema: ops; Owner: -
