@@ -4263,7 +4263,9 @@ COMMENT ON FUNCTION ops.api_override_guard_item(p_principal text, p_actor text, 
 CREATE FUNCTION ops.api_page_act(p_token text, p_action text) RETURNS jsonb
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
-    AS $$ SELECT ops.page_action(p_token, p_action, 'link', pg_catalog.now()) $$;
+    AS $$
+    SELECT ops.page_action(p_token, p_action, 'link', pg_catalog.now())
+$$;
 
 --
 -- Name: FUNCTION api_page_act(p_token text, p_action text); Type: COMMENT; Schema: ops; Owner: -
@@ -4278,7 +4280,9 @@ COMMENT ON FUNCTION ops.api_page_act(p_token text, p_action text) IS 'POST /p/<t
 CREATE FUNCTION ops.api_page_get(p_token text) RETURNS jsonb
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'ops', 'pg_temp'
-    AS $$ SELECT ops.page_view(p_token, pg_catalog.now()) $$;
+    AS $$
+    SELECT ops.page_view(p_token, pg_catalog.now())
+$$;
 
 --
 -- Name: FUNCTION api_page_get(p_token text); Type: COMMENT; Schema: ops; Owner: -

@@ -29,6 +29,7 @@ from .views import (
     me,
     metrics,
     oncall,
+    page,
     request_metrics,
 )
 
@@ -62,6 +63,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(intake_alertmanager.bp)
     app.register_blueprint(intake_events_v2.bp)
     app.register_blueprint(oncall.bp)
+    app.register_blueprint(page.bp)
     if app.config.get("OPS_BENCH_ENDPOINTS"):
         from .views import bench
 

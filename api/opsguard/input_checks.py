@@ -37,6 +37,9 @@ BODY_LIMITS = {
     "events_v2.change_enqueue": 512 * 1024,
     # a calendar app fetches the feed with a GET and no body
     "oncall.calendar": 1024,
+    # the page's form posts one field (action=acknowledge)
+    "page.show": 1024,
+    "page.act": 1024,
 }
 
 

@@ -162,7 +162,9 @@ GRANT EXECUTE ON FUNCTION ops.page_view(text, timestamptz) TO opsguard_operator;
 CREATE FUNCTION ops.api_page_get(p_token text) RETURNS jsonb
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = ops, pg_temp
-AS $$ SELECT ops.page_view(p_token, pg_catalog.now()) $$;
+AS $$
+    SELECT ops.page_view(p_token, pg_catalog.now())
+$$;
 COMMENT ON FUNCTION ops.api_page_get(text) IS 'GET /p/<token>: ops.page_view now.';
 REVOKE ALL ON FUNCTION ops.api_page_get(text) FROM public;
 GRANT EXECUTE ON FUNCTION ops.api_page_get(text) TO opsguard_api;
@@ -170,7 +172,9 @@ GRANT EXECUTE ON FUNCTION ops.api_page_get(text) TO opsguard_api;
 CREATE FUNCTION ops.api_page_act(p_token text, p_action text) RETURNS jsonb
 LANGUAGE sql SECURITY DEFINER
 SET search_path = ops, pg_temp
-AS $$ SELECT ops.page_action(p_token, p_action, 'link', pg_catalog.now()) $$;
+AS $$
+    SELECT ops.page_action(p_token, p_action, 'link', pg_catalog.now())
+$$;
 COMMENT ON FUNCTION ops.api_page_act(text, text) IS 'POST /p/<token>: ops.page_action over the link, now.';
 REVOKE ALL ON FUNCTION ops.api_page_act(text, text) FROM public;
 GRANT EXECUTE ON FUNCTION ops.api_page_act(text, text) TO opsguard_api;
