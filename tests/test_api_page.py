@@ -18,7 +18,7 @@ def mint(conn, incident_id, principal: str = "bob", channel: str = "link") -> st
 def incident(conn):
     conn.execute("SELECT ops.add_principal('bob', 'human', ARRAY['ops_responder'], 'admin')")
     conn.execute("SELECT ops.add_principal('victor', 'human', ARRAY['ops_viewer'], 'admin')")
-    return conn.execute("SELECT id FROM ops.trigger_incident('GET /checkout::error_rate', 'critical', "
+    return conn.execute("SELECT id FROM ops.trigger_incident('GET /checkout::error_rate', 'critical', 'GET /checkout', "
                         "'checkout <b>5xx</b> & <script>alert(1)</script>')").fetchone()[0]
 
 
@@ -34,7 +34,7 @@ def test_a_get_shows_the_incident_and_changes_nothing(app, conn, incident):
     assert checksum(conn) == before
     assert first.status_code == second.status_code == 200 and first.mimetype == "text/html"
     page = first.get_data(as_text=True)
-    assert "GET /checkout::error_rate" in page and "bob" in page
+    assert "GET /checkout::error_rate" in page and "bob" in page and "<dd>GET /checkout</dd>" in page
     assert '<form method="post">' in page
     assert 'value="acknowledge">Acknowledge</button>' in page and 'value="resolve">Resolve</button>' in page
     # the summary is text, never markup
