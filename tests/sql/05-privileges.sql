@@ -36,7 +36,8 @@ SELECT set_eq(
           'api_me', 'api_health', 'api_record_requests', 'api_release_guard', 'api_override_guard_item',
           'api_slack_command', 'api_metrics', 'config_problems', 'api_heartbeat_ping', 'api_alertmanager',
           'api_events_v2', 'api_oncall', 'api_schedule_feed', 'api_change_event',
-          'api_page_get', 'api_page_act'],
+          'api_page_get', 'api_page_act', 'api_slack_interaction', 'api_twilio_sms', 'api_twilio_voice',
+          'api_twilio_status', 'api_public_base_url'],
     'the API role may execute exactly the api_* functions and the boot-time configuration check');
 SELECT set_eq(
     $$SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
