@@ -149,6 +149,11 @@ SETTINGS: tuple[Setting, ...] = (
             "unless OPS_HMAC_BODY_ONLY=on"),
     Setting("SLACK_SIGNING_SECRET", "secret", None, _API,
             "the Slack app's signing secret; unset, `POST /chat/slack/commands` answers 503"),
+    Setting("OPS_SLACK_API_BASE", "text", None, _API,
+            "a local Slack stand-in's base URL (tests, `make run`): a button's `response_url` may point at its "
+            "host as well as at `https://hooks.slack.com/`"),
+    Setting("TWILIO_AUTH_TOKEN", "secret", None, _API,
+            "the Twilio account's auth token: it verifies `X-Twilio-Signature` on `/twilio/*`; unset, those answer 503"),
     Setting("OPS_DB_ROLE", "text", "opsguard_api", _API,
             "role the API's connections switch to; empty keeps the login role"),
     Setting("OPS_DB_POOL_MAX", "int", 8, _API,
