@@ -31,6 +31,7 @@ from .views import (
     oncall,
     page,
     request_metrics,
+    twilio,
 )
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(intake_events_v2.bp)
     app.register_blueprint(oncall.bp)
     app.register_blueprint(page.bp)
+    app.register_blueprint(twilio.bp)
     if app.config.get("OPS_BENCH_ENDPOINTS"):
         from .views import bench
 

@@ -40,6 +40,12 @@ BODY_LIMITS = {
     # the page's form posts one field (action=acknowledge)
     "page.show": 1024,
     "page.act": 1024,
+    # Twilio's webhooks post a few dozen short form fields; an SMS body is at most 1600 characters
+    "twilio.sms": 16 * 1024,
+    "twilio.voice": 16 * 1024,
+    "twilio.status": 16 * 1024,
+    # a Block Kit payload carries the whole message its button was in
+    "chat.slack_interaction": 64 * 1024,
 }
 
 
