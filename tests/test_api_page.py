@@ -102,3 +102,12 @@ def test_guessing_tokens_is_rate_limited_by_address(app, conn, incident):
     assert answers[:30] == [404] * 30 and answers[30] == 429
     other = app.test_client().get(f"/p/{mint(conn, incident)}", environ_base={"REMOTE_ADDR": "10.0.0.9"})
     assert other.status_code == 200
+
+
+def test_page_tokens_stay_out_of_the_logs():
+    from opsguard.access_log import redact
+
+    token = "S25mXF6cRZGUBYbgtve3bPkmKAZN5ErHhTzTf3u89lU"
+    for line in (f'127.0.0.1 "POST /p/{token} HTTP/1.1" 200', f'"POST /twilio/voice?t={token} HTTP/1.1" 200',
+                 f'"POST /twilio/voice?x=1&t={token}&y=2 HTTP/1.1" 200'):
+        assert token not in redact(line) and "[redacted]" in redact(line)

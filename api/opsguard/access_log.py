@@ -1,5 +1,6 @@
 """Logs without secrets. A calendar feed URL carries its token in the query string
-(?token=ogf_..., since calendar apps cannot send headers), senders put integration keys
+(?token=ogf_..., since calendar apps cannot send headers), a page link its token in the path
+(/p/<token>, and /twilio/voice?t=<token>), senders put integration keys
 (ogk_...) in Authorization headers, and gunicorn writes raw request lines: into the access
 log, and into its error log when it refuses a request (a request line with a raw space, say).
 `redact` is the one place that knows what a secret looks like; RedactingLogger applies it to
@@ -17,6 +18,9 @@ from gunicorn.glogging import Logger
 _SECRETS = [
     # a token=... query parameter, up to the next &, space or quote
     (re.compile(r"(?i)(^|[?&])(token=)[^&\s\"'<>]*"), r"\1\2[redacted]"),
+    # a page token: the path of an acknowledge link, and the ?t= of a voice call's key press
+    (re.compile(r"(/p/)[A-Za-z0-9_\-]+"), r"\1[redacted]"),
+    (re.compile(r"(/twilio/voice\?(?:[^\s\"'<>]*&)?t=)[^&\s\"'<>]*"), r"\1[redacted]"),
     # feed tokens and integration keys wherever they appear
     (re.compile(r"\b(og[fk]_)[A-Za-z0-9_\-]+"), r"\1[redacted]"),
     # whatever an Authorization header carries, and credentials after an auth scheme elsewhere
