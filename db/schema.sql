@@ -2195,12 +2195,15 @@ CREATE TABLE ops.page_tokens (
     used_at timestamp with time zone,
     used_action text,
     revoked_at timestamp with time zone,
+    used_via text,
     CONSTRAINT page_tokens_channel_check CHECK ((channel = ANY (ARRAY['link'::text, 'sms'::text, 'voice'::text, 'slack_button'::text]))),
     CONSTRAINT page_tokens_expiry CHECK ((expires_at > created_at)),
     CONSTRAINT page_tokens_short_code_check CHECK ((short_code ~ '^[0-9]{4,8}$'::text)),
     CONSTRAINT page_tokens_token_hash_check CHECK ((token_hash ~ '^[0-9a-f]{64}$'::text)),
     CONSTRAINT page_tokens_used CHECK (((used_at IS NULL) = (used_action IS NULL))),
-    CONSTRAINT page_tokens_used_action_check CHECK ((used_action = ANY (ARRAY['acknowledge'::text, 'resolve'::text])))
+    CONSTRAINT page_tokens_used_action_check CHECK ((used_action = ANY (ARRAY['acknowledge'::text, 'resolve'::text]))),
+    CONSTRAINT page_tokens_used_via CHECK (((used_at IS NULL) = (used_via IS NULL))),
+    CONSTRAINT page_tokens_used_via_check CHECK ((used_via = ANY (ARRAY['link'::text, 'sms'::text, 'voice'::text, 'slack_button'::text])))
 );
 
 --
@@ -2226,6 +2229,12 @@ COMMENT ON COLUMN ops.page_tokens.channel IS 'Where its answer comes from: link 
 --
 
 COMMENT ON COLUMN ops.page_tokens.revoked_at IS 'Set when the contact method is removed or the principal disabled: refused since.';
+
+--
+-- Name: COLUMN page_tokens.used_via; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.page_tokens.used_via IS 'Where the answer came from (link, sms, voice, slack_button), as the audit note "via ..." says; set with used_at.';
 
 --
 -- Name: _page_act(ops.page_tokens, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -2255,7 +2264,7 @@ BEGIN
                   HINT = 'A page answers for 24 hours; acknowledge in Slack or with a signed POST /ops/incidents/<id>/ack.';
     END IF;
     v_answer := ops._page_transition(p_token.incident_id, p_token.principal, p_action, p_via, p_now);
-    UPDATE ops.page_tokens SET used_at = p_now, used_action = p_action WHERE id = p_token.id;
+    UPDATE ops.page_tokens SET used_at = p_now, used_action = p_action, used_via = p_via WHERE id = p_token.id;
     RETURN v_answer;
 END;
 $$;

@@ -84,6 +84,7 @@ def test_an_sms_reply_acknowledges_as_the_owner_of_the_number(twilio_app, conn, 
     assert state(conn, incident) == ("acknowledged", "bob", None)
     assert conn.execute("SELECT actor, note FROM ops.audit_log WHERE table_name = 'incidents' AND action = 'UPDATE'"
                         ).fetchall() == [("bob", "via sms")]
+    assert conn.execute("SELECT used_action, used_via FROM ops.page_tokens").fetchall() == [("acknowledge", "sms")]
     again = post(twilio_app, "/twilio/sms", {"From": BOB_PHONE, "Body": f"6 {code}"})
     assert "this page was already answered." in again.get_data(as_text=True)
     assert state(conn, incident) == ("acknowledged", "bob", None)

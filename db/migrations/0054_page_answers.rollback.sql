@@ -54,3 +54,4 @@ COMMENT ON FUNCTION ops.slack_message(jsonb) IS
 'the only markup.';
 DROP FUNCTION ops.slack_page_blocks(jsonb, text, text);
 DROP FUNCTION ops._page_refusal(text);
+ALTER TABLE ops.page_tokens DROP COLUMN used_via;

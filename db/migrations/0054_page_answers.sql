@@ -6,6 +6,12 @@
 -- revoked is one answer (P0002), so a guess learns nothing; a used or expired one is OG410 (the
 -- API's 410 Gone); a resolved incident is 55000 (409); a principal without the permission 42501.
 
+-- how a page was answered, which its channel does not say: an SMS's token answers by reply or by its link
+ALTER TABLE ops.page_tokens ADD COLUMN used_via text CHECK (used_via IN ('link', 'sms', 'voice', 'slack_button')),
+ADD CONSTRAINT page_tokens_used_via CHECK ((used_at IS NULL) = (used_via IS NULL));
+COMMENT ON COLUMN ops.page_tokens.used_via IS
+'Where the answer came from (link, sms, voice, slack_button), as the audit note "via ..." says; set with used_at.';
+
 -- the sha256 a token is stored under; NULL for what cannot be a token (43 base64url characters)
 CREATE FUNCTION ops._page_token_hash(p_token text) RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -97,7 +103,7 @@ BEGIN
                   HINT = 'A page answers for 24 hours; acknowledge in Slack or with a signed POST /ops/incidents/<id>/ack.';
     END IF;
     v_answer := ops._page_transition(p_token.incident_id, p_token.principal, p_action, p_via, p_now);
-    UPDATE ops.page_tokens SET used_at = p_now, used_action = p_action WHERE id = p_token.id;
+    UPDATE ops.page_tokens SET used_at = p_now, used_action = p_action, used_via = p_via WHERE id = p_token.id;
     RETURN v_answer;
 END;
 $$;

@@ -57,8 +57,9 @@ SELECT is((SELECT (status, acknowledged_by)::text FROM ops.incidents WHERE incid
 SELECT is((SELECT (actor, note)::text FROM ops.audit_log WHERE table_name = 'incidents' AND action = 'UPDATE'
            AND row_key = (ops._incident_by_ref('db-down')).id::text),
           '(bob,"via link")', 'the audit log records bob, via link');
-SELECT is((SELECT (used_at, used_action)::text FROM ops.page_tokens WHERE token_hash = ops._page_token_hash(pg_temp.t('bob'))),
-          '("2026-03-02 12:03:00+00",acknowledge)', 'the token is marked used, with its action');
+SELECT is((SELECT (used_at, used_action, used_via)::text FROM ops.page_tokens
+           WHERE token_hash = ops._page_token_hash(pg_temp.t('bob'))),
+          '("2026-03-02 12:03:00+00",acknowledge,link)', 'the token is marked used, with its action and channel');
 SELECT throws_ok(format('SELECT ops.page_action(%L, %L, %L, %L)', pg_temp.t('bob'), 'resolve', 'link',
                         '2026-03-02 12:04:00Z'),
                  'OG410', NULL, 'a used token is gone, even for the other action');
