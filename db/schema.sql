@@ -2780,6 +2780,199 @@ $$;
 COMMENT ON FUNCTION ops._on_call_or_nobody(p_schedule text, p_at timestamp with time zone) IS 'Internal: ops.on_call for the tick and page_targets; a schedule that raises names no one (WARNING) instead of failing the escalation of every incident.';
 
 --
+-- Name: page_tokens; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.page_tokens (
+    id bigint NOT NULL,
+    token_hash text NOT NULL,
+    incident_id uuid NOT NULL,
+    principal text NOT NULL,
+    outbox_id bigint,
+    channel text NOT NULL,
+    short_code text,
+    created_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    used_at timestamp with time zone,
+    used_action text,
+    revoked_at timestamp with time zone,
+    used_via text,
+    CONSTRAINT page_tokens_channel_check CHECK ((channel = ANY (ARRAY['link'::text, 'sms'::text, 'voice'::text, 'slack_button'::text]))),
+    CONSTRAINT page_tokens_expiry CHECK ((expires_at > created_at)),
+    CONSTRAINT page_tokens_short_code_check CHECK ((short_code ~ '^[0-9]{4,8}$'::text)),
+    CONSTRAINT page_tokens_token_hash_check CHECK ((token_hash ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT page_tokens_used CHECK (((used_at IS NULL) = (used_action IS NULL))),
+    CONSTRAINT page_tokens_used_action_check CHECK ((used_action = ANY (ARRAY['acknowledge'::text, 'resolve'::text]))),
+    CONSTRAINT page_tokens_used_via CHECK (((used_at IS NULL) = (used_via IS NULL))),
+    CONSTRAINT page_tokens_used_via_check CHECK ((used_via = ANY (ARRAY['link'::text, 'sms'::text, 'voice'::text, 'slack_button'::text])))
+);
+
+--
+-- Name: TABLE page_tokens; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.page_tokens IS 'The answers a page carries: each acknowledges or resolves one incident as one principal, once, until expires_at. Minted when its message is claimed; the token (>= 128 random bits) travels only in the message, and only its sha256 is kept. An SMS also carries short_code, answered from the number it was sent to.';
+
+--
+-- Name: COLUMN page_tokens.outbox_id; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.page_tokens.outbox_id IS 'The message that carried it (notification_outbox.id).';
+
+--
+-- Name: COLUMN page_tokens.channel; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.page_tokens.channel IS 'Where its answer comes from: link (GET/POST /p/<token> from an e-mail or SMS), sms (a reply with short_code), voice (a key press in the call), slack_button (a Block Kit button of a direct message).';
+
+--
+-- Name: COLUMN page_tokens.revoked_at; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.page_tokens.revoked_at IS 'Set when the contact method is removed or the principal disabled: refused since.';
+
+--
+-- Name: COLUMN page_tokens.used_via; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.page_tokens.used_via IS 'Where the answer came from (link, sms, voice, slack_button), as the audit note "via ..." says; set with used_at.';
+
+--
+-- Name: _page_act(ops.page_tokens, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._page_act(p_token ops.page_tokens, p_action text, p_via text, p_now timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_answer jsonb;
+BEGIN
+    IF p_token.id IS NULL OR p_token.revoked_at IS NOT NULL OR (CASE p_via
+            WHEN 'link' THEN p_token.channel IN ('link', 'sms')
+            WHEN 'sms' THEN p_token.short_code IS NOT NULL
+            ELSE p_token.channel = p_via END) IS NOT TRUE THEN
+        PERFORM ops._page_token_unknown();
+    END IF;
+    IF p_token.used_at IS NOT NULL THEN
+        RAISE EXCEPTION 'this page was already answered'
+            USING ERRCODE = 'OG410', DETAIL = pg_catalog.format('%s at %s', p_token.used_action, p_token.used_at),
+                  HINT = 'Each page answers once; the incident''s status shows what happened since.';
+    END IF;
+    IF p_token.expires_at <= p_now THEN
+        RAISE EXCEPTION 'this page expired'
+            USING ERRCODE = 'OG410', DETAIL = pg_catalog.format('valid until %s', p_token.expires_at),
+                  HINT = 'A page answers for 24 hours; acknowledge in Slack or with a signed POST /ops/incidents/<id>/ack.';
+    END IF;
+    v_answer := ops._page_transition(p_token.incident_id, p_token.principal, p_action, p_via, p_now);
+    UPDATE ops.page_tokens SET used_at = p_now, used_action = p_action, used_via = p_via WHERE id = p_token.id;
+    RETURN v_answer;
+END;
+$$;
+
+--
+-- Name: FUNCTION _page_act(p_token ops.page_tokens, p_action text, p_via text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._page_act(p_token ops.page_tokens, p_action text, p_via text, p_now timestamp with time zone) IS 'Internal: answer one locked page token over p_via (link, sms, voice, slack_button): P0002 unless the token was sent for that channel and is not revoked, OG410 once used or expired; then ops._page_transition, and the token is used.';
+
+--
+-- Name: _page_refusal(text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._page_refusal(p_sqlstate text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    RETURN CASE p_sqlstate WHEN 'P0002'::text THEN 'not_found'::text WHEN 'OG410'::text THEN 'gone'::text WHEN '55000'::text THEN 'conflict'::text WHEN '42501'::text THEN 'forbidden'::text ELSE 'invalid_input'::text END;
+
+--
+-- Name: FUNCTION _page_refusal(p_sqlstate text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._page_refusal(p_sqlstate text) IS 'Internal: the error code (not_found, gone, conflict, forbidden, invalid_input) of a refused answer''s SQLSTATE, for answers that reach a person as a message rather than an HTTP status (Slack, Twilio).';
+
+--
+-- Name: _page_token_hash(text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._page_token_hash(p_token text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    RETURN CASE WHEN (p_token ~ '^[A-Za-z0-9_-]{43}$'::text) THEN encode(sha256(convert_to(p_token, 'UTF8'::name)), 'hex'::text) ELSE NULL::text END;
+
+--
+-- Name: FUNCTION _page_token_hash(p_token text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._page_token_hash(p_token text) IS 'Internal: the token_hash of a page token, NULL when the text is not shaped like one.';
+
+--
+-- Name: _page_token_unknown(); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._page_token_unknown() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'no such page'
+        USING ERRCODE = 'P0002', DETAIL = 'The link or code is wrong, or its contact method was removed.',
+              HINT = 'Acknowledge in Slack (/incident-ack) or with a signed POST /ops/incidents/<id>/ack.';
+END;
+$$;
+
+--
+-- Name: FUNCTION _page_token_unknown(); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._page_token_unknown() IS 'Internal: raises P0002 for a page token that is unknown, malformed or revoked.';
+
+--
+-- Name: _page_transition(uuid, text, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._page_transition(p_incident uuid, p_principal text, p_action text, p_via text, p_now timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_to text := CASE p_action WHEN 'acknowledge' THEN 'acknowledged' WHEN 'resolve' THEN 'resolved' END;
+    v_perm text := CASE p_action WHEN 'acknowledge' THEN 'incidents.ack' ELSE 'incidents.resolve' END;
+    v_row ops.incidents;
+    v_already boolean;
+BEGIN
+    IF v_to IS NULL THEN
+        RAISE EXCEPTION 'unknown action "%"', p_action USING ERRCODE = '22023', HINT = 'acknowledge or resolve';
+    END IF;
+    IF NOT ops.has_permission(p_principal, v_perm) THEN
+        RAISE EXCEPTION '% may not %', p_principal, v_perm
+            USING ERRCODE = '42501', HINT = 'An admin grants a role that carries it: SELECT ops.grant_role(principal, role, actor);';
+    END IF;
+    v_row := ops._lock_incident(p_incident);
+    IF v_row.status = 'resolved' THEN
+        RAISE EXCEPTION 'incident % is resolved', v_row.incident_key
+            USING ERRCODE = '55000', DETAIL = pg_catalog.format('resolved by %s at %s', v_row.resolved_by, v_row.resolved_at),
+                  HINT = 'Nothing is left to do; if it fires again, a new incident opens and pages again.';
+    END IF;
+    v_already := v_row.status = v_to;
+    v_row := ops._transition(v_row.id, v_to, p_principal, 'via ' || p_via, p_now);
+    RETURN pg_catalog.jsonb_build_object(
+        'ok', true, 'action', p_action, 'via', p_via, 'principal', p_principal, 'changed', NOT v_already,
+        'message', CASE WHEN v_already THEN 'Already ' || v_to ELSE pg_catalog.initcap(v_to) END || ' by '
+                   || CASE v_to WHEN 'resolved' THEN v_row.resolved_by ELSE v_row.acknowledged_by END || ' at '
+                   || pg_catalog.to_char(CASE v_to WHEN 'resolved' THEN v_row.resolved_at ELSE v_row.acknowledged_at END
+                                         AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"') || '.',
+        'incident', ops.incident_json(v_row));
+END;
+$$;
+
+--
+-- Name: FUNCTION _page_transition(p_incident uuid, p_principal text, p_action text, p_via text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._page_transition(p_incident uuid, p_principal text, p_action text, p_via text, p_now timestamp with time zone) IS 'Internal: acknowledge or resolve an incident as p_principal from a page (note "via <p_via>"): 42501 without the permission, 55000 once resolved; answers whether it changed anything and who did it.';
+
+--
 -- Name: _page_wanted(uuid, uuid); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -3351,6 +3544,30 @@ $$;
 COMMENT ON FUNCTION ops._slack_oncall(p_schedule text, p_now timestamp with time zone) IS 'Internal: the Slack reply to /oncall [schedule] at p_now: one line per schedule and principal on call, until when (in the reader''s zone, the schedule''s as fallback); onCall as GET /ops/oncall has it.';
 
 --
+-- Name: _slack_page_reply(jsonb); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._slack_page_reply(p_answer jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT pg_catalog.jsonb_build_object(
+        'replace_original', true, 'text', r.text,
+        'blocks', pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+            'type', 'section', 'text', pg_catalog.jsonb_build_object('type', 'mrkdwn', 'text', r.text))))
+    FROM (SELECT pg_catalog.format('%s `%s`: %s', CASE p_answer #>> '{incident,status}' WHEN 'resolved'
+                                                      THEN ':white_check_mark:' ELSE ':eyes:' END,
+                                   ops.slack_escape(p_answer #>> '{incident,incidentKey}'),
+                                   ops.slack_escape(p_answer ->> 'message')) AS text) AS r
+$$;
+
+--
+-- Name: FUNCTION _slack_page_reply(p_answer jsonb); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._slack_page_reply(p_answer jsonb) IS 'Internal: the replace_original message posted to a pressed button''s response_url, from an answer of ops._page_transition ("Acknowledged by bob at ...").';
+
+--
 -- Name: _slack_reply(boolean, text, text, jsonb); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -3803,6 +4020,21 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._transition(p_id uuid, p_to text, p_actor text, p_note text, p_now timestamp with time zone) IS 'Internal: ack or resolve one incident, idempotently, audited with p_actor and p_note.';
+
+--
+-- Name: _twiml_text(text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._twiml_text(p_text text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    RETURN replace(replace(replace(replace(replace(p_text, '&'::text, '&amp;'::text), '<'::text, '&lt;'::text), '>'::text, '&gt;'::text), '"'::text, '&quot;'::text), ''''::text, '&apos;'::text);
+
+--
+-- Name: FUNCTION _twiml_text(p_text text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._twiml_text(p_text text) IS 'Internal: text escaped for TwiML (XML) content and attribute values.';
 
 --
 -- Name: ack_incident(uuid, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -4950,6 +5182,57 @@ $$;
 COMMENT ON FUNCTION ops.api_override_guard_item(p_principal text, p_actor text, p_replay_key text, p_body jsonb) IS 'POST /ops/release-guard/overrides: exempt one failing item (guard.override).';
 
 --
+-- Name: api_page_act(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_page_act(p_token text, p_action text) RETURNS jsonb
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT ops.page_action(p_token, p_action, 'link', pg_catalog.now())
+$$;
+
+--
+-- Name: FUNCTION api_page_act(p_token text, p_action text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_page_act(p_token text, p_action text) IS 'POST /p/<token>: ops.page_action over the link, now.';
+
+--
+-- Name: api_page_get(text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_page_get(p_token text) RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT ops.page_view(p_token, pg_catalog.now())
+$$;
+
+--
+-- Name: FUNCTION api_page_get(p_token text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_page_get(p_token text) IS 'GET /p/<token>: ops.page_view now.';
+
+--
+-- Name: api_public_base_url(); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_public_base_url() RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT nullif(pg_catalog.rtrim(ops.setting('app_base_url') #>> '{}', '/'), '')
+$$;
+
+--
+-- Name: FUNCTION api_public_base_url(); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_public_base_url() IS 'The setting app_base_url without its trailing slash, NULL when empty: the public URL Twilio''s webhook signatures cover.';
+
+--
 -- Name: api_recalc(text, text, text); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -5300,6 +5583,76 @@ $$;
 COMMENT ON FUNCTION ops.api_slack_command(p_workspace text, p_user text, p_command text, p_text text, p_replay_key text) IS 'POST /chat/slack/commands (signature already verified): maps the Slack user to a principal, authorizes, acts, and answers Slack''s ephemeral JSON: /incident-ack, /incident-resolve, /incident-list, /oncall [schedule]. Every text the reply takes from the request or a row is escaped (ops.slack_escape). A replayed signature: 28000.';
 
 --
+-- Name: api_slack_interaction(text, text, text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_slack_interaction(p_workspace text, p_user text, p_action_id text, p_value text, p_response_url text, p_replay_key text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_principal text;
+    v_action text := CASE p_action_id WHEN 'ack' THEN 'acknowledge' WHEN 'resolve' THEN 'resolve' END;
+    v_token ops.page_tokens;
+    v_answer jsonb;
+    v_state text;
+    v_message text;
+BEGIN
+    IF p_replay_key IS NULL OR v_action IS NULL OR p_response_url IS NULL THEN
+        RAISE EXCEPTION 'a button press needs its signature, an action_id ack or resolve, and a response_url'
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT c.principal INTO v_principal
+    FROM ops.chat_identities AS c INNER JOIN ops.principals AS p ON c.principal = p.name
+    WHERE c.provider = 'slack' AND c.workspace = p_workspace AND c.external_user = p_user AND NOT p.disabled;
+    IF v_principal IS NULL THEN
+        RETURN ops._slack_reply(false, 'unlinked_user', pg_catalog.format(
+            'Link your Slack user %s (team %s) to an opsguard principal first; an admin runs: '
+            'SELECT ops.link_chat_identity(''slack'', %s, %s, ''&lt;principal&gt;'', ''&lt;admin&gt;'');',
+            ops.slack_escape(p_user), ops.slack_escape(p_workspace),
+            ops.slack_escape(pg_catalog.quote_literal(p_workspace)), ops.slack_escape(pg_catalog.quote_literal(p_user))),
+            '{"replace_original": false}');
+    END IF;
+    -- a refused press rolls back with its replay key too: a rejected request changes nothing
+    BEGIN
+        DELETE FROM ops.api_replay WHERE expires_at < pg_catalog.now();
+        INSERT INTO ops.api_replay (replay_key, expires_at) VALUES (p_replay_key, pg_catalog.now() + INTERVAL '10 minutes')
+        ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'this Slack request was already received' USING ERRCODE = '28000',
+                HINT = 'Slack signs every request afresh; a repeated signature is a replay.';
+        END IF;
+        IF ops._page_token_hash(p_value) IS NULL THEN
+            v_answer := ops._page_transition(p_value::uuid, v_principal, v_action, 'slack_button', pg_catalog.now());
+        ELSE
+            SELECT * INTO v_token FROM ops.page_tokens WHERE token_hash = ops._page_token_hash(p_value) FOR UPDATE;
+            IF v_token.principal <> v_principal THEN
+                RAISE EXCEPTION 'this page was sent to %, not to %', v_token.principal, v_principal USING ERRCODE = '42501';
+            END IF;
+            v_answer := ops._page_act(v_token, v_action, 'slack_button', pg_catalog.now());
+        END IF;
+    EXCEPTION WHEN SQLSTATE 'P0002' OR SQLSTATE 'OG410' OR SQLSTATE '55000' OR SQLSTATE '42501' OR SQLSTATE '22P02' THEN
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
+        RETURN ops._slack_reply(false, ops._page_refusal(v_state), ops.slack_escape(v_message) || '.',
+                                '{"replace_original": false}');
+    END;
+    -- the message is replaced by the dispatcher (outbox, retried), not inside this request
+    INSERT INTO ops.notification_outbox (dedup_key, incident_id, route, channel, payload, webhook_url)
+    VALUES ('slack_reply:' || pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(p_replay_key, 'UTF8')), 'hex'),
+            (v_answer #>> '{incident,id}')::uuid, v_answer #>> '{incident,route}', 'slack_reply',
+            ops._slack_page_reply(v_answer), p_response_url);
+    RETURN ops._slack_reply(true, NULL, ops._slack_page_reply(v_answer) ->> 'text',
+                            pg_catalog.jsonb_build_object('replace_original', false, 'incident', v_answer -> 'incident'));
+END;
+$$;
+
+--
+-- Name: FUNCTION api_slack_interaction(p_workspace text, p_user text, p_action_id text, p_value text, p_response_url text, p_replay_key text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_slack_interaction(p_workspace text, p_user text, p_action_id text, p_value text, p_response_url text, p_replay_key text) IS 'POST /chat/slack/interactions (signature verified, response_url checked): a pressed Acknowledge (ack) or Resolve button. The Slack user acts as its linked principal; a value that is an incident id (a channel post) acts on that incident, a page token (a direct message) only for the principal it was sent to, once. Audited "via slack_button". Queues a slack_reply outbox message to response_url that replaces the message with who did what. Unlinked user or a refusal: ok false, ephemeral text, nothing changed. A replayed signature: 28000.';
+
+--
 -- Name: api_tick(text, text, text); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -5354,6 +5707,119 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.api_trigger_incident(p_principal text, p_actor text, p_replay_key text, p_body jsonb) IS 'POST /ops/incidents: opens or refreshes an incident by incident_key; "created" tells which.';
+
+--
+-- Name: api_twilio_sms(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_twilio_sms(p_from text, p_body text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_answer jsonb;
+    v_state text;
+    v_text text;
+BEGIN
+    BEGIN
+        v_answer := ops.page_sms_reply(p_from, p_body, pg_catalog.now());
+        v_text := pg_catalog.format('%s: %s', v_answer #>> '{incident,incidentKey}', v_answer ->> 'message');
+    EXCEPTION WHEN SQLSTATE 'P0002' OR SQLSTATE 'OG410' OR SQLSTATE '55000' OR SQLSTATE '42501' OR SQLSTATE '22023' THEN
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_text = MESSAGE_TEXT;
+        v_text := v_text || '.';
+    END;
+    -- answered in the SMS itself: Twilio sends a <Message> only with a 2xx, so a refusal is one too
+    RETURN pg_catalog.jsonb_build_object(
+        'ok', v_state IS NULL, 'error', CASE WHEN v_state IS NOT NULL THEN ops._page_refusal(v_state) END, 'text', v_text,
+        'twiml', '<?xml version="1.0" encoding="UTF-8"?><Response><Message>' || ops._twiml_text(v_text)
+                 || '</Message></Response>');
+END;
+$$;
+
+--
+-- Name: FUNCTION api_twilio_sms(p_from text, p_body text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_twilio_sms(p_from text, p_body text) IS 'POST /twilio/sms (X-Twilio-Signature verified): ops.page_sms_reply from the number p_from; answers the TwiML <Message> that tells the sender what happened or why not (ok false and error for scripts).';
+
+--
+-- Name: api_twilio_status(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_twilio_status(p_sid text, p_status text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+DECLARE
+    v_id bigint;
+BEGIN
+    IF p_sid !~ '^[A-Z]{2}[0-9A-Za-z]{8,64}$' OR p_status !~ '^[a-z-]{1,40}$' THEN
+        RAISE EXCEPTION 'a status callback names a MessageSid or CallSid and its status'
+            USING ERRCODE = '22023', DETAIL = pg_catalog.format('sid %s, status %s', pg_catalog.left(p_sid, 80),
+                                                                 pg_catalog.left(p_status, 40));
+    END IF;
+    -- callbacks may arrive out of order: once delivered, a late "sent" does not take it back
+    UPDATE ops.notification_outbox
+    SET delivered_at = CASE WHEN p_status IN ('delivered', 'completed') THEN coalesce(delivered_at, pg_catalog.now())
+                            ELSE delivered_at END,
+        delivery_status = CASE WHEN delivered_at IS NOT NULL AND p_status IN ('queued', 'sending', 'sent', 'initiated', 'ringing')
+                               THEN delivery_status ELSE p_status END
+    WHERE provider_id = p_sid
+    RETURNING id INTO v_id;
+    IF v_id IS NULL THEN
+        RAISE EXCEPTION 'no message was sent as %', p_sid USING ERRCODE = 'P0002';
+    END IF;
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'id', v_id, 'deliveryStatus', p_status);
+END;
+$_$;
+
+--
+-- Name: FUNCTION api_twilio_status(p_sid text, p_status text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_twilio_status(p_sid text, p_status text) IS 'POST /twilio/status (X-Twilio-Signature verified): records the provider''s status of the outbox message sent as p_sid (delivery_status; delivered_at at delivered, or completed for a call). Unknown sid: P0002.';
+
+--
+-- Name: api_twilio_voice(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_twilio_voice(p_token text, p_digits text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_action text := CASE p_digits WHEN '4' THEN 'acknowledge' WHEN '6' THEN 'resolve' END;
+    v_answer jsonb;
+    v_state text;
+    v_text text;
+    v_base text := pg_catalog.rtrim(ops.setting('app_base_url') #>> '{}', '/');
+BEGIN
+    IF v_action IS NULL THEN
+        -- any other key, or none: the options again, answered to the same URL
+        RETURN pg_catalog.jsonb_build_object('ok', false, 'error', 'invalid_input', 'twiml',
+            '<?xml version="1.0" encoding="UTF-8"?><Response><Gather numDigits="1" action="'
+            || ops._twiml_text(v_base || '/twilio/voice?t=' || coalesce(p_token, '')) || '">'
+            || '<Say>Press 4 to acknowledge, 6 to resolve.</Say></Gather><Say>Goodbye.</Say></Response>');
+    END IF;
+    BEGIN
+        v_answer := ops.page_action(p_token, v_action, 'voice', pg_catalog.now());
+        v_text := v_answer ->> 'message';
+    EXCEPTION WHEN SQLSTATE 'P0002' OR SQLSTATE 'OG410' OR SQLSTATE '55000' OR SQLSTATE '42501' THEN
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_text = MESSAGE_TEXT;
+        v_text := v_text || '.';
+    END;
+    RETURN pg_catalog.jsonb_build_object(
+        'ok', v_state IS NULL, 'error', CASE WHEN v_state IS NOT NULL THEN ops._page_refusal(v_state) END, 'text', v_text,
+        'twiml', '<?xml version="1.0" encoding="UTF-8"?><Response><Say>' || ops._twiml_text(v_text)
+                 || '</Say><Hangup/></Response>');
+END;
+$$;
+
+--
+-- Name: FUNCTION api_twilio_voice(p_token text, p_digits text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_twilio_voice(p_token text, p_digits text) IS 'POST /twilio/voice?t=<token> (X-Twilio-Signature verified): Digits 4 acknowledges, 6 resolves (ops.page_action over voice); the TwiML says what happened, or offers the keys again for any other input.';
 
 --
 -- Name: api_verify_contact_method(text, text, text, text, jsonb); Type: FUNCTION; Schema: ops; Owner: -
@@ -6998,6 +7464,31 @@ $$;
 COMMENT ON FUNCTION ops.override_guard_item(p_item_key text, p_reason text, p_minutes integer, p_actor text, p_now timestamp with time zone) IS 'Exempts one failing guard item for p_minutes (at most 1440) with a reason; p_actor needs guard.override. Audited.';
 
 --
+-- Name: page_action(text, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.page_action(p_token text, p_action text, p_via text, p_now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_token ops.page_tokens;
+BEGIN
+    IF p_via IS NULL OR p_via NOT IN ('link', 'sms', 'voice', 'slack_button') THEN
+        RAISE EXCEPTION 'unknown channel "%"', p_via USING ERRCODE = '22023', HINT = 'link, sms, voice or slack_button';
+    END IF;
+    SELECT * INTO v_token FROM ops.page_tokens WHERE token_hash = ops._page_token_hash(p_token) FOR UPDATE;
+    RETURN ops._page_act(v_token, p_action, p_via, p_now);
+END;
+$$;
+
+--
+-- Name: FUNCTION page_action(p_token text, p_action text, p_via text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.page_action(p_token text, p_action text, p_via text, p_now timestamp with time zone) IS 'Answers a page: acknowledge or resolve its incident as the principal it was sent to, audited "via <p_via>", once. Unknown, malformed or revoked token: P0002; used or expired: OG410; resolved incident: 55000; the principal lacks incidents.ack (incidents.resolve): 42501. Acknowledging what someone else acknowledged first uses the token too and says so ("Already acknowledged by ...").';
+
+--
 -- Name: page_summary(jsonb); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -7083,6 +7574,41 @@ Reply 4 %s to acknowledge, 6 %s to resolve.'::text, p_code, p_code)) || COALESCE
 COMMENT ON FUNCTION ops.page_sms(p_payload jsonb, p_link text, p_code text) IS 'An SMS page: the summary, "Reply 4 <code> to acknowledge, 6 <code> to resolve", and the /p/<token> link.';
 
 --
+-- Name: page_sms_reply(text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.page_sms_reply(p_from text, p_body text, p_now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+DECLARE
+    v_reply text[] := pg_catalog.regexp_match(coalesce(p_body, ''), '^\s*([46])\s+([0-9]{6})\s*$');
+    v_token ops.page_tokens;
+BEGIN
+    IF v_reply IS NULL THEN
+        RAISE EXCEPTION 'reply 4 and the code to acknowledge, 6 and the code to resolve'
+            USING ERRCODE = '22023', HINT = 'For example: 4 123456';
+    END IF;
+    -- an unused page first; a used one only to say it was used
+    SELECT t.* INTO v_token
+    FROM ops.page_tokens AS t
+    WHERE t.short_code = v_reply[2] AND t.revoked_at IS NULL
+      AND EXISTS (SELECT 1 FROM ops.contact_methods AS c
+                  WHERE c.principal = t.principal AND c.kind = 'sms' AND c.address = p_from AND c.removed_at IS NULL)
+    ORDER BY t.used_at IS NULL DESC, t.created_at DESC
+    LIMIT 1
+    FOR UPDATE OF t;
+    RETURN ops._page_act(v_token, CASE v_reply[1] WHEN '4' THEN 'acknowledge' ELSE 'resolve' END, 'sms', p_now);
+END;
+$_$;
+
+--
+-- Name: FUNCTION page_sms_reply(p_from text, p_body text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.page_sms_reply(p_from text, p_body text, p_now timestamp with time zone) IS 'Answers a page by SMS reply: p_body "4 <code>" acknowledges, "6 <code>" resolves, as the principal that owns a live sms contact method with the number p_from, with the code an SMS page carried (ops.page_action''s rules and errors; another body: 22023).';
+
+--
 -- Name: page_targets(text, integer, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -7116,6 +7642,39 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.page_targets(p_policy text, p_level integer, p_at timestamp with time zone) IS 'Whom escalation level p_level of a policy would page at p_at, as the escalation event records it: {"policy", "step", "principals", "destinations", "mentions"}; NULL when the policy has no steps. SELECT ops.page_targets(''payments'', 2, now() + interval ''1 hour''). Unknown policy: P0002.';
+
+--
+-- Name: page_view(text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.page_view(p_token text, p_now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_view jsonb;
+BEGIN
+    SELECT pg_catalog.jsonb_build_object(
+        'ok', true, 'principal', t.principal, 'expiresAt', t.expires_at, 'usedAt', t.used_at, 'usedAction', t.used_action,
+        'usable', t.used_at IS NULL AND t.expires_at > p_now AND i.status <> 'resolved',
+        'reason', CASE WHEN t.used_at IS NOT NULL THEN 'used' WHEN t.expires_at <= p_now THEN 'expired'
+                       WHEN i.status = 'resolved' THEN 'resolved' END,
+        'incident', ops.incident_json(i))
+    INTO v_view
+    FROM ops.page_tokens AS t INNER JOIN ops.incidents AS i ON t.incident_id = i.id
+    WHERE t.token_hash = ops._page_token_hash(p_token) AND t.revoked_at IS NULL AND t.channel IN ('link', 'sms');
+    IF v_view IS NULL THEN
+        PERFORM ops._page_token_unknown();
+    END IF;
+    RETURN v_view;
+END;
+$$;
+
+--
+-- Name: FUNCTION page_view(p_token text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.page_view(p_token text, p_now timestamp with time zone) IS 'The page a link token shows: the incident, whom it was sent to, and whether it can still be answered (usable; reason used, expired or resolved when not). Changes nothing. Unknown, malformed or revoked: P0002.';
 
 --
 -- Name: page_voice(jsonb, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -8455,7 +9014,9 @@ CREATE FUNCTION ops.slack_message(p_payload jsonb) RETURNS jsonb
                     'incident %s · route %s · escalated %s · dedup %s',
                     ops.slack_escape(p_payload ->> 'incident_id'), ops.slack_escape(coalesce(p_payload ->> 'route', '-')),
                     ops.slack_escape(p_payload ->> 'escalated_at'), ops.slack_escape(p_payload ->> 'dedup_key'))
-                    || coalesce(' · paged ' || ops.slack_escape(m.principals), ''))))),
+                    || coalesce(' · paged ' || ops.slack_escape(m.principals), '')))))
+            -- a channel post's buttons name the incident: whoever presses acts as their linked principal
+            || ops.slack_page_blocks(p_payload, p_payload ->> 'incident_id', p_payload ->> 'incident_id'),
         'dedup_key', p_payload ->> 'dedup_key')
     -- without a policy the payload has neither key and the message is what it was; a mention is
     -- markup, so only the exact shape the tick builds (<@ and a Slack user id) is let through
@@ -8471,7 +9032,33 @@ $_$;
 -- Name: FUNCTION slack_message(p_payload jsonb); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.slack_message(p_payload jsonb) IS 'The Slack incoming-webhook body for an outbox payload: text (the notification fallback), blocks, and dedup_key. A policy''s payload adds its mentions (<@U...>) to the text and the first block, and the paged principals to the context line. Every text from the payload is escaped (ops.slack_escape): the mentions and the incident link are the only markup.';
+COMMENT ON FUNCTION ops.slack_message(p_payload jsonb) IS 'The Slack incoming-webhook body for an outbox payload: text (the notification fallback), blocks, and dedup_key. A policy''s payload adds its mentions (<@U...>) to the text and the first block, and the paged principals to the context line. Every text from the payload is escaped (ops.slack_escape): the mentions and the incident link are the only markup. The last block holds the Acknowledge and Resolve buttons (ops.slack_page_blocks), valued with the incident id.';
+
+--
+-- Name: slack_page_blocks(jsonb, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.slack_page_blocks(p_payload jsonb, p_ack_value text, p_resolve_value text) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT CASE WHEN p_ack_value IS NULL OR p_resolve_value IS NULL THEN '[]'::jsonb ELSE pg_catalog.jsonb_build_array(
+        pg_catalog.jsonb_build_object(
+            'type', 'actions', 'block_id', 'opsguard_page:' || coalesce(p_payload ->> 'incident_id', ''),
+            'elements', pg_catalog.jsonb_build_array(
+                pg_catalog.jsonb_build_object(
+                    'type', 'button', 'action_id', 'ack', 'style', 'primary', 'value', p_ack_value,
+                    'text', pg_catalog.jsonb_build_object('type', 'plain_text', 'text', 'Acknowledge')),
+                pg_catalog.jsonb_build_object(
+                    'type', 'button', 'action_id', 'resolve', 'style', 'danger', 'value', p_resolve_value,
+                    'text', pg_catalog.jsonb_build_object('type', 'plain_text', 'text', 'Resolve'))))) END
+$$;
+
+--
+-- Name: FUNCTION slack_page_blocks(p_payload jsonb, p_ack_value text, p_resolve_value text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.slack_page_blocks(p_payload jsonb, p_ack_value text, p_resolve_value text) IS 'The Block Kit actions block of a page (a one-element array to append to its blocks): buttons Acknowledge (action_id ack) and Resolve (resolve) carrying the given values; none when a value is NULL. POST /chat/slack/interactions answers them.';
 
 --
 -- Name: snooze_incident(uuid, integer, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -9212,55 +9799,6 @@ CREATE VIEW ops.on_call_now AS
 --
 
 COMMENT ON VIEW ops.on_call_now IS 'Every schedule: who is on call now and until when (the end of their shifts that follow each other without a gap; NULL when not within 28 days). Nobody on call: principal NULL, until when someone starts. See ops.on_call_until.';
-
---
--- Name: page_tokens; Type: TABLE; Schema: ops; Owner: -
---
-
-CREATE TABLE ops.page_tokens (
-    id bigint NOT NULL,
-    token_hash text NOT NULL,
-    incident_id uuid NOT NULL,
-    principal text NOT NULL,
-    outbox_id bigint,
-    channel text NOT NULL,
-    short_code text,
-    created_at timestamp with time zone NOT NULL,
-    expires_at timestamp with time zone NOT NULL,
-    used_at timestamp with time zone,
-    used_action text,
-    revoked_at timestamp with time zone,
-    CONSTRAINT page_tokens_channel_check CHECK ((channel = ANY (ARRAY['link'::text, 'sms'::text, 'voice'::text, 'slack_button'::text]))),
-    CONSTRAINT page_tokens_expiry CHECK ((expires_at > created_at)),
-    CONSTRAINT page_tokens_short_code_check CHECK ((short_code ~ '^[0-9]{4,8}$'::text)),
-    CONSTRAINT page_tokens_token_hash_check CHECK ((token_hash ~ '^[0-9a-f]{64}$'::text)),
-    CONSTRAINT page_tokens_used CHECK (((used_at IS NULL) = (used_action IS NULL))),
-    CONSTRAINT page_tokens_used_action_check CHECK ((used_action = ANY (ARRAY['acknowledge'::text, 'resolve'::text])))
-);
-
---
--- Name: TABLE page_tokens; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON TABLE ops.page_tokens IS 'The answers a page carries: each acknowledges or resolves one incident as one principal, once, until expires_at. Minted when its message is claimed; the token (>= 128 random bits) travels only in the message, and only its sha256 is kept. An SMS also carries short_code, answered from the number it was sent to.';
-
---
--- Name: COLUMN page_tokens.outbox_id; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.page_tokens.outbox_id IS 'The message that carried it (notification_outbox.id).';
-
---
--- Name: COLUMN page_tokens.channel; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.page_tokens.channel IS 'Where its answer comes from: link (GET/POST /p/<token> from an e-mail or SMS), sms (a reply with short_code), voice (a key press in the call), slack_button (a Block Kit button of a direct message).';
-
---
--- Name: COLUMN page_tokens.revoked_at; Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON COLUMN ops.page_tokens.revoked_at IS 'Set when the contact method is removed or the principal disabled: refused since.';
 
 --
 -- Name: page_log; Type: VIEW; Schema: ops; Owner: -
@@ -11323,6 +11861,42 @@ REVOKE ALL ON FUNCTION ops._on_call_at(p_schedule text, p_zone text, p_at timest
 REVOKE ALL ON FUNCTION ops._on_call_or_nobody(p_schedule text, p_at timestamp with time zone) FROM PUBLIC;
 
 --
+-- Name: TABLE page_tokens; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.page_tokens TO opsguard_operator;
+
+--
+-- Name: FUNCTION _page_act(p_token ops.page_tokens, p_action text, p_via text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._page_act(p_token ops.page_tokens, p_action text, p_via text, p_now timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _page_refusal(p_sqlstate text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._page_refusal(p_sqlstate text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _page_token_hash(p_token text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._page_token_hash(p_token text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _page_token_unknown(); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._page_token_unknown() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _page_transition(p_incident uuid, p_principal text, p_action text, p_via text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._page_transition(p_incident uuid, p_principal text, p_action text, p_via text, p_now timestamp with time zone) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _page_wanted(p_contact_method uuid, p_incident uuid); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -11431,6 +12005,12 @@ REVOKE ALL ON FUNCTION ops._setting_problem(p_kind text, p_value jsonb, p_min in
 REVOKE ALL ON FUNCTION ops._slack_oncall(p_schedule text, p_now timestamp with time zone) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _slack_page_reply(p_answer jsonb); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._slack_page_reply(p_answer jsonb) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _slack_reply(p_ok boolean, p_error text, p_text text, p_extra jsonb); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -11489,6 +12069,12 @@ REVOKE ALL ON FUNCTION ops._tick_stale_acks(p_now timestamp with time zone, p_mi
 --
 
 REVOKE ALL ON FUNCTION ops._transition(p_id uuid, p_to text, p_actor text, p_note text, p_now timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _twiml_text(p_text text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._twiml_text(p_text text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION ack_incident(p_id uuid, p_actor text, p_note text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
@@ -11666,6 +12252,27 @@ REVOKE ALL ON FUNCTION ops.api_override_guard_item(p_principal text, p_actor tex
 GRANT ALL ON FUNCTION ops.api_override_guard_item(p_principal text, p_actor text, p_replay_key text, p_body jsonb) TO opsguard_api;
 
 --
+-- Name: FUNCTION api_page_act(p_token text, p_action text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_page_act(p_token text, p_action text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_page_act(p_token text, p_action text) TO opsguard_api;
+
+--
+-- Name: FUNCTION api_page_get(p_token text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_page_get(p_token text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_page_get(p_token text) TO opsguard_api;
+
+--
+-- Name: FUNCTION api_public_base_url(); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_public_base_url() FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_public_base_url() TO opsguard_api;
+
+--
 -- Name: FUNCTION api_recalc(p_principal text, p_actor text, p_replay_key text); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -11729,6 +12336,13 @@ REVOKE ALL ON FUNCTION ops.api_slack_command(p_workspace text, p_user text, p_co
 GRANT ALL ON FUNCTION ops.api_slack_command(p_workspace text, p_user text, p_command text, p_text text, p_replay_key text) TO opsguard_api;
 
 --
+-- Name: FUNCTION api_slack_interaction(p_workspace text, p_user text, p_action_id text, p_value text, p_response_url text, p_replay_key text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_slack_interaction(p_workspace text, p_user text, p_action_id text, p_value text, p_response_url text, p_replay_key text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_slack_interaction(p_workspace text, p_user text, p_action_id text, p_value text, p_response_url text, p_replay_key text) TO opsguard_api;
+
+--
 -- Name: FUNCTION api_tick(p_principal text, p_actor text, p_replay_key text); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -11741,6 +12355,27 @@ GRANT ALL ON FUNCTION ops.api_tick(p_principal text, p_actor text, p_replay_key 
 
 REVOKE ALL ON FUNCTION ops.api_trigger_incident(p_principal text, p_actor text, p_replay_key text, p_body jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.api_trigger_incident(p_principal text, p_actor text, p_replay_key text, p_body jsonb) TO opsguard_api;
+
+--
+-- Name: FUNCTION api_twilio_sms(p_from text, p_body text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_twilio_sms(p_from text, p_body text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_twilio_sms(p_from text, p_body text) TO opsguard_api;
+
+--
+-- Name: FUNCTION api_twilio_status(p_sid text, p_status text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_twilio_status(p_sid text, p_status text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_twilio_status(p_sid text, p_status text) TO opsguard_api;
+
+--
+-- Name: FUNCTION api_twilio_voice(p_token text, p_digits text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_twilio_voice(p_token text, p_digits text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_twilio_voice(p_token text, p_digits text) TO opsguard_api;
 
 --
 -- Name: FUNCTION api_verify_contact_method(p_principal text, p_actor text, p_replay_key text, p_id text, p_body jsonb); Type: ACL; Schema: ops; Owner: -
@@ -11982,6 +12617,13 @@ REVOKE ALL ON FUNCTION ops.override_guard_item(p_item_key text, p_reason text, p
 GRANT ALL ON FUNCTION ops.override_guard_item(p_item_key text, p_reason text, p_minutes integer, p_actor text, p_now timestamp with time zone) TO opsguard_operator;
 
 --
+-- Name: FUNCTION page_action(p_token text, p_action text, p_via text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.page_action(p_token text, p_action text, p_via text, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.page_action(p_token text, p_action text, p_via text, p_now timestamp with time zone) TO opsguard_operator;
+
+--
 -- Name: FUNCTION page_summary(p_payload jsonb); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -12017,11 +12659,25 @@ REVOKE ALL ON FUNCTION ops.page_sms(p_payload jsonb, p_link text, p_code text) F
 GRANT ALL ON FUNCTION ops.page_sms(p_payload jsonb, p_link text, p_code text) TO opsguard_operator;
 
 --
+-- Name: FUNCTION page_sms_reply(p_from text, p_body text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.page_sms_reply(p_from text, p_body text, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.page_sms_reply(p_from text, p_body text, p_now timestamp with time zone) TO opsguard_operator;
+
+--
 -- Name: FUNCTION page_targets(p_policy text, p_level integer, p_at timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops.page_targets(p_policy text, p_level integer, p_at timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.page_targets(p_policy text, p_level integer, p_at timestamp with time zone) TO opsguard_operator;
+
+--
+-- Name: FUNCTION page_view(p_token text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.page_view(p_token text, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.page_view(p_token text, p_now timestamp with time zone) TO opsguard_operator;
 
 --
 -- Name: FUNCTION page_voice(p_payload jsonb, p_action text); Type: ACL; Schema: ops; Owner: -
@@ -12291,6 +12947,13 @@ REVOKE ALL ON FUNCTION ops.slack_message(p_payload jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.slack_message(p_payload jsonb) TO opsguard_operator;
 
 --
+-- Name: FUNCTION slack_page_blocks(p_payload jsonb, p_ack_value text, p_resolve_value text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.slack_page_blocks(p_payload jsonb, p_ack_value text, p_resolve_value text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.slack_page_blocks(p_payload jsonb, p_ack_value text, p_resolve_value text) TO opsguard_operator;
+
+--
 -- Name: FUNCTION snooze_incident(p_id uuid, p_minutes integer, p_actor text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -12439,12 +13102,6 @@ GRANT SELECT ON TABLE ops.notification_stats TO opsguard_operator;
 --
 
 GRANT SELECT ON TABLE ops.on_call_now TO opsguard_operator;
-
---
--- Name: TABLE page_tokens; Type: ACL; Schema: ops; Owner: -
---
-
-GRANT SELECT ON TABLE ops.page_tokens TO opsguard_operator;
 
 --
 -- Name: TABLE page_log; Type: ACL; Schema: ops; Owner: -

@@ -6,8 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# chromium and chromium-driver: the acknowledge page in a real browser (tests/test_page_browser.py)
 PACKAGES=(postgresql-15 postgresql-client-15 postgresql-15-cron postgresql-15-pgtap
-          libtap-parser-sourcehandler-pgtap-perl python3-venv curl jq openssl xxd wrk)
+          libtap-parser-sourcehandler-pgtap-perl python3-venv curl jq openssl xxd wrk
+          chromium chromium-driver)
 
 system() {
     local missing=()

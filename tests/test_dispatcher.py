@@ -60,7 +60,11 @@ def test_delivers_one_slack_message_with_its_dedup_key(conn, slack, dispatcher):
     assert msg.path == "/services/T1/B1/secret"
     assert msg.dedup_key == key == msg.body["dedup_key"]
     assert msg.body["text"] == "[CRITICAL] GET /d1::slo_violation escalated to level 1"
-    assert [b["type"] for b in msg.body["blocks"]] == ["section", "context"]
+    assert [b["type"] for b in msg.body["blocks"]] == ["section", "context", "actions"]
+    # the channel post's buttons name the incident: whoever presses acts as their linked principal
+    incident = conn.execute("SELECT incident_id::text FROM ops.notification_outbox").fetchone()[0]
+    assert [(e["action_id"], e["text"]["text"], e["value"]) for e in msg.body["blocks"][2]["elements"]] == [
+        ("ack", "Acknowledge", incident), ("resolve", "Resolve", incident)]
     assert outbox(conn) == [("sent", 1, None)]
     assert conn.execute("SELECT sent, pending, slack_send_failures FROM ops.notification_stats").fetchone() == (1, 0, 0)
 
@@ -267,6 +271,8 @@ def _mrkdwn_texts(body: dict) -> list[str]:
     """Every text Slack renders as markup: the fallback, the section and the context elements."""
     texts = [body["text"]]
     for block in body["blocks"]:
+        if block["type"] == "actions":  # buttons: plain_text, never markup
+            continue
         texts += [block["text"]["text"]] if "text" in block else [e["text"] for e in block["elements"]]
     return texts
 

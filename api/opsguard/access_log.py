@@ -18,6 +18,9 @@ from gunicorn.glogging import Logger
 _SECRETS = [
     # a token=... query parameter, up to the next &, space or quote
     (re.compile(r"(?i)(^|[?&])(token=)[^&\s\"'<>]*"), r"\1\2[redacted]"),
+    # a page token: the path of an acknowledge link, and the ?t= of a voice call's key press
+    (re.compile(r"(/p/)[A-Za-z0-9_\-]+"), r"\1[redacted]"),
+    (re.compile(r"(/twilio/voice\?(?:[^\s\"'<>]*&)?t=)[^&\s\"'<>]*"), r"\1[redacted]"),
     # feed tokens and integration keys wherever they appear
     (re.compile(r"\b(og[fk]_)[A-Za-z0-9_\-]+"), r"\1[redacted]"),
     # whatever an Authorization header carries, and credentials after an auth scheme elsewhere

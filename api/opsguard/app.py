@@ -29,7 +29,9 @@ from .views import (
     me,
     metrics,
     oncall,
+    page,
     request_metrics,
+    twilio,
 )
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(intake_alertmanager.bp)
     app.register_blueprint(intake_events_v2.bp)
     app.register_blueprint(oncall.bp)
+    app.register_blueprint(page.bp)
+    app.register_blueprint(twilio.bp)
     if app.config.get("OPS_BENCH_ENDPOINTS"):
         from .views import bench
 

@@ -22,6 +22,7 @@ SQLSTATE_HTTP: dict[str, tuple[int, str]] = {
     "55000": (409, "conflict"),  # object_not_in_prerequisite_state: e.g. ack of a resolved incident
     "57014": (503, "database_unavailable"),  # query_canceled: statement timeout
     "P0002": (404, "not_found"),  # no_data_found
+    "OG410": (410, "gone"),  # opsguard's own: a page token already used or expired
     "40001": (503, "database_unavailable"),  # serialization_failure: retry
     "40P01": (503, "database_unavailable"),  # deadlock_detected: retry
 }

@@ -37,6 +37,15 @@ BODY_LIMITS = {
     "events_v2.change_enqueue": 512 * 1024,
     # a calendar app fetches the feed with a GET and no body
     "oncall.calendar": 1024,
+    # the page's form posts one field (action=acknowledge)
+    "page.show": 1024,
+    "page.act": 1024,
+    # Twilio's webhooks post a few dozen short form fields; an SMS body is at most 1600 characters
+    "twilio.sms": 16 * 1024,
+    "twilio.voice": 16 * 1024,
+    "twilio.status": 16 * 1024,
+    # a Block Kit payload carries the whole message its button was in
+    "chat.slack_interaction": 64 * 1024,
 }
 
 

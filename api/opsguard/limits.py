@@ -24,6 +24,8 @@ WRITE = "120 per minute"
 READ = "300 per minute"
 INGEST = "600 per minute"
 FAILED_SIGNATURES = "30 per minute"
+# a page link carries its only credential: per client address, enough for a person, slow for a guesser
+PAGE = "30 per minute"
 
 # open endpoints: the failed-signature budget of an address must not lock CI out of the guard, nor
 # a calendar app (whose fetchers share addresses with strangers) out of the on-call feed

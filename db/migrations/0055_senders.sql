@@ -1,4 +1,4 @@
--- depends: 0053_notification_rules
+-- depends: 0054_page_answers
 -- The senders of pages: e-mail over SMTP, SMS and voice through Twilio, Slack direct messages,
 -- signed webhooks. A claimed message to a contact method comes back rendered for its channel, with
 -- its answer tokens (or a verification code) minted as it is claimed; a finished one keeps its

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from localpg import Cluster, make_temp_datadir
 
-from bench import api, dispatch, email_send, guard, heartbeats, intake, oncall, pages, policies, slow_clients, tick
+from bench import answers, api, dispatch, email_send, guard, heartbeats, intake, oncall, pages, policies, slow_clients, tick
 from bench.common import REPEAT, Figure
 
 # in the order a whole run takes them
@@ -28,6 +28,7 @@ PARTS: dict[str, list[Callable[[Cluster], list[Figure]]]] = {
     "pages": [pages.bench_pages],
     "oncall": [oncall.bench_oncall],
     "tick": [tick.bench_tick],
+    "answers": [answers.bench_answers],
 }
 
 _COMPARE = {"<=": operator.le, ">=": operator.ge}

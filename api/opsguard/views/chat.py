@@ -1,12 +1,14 @@
-"""Slack slash commands. Slack's request signature (v0, X-Slack-Signature over
-"v0:<timestamp>:<body>", timestamp within 5 minutes) is checked with slack_sdk's
-SignatureVerifier; the rest (who the Slack user is, whether they may, what happens, the
-reply) is ops.api_slack_command."""
+"""Slack slash commands and Block Kit buttons. Slack's request signature (v0, X-Slack-Signature
+over "v0:<timestamp>:<body>", timestamp within 5 minutes) is checked with slack_sdk's
+SignatureVerifier, the same way for both; the rest (who the Slack user is, whether they may, what
+happens, the reply) is ops.api_slack_command and ops.api_slack_interaction."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -29,9 +31,8 @@ def _utf8(body: bytes) -> bool:
     return True
 
 
-@bp.post("/slack/commands")
-@limiter.limit(limits.READ)
-def slack_command():
+def verified_slack_request() -> str:
+    """The request's Slack signature, once it is verified; 401 (503 unconfigured) otherwise."""
     verifier = current_app.extensions.get("slack_verifier")
     if verifier is None:
         raise ApiError(503, "slack_not_configured", "set SLACK_SIGNING_SECRET to accept Slack commands")
@@ -51,6 +52,13 @@ def slack_command():
         raise ApiError(401, "unauthorized", "bad Slack signature: the body is not UTF-8")
     if not verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
         raise ApiError(401, "unauthorized", "bad Slack signature")
+    return signature
+
+
+@bp.post("/slack/commands")
+@limiter.limit(limits.READ)
+def slack_command():
+    signature = verified_slack_request()
     form = request.form
     if form.get("ssl_check") == "1":  # Slack checking our certificate: nothing to do
         return jsonify({"ok": True, "response_type": "ephemeral", "text": ""})
@@ -59,3 +67,43 @@ def slack_command():
         raise ApiError(400, "invalid_input", f"missing form field(s): {', '.join(missing)}")
     return jsonify(call("SELECT ops.api_slack_command(%s, %s, %s, %s, %s)", form["team_id"], form["user_id"],
                         form["command"], form.get("text", ""), "slack:" + signature))
+
+
+def response_url_allowed(url: str) -> bool:
+    """Slack's own response URLs, or the local stand-in's (OPS_SLACK_API_BASE): the outbox posts
+    there later, so a forged payload must not make it post anywhere else."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.netloc == "hooks.slack.com":
+        return True
+    base = current_app.config.get("OPS_SLACK_API_BASE")
+    return bool(base) and (parts.scheme, parts.netloc) == urlsplit(base)[:2]
+
+
+def _block_action() -> tuple[str, str, str, str, str]:
+    """team, user, action_id, value and response_url of a block_actions payload; 400 otherwise."""
+    try:
+        payload = json.loads(request.form.get("payload", ""))
+    except ValueError:
+        raise ApiError(400, "invalid_input", "the form field payload must be JSON") from None
+    if not isinstance(payload, dict) or payload.get("type") != "block_actions":
+        raise ApiError(400, "invalid_input", "only block_actions payloads are answered here")
+    actions, user = payload.get("actions"), payload.get("user")
+    action = actions[0] if isinstance(actions, list) and len(actions) == 1 and isinstance(actions[0], dict) else {}
+    user = user if isinstance(user, dict) else {}
+    team = payload.get("team") if isinstance(payload.get("team"), dict) else {}
+    fields = (team.get("id") or user.get("team_id"), user.get("id"), action.get("action_id"), action.get("value"),
+              payload.get("response_url"))
+    if not all(isinstance(f, str) and f for f in fields):
+        raise ApiError(400, "invalid_input", "a block_actions payload names team.id, user.id, one action with "
+                                             "action_id and value, and response_url")
+    if not response_url_allowed(fields[4]):
+        raise ApiError(400, "invalid_input", "response_url must be https://hooks.slack.com/...")
+    return fields
+
+
+@bp.post("/slack/interactions")
+@limiter.limit(limits.READ)
+def slack_interaction():
+    signature = verified_slack_request()
+    return jsonify(call("SELECT ops.api_slack_interaction(%s, %s, %s, %s, %s, %s)", *_block_action(),
+                        "slack:" + signature))
