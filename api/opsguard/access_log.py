@@ -26,8 +26,6 @@ _SECRETS = [
     # whatever an Authorization header carries, and credentials after an auth scheme elsewhere
     (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)[^\"'\r\n,;)\]}]+"), r"\1[redacted]"),
     (re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s\"',;)\]}]+"), r"\1\2[redacted]"),
-    # a page's answer token (43 base64url characters) in its link /p/<token> or a call's ?t=<token>
-    (re.compile(r"(/p/|[?&]t=)[A-Za-z0-9_\-]{43}(?![A-Za-z0-9_\-])"), r"\1[redacted]"),
     # Slack tokens (a bot's xoxb-..., a user's xoxp-...)
     (re.compile(r"\b(xox[abpre]-)[A-Za-z0-9\-]+"), r"\1[redacted]"),
 ]
