@@ -2258,8 +2258,8 @@ BEGIN
            OR x.minute::timestamptz > p_last_minute OR x.minute::timestamptz < p_last_minute - interval '1 day'
            OR NOT (x.requests::numeric BETWEEN 0 AND 2e9) OR NOT (x.errors::numeric BETWEEN 0 AND 2e9)
            OR NOT (coalesce(x.slow, '0')::numeric BETWEEN 0 AND 2e9);
-    EXCEPTION WHEN data_exception OR invalid_parameter_value THEN
-        v_bad := -1;
+    EXCEPTION WHEN data_exception OR invalid_parameter_value OR feature_not_supported THEN
+        v_bad := -1;  -- a cast failed (NaN or Infinity as a count: 0A000)
     END;
     IF v_bad <> 0 THEN
         RAISE EXCEPTION 'bad minutes for %: every row needs its route, a whole minute up to %, and counts of 0 or more',

@@ -375,8 +375,8 @@ BEGIN
            OR x.minute::timestamptz > p_last_minute OR x.minute::timestamptz < p_last_minute - interval '1 day'
            OR NOT (x.requests::numeric BETWEEN 0 AND 2e9) OR NOT (x.errors::numeric BETWEEN 0 AND 2e9)
            OR NOT (coalesce(x.slow, '0')::numeric BETWEEN 0 AND 2e9);
-    EXCEPTION WHEN data_exception OR invalid_parameter_value THEN
-        v_bad := -1;
+    EXCEPTION WHEN data_exception OR invalid_parameter_value OR feature_not_supported THEN
+        v_bad := -1;  -- a cast failed (NaN or Infinity as a count: 0A000)
     END;
     IF v_bad <> 0 THEN
         RAISE EXCEPTION 'bad minutes for %: every row needs its route, a whole minute up to %, and counts of 0 or more',
@@ -628,14 +628,14 @@ BEGIN ATOMIC
             x.reason,
             x.verdict,
             x.evidence
-        FROM ops.route_findings(_guard_findings.p_now, _guard_findings.p_route_prefix) AS x
+        FROM ops.route_findings(p_now, p_route_prefix) AS x  -- noqa: RF03
         UNION ALL
         SELECT
             y.route,
             y.reason,
             y.verdict,
             y.evidence
-        FROM ops._metrics_stale_findings(_guard_findings.p_now, _guard_findings.p_route_prefix) AS y
+        FROM ops._metrics_stale_findings(p_now, p_route_prefix) AS y  -- noqa: RF03
     ) AS f
     LEFT JOIN ops._guard_changes(p_since, p_now) AS rc ON f.route = rc.route;  -- noqa: RF03
 END;
