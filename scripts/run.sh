@@ -113,6 +113,15 @@ else
     ticks="Python ticker (pg_cron unavailable), log in .local/ticker.log"
 fi
 
+# the Prometheus collector, when a route's metrics come from Prometheus (docs/release-guard.md)
+if [ "$(psql -X -At "$DATABASE_URL" -c "SELECT count(*) FROM ops.metrics_sources WHERE kind = 'prometheus'")" != 0 ]; then
+    $PY -m opsguard.collector --dsn "$DATABASE_URL" >>.local/collector.log 2>&1 &
+    children+=($!)
+    collect="collector every minute, log in .local/collector.log"
+else
+    collect="no Prometheus source (SELECT ops.set_metrics_source(...), then make collect)"
+fi
+
 # the line printed under "oncall:": a signed /oncall as Slack sends it, signed when pasted (a
 # signature is good for 5 minutes and once), with the variables exported above
 slack_oncall_curl() {
@@ -136,6 +145,7 @@ sign:    X-Timestamp + X-Signature: v1=HMAC(secret, "v1:<ts>:<METHOD>:<path?quer
 body-only: $body_only
 ticks:   $ticks
 slack:   dispatcher (log in .local/dispatcher.log) delivering to $webhook
+metrics: $collect
 try:     psql "\$DATABASE_URL" -c 'SELECT incident_key, status, escalation_level, next_due_at FROM incidents'
 watch:   curl -s $HOST/metrics | grep ^opsguard_; curl -s $HOST/healthz | jq; psql "\$DATABASE_URL" -c 'SELECT * FROM ops.alerts'
 alerts:  make alertmanager (with the exports above) starts a real Alertmanager sending here (docs/intake.md, Trying it locally)
