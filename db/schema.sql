@@ -2232,49 +2232,41 @@ COMMENT ON FUNCTION ops._metrics_queries(p_config jsonb) IS 'Internal: the PromQ
 -- Name: _metrics_rows(text, timestamp with time zone, jsonb); Type: FUNCTION; Schema: ops; Owner: -
 --
 
-CREATE FUNCTION ops._metrics_rows(p_route_pattern text, p_last_minute timestamp with time zone, p_rows jsonb) RETURNS TABLE(route text, minute timestamp with time zone, requests integer, errors integer, slow integer, mine boolean)
-    LANGUAGE plpgsql STABLE
+CREATE FUNCTION ops._metrics_rows(p_route_pattern text, p_last_minute timestamp with time zone, p_rows jsonb) RETURNS TABLE(route text, minute timestamp with time zone, requests integer, errors integer, slow integer, ok boolean, mine boolean)
+    LANGUAGE sql STABLE
     SET search_path TO 'ops', 'pg_temp'
     AS $$
-DECLARE
-    v_bad bigint;
-BEGIN
-    IF pg_catalog.jsonb_typeof(p_rows) IS DISTINCT FROM 'array' OR pg_catalog.jsonb_array_length(p_rows) > 500000 THEN
-        RAISE EXCEPTION 'minutes are a JSON array of at most 500000 rows' USING ERRCODE = '22023',
-            HINT = '[{"route": "GET /search", "minute": "2026-12-01T10:00:00Z", "requests": 120, "errors": 3, "slow": 1}]';
-    END IF;
-    BEGIN
-        RETURN QUERY
-        SELECT x.route, x.minute::timestamptz, round(x.requests::numeric)::int,
-               LEAST(round(x.errors::numeric), round(x.requests::numeric))::int,
-               LEAST(round(coalesce(x.slow, '0')::numeric), round(x.requests::numeric))::int,
-               ops._metrics_source_of(x.route) = p_route_pattern
-        FROM pg_catalog.jsonb_to_recordset(p_rows) AS x (route text, minute text, requests text, errors text, slow text);
-        SELECT count(*) INTO v_bad FROM pg_catalog.jsonb_to_recordset(p_rows) AS x (route text, minute text, requests text, errors text, slow text)
-        WHERE x.route IS NULL OR pg_catalog.length(x.route) NOT BETWEEN 1 AND 300 OR x.route ~ '[[:cntrl:]]'
-           OR NOT (x.route = p_route_pattern OR (p_route_pattern LIKE '%*'
-                   AND pg_catalog.starts_with(x.route, pg_catalog.left(p_route_pattern, -1))))
-           OR x.minute::timestamptz IS DISTINCT FROM pg_catalog.date_trunc('minute', x.minute::timestamptz)
-           OR x.minute::timestamptz > p_last_minute OR x.minute::timestamptz < p_last_minute - interval '1 day'
-           OR NOT (x.requests::numeric BETWEEN 0 AND 2e9) OR NOT (x.errors::numeric BETWEEN 0 AND 2e9)
-           OR NOT (coalesce(x.slow, '0')::numeric BETWEEN 0 AND 2e9);
-    EXCEPTION WHEN data_exception OR invalid_parameter_value OR feature_not_supported THEN
-        v_bad := -1;  -- a cast failed (NaN or Infinity as a count: 0A000)
-    END;
-    IF v_bad <> 0 THEN
-        RAISE EXCEPTION 'bad minutes for %: every row needs its route, a whole minute up to %, and counts of 0 or more',
-            p_route_pattern, p_last_minute USING ERRCODE = '22023',
-            HINT = 'A route the pattern matches, at most a day old: {"route": "GET /search", '
-                   '"minute": "2026-12-01T10:00:00Z", "requests": 120, "errors": 3, "slow": 1}';
-    END IF;
-END;
+    -- one pass: a cast that fails raises (22P02, 22003, 0A000 for NaN), a value out of bounds is ok = false
+    WITH p AS MATERIALIZED (
+        SELECT CASE WHEN p_route_pattern LIKE '%*' THEN pg_catalog.left(p_route_pattern, -1) END AS prefix,
+               -- longer prefixes inside this one: their routes are theirs
+               ARRAY(SELECT pg_catalog.left(s.route_pattern, -1) FROM ops.metrics_sources AS s
+                     WHERE s.route_pattern LIKE '%*' AND s.route_pattern <> p_route_pattern
+                       AND pg_catalog.starts_with(s.route_pattern, pg_catalog.rtrim(p_route_pattern, '*'))) AS longer
+    ),
+    x AS (
+        SELECT x.route, x.minute::timestamptz AS minute, x.requests::numeric AS n, x.errors::numeric AS e,
+               coalesce(x.slow, '0')::numeric AS s
+        FROM pg_catalog.jsonb_to_recordset(p_rows) AS x (route text, minute text, requests text, errors text, slow text)
+    )
+    SELECT x.route, x.minute, round(x.n)::int, LEAST(round(x.e), round(x.n))::int, LEAST(round(x.s), round(x.n))::int,
+           coalesce(pg_catalog.length(x.route) BETWEEN 1 AND 300 AND x.route !~ '[[:cntrl:]]'
+                    AND (x.route = p_route_pattern OR pg_catalog.starts_with(x.route, p.prefix))
+                    AND x.minute = pg_catalog.date_trunc('minute', x.minute)
+                    AND x.minute BETWEEN p_last_minute - interval '1 day' AND p_last_minute
+                    AND x.n BETWEEN 0 AND 2e9 AND x.e BETWEEN 0 AND 2e9 AND x.s BETWEEN 0 AND 2e9, false),
+           x.route = p_route_pattern
+           OR (NOT EXISTS (SELECT 1 FROM ops.metrics_sources AS s WHERE s.route_pattern = x.route)
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(p.longer) AS l (prefix)
+                               WHERE pg_catalog.starts_with(x.route, l.prefix)))
+    FROM x CROSS JOIN p
 $$;
 
 --
 -- Name: FUNCTION _metrics_rows(p_route_pattern text, p_last_minute timestamp with time zone, p_rows jsonb); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops._metrics_rows(p_route_pattern text, p_last_minute timestamp with time zone, p_rows jsonb) IS 'Internal: the collector''s minutes, checked (22023 names none but says what each needs), counts rounded, errors and slow at most requests (Prometheus extrapolates each series alone); mine: the pattern is the route''s source.';
+COMMENT ON FUNCTION ops._metrics_rows(p_route_pattern text, p_last_minute timestamp with time zone, p_rows jsonb) IS 'Internal: the collector''s minutes, cast (a failed cast raises) and checked (ok), counts rounded, errors and slow at most requests (Prometheus extrapolates each series alone); mine: no more specific source covers the route.';
 
 --
 -- Name: metrics_sources; Type: TABLE; Schema: ops; Owner: -
@@ -2341,27 +2333,6 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._metrics_source_check(p_route_pattern text) IS 'Internal: the prometheus source named, else 22023.';
-
---
--- Name: _metrics_source_of(text); Type: FUNCTION; Schema: ops; Owner: -
---
-
-CREATE FUNCTION ops._metrics_source_of(p_route text) RETURNS text
-    LANGUAGE sql STABLE
-    SET search_path TO 'ops', 'pg_temp'
-    AS $$
-    SELECT s.route_pattern FROM ops.metrics_sources AS s
-    WHERE s.route_pattern = p_route
-       OR (s.route_pattern LIKE '%*' AND pg_catalog.starts_with(p_route, pg_catalog.left(s.route_pattern, -1)))
-    ORDER BY s.route_pattern = p_route DESC, pg_catalog.length(s.route_pattern) DESC
-    LIMIT 1;
-$$;
-
---
--- Name: FUNCTION _metrics_source_of(p_route text); Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON FUNCTION ops._metrics_source_of(p_route text) IS 'Internal: the pattern that is a route''s metrics source (itself, else the longest prefix); NULL: push.';
 
 --
 -- Name: _metrics_source_problems(); Type: FUNCTION; Schema: ops; Owner: -
@@ -6737,29 +6708,47 @@ CREATE FUNCTION ops.record_metrics_minutes(p_route_pattern text, p_last_minute t
     AS $$
 DECLARE
     v_src ops.metrics_sources := ops._metrics_source_check(p_route_pattern);
+    v_ok boolean;
+    v_n bigint;
     v_new jsonb;
-    v_skipped int;
 BEGIN
     IF p_last_minute IS NULL OR p_last_minute <> pg_catalog.date_trunc('minute', p_last_minute)
        OR p_last_minute > ops._metrics_last_ready(p_now, v_src.delay_s) THEN
         RAISE EXCEPTION 'the last minute collected must be a whole minute that ended % s or more before now', v_src.delay_s
             USING ERRCODE = '22023', HINT = 'ops.metrics_work() says which minutes to collect.';
     END IF;
+    IF pg_catalog.jsonb_typeof(p_rows) IS DISTINCT FROM 'array' OR pg_catalog.jsonb_array_length(p_rows) > 500000 THEN
+        RAISE EXCEPTION 'minutes are a JSON array of at most 500000 rows' USING ERRCODE = '22023',
+            HINT = '[{"route": "GET /search", "minute": "2026-12-01T10:00:00Z", "requests": 120, "errors": 3, "slow": 1}]';
+    END IF;
     -- serializes two collectors on one source: the second sees the first's minutes as already counted
     PERFORM 1 FROM ops.metrics_source_state WHERE route_pattern = p_route_pattern FOR UPDATE;
-    WITH r AS MATERIALIZED (SELECT * FROM ops._metrics_rows(p_route_pattern, p_last_minute, p_rows)),
-    ins AS (
-        INSERT INTO ops.metrics_source_minutes AS x (route, minute, requests, errors, slow)
-        SELECT r.route, r.minute, r.requests, r.errors, r.slow FROM r WHERE r.mine
-        ON CONFLICT (route, minute) DO NOTHING
-        RETURNING x.route, x.minute, x.requests, x.errors, x.slow
-    )
-    SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(ins)), (SELECT count(*) FROM r) - count(*)
-    INTO v_new, v_skipped FROM ins;
+    BEGIN
+        WITH r AS MATERIALIZED (SELECT * FROM ops._metrics_rows(p_route_pattern, p_last_minute, p_rows)),
+        v AS MATERIALIZED (SELECT coalesce(bool_and(r.ok), true) AS all_ok, count(*) AS n FROM r),
+        ins AS (
+            INSERT INTO ops.metrics_source_minutes AS x (route, minute, requests, errors, slow)
+            -- a minute without requests adds nothing: it is collected, not stored
+            SELECT r.route, r.minute, r.requests, r.errors, r.slow FROM r CROSS JOIN v
+            WHERE v.all_ok AND r.mine AND r.requests > 0
+            ON CONFLICT (route, minute) DO NOTHING
+            RETURNING x.route, x.minute, x.requests, x.errors, x.slow
+        )
+        SELECT v.all_ok, v.n, (SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(ins)) FROM ins) INTO v_ok, v_n, v_new FROM v;
+    EXCEPTION WHEN data_exception OR invalid_parameter_value OR feature_not_supported THEN
+        v_ok := false;  -- a cast failed (NaN or Infinity as a count: 0A000); nothing was written
+    END;
+    IF NOT v_ok THEN
+        RAISE EXCEPTION 'bad minutes for %: every row needs its route, a whole minute up to %, and counts of 0 or more',
+            p_route_pattern, p_last_minute USING ERRCODE = '22023',
+            HINT = 'A route the pattern matches, at most a day old: {"route": "GET /search", '
+                   '"minute": "2026-12-01T10:00:00Z", "requests": 120, "errors": 3, "slow": 1}';
+    END IF;
     PERFORM ops._fold_route_minutes(v_new) WHERE v_new IS NOT NULL;
-    INSERT INTO ops.metrics_source_routes AS m (route, route_pattern)
+    -- which routes a source reported, for the guard's stale items; a route that moves keeps its first source
+    INSERT INTO ops.metrics_source_routes (route, route_pattern)
     SELECT DISTINCT x.route, p_route_pattern FROM pg_catalog.jsonb_to_recordset(v_new) AS x (route text)
-    ON CONFLICT (route) DO UPDATE SET route_pattern = EXCLUDED.route_pattern WHERE m.route_pattern <> EXCLUDED.route_pattern;
+    ON CONFLICT (route) DO NOTHING;
     UPDATE ops.metrics_source_state
     SET collected_through = GREATEST(collected_through, p_last_minute), last_success_at = p_now,
         last_error = NULL, last_error_at = NULL, queries = queries + GREATEST(coalesce(p_queries, 0), 0)
@@ -6767,7 +6756,8 @@ BEGIN
     -- back-fill reaches 6 hours back: a day of minutes is enough to count each once
     DELETE FROM ops.metrics_source_minutes WHERE minute < p_now - interval '1 day';
     RETURN pg_catalog.jsonb_build_object('ok', true, 'source', p_route_pattern, 'through', p_last_minute,
-        'counted', coalesce(pg_catalog.jsonb_array_length(v_new), 0), 'skipped', v_skipped);
+        'counted', coalesce(pg_catalog.jsonb_array_length(v_new), 0),
+        'skipped', v_n - coalesce(pg_catalog.jsonb_array_length(v_new), 0));
 END;
 $$;
 
@@ -10880,12 +10870,6 @@ GRANT SELECT ON TABLE ops.metrics_sources TO opsguard_operator;
 --
 
 REVOKE ALL ON FUNCTION ops._metrics_source_check(p_route_pattern text) FROM PUBLIC;
-
---
--- Name: FUNCTION _metrics_source_of(p_route text); Type: ACL; Schema: ops; Owner: -
---
-
-REVOKE ALL ON FUNCTION ops._metrics_source_of(p_route text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _metrics_source_problems(); Type: ACL; Schema: ops; Owner: -

@@ -22,6 +22,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -39,7 +40,7 @@ MAX_ROUNDS = 12
 class PrometheusError(RuntimeError):
     """A query that did not give a matrix: the message is the source's problem, one line."""
 
-    queries = 1  # the queries sent for the work item until this one failed
+    queries = 1  # the queries sent for the work item
 
 
 @dataclass
@@ -117,25 +118,30 @@ def minutes_of(matrix: list, label: str, first: datetime, last: datetime) -> dic
 
 
 def collect_source(work: dict, o: Options) -> tuple[list[dict], int]:
-    """The rows of one work item, and the queries it took; PrometheusError on the first failure."""
+    """The rows of one work item, and the queries it took; PrometheusError on the first failure.
+    Its queries go out at once: the minute costs the slowest of them, not their sum."""
     first, last, label = work["first_minute"], work["last_minute"], work["route_label"]
-    counts: dict[str, dict] = {}
-    queries = 0
-    for name in ("requests", "errors", "slow"):
-        if not work[name]:
-            continue
-        queries += 1
+    names = [name for name in ("requests", "errors", "slow") if work[name]]
+
+    def ask(name: str) -> dict[tuple[str, datetime], float]:
         try:
             matrix = query_range(work["url"], work[name], first + MINUTE, last + MINUTE, o.timeout_s, o.max_bytes)
-            found = minutes_of(matrix, label, first, last)
+            return minutes_of(matrix, label, first, last)
         except PrometheusError as exc:
-            failed = PrometheusError(f"{name}: {exc}")
-            failed.queries = queries
-            raise failed from None
-        for (route, minute), value in found.items():
-            counts.setdefault(f"{route}\0{minute.isoformat()}", {"route": route, "minute": minute.isoformat(),
-                                                                 "requests": 0, "errors": 0, "slow": 0})[name] = value
-    return list(counts.values()), queries
+            raise PrometheusError(f"{name}: {exc}") from None
+
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        futures = [pool.submit(ask, name) for name in names]
+    counts: dict[tuple[str, datetime], dict] = {}
+    for name, future in zip(names, futures, strict=True):
+        failed = future.exception()
+        if failed is not None:
+            failed.queries = len(names)
+            raise failed
+        for (route, minute), value in future.result().items():
+            counts.setdefault((route, minute), {"route": route, "minute": minute.isoformat(),
+                                                "requests": 0, "errors": 0, "slow": 0})[name] = value
+    return list(counts.values()), len(names)
 
 
 def collect_once(conn: psycopg.Connection, o: Options, now: datetime | None = None) -> list[dict]:

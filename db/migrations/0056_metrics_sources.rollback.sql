@@ -521,7 +521,6 @@ DROP FUNCTION ops.metrics_source_failed(text, text, integer, timestamptz);
 DROP FUNCTION ops.record_metrics_minutes(text, timestamptz, jsonb, integer, timestamptz);
 DROP FUNCTION ops._metrics_source_check(text);
 DROP FUNCTION ops._metrics_rows(text, timestamptz, jsonb);
-DROP FUNCTION ops._metrics_source_of(text);
 DROP FUNCTION ops._fold_route_minutes(jsonb);
 DROP FUNCTION ops.metrics_work(timestamptz, int);
 DROP FUNCTION ops._metrics_last_ready(timestamptz, int);

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from localpg import Cluster, make_temp_datadir
 
-from bench import api, dispatch, guard, heartbeats, intake, oncall, policies, slow_clients, tick
+from bench import api, collector, dispatch, guard, heartbeats, intake, oncall, policies, slow_clients, tick
 from bench.common import REPEAT, Figure
 
 # in the order a whole run takes them
@@ -20,6 +20,7 @@ PARTS: dict[str, list[Callable[[Cluster], list[Figure]]]] = {
     "events_v2": [intake.bench_events_v2],
     "alertmanager": [intake.bench_alertmanager],
     "guard": [guard.bench_guard, guard.bench_guard_http, guard.bench_guard_storage],
+    "collector": [collector.bench_collector],
     "slow_clients": [slow_clients.bench_slow_clients],
     "dispatch": [dispatch.bench_dispatch],
     "heartbeats": [heartbeats.bench_heartbeats],
