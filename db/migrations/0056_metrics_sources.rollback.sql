@@ -533,6 +533,7 @@ DROP TABLE ops.metrics_source_routes;
 DROP TABLE ops.metrics_source_minutes;
 DROP TABLE ops.metrics_source_state;
 DROP TABLE ops.metrics_sources;
+REVOKE ALL ON FUNCTION ops.config_problems(float8) FROM opsguard_collector;
 REVOKE ALL ON SCHEMA ops FROM opsguard_collector;
 
 DELETE FROM ops.settings WHERE key = 'guard_stale_metrics';

@@ -573,8 +573,9 @@ AS $$
     FROM ops.metrics_source_state AS st
     UNION ALL
     SELECT 'opsguard_collector_lag_ms', 'gauge',
-           'How far behind p_now the least recent Prometheus source''s data ends, in ms (none: no source).', '{}',
-           (max(EXTRACT(EPOCH FROM p_now - coalesce(st.collected_through + interval '1 minute', st.since))) * 1000)::float8
+           'How far behind p_now the least recent Prometheus source''s data ends, in ms (0: no source).', '{}',
+           coalesce(max(EXTRACT(EPOCH FROM p_now - coalesce(st.collected_through + interval '1 minute', st.since))) * 1000,
+                    0)::float8
     FROM ops.metrics_sources AS s
     INNER JOIN ops.metrics_source_state AS st ON s.route_pattern = st.route_pattern
     WHERE s.kind = 'prometheus'
