@@ -169,6 +169,11 @@ BAD_ANSWERS = {
     "no route label": ((200, "application/json", b'{"status": "success", "data": {"resultType": "matrix", '
                         b'"result": [{"metric": {}, "values": []}]}}'),
                        "requests: a series has no route label"),
+    "NUL in the error": ((400, "application/json", b'{"status": "error", "errorType": "bad_data", "error": "x\\u0000y"}'),
+                         "requests: HTTP 400 from "),
+    "NUL in a route": ((200, "application/json", b'{"status": "success", "data": {"resultType": "matrix", "result": '
+                        b'[{"metric": {"route": "GET /search\\u0000"}, "values": [[1796119260, "5"]]}]}}'),
+                       "the database refused the minutes: "),
     "huge": ((200, "application/json", b'{"status": "success", "data": {"resultType": "matrix", "result": ['
               + b'{"metric": {"route": "GET /search"}, "values": []},' * 5000 + b'{}]}}'),
              "requests: the answer is larger than 65536 bytes"),

@@ -161,11 +161,18 @@ def collect_once(conn: psycopg.Connection, o: Options, now: datetime | None = No
 def _collect_and_report(conn: psycopg.Connection, item: dict, o: Options, now: datetime | None) -> dict:
     try:
         rows, queries = collect_source(item, o)
+        return conn.execute("SELECT ops.record_metrics_minutes(%s, %s, %s, %s, coalesce(%s, now())) AS r",
+                            (item["route_pattern"], item["last_minute"], json.dumps(rows), queries, now)
+                            ).fetchone()["r"]
     except PrometheusError as exc:
-        return conn.execute("SELECT ops.metrics_source_failed(%s, %s, %s, coalesce(%s, now())) AS r",
-                            (item["route_pattern"], str(exc), exc.queries, now)).fetchone()["r"] | {"ok": False}
-    return conn.execute("SELECT ops.record_metrics_minutes(%s, %s, %s, %s, coalesce(%s, now())) AS r",
-                        (item["route_pattern"], item["last_minute"], json.dumps(rows), queries, now)).fetchone()["r"]
+        problem, queries = str(exc), exc.queries
+    except psycopg.DataError as exc:  # SQLSTATE class 22: 22023 from the checks, 22P05 for a NUL
+        # rows the database refuses (a route it cannot store, a count out of range): the source's problem
+        problem = f"the database refused the minutes: {exc.diag.message_primary}"
+    # text may carry no NUL, and what Prometheus (or something posing as it) said is shown as one line
+    problem = "".join(c if c.isprintable() else " " for c in problem)
+    return conn.execute("SELECT ops.metrics_source_failed(%s, %s, %s, coalesce(%s, now())) AS r",
+                        (item["route_pattern"], problem, queries, now)).fetchone()["r"] | {"ok": False}
 
 
 def connect(o: Options, row_factory=dict_row) -> psycopg.Connection:
