@@ -8964,7 +8964,8 @@ CREATE TABLE ops.route_5min_stats (
     requests integer DEFAULT 0 NOT NULL,
     errors integer DEFAULT 0 NOT NULL,
     slow integer DEFAULT 0 NOT NULL
-);
+)
+WITH (fillfactor='70');
 
 --
 -- Name: TABLE route_5min_stats; Type: COMMENT; Schema: ops; Owner: -
@@ -8982,7 +8983,8 @@ CREATE TABLE ops.route_day_stats (
     requests bigint DEFAULT 0 NOT NULL,
     errors bigint DEFAULT 0 NOT NULL,
     slow bigint DEFAULT 0 NOT NULL
-);
+)
+WITH (fillfactor='70');
 
 --
 -- Name: TABLE route_day_stats; Type: COMMENT; Schema: ops; Owner: -
@@ -9000,7 +9002,8 @@ CREATE TABLE ops.route_hour_stats (
     requests integer DEFAULT 0 NOT NULL,
     errors integer DEFAULT 0 NOT NULL,
     slow integer DEFAULT 0 NOT NULL
-);
+)
+WITH (fillfactor='70');
 
 --
 -- Name: TABLE route_hour_stats; Type: COMMENT; Schema: ops; Owner: -
@@ -9018,7 +9021,8 @@ CREATE TABLE ops.route_minute_stats (
     requests integer DEFAULT 0 NOT NULL,
     errors integer DEFAULT 0 NOT NULL,
     slow integer DEFAULT 0 NOT NULL
-);
+)
+WITH (fillfactor='70');
 
 --
 -- Name: TABLE route_minute_stats; Type: COMMENT; Schema: ops; Owner: -

@@ -545,3 +545,7 @@ ALTER TABLE ops.settings DROP COLUMN choices;
 COMMENT ON COLUMN ops.settings.kind IS
 'How a value is validated: boolean, integer (min_value..max_value), cron (5 fields, empty = none), url, webhook '
 '(https or loopback http), policy (an escalation policy name, empty = none).';
+ALTER TABLE ops.route_minute_stats RESET (fillfactor);
+ALTER TABLE ops.route_5min_stats RESET (fillfactor);
+ALTER TABLE ops.route_hour_stats RESET (fillfactor);
+ALTER TABLE ops.route_day_stats RESET (fillfactor);
