@@ -6,15 +6,20 @@ while the guard still answers. tests/test_collector_prometheus.py runs it agains
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import urllib.parse
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import psycopg
 import pytest
 from opsguard import collector
 
+API = str(Path(__file__).resolve().parents[1] / "api")
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
 
@@ -227,3 +232,25 @@ def test_collector_series_in_metrics(api, conn, prom):
     assert "opsguard_collector_failures_total 1.0" in text
     assert "opsguard_collector_lag_seconds " in text
     assert "opsguard_metrics_sources_stale 1.0" in text
+
+
+def _command(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "opsguard.collector", "--once", *args], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": API, **env})
+
+
+def test_the_command_collects_once_as_the_collector_role(conn, prom, db_url):
+    _source(conn, prom, since=datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=2))
+    res = _command("--dsn", db_url)
+    assert res.returncode == 0, res.stderr
+    assert [json.loads(line)["ok"] for line in res.stdout.splitlines()] == [True]
+    assert conn.execute("SELECT queries FROM ops.metrics_source_state").fetchone() == (3,)
+
+
+def test_the_command_refuses_a_bad_variable_and_an_unreachable_database(db_url):
+    res = _command("--dsn", db_url, OPS_COLLECT_TIMEOUT_S="soon")
+    assert res.returncode == 2
+    assert "OPS_COLLECT_TIMEOUT_S must be a number" in res.stderr
+    res = _command("--dsn", "postgresql://nobody@127.0.0.1:1/none")
+    assert res.returncode == 1
+    assert "database unavailable" in res.stderr
