@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/api:$(CURDIR)/scripts
 
-.PHONY: alertmanager run test test-fast migrate serve smoke dispatch ticker bench schema where deps venv promtool senders lint pytest clean
+.PHONY: alertmanager run test test-fast migrate serve smoke dispatch ticker collect bench schema where deps venv promtool senders lint pytest clean
 
 deps:
 	@scripts/bootstrap.sh system
@@ -59,6 +59,10 @@ dispatch: venv
 
 ticker: venv
 	$(PY) -m opsguard.ticker --dsn $${DATABASE_URL:-$$($(PY) scripts/localpg.py url)}
+
+# the Prometheus collector alone (docs/release-guard.md#metrics-from-prometheus); make run starts it when a source exists
+collect: venv
+	$(PY) -m opsguard.collector --dsn $${DATABASE_URL:-$$($(PY) scripts/localpg.py url)}
 
 # make bench [PART="guard oncall"] [CHECK=1]: CHECK=1 exits non-zero when a figure misses its goal
 bench: venv

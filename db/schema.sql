@@ -678,6 +678,42 @@ $_$;
 COMMENT ON FUNCTION ops._check_setting_text(p_kind text, p_value text) IS 'Internal: returns p_value when it is a valid setting of kind host (a host name or IP address) or email, else raises 22023.';
 
 --
+-- Name: _collector_metrics(timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._collector_metrics(p_now timestamp with time zone) RETURNS TABLE(metric text, kind text, help text, labels jsonb, value double precision)
+    LANGUAGE sql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT 'opsguard_collector_queries', 'counter', 'Queries the collector sent to Prometheus sources.', '{}'::jsonb,
+           coalesce(sum(st.queries), 0)::float8
+    FROM ops.metrics_source_state AS st
+    UNION ALL
+    SELECT 'opsguard_collector_failures', 'counter',
+           'Collections that failed (Prometheus unreachable, an HTTP error, an answer not understood or too large).',
+           '{}', coalesce(sum(st.failures), 0)::float8
+    FROM ops.metrics_source_state AS st
+    UNION ALL
+    SELECT 'opsguard_collector_lag_ms', 'gauge',
+           'How far behind p_now the least recent Prometheus source''s data ends, in ms (0: no source).', '{}',
+           coalesce(max(EXTRACT(EPOCH FROM p_now - coalesce(st.collected_through + interval '1 minute', st.since))) * 1000,
+                    0)::float8
+    FROM ops.metrics_sources AS s
+    INNER JOIN ops.metrics_source_state AS st ON s.route_pattern = st.route_pattern
+    WHERE s.kind = 'prometheus'
+    UNION ALL
+    SELECT 'opsguard_metrics_sources_stale', 'gauge', 'Prometheus sources whose data is stale now.', '{}',
+           count(*)::float8
+    FROM ops._metrics_stale(p_now) AS x;
+$$;
+
+--
+-- Name: FUNCTION _collector_metrics(p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._collector_metrics(p_now timestamp with time zone) IS 'Internal: the collector''s series of ops.collect_metrics: queries, failures, lag, stale sources.';
+
+--
 -- Name: _contact_address_refused(text, text); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -1299,6 +1335,52 @@ $_$;
 COMMENT ON FUNCTION ops._first_bad_sample(p_batch jsonb) IS 'Internal: "sample N: what is wrong" for the first bad sample, or NULL.';
 
 --
+-- Name: _fold_route_minutes(jsonb); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._fold_route_minutes(p_rows jsonb) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    -- into the rollups ops.record_requests fills: minutes, 5 minutes, hours and UTC days
+    WITH folded AS MATERIALIZED (
+        SELECT x.route, x.minute, x.requests, x.errors, x.slow
+        FROM pg_catalog.jsonb_to_recordset(p_rows) AS x (route text, minute timestamptz, requests int, errors int, slow int)
+    ),
+    minutes AS (
+        INSERT INTO ops.route_minute_stats AS m (route, minute, requests, errors, slow)
+        SELECT route, minute, requests, errors, slow FROM folded
+        ON CONFLICT (route, minute) DO UPDATE
+        SET requests = m.requests + EXCLUDED.requests, errors = m.errors + EXCLUDED.errors, slow = m.slow + EXCLUDED.slow
+    ),
+    fives AS (
+        INSERT INTO ops.route_5min_stats AS f (route, bucket, requests, errors, slow)
+        SELECT route, pg_catalog.date_bin('5 minutes', minute, '2000-01-01'), sum(requests), sum(errors), sum(slow)
+        FROM folded GROUP BY 1, 2
+        ON CONFLICT (route, bucket) DO UPDATE
+        SET requests = f.requests + EXCLUDED.requests, errors = f.errors + EXCLUDED.errors, slow = f.slow + EXCLUDED.slow
+    ),
+    hours AS (
+        INSERT INTO ops.route_hour_stats AS h (route, hour, requests, errors, slow)
+        SELECT route, pg_catalog.date_trunc('hour', minute), sum(requests), sum(errors), sum(slow)
+        FROM folded GROUP BY 1, 2
+        ON CONFLICT (route, hour) DO UPDATE
+        SET requests = h.requests + EXCLUDED.requests, errors = h.errors + EXCLUDED.errors, slow = h.slow + EXCLUDED.slow
+    )
+    INSERT INTO ops.route_day_stats AS y (route, day, requests, errors, slow)
+    SELECT route, pg_catalog.date_bin('1 day', minute, '2000-01-01 00:00+00'), sum(requests), sum(errors), sum(slow)
+    FROM folded GROUP BY 1, 2
+    ON CONFLICT (route, day) DO UPDATE
+    SET requests = y.requests + EXCLUDED.requests, errors = y.errors + EXCLUDED.errors, slow = y.slow + EXCLUDED.slow
+$$;
+
+--
+-- Name: FUNCTION _fold_route_minutes(p_rows jsonb); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._fold_route_minutes(p_rows jsonb) IS 'Internal: adds [{route, minute, requests, errors, slow}] (one row per route and minute) to the minute, 5-minute, hourly and daily rollups.';
+
+--
 -- Name: _forbid_change(); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -1529,6 +1611,34 @@ END;
 COMMENT ON FUNCTION ops._guard_context(p_context jsonb, p_max_bytes integer, p_key_chars integer) IS 'Internal: a caller''s context as stored: whole up to p_max_bytes, else its CI keys (commit, pipeline, job, ref; p_key_chars each), "truncated": true and its size in "bytes" (the size alone when even that is over).';
 
 --
+-- Name: _metrics_stale_findings(timestamp with time zone, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._metrics_stale_findings(p_now timestamp with time zone, p_route_prefix text) RETURNS TABLE(route text, reason text, verdict text, evidence jsonb)
+    LANGUAGE sql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    -- the routes a stale source reported, or the pattern itself before it reported any
+    SELECT r.route, 'stale_metrics',
+           CASE WHEN ops.setting('guard_stale_metrics') #>> '{}' = 'fail' THEN 'violation' ELSE 'stale' END,
+           pg_catalog.jsonb_build_object('stale_since', st.stale_since, 'source', st.route_pattern)
+    FROM ops._metrics_stale(p_now) AS st
+    CROSS JOIN LATERAL (
+        SELECT m.route FROM ops.metrics_source_routes AS m WHERE m.route_pattern = st.route_pattern
+        UNION ALL
+        SELECT st.route_pattern
+        WHERE NOT EXISTS (SELECT 1 FROM ops.metrics_source_routes AS m WHERE m.route_pattern = st.route_pattern)
+    ) AS r
+    WHERE p_route_prefix IS NULL OR pg_catalog.starts_with(r.route, p_route_prefix);
+$$;
+
+--
+-- Name: FUNCTION _metrics_stale_findings(p_now timestamp with time zone, p_route_prefix text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._metrics_stale_findings(p_now timestamp with time zone, p_route_prefix text) IS 'Internal: one stale_metrics finding per route of a stale prometheus source, evidence stale_since and source; verdict stale (a warning, as inconclusive) or violation when guard_stale_metrics is fail.';
+
+--
 -- Name: route_findings(timestamp with time zone, text); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -1638,8 +1748,9 @@ CREATE FUNCTION ops._guard_findings(p_now timestamp with time zone, p_route_pref
     LANGUAGE sql STABLE
     BEGIN ATOMIC
  SELECT ((f.route || '::'::text) || f.reason) AS item_key,
-         CASE
-             WHEN (f.verdict = 'ticket'::text) THEN 'ticket'::text
+         CASE f.verdict
+             WHEN 'ticket'::text THEN 'ticket'::text
+             WHEN 'stale'::text THEN 'stale'::text
              ELSE 'violation'::text
          END AS kind,
      (f.verdict <> 'violation'::text) AS inconclusive,
@@ -1649,7 +1760,17 @@ CREATE FUNCTION ops._guard_findings(p_now timestamp with time zone, p_route_pref
              WHEN (f.verdict = 'ticket'::text) THEN 'ticket'::text
              ELSE 'violation'::text
          END, 'key', ((f.route || '::'::text) || f.reason), 'route', f.route, 'reason', f.reason, 'evidence', (f.evidence || COALESCE(rc.changes, '{}'::jsonb))) AS item
-    FROM (ops.route_findings(_guard_findings.p_now, _guard_findings.p_route_prefix) f(route, reason, verdict, evidence)
+    FROM (( SELECT x.route,
+             x.reason,
+             x.verdict,
+             x.evidence
+            FROM ops.route_findings(_guard_findings.p_now, _guard_findings.p_route_prefix) x(route, reason, verdict, evidence)
+         UNION ALL
+          SELECT y.route,
+             y.reason,
+             y.verdict,
+             y.evidence
+            FROM ops._metrics_stale_findings(_guard_findings.p_now, _guard_findings.p_route_prefix) y(route, reason, verdict, evidence)) f
       LEFT JOIN ops._guard_changes(_guard_findings.p_since, _guard_findings.p_now) rc(route, changes) ON ((f.route = rc.route)));
 END;
 
@@ -1999,22 +2120,23 @@ COMMENT ON FUNCTION ops._guard_usage_count() IS 'Trigger: keeps guard_anonymous_
 CREATE FUNCTION ops._guard_warning(p_kind text, p_block_inconclusive boolean) RETURNS text
     LANGUAGE sql IMMUTABLE
     BEGIN ATOMIC
- SELECT
+ SELECT (
+         CASE p_kind
+             WHEN 'ticket'::text THEN 'error budget burning faster than it refills (3d and 6h): open a ticket; not blocking'::text
+             WHEN 'stale'::text THEN ('metrics from Prometheus are stale (evidence stale_since): judged on the data '::text || 'collected so far; not blocking'::text)
+             ELSE 'too few samples to judge; not blocking'::text
+         END ||
          CASE
-             WHEN (p_kind = 'ticket'::text) THEN 'error budget burning faster than it refills (3d and 6h): open a ticket; not blocking'::text
-             ELSE ('too few samples to judge; not blocking'::text ||
-             CASE
-                 WHEN p_block_inconclusive THEN ' (blocking: guard_block_inconclusive)'::text
-                 ELSE ''::text
-             END)
-         END AS "case";
+             WHEN ((p_kind <> 'ticket'::text) AND p_block_inconclusive) THEN ' (blocking: guard_block_inconclusive)'::text
+             ELSE ''::text
+         END);
 END;
 
 --
 -- Name: FUNCTION _guard_warning(p_kind text, p_block_inconclusive boolean); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops._guard_warning(p_kind text, p_block_inconclusive boolean) IS 'Internal: the message of a warning item (ticket or inconclusive).';
+COMMENT ON FUNCTION ops._guard_warning(p_kind text, p_block_inconclusive boolean) IS 'Internal: the message of a warning item (ticket, stale metrics, or inconclusive).';
 
 --
 -- Name: _incident_by_ref(text); Type: FUNCTION; Schema: ops; Owner: -
@@ -2538,6 +2660,324 @@ $$;
 --
 
 COMMENT ON FUNCTION ops._may_manage(p_principal text, p_actor text) IS 'Internal: raises 42501 unless p_actor is the enabled principal p_principal itself or holds principals.write.';
+
+--
+-- Name: _metrics_config_problem(jsonb); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._metrics_config_problem(p_config jsonb) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+DECLARE
+    v_key text;
+BEGIN
+    IF pg_catalog.jsonb_typeof(p_config) IS DISTINCT FROM 'object' THEN
+        RETURN 'the config is a JSON object';
+    END IF;
+    SELECT k INTO v_key FROM pg_catalog.jsonb_object_keys(p_config) AS k
+    WHERE k NOT IN ('url', 'metric', 'route_label', 'code_label', 'latency_metric', 'requests', 'errors', 'slow',
+                    'delay_s')
+    ORDER BY k LIMIT 1;
+    IF v_key IS NOT NULL THEN
+        RETURN pg_catalog.format('unknown key %s', pg_catalog.to_jsonb(pg_catalog.left(v_key, 100)));
+    END IF;
+    SELECT k INTO v_key FROM pg_catalog.jsonb_each(p_config) AS e (k, v)
+    WHERE pg_catalog.jsonb_typeof(e.v) <> CASE e.k WHEN 'delay_s' THEN 'number' ELSE 'string' END
+       OR pg_catalog.length(e.v #>> '{}') > 4000
+       OR (e.k IN ('metric', 'latency_metric') AND e.v #>> '{}' !~ '^([a-zA-Z_:][a-zA-Z0-9_:]{0,199})?$')
+       OR (e.k IN ('route_label', 'code_label') AND e.v #>> '{}' !~ '^[a-zA-Z_][a-zA-Z0-9_]{0,99}$')
+       OR (e.k IN ('requests', 'errors') AND pg_catalog.strpos(e.v #>> '{}', '$route') = 0)
+       OR (e.k = 'slow' AND e.v #>> '{}' <> '' AND pg_catalog.strpos(e.v #>> '{}', '$route') = 0)
+       OR (e.k = 'delay_s' AND pg_catalog.jsonb_typeof(e.v) = 'number'
+           AND CASE WHEN pg_catalog.jsonb_typeof(e.v) = 'number'
+                    THEN e.v::numeric NOT BETWEEN 0 AND 600 OR e.v::numeric <> pg_catalog.trunc(e.v::numeric) END)
+    ORDER BY k LIMIT 1;
+    IF v_key IS NOT NULL THEN
+        RETURN pg_catalog.format('%s: %s is not %s', v_key, pg_catalog.left((p_config -> v_key)::text, 200),
+            CASE WHEN v_key IN ('requests', 'errors', 'slow') THEN 'PromQL with the placeholder $route'
+                 WHEN v_key = 'delay_s' THEN 'a whole number of seconds from 0 to 600'
+                 WHEN v_key IN ('route_label', 'code_label') THEN 'a label name'
+                 WHEN v_key IN ('metric', 'latency_metric') THEN 'a metric name'
+                 ELSE 'a string of at most 4000 characters' END);
+    END IF;
+    IF NOT p_config ? 'url' THEN
+        RETURN 'url is required: the Prometheus base URL, for example http://prometheus:9090';
+    END IF;
+    RETURN NULL;
+END;
+$_$;
+
+--
+-- Name: FUNCTION _metrics_config_problem(p_config jsonb); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._metrics_config_problem(p_config jsonb) IS 'Internal: what is wrong with a prometheus source''s config (NULL: nothing): unknown keys, types, names, PromQL without $route, delay_s outside 0-600, no url.';
+
+--
+-- Name: _metrics_last_ready(timestamp with time zone, integer); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._metrics_last_ready(p_now timestamp with time zone, p_delay_s integer) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    -- the newest minute whose end is p_delay_s or more before p_now
+    SELECT pg_catalog.date_bin('1 minute', p_now - pg_catalog.make_interval(secs => p_delay_s), '2000-01-01 00:00+00')
+           - interval '1 minute';
+$$;
+
+--
+-- Name: FUNCTION _metrics_last_ready(p_now timestamp with time zone, p_delay_s integer); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._metrics_last_ready(p_now timestamp with time zone, p_delay_s integer) IS 'Internal: the start of the newest minute a source may be asked for at p_now (ended p_delay_s ago or more).';
+
+--
+-- Name: _metrics_le(integer); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._metrics_le(p_ms integer) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    -- the le label as Go (1) and prometheus_client (1.0) print it, as a regex in a PromQL string
+    SELECT CASE WHEN p_ms % 1000 = 0 THEN (p_ms / 1000)::text || '(\\.0)?'
+                ELSE pg_catalog.replace(pg_catalog.trim_scale(p_ms / 1000.0)::text, '.', '\\.') END;
+$$;
+
+--
+-- Name: FUNCTION _metrics_le(p_ms integer); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._metrics_le(p_ms integer) IS 'Internal: what replaces $le in a slow query: a latency threshold in ms as the le label of a histogram bucket.';
+
+--
+-- Name: _metrics_matcher(text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._metrics_matcher(p_pattern text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+    -- the body of a PromQL string holding an anchored RE2 regex: the route's metacharacters escaped,
+    -- a prefix's * as .*, then \ and " escaped for the string
+    SELECT pg_catalog.replace(pg_catalog.replace(
+        pg_catalog.regexp_replace(pg_catalog.rtrim(p_pattern, '*'), '([.+*?()|\[\]{}^$\\])', '\\\1', 'g')
+        || CASE WHEN p_pattern LIKE '%*' THEN '.*' ELSE '' END,
+        '\', '\\'), '"', '\"');
+$_$;
+
+--
+-- Name: FUNCTION _metrics_matcher(p_pattern text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._metrics_matcher(p_pattern text) IS 'Internal: what replaces $route in a source''s PromQL: a regex (in a PromQL string) matching the route, or every route with the prefix of a pattern ending in *.';
+
+--
+-- Name: _metrics_queries(jsonb); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._metrics_queries(p_config jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+    -- the defaults fit a counter with route and code labels and a histogram of durations in seconds
+    SELECT pg_catalog.jsonb_build_object(
+        'route_label', d.rl,
+        'requests', coalesce(p_config ->> 'requests',
+            pg_catalog.format('sum by (%s) (increase(%s{%s=~"$route"}[1m]))', d.rl, d.metric, d.rl)),
+        'errors', coalesce(p_config ->> 'errors',
+            pg_catalog.format('sum by (%s) (increase(%s{%s=~"$route",%s=~"5.."}[1m]))', d.rl, d.metric, d.rl, d.cl)),
+        'slow', nullif(coalesce(p_config ->> 'slow', CASE WHEN d.lat <> '' THEN pg_catalog.format(
+            'sum by (%s) (increase(%s_bucket{%s=~"$route",le="+Inf"}[1m])) - '
+            'sum by (%s) (increase(%s_bucket{%s=~"$route",le=~"$le"}[1m]))', d.rl, d.lat, d.rl, d.rl, d.lat, d.rl) END), ''))
+    FROM (SELECT coalesce(p_config ->> 'route_label', 'route') AS rl, coalesce(p_config ->> 'code_label', 'code') AS cl,
+                 coalesce(p_config ->> 'metric', 'http_requests_total') AS metric,
+                 coalesce(p_config ->> 'latency_metric', 'http_request_duration_seconds') AS lat) AS d;
+$_$;
+
+--
+-- Name: FUNCTION _metrics_queries(p_config jsonb); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._metrics_queries(p_config jsonb) IS 'Internal: the PromQL of a valid prometheus config: its own requests/errors/slow, else generated from metric, route_label, code_label and latency_metric (defaults http_requests_total, route, code, http_request_duration_seconds; latency_metric "" collects no slow requests).';
+
+--
+-- Name: _metrics_rows(text, timestamp with time zone, jsonb); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._metrics_rows(p_route_pattern text, p_last_minute timestamp with time zone, p_rows jsonb) RETURNS TABLE(route text, minute timestamp with time zone, requests integer, errors integer, slow integer, ok boolean, mine boolean)
+    LANGUAGE sql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    -- one pass: a cast that fails raises (22P02, 22003, 0A000 for NaN), a value out of bounds is ok = false
+    WITH p AS MATERIALIZED (
+        SELECT CASE WHEN p_route_pattern LIKE '%*' THEN pg_catalog.left(p_route_pattern, -1) END AS prefix,
+               -- longer prefixes inside this one: their routes are theirs
+               ARRAY(SELECT pg_catalog.left(s.route_pattern, -1) FROM ops.metrics_sources AS s
+                     WHERE s.route_pattern LIKE '%*' AND s.route_pattern <> p_route_pattern
+                       AND pg_catalog.starts_with(s.route_pattern, pg_catalog.rtrim(p_route_pattern, '*'))) AS longer
+    ),
+    x AS (
+        SELECT x.route, x.minute::timestamptz AS minute, x.requests::numeric AS n, x.errors::numeric AS e,
+               coalesce(x.slow, '0')::numeric AS s
+        FROM pg_catalog.jsonb_to_recordset(p_rows) AS x (route text, minute text, requests text, errors text, slow text)
+    )
+    SELECT x.route, x.minute, round(x.n)::int, LEAST(round(x.e), round(x.n))::int, LEAST(round(x.s), round(x.n))::int,
+           coalesce(pg_catalog.length(x.route) BETWEEN 1 AND 300 AND x.route !~ '[[:cntrl:]]'
+                    AND (x.route = p_route_pattern OR pg_catalog.starts_with(x.route, p.prefix))
+                    AND x.minute = pg_catalog.date_trunc('minute', x.minute)
+                    AND x.minute BETWEEN p_last_minute - interval '1 day' AND p_last_minute
+                    AND x.n BETWEEN 0 AND 2e9 AND x.e BETWEEN 0 AND 2e9 AND x.s BETWEEN 0 AND 2e9, false),
+           x.route = p_route_pattern
+           OR (NOT EXISTS (SELECT 1 FROM ops.metrics_sources AS s WHERE s.route_pattern = x.route)
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(p.longer) AS l (prefix)
+                               WHERE pg_catalog.starts_with(x.route, l.prefix)))
+    FROM x CROSS JOIN p
+$$;
+
+--
+-- Name: FUNCTION _metrics_rows(p_route_pattern text, p_last_minute timestamp with time zone, p_rows jsonb); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._metrics_rows(p_route_pattern text, p_last_minute timestamp with time zone, p_rows jsonb) IS 'Internal: the collector''s minutes, cast (a failed cast raises) and checked (ok), counts rounded, errors and slow at most requests (Prometheus extrapolates each series alone); mine: no more specific source covers the route.';
+
+--
+-- Name: metrics_sources; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.metrics_sources (
+    route_pattern text NOT NULL,
+    kind text NOT NULL,
+    config jsonb DEFAULT '{}'::jsonb NOT NULL,
+    url text,
+    route_label text,
+    requests_query text,
+    errors_query text,
+    slow_query text,
+    delay_s integer DEFAULT 30 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_by text NOT NULL,
+    CONSTRAINT metrics_sources_delay_s_check CHECK (((delay_s >= 0) AND (delay_s <= 600))),
+    CONSTRAINT metrics_sources_kind_check CHECK ((kind = ANY (ARRAY['push'::text, 'prometheus'::text]))),
+    CONSTRAINT metrics_sources_pattern CHECK ((((length(route_pattern) >= 1) AND (length(route_pattern) <= 300)) AND (route_pattern !~ '[[:cntrl:]]'::text) AND (strpos(rtrim(route_pattern, '*'::text), '*'::text) = 0) AND (route_pattern !~ '\*\*$'::text))),
+    CONSTRAINT metrics_sources_prometheus CHECK (((kind = 'prometheus'::text) = ((url IS NOT NULL) AND (route_label IS NOT NULL) AND (requests_query IS NOT NULL) AND (errors_query IS NOT NULL))))
+);
+
+--
+-- Name: TABLE metrics_sources; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.metrics_sources IS 'Where a route''s request metrics come from: push (POST /ops/metrics/requests, the default for a route with no row) or prometheus (collected by the collector, make collect). route_pattern is a route, or a prefix ending in *; the longest pattern that matches a route is its source. Change with ops.set_metrics_source (audited).';
+
+--
+-- Name: COLUMN metrics_sources.requests_query; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.metrics_sources.requests_query IS 'PromQL for the requests of each route in the minute before its evaluation time, grouped by route_label; $route is replaced by a regex matching the pattern when the collector asks (ops.metrics_work). errors_query: the 5xx ones; slow_query ($le: the route''s latency threshold in seconds): those slower than it, NULL when not collected.';
+
+--
+-- Name: COLUMN metrics_sources.delay_s; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.metrics_sources.delay_s IS 'A minute is asked for once this many seconds have passed after its end (Prometheus must have scraped it).';
+
+--
+-- Name: _metrics_source_check(text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._metrics_source_check(p_route_pattern text) RETURNS ops.metrics_sources
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_row ops.metrics_sources;
+BEGIN
+    SELECT * INTO v_row FROM ops.metrics_sources WHERE route_pattern = p_route_pattern;
+    IF v_row.kind IS DISTINCT FROM 'prometheus' THEN
+        RAISE EXCEPTION 'no prometheus source %', coalesce(pg_catalog.to_jsonb(pg_catalog.left(p_route_pattern, 300))::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'SELECT route_pattern FROM ops.metrics_work(); lists the sources to collect.';
+    END IF;
+    RETURN v_row;
+END;
+$$;
+
+--
+-- Name: FUNCTION _metrics_source_check(p_route_pattern text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._metrics_source_check(p_route_pattern text) IS 'Internal: the prometheus source named, else 22023.';
+
+--
+-- Name: _metrics_source_problems(); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._metrics_source_problems() RETURNS TABLE(setting text, problem text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT pg_catalog.format('metrics_sources[%s]', s.route_pattern),
+           pg_catalog.format('the last query to %s failed at %s: %s; collected through %s', s.url, st.last_error_at,
+                             st.last_error, coalesce((st.collected_through + interval '1 minute')::text, 'nothing yet'))
+    FROM ops.metrics_sources AS s
+    INNER JOIN ops.metrics_source_state AS st ON s.route_pattern = st.route_pattern
+    WHERE s.kind = 'prometheus' AND st.last_error_at IS NOT NULL;
+$$;
+
+--
+-- Name: FUNCTION _metrics_source_problems(); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._metrics_source_problems() IS 'Internal: a prometheus source whose last query failed (ops.config_problems lists it, not blocking).';
+
+--
+-- Name: _metrics_stale(timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._metrics_stale(p_now timestamp with time zone) RETURNS TABLE(route_pattern text, stale_since timestamp with time zone, url text, last_error text, last_error_at timestamp with time zone)
+    LANGUAGE sql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    -- stale once three minutes Prometheus should have had are not collected; stale_since: where the data ends
+    SELECT s.route_pattern, coalesce(st.collected_through + interval '1 minute', st.since), s.url, st.last_error,
+           st.last_error_at
+    FROM ops.metrics_sources AS s
+    INNER JOIN ops.metrics_source_state AS st ON s.route_pattern = st.route_pattern
+    WHERE s.kind = 'prometheus'
+      AND p_now - coalesce(st.collected_through + interval '1 minute', st.since)
+          > pg_catalog.make_interval(secs => s.delay_s + 180);
+$$;
+
+--
+-- Name: FUNCTION _metrics_stale(p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._metrics_stale(p_now timestamp with time zone) IS 'Internal: the prometheus sources whose data is stale at p_now (no minute collected that ended more than delay_s + 3 min ago), and since when (the end of the last minute collected, or when the source was set).';
+
+--
+-- Name: _metrics_stale_alert(timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._metrics_stale_alert(p_now timestamp with time zone) RETURNS TABLE(alert text, firing boolean, severity text, summary text, value double precision, threshold double precision)
+    LANGUAGE sql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT 'MetricsSourceStale', count(*) > 0, 'warning',
+           CASE WHEN count(*) = 0 THEN 'every Prometheus source is collected'
+                ELSE pg_catalog.format('%s Prometheus sources stale for 5 minutes or more (%s): the guard judges their '
+                                       'routes on old data; see SELECT * FROM ops.config_problems()', count(*),
+                                       pg_catalog.string_agg(st.route_pattern || ' since ' || st.stale_since, ', '
+                                                             ORDER BY st.route_pattern)) END,
+           count(*)::float8, 0::float8
+    FROM ops._metrics_stale(p_now - interval '5 minutes') AS st;
+$$;
+
+--
+-- Name: FUNCTION _metrics_stale_alert(p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._metrics_stale_alert(p_now timestamp with time zone) IS 'Internal: the MetricsSourceStale alert rule of ops.evaluate_alerts: a prometheus source stale for 5 minutes.';
 
 --
 -- Name: _mint_page_token(bigint, uuid, text, text, timestamp with time zone, boolean); Type: FUNCTION; Schema: ops; Owner: -
@@ -3477,6 +3917,11 @@ BEGIN
                 -- a webhook path is its secret
                 RETURN CASE p_kind WHEN 'webhook' THEN ops._redact_url(SQLERRM, p_value #>> '{}') ELSE SQLERRM END;
             END;
+        END IF;
+    WHEN 'choice' THEN
+        -- the choices are the setting's own (settings.choices); only guard_stale_metrics is of this kind
+        IF NOT EXISTS (SELECT 1 FROM ops.settings AS s WHERE s.kind = 'choice' AND p_value #>> '{}' = ANY (s.choices)) THEN
+            RETURN pg_catalog.format('%s is none of the choices', p_value);
         END IF;
     WHEN 'policy' THEN
         IF pg_catalog.jsonb_typeof(p_value) <> 'string' THEN
@@ -6151,6 +6596,8 @@ CREATE FUNCTION ops.collect_metrics(p_now timestamp with time zone DEFAULT now()
         jsonb_build_object('alert', a.alert, 'severity', a.severity),
         a.firing::int::float8
     FROM ops.evaluate_alerts(p_now) AS a
+    UNION ALL
+    SELECT c.metric, c.kind, c.help, c.labels, c.value FROM ops._collector_metrics(p_now) AS c
 $$;
 
 --
@@ -6272,6 +6719,8 @@ BEGIN
         FROM ops.notification_rules AS r
         INNER JOIN ops.contact_methods AS c ON r.contact_method = c.id
         WHERE c.verified_at IS NULL AND c.removed_at IS NULL
+        UNION ALL
+        SELECT m.setting, m.problem FROM ops._metrics_source_problems() AS m
     ) AS x
     ORDER BY 1;
 END;
@@ -6726,6 +7175,12 @@ BEGIN
     summary := CASE WHEN v_count = 0 THEN 'every stored setting is valid'
                     ELSE pg_catalog.format('%s stored settings are invalid and treated as unset (%s); '
                                            'fix each with SELECT ops.set_setting(key, value, ''you'')', v_count, v_note) END;
+    RETURN NEXT;
+
+    -- a Prometheus source whose data stopped 5 minutes ago or more: the guard judges its routes on old data
+    SELECT a.alert, a.firing, a.severity, a.summary, a.value, a.threshold
+    INTO alert, firing, severity, summary, value, threshold
+    FROM ops._metrics_stale_alert(p_now) AS a;
     RETURN NEXT;
 END;
 $$;
@@ -7188,6 +7643,65 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.link_chat_identity(p_provider text, p_workspace text, p_external_user text, p_principal text, p_actor text) IS 'Links a chat user to a principal (or moves the link), audited: SELECT ops.link_chat_identity(''slack'', team_id, user_id, principal, actor).';
+
+--
+-- Name: metrics_source_failed(text, text, integer, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.metrics_source_failed(p_route_pattern text, p_problem text, p_queries integer DEFAULT 1, p_now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_src ops.metrics_sources := ops._metrics_source_check(p_route_pattern);
+    -- what a Prometheus (or something posing as one) answered is shown in psql and /healthz: one line, capped
+    v_problem text := pg_catalog.left(pg_catalog.regexp_replace(coalesce(p_problem, 'failed'), '[[:cntrl:]]+', ' ', 'g'), 500);
+BEGIN
+    UPDATE ops.metrics_source_state
+    SET last_error = v_problem, last_error_at = p_now, failures = failures + 1,
+        queries = queries + GREATEST(coalesce(p_queries, 0), 0)
+    WHERE route_pattern = v_src.route_pattern;
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'source', p_route_pattern, 'problem', v_problem);
+END;
+$$;
+
+--
+-- Name: FUNCTION metrics_source_failed(p_route_pattern text, p_problem text, p_queries integer, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.metrics_source_failed(p_route_pattern text, p_problem text, p_queries integer, p_now timestamp with time zone) IS 'The collector''s report of a failed query (unreachable, an HTTP error, not Prometheus''s JSON, too large): shown by ops.config_problems() until a minute is collected again; nothing is written to the rollups.';
+
+--
+-- Name: metrics_work(timestamp with time zone, integer); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.metrics_work(p_now timestamp with time zone DEFAULT now(), p_max_minutes integer DEFAULT 60) RETURNS TABLE(route_pattern text, url text, route_label text, requests text, errors text, slow text, first_minute timestamp with time zone, last_minute timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+    -- from the minute after the last collected (back-fill), at most 6 hours back, p_max_minutes at a time
+    SELECT s.route_pattern, s.url, s.route_label,
+           pg_catalog.replace(s.requests_query, '$route', m.matcher),
+           pg_catalog.replace(s.errors_query, '$route', m.matcher),
+           pg_catalog.replace(pg_catalog.replace(s.slow_query, '$route', m.matcher), '$le', ops._metrics_le(
+               (ops.route_slo(pg_catalog.rtrim(s.route_pattern, '*'))).latency_threshold_ms)),
+           w.first_minute,
+           LEAST(w.first_minute + pg_catalog.make_interval(mins => LEAST(GREATEST(p_max_minutes, 1), 360) - 1), r.ready)
+    FROM ops.metrics_sources AS s
+    INNER JOIN ops.metrics_source_state AS st ON s.route_pattern = st.route_pattern
+    CROSS JOIN LATERAL (SELECT ops._metrics_last_ready(p_now, s.delay_s) AS ready) AS r
+    CROSS JOIN LATERAL (SELECT GREATEST(st.collected_through + interval '1 minute',
+                                        r.ready - interval '359 minutes') AS first_minute) AS w
+    CROSS JOIN LATERAL (SELECT ops._metrics_matcher(s.route_pattern) AS matcher) AS m
+    WHERE s.kind = 'prometheus' AND w.first_minute <= r.ready
+    ORDER BY s.route_pattern
+$_$;
+
+--
+-- Name: FUNCTION metrics_work(p_now timestamp with time zone, p_max_minutes integer); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.metrics_work(p_now timestamp with time zone, p_max_minutes integer) IS 'The collector''s work at p_now: per prometheus source, its PromQL ($route and $le filled in) and the minutes not yet collected (first_minute..last_minute, their starts; at most p_max_minutes, and none older than 6 hours). Ask query_range from first_minute + 1 min to last_minute + 1 min, step 60 s: each point counts the minute before it.';
 
 --
 -- Name: next_due(ops.incidents); Type: FUNCTION; Schema: ops; Owner: -
@@ -7892,6 +8406,75 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.recalc_next_due() IS 'Recomputes next_due_at for every active incident; returns how many changed. Runs by itself when the SLA table, max_esc_level or snooze_min change.';
+
+--
+-- Name: record_metrics_minutes(text, timestamp with time zone, jsonb, integer, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.record_metrics_minutes(p_route_pattern text, p_last_minute timestamp with time zone, p_rows jsonb, p_queries integer DEFAULT 1, p_now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_src ops.metrics_sources := ops._metrics_source_check(p_route_pattern);
+    v_ok boolean;
+    v_n bigint;
+    v_new jsonb;
+BEGIN
+    IF p_last_minute IS NULL OR p_last_minute <> pg_catalog.date_trunc('minute', p_last_minute)
+       OR p_last_minute > ops._metrics_last_ready(p_now, v_src.delay_s) THEN
+        RAISE EXCEPTION 'the last minute collected must be a whole minute that ended % s or more before now', v_src.delay_s
+            USING ERRCODE = '22023', HINT = 'ops.metrics_work() says which minutes to collect.';
+    END IF;
+    IF pg_catalog.jsonb_typeof(p_rows) IS DISTINCT FROM 'array' OR pg_catalog.jsonb_array_length(p_rows) > 500000 THEN
+        RAISE EXCEPTION 'minutes are a JSON array of at most 500000 rows' USING ERRCODE = '22023',
+            HINT = '[{"route": "GET /search", "minute": "2026-12-01T10:00:00Z", "requests": 120, "errors": 3, "slow": 1}]';
+    END IF;
+    -- serializes two collectors on one source: the second sees the first's minutes as already counted
+    PERFORM 1 FROM ops.metrics_source_state WHERE route_pattern = p_route_pattern FOR UPDATE;
+    BEGIN
+        WITH r AS MATERIALIZED (SELECT * FROM ops._metrics_rows(p_route_pattern, p_last_minute, p_rows)),
+        v AS MATERIALIZED (SELECT coalesce(bool_and(r.ok), true) AS all_ok, count(*) AS n FROM r),
+        ins AS (
+            INSERT INTO ops.metrics_source_minutes AS x (route, minute, requests, errors, slow)
+            -- a minute without requests adds nothing: it is collected, not stored
+            SELECT r.route, r.minute, r.requests, r.errors, r.slow FROM r CROSS JOIN v
+            WHERE v.all_ok AND r.mine AND r.requests > 0
+            ON CONFLICT (route, minute) DO NOTHING
+            RETURNING x.route, x.minute, x.requests, x.errors, x.slow
+        )
+        SELECT v.all_ok, v.n, (SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(ins)) FROM ins) INTO v_ok, v_n, v_new FROM v;
+    EXCEPTION WHEN data_exception OR invalid_parameter_value OR feature_not_supported THEN
+        v_ok := false;  -- a cast failed (NaN or Infinity as a count: 0A000); nothing was written
+    END;
+    IF NOT v_ok THEN
+        RAISE EXCEPTION 'bad minutes for %: every row needs its route, a whole minute up to %, and counts of 0 or more',
+            p_route_pattern, p_last_minute USING ERRCODE = '22023',
+            HINT = 'A route the pattern matches, at most a day old: {"route": "GET /search", '
+                   '"minute": "2026-12-01T10:00:00Z", "requests": 120, "errors": 3, "slow": 1}';
+    END IF;
+    PERFORM ops._fold_route_minutes(v_new) WHERE v_new IS NOT NULL;
+    -- which routes a source reported, for the guard's stale items; a route that moves keeps its first source
+    INSERT INTO ops.metrics_source_routes (route, route_pattern)
+    SELECT DISTINCT x.route, p_route_pattern FROM pg_catalog.jsonb_to_recordset(v_new) AS x (route text)
+    ON CONFLICT (route) DO NOTHING;
+    UPDATE ops.metrics_source_state
+    SET collected_through = GREATEST(collected_through, p_last_minute), last_success_at = p_now,
+        last_error = NULL, last_error_at = NULL, queries = queries + GREATEST(coalesce(p_queries, 0), 0)
+    WHERE route_pattern = p_route_pattern;
+    -- back-fill reaches 6 hours back: a day of minutes is enough to count each once
+    DELETE FROM ops.metrics_source_minutes WHERE minute < p_now - interval '1 day';
+    RETURN pg_catalog.jsonb_build_object('ok', true, 'source', p_route_pattern, 'through', p_last_minute,
+        'counted', coalesce(pg_catalog.jsonb_array_length(v_new), 0),
+        'skipped', v_n - coalesce(pg_catalog.jsonb_array_length(v_new), 0));
+END;
+$$;
+
+--
+-- Name: FUNCTION record_metrics_minutes(p_route_pattern text, p_last_minute timestamp with time zone, p_rows jsonb, p_queries integer, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.record_metrics_minutes(p_route_pattern text, p_last_minute timestamp with time zone, p_rows jsonb, p_queries integer, p_now timestamp with time zone) IS 'The collector''s report: a source''s minutes up to p_last_minute (a start; minutes with no row had no requests), [{route, minute, requests, errors, slow}], added to the rollups once per route and minute (a minute collected again is skipped, as is a route a more specific source covers). Bad rows: 22023, nothing written.';
 
 --
 -- Name: record_requests(jsonb); Type: FUNCTION; Schema: ops; Owner: -
@@ -8636,6 +9219,76 @@ $_$;
 COMMENT ON FUNCTION ops.set_heartbeat(p_name text, p_interval interval, p_actor text, p_route text, p_severity text, p_now timestamp with time zone) IS 'Creates or changes a heartbeat (audited): SELECT ops.set_heartbeat(''watchdog'', ''5 minutes'', ''alice'', ''platform''); pings come from a key of kind heartbeat. Bad name or severity: 22023; interval outside 1 minute to 7 days: 22003.';
 
 --
+-- Name: set_metrics_source(text, text, jsonb, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.set_metrics_source(p_route_pattern text, p_kind text, p_config jsonb, p_actor text, p_now timestamp with time zone DEFAULT now()) RETURNS ops.metrics_sources
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $_$
+DECLARE
+    v_config jsonb := coalesce(p_config, '{}');
+    v_problem text;
+    v_q jsonb;
+    v_row ops.metrics_sources;
+    v_prev text;
+BEGIN
+    PERFORM ops._require_actor(p_actor);
+    IF p_route_pattern IS NULL OR pg_catalog.length(p_route_pattern) NOT BETWEEN 1 AND 300
+       OR p_route_pattern ~ '[[:cntrl:]]' OR pg_catalog.strpos(pg_catalog.left(p_route_pattern, -1), '*') > 0 THEN
+        RAISE EXCEPTION 'a route pattern is a route, or a prefix ending in *, of 1-300 characters'
+            USING ERRCODE = '22023', HINT = 'For example ''GET /search'' or ''GET /billing*''.';
+    END IF;
+    IF p_kind IS NULL OR p_kind NOT IN ('push', 'prometheus') THEN
+        RAISE EXCEPTION 'a metrics source is push or prometheus, not %', coalesce(p_kind, 'NULL')
+            USING ERRCODE = '22023', HINT = 'push: POST /ops/metrics/requests; prometheus: the collector asks it.';
+    END IF;
+    IF p_kind = 'push' AND v_config <> '{}' THEN
+        RAISE EXCEPTION 'a push source takes no config' USING ERRCODE = '22023', HINT = 'Pass ''{}''.';
+    END IF;
+    IF p_kind = 'prometheus' THEN
+        v_problem := ops._metrics_config_problem(v_config);
+        IF v_problem IS NULL THEN
+            BEGIN
+                PERFORM ops.validate_url(v_config ->> 'url', 'url');
+            EXCEPTION WHEN invalid_parameter_value THEN
+                v_problem := 'url: ' || SQLERRM;
+            END;
+        END IF;
+        IF v_problem IS NOT NULL THEN
+            RAISE EXCEPTION 'bad prometheus config: %', v_problem USING ERRCODE = '22023',
+                HINT = '{"url": "http://prometheus:9090"} or with "metric", "route_label", "code_label", '
+                       '"latency_metric", or PromQL "requests", "errors", "slow" containing $route; "delay_s".';
+        END IF;
+        v_q := ops._metrics_queries(v_config);
+    END IF;
+    v_prev := ops._act_as(p_actor);
+    INSERT INTO ops.metrics_sources AS s (route_pattern, kind, config, url, route_label, requests_query, errors_query,
+                                          slow_query, delay_s, updated_by)
+    VALUES (p_route_pattern, p_kind, v_config, v_config ->> 'url', v_q ->> 'route_label', v_q ->> 'requests',
+            v_q ->> 'errors', v_q ->> 'slow', coalesce((v_config ->> 'delay_s')::int, 30), p_actor)
+    ON CONFLICT (route_pattern) DO UPDATE
+    SET kind = EXCLUDED.kind, config = EXCLUDED.config, url = EXCLUDED.url, route_label = EXCLUDED.route_label,
+        requests_query = EXCLUDED.requests_query, errors_query = EXCLUDED.errors_query,
+        slow_query = EXCLUDED.slow_query, delay_s = EXCLUDED.delay_s, updated_at = pg_catalog.now(),
+        updated_by = p_actor
+    RETURNING * INTO v_row;
+    PERFORM ops._act_as(v_prev);
+    -- what was collected stays counted once: a changed config goes on from the last minute collected
+    INSERT INTO ops.metrics_source_state (route_pattern, since)
+    SELECT p_route_pattern, p_now WHERE p_kind = 'prometheus'
+    ON CONFLICT (route_pattern) DO NOTHING;
+    RETURN v_row;
+END;
+$_$;
+
+--
+-- Name: FUNCTION set_metrics_source(p_route_pattern text, p_kind text, p_config jsonb, p_actor text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.set_metrics_source(p_route_pattern text, p_kind text, p_config jsonb, p_actor text, p_now timestamp with time zone) IS 'Sets where a route''s (or a prefix''s, ending in *) request metrics come from, audited: push, or prometheus with a config {"url", "metric", "route_label", "code_label", "latency_metric", "requests", "errors", "slow", "delay_s"} (docs/release-guard.md#metrics-from-prometheus). Bad pattern, kind or config: 22023.';
+
+--
 -- Name: route_policies; Type: TABLE; Schema: ops; Owner: -
 --
 
@@ -8798,7 +9451,9 @@ CREATE TABLE ops.settings (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_by text DEFAULT 'install'::text NOT NULL,
     default_value jsonb NOT NULL,
-    CONSTRAINT settings_kind_check CHECK ((kind = ANY (ARRAY['boolean'::text, 'integer'::text, 'cron'::text, 'url'::text, 'webhook'::text, 'policy'::text, 'host'::text, 'email'::text])))
+    choices text[],
+    CONSTRAINT settings_choices CHECK (((kind = 'choice'::text) = (choices IS NOT NULL))),
+    CONSTRAINT settings_kind_check CHECK ((kind = ANY (ARRAY['boolean'::text, 'integer'::text, 'cron'::text, 'url'::text, 'webhook'::text, 'policy'::text, 'host'::text, 'email'::text, 'choice'::text])))
 );
 
 --
@@ -8811,13 +9466,19 @@ COMMENT ON TABLE ops.settings IS 'Runtime settings (docs/escalation.md#settings)
 -- Name: COLUMN settings.kind; Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON COLUMN ops.settings.kind IS 'How a value is validated: boolean, integer (min_value..max_value), cron (5 fields, empty = none), url, webhook (https or loopback http), policy (an escalation policy name, empty = none), host (a host name or IP address, empty = none), email (an e-mail address).';
+COMMENT ON COLUMN ops.settings.kind IS 'How a value is validated: boolean, integer (min_value..max_value), cron (5 fields, empty = none), url, webhook (https or loopback http), policy (an escalation policy name, empty = none), host (a host name or IP address, empty = none), email (an e-mail address), choice (one of choices).';
 
 --
 -- Name: COLUMN settings.default_value; Type: COMMENT; Schema: ops; Owner: -
 --
 
 COMMENT ON COLUMN ops.settings.default_value IS 'The install value, valid for kind/min_value/max_value: what a tick uses while the stored value is invalid (written around ops.set_setting), and what SELECT ops.set_setting(key, default_value #>> ''{}'', you) restores.';
+
+--
+-- Name: COLUMN settings.choices; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.settings.choices IS 'kind choice: the words the value may be.';
 
 --
 -- Name: set_setting(text, text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -8871,6 +9532,12 @@ BEGIN
     WHEN 'host', 'email' THEN
         IF pg_catalog.btrim(p_value) <> '' THEN
             PERFORM ops._check_setting_text(v_def.kind, pg_catalog.btrim(p_value));
+        END IF;
+        v_value := pg_catalog.to_jsonb(pg_catalog.btrim(p_value));
+    WHEN 'choice' THEN
+        IF pg_catalog.btrim(p_value) <> ALL (v_def.choices) THEN
+            RAISE EXCEPTION 'setting % takes one of %, not "%"', p_key, pg_catalog.array_to_string(v_def.choices, ', '), p_value
+                USING ERRCODE = '22023', HINT = v_def.description;
         END IF;
         v_value := pg_catalog.to_jsonb(pg_catalog.btrim(p_value));
     WHEN 'policy' THEN
@@ -9659,6 +10326,67 @@ CREATE VIEW ops.metrics AS
 COMMENT ON VIEW ops.metrics IS 'The counters and gauges now, one row per series: SELECT * FROM ops.metrics; GET /metrics exports them.';
 
 --
+-- Name: metrics_source_minutes; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.metrics_source_minutes (
+    route text NOT NULL,
+    minute timestamp with time zone NOT NULL,
+    requests integer NOT NULL,
+    errors integer NOT NULL,
+    slow integer NOT NULL
+);
+
+--
+-- Name: TABLE metrics_source_minutes; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.metrics_source_minutes IS 'Each route minute collected from Prometheus, as folded into the rollups: a minute collected again adds nothing. Kept one day (back-fill reaches back 6 hours at most).';
+
+--
+-- Name: metrics_source_routes; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.metrics_source_routes (
+    route text NOT NULL,
+    route_pattern text NOT NULL
+);
+
+--
+-- Name: TABLE metrics_source_routes; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.metrics_source_routes IS 'The routes each Prometheus source has reported: the guard lists these when the source is stale.';
+
+--
+-- Name: metrics_source_state; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.metrics_source_state (
+    route_pattern text NOT NULL,
+    since timestamp with time zone NOT NULL,
+    collected_through timestamp with time zone,
+    last_success_at timestamp with time zone,
+    last_error text,
+    last_error_at timestamp with time zone,
+    queries bigint DEFAULT 0 NOT NULL,
+    failures bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT metrics_source_state_last_error_check CHECK ((length(last_error) <= 500))
+);
+
+--
+-- Name: TABLE metrics_source_state; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.metrics_source_state IS 'The collector''s progress per Prometheus source: the last minute collected (collected_through, its start), the last success and failure, queries and failures counted for GET /metrics. Written by ops.record_metrics_minutes and ops.metrics_source_failed only.';
+
+--
+-- Name: COLUMN metrics_source_state.since; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.metrics_source_state.since IS 'When the source became a prometheus one: stale from then until a first minute is collected.';
+
+--
 -- Name: notification_attempts; Type: TABLE; Schema: ops; Owner: -
 --
 
@@ -9934,7 +10662,8 @@ CREATE TABLE ops.route_5min_stats (
     requests integer DEFAULT 0 NOT NULL,
     errors integer DEFAULT 0 NOT NULL,
     slow integer DEFAULT 0 NOT NULL
-);
+)
+WITH (fillfactor='70');
 
 --
 -- Name: TABLE route_5min_stats; Type: COMMENT; Schema: ops; Owner: -
@@ -9952,7 +10681,8 @@ CREATE TABLE ops.route_day_stats (
     requests bigint DEFAULT 0 NOT NULL,
     errors bigint DEFAULT 0 NOT NULL,
     slow bigint DEFAULT 0 NOT NULL
-);
+)
+WITH (fillfactor='70');
 
 --
 -- Name: TABLE route_day_stats; Type: COMMENT; Schema: ops; Owner: -
@@ -9970,7 +10700,8 @@ CREATE TABLE ops.route_hour_stats (
     requests integer DEFAULT 0 NOT NULL,
     errors integer DEFAULT 0 NOT NULL,
     slow integer DEFAULT 0 NOT NULL
-);
+)
+WITH (fillfactor='70');
 
 --
 -- Name: TABLE route_hour_stats; Type: COMMENT; Schema: ops; Owner: -
@@ -9988,7 +10719,8 @@ CREATE TABLE ops.route_minute_stats (
     requests integer DEFAULT 0 NOT NULL,
     errors integer DEFAULT 0 NOT NULL,
     slow integer DEFAULT 0 NOT NULL
-);
+)
+WITH (fillfactor='70');
 
 --
 -- Name: TABLE route_minute_stats; Type: COMMENT; Schema: ops; Owner: -
@@ -10314,6 +11046,34 @@ ALTER TABLE ONLY ops.metric_exports
 
 ALTER TABLE ONLY ops.metric_exports
     ADD CONSTRAINT metric_exports_pkey PRIMARY KEY (metric);
+
+--
+-- Name: metrics_source_minutes metrics_source_minutes_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.metrics_source_minutes
+    ADD CONSTRAINT metrics_source_minutes_pkey PRIMARY KEY (route, minute);
+
+--
+-- Name: metrics_source_routes metrics_source_routes_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.metrics_source_routes
+    ADD CONSTRAINT metrics_source_routes_pkey PRIMARY KEY (route);
+
+--
+-- Name: metrics_source_state metrics_source_state_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.metrics_source_state
+    ADD CONSTRAINT metrics_source_state_pkey PRIMARY KEY (route_pattern);
+
+--
+-- Name: metrics_sources metrics_sources_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.metrics_sources
+    ADD CONSTRAINT metrics_sources_pkey PRIMARY KEY (route_pattern);
 
 --
 -- Name: notification_attempts notification_attempts_pkey; Type: CONSTRAINT; Schema: ops; Owner: -
@@ -10653,6 +11413,12 @@ CREATE INDEX incidents_last_seen ON ops.incidents USING btree (last_seen);
 CREATE UNIQUE INDEX incidents_one_active_per_key ON ops.incidents USING btree (incident_key) WHERE (status <> 'resolved'::text);
 
 --
+-- Name: metrics_source_minutes_minute; Type: INDEX; Schema: ops; Owner: -
+--
+
+CREATE INDEX metrics_source_minutes_minute ON ops.metrics_source_minutes USING btree (minute);
+
+--
 -- Name: notification_attempts_finished; Type: INDEX; Schema: ops; Owner: -
 --
 
@@ -10971,6 +11737,18 @@ CREATE TRIGGER integration_keys_audit_insert AFTER INSERT ON ops.integration_key
 CREATE TRIGGER integration_keys_audit_update AFTER UPDATE ON ops.integration_keys REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('name');
 
 --
+-- Name: metrics_sources metrics_sources_audit_insert; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER metrics_sources_audit_insert AFTER INSERT ON ops.metrics_sources REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('route_pattern');
+
+--
+-- Name: metrics_sources metrics_sources_audit_update; Type: TRIGGER; Schema: ops; Owner: -
+--
+
+CREATE TRIGGER metrics_sources_audit_update AFTER UPDATE ON ops.metrics_sources REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops._audit_changes('route_pattern', 'updated_at', 'updated_by');
+
+--
 -- Name: notification_outbox notification_outbox_audit_replay; Type: TRIGGER; Schema: ops; Owner: -
 --
 
@@ -11270,6 +12048,13 @@ ALTER TABLE ONLY ops.heartbeats
     ADD CONSTRAINT heartbeats_severity_fkey FOREIGN KEY (severity) REFERENCES ops.sla(severity);
 
 --
+-- Name: metrics_source_state metrics_source_state_route_pattern_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
+--
+
+ALTER TABLE ONLY ops.metrics_source_state
+    ADD CONSTRAINT metrics_source_state_route_pattern_fkey FOREIGN KEY (route_pattern) REFERENCES ops.metrics_sources(route_pattern) ON DELETE CASCADE;
+
+--
 -- Name: notification_attempts notification_attempts_outbox_id_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
 --
 
@@ -11397,6 +12182,7 @@ GRANT USAGE ON SCHEMA ops TO opsguard_operator;
 GRANT USAGE ON SCHEMA ops TO opsguard_auditor;
 GRANT USAGE ON SCHEMA ops TO opsguard_dispatcher;
 GRANT USAGE ON SCHEMA ops TO opsguard_audit_writer;
+GRANT USAGE ON SCHEMA ops TO opsguard_collector;
 
 --
 -- Name: FUNCTION _act_as(p_actor text, p_note text); Type: ACL; Schema: ops; Owner: -
@@ -11523,6 +12309,12 @@ REVOKE ALL ON FUNCTION ops._check_incident_input(p_incident_key text, p_severity
 REVOKE ALL ON FUNCTION ops._check_setting_text(p_kind text, p_value text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _collector_metrics(p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._collector_metrics(p_now timestamp with time zone) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _contact_address_refused(p_kind text, p_address text); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -11595,6 +12387,12 @@ REVOKE ALL ON FUNCTION ops._events_v2_timestamp(p_value text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ops._first_bad_sample(p_batch jsonb) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _fold_route_minutes(p_rows jsonb); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._fold_route_minutes(p_rows jsonb) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _forbid_change(); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -11623,6 +12421,12 @@ REVOKE ALL ON FUNCTION ops._guard_changes(p_since timestamp with time zone, p_no
 --
 
 REVOKE ALL ON FUNCTION ops._guard_context(p_context jsonb, p_max_bytes integer, p_key_chars integer) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _metrics_stale_findings(p_now timestamp with time zone, p_route_prefix text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._metrics_stale_findings(p_now timestamp with time zone, p_route_prefix text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION route_findings(p_now timestamp with time zone, p_route_prefix text); Type: ACL; Schema: ops; Owner: -
@@ -11811,6 +12615,72 @@ REVOKE ALL ON FUNCTION ops._managed_method(p_id uuid, p_actor text) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION ops._may_manage(p_principal text, p_actor text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _metrics_config_problem(p_config jsonb); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._metrics_config_problem(p_config jsonb) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _metrics_last_ready(p_now timestamp with time zone, p_delay_s integer); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._metrics_last_ready(p_now timestamp with time zone, p_delay_s integer) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _metrics_le(p_ms integer); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._metrics_le(p_ms integer) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _metrics_matcher(p_pattern text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._metrics_matcher(p_pattern text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _metrics_queries(p_config jsonb); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._metrics_queries(p_config jsonb) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _metrics_rows(p_route_pattern text, p_last_minute timestamp with time zone, p_rows jsonb); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._metrics_rows(p_route_pattern text, p_last_minute timestamp with time zone, p_rows jsonb) FROM PUBLIC;
+
+--
+-- Name: TABLE metrics_sources; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.metrics_sources TO opsguard_operator;
+
+--
+-- Name: FUNCTION _metrics_source_check(p_route_pattern text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._metrics_source_check(p_route_pattern text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _metrics_source_problems(); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._metrics_source_problems() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _metrics_stale(p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._metrics_stale(p_now timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _metrics_stale_alert(p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._metrics_stale_alert(p_now timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _mint_page_token(p_outbox_id bigint, p_incident uuid, p_principal text, p_channel text, p_now timestamp with time zone, p_short_code boolean, OUT r_token text, OUT r_short_code text); Type: ACL; Schema: ops; Owner: -
@@ -12413,6 +13283,7 @@ REVOKE ALL ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision
 GRANT ALL ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision) TO opsguard_operator;
 GRANT ALL ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision) TO opsguard_dispatcher;
 GRANT ALL ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision) TO opsguard_api;
+GRANT ALL ON FUNCTION ops.config_problems(p_dispatch_timeout_s double precision) TO opsguard_collector;
 
 --
 -- Name: FUNCTION create_integration_key(p_name text, p_kind text, p_actor text, p_route text); Type: ACL; Schema: ops; Owner: -
@@ -12566,6 +13437,22 @@ GRANT SELECT ON TABLE ops.chat_identities TO opsguard_operator;
 
 REVOKE ALL ON FUNCTION ops.link_chat_identity(p_provider text, p_workspace text, p_external_user text, p_principal text, p_actor text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.link_chat_identity(p_provider text, p_workspace text, p_external_user text, p_principal text, p_actor text) TO opsguard_operator;
+
+--
+-- Name: FUNCTION metrics_source_failed(p_route_pattern text, p_problem text, p_queries integer, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.metrics_source_failed(p_route_pattern text, p_problem text, p_queries integer, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.metrics_source_failed(p_route_pattern text, p_problem text, p_queries integer, p_now timestamp with time zone) TO opsguard_operator;
+GRANT ALL ON FUNCTION ops.metrics_source_failed(p_route_pattern text, p_problem text, p_queries integer, p_now timestamp with time zone) TO opsguard_collector;
+
+--
+-- Name: FUNCTION metrics_work(p_now timestamp with time zone, p_max_minutes integer); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.metrics_work(p_now timestamp with time zone, p_max_minutes integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.metrics_work(p_now timestamp with time zone, p_max_minutes integer) TO opsguard_operator;
+GRANT ALL ON FUNCTION ops.metrics_work(p_now timestamp with time zone, p_max_minutes integer) TO opsguard_collector;
 
 --
 -- Name: FUNCTION next_due(p_incident ops.incidents); Type: ACL; Schema: ops; Owner: -
@@ -12729,6 +13616,14 @@ REVOKE ALL ON FUNCTION ops.recalc_next_due() FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.recalc_next_due() TO opsguard_operator;
 
 --
+-- Name: FUNCTION record_metrics_minutes(p_route_pattern text, p_last_minute timestamp with time zone, p_rows jsonb, p_queries integer, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.record_metrics_minutes(p_route_pattern text, p_last_minute timestamp with time zone, p_rows jsonb, p_queries integer, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.record_metrics_minutes(p_route_pattern text, p_last_minute timestamp with time zone, p_rows jsonb, p_queries integer, p_now timestamp with time zone) TO opsguard_operator;
+GRANT ALL ON FUNCTION ops.record_metrics_minutes(p_route_pattern text, p_last_minute timestamp with time zone, p_rows jsonb, p_queries integer, p_now timestamp with time zone) TO opsguard_collector;
+
+--
 -- Name: FUNCTION record_requests(p_batch jsonb); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -12878,6 +13773,13 @@ GRANT ALL ON FUNCTION ops.schedule_feed_token(p_schedule text, p_actor text) TO 
 
 REVOKE ALL ON FUNCTION ops.set_heartbeat(p_name text, p_interval interval, p_actor text, p_route text, p_severity text, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.set_heartbeat(p_name text, p_interval interval, p_actor text, p_route text, p_severity text, p_now timestamp with time zone) TO opsguard_operator;
+
+--
+-- Name: FUNCTION set_metrics_source(p_route_pattern text, p_kind text, p_config jsonb, p_actor text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.set_metrics_source(p_route_pattern text, p_kind text, p_config jsonb, p_actor text, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.set_metrics_source(p_route_pattern text, p_kind text, p_config jsonb, p_actor text, p_now timestamp with time zone) TO opsguard_operator;
 
 --
 -- Name: TABLE route_policies; Type: ACL; Schema: ops; Owner: -
@@ -13078,6 +13980,24 @@ GRANT SELECT ON TABLE ops.metric_exports TO opsguard_operator;
 --
 
 GRANT SELECT ON TABLE ops.metrics TO opsguard_operator;
+
+--
+-- Name: TABLE metrics_source_minutes; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.metrics_source_minutes TO opsguard_operator;
+
+--
+-- Name: TABLE metrics_source_routes; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.metrics_source_routes TO opsguard_operator;
+
+--
+-- Name: TABLE metrics_source_state; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.metrics_source_state TO opsguard_operator;
 
 --
 -- Name: TABLE notification_attempts; Type: ACL; Schema: ops; Owner: -

@@ -151,6 +151,15 @@ else
     ticks="Python ticker (pg_cron unavailable), log in .local/ticker.log"
 fi
 
+# the Prometheus collector, when a route's metrics come from Prometheus (docs/release-guard.md)
+if [ "$(psql -X -At "$DATABASE_URL" -c "SELECT count(*) FROM ops.metrics_sources WHERE kind = 'prometheus'")" != 0 ]; then
+    $PY -m opsguard.collector --dsn "$DATABASE_URL" >>.local/collector.log 2>&1 &
+    children+=($!)
+    collect="collector every minute, log in .local/collector.log"
+else
+    collect="no Prometheus source (SELECT ops.set_metrics_source(...), then make collect)"
+fi
+
 # the line printed under "oncall:": a signed /oncall as Slack sends it, signed when pasted (a
 # signature is good for 5 minutes and once), with the variables exported above
 slack_oncall_curl() {
@@ -176,6 +185,7 @@ ticks:   $ticks
 slack:   dispatcher (log in .local/dispatcher.log) delivering to $webhook
 pages:   email via $email; SMS and calls via $twilio; Slack DMs via $slack_dm
          (stand-ins log who was paged by what in .local/standins.log; docs/notifications.md, Senders)
+metrics: $collect
 try:     psql "\$DATABASE_URL" -c 'SELECT incident_key, status, escalation_level, next_due_at FROM incidents'
 watch:   curl -s $HOST/metrics | grep ^opsguard_; curl -s $HOST/healthz | jq; psql "\$DATABASE_URL" -c 'SELECT * FROM ops.alerts'
 alerts:  make alertmanager (with the exports above) starts a real Alertmanager sending here (docs/intake.md, Trying it locally)

@@ -39,6 +39,10 @@ FAMILIES = {
     "opsguard_guard_evaluations_total": "counter",
     "opsguard_guard_failing_items": "gauge",
     "opsguard_alert_firing": "gauge",
+    "opsguard_collector_queries_total": "counter",
+    "opsguard_collector_failures_total": "counter",
+    "opsguard_collector_lag_seconds": "gauge",
+    "opsguard_metrics_sources_stale": "gauge",
 }
 
 ACTIVITY = [
@@ -180,6 +184,7 @@ def test_openmetrics_carries_the_units(server):
     families = {f.name: f for f in parse_openmetrics(text)}  # the strict parser: names must end with the unit
     assert {name for name, f in families.items() if f.unit == "seconds"} == {
         "opsguard_escalation_tick_seconds", "opsguard_queue_lag_seconds", "opsguard_last_tick_age_seconds",
-        "opsguard_tick_interval_seconds", "opsguard_oldest_pending_notification_seconds"}
+        "opsguard_tick_interval_seconds", "opsguard_oldest_pending_notification_seconds",
+        "opsguard_collector_lag_seconds"}
     assert "# UNIT opsguard_queue_lag_seconds seconds\n" in text
     assert families["opsguard_escalations"].type == "counter"

@@ -23,7 +23,7 @@ def promtool() -> str:
 def test_the_rules_file_is_valid(promtool):
     res = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "SUCCESS: 6 rules found" in res.stdout
+    assert "SUCCESS: 7 rules found" in res.stdout
 
 
 def test_each_rule_fires_at_its_boundary(promtool):
@@ -39,7 +39,8 @@ def test_prometheus_and_sql_have_the_same_alerts(conn):
     prom = {line.split("alert: Opsguard", 1)[1].strip() for line in RULES.read_text().splitlines()
             if "- alert: Opsguard" in line}
     assert sql | {"SettingInvalid"} == prom == {
-        "TickSlow", "TickMissing", "SlackFailing", "HighLevelIncidents", "DeadLetters", "SettingInvalid"}
+        "TickSlow", "TickMissing", "SlackFailing", "HighLevelIncidents", "DeadLetters", "SettingInvalid",
+        "MetricsSourceStale"}
 
 
 def test_the_rules_read_only_exported_names(conn):

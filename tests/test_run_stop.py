@@ -203,3 +203,19 @@ def test_make_run_prints_a_signed_slack_oncall_that_answers_who_is_on_call(start
     res = subprocess.run(["bash", "-c", forged], capture_output=True, text=True, timeout=30)
     assert json.loads(res.stdout)["error"] == "unauthorized", res.stdout
     _stop_and_check(proc, ports, signal.SIGTERM)
+
+
+@pytest.mark.slow
+def test_make_run_starts_the_collector_once_a_prometheus_source_exists(started, tmp_path):
+    proc, ports = started(["scripts/run.sh"])
+    log = (tmp_path / "run.log").read_text()
+    assert "metrics: no Prometheus source" in log
+    url = next(line.split('"')[1] for line in log.splitlines() if line.startswith("export DATABASE_URL="))
+    subprocess.run(["psql", "-X", "-q", url, "-c", "SELECT 1 FROM ops.set_metrics_source('GET /run', 'prometheus', "
+                    "'{\"url\": \"http://127.0.0.1:9\"}', 'test')"], check=True, capture_output=True)
+    _stop_and_check(proc, ports, signal.SIGTERM)
+    proc, ports = started(["scripts/run.sh"])
+    assert "metrics: collector every minute, log in .local/collector.log" in (tmp_path / "run.log").read_text()
+    collectors = subprocess.run(["pgrep", "-g", str(proc.pid), "-f", "opsguard.collector"], capture_output=True, text=True)
+    assert collectors.stdout.split(), "the collector runs in make run's group"
+    _stop_and_check(proc, ports, signal.SIGTERM)  # and stops with it

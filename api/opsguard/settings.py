@@ -11,7 +11,7 @@ when the two disagree or when a module reads one of these variables from os.envi
 Who reads what (the `read_by` of each declaration):
   api       the Flask app, create_app(): a test config passed to it overrides the environment
   gunicorn  api/gunicorn.conf.py and its worker (api/opsguard/gunicorn_worker.py)
-  dispatcher, ticker, migrate   the command-line processes (a --dsn option wins over DATABASE_URL)
+  dispatcher, ticker, collector, migrate   the command-line processes (a --dsn option wins over DATABASE_URL)
   localpg   scripts/localpg.py: the local cluster of make run and the tests
 """
 
@@ -129,7 +129,7 @@ def _number(s: Setting, raw: Any, who: str) -> float:
 
 
 _API, _SERVER = ("api",), ("gunicorn",)
-_DB_USERS = ("api", "dispatcher", "ticker", "migrate")
+_DB_USERS = ("api", "dispatcher", "ticker", "collector", "migrate")
 _LOCAL = ("localpg",)
 
 SETTINGS: tuple[Setting, ...] = (
@@ -209,6 +209,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OPS_SLACK_API_BASE", "text", None, ("api", "dispatcher"),
             "send Slack Web API calls here instead of `https://slack.com/api/` (a stand-in, in tests, `make run`); "
             "a button's `response_url` may then point at its host as well as at `https://hooks.slack.com/`"),
+    Setting("OPS_COLLECT_DB_ROLE", "text", "opsguard_collector", ("collector",),
+            "role the collector switches to after connecting; empty keeps the login role (`--db-role`)"),
+    Setting("OPS_COLLECT_INTERVAL_S", "float", 60.0, ("collector",),
+            "seconds between collections from the Prometheus sources", low=0, above=True, high=3600),
+    Setting("OPS_COLLECT_TIMEOUT_S", "float", 10.0, ("collector",),
+            "seconds one Prometheus query may take, connect to last byte; then the source has a problem",
+            low=0, above=True, high=300),
+    Setting("OPS_COLLECT_MAX_BYTES", "int", 16 * 1024 * 1024, ("collector",),
+            "largest Prometheus answer read, in bytes; a larger one is the source's problem",
+            low=1024, high=1024 ** 3, shown_default="`16777216` (16 MiB)"),
+    Setting("OPS_COLLECT_MAX_MINUTES", "int", 60, ("collector",),
+            "minutes asked for in one query; a longer back-fill takes several", low=1, high=360),
     Setting("OPSGUARD_PGPORT", "int", 54329, _LOCAL, "port of the local cluster", low=1, high=65535),
     Setting("OPSGUARD_DB", "text", "opsguard", _LOCAL, "database of the local cluster (pg_cron's)"),
     Setting("OPSGUARD_PGDATA", "text", None, _LOCAL, "data directory of the local cluster",

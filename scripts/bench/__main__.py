@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 from localpg import Cluster, make_temp_datadir
 
-from bench import answers, api, dispatch, email_send, guard, heartbeats, intake, oncall, pages, policies, slow_clients, tick
+from bench import (answers, api, collector, dispatch, email_send, guard, heartbeats, intake, oncall, pages, policies,
+                   slow_clients, tick)
 from bench.common import REPEAT, Figure
 
 # in the order a whole run takes them
@@ -20,6 +21,7 @@ PARTS: dict[str, list[Callable[[Cluster], list[Figure]]]] = {
     "events_v2": [intake.bench_events_v2],
     "alertmanager": [intake.bench_alertmanager],
     "guard": [guard.bench_guard, guard.bench_guard_http, guard.bench_guard_storage],
+    "collector": [collector.bench_collector],
     "slow_clients": [slow_clients.bench_slow_clients],
     "dispatch": [dispatch.bench_dispatch],
     "email": [email_send.bench_email],

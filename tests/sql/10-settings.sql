@@ -12,7 +12,7 @@ SELECT results_eq(
              ('guard_autoresolve_min', '10'),
              ('guard_block_inconclusive', 'false'), ('guard_critical_error_pct', '50'),
              ('guard_evaluation_retention_days', '30'), ('guard_hard_error_pct', '20'), ('guard_lookback_min', '10'),
-             ('guard_rollup_retention_days', '7'),
+             ('guard_rollup_retention_days', '7'), ('guard_stale_metrics', '"inconclusive"'),
              ('max_esc_level', '7'), ('notify_backoff_max_ms', '300000'), ('notify_backoff_ms', '2000'),
              ('notify_lease_s', '60'), ('notify_max_attempts', '8'), ('notify_paused', 'false'),
              ('notify_retention_days', '7'), ('pause_cron', '""'), ('slack_webhook_url', '""'),
