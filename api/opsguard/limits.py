@@ -65,10 +65,13 @@ def too_many(exc):
     return jsonify({"ok": False, "error": "rate_limited", "message": f"rate limit exceeded: {exc.description}"}), 429
 
 
-def _retry_after_only_on_429(response: Response) -> Response:
+def _retry_after_only_when_due(response: Response) -> Response:
     # flask-limiter adds Retry-After to every answer of a limited endpoint; it means "come
-    # back later" (RFC 9110), which a 200 or a 409 is not
-    if response.status_code != 429:
+    # back later" (RFC 9110), which a 200 or a 409 is not. A 429 keeps the limiter's; a 503 of
+    # a database away (a leader being elected) says when to try again (errors.database_unavailable)
+    if response.status_code == 503 and g.get("retry_after"):
+        response.headers["Retry-After"] = g.retry_after
+    elif response.status_code != 429:
         response.headers.pop("Retry-After", None)
     return response
 
@@ -76,7 +79,7 @@ def _retry_after_only_on_429(response: Response) -> Response:
 def init_app(app: Flask) -> None:
     # Flask runs after_request hooks in reverse order of registration: registered before
     # the limiter's own hook, this one runs after it and sees the headers it added
-    app.after_request(_retry_after_only_on_429)
+    app.after_request(_retry_after_only_when_due)
     # the limiter is one object for every app of the process and keeps `enabled` from the last
     # app that set it: an app that says nothing means rate limits on, whatever came before
     app.config.setdefault("RATELIMIT_ENABLED", True)
