@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/api:$(CURDIR)/scripts
 
-.PHONY: alertmanager run test test-fast migrate serve smoke dispatch ticker bench schema where deps venv promtool senders lint pytest clean
+.PHONY: alertmanager run ha test test-fast migrate serve smoke dispatch ticker bench schema where deps venv promtool senders lint pytest clean
 
 deps:
 	@scripts/bootstrap.sh system
@@ -16,6 +16,12 @@ venv: deps $(VENV)/.installed
 
 run: venv
 	@scripts/run.sh
+
+# make run on etcd and three Patroni nodes (docs/ha.md); HA_ARGS="--pg-ports A,B,C --rest-ports
+# D,E,F --etcd-ports G,H --dir D" (a second run reuses the first one's ports and data)
+ha: venv
+	@scripts/bootstrap.sh ha
+	@scripts/run.sh ha $(HA_ARGS)
 
 test: venv promtool senders lint pytest
 
