@@ -230,6 +230,19 @@ class Ha:
                 continue
         return []
 
+    def healthy(self) -> list[dict] | None:
+        """The members when all three run with one leader and one synchronous standby (ready to
+        lose the leader without losing a write), else None."""
+        members = self.members()
+        roles = sorted(m.get("role") for m in members if m.get("state") in ("running", "streaming"))
+        return members if roles == ["leader", "replica", "sync_standby"] else None
+
+    def postmaster_pid(self, node: str) -> int:
+        return int((self.dir / node / "data" / "postmaster.pid").read_text().split()[0])
+
+    def patroni_pid(self, node: str) -> int:
+        return int((self.dir / f"{node}.patroni.pid").read_text())
+
     def leader(self) -> dict | None:
         return next((m for m in self.members() if m.get("role") == "leader" and m.get("state") == "running"), None)
 

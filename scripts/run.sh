@@ -12,6 +12,8 @@ CLUSTER=(scripts/localpg.py)
 if [ "${1:-}" = ha ]; then
     shift
     CLUSTER=(scripts/ha.py "$@")
+    # a deployment on a cluster runs several API instances: they share the windows in the database
+    export RATELIMIT_STORAGE_URI="${RATELIMIT_STORAGE_URI:-opsguard-database://}"
 fi
 cluster() {  # start | stop | info
     if [ "${CLUSTER[0]}" = scripts/ha.py ]; then

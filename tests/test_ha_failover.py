@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-
 import shutil
 import signal
 import subprocess
@@ -143,17 +142,6 @@ def _until(what, timeout: float, step: float = 0.2):
     return value
 
 
-def _healthy(ha: Ha) -> list[dict] | None:
-    """Three members running, one leader, one synchronous standby: ready for the next blow."""
-    members = ha.members()
-    roles = sorted(m.get("role") for m in members if m.get("state") in ("running", "streaming"))
-    return members if roles == ["leader", "replica", "sync_standby"] else None
-
-
-def _postmaster_pid(ha: Ha, node: str) -> int:
-    return int((ha.dir / node / "data" / "postmaster.pid").read_text().split()[0])
-
-
 def _switchover(ha: Ha, members: list[dict]) -> None:
     leader = next(m["name"] for m in members if m["role"] == "leader")
     # in synchronous mode only the synchronous standby may take over (else 412, and exit 0)
@@ -164,14 +152,14 @@ def _switchover(ha: Ha, members: list[dict]) -> None:
 
 def _kill_postmaster(ha: Ha, members: list[dict]) -> None:
     leader = next(m["name"] for m in members if m["role"] == "leader")
-    os.kill(_postmaster_pid(ha, leader), signal.SIGKILL)
+    os.kill(ha.postmaster_pid(leader), signal.SIGKILL)
 
 
 def _lose_node(ha: Ha, members: list[dict]) -> str:
     leader = next(m["name"] for m in members if m["role"] == "leader")
     (ha.dir / f"{leader}.hold").touch()
-    postmaster = _postmaster_pid(ha, leader)
-    os.kill(int((ha.dir / f"{leader}.patroni.pid").read_text()), signal.SIGKILL)
+    postmaster = ha.postmaster_pid(leader)
+    os.kill(ha.patroni_pid(leader), signal.SIGKILL)
     os.kill(postmaster, signal.SIGKILL)
     return leader
 
@@ -199,7 +187,7 @@ def test_failover_under_load_loses_no_acknowledged_write(cluster: Ha):
             time.sleep(3)
             for name, blow, bound in (("switchover", _switchover, 5), ("postmaster", _kill_postmaster, 10),
                                       ("node", _lose_node, 20)):
-                members = _until(lambda: _healthy(cluster), 60)
+                members = _until(lambda: cluster.healthy(), 60)
                 event = time.monotonic()
                 lost = blow(cluster, members)
                 events.append(event)
@@ -209,7 +197,7 @@ def test_failover_under_load_loses_no_acknowledged_write(cluster: Ha):
                 assert recovered[name] < bound, recovered
                 if lost:
                     (cluster.dir / f"{lost}.hold").unlink()  # the node comes back: it must rejoin
-            members = _until(lambda: _healthy(cluster), 60)
+            members = _until(lambda: cluster.healthy(), 60)
             answers = list(load.answers)
         assert loop.is_alive(), "the dispatcher's loop ended"
         with psycopg.connect(url, autocommit=True) as conn:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from localpg import Cluster, make_temp_datadir
 
-from bench import api, dispatch, guard, heartbeats, intake, oncall, policies, slow_clients, tick
+from bench import api, dispatch, guard, ha, heartbeats, intake, oncall, policies, slow_clients, tick
 from bench.common import REPEAT, Figure
 
 # in the order a whole run takes them
@@ -26,6 +26,7 @@ PARTS: dict[str, list[Callable[[Cluster], list[Figure]]]] = {
     "tick_policies": [policies.bench_tick_policies],
     "oncall": [oncall.bench_oncall],
     "tick": [tick.bench_tick],
+    "ha": [ha.bench_ha],
 }
 
 _COMPARE = {"<=": operator.le, ">=": operator.ge}

@@ -35,7 +35,8 @@ SELECT set_eq(
     ARRAY['api_tick', 'api_recalc', 'api_set_incident_status', 'api_trigger_incident', 'api_list_incidents',
           'api_me', 'api_health', 'api_record_requests', 'api_release_guard', 'api_override_guard_item',
           'api_slack_command', 'api_metrics', 'config_problems', 'api_heartbeat_ping', 'api_alertmanager',
-          'api_events_v2', 'api_oncall', 'api_schedule_feed', 'api_change_event'],
+          'api_events_v2', 'api_oncall', 'api_schedule_feed', 'api_change_event', 'api_rate_limit_acquire',
+          'api_rate_limit_window', 'api_rate_limit_clear'],
     'the API role may execute exactly the api_* functions and the boot-time configuration check');
 SELECT set_eq(
     $$SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
