@@ -12,7 +12,6 @@ As root, etcd, Patroni and PostgreSQL run as the `postgres` system user, as make
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import pwd
@@ -26,24 +25,12 @@ import urllib.request
 from pathlib import Path
 from string import Template
 
-from localpg import PG_BIN, REPO, RUN_AS, _hand_to_server_user, _server_user_can_reach
+from localpg import PG_BIN, REPO, RUN_AS, _hand_to_server_user, local_path
 
 HERE = Path(__file__).resolve().parent / "ha"
 NODES = ("node1", "node2", "node3")
 STOP_GRACE_S = 5.0  # Patroni's own fast shutdown of its PostgreSQL (~1 s); then what is left is killed
 LEADER_WAIT_S = 120.0  # a first start runs initdb and two base backups
-
-
-def default_dir() -> Path:
-    local = REPO / ".local"
-    local.mkdir(exist_ok=True)
-    if not RUN_AS:
-        return local / "ha"
-    local.chmod(0o755)
-    if _server_user_can_reach(local):
-        return local / "ha"
-    tag = hashlib.sha256(str(REPO).encode()).hexdigest()[:12]
-    return Path("/var/tmp") / f"opsguard-{tag}" / "ha"  # noqa: S108  (as localpg: postgres must reach it)
 
 
 def parse_ports(text: str, n: int) -> list[int]:
@@ -55,7 +42,7 @@ def parse_ports(text: str, n: int) -> list[int]:
 
 class Ha:
     def __init__(self, args: argparse.Namespace):
-        self.dir: Path = args.dir or default_dir()
+        self.dir: Path = args.dir or local_path("ha")
         self.layout_file = self.dir / "layout.json"
         # a second start reuses the first one's ports and passwords: they are in the data
         saved = json.loads(self.layout_file.read_text()) if self.layout_file.exists() else {}
@@ -176,7 +163,6 @@ class Ha:
                 print(f"ha: {tool} is missing: scripts/bootstrap.sh ha installs Debian's packages", file=sys.stderr)
                 return 2
         if self.supervisor_alive():
-            print(self.url())
             return 0
         self.write_files()
         log = (self.dir / "supervisor.log").open("ab")
@@ -190,7 +176,6 @@ class Ha:
             self.stop()
             return 1
         self.wait_for_database(30.0)
-        print(self.url())
         return 0
 
     def supervisor_alive(self) -> bool:
@@ -296,7 +281,10 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     ha = Ha(args)
     if args.command == "start":
-        return ha.start()
+        status = ha.start()
+        if status == 0:
+            print(ha.url())
+        return status
     if args.command == "stop":
         return ha.stop()
     if args.command == "supervise":

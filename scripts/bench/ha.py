@@ -97,7 +97,6 @@ def bench_ha(cluster: Cluster) -> list[Figure]:
         ("ha: acks on the single cluster (req/s, p99 ms)", f"{one_rps:,.0f}, p99 {one_p99:.1f}", ""),
         ("ha: acks on 3 nodes, synchronous (req/s, p99 ms)", f"{ha_rps:,.0f}, p99 {ha_p99:.1f}", ""),
         ("ha: acks 3-node sync / single", f"{ha_rps / one_rps:.2f}", ">= 0.5"),
-        (f"ha: kill -9 leader postmaster -> first write (s, median of {KILLS})",
-         f"{statistics.median(kills):.1f} ({', '.join(f'{k:.1f}' for k in kills)})", ""),
-        ("ha: kill -9 -> first write, median (s)", f"{statistics.median(kills):.1f}", "<= 10"),
+        ("ha: kill -9 leader postmaster -> first write, each (s)", ", ".join(f"{k:.1f}" for k in kills), ""),
+        (f"ha: kill -9 -> first write, median of {KILLS} (s)", f"{statistics.median(kills):.1f}", "<= 10"),
     ]
