@@ -30,7 +30,8 @@ from localpg import PG_BIN, REPO, RUN_AS, _hand_to_server_user, local_path
 HERE = Path(__file__).resolve().parent / "ha"
 NODES = ("node1", "node2", "node3")
 STOP_GRACE_S = 5.0  # Patroni's own fast shutdown of its PostgreSQL (~1 s); then what is left is killed
-LEADER_WAIT_S = 120.0  # a first start runs initdb and two base backups
+LEADER_WAIT_S = 120.0
+RESTART_EVERY_S = 2.0  # a first start runs initdb and two base backups
 
 
 def parse_ports(text: str, n: int) -> list[int]:
@@ -121,12 +122,15 @@ class Ha:
         signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
         etcd = self.etcd()
         nodes = {node: self.patroni(node) for node in NODES}
+        started = dict.fromkeys(NODES, time.monotonic())
         while not stopping:
             for node, proc in nodes.items():
-                # a node held down (its .hold file; tests/test_ha_failover.py) stays lost
-                if proc.poll() is not None and not stopping and not (self.dir / f"{node}.hold").exists():
+                # a node held down (its .hold file; tests/test_ha_failover.py) stays lost; one that
+                # keeps exiting (a bad configuration) is started every RESTART_EVERY_S, not in a loop
+                if (proc.poll() is not None and not stopping and not (self.dir / f"{node}.hold").exists()
+                        and time.monotonic() - started[node] >= RESTART_EVERY_S):
                     print(f"ha: patroni {node} exited ({proc.returncode}); starting it again", flush=True)
-                    nodes[node] = self.patroni(node)
+                    nodes[node], started[node] = self.patroni(node), time.monotonic()
             if etcd.poll() is not None and not stopping:
                 etcd = self.etcd()
             time.sleep(0.2)
