@@ -1,6 +1,6 @@
 """`make ha` (scripts/run.sh ha): etcd, three Patroni nodes and make run's processes; it prints the
-multi-host DATABASE_URL and PATRONICTL, a SIGTERM stops all of it within 10 s, and a second run
-finds the first one's data."""
+multi-host DATABASE_URL and PATRONICTL, make smoke passes against it, a SIGTERM stops all of it
+within 10 s, and a second run finds the first one's data."""
 
 from __future__ import annotations
 
@@ -93,6 +93,11 @@ def test_make_ha_runs_stops_within_10_s_and_reuses_its_data(ha_dir, tmp_path):
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("SELECT ops.trigger_incident('GET /make-ha::slo_violation', 'warning')")
             assert conn.execute("SELECT ops.pg_cron_status()").fetchone()[0] == "installed"
+        # make smoke's psql, curl and openssl steps against the multi-host URL
+        secret = re.search(r'export OPS_HMAC_SECRET="([0-9a-f]{64})"', out).group(1)
+        smoke = subprocess.run(["scripts/smoke.sh"], cwd=ROOT, capture_output=True, text=True, timeout=120, env={
+            **os.environ, "HOST": f"http://127.0.0.1:{ports[8]}", "DATABASE_URL": url, "OPS_HMAC_SECRET": secret})
+        assert smoke.returncode == 0 and "all six steps passed" in smoke.stdout, smoke.stdout[-2000:] + smoke.stderr
     finally:
         took = _stop(proc)
     assert took < STOP_WITHIN_S, f"stopped in {took:.1f} s"
