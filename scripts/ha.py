@@ -29,7 +29,7 @@ from localpg import PG_BIN, REPO, RUN_AS, _hand_to_server_user, local_path
 
 HERE = Path(__file__).resolve().parent / "ha"
 NODES = ("node1", "node2", "node3")
-STOP_GRACE_S = 5.0  # Patroni's own fast shutdown of its PostgreSQL (~1 s); then what is left is killed
+STOP_GRACE_S = 4.0  # Patroni's own fast shutdown (~1 s; a sync standby waits to be released); then the rest is killed
 LEADER_WAIT_S = 120.0
 RESTART_EVERY_S = 2.0  # a first start runs initdb and two base backups
 
