@@ -100,6 +100,7 @@ def test_make_ha_runs_stops_within_10_s_and_reuses_its_data(ha_dir, tmp_path):
         assert smoke.returncode == 0 and "all six steps passed" in smoke.stdout, smoke.stdout[-2000:] + smoke.stderr
     finally:
         took = _stop(proc)
+    print(f"\nmake ha stopped in {took:.1f} s")
     assert took < STOP_WITHIN_S, f"stopped in {took:.1f} s"
     assert _left_behind(str(ha_dir)) == []
 
@@ -111,4 +112,5 @@ def test_make_ha_runs_stops_within_10_s_and_reuses_its_data(ha_dir, tmp_path):
                                 "'GET /make-ha::slo_violation'").fetchone()[0] == 1
     finally:
         took = _stop(proc)
+    print(f"\nmake ha stopped in {took:.1f} s")
     assert took < STOP_WITHIN_S, f"stopped in {took:.1f} s"
