@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/api:$(CURDIR)/scripts
 
-.PHONY: alertmanager run test test-fast migrate serve smoke dispatch ticker collect bench schema where deps venv promtool senders lint pytest clean
+.PHONY: alertmanager run ha patroni test test-fast migrate serve smoke dispatch ticker collect bench schema where deps venv promtool senders lint pytest clean
 
 deps:
 	@scripts/bootstrap.sh system
@@ -17,7 +17,16 @@ venv: deps $(VENV)/.installed
 run: venv
 	@scripts/run.sh
 
-test: venv promtool senders lint pytest
+# Debian's patroni, etcd-server and etcd-client, for make ha and its tests (tests/test_ha_failover.py)
+patroni:
+	@scripts/bootstrap.sh ha
+
+# make run on etcd and three Patroni nodes (docs/ha.md); HA_ARGS="--pg-ports A,B,C --rest-ports
+# D,E,F --etcd-ports G,H --dir D" (a second run reuses the first one's ports and data)
+ha: venv patroni
+	@scripts/run.sh ha $(HA_ARGS)
+
+test: venv promtool senders patroni lint pytest
 
 # the edit-test loop: every test that starts no outside server and waits on no clock (pytest -m "not slow")
 test-fast: venv promtool

@@ -3571,6 +3571,33 @@ $$;
 COMMENT ON FUNCTION ops._queue_verification(p_id uuid, p_principal text, p_kind text) IS 'Internal: queues a verification message to contact method p_id (the claim mints its 6-digit code).';
 
 --
+-- Name: _rate_limit_checked(text, integer, integer, integer); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._rate_limit_checked(p_key text, p_limit integer, p_window_s integer, p_amount integer) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_key IS NULL OR pg_catalog.length(p_key) NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'a rate limit key is 1 to 1000 characters' USING ERRCODE = '22023',
+            HINT = 'flask-limiter builds the key from the limit and the caller';
+    END IF;
+    IF p_limit IS NULL OR p_limit < 1 OR p_window_s IS NULL OR p_window_s NOT BETWEEN 1 AND 31622400
+        OR p_amount IS NULL OR p_amount < 1 THEN
+        RAISE EXCEPTION 'a rate limit needs a limit and an amount of at least 1 and a window of 1 s to a year'
+            USING ERRCODE = '22023', DETAIL = pg_catalog.format('limit %s, window %s s, amount %s', p_limit, p_window_s, p_amount);
+    END IF;
+END;
+$$;
+
+--
+-- Name: FUNCTION _rate_limit_checked(p_key text, p_limit integer, p_window_s integer, p_amount integer); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._rate_limit_checked(p_key text, p_limit integer, p_window_s integer, p_amount integer) IS 'Internal: 22023 unless a rate limit call''s key, limit, window and amount are usable.';
+
+--
 -- Name: _recalc_after_change(); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -5676,6 +5703,75 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.api_public_base_url() IS 'The setting app_base_url without its trailing slash, NULL when empty: the public URL Twilio''s webhook signatures cover.';
+
+--
+-- Name: api_rate_limit_acquire(text, integer, integer, integer, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_rate_limit_acquire(p_key text, p_limit integer, p_window_s integer, p_amount integer DEFAULT 1, p_now timestamp with time zone DEFAULT now()) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_since timestamptz := p_now - pg_catalog.make_interval(secs => p_window_s);
+    v_used int;
+BEGIN
+    PERFORM ops._rate_limit_checked(p_key, p_limit, p_window_s, p_amount);
+    -- one caller per key at a time, from any instance: two cannot both take the last slot
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('opsguard.rate_limit:' || p_key, 0));
+    DELETE FROM ops.rate_limit_hits WHERE key = p_key AND at <= v_since;
+    SELECT pg_catalog.count(*) INTO v_used FROM ops.rate_limit_hits WHERE key = p_key;
+    IF v_used + p_amount > p_limit THEN
+        RETURN false;
+    END IF;
+    INSERT INTO ops.rate_limit_hits (key, at) SELECT p_key, p_now FROM pg_catalog.generate_series(1, p_amount);
+    RETURN true;
+END;
+$$;
+
+--
+-- Name: FUNCTION api_rate_limit_acquire(p_key text, p_limit integer, p_window_s integer, p_amount integer, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_rate_limit_acquire(p_key text, p_limit integer, p_window_s integer, p_amount integer, p_now timestamp with time zone) IS 'Counts p_amount requests against key p_key when the moving window of p_window_s seconds ending at p_now has room for them under p_limit, and says whether it had. The API''s shared rate limit storage (RATELIMIT_STORAGE_URI opsguard-database://).';
+
+--
+-- Name: api_rate_limit_clear(text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_rate_limit_clear(p_key text DEFAULT NULL::text) RETURNS integer
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    WITH gone AS (DELETE FROM ops.rate_limit_hits WHERE p_key IS NULL OR key = p_key RETURNING 1)
+    SELECT pg_catalog.count(*)::int FROM gone;
+$$;
+
+--
+-- Name: FUNCTION api_rate_limit_clear(p_key text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_rate_limit_clear(p_key text) IS 'Empties the window of key p_key, or of every key when NULL; returns the requests forgotten.';
+
+--
+-- Name: api_rate_limit_window(text, integer, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.api_rate_limit_window(p_key text, p_window_s integer, p_now timestamp with time zone DEFAULT now(), OUT r_start double precision, OUT r_count integer) RETURNS record
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT pg_catalog.date_part('epoch', coalesce(pg_catalog.min(h.at), p_now)),
+           pg_catalog.count(*)::int
+    FROM ops.rate_limit_hits AS h
+    WHERE h.key = p_key AND h.at > p_now - pg_catalog.make_interval(secs => p_window_s);
+$$;
+
+--
+-- Name: FUNCTION api_rate_limit_window(p_key text, p_window_s integer, p_now timestamp with time zone, OUT r_start double precision, OUT r_count integer); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.api_rate_limit_window(p_key text, p_window_s integer, p_now timestamp with time zone, OUT r_start double precision, OUT r_count integer) IS 'The moving window of key p_key at p_now: when its oldest counted request was (unix seconds; p_now when none) and how many it holds. For the X-RateLimit-* headers.';
 
 --
 -- Name: api_recalc(text, text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -10623,6 +10719,21 @@ CREATE TABLE ops.principal_roles (
 COMMENT ON TABLE ops.principal_roles IS 'Grants: which roles each principal holds. Change with ops.grant_role / ops.revoke_role (audited).';
 
 --
+-- Name: rate_limit_hits; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE UNLOGGED TABLE ops.rate_limit_hits (
+    key text NOT NULL,
+    at timestamp with time zone NOT NULL
+);
+
+--
+-- Name: TABLE rate_limit_hits; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.rate_limit_hits IS 'One row per request counted against a rate limit (flask-limiter''s moving window), shared by every API instance. Unlogged: empty again after a crash or a failover. Rows older than their window are removed by the next hit of their key.';
+
+--
 -- Name: role_permissions; Type: TABLE; Schema: ops; Owner: -
 --
 
@@ -11477,6 +11588,12 @@ CREATE INDEX page_tokens_incident ON ops.page_tokens USING btree (incident_id);
 --
 
 CREATE INDEX page_tokens_short_code ON ops.page_tokens USING btree (short_code) WHERE ((short_code IS NOT NULL) AND (used_at IS NULL));
+
+--
+-- Name: rate_limit_hits_key_at; Type: INDEX; Schema: ops; Owner: -
+--
+
+CREATE INDEX rate_limit_hits_key_at ON ops.rate_limit_hits USING btree (key, at);
 
 --
 -- Name: route_5min_stats_bucket; Type: INDEX; Schema: ops; Owner: -
@@ -12809,6 +12926,12 @@ REVOKE ALL ON FUNCTION ops._purge_changes(p_now timestamp with time zone) FROM P
 REVOKE ALL ON FUNCTION ops._queue_verification(p_id uuid, p_principal text, p_kind text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _rate_limit_checked(p_key text, p_limit integer, p_window_s integer, p_amount integer); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._rate_limit_checked(p_key text, p_limit integer, p_window_s integer, p_amount integer) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _recalc_after_change(); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -13141,6 +13264,27 @@ GRANT ALL ON FUNCTION ops.api_page_get(p_token text) TO opsguard_api;
 
 REVOKE ALL ON FUNCTION ops.api_public_base_url() FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.api_public_base_url() TO opsguard_api;
+
+--
+-- Name: FUNCTION api_rate_limit_acquire(p_key text, p_limit integer, p_window_s integer, p_amount integer, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_rate_limit_acquire(p_key text, p_limit integer, p_window_s integer, p_amount integer, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_rate_limit_acquire(p_key text, p_limit integer, p_window_s integer, p_amount integer, p_now timestamp with time zone) TO opsguard_api;
+
+--
+-- Name: FUNCTION api_rate_limit_clear(p_key text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_rate_limit_clear(p_key text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_rate_limit_clear(p_key text) TO opsguard_api;
+
+--
+-- Name: FUNCTION api_rate_limit_window(p_key text, p_window_s integer, p_now timestamp with time zone, OUT r_start double precision, OUT r_count integer); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.api_rate_limit_window(p_key text, p_window_s integer, p_now timestamp with time zone, OUT r_start double precision, OUT r_count integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.api_rate_limit_window(p_key text, p_window_s integer, p_now timestamp with time zone, OUT r_start double precision, OUT r_count integer) TO opsguard_api;
 
 --
 -- Name: FUNCTION api_recalc(p_principal text, p_actor text, p_replay_key text); Type: ACL; Schema: ops; Owner: -
@@ -14040,6 +14184,12 @@ GRANT SELECT ON TABLE ops.permissions TO opsguard_operator;
 --
 
 GRANT SELECT ON TABLE ops.principal_roles TO opsguard_operator;
+
+--
+-- Name: TABLE rate_limit_hits; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.rate_limit_hits TO opsguard_operator;
 
 --
 -- Name: TABLE role_permissions; Type: ACL; Schema: ops; Owner: -

@@ -2,7 +2,7 @@
 # Installs what `make run` and `make test` need and is missing: Debian packages
 # (PostgreSQL 15 with pg_cron and pgTAP, pg_prove, the smoke test's tools) and the
 # virtualenv. As root it uses apt-get; as an ordinary user, sudo if it may.
-#   scripts/bootstrap.sh system | venv | promtool | senders
+#   scripts/bootstrap.sh system | venv | promtool | senders | ha
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,8 +12,17 @@ PACKAGES=(postgresql-15 postgresql-client-15 postgresql-15-cron postgresql-15-pg
           chromium chromium-driver)
 
 system() {
+    install_missing "${PACKAGES[@]}"
+}
+
+# make ha: Debian's Patroni and etcd (docs/ha.md); their packages start no service we use
+ha() {
+    install_missing patroni etcd-server etcd-client
+}
+
+install_missing() {
     local missing=()
-    for p in "${PACKAGES[@]}"; do
+    for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0

@@ -57,16 +57,21 @@ def default_datadir() -> Path:
     """The embedded cluster's data directory for this checkout."""
     if env := settings.value("OPSGUARD_PGDATA", "localpg"):
         return Path(env)
+    return local_path("pgdata")
+
+
+def local_path(name: str) -> Path:
+    """.local/<name> in this checkout, or a place outside it when the server user cannot reach it."""
     local = REPO / ".local"
     local.mkdir(exist_ok=True)
     if not RUN_AS:
-        return local / "pgdata"
+        return local / name
     local.chmod(0o755)
     if _server_user_can_reach(local):
-        return local / "pgdata"
+        return local / name
     tag = hashlib.sha256(str(REPO).encode()).hexdigest()[:12]
     # a fixed, predictable place the postgres user can reach; the data dir itself is 0700
-    return Path("/var/tmp") / f"opsguard-{tag}" / "pgdata"  # noqa: S108
+    return Path("/var/tmp") / f"opsguard-{tag}" / name  # noqa: S108
 
 
 def make_temp_datadir(prefix: str = "opsguard-test-") -> Path:

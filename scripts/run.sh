@@ -6,6 +6,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
+# `scripts/run.sh ha [ha.py options]` (make ha): the same product on etcd and three Patroni nodes
+# (scripts/ha.py, docs/ha.md) instead of the embedded cluster
+CLUSTER=(scripts/localpg.py)
+if [ "${1:-}" = ha ]; then
+    shift
+    CLUSTER=(scripts/ha.py "$@")
+    # a deployment on a cluster runs several API instances: they share the windows in the database
+    export RATELIMIT_STORAGE_URI="${RATELIMIT_STORAGE_URI:-opsguard-database://}"
+fi
+cluster() {  # start | stop | info
+    if [ "${CLUSTER[0]}" = scripts/ha.py ]; then
+        $PY "${CLUSTER[0]}" "$1" "${CLUSTER[@]:1}"
+    elif [ "$1" != info ]; then
+        $PY "${CLUSTER[0]}" "$1"
+    fi
+}
 export PYTHONPATH="$PWD/api:$PWD/scripts"
 mkdir -p .local   # the secret and the logs, also when the cluster's data is elsewhere (OPSGUARD_PGDATA)
 # body-only signatures (the HMAC of the body alone: no time, no path, so a captured one works
@@ -44,7 +60,7 @@ cleanup() {
     trap '' INT TERM HUP   # a second Ctrl-C must not cut the cleanup short and orphan a child
     trap - EXIT
     stop_children
-    $PY scripts/localpg.py stop || true
+    cluster stop || true
     echo "opsguard stopped."
     exit "$status"
 }
@@ -65,7 +81,7 @@ make_was_interrupted() {
     return 1
 }
 
-DATABASE_URL=$($PY scripts/localpg.py start)
+DATABASE_URL=$(cluster start)
 export DATABASE_URL
 $PY -m opsguard.migrate "$DATABASE_URL" | sed 's/^/migrate: /'
 psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -f scripts/demo_data.sql
@@ -193,6 +209,7 @@ oncall:  Slack's /oncall as the demo Slack user U0DEMO (dana), signed as Slack s
 $(slack_oncall_curl)
 stop:    Ctrl-C, or kill -TERM $$ (SIGINT too; the same to make run's pid works)
 INFO
+cluster info
 
 while true; do
     sleep 1 &

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("doc", ["runbook.md", "escalation.md", "release-guard.md", "notifications.md", "intake.md",
-                                 "oncall.md"])
+                                 "oncall.md", "ha.md"])
 def test_every_doc_snippet_runs_as_an_operator(db_url, conn, doc):
     subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", db_url, "-f", str(ROOT / "scripts/demo_data.sql")],
                    check=True, capture_output=True)

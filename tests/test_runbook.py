@@ -35,7 +35,7 @@ def run_blocks(db_url: str, doc: str) -> int:
     return len(blocks)
 
 
-DOCS_WITH_SQL = ["escalation.md", "release-guard.md", "notifications.md", "intake.md", "oncall.md"]
+DOCS_WITH_SQL = ["escalation.md", "release-guard.md", "notifications.md", "intake.md", "oncall.md", "ha.md"]
 
 
 def test_every_doc_with_sql_is_run():

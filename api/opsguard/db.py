@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from flask import Flask, current_app
 from psycopg import Connection
 from psycopg.types.json import Jsonb
@@ -48,4 +49,11 @@ def call(sql: str, *params: Any) -> Any:
     """Run one SELECT of one API function and return its single value."""
     params = tuple(Jsonb(p) if isinstance(p, dict | list) else p for p in params)
     with current_app.extensions["opsguard_pool"].connection() as conn:
-        return conn.execute(sql, params).fetchone()[0]
+        try:
+            return conn.execute(sql, params).fetchone()[0]
+        except psycopg.errors.ReadOnlySqlTransaction:
+            # this connection reached a standby (a proxy that sent it there, a leader demoted
+            # under it): closed, the pool drops it and connects again, to the host that is
+            # writable now when DATABASE_URL lists every host with target_session_attrs=read-write
+            conn.close()
+            raise

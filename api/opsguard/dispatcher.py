@@ -229,9 +229,13 @@ class Dispatcher:
                     self.connect()
                 if self.run_once() == 0:
                     self._idle(stop)
-            except psycopg.OperationalError as exc:
-                # the database went away: claimed messages come back when their lease runs out
-                log.warning("database unavailable (%s); retrying in 1 s", exc)
+            except psycopg.Error as exc:
+                # the database went away, or this connection reached a standby (a leader demoted
+                # under it: "cannot execute LISTEN during recovery", 25006): a new connection finds
+                # the writable host of a multi-host DSN; claimed messages come back when their
+                # lease runs out
+                log.warning("database unavailable (%s %s); reconnecting in 1 s",
+                            type(exc).__name__, getattr(exc, "sqlstate", None) or "")
                 if self.conn is not None:
                     self.conn.close()
                 stop.wait(1.0)

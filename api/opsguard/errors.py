@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 import psycopg
-from flask import Flask, jsonify
+from flask import Flask, g, jsonify
 from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 
@@ -21,6 +21,9 @@ SQLSTATE_HTTP: dict[str, tuple[int, str]] = {
     "42501": (403, "forbidden"),  # insufficient_privilege: RBAC said no
     "55000": (409, "conflict"),  # object_not_in_prerequisite_state: e.g. ack of a resolved incident
     "57014": (503, "database_unavailable"),  # query_canceled: statement timeout
+    # read_only_sql_transaction: a connection that reached a standby (a leader demoted under it, a
+    # proxy that sent it to a replica); the leader is elsewhere, and the retry finds it
+    "25006": (503, "database_unavailable"),
     "P0002": (404, "not_found"),  # no_data_found
     "OG410": (410, "gone"),  # opsguard's own: a page token already used or expired
     "40001": (503, "database_unavailable"),  # serialization_failure: retry
@@ -36,6 +39,11 @@ SQLSTATE_CLASS_HTTP: dict[str, tuple[int, str]] = {
     "54": (400, "invalid_input"),
 }
 
+# seconds a client is told to wait on a 503 of the database: a Patroni switchover completes in a
+# few seconds and a failover within its ttl (docs/ha.md), so coming back in one is neither too
+# eager nor too slow; the answer is set by limits.py, after flask-limiter's headers
+DATABASE_RETRY_AFTER_S = "1"
+
 
 class ApiError(Exception):
     """An error the API answers directly (bad signature, malformed JSON)."""
@@ -50,9 +58,20 @@ def error_response(status: int, code: str, message: str, **extra):
     return jsonify(body), status
 
 
+def database_unavailable() -> tuple[int, str]:
+    """The answer to a database that cannot serve the request now; it carries Retry-After."""
+    g.retry_after = DATABASE_RETRY_AFTER_S
+    return 503, "database_unavailable"
+
+
 def status_of(exc: psycopg.Error) -> tuple[int, str]:
     """The HTTP status and error code of a database error, from the tables above: every view
     that answers in its own shape (PagerDuty's) starts from these, so a SQLSTATE means one thing."""
+    status, code = _status_of(exc)
+    return database_unavailable() if status == 503 else (status, code)
+
+
+def _status_of(exc: psycopg.Error) -> tuple[int, str]:
     state = getattr(exc, "sqlstate", None)
     if state is None and isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         # no SQLSTATE and a connection-level error: the connection itself failed
@@ -81,7 +100,7 @@ def register(app: Flask) -> None:
     app.register_error_handler(ApiError, lambda e: error_response(e.status, e.code, e.message, hint=e.hint))
     app.register_error_handler(psycopg.Error, from_database)
     app.register_error_handler(
-        PoolTimeout, lambda e: error_response(503, "database_unavailable", "the database is not reachable"))
+        PoolTimeout, lambda e: error_response(*database_unavailable(), "the database is not reachable"))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

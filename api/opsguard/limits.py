@@ -1,6 +1,7 @@
 """Rate limits (flask-limiter). The shipped gunicorn config runs one worker process with
 threads, so the default in-memory storage is shared by every request it serves. With
-several processes or hosts, point RATELIMIT_STORAGE_URI at Redis (redis://host:6379).
+several processes or hosts, RATELIMIT_STORAGE_URI=opsguard-database:// keeps the windows in the
+database they already share (limit_storage.py), or redis://host:6379 in Redis.
 
 A moving window: a fixed window lets twice the limit through across its boundary (the
 end of one window and the start of the next). Signed endpoints are limited per principal,
@@ -16,6 +17,7 @@ from flask import Flask, Response, g, jsonify, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
+from . import limit_storage
 from .auth import signature_attempted
 
 TICK = "10 per minute"
@@ -55,6 +57,10 @@ limiter = Limiter(
     application_limits=[FAILED_SIGNATURES],
     application_limits_deduct_when=_unauthorized,
     application_limits_exempt_when=_open_request,
+    # a storage that is away (the database during a failover, Redis) cannot count a request: the
+    # request goes on and answers on its own (503 when it needs the database, a bad signature
+    # 401) rather than 503 for the limit alone; the limiter reads this once, for every app
+    swallow_errors=True,
 )
 
 
@@ -67,10 +73,13 @@ def too_many(exc):
     return jsonify({"ok": False, "error": "rate_limited", "message": f"rate limit exceeded: {exc.description}"}), 429
 
 
-def _retry_after_only_on_429(response: Response) -> Response:
+def _retry_after_only_when_due(response: Response) -> Response:
     # flask-limiter adds Retry-After to every answer of a limited endpoint; it means "come
-    # back later" (RFC 9110), which a 200 or a 409 is not
-    if response.status_code != 429:
+    # back later" (RFC 9110), which a 200 or a 409 is not. A 429 keeps the limiter's; a 503 of
+    # a database away (a leader being elected) says when to try again (errors.database_unavailable)
+    if response.status_code == 503 and g.get("retry_after"):
+        response.headers["Retry-After"] = g.retry_after
+    elif response.status_code != 429:
         response.headers.pop("Retry-After", None)
     return response
 
@@ -78,9 +87,12 @@ def _retry_after_only_on_429(response: Response) -> Response:
 def init_app(app: Flask) -> None:
     # Flask runs after_request hooks in reverse order of registration: registered before
     # the limiter's own hook, this one runs after it and sees the headers it added
-    app.after_request(_retry_after_only_on_429)
+    app.after_request(_retry_after_only_when_due)
     # the limiter is one object for every app of the process and keeps `enabled` from the last
     # app that set it: an app that says nothing means rate limits on, whatever came before
     app.config.setdefault("RATELIMIT_ENABLED", True)
+    if str(app.config.get("RATELIMIT_STORAGE_URI", "")).startswith(f"{limit_storage.SCHEME}://"):
+        # the windows in the database, over the app's pool: every API instance shares them
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = {"pool": app.extensions["opsguard_pool"]}
     limiter.init_app(app)
     app.register_error_handler(429, too_many)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from urllib.parse import urlencode
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from yoyo import get_backend, read_migrations
 
 from . import settings
@@ -20,11 +22,15 @@ MIGRATIONS = Path(__file__).resolve().parents[2] / "db" / "migrations"
 
 
 def yoyo_url(url: str) -> str:
-    """yoyo wants postgresql+psycopg:// to use psycopg 3; DATABASE_URL is plain libpq."""
-    for scheme in ("postgresql://", "postgres://"):
-        if url.startswith(scheme):
-            return "postgresql+psycopg://" + url[len(scheme):]
-    return url
+    """yoyo wants postgresql+psycopg:// to use psycopg 3; DATABASE_URL is plain libpq. yoyo's
+    own parser reads one host:port only (a multi-host URL, the way to follow a Patroni leader,
+    fails with "Port could not be cast to integer value"), but it hands every query parameter to
+    psycopg.connect: so libpq's own parse of the URL travels there as parameters, hosts and all."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        return url
+    params = {k: v for k, v in conninfo_to_dict(url).items() if v is not None}
+    dbname = params.pop("dbname", "")
+    return f"postgresql+psycopg:///{dbname}?{urlencode(params)}" if params else f"postgresql+psycopg:///{dbname}"
 
 
 def migration_ids() -> list[str]:

@@ -160,7 +160,8 @@ SETTINGS: tuple[Setting, ...] = (
             low=0.1, high=600),
     Setting("RATELIMIT_ENABLED", "flag", True, _API, "rate limits (docs/api.md, Rate limits)"),
     Setting("RATELIMIT_STORAGE_URI", "text", "memory://", _API,
-            "where rate-limit counters live: `redis://host:6379` for several processes or hosts"),
+            "where rate-limit counters live: `opsguard-database://` (the database) or `redis://host:6379` "
+            "for several processes or hosts"),
     Setting("OPS_BENCH_ENDPOINTS", "flag", False, _API,
             "the bare baseline endpoint `make bench` measures the API against"),
     Setting("OPS_MAX_BODY_BYTES", "int", 1024 * 1024, ("api", "gunicorn"),

@@ -38,13 +38,15 @@ def run(dsn: str, once: bool = False, stop: threading.Event | None = None) -> in
             print(json.dumps(summary, sort_keys=True), flush=True)
             backoff = 1.0
             wait = tick_ms / 1000.0
-        except psycopg.OperationalError as exc:
-            # the database is away: keep trying, never exit, so ticks resume when it returns
+        except psycopg.Error as exc:
+            # the database is away, or the host reached is a standby (25006 on a demoted leader):
+            # keep trying, never exit, so ticks resume when it returns or a new leader is promoted
             print(f"ticker: database unavailable ({exc.__class__.__name__}); retrying in {backoff:.0f}s",
                   file=sys.stderr, flush=True)
             if once:
                 return 1
-            wait, backoff = backoff, min(backoff * 2, 30.0)
+            # at most 5 s: a failover is over within seconds, and a tick must follow it
+            wait, backoff = backoff, min(backoff * 2, 5.0)
         if once:
             return 0
         stop.wait(wait)

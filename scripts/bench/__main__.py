@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 from localpg import Cluster, make_temp_datadir
 
-from bench import (answers, api, collector, dispatch, email_send, guard, heartbeats, intake, oncall, pages, policies,
-                   slow_clients, tick)
+from bench import (answers, api, collector, dispatch, email_send, guard, ha, heartbeats, intake, oncall, pages,
+                   policies, slow_clients, tick)
 from bench.common import REPEAT, Figure
 
 # in the order a whole run takes them
@@ -31,6 +31,7 @@ PARTS: dict[str, list[Callable[[Cluster], list[Figure]]]] = {
     "oncall": [oncall.bench_oncall],
     "tick": [tick.bench_tick],
     "answers": [answers.bench_answers],
+    "ha": [ha.bench_ha],
 }
 
 _COMPARE = {"<=": operator.le, ">=": operator.ge}

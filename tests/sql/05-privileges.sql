@@ -40,7 +40,8 @@ SELECT set_eq(
           'api_remove_contact_method', 'api_my_notification_rules', 'api_add_notification_rule',
           'api_remove_notification_rule',
           'api_page_get', 'api_page_act', 'api_slack_interaction', 'api_twilio_sms', 'api_twilio_voice',
-          'api_twilio_status', 'api_public_base_url'],
+          'api_twilio_status', 'api_public_base_url', 'api_rate_limit_acquire', 'api_rate_limit_window',
+          'api_rate_limit_clear'],
     'the API role may execute exactly the api_* functions and the boot-time configuration check');
 SELECT set_eq(
     $$SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace

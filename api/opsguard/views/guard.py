@@ -12,6 +12,7 @@ from psycopg_pool import PoolTimeout
 from .. import limits
 from ..auth import signed, signed_if_signature
 from ..db import call
+from ..errors import status_of
 from ..limits import limiter
 from . import json_body
 
@@ -41,8 +42,9 @@ def release_guard():
     try:
         result = call("SELECT ops.api_release_guard(%s, %s, %s, %s)",
                       request.args.get("route_prefix"), caller, context, g.caller is not None)
-    except (psycopg.OperationalError, PoolTimeout):
-        if not always200:
+    except (psycopg.Error, PoolTimeout) as exc:
+        # a standby's read-only answer is an outage too (errors.status_of), not only a lost connection
+        if not always200 or (isinstance(exc, psycopg.Error) and status_of(exc)[0] != 503):
             raise
         # fail closed for tools that only read 2xx answers
         return jsonify({"ok": False, "error": "database_unavailable", "message": "the database is not reachable"}), 200

@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import limits
 from ..db import call
-from ..errors import ApiError, status_of
+from ..errors import ApiError, database_unavailable, status_of
 from ..limits import limiter
 from . import json_body
 
@@ -90,7 +90,7 @@ def _event_errors(exc: psycopg.Error) -> list[str]:
 
 @bp.errorhandler(PoolTimeout)
 def _pool_timeout(exc: PoolTimeout):
-    return _answer(503, ["the database is not reachable"])
+    return _answer(database_unavailable()[0], ["the database is not reachable"])
 
 
 @bp.errorhandler(ApiError)
