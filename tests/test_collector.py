@@ -122,8 +122,9 @@ def test_collects_each_minute_once_into_the_rollups(conn, prom, options):
     assert {a["step"] for a in asked} == {"60"}
     assert {(int(a["start"]), int(a["end"])) for a in asked} == {
         (int((T0 + timedelta(minutes=1)).timestamp()), int((T0 + timedelta(minutes=2)).timestamp()))}
-    assert 'route=~"GET /search"' in asked[0]["query"]
-    assert 'le=~"0\\\\.3"' in asked[2]["query"]
+    # the three go out at once, so in any order: one of them counts the slow requests
+    assert all('route=~"GET /search"' in a["query"] for a in asked)
+    assert sum('le=~"0\\\\.3"' in a["query"] for a in asked) == 1
 
 
 def test_the_guard_blocks_on_collected_errors_with_the_evidence_of_pushed_samples(conn, prom, options):

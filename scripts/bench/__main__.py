@@ -11,8 +11,22 @@ from collections.abc import Callable
 
 from localpg import Cluster, make_temp_datadir
 
-from bench import (answers, api, collector, dispatch, email_send, guard, ha, heartbeats, intake, oncall, pages,
-                   policies, slow_clients, tick)
+from bench import (
+    answers,
+    api,
+    collector,
+    dispatch,
+    email_send,
+    guard,
+    ha,
+    heartbeats,
+    intake,
+    oncall,
+    pages,
+    policies,
+    slow_clients,
+    tick,
+)
 from bench.common import REPEAT, Figure
 
 # in the order a whole run takes them
