@@ -135,6 +135,6 @@ COMMENT ON FUNCTION ops.api_twilio_sms(text, text) IS
 
 DROP FUNCTION ops._sms_reply_missed(text, timestamptz);
 DROP FUNCTION ops._sms_reply_locked(text, timestamptz);
-DROP FUNCTION ops._verification_throttle(text, text, timestamptz);
+DROP FUNCTION ops._verification_throttle(text, text);
 DROP TABLE ops.sms_reply_misses;
 DROP INDEX ops.notification_outbox_verification;

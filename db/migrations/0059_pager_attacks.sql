@@ -13,20 +13,23 @@
 CREATE INDEX notification_outbox_verification ON ops.notification_outbox (contact_method, created_at)
 WHERE event_id IS NULL AND contact_method IS NOT NULL;
 
-CREATE FUNCTION ops._verification_throttle(p_kind text, p_address text, p_now timestamptz) RETURNS void
+-- the messages carry the server's time, so the limit does too: a caller's p_now (an operator's, in
+-- psql) could otherwise be a year ahead and find no code sent at all
+CREATE FUNCTION ops._verification_throttle(p_kind text, p_address text) RETURNS void
 LANGUAGE plpgsql
 SET search_path = ops, pg_temp
 AS $$
 DECLARE
     v_last timestamptz;
     v_today bigint;
+    v_now timestamptz := pg_catalog.now();
 BEGIN
     SELECT pg_catalog.max(o.created_at), pg_catalog.count(*) INTO v_last, v_today
     FROM ops.contact_methods AS c
     INNER JOIN ops.notification_outbox AS o
-        ON o.contact_method = c.id AND o.event_id IS NULL AND o.created_at > p_now - INTERVAL '1 day'
+        ON o.contact_method = c.id AND o.event_id IS NULL AND o.created_at > v_now - INTERVAL '1 day'
     WHERE c.kind = p_kind AND c.address = p_address;
-    IF v_last > p_now - INTERVAL '1 minute' THEN
+    IF v_last > v_now - INTERVAL '1 minute' THEN
         RAISE EXCEPTION 'a code was sent to this address less than a minute ago' USING ERRCODE = '55000',
             HINT = 'Wait a minute for it to arrive, then ask again.';
     END IF;
@@ -36,10 +39,10 @@ BEGIN
     END IF;
 END;
 $$;
-COMMENT ON FUNCTION ops._verification_throttle(text, text, timestamptz) IS
+COMMENT ON FUNCTION ops._verification_throttle(text, text) IS
 'Internal: 55000 when a verification code went to this kind and address (any principal''s method, removed ones too) '
-'less than a minute before p_now, or 10 did in the 24 hours before it.';
-REVOKE ALL ON FUNCTION ops._verification_throttle(text, text, timestamptz) FROM public;
+'less than a minute ago, or 10 did in the last 24 hours.';
+REVOKE ALL ON FUNCTION ops._verification_throttle(text, text) FROM public;
 
 CREATE OR REPLACE FUNCTION ops._add_contact_method(
     p_principal text, p_kind text, p_address text, p_actor text, p_label text, OUT r_id uuid, OUT r_secret text
@@ -82,7 +85,7 @@ BEGIN
     END;
     PERFORM ops._act_as(v_prev);
     IF p_kind IN ('email', 'sms', 'voice') THEN
-        PERFORM ops._verification_throttle(p_kind, p_address, pg_catalog.now());
+        PERFORM ops._verification_throttle(p_kind, p_address);
         PERFORM ops._queue_verification(r_id, p_principal, p_kind);
     END IF;
 END;
@@ -100,8 +103,9 @@ BEGIN
     IF v_row.verified_at IS NOT NULL OR v_row.kind NOT IN ('email', 'sms', 'voice') THEN
         RAISE EXCEPTION 'contact method % needs no code: it is verified', p_id USING ERRCODE = '55000';
     END IF;
-    -- nobody can make opsguard flood a number or an inbox, whichever method of whom asks
-    PERFORM ops._verification_throttle(v_row.kind, v_row.address, p_now);
+    -- nobody can make opsguard flood a number or an inbox, whichever method of whom asks, and at
+    -- whatever p_now: the limit counts by the server's clock, as the queued messages are stamped
+    PERFORM ops._verification_throttle(v_row.kind, v_row.address);
     v_prev := ops._act_as(p_actor);
     -- the old code stops working at once; the claim of the new message mints the next one
     UPDATE ops.contact_methods SET code_hash = NULL, code_expires_at = NULL WHERE id = p_id;

@@ -3,7 +3,7 @@
 -- method is re-added or whoever adds it; an SMS reply speaks only from a verified number of the
 -- paged principal; 5 wrong short codes from a number lock its replies for an hour.
 BEGIN;
-SELECT plan(16);
+SELECT plan(19);
 
 DO $$
 BEGIN
@@ -37,6 +37,9 @@ SELECT lives_ok($$SELECT ops.add_contact_method('carol', 'sms', '+14155550142', 
 SELECT throws_ok($$SELECT ops.resend_verification((SELECT id FROM ops.contact_methods WHERE principal = 'carol'),
                                                   'carol', now())$$, '55000', NULL,
                  'a resend is counted against the address too');
+SELECT throws_ok($$SELECT ops.resend_verification((SELECT id FROM ops.contact_methods WHERE principal = 'carol'),
+                                                  'carol', now() + interval '1 year')$$, '55000', NULL,
+                 'also when the caller says it is a year later: the limit runs on the server''s clock');
 
 -- ten a day: 5 guesses per code would otherwise go on for ever
 DO $$
@@ -80,6 +83,17 @@ SELECT is(ops.api_twilio_sms('+14155550142', '4 000000') ->> 'error', 'not_found
           'another number is not locked by it');
 SELECT is(ops.page_sms_reply('+14155550100', '4 ' || (SELECT c FROM code), now() + interval '61 minutes') #>> '{incident,status}',
           'acknowledged', 'an hour later the right code answers');
+
+-- a principal disabled after being paged: its link no longer speaks for it
+INSERT INTO ops.incidents (incident_key, severity, route, summary) VALUES ('disk-full', 'warning', 'disk', 'disk is full');
+CREATE TEMP TABLE link AS
+SELECT r_token AS t FROM ops._mint_page_token(NULL, (ops._incident_by_ref('disk-full')).id, 'bob', 'link', now());
+UPDATE ops.principals SET disabled = TRUE WHERE name = 'bob';
+SELECT throws_ok($$SELECT ops.page_action((SELECT t FROM link), 'acknowledge', 'link')$$, '42501', NULL,
+                 'a disabled principal''s page token acknowledges nothing');
+SELECT is((SELECT (i.status, t.used_at)::text FROM ops.incidents AS i, ops.page_tokens AS t
+           WHERE i.incident_key = 'disk-full' AND t.incident_id = i.id), '(open,)', 'and stays unused');
+
 SELECT ok(NOT has_table_privilege('opsguard_operator', 'ops.sms_reply_misses', 'SELECT'),
           'operators cannot read which numbers guessed');
 
