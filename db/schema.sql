@@ -64,6 +64,12 @@ DECLARE
 BEGIN
     PERFORM ops._may_manage(p_principal, p_actor);
     PERFORM ops._check_contact_address(p_kind, p_address);
+    -- plain http reaches only this host, where unauthenticated admin APIs listen (Patroni's REST API
+    -- reinitializes a replica on any POST); a principal managing itself may not aim the dispatcher there
+    IF p_kind = 'webhook' AND p_address ~* '^http:' AND NOT ops.has_permission(p_actor, 'principals.write') THEN
+        RAISE EXCEPTION 'only an admin may add a webhook to a loopback host' USING ERRCODE = '42501',
+            HINT = 'Use an https URL, or ask a holder of principals.write to add it.';
+    END IF;
     IF p_label IS NOT NULL AND pg_catalog.length(p_label) NOT BETWEEN 1 AND 100 THEN
         RAISE EXCEPTION 'a label has 1 to 100 characters' USING ERRCODE = '22023', HINT = 'e.g. ''work phone''.';
     END IF;
@@ -11535,6 +11541,12 @@ CREATE INDEX changes_received ON ops.changes USING btree (received_at);
 --
 
 CREATE INDEX changes_route_occurred ON ops.changes USING btree (route, occurred_at DESC, id DESC);
+
+--
+-- Name: contact_methods_address; Type: INDEX; Schema: ops; Owner: -
+--
+
+CREATE INDEX contact_methods_address ON ops.contact_methods USING btree (kind, address);
 
 --
 -- Name: contact_methods_live_address; Type: INDEX; Schema: ops; Owner: -

@@ -170,6 +170,15 @@ def test_removing_and_adding_a_number_again_sends_no_extra_code(me, conn):
     assert me(BOB, "POST", "/ops/me/contact-methods", sms).status_code == 201
 
 
+def test_a_principal_cannot_aim_its_webhook_at_a_loopback_host(me, conn):
+    """Plain http reaches only the host opsguard runs on, where e.g. Patroni's REST API takes POSTs
+    without a password: only an admin adds such a webhook (a local stand-in)."""
+    before = checksum(conn)
+    hook = me(BOB, "POST", "/ops/me/contact-methods", {"kind": "webhook", "address": "http://127.0.0.1:8008/reinitialize"})
+    assert hook.status_code == 403 and hook.json["message"] == "only an admin may add a webhook to a loopback host"
+    assert checksum(conn) == before
+
+
 def test_rules_on_bobs_own_methods(me, conn):
     dm = me(BOB, "POST", "/ops/me/contact-methods", {"kind": "slack_dm", "address": "U024BE7LH"}).json["contactMethod"]
     sms = me(BOB, "POST", "/ops/me/contact-methods", {"kind": "sms", "address": "+14155550142"}).json["contactMethod"]

@@ -1,5 +1,5 @@
 -- 0059 undone: verification codes limited per contact method only, SMS replies from any live number
--- of the principal, short-code misses not counted
+-- of the principal, short-code misses not counted, loopback webhooks added by anyone who manages the principal
 CREATE OR REPLACE FUNCTION ops._add_contact_method(
     p_principal text, p_kind text, p_address text, p_actor text, p_label text, OUT r_id uuid, OUT r_secret text
 ) RETURNS record
@@ -138,3 +138,4 @@ DROP FUNCTION ops._sms_reply_locked(text, timestamptz);
 DROP FUNCTION ops._verification_throttle(text, text);
 DROP TABLE ops.sms_reply_misses;
 DROP INDEX ops.notification_outbox_verification;
+DROP INDEX ops.contact_methods_address;

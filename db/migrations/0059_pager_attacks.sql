@@ -7,9 +7,12 @@
 -- * an SMS reply answers only from a VERIFIED number of the paged principal: an unverified one was
 --   never shown to be theirs;
 -- * short codes (6 digits) are guessed 5 times an hour at most per number: a sender who can make
---   an SMS appear to come from a victim's number could otherwise try all million codes.
+--   an SMS appear to come from a victim's number could otherwise try all million codes;
+-- * a webhook to a loopback host (plain http) is added by admins only: it aims the dispatcher's POSTs
+--   at whatever listens on the host opsguard runs on.
 
--- the verification messages of one address, found without reading every page in the outbox
+-- the methods of one address, and their verification messages without reading every page in the outbox
+CREATE INDEX contact_methods_address ON ops.contact_methods (kind, address);
 CREATE INDEX notification_outbox_verification ON ops.notification_outbox (contact_method, created_at)
 WHERE event_id IS NULL AND contact_method IS NOT NULL;
 
@@ -56,6 +59,12 @@ DECLARE
 BEGIN
     PERFORM ops._may_manage(p_principal, p_actor);
     PERFORM ops._check_contact_address(p_kind, p_address);
+    -- plain http reaches only this host, where unauthenticated admin APIs listen (Patroni's REST API
+    -- reinitializes a replica on any POST); a principal managing itself may not aim the dispatcher there
+    IF p_kind = 'webhook' AND p_address ~* '^http:' AND NOT ops.has_permission(p_actor, 'principals.write') THEN
+        RAISE EXCEPTION 'only an admin may add a webhook to a loopback host' USING ERRCODE = '42501',
+            HINT = 'Use an https URL, or ask a holder of principals.write to add it.';
+    END IF;
     IF p_label IS NOT NULL AND pg_catalog.length(p_label) NOT BETWEEN 1 AND 100 THEN
         RAISE EXCEPTION 'a label has 1 to 100 characters' USING ERRCODE = '22023', HINT = 'e.g. ''work phone''.';
     END IF;

@@ -3,7 +3,7 @@
 -- method is re-added or whoever adds it; an SMS reply speaks only from a verified number of the
 -- paged principal; 5 wrong short codes from a number lock its replies for an hour.
 BEGIN;
-SELECT plan(19);
+SELECT plan(23);
 
 DO $$
 BEGIN
@@ -59,6 +59,18 @@ SELECT throws_ok($$SELECT ops.add_contact_method('mallory', 'email', 'victim@exa
 SELECT is(pg_temp.codes('victim@example.com'), 10::bigint, 'ten codes went out, no more');
 SELECT lives_ok($$SELECT ops.add_contact_method('mallory', 'email', 'mallory@example.com', 'mallory')$$,
                 'another address is not held back by it');
+
+-- webhooks: plain http reaches this host only, so only an admin may aim one there
+SELECT ops.add_principal('ada', 'human', '{ops_admin}', 'admin');
+SELECT throws_ok($$SELECT ops.add_webhook_contact_method('carol', 'http://127.0.0.1:8008/reinitialize', 'carol')$$,
+                 '42501', 'only an admin may add a webhook to a loopback host',
+                 'a principal cannot point its own webhook at a loopback host');
+SELECT throws_ok($$SELECT ops.add_contact_method('carol', 'webhook', 'http://localhost:2379/v3/kv/put', 'carol')$$,
+                 '42501', NULL, 'nor at localhost');
+SELECT lives_ok($$SELECT ops.add_webhook_contact_method('carol', 'https://pager.example.com/carol', 'carol')$$,
+                'an https webhook it may add');
+SELECT lives_ok($$SELECT ops.add_webhook_contact_method('carol', 'http://127.0.0.1:9000/hook', 'ada')$$,
+                'an admin may add a loopback one for it (a local stand-in)');
 
 -- SMS replies: only from a verified number of the paged principal
 INSERT INTO m (k, id) VALUES ('bob', ops.add_contact_method('bob', 'sms', '+14155550100', 'bob'));
