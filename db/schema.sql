@@ -64,6 +64,12 @@ DECLARE
 BEGIN
     PERFORM ops._may_manage(p_principal, p_actor);
     PERFORM ops._check_contact_address(p_kind, p_address);
+    -- plain http reaches only this host, where unauthenticated admin APIs listen (Patroni's REST API
+    -- reinitializes a replica on any POST); a principal managing itself may not aim the dispatcher there
+    IF p_kind = 'webhook' AND p_address ~* '^http:' AND NOT ops.has_permission(p_actor, 'principals.write') THEN
+        RAISE EXCEPTION 'only an admin may add a webhook to a loopback host' USING ERRCODE = '42501',
+            HINT = 'Use an https URL, or ask a holder of principals.write to add it.';
+    END IF;
     IF p_label IS NOT NULL AND pg_catalog.length(p_label) NOT BETWEEN 1 AND 100 THEN
         RAISE EXCEPTION 'a label has 1 to 100 characters' USING ERRCODE = '22023', HINT = 'e.g. ''work phone''.';
     END IF;
@@ -93,6 +99,7 @@ BEGIN
     END;
     PERFORM ops._act_as(v_prev);
     IF p_kind IN ('email', 'sms', 'voice') THEN
+        PERFORM ops._verification_throttle(p_kind, p_address);
         PERFORM ops._queue_verification(r_id, p_principal, p_kind);
     END IF;
 END;
@@ -4058,6 +4065,44 @@ $$;
 COMMENT ON FUNCTION ops._slack_reply(p_ok boolean, p_error text, p_text text, p_extra jsonb) IS 'Internal: a Slack ephemeral reply, with ok/error for scripts (Slack shows only the text).';
 
 --
+-- Name: _sms_reply_locked(text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._sms_reply_locked(p_from text, p_now timestamp with time zone) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT pg_catalog.count(*) >= 5 FROM ops.sms_reply_misses AS m
+    WHERE m.number_hash = pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(coalesce(p_from, ''), 'UTF8')), 'hex')
+      AND m.missed_at > p_now - INTERVAL '1 hour'
+$$;
+
+--
+-- Name: FUNCTION _sms_reply_locked(p_from text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._sms_reply_locked(p_from text, p_now timestamp with time zone) IS 'Internal: true when 5 SMS replies from p_from named a wrong short code in the hour before p_now.';
+
+--
+-- Name: _sms_reply_missed(text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._sms_reply_missed(p_from text, p_now timestamp with time zone) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    DELETE FROM ops.sms_reply_misses WHERE missed_at <= p_now - INTERVAL '1 hour';
+    INSERT INTO ops.sms_reply_misses (number_hash, missed_at)
+    VALUES (pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(coalesce(p_from, ''), 'UTF8')), 'hex'), p_now);
+$$;
+
+--
+-- Name: FUNCTION _sms_reply_missed(p_from text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._sms_reply_missed(p_from text, p_now timestamp with time zone) IS 'Internal: counts a wrong short code from p_from at p_now (ops._sms_reply_locked), forgetting misses over an hour old.';
+
+--
 -- Name: _step_targets(text, integer, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -4507,6 +4552,41 @@ CREATE FUNCTION ops._twiml_text(p_text text) RETURNS text
 --
 
 COMMENT ON FUNCTION ops._twiml_text(p_text text) IS 'Internal: text escaped for TwiML (XML) content and attribute values.';
+
+--
+-- Name: _verification_throttle(text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._verification_throttle(p_kind text, p_address text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+DECLARE
+    v_last timestamptz;
+    v_today bigint;
+    v_now timestamptz := pg_catalog.now();
+BEGIN
+    SELECT pg_catalog.max(o.created_at), pg_catalog.count(*) INTO v_last, v_today
+    FROM ops.contact_methods AS c
+    INNER JOIN ops.notification_outbox AS o
+        ON o.contact_method = c.id AND o.event_id IS NULL AND o.created_at > v_now - INTERVAL '1 day'
+    WHERE c.kind = p_kind AND c.address = p_address;
+    IF v_last > v_now - INTERVAL '1 minute' THEN
+        RAISE EXCEPTION 'a code was sent to this address less than a minute ago' USING ERRCODE = '55000',
+            HINT = 'Wait a minute for it to arrive, then ask again.';
+    END IF;
+    IF v_today >= 10 THEN
+        RAISE EXCEPTION '10 codes were sent to this address in the last 24 hours' USING ERRCODE = '55000',
+            HINT = 'Use one of the codes already sent, or try again tomorrow.';
+    END IF;
+END;
+$$;
+
+--
+-- Name: FUNCTION _verification_throttle(p_kind text, p_address text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._verification_throttle(p_kind text, p_address text) IS 'Internal: 55000 when a verification code went to this kind and address (any principal''s method, removed ones too) less than a minute ago, or 10 did in the last 24 hours.';
 
 --
 -- Name: ack_incident(uuid, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -6269,6 +6349,10 @@ BEGIN
         GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_text = MESSAGE_TEXT;
         v_text := v_text || '.';
     END;
+    -- outside the block that rolled the reply back: a wrong code counts, or guesses would be free
+    IF v_state = 'P0002' THEN
+        PERFORM ops._sms_reply_missed(p_from, pg_catalog.now());
+    END IF;
     -- answered in the SMS itself: Twilio sends a <Message> only with a 2xx, so a refusal is one too
     RETURN pg_catalog.jsonb_build_object(
         'ok', v_state IS NULL, 'error', CASE WHEN v_state IS NOT NULL THEN ops._page_refusal(v_state) END, 'text', v_text,
@@ -6281,7 +6365,7 @@ $$;
 -- Name: FUNCTION api_twilio_sms(p_from text, p_body text); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.api_twilio_sms(p_from text, p_body text) IS 'POST /twilio/sms (X-Twilio-Signature verified): ops.page_sms_reply from the number p_from; answers the TwiML <Message> that tells the sender what happened or why not (ok false and error for scripts).';
+COMMENT ON FUNCTION ops.api_twilio_sms(p_from text, p_body text) IS 'POST /twilio/sms (X-Twilio-Signature verified): ops.page_sms_reply from the number p_from; answers the TwiML <Message> that tells the sender what happened or why not (ok false and error for scripts). A code that answers no page counts against the number (5 an hour).';
 
 --
 -- Name: api_twilio_status(text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -8199,12 +8283,18 @@ BEGIN
         RAISE EXCEPTION 'reply 4 and the code to acknowledge, 6 and the code to resolve'
             USING ERRCODE = '22023', HINT = 'For example: 4 123456';
     END IF;
-    -- an unused page first; a used one only to say it was used
+    IF ops._sms_reply_locked(p_from, p_now) THEN
+        RAISE EXCEPTION '5 wrong codes came from this number in the last hour' USING ERRCODE = '55000',
+            HINT = 'Answer with the link in the SMS, in Slack, or with a signed POST /ops/incidents/<id>/ack.';
+    END IF;
+    -- an unused page first; a used one only to say it was used. Only a verified number speaks for its
+    -- owner: an unverified one was never shown to be theirs
     SELECT t.* INTO v_token
     FROM ops.page_tokens AS t
     WHERE t.short_code = v_reply[2] AND t.revoked_at IS NULL
       AND EXISTS (SELECT 1 FROM ops.contact_methods AS c
-                  WHERE c.principal = t.principal AND c.kind = 'sms' AND c.address = p_from AND c.removed_at IS NULL)
+                  WHERE c.principal = t.principal AND c.kind = 'sms' AND c.address = p_from AND c.removed_at IS NULL
+                    AND c.verified_at IS NOT NULL)
     ORDER BY t.used_at IS NULL DESC, t.created_at DESC
     LIMIT 1
     FOR UPDATE OF t;
@@ -8216,7 +8306,7 @@ $_$;
 -- Name: FUNCTION page_sms_reply(p_from text, p_body text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.page_sms_reply(p_from text, p_body text, p_now timestamp with time zone) IS 'Answers a page by SMS reply: p_body "4 <code>" acknowledges, "6 <code>" resolves, as the principal that owns a live sms contact method with the number p_from, with the code an SMS page carried (ops.page_action''s rules and errors; another body: 22023).';
+COMMENT ON FUNCTION ops.page_sms_reply(p_from text, p_body text, p_now timestamp with time zone) IS 'Answers a page by SMS reply: p_body "4 <code>" acknowledges, "6 <code>" resolves, as the principal that owns a live, verified sms contact method with the number p_from, with the code an SMS page carried (ops.page_action''s rules and errors; another body: 22023; after 5 wrong codes from p_from within an hour, counted by POST /twilio/sms: 55000).';
 
 --
 -- Name: page_targets(text, integer, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -9027,12 +9117,9 @@ BEGIN
     IF v_row.verified_at IS NOT NULL OR v_row.kind NOT IN ('email', 'sms', 'voice') THEN
         RAISE EXCEPTION 'contact method % needs no code: it is verified', p_id USING ERRCODE = '55000';
     END IF;
-    -- a code a minute at most: nobody can make opsguard flood a number or an inbox
-    IF EXISTS (SELECT 1 FROM ops.notification_outbox AS o
-               WHERE o.contact_method = p_id AND o.event_id IS NULL AND o.created_at > p_now - INTERVAL '1 minute') THEN
-        RAISE EXCEPTION 'a code was sent to this contact method less than a minute ago' USING ERRCODE = '55000',
-            HINT = 'Wait a minute for it to arrive, then ask again.';
-    END IF;
+    -- nobody can make opsguard flood a number or an inbox, whichever method of whom asks, and at
+    -- whatever p_now: the limit counts by the server's clock, as the queued messages are stamped
+    PERFORM ops._verification_throttle(v_row.kind, v_row.address);
     v_prev := ops._act_as(p_actor);
     -- the old code stops working at once; the claim of the new message mints the next one
     UPDATE ops.contact_methods SET code_hash = NULL, code_expires_at = NULL WHERE id = p_id;
@@ -9045,7 +9132,7 @@ $$;
 -- Name: FUNCTION resend_verification(p_id uuid, p_actor text, p_now timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.resend_verification(p_id uuid, p_actor text, p_now timestamp with time zone) IS 'Sends a new verification code to an unverified email, sms or voice contact method (at most one a minute); the previous code stops working. 55000 when verified or too soon; not yours: P0002.';
+COMMENT ON FUNCTION ops.resend_verification(p_id uuid, p_actor text, p_now timestamp with time zone) IS 'Sends a new verification code to an unverified email, sms or voice contact method (at most one a minute and 10 a day to an address); the previous code stops working. 55000 when verified or too soon; not yours: P0002.';
 
 --
 -- Name: resolve_incident(uuid, text, text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -10919,6 +11006,22 @@ CREATE TABLE ops.schedule_versions (
 COMMENT ON TABLE ops.schedule_versions IS 'When the layers or overrides of a schedule last changed (triggers on ops.schedule_rotations and ops.schedule_overrides keep it); the calendar feed''s LAST-MODIFIED and SEQUENCE come from it.';
 
 --
+-- Name: sms_reply_misses; Type: TABLE; Schema: ops; Owner: -
+--
+
+CREATE TABLE ops.sms_reply_misses (
+    number_hash text NOT NULL,
+    missed_at timestamp with time zone NOT NULL,
+    CONSTRAINT sms_reply_misses_number_hash_check CHECK ((number_hash ~ '^[0-9a-f]{64}$'::text))
+);
+
+--
+-- Name: TABLE sms_reply_misses; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON TABLE ops.sms_reply_misses IS 'SMS replies whose short code answered no page, by the sha256 of the number they came from: 5 within an hour and that number''s replies are refused until the hour has passed. Rows older than an hour are deleted.';
+
+--
 -- Name: tick_log; Type: TABLE; Schema: ops; Owner: -
 --
 
@@ -11440,6 +11543,12 @@ CREATE INDEX changes_received ON ops.changes USING btree (received_at);
 CREATE INDEX changes_route_occurred ON ops.changes USING btree (route, occurred_at DESC, id DESC);
 
 --
+-- Name: contact_methods_address; Type: INDEX; Schema: ops; Owner: -
+--
+
+CREATE INDEX contact_methods_address ON ops.contact_methods USING btree (kind, address);
+
+--
 -- Name: contact_methods_live_address; Type: INDEX; Schema: ops; Owner: -
 --
 
@@ -11572,6 +11681,12 @@ CREATE UNIQUE INDEX notification_outbox_provider_id ON ops.notification_outbox U
 CREATE INDEX notification_outbox_sending ON ops.notification_outbox USING btree (lease_until) WHERE (status = 'sending'::text);
 
 --
+-- Name: notification_outbox_verification; Type: INDEX; Schema: ops; Owner: -
+--
+
+CREATE INDEX notification_outbox_verification ON ops.notification_outbox USING btree (contact_method, created_at) WHERE ((event_id IS NULL) AND (contact_method IS NOT NULL));
+
+--
 -- Name: notification_rules_principal; Type: INDEX; Schema: ops; Owner: -
 --
 
@@ -11624,6 +11739,12 @@ CREATE INDEX route_minute_stats_minute ON ops.route_minute_stats USING btree (mi
 --
 
 CREATE INDEX schedule_overrides_schedule_starts ON ops.schedule_overrides USING btree (schedule, starts_at);
+
+--
+-- Name: sms_reply_misses_number; Type: INDEX; Schema: ops; Owner: -
+--
+
+CREATE INDEX sms_reply_misses_number ON ops.sms_reply_misses USING btree (number_hash, missed_at);
 
 --
 -- Name: tick_log_started_at; Type: INDEX; Schema: ops; Owner: -
@@ -13010,6 +13131,18 @@ REVOKE ALL ON FUNCTION ops._slack_page_reply(p_answer jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ops._slack_reply(p_ok boolean, p_error text, p_text text, p_extra jsonb) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _sms_reply_locked(p_from text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._sms_reply_locked(p_from text, p_now timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _sms_reply_missed(p_from text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._sms_reply_missed(p_from text, p_now timestamp with time zone) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _step_targets(p_policy text, p_step integer, p_at timestamp with time zone, OUT r_targets jsonb, OUT r_webhooks text[]); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -13068,6 +13201,12 @@ REVOKE ALL ON FUNCTION ops._transition(p_id uuid, p_to text, p_actor text, p_not
 --
 
 REVOKE ALL ON FUNCTION ops._twiml_text(p_text text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _verification_throttle(p_kind text, p_address text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._verification_throttle(p_kind text, p_address text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION ack_incident(p_id uuid, p_actor text, p_note text, p_now timestamp with time zone); Type: ACL; Schema: ops; Owner: -

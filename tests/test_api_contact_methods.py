@@ -155,6 +155,30 @@ def test_the_right_code_verifies_and_a_new_one_can_be_asked_for(me, conn):
     assert done.status_code == 200 and done.json["contactMethod"]["verified"] is True
 
 
+def test_removing_and_adding_a_number_again_sends_no_extra_code(me, conn):
+    """One code a minute to an address, whoever's method it is: re-adding a method is no way to flood
+    a phone with codes, or to get 5 fresh guesses at once."""
+    sms = {"kind": "sms", "address": "+14155550142"}
+    first = me(BOB, "POST", "/ops/me/contact-methods", sms).json["contactMethod"]
+    assert me(BOB, "DELETE", f"/ops/me/contact-methods/{first['id']}").status_code == 200
+    before = checksum(conn)
+    again = me(BOB, "POST", "/ops/me/contact-methods", sms)
+    assert again.status_code == 409 and again.json["message"] == "a code was sent to this address less than a minute ago"
+    assert me(CAROL, "POST", "/ops/me/contact-methods", sms).status_code == 409
+    assert checksum(conn) == before
+    conn.execute("UPDATE ops.notification_outbox SET created_at = created_at - interval '2 minutes'")
+    assert me(BOB, "POST", "/ops/me/contact-methods", sms).status_code == 201
+
+
+def test_a_principal_cannot_aim_its_webhook_at_a_loopback_host(me, conn):
+    """Plain http reaches only the host opsguard runs on, where e.g. Patroni's REST API takes POSTs
+    without a password: only an admin adds such a webhook (a local stand-in)."""
+    before = checksum(conn)
+    hook = me(BOB, "POST", "/ops/me/contact-methods", {"kind": "webhook", "address": "http://127.0.0.1:8008/reinitialize"})
+    assert hook.status_code == 403 and hook.json["message"] == "only an admin may add a webhook to a loopback host"
+    assert checksum(conn) == before
+
+
 def test_rules_on_bobs_own_methods(me, conn):
     dm = me(BOB, "POST", "/ops/me/contact-methods", {"kind": "slack_dm", "address": "U024BE7LH"}).json["contactMethod"]
     sms = me(BOB, "POST", "/ops/me/contact-methods", {"kind": "sms", "address": "+14155550142"}).json["contactMethod"]

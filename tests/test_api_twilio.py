@@ -102,7 +102,40 @@ def test_sms_replies_that_cannot_answer_are_told_why_and_change_nothing(twilio_a
     text = resp.get_data(as_text=True)
     assert resp.status_code == 200 and "<Message>" in text
     assert ("reply 4 and the code" in text) if case == "bad_body" else ("no such page" in text)
-    assert checksum(conn) == before
+    # a code that answers no page is a guess, and guesses count (5 an hour per number); nothing else changed
+    assert misses(conn) == (0 if case == "bad_body" else 1)
+    after = checksum(conn)
+    if case != "bad_body":
+        del before["sms_reply_misses"], after["sms_reply_misses"]
+    assert after == before
+
+
+def misses(conn) -> int:
+    return conn.execute("SELECT count(*) FROM ops.sms_reply_misses").fetchone()[0]
+
+
+def test_five_wrong_codes_from_a_number_lock_its_replies_for_an_hour(twilio_app, conn, incident):
+    _token, code = mint(conn, incident, "sms")
+    for n in range(1, 6):
+        wrong = post(twilio_app, "/twilio/sms", {"From": BOB_PHONE, "Body": f"4 {(int(code) + n) % 1000000:06d}"})
+        assert "no such page" in wrong.get_data(as_text=True)
+    before = checksum(conn)
+    right = post(twilio_app, "/twilio/sms", {"From": BOB_PHONE, "Body": f"4 {code}"})
+    assert right.status_code == 200
+    assert "5 wrong codes came from this number in the last hour." in right.get_data(as_text=True)
+    assert checksum(conn) == before and state(conn, incident) == ("open", None, None)
+    conn.execute("UPDATE ops.sms_reply_misses SET missed_at = missed_at - interval '61 minutes'")
+    again = post(twilio_app, "/twilio/sms", {"From": BOB_PHONE, "Body": f"4 {code}"})
+    assert "Acknowledged by bob" in again.get_data(as_text=True)
+
+
+def test_an_unverified_number_of_the_principal_cannot_answer(twilio_app, conn, incident):
+    conn.execute("INSERT INTO ops.contact_methods (principal, kind, address, created_by) "
+                 "VALUES ('bob', 'sms', '+14155550177', 'bob')")
+    _token, code = mint(conn, incident, "sms")
+    resp = post(twilio_app, "/twilio/sms", {"From": "+14155550177", "Body": f"4 {code}"})
+    assert "no such page" in resp.get_data(as_text=True)
+    assert state(conn, incident) == ("open", None, None)
 
 
 def test_a_key_press_in_the_call_resolves_and_other_keys_repeat_the_options(twilio_app, conn, incident):

@@ -95,7 +95,9 @@ SELECT throws_ok($$SELECT ops.verify_contact_method((SELECT id FROM m WHERE k = 
                  '55000', '5 wrong codes: this code no longer works', 'after 5 wrong codes even the right one is refused');
 SELECT throws_ok($$SELECT ops.resend_verification((SELECT id FROM m WHERE k = 'sms'), 'bob', now())$$, '55000', NULL,
                  'a new code is not sent within a minute of the last');
-SELECT lives_ok($$SELECT ops.resend_verification((SELECT id FROM m WHERE k = 'sms'), 'bob', now() + interval '61 seconds')$$,
+UPDATE ops.notification_outbox SET created_at = created_at - interval '61 seconds'
+WHERE contact_method = (SELECT id FROM m WHERE k = 'sms');
+SELECT lives_ok($$SELECT ops.resend_verification((SELECT id FROM m WHERE k = 'sms'), 'bob', now())$$,
                 'a new code may be asked for a minute later');
 SELECT is((SELECT (count(*), count(*) FILTER (WHERE c.code_hash IS NOT NULL))::text
            FROM ops.notification_outbox AS o, ops.contact_methods AS c
