@@ -139,3 +139,101 @@ def test_email_verified_over_http_then_a_page_answered_from_its_link(pager):
     before = checksum(pager.conn)
     assert pager.http.post(link, data={"action": "resolve"}, timeout=10).status_code == 410
     assert checksum(pager.conn) == before
+
+
+def _twilio_code(pager, count: int) -> str:
+    """The verification code in the `count`th SMS or call the Twilio stand-in received (a call
+    reads it digit by digit: "1 2 3 4 5 6")."""
+    call = pager.standins.twilio.wait_for(count)[count - 1]
+    said = re.search(r"code is ([0-9](?: ?[0-9]){5})\.", call.fields.get("Body") or call.fields["Twiml"]).group(1)
+    return said.replace(" ", "")
+
+
+def _verified(pager, kind: str, address: str, count: int) -> str:
+    """A method added over HTTP and verified with the code the dispatcher sent through Twilio."""
+    method = pager.add_method(kind, address)["contactMethod"]
+    assert pager.dispatcher.run_once() == 1
+    pager.verify(method["id"], _twilio_code(pager, count))
+    pager.rule(method["id"], 0)
+    return method["id"]
+
+
+def test_sms_page_answered_by_reply_and_its_delivery_reported(pager):
+    _verified(pager, "sms", "+14155550142", 1)
+    inc = pager.page_bob(datetime.now().astimezone())
+    assert pager.dispatcher.run_once() >= 1
+    sms = pager.standins.twilio.wait_for(2)[1]
+    assert sms.path.endswith("/Messages.json") and sms.fields["To"] == "+14155550142"
+    assert sms.fields["StatusCallback"] == pager.base + "/twilio/status"
+    code = re.search(r"Reply 4 ([0-9]{6}) to acknowledge", sms.fields["Body"]).group(1)
+
+    before = checksum(pager.conn)
+    forged = pager.http.post(pager.base + "/twilio/sms", data={"From": "+14155550142", "Body": f"4 {code}"},
+                             headers={"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"}, timeout=10)
+    assert forged.status_code == 403 and checksum(pager.conn) == before
+
+    reply = pager.twilio_post("/twilio/sms", {"From": "+14155550142", "Body": f"4 {code}"})
+    assert reply.status_code == 200 and "<Message>" in reply.text, reply.text
+    assert pager.incident(inc) == ("acknowledged", "bob", None)
+    assert pager.answers(inc) == [("bob", "via sms")]
+
+    sid = sms.response["sid"]  # as Twilio's callback names the message: the SID its REST answer gave
+    status = pager.twilio_post("/twilio/status", {"MessageSid": sid, "MessageStatus": "delivered"})
+    assert status.status_code == 200, status.text
+    assert pager.page_log(inc) == [("bob", "sms", "sent", True, True, "sms")]
+
+
+def test_voice_page_resolved_by_a_key_press(pager):
+    _verified(pager, "voice", "+14155550143", 1)
+    inc = pager.page_bob(datetime.now().astimezone())
+    assert pager.dispatcher.run_once() >= 1
+    call = pager.standins.twilio.wait_for(2)[1]
+    assert call.path.endswith("/Calls.json") and call.fields["To"] == "+14155550143"
+    [action] = re.findall(r'<Gather [^>]*action="([^"]+)"', call.fields["Twiml"])
+    action = action.replace("&amp;", "&")
+    assert action.startswith(pager.base + "/twilio/voice?t=")
+    pressed = pager.twilio_post(action.removeprefix(pager.base), {"Digits": "6", "CallSid": "CA" + "1" * 32})
+    assert pressed.status_code == 200 and "<Say>" in pressed.text, pressed.text
+    assert pager.incident(inc) == ("resolved", None, "bob")
+    assert pager.answers(inc) == [("bob", "via voice")]
+    assert pager.page_log(inc) == [("bob", "voice", "sent", True, False, "voice")]
+
+
+def press(pager, post, action_id: str, user: str) -> requests.Response:
+    """A block_actions payload for a button of the DM the Slack stand-in received, signed v0 as
+    Slack signs (HMAC-SHA256 of "v0:<ts>:<body>" under the signing secret)."""
+    [actions] = [b for b in post.fields["blocks"] if b["type"] == "actions"]
+    [button] = [e for e in actions["elements"] if e["action_id"] == action_id]
+    response_url = pager.standins.slack.base_url.removesuffix("/api/") + f"/actions/T0001/{uuid.uuid4().int}/x"
+    payload = {"type": "block_actions", "team": {"id": "T0001"}, "user": {"id": user, "team_id": "T0001"},
+               "actions": [{**button, "block_id": actions.get("block_id", "")}], "trigger_id": uuid.uuid4().hex,
+               "container": {"type": "message", "channel_id": post.fields["channel"]}, "response_url": response_url}
+    body = "payload=" + requests.utils.quote(json.dumps(payload), safe="")
+    ts = str(int(time.time()))
+    sig = "v0=" + hmac.new(SIGNING_SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    return pager.http.post(pager.base + "/chat/slack/interactions", data=body, timeout=10, headers={
+        "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig})
+
+
+def test_slack_dm_acknowledged_by_its_button_and_the_message_replaced(pager):
+    pager.conn.execute("SELECT ops.link_chat_identity('slack', 'T0001', 'U0BOB', 'bob', 'admin')")
+    dm = pager.add_method("slack_dm", "U0BOB")["contactMethod"]
+    assert dm["verified"] is True
+    pager.rule(dm["id"], 0)
+    inc = pager.page_bob(datetime.now().astimezone())
+    assert pager.dispatcher.run_once() >= 1
+    [post] = pager.standins.slack.wait_for(1)
+    assert post.fields["channel"] == "U0BOB" and KEY in post.fields["text"]
+
+    pressed = press(pager, post, "ack", "U0BOB")
+    assert pressed.status_code == 200, pressed.text
+    assert pager.incident(inc) == ("acknowledged", "bob", None)
+    assert pager.answers(inc) == [("bob", "via slack_button")]
+    assert pager.page_log(inc) == [("bob", "slack_dm", "sent", True, False, "slack_button")]
+
+    assert pager.dispatcher.run_once() == 1, "the slack_reply"
+    [_, reply] = pager.standins.slack.wait_for(2)
+    assert reply.path.startswith("/actions/T0001/") and "Acknowledged by bob" in json.dumps(reply.fields)
+    assert reply.response == {"ok": True}, "taken as a response_url reply, not refused as a Web API call"
+    assert pager.conn.execute("SELECT status FROM ops.notification_outbox WHERE channel = 'slack_reply'"
+                              ).fetchall() == [("sent",)]

@@ -114,6 +114,7 @@ class Call:
     headers: dict[str, str]
     fields: dict
     answered: int = 0
+    response: dict = field(default_factory=dict)  # what the stand-in answered (Twilio's sid: its callbacks name it)
 
 
 @dataclass
@@ -154,7 +155,7 @@ class _Http:
                     fields = {k: v[0] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()}
                 call = Call(self.path, headers, fields)
                 status, body = standin.answer(call)
-                call.answered = status
+                call.answered, call.response = status, body
                 standin.received.append(call)
                 data = json.dumps(body).encode()
                 self.send_response(status)
@@ -206,7 +207,8 @@ class TwilioStandin(_Http):
 
 class SlackApiStandin(_Http):
     """Slack's Web API chat.postMessage (POST /api/chat.postMessage, Authorization: Bearer
-    <bot token>), answered {"ok": true, "channel", "ts"} as Slack does."""
+    <bot token>), answered {"ok": true, "channel", "ts"} as Slack does; and the response_url of a
+    button press (POST /actions/..., no token), which replaces the message."""
 
     def __init__(self, bot_token: str, host: str = "127.0.0.1", port: int = 0):
         super().__init__(host, port)
@@ -218,6 +220,11 @@ class SlackApiStandin(_Http):
         return f"http://{self.host}:{self.port}/api/"
 
     def answer(self, call: Call) -> tuple[int, dict]:
+        if call.path.startswith("/actions/"):
+            # a button press's response_url (https://hooks.slack.com/actions/...): the URL is the
+            # credential, no token; the API accepts this host's as a stand-in's (OPS_SLACK_API_BASE)
+            log.info("slack reply: %s", call.fields.get("text"))
+            return 200, {"ok": True}
         if call.headers.get("authorization") != f"Bearer {self.bot_token}":
             return 200, {"ok": False, "error": "invalid_auth"}
         if call.path != "/api/chat.postMessage":
