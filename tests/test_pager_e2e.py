@@ -237,3 +237,36 @@ def test_slack_dm_acknowledged_by_its_button_and_the_message_replaced(pager):
     assert reply.response == {"ok": True}, "taken as a response_url reply, not refused as a Web API call"
     assert pager.conn.execute("SELECT status FROM ops.notification_outbox WHERE channel = 'slack_reply'"
                               ).fetchall() == [("sent",)]
+
+
+def test_rules_at_0_and_5_minutes_acknowledged_at_minute_3_through_the_dispatcher(pager):
+    """The dispatcher claims by the test's clock (p_now), minute by minute: the e-mail of the
+    0-minute rule is sent, bob acknowledges at minute 3, the SMS of the 5-minute rule is cancelled
+    and never reaches Twilio."""
+    email = pager.add_method("email", "bob@mail.example.com")["contactMethod"]["id"]
+    sms = pager.add_method("sms", "+14155550142")["contactMethod"]["id"]
+    assert pager.dispatcher.run_once() == 2, "the two verification codes"
+    [code_mail] = pager.standins.smtp.wait_for(1)
+    pager.verify(email, re.search(r"code is ([0-9]{6})", code_mail.message.get_body(("plain",)).get_content()).group(1))
+    pager.verify(sms, _twilio_code(pager, 1))
+    pager.rule(email, 0)
+    pager.rule(sms, 5)
+
+    t0 = datetime.now().astimezone().replace(second=0, microsecond=0) - timedelta(minutes=10)
+    clock = {"now": t0}
+    pager.dispatcher.o.clock = lambda: clock["now"]
+    inc = pager.page_bob(t0)
+    assert pager.dispatcher.run_once() == 1, "minute 0: the e-mail only"
+    assert len(pager.standins.smtp.wait_for(2)) == 2
+    clock["now"] = t0 + timedelta(minutes=3)
+    assert pager.dispatcher.run_once() == 0, "minute 3: the SMS is not due"
+    pager.conn.execute("SELECT ops.ack_incident(%s, 'bob', NULL, %s)", (inc, clock["now"]))
+    for minute in (5, 6, 30):
+        clock["now"] = t0 + timedelta(minutes=minute)
+        assert pager.dispatcher.run_once() == 0, f"minute {minute}: nothing more"
+
+    rows = pager.conn.execute("SELECT kind, due_at - %s, status, sent_at - %s, cancelled_at - %s FROM ops.page_log "
+                              "WHERE incident_id = %s ORDER BY due_at", (t0, t0, t0, inc)).fetchall()
+    assert rows == [("email", timedelta(0), "sent", timedelta(0), None),
+                    ("sms", timedelta(minutes=5), "cancelled", None, timedelta(minutes=3))]
+    assert [c.path.rsplit("/", 1)[1] for c in pager.standins.twilio.received] == ["Messages.json"], "the code only"
