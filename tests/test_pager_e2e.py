@@ -270,3 +270,24 @@ def test_rules_at_0_and_5_minutes_acknowledged_at_minute_3_through_the_dispatche
     assert rows == [("email", timedelta(0), "sent", timedelta(0), None),
                     ("sms", timedelta(minutes=5), "cancelled", None, timedelta(minutes=3))]
     assert [c.path.rsplit("/", 1)[1] for c in pager.standins.twilio.received] == ["Messages.json"], "the code only"
+
+
+def test_a_webhook_method_pages_signed_with_the_secret_shown_once(pager):
+    url = pager.standins.hooks.url("/pager/bob?team=payments")
+    added = pager.add_method("webhook", url)
+    secret, method = added["secret"], added["contactMethod"]
+    assert method["verified"] is True
+    assert secret not in pager.me("GET", "/ops/me/contact-methods").text, "shown once"
+    pager.rule(method["id"], 0)
+    inc = pager.page_bob(datetime.now().astimezone())
+    assert pager.dispatcher.run_once() >= 1
+    [got] = pager.standins.hooks.wait_for(1)
+    # the receiver's check: the bytes and the HMAC the API's own verification uses (api/opsguard/auth.py)
+    signed = auth.v1_message(got.headers["x-timestamp"], "POST", got.path, got.raw)
+    assert got.headers["x-signature"] == "v1=" + auth._sign(secret.encode(), signed)
+    assert got.headers["x-signature"] != "v1=" + auth._sign(SECRET.encode(), signed), "not the API's own key"
+    assert got.path == "/pager/bob?team=payments" and got.headers["x-dedup-key"]
+    assert got.body["event"] == "incident.paged" and got.body["principal"] == "bob"
+    assert got.body["incident"]["id"] == inc and got.body["incident"]["key"] == KEY
+    assert secret not in got.raw.decode() and secret not in json.dumps(got.headers)
+    assert pager.page_log(inc) == [("bob", "webhook", "sent", True, False, None)]
