@@ -10,18 +10,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
+import shlex
+import signal
+import subprocess
 import time
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 import requests
 from conftest import SECRET
 from opsguard import auth
+from opsguard.dispatcher import SENDER_VARS, Dispatcher, Options
+from standins import SlackApiStandin, SmtpStandin, TwilioStandin
 from test_api_bad_input import checksum
 from test_api_slack import SIGNING_SECRET
-from test_e2e_gunicorn import serving
+from test_e2e_gunicorn import ROOT, serving
 from twilio.request_validator import RequestValidator
 
 BOB_KEY = "bob-secret"
@@ -62,12 +69,7 @@ class Pager:
         assert resp.status_code == 201 and resp.json()["rule"]["usable"] is True, resp.text
 
     def page_bob(self, at: datetime) -> str:
-        """An incident on a route whose policy pages bob, escalated to level 1 by the tick at `at`."""
-        inc = self.conn.execute("SELECT id FROM ops.trigger_incident(%s, 'critical', %s, 'Checkout is down', "
-                                "'ops-bot', %s)", (KEY, ROUTE, at - timedelta(hours=1))).fetchone()[0]
-        paged = self.conn.execute("SELECT ops.escalation_tick(%s) -> 'escalationsCount'", (at,)).fetchone()[0]
-        assert paged == 1
-        return str(inc)
+        return page_bob(self.conn, at)
 
     def incident(self, inc: str) -> tuple:
         return self.conn.execute("SELECT status, acknowledged_by, resolved_by FROM ops.incidents WHERE id = %s",
@@ -88,16 +90,29 @@ class Pager:
         return self.http.post(self.base + path, data=form, headers={"X-Twilio-Signature": signature}, timeout=10)
 
 
-@pytest.fixture
-def pager(db_url, conn, standins, page_dispatcher):
-    """bob (ops_responder, his own signing key), a policy paging him on ROUTE, SMTP pointed at the
-    stand-in, and the API under gunicorn with Twilio's token and Slack's signing secret."""
+def bob_paged_on_route(conn, smtp_port: int) -> None:
+    """bob (ops_responder), a policy whose step pages him on ROUTE, and SMTP at 127.0.0.1:smtp_port."""
     conn.execute("SELECT ops.add_principal('bob', 'human', ARRAY['ops_responder'], 'admin')")
     conn.execute("SELECT ops.create_policy('checkout', 'admin')")
     conn.execute("""SELECT ops.add_policy_step('checkout', 1, '[{"principal": "bob"}]', 'admin')""")
     conn.execute("SELECT ops.set_route_policy(%s, 'checkout', 'admin')", (ROUTE,))
     conn.execute("SELECT ops.set_setting('smtp_host', '127.0.0.1', 'admin'), ops.set_setting('smtp_port', %s, 'admin'), "
-                 "ops.set_setting('smtp_from', 'pager@ops.example.com', 'admin')", (str(standins.smtp.port),))
+                 "ops.set_setting('smtp_from', 'pager@ops.example.com', 'admin')", (str(smtp_port),))
+
+
+def page_bob(conn, at: datetime) -> str:
+    """An incident on ROUTE escalated to level 1 (paging bob) by the tick at `at`."""
+    inc = conn.execute("SELECT id FROM ops.trigger_incident(%s, 'critical', %s, 'Checkout is down', 'ops-bot', %s)",
+                       (KEY, ROUTE, at - timedelta(hours=1))).fetchone()[0]
+    assert conn.execute("SELECT ops.escalation_tick(%s) -> 'escalationsCount'", (at,)).fetchone()[0] == 1
+    return str(inc)
+
+
+@pytest.fixture
+def pager(db_url, conn, standins, page_dispatcher):
+    """bob (ops_responder, his own signing key), a policy paging him on ROUTE, SMTP pointed at the
+    stand-in, and the API under gunicorn with Twilio's token and Slack's signing secret."""
+    bob_paged_on_route(conn, standins.smtp.port)
     with serving(db_url, OPS_HMAC_KEYS=f"bob={BOB_KEY}", TWILIO_AUTH_TOKEN=standins.TWILIO_TOKEN,
                  SLACK_SIGNING_SECRET=SIGNING_SECRET, OPS_SLACK_API_BASE=standins.slack.base_url) as base:
         # the public URL: links in pages, and what Twilio's signatures cover
@@ -291,3 +306,79 @@ def test_a_webhook_method_pages_signed_with_the_secret_shown_once(pager):
     assert got.body["incident"]["id"] == inc and got.body["incident"]["key"] == KEY
     assert secret not in got.raw.decode() and secret not in json.dumps(got.headers)
     assert pager.page_log(inc) == [("bob", "webhook", "sent", True, False, None)]
+
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "notifications.md"
+
+
+def doc_dispatch_lines() -> dict[str, str]:
+    """The variables of docs/notifications.md's `... make dispatch` lines (Senders), as written."""
+    lines = re.findall(r"```bash\n([A-Z_]+=.*make dispatch)\n```", DOC.read_text())
+    assert len(lines) == 3, lines  # e-mail, Twilio, Slack
+    words = [w for line in lines for w in shlex.split(line)]
+    # a secret the doc leaves out ('…') is one of the reader's own: any ASCII one here
+    return {k: f"doc-{k.lower()}" if v == "…" else v for k, v in (w.split("=", 1) for w in words if "=" in w)}
+
+
+@pytest.mark.slow
+def test_the_docs_make_dispatch_lines_page_through_the_real_dispatcher(db_url, conn, standins_certdir, tmp_path):
+    """`make dispatch` as a process, with the variables exactly as the doc writes them (the stand-ins
+    accept those credentials) plus the *_API_BASE / CA file the doc names for stand-ins: one page by
+    e-mail (SMTP login over STARTTLS), SMS and Slack DM each reaches its stand-in."""
+    env = doc_dispatch_lines()
+    assert set(env) <= set(SENDER_VARS), "every variable the doc sets is one the dispatcher reads"
+    smtp = SmtpStandin(standins_certdir, login=(env["OPS_SMTP_USER"], env["OPS_SMTP_PASSWORD"])).start()
+    twilio = TwilioStandin(env["TWILIO_ACCOUNT_SID"], env["TWILIO_AUTH_TOKEN"]).start()
+    slack = SlackApiStandin(env["SLACK_BOT_TOKEN"]).start()
+    bob_paged_on_route(conn, smtp.port)
+    for kind, address in (("email", "bob@mail.example.com"), ("sms", "+14155550142"), ("slack_dm", "U0BOB")):
+        method = conn.execute("INSERT INTO ops.contact_methods (principal, kind, address, created_by, verified_at) "
+                              "VALUES ('bob', %s, %s, 'bob', now()) RETURNING id", (kind, address)).fetchone()[0]
+        conn.execute("SELECT ops.add_notification_rule('bob', %s, 0, 'bob')", (method,))
+    log = (tmp_path / "dispatch.log").open("wb")
+    proc = subprocess.Popen(["make", "--no-print-directory", "dispatch"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True, env={
+                                **os.environ, **env, "DATABASE_URL": db_url, "OPS_SMTP_CA_FILE": smtp.ca_file,
+                                "OPS_TWILIO_API_BASE": twilio.base_url, "OPS_SLACK_API_BASE": slack.base_url})
+    try:
+        page_bob(conn, datetime.now().astimezone())
+        [mail], [sms], [dm] = smtp.wait_for(1, 30), twilio.wait_for(1, 30), slack.wait_for(1, 30)
+        assert proc.poll() is None, (tmp_path / "dispatch.log").read_text()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+        for standin in (smtp, twilio, slack):
+            standin.stop()
+    assert mail.tls and mail.message["To"] == "bob@mail.example.com" and KEY in mail.message["Subject"]
+    assert sms.fields["From"] == env["TWILIO_FROM"] and sms.fields["To"] == "+14155550142"
+    assert dm.fields["channel"] == "U0BOB" and KEY in dm.fields["text"]
+
+
+def test_an_smtp_login_smtplib_cannot_send_fails_the_page_not_the_dispatcher(db_url, conn, standins_certdir):
+    """smtplib sends a login as ASCII only: a password with other characters used to raise out of
+    the dispatcher's batch and stop the process; it is one failed e-mail, retried, like any other."""
+    smtp = SmtpStandin(standins_certdir, login=("opsguard@example.com", "s3cret")).start()
+    try:
+        bob_paged_on_route(conn, smtp.port)
+        method = conn.execute("INSERT INTO ops.contact_methods (principal, kind, address, created_by, verified_at) "
+                              "VALUES ('bob', 'email', 'bob@mail.example.com', 'bob', now()) RETURNING id").fetchone()[0]
+        conn.execute("SELECT ops.add_notification_rule('bob', %s, 0, 'bob')", (method,))
+        inc = page_bob(conn, datetime.now().astimezone())
+        for password, outcome in (("pässwörd", ("pending", "could not send: UnicodeEncodeError")), ("s3cret", None)):
+            d = Dispatcher(Options(dsn=db_url, timeout_s=5.0, worker="d1", senders={
+                "OPS_SMTP_USER": "opsguard@example.com", "OPS_SMTP_PASSWORD": password, "OPS_SMTP_CA_FILE": smtp.ca_file}))
+            d.connect()
+            try:
+                conn.execute("UPDATE ops.notification_outbox SET next_attempt_at = now() WHERE incident_id = %s "
+                             "AND status = 'pending'", (inc,))
+                assert d.run_once() == 1
+            finally:
+                d.close()
+            if outcome:
+                assert conn.execute("SELECT status, last_error FROM ops.notification_outbox WHERE incident_id = %s "
+                                    "AND channel = 'email'", (inc,)).fetchone() == outcome
+                assert smtp.received == []
+        [mail] = smtp.wait_for(1)
+        assert mail.tls and mail.recipients == ["bob@mail.example.com"], "sent once the login is one smtplib can send"
+    finally:
+        smtp.stop()

@@ -64,12 +64,19 @@ class Mail:
 
 
 class SmtpStandin:
-    """aiosmtpd in a thread, offering STARTTLS (required before MAIL when require_tls)."""
+    """aiosmtpd in a thread, offering STARTTLS (required before MAIL when require_tls); with
+    `login` (user, password), AUTH over TLS with exactly those is required too."""
 
-    def __init__(self, certdir: Path, host: str = "127.0.0.1", port: int = 0, require_tls: bool = True):
+    def __init__(self, certdir: Path, host: str = "127.0.0.1", port: int = 0, require_tls: bool = True,
+                 login: tuple[str, str] | None = None):
         import ssl
 
         from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        def authenticator(server, session, envelope, mechanism, data) -> AuthResult:
+            given = (data.login.decode(), data.password.decode()) if isinstance(data, LoginPassword) else None
+            return AuthResult(success=given == login)
 
         cert, key = self_signed_certificate(certdir)
         self.ca_file = str(cert)
@@ -78,7 +85,8 @@ class SmtpStandin:
         self.received: list[Mail] = []
         self._lock = threading.Lock()
         self.controller = Controller(self, hostname=host, port=port or _free_port(host), tls_context=context,
-                                     require_starttls=require_tls, ready_timeout=10)
+                                     require_starttls=require_tls, ready_timeout=10,
+                                     **({"authenticator": authenticator, "auth_required": True} if login else {}))
         self.host = host
 
     @property
