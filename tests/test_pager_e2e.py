@@ -382,3 +382,56 @@ def test_an_smtp_login_smtplib_cannot_send_fails_the_page_not_the_dispatcher(db_
         assert mail.tls and mail.recipients == ["bob@mail.example.com"], "sent once the login is one smtplib can send"
     finally:
         smtp.stop()
+
+
+def test_an_outsider_cannot_answer_bobs_sms_page(pager):
+    """A reply from another number with bob's code, a signature made for another URL, a NUL byte,
+    a huge body: refused, nothing changes; bob's own reply replayed byte for byte acts once."""
+    pager.conn.execute("SELECT ops.add_principal('mallory', 'human', ARRAY['ops_responder'], 'admin')")
+    pager.conn.execute("INSERT INTO ops.contact_methods (principal, kind, address, created_by, verified_at) "
+                       "VALUES ('mallory', 'sms', '+14155550666', 'mallory', now())")
+    _verified(pager, "sms", "+14155550142", 1)
+    inc = pager.page_bob(datetime.now().astimezone())
+    assert pager.dispatcher.run_once() >= 1
+    code = re.search(r"Reply 4 ([0-9]{6})", pager.standins.twilio.wait_for(2)[1].fields["Body"]).group(1)
+    before = checksum(pager.conn)
+    other = pager.twilio_post("/twilio/sms", {"From": "+14155550666", "Body": f"4 {code}"})
+    assert other.status_code == 200 and "<Message>no such page.</Message>" in other.text, "the code is bound to bob's number"
+    wrong_url = RequestValidator(pager.standins.TWILIO_TOKEN).compute_signature(
+        pager.base + "/twilio/status", {"From": "+14155550142", "Body": f"4 {code}"})
+    assert pager.http.post(pager.base + "/twilio/sms", data={"From": "+14155550142", "Body": f"4 {code}"}, timeout=10,
+                           headers={"X-Twilio-Signature": wrong_url}).status_code == 403
+    nul = pager.twilio_post("/twilio/sms", {"From": "+14155550142", "Body": f"4 {code}\x00"})
+    assert nul.status_code == 400 and nul.json()["error"] == "invalid_input", nul.text
+    huge = pager.twilio_post("/twilio/sms", {"From": "+14155550142", "Body": "4 " + "9" * 200_000})
+    assert huge.status_code == 413 and huge.json()["error"] == "payload_too_large"
+    assert checksum(pager.conn) == before and pager.incident(inc)[0] == "open"
+
+    form = {"From": "+14155550142", "Body": f"4 {code}"}
+    signature = RequestValidator(pager.standins.TWILIO_TOKEN).compute_signature(pager.base + "/twilio/sms", form)
+    first, again = (pager.http.post(pager.base + "/twilio/sms", data=form, timeout=10,
+                                    headers={"X-Twilio-Signature": signature}) for _ in range(2))
+    assert first.status_code == 200 and "Acknowledged by bob" in first.text
+    assert again.status_code == 200 and "already answered" in again.text, again.text
+    assert pager.answers(inc) == [("bob", "via sms")]
+
+
+def test_only_bob_answers_the_buttons_of_bobs_slack_dm(pager):
+    pager.conn.execute("SELECT ops.add_principal('mallory', 'human', ARRAY['ops_responder'], 'admin')")
+    pager.conn.execute("SELECT ops.link_chat_identity('slack', 'T0001', 'U0MAL', 'mallory', 'admin')")
+    pager.conn.execute("SELECT ops.link_chat_identity('slack', 'T0001', 'U0BOB', 'bob', 'admin')")
+    dm = pager.add_method("slack_dm", "U0BOB")["contactMethod"]
+    pager.rule(dm["id"], 0)
+    inc = pager.page_bob(datetime.now().astimezone())
+    assert pager.dispatcher.run_once() >= 1
+    [post] = pager.standins.slack.wait_for(1)
+    before = checksum(pager.conn)
+    for user, error in (("U0MAL", "forbidden"), ("U0NOBODY", "unlinked_user")):
+        answer = press(pager, post, "resolve", user)
+        assert answer.status_code == 200 and (answer.json()["ok"], answer.json()["error"]) == (False, error)
+        assert answer.json()["response_type"] == "ephemeral"
+    unsigned = pager.http.post(pager.base + "/chat/slack/interactions", data={"payload": "{}"}, timeout=10)
+    assert unsigned.status_code == 401
+    assert checksum(pager.conn) == before and pager.incident(inc)[0] == "open"
+    assert press(pager, post, "resolve", "U0BOB").json()["ok"] is True
+    assert pager.incident(inc) == ("resolved", None, "bob")
