@@ -1,6 +1,7 @@
 """docs/notifications.md, Acknowledging from the page: the Slack app manifest it shows turns
 interactivity on at the API's /chat/slack/interactions with the bot scope chat:write, and every
-URL it tells to configure is an endpoint the API serves."""
+URL it tells to configure is an endpoint the API serves; the answers it shows under a SELECT are
+what the functions return. (Its `make dispatch` lines run in tests/test_pager_e2e.py.)"""
 
 from __future__ import annotations
 

@@ -173,12 +173,18 @@ def _verified(pager, kind: str, address: str, count: int) -> str:
     return method["id"]
 
 
-def test_sms_page_answered_by_reply_and_its_delivery_reported(pager):
-    _verified(pager, "sms", "+14155550142", 1)
+def _paged_through_twilio(pager, kind: str, number: str):
+    """bob verifies `number` and is paged: the incident, and the SMS or call Twilio received."""
+    _verified(pager, kind, number, 1)
     inc = pager.page_bob(datetime.now().astimezone())
     assert pager.dispatcher.run_once() >= 1
-    sms = pager.standins.twilio.wait_for(2)[1]
-    assert sms.path.endswith("/Messages.json") and sms.fields["To"] == "+14155550142"
+    page = pager.standins.twilio.wait_for(2)[1]
+    assert page.path.endswith("/Messages.json" if kind == "sms" else "/Calls.json") and page.fields["To"] == number
+    return inc, page
+
+
+def test_sms_page_answered_by_reply_and_its_delivery_reported(pager):
+    inc, sms = _paged_through_twilio(pager, "sms", "+14155550142")
     assert sms.fields["StatusCallback"] == pager.base + "/twilio/status"
     code = re.search(r"Reply 4 ([0-9]{6}) to acknowledge", sms.fields["Body"]).group(1)
 
@@ -199,11 +205,7 @@ def test_sms_page_answered_by_reply_and_its_delivery_reported(pager):
 
 
 def test_voice_page_resolved_by_a_key_press(pager):
-    _verified(pager, "voice", "+14155550143", 1)
-    inc = pager.page_bob(datetime.now().astimezone())
-    assert pager.dispatcher.run_once() >= 1
-    call = pager.standins.twilio.wait_for(2)[1]
-    assert call.path.endswith("/Calls.json") and call.fields["To"] == "+14155550143"
+    inc, call = _paged_through_twilio(pager, "voice", "+14155550143")
     [action] = re.findall(r'<Gather [^>]*action="([^"]+)"', call.fields["Twiml"])
     action = action.replace("&amp;", "&")
     assert action.startswith(pager.base + "/twilio/voice?t=")
@@ -390,10 +392,8 @@ def test_an_outsider_cannot_answer_bobs_sms_page(pager):
     pager.conn.execute("SELECT ops.add_principal('mallory', 'human', ARRAY['ops_responder'], 'admin')")
     pager.conn.execute("INSERT INTO ops.contact_methods (principal, kind, address, created_by, verified_at) "
                        "VALUES ('mallory', 'sms', '+14155550666', 'mallory', now())")
-    _verified(pager, "sms", "+14155550142", 1)
-    inc = pager.page_bob(datetime.now().astimezone())
-    assert pager.dispatcher.run_once() >= 1
-    code = re.search(r"Reply 4 ([0-9]{6})", pager.standins.twilio.wait_for(2)[1].fields["Body"]).group(1)
+    inc, sms = _paged_through_twilio(pager, "sms", "+14155550142")
+    code = re.search(r"Reply 4 ([0-9]{6})", sms.fields["Body"]).group(1)
     before = checksum(pager.conn)
     other = pager.twilio_post("/twilio/sms", {"From": "+14155550666", "Body": f"4 {code}"})
     assert other.status_code == 200 and "<Message>no such page.</Message>" in other.text, "the code is bound to bob's number"
