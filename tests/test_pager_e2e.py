@@ -20,15 +20,17 @@ import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 import requests
 from conftest import SECRET
 from opsguard import auth
 from opsguard.dispatcher import SENDER_VARS, Dispatcher, Options
-from standins import SlackApiStandin, SmtpStandin, TwilioStandin
+from standins import SlackApiStandin, SmtpStandin, Standins, TwilioStandin
 from test_api_bad_input import checksum
 from test_api_slack import SIGNING_SECRET
 from test_e2e_gunicorn import ROOT, serving
+from test_run_stop import datadir, started  # noqa: F401 (fixtures: make run with its own ports)
 from twilio.request_validator import RequestValidator
 
 BOB_KEY = "bob-secret"
@@ -435,3 +437,42 @@ def test_only_bob_answers_the_buttons_of_bobs_slack_dm(pager):
     assert checksum(pager.conn) == before and pager.incident(inc)[0] == "open"
     assert press(pager, post, "resolve", "U0BOB").json()["ok"] is True
     assert pager.incident(inc) == ("resolved", None, "bob")
+
+
+@pytest.mark.slow
+def test_make_run_with_nothing_configured_pages_and_takes_the_answer(started, tmp_path):  # noqa: F811 (the fixture)
+    """`make run` with no SMTP, Twilio or Slack configured: a page reaches the Twilio stand-in
+    (its log says who by what) and the reply `4 <code>`, signed as Twilio signs with the stand-in's
+    token over the public URL, acknowledges through make run's own API."""
+    proc, ports = started(["make", "--no-print-directory", "run"])
+    [url] = re.findall(r'^export DATABASE_URL="(.*)"$', (tmp_path / "run.log").read_text(), flags=re.M)
+    standins_log = ROOT / ".local" / "standins.log"
+    seen = standins_log.stat().st_size
+    who, route = f"bob{time.time_ns()}", f"GET /run-{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT ops.add_principal(%s, 'human', ARRAY['ops_responder'], 'admin')", (who,))
+        method = conn.execute("INSERT INTO ops.contact_methods (principal, kind, address, created_by, verified_at) "
+                              "VALUES (%s, 'sms', '+14155550188', %s, now()) RETURNING id", (who, who)).fetchone()[0]
+        conn.execute("SELECT ops.add_notification_rule(%s, %s, 0, %s)", (who, method, who))
+        conn.execute("SELECT ops.create_policy(%s, 'admin')", (who,))
+        conn.execute("SELECT ops.add_policy_step(%s, 1, %s, 'admin')", (who, json.dumps([{"principal": who}])))
+        conn.execute("SELECT ops.set_route_policy(%s, %s, 'admin')", (route, who))
+        now = datetime.now().astimezone()
+        inc = conn.execute("SELECT id FROM ops.trigger_incident(%s, 'critical', %s, 'Run demo', 'ops-bot', %s)",
+                           (route + "::demo", route, now - timedelta(hours=1))).fetchone()[0]
+        conn.execute("SELECT ops.escalation_tick(%s)", (now,))
+        deadline = time.monotonic() + 30
+        while (sent := conn.execute("SELECT status, last_error FROM ops.notification_outbox WHERE incident_id = %s "
+                                    "AND channel = 'sms'", (inc,)).fetchone())[0] != "sent":
+            assert time.monotonic() < deadline, sent
+            time.sleep(0.1)
+        assert "sms to +…88" in standins_log.read_text()[seen:]
+        base, code = conn.execute("SELECT ops.setting('app_base_url') #>> '{}', short_code FROM ops.page_tokens "
+                                  "WHERE incident_id = %s AND channel = 'sms'", (inc,)).fetchone()
+        form = {"From": "+14155550188", "Body": f"4 {code}"}
+        signature = RequestValidator(Standins.TWILIO_TOKEN).compute_signature(f"{base}/twilio/sms", form)
+        reply = requests.post(f"http://127.0.0.1:{ports['PORT']}/twilio/sms", data=form, timeout=10,
+                              headers={"X-Twilio-Signature": signature})
+        assert reply.status_code == 200 and f"Acknowledged by {who}" in reply.text, reply.text
+        assert conn.execute("SELECT status, acknowledged_by FROM ops.incidents WHERE id = %s", (inc,)).fetchone() == (
+            "acknowledged", who)
