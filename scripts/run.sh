@@ -97,14 +97,6 @@ OPS_HMAC_SECRET=$(cat .local/hmac_secret)
 }
 export OPS_HMAC_SECRET SLACK_SIGNING_SECRET PORT="${PORT:-3000}"
 HOST="http://localhost:$PORT"
-.venv/bin/gunicorn -c api/gunicorn.conf.py 'opsguard.app:create_app()' >>.local/api.log 2>&1 &
-api=$!
-children+=("$api")
-for _ in $(seq 100); do
-    curl -s -o /dev/null "$HOST/healthz" && break   # any answer: the API is up (503 says why not healthy)
-    kill -0 "${children[-1]}" 2>/dev/null || { echo "the API did not start; see .local/api.log" >&2; exit 1; }
-    sleep 0.2
-done
 
 # notifications: a real webhook if one is set; else a local stand-in for Slack, so an
 # escalation visibly delivers (`make run` is the demo, never production)
@@ -116,6 +108,11 @@ if [ -z "$webhook" ] || [ "$webhook" = "$DEMO_WEBHOOK" ]; then
     psql -X -q -At "$DATABASE_URL" -c "SELECT 1 FROM ops.set_setting('slack_webhook_url', '$DEMO_WEBHOOK', 'make-run')" >/dev/null
     webhook="$DEMO_WEBHOOK (a local stand-in for Slack; messages in .local/slack.log)"
 fi
+
+# the links in pages (/p/<token>) and the URL Twilio's signatures cover: this API, unless one was
+# set by hand (a later run on another PORT moves make run's own along)
+psql -X -q -At "$DATABASE_URL" -c "SELECT ops.set_setting('app_base_url', '$HOST', 'make-run') FROM ops.settings
+    WHERE key = 'app_base_url' AND (coalesce(value #>> '{}', '') = '' OR updated_by = 'make-run')" >/dev/null
 
 # pages to people (docs/notifications.md, Senders): the SMTP server, Twilio account and Slack bot
 # that are configured; local stand-ins for the others, which log who was paged by what
@@ -154,6 +151,16 @@ if [ -z "${SLACK_BOT_TOKEN:-}" ]; then
 else
     slack_dm="Slack's Web API (SLACK_BOT_TOKEN)"
 fi
+# the API after the stand-ins: it answers their pages (TWILIO_AUTH_TOKEN checks an SMS reply's
+# signature, OPS_SLACK_API_BASE is where a Slack button's response_url may point)
+.venv/bin/gunicorn -c api/gunicorn.conf.py 'opsguard.app:create_app()' >>.local/api.log 2>&1 &
+api=$!
+children+=("$api")
+for _ in $(seq 100); do
+    curl -s -o /dev/null "$HOST/healthz" && break   # any answer: the API is up (503 says why not healthy)
+    kill -0 "${children[-1]}" 2>/dev/null || { echo "the API did not start; see .local/api.log" >&2; exit 1; }
+    sleep 0.2
+done
 $PY -m opsguard.dispatcher --dsn "$DATABASE_URL" >>.local/dispatcher.log 2>&1 &
 children+=($!)
 sleep 0.5

@@ -1,6 +1,7 @@
 """docs/notifications.md, Acknowledging from the page: the Slack app manifest it shows turns
 interactivity on at the API's /chat/slack/interactions with the bot scope chat:write, and every
-URL it tells to configure is an endpoint the API serves."""
+URL it tells to configure is an endpoint the API serves; the answers it shows under a SELECT are
+what the functions return. (Its `make dispatch` lines run in tests/test_pager_e2e.py.)"""
 
 from __future__ import annotations
 
@@ -46,3 +47,20 @@ def test_the_psql_lines_answer_a_page(conn):
     other = conn.execute("SELECT r_token FROM ops._mint_page_token(NULL, %s, 'bob', 'link', now())",
                          (incident,)).fetchone()[0]
     assert conn.execute(act.replace("<token>", other)).fetchone()[0]["message"].startswith("Already acknowledged by bob")
+
+
+def _answered_blocks() -> list[tuple[str, str]]:
+    """The ```sql blocks that are one statement followed by the answer it gives, as -- lines."""
+    found = []
+    for block in re.findall(r"```sql\n(.*?)```", DOC, re.S):
+        statement, sep, answer = block.partition(";\n-- ")
+        if sep and all(line.startswith("-- ") for line in ("-- " + answer).strip().splitlines()):
+            found.append((statement + ";", "\n".join(line[3:] for line in ("-- " + answer).strip().splitlines())))
+    return found
+
+
+def test_the_answers_the_doc_shows_are_what_the_functions_return(conn):
+    blocks = _answered_blocks()
+    assert len(blocks) >= 2, "ops.slack_message and ops.page_sms"
+    for statement, answer in blocks:
+        assert conn.execute(statement).fetchone()[0] == answer, statement

@@ -27,8 +27,10 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import psycopg
 import urllib3
@@ -75,6 +77,9 @@ class Options:
     db_role: str = settings.default("OPS_DISPATCH_DB_ROLE")
     worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     senders: dict = field(default_factory=dict)  # SENDER_VARS -> value
+    # the time claims and reports are made at (p_now); None: the database's now(). Tests play a
+    # page minute by minute through the real dispatcher with it (tests/test_pager_e2e.py)
+    clock: Callable[[], datetime] | None = None
 
 
 class ConfigError(SystemExit):
@@ -146,7 +151,11 @@ class Dispatcher:
     def claim(self) -> list[Claimed]:
         return [Claimed(*row) for row in self.conn.execute(
             "SELECT id, claim_id, dedup_key, channel, webhook_url, message, lease_s"
-            " FROM ops.claim_notifications(%s, %s)", (self.o.worker, self.o.batch)).fetchall()]
+            " FROM ops.claim_notifications(%s, %s, coalesce(%s, now()))", (self.o.worker, self.o.batch, self._now())
+        ).fetchall()]
+
+    def _now(self) -> datetime | None:
+        return self.o.clock() if self.o.clock else None
 
     def deliver(self, rows: list[Claimed], started: float) -> list[dict]:
         """Sends a claimed batch (claimed after `started`); returns one result per row."""
@@ -167,8 +176,8 @@ class Dispatcher:
         return [{"id": r.id, "claim": r.claim_id, **results[r.id]} for r in rows]
 
     def finish(self, results: list[dict]) -> dict:
-        summary = self.conn.execute("SELECT ops.finish_notifications(%s, %s)",
-                                    (self.o.worker, Jsonb(results))).fetchone()[0]
+        summary = self.conn.execute("SELECT ops.finish_notifications(%s, %s, coalesce(%s, now()))",
+                                    (self.o.worker, Jsonb(results), self._now())).fetchone()[0]
         log.info("batch of %d: %s", len(results), summary)
         return summary
 

@@ -64,12 +64,19 @@ class Mail:
 
 
 class SmtpStandin:
-    """aiosmtpd in a thread, offering STARTTLS (required before MAIL when require_tls)."""
+    """aiosmtpd in a thread, offering STARTTLS (required before MAIL when require_tls); with
+    `login` (user, password), AUTH over TLS with exactly those is required too."""
 
-    def __init__(self, certdir: Path, host: str = "127.0.0.1", port: int = 0, require_tls: bool = True):
+    def __init__(self, certdir: Path, host: str = "127.0.0.1", port: int = 0, require_tls: bool = True,
+                 login: tuple[str, str] | None = None):
         import ssl
 
         from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        def authenticator(server, session, envelope, mechanism, data) -> AuthResult:
+            given = (data.login.decode(), data.password.decode()) if isinstance(data, LoginPassword) else None
+            return AuthResult(success=given == login)
 
         cert, key = self_signed_certificate(certdir)
         self.ca_file = str(cert)
@@ -78,7 +85,8 @@ class SmtpStandin:
         self.received: list[Mail] = []
         self._lock = threading.Lock()
         self.controller = Controller(self, hostname=host, port=port or _free_port(host), tls_context=context,
-                                     require_starttls=require_tls, ready_timeout=10)
+                                     require_starttls=require_tls, ready_timeout=10,
+                                     **({"authenticator": authenticator, "auth_required": True} if login else {}))
         self.host = host
 
     @property
@@ -114,6 +122,7 @@ class Call:
     headers: dict[str, str]
     fields: dict
     answered: int = 0
+    response: dict = field(default_factory=dict)  # what the stand-in answered (Twilio's sid: its callbacks name it)
 
 
 @dataclass
@@ -154,7 +163,7 @@ class _Http:
                     fields = {k: v[0] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()}
                 call = Call(self.path, headers, fields)
                 status, body = standin.answer(call)
-                call.answered = status
+                call.answered, call.response = status, body
                 standin.received.append(call)
                 data = json.dumps(body).encode()
                 self.send_response(status)
@@ -206,7 +215,8 @@ class TwilioStandin(_Http):
 
 class SlackApiStandin(_Http):
     """Slack's Web API chat.postMessage (POST /api/chat.postMessage, Authorization: Bearer
-    <bot token>), answered {"ok": true, "channel", "ts"} as Slack does."""
+    <bot token>), answered {"ok": true, "channel", "ts"} as Slack does; and the response_url of a
+    button press (POST /actions/..., no token), which replaces the message."""
 
     def __init__(self, bot_token: str, host: str = "127.0.0.1", port: int = 0):
         super().__init__(host, port)
@@ -218,6 +228,11 @@ class SlackApiStandin(_Http):
         return f"http://{self.host}:{self.port}/api/"
 
     def answer(self, call: Call) -> tuple[int, dict]:
+        if call.path.startswith("/actions/"):
+            # a button press's response_url (https://hooks.slack.com/actions/...): the URL is the
+            # credential, no token; the API accepts this host's as a stand-in's (OPS_SLACK_API_BASE)
+            log.info("slack reply: %s", call.fields.get("text"))
+            return 200, {"ok": True}
         if call.headers.get("authorization") != f"Bearer {self.bot_token}":
             return 200, {"ok": False, "error": "invalid_auth"}
         if call.path != "/api/chat.postMessage":

@@ -111,6 +111,10 @@ class EmailSender:
                 if not isinstance(exc, smtplib.SMTPRecipientsRefused | smtplib.SMTPDataError):
                     _drop(conns, server)  # in an unknown state: the next message opens a new one
                 return failed(t0, _describe(exc))
+            except Exception as exc:  # noqa: BLE001 - anything else fails this message, not the dispatcher
+                # (a login smtplib cannot encode: it sends user and password as ASCII only)
+                _drop(conns, server)
+                return failed(t0, f"could not send: {type(exc).__name__}")
         raise AssertionError("unreachable")
 
 
