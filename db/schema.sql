@@ -1342,30 +1342,10 @@ CREATE FUNCTION ops._fold_route_minutes(p_rows jsonb) RETURNS void
     LANGUAGE sql
     SET search_path TO 'ops', 'pg_temp'
     AS $$
-    SELECT ops._fold_route_minutes(pg_catalog.array_agg(x.route), pg_catalog.array_agg(x.minute),
-                                   pg_catalog.array_agg(x.requests), pg_catalog.array_agg(x.errors), pg_catalog.array_agg(x.slow))
-    FROM pg_catalog.jsonb_to_recordset(p_rows) AS x (route text, minute timestamptz, requests int, errors int, slow int)
-$$;
-
---
--- Name: FUNCTION _fold_route_minutes(p_rows jsonb); Type: COMMENT; Schema: ops; Owner: -
---
-
-COMMENT ON FUNCTION ops._fold_route_minutes(p_rows jsonb) IS 'Internal: adds [{route, minute, requests, errors, slow}] (one row per route and minute) to the minute, 5-minute, hourly and daily rollups.';
-
---
--- Name: _fold_route_minutes(text[], timestamp with time zone[], integer[], integer[], integer[]); Type: FUNCTION; Schema: ops; Owner: -
---
-
-CREATE FUNCTION ops._fold_route_minutes(p_route text[], p_minute timestamp with time zone[], p_requests integer[], p_errors integer[], p_slow integer[]) RETURNS void
-    LANGUAGE sql
-    SET search_path TO 'ops', 'pg_temp'
-    AS $$
     -- into the rollups ops.record_requests fills: minutes, 5 minutes, hours and UTC days
     WITH folded AS MATERIALIZED (
         SELECT x.route, x.minute, x.requests, x.errors, x.slow
-        FROM ROWS FROM (pg_catalog.unnest(p_route), pg_catalog.unnest(p_minute), pg_catalog.unnest(p_requests),
-                        pg_catalog.unnest(p_errors), pg_catalog.unnest(p_slow)) AS x (route, minute, requests, errors, slow)
+        FROM pg_catalog.jsonb_to_recordset(p_rows) AS x (route text, minute timestamptz, requests int, errors int, slow int)
     ),
     minutes AS (
         INSERT INTO ops.route_minute_stats AS m (route, minute, requests, errors, slow)
@@ -1395,10 +1375,10 @@ CREATE FUNCTION ops._fold_route_minutes(p_route text[], p_minute timestamp with 
 $$;
 
 --
--- Name: FUNCTION _fold_route_minutes(p_route text[], p_minute timestamp with time zone[], p_requests integer[], p_errors integer[], p_slow integer[]); Type: COMMENT; Schema: ops; Owner: -
+-- Name: FUNCTION _fold_route_minutes(p_rows jsonb); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops._fold_route_minutes(p_route text[], p_minute timestamp with time zone[], p_requests integer[], p_errors integer[], p_slow integer[]) IS 'Internal: adds route minutes given as five arrays of one length (one element per route and minute) to the minute, 5-minute, hourly and daily rollups.';
+COMMENT ON FUNCTION ops._fold_route_minutes(p_rows jsonb) IS 'Internal: adds [{route, minute, requests, errors, slow}] (one row per route and minute) to the minute, 5-minute, hourly and daily rollups.';
 
 --
 -- Name: _forbid_change(); Type: FUNCTION; Schema: ops; Owner: -
@@ -8535,11 +8515,7 @@ DECLARE
     v_src ops.metrics_sources := ops._metrics_source_check(p_route_pattern);
     v_ok boolean;
     v_n bigint;
-    v_route text[];
-    v_minute timestamptz[];
-    v_requests int[];
-    v_errors int[];
-    v_slow int[];
+    v_new jsonb;
 BEGIN
     IF p_last_minute IS NULL OR p_last_minute <> pg_catalog.date_trunc('minute', p_last_minute)
        OR p_last_minute > ops._metrics_last_ready(p_now, v_src.delay_s) THEN
@@ -8563,10 +8539,7 @@ BEGIN
             ON CONFLICT (route, minute) DO NOTHING
             RETURNING x.route, x.minute, x.requests, x.errors, x.slow
         )
-        SELECT v.all_ok, v.n, (SELECT pg_catalog.array_agg(ins.route) FROM ins),
-               (SELECT pg_catalog.array_agg(ins.minute) FROM ins), (SELECT pg_catalog.array_agg(ins.requests) FROM ins),
-               (SELECT pg_catalog.array_agg(ins.errors) FROM ins), (SELECT pg_catalog.array_agg(ins.slow) FROM ins)
-        INTO v_ok, v_n, v_route, v_minute, v_requests, v_errors, v_slow FROM v;
+        SELECT v.all_ok, v.n, (SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(ins)) FROM ins) INTO v_ok, v_n, v_new FROM v;
     EXCEPTION WHEN data_exception OR invalid_parameter_value OR feature_not_supported THEN
         v_ok := false;  -- a cast failed (NaN or Infinity as a count: 0A000); nothing was written
     END;
@@ -8576,10 +8549,10 @@ BEGIN
             HINT = 'A route the pattern matches, at most a day old: {"route": "GET /search", '
                    '"minute": "2026-12-01T10:00:00Z", "requests": 120, "errors": 3, "slow": 1}';
     END IF;
-    PERFORM ops._fold_route_minutes(v_route, v_minute, v_requests, v_errors, v_slow) WHERE v_route IS NOT NULL;
+    PERFORM ops._fold_route_minutes(v_new) WHERE v_new IS NOT NULL;
     -- which routes a source reported, for the guard's stale items; a route that moves keeps its first source
     INSERT INTO ops.metrics_source_routes (route, route_pattern)
-    SELECT DISTINCT x.route, p_route_pattern FROM pg_catalog.unnest(v_route) AS x (route)
+    SELECT DISTINCT x.route, p_route_pattern FROM pg_catalog.jsonb_to_recordset(v_new) AS x (route text)
     ON CONFLICT (route) DO NOTHING;
     UPDATE ops.metrics_source_state
     SET collected_through = GREATEST(collected_through, p_last_minute), last_success_at = p_now,
@@ -8588,8 +8561,8 @@ BEGIN
     -- back-fill reaches 6 hours back: a day of minutes is enough to count each once
     DELETE FROM ops.metrics_source_minutes WHERE minute < p_now - interval '1 day';
     RETURN pg_catalog.jsonb_build_object('ok', true, 'source', p_route_pattern, 'through', p_last_minute,
-        'counted', coalesce(pg_catalog.cardinality(v_route), 0),
-        'skipped', v_n - coalesce(pg_catalog.cardinality(v_route), 0));
+        'counted', coalesce(pg_catalog.jsonb_array_length(v_new), 0),
+        'skipped', v_n - coalesce(pg_catalog.jsonb_array_length(v_new), 0));
 END;
 $$;
 
@@ -12535,12 +12508,6 @@ REVOKE ALL ON FUNCTION ops._first_bad_sample(p_batch jsonb) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION ops._fold_route_minutes(p_rows jsonb) FROM PUBLIC;
-
---
--- Name: FUNCTION _fold_route_minutes(p_route text[], p_minute timestamp with time zone[], p_requests integer[], p_errors integer[], p_slow integer[]); Type: ACL; Schema: ops; Owner: -
---
-
-REVOKE ALL ON FUNCTION ops._fold_route_minutes(p_route text[], p_minute timestamp with time zone[], p_requests integer[], p_errors integer[], p_slow integer[]) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _forbid_change(); Type: ACL; Schema: ops; Owner: -
