@@ -8,6 +8,7 @@ for the 20 minutes before the bench's minute, so nothing waits on the wall clock
 
 from __future__ import annotations
 
+import json
 import statistics
 import subprocess
 import tempfile
@@ -21,10 +22,9 @@ import psycopg
 from localpg import REPO, Cluster
 from opsguard import collector
 
-from bench.common import REPEAT, Figure, fresh_db
+from bench.common import REPEAT, Figure, free_port, fresh_db
 
 ROUTES = 1000
-PROM_PORT = 29090
 
 
 def _openmetrics(end: datetime) -> str:
@@ -43,22 +43,30 @@ def _openmetrics(end: datetime) -> str:
     return "\n".join(lines) + "\n# EOF\n"
 
 
-def _prometheus(work: Path, end: datetime) -> subprocess.Popen:
+def _prometheus(work: Path, end: datetime) -> tuple[subprocess.Popen, str]:
+    """Prometheus on a free port over the blocks for `end`; the process and its URL."""
     local = REPO / ".local" / "bin"
     (work / "data.om").write_text(_openmetrics(end))
     subprocess.run([str(local / "promtool"), "tsdb", "create-blocks-from", "openmetrics", str(work / "data.om"),
                     str(work / "data")], check=True, capture_output=True)
     (work / "prometheus.yml").write_text("global:\n  scrape_interval: 1m\n")
+    url = f"http://127.0.0.1:{free_port()}"
     proc = subprocess.Popen([str(local / "prometheus"), f"--config.file={work / 'prometheus.yml'}",
                              f"--storage.tsdb.path={work / 'data'}", "--storage.tsdb.retention.time=10y",
-                             f"--web.listen-address=127.0.0.1:{PROM_PORT}", "--log.level=warn"],
+                             f"--web.listen-address={url.removeprefix('http://')}", "--log.level=warn"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(300):
+        # ready, and ours (its data directory): whatever else answers on the port is not measured
+        if proc.poll() is not None:
+            raise RuntimeError(f"Prometheus exited with {proc.returncode} before it was ready")
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{PROM_PORT}/-/ready", timeout=1).read()
-            return proc
-        except OSError:
-            time.sleep(0.1)
+            urllib.request.urlopen(url + "/-/ready", timeout=1).read()  # noqa: S310 (the local Prometheus)
+            flags = json.loads(urllib.request.urlopen(url + "/api/v1/status/flags", timeout=1).read())  # noqa: S310
+            if flags["data"]["storage.tsdb.path"] == str(work / "data"):
+                return proc, url
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        time.sleep(0.1)
     proc.kill()
     raise RuntimeError("Prometheus did not start")
 
@@ -74,9 +82,9 @@ def bench_collector(cluster: Cluster) -> list[Figure]:
     minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=3)
     url = fresh_db(cluster, "bench_collector")
     with tempfile.TemporaryDirectory(prefix="opsguard-bench-prom-") as tmp:
-        prom = _prometheus(Path(tmp), minute + timedelta(minutes=2))
+        prom, prom_url = _prometheus(Path(tmp), minute + timedelta(minutes=2))
         try:
-            return _collector_figures(url, f"http://127.0.0.1:{PROM_PORT}", minute)
+            return _collector_figures(url, prom_url, minute)
         finally:
             prom.terminate()
             prom.wait(timeout=15)
@@ -91,27 +99,48 @@ def _collector_figures(url: str, prom_url: str, minute: datetime) -> list[Figure
                      (f'{{"url": "{prom_url}", "delay_s": 0}}',))
         work = c.execute("SELECT * FROM ops.metrics_work(%s, 1)", (now,)).fetchone()
         queries = [work["requests"], work["errors"], work["slow"]]
-        alone, minutes, counted = [], [], 0
+        alone, minutes, parts, counted = [], [], [], 0
         for _ in range(REPEAT):
             t0 = time.perf_counter()
             for q in queries:
                 _query_alone(prom_url, q, minute)
             alone.append(time.perf_counter() - t0)
-            # the same minute again, as if new: forget it was collected (the rollups only grow)
-            conn.execute("DELETE FROM ops.metrics_source_minutes")
-            conn.execute("UPDATE ops.metrics_source_state SET collected_through = %s", (minute - timedelta(minutes=1),))
+            _forget(conn, minute)
             t0 = time.perf_counter()
             reports = collector.collect_once(c, options, now=now)
             minutes.append(time.perf_counter() - t0)
             counted = reports[0]["counted"]
+            _forget(conn, minute)
+            parts.append(_minute_parts(c, options, now))
     one, bare = statistics.median(minutes), statistics.median(alone)
+    asked, written = (statistics.median(p) for p in zip(*parts, strict=True))
     return [
         (f"collector: one minute of {ROUTES:,} routes (3 range queries + rollups), p50 (ms)", f"{one * 1000:.1f}", ""),
         ("collector: the same 3 PromQL range queries alone, p50 (ms)", f"{bare * 1000:.1f}", ""),
         ("collector: route minutes counted per run", f"{counted:,}", f">= {ROUTES}"),
         ("ratio collector minute / PromQL alone", f"{one / bare:.2f}", "<= 1.5"),
+        ("collector: of its minute, the 3 queries and their parsing, p50 (ms)", f"{asked * 1000:.1f}", ""),
+        ("collector: of its minute, ops.record_metrics_minutes, p50 (ms)", f"{written * 1000:.1f}", ""),
         *_guard_figures(url, minute),
     ]
+
+
+def _forget(conn: psycopg.Connection, minute: datetime) -> None:
+    """The same minute again, as if new: forget it was collected (the rollups only grow)."""
+    conn.execute("DELETE FROM ops.metrics_source_minutes")
+    conn.execute("UPDATE ops.metrics_source_state SET collected_through = %s", (minute - timedelta(minutes=1),))
+
+
+def _minute_parts(c: psycopg.Connection, options: collector.Options, now: datetime) -> tuple[float, float]:
+    """The collector's minute in its two parts, the way collect_once does them: the queries with the
+    parsing of their answers, then the database's report; seconds each."""
+    work = c.execute("SELECT * FROM ops.metrics_work(%s, 1)", (now,)).fetchone()
+    t0 = time.perf_counter()
+    rows, queries = collector.collect_source(work, options)
+    t1 = time.perf_counter()
+    c.execute("SELECT ops.record_metrics_minutes(%s, %s, %s, %s, %s)",
+              (work["route_pattern"], work["last_minute"], json.dumps(rows), queries, now)).fetchone()
+    return t1 - t0, time.perf_counter() - t1
 
 
 def _guard_figures(url: str, minute: datetime) -> list[Figure]:

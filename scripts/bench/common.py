@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -126,6 +127,13 @@ def api_server(url: str, port: int, secret: str) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=15)
+
+
+def free_port() -> int:
+    """A port nothing listens on now: a fixed one collides with another bench on the same machine."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def fresh_db(cluster: Cluster, name: str) -> str:

@@ -9,7 +9,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import tempfile
 import time
@@ -20,16 +19,10 @@ from ha import Ha
 from localpg import RUN_AS, Cluster
 from opsguard.migrate import apply
 
-from bench.common import Figure, api_server, fresh_db, median_pair, wrk
+from bench.common import Figure, api_server, free_port, fresh_db, median_pair, wrk
 
 INCIDENTS = 5000
 KILLS = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _incident_paths(url: str) -> list[str]:
@@ -74,7 +67,7 @@ def bench_ha(cluster: Cluster) -> list[Figure]:
     single = fresh_db(cluster, "bench_ha_single")
     parent = Path(tempfile.mkdtemp(prefix="opsguard-bench-ha-", dir="/var/tmp" if RUN_AS else None))  # noqa: S108
     parent.chmod(0o755)
-    ports = [str(_free_port()) for _ in range(8)]
+    ports = [str(free_port()) for _ in range(8)]
     ha = Ha(argparse.Namespace(dir=parent / "ha", pg_ports=",".join(ports[:3]), rest_ports=",".join(ports[3:6]),
                                etcd_ports=",".join(ports[6:])))
     secret = "bench-secret"  # noqa: S105 - throwaway servers on loopback
@@ -84,7 +77,7 @@ def bench_ha(cluster: Cluster) -> list[Figure]:
         apply(ha.url())
         paths = {"single": _incident_paths(single), "ha": _incident_paths(ha.url())}
         runs = {"single": [], "ha": []}
-        with api_server(single, _free_port(), secret) as one, api_server(ha.url(), _free_port(), secret) as three:
+        with api_server(single, free_port(), secret) as one, api_server(ha.url(), free_port(), secret) as three:
             for _ in range(3):  # alternate, so drift on a noisy machine hits both alike
                 runs["single"].append(wrk(one, paths["single"], secret, 6))
                 runs["ha"].append(wrk(three, paths["ha"], secret, 6))
