@@ -865,6 +865,12 @@ COMMENT ON TABLE ops.notification_outbox IS 'Messages queued by escalations in t
 COMMENT ON COLUMN ops.notification_outbox.dedup_key IS 'The escalation event''s unique_hash; sent as X-Dedup-Key and in the payload.';
 
 --
+-- Name: COLUMN notification_outbox.event_id; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.event_id IS 'The escalation event a channel post or page belongs to (NULL for a verification code or a Slack reply). No foreign key: the tick writes the event and its messages in one statement, and events are append-only.';
+
+--
 -- Name: COLUMN notification_outbox.incident_id; Type: COMMENT; Schema: ops; Owner: -
 --
 
@@ -12177,13 +12183,6 @@ ALTER TABLE ONLY ops.metrics_source_state
 
 ALTER TABLE ONLY ops.notification_attempts
     ADD CONSTRAINT notification_attempts_outbox_id_fkey FOREIGN KEY (outbox_id) REFERENCES ops.notification_outbox(id) ON DELETE CASCADE;
-
---
--- Name: notification_outbox notification_outbox_event_id_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
---
-
-ALTER TABLE ONLY ops.notification_outbox
-    ADD CONSTRAINT notification_outbox_event_id_fkey FOREIGN KEY (event_id) REFERENCES ops.escalation_events(id);
 
 --
 -- Name: notification_rules notification_rules_contact_method_principal_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
