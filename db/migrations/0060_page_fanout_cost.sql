@@ -12,4 +12,3 @@ ALTER TABLE ops.notification_outbox DROP CONSTRAINT notification_outbox_event_id
 COMMENT ON COLUMN ops.notification_outbox.event_id IS
 'The escalation event a channel post or page belongs to (NULL for a verification code or a Slack reply). No foreign '
 'key: the tick writes the event and its messages in one statement, and events are append-only.';
-
