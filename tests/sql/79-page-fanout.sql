@@ -1,12 +1,13 @@
 -- What a page's outbox row costs the tick that fans it out (docs/notifications.md, "The rules at
 -- page time"): writing the channel post and the pages takes no lock on the escalation event they
--- belong to, dedup keys stay unique, and the pages hold what they did
--- (75-notification-rules.sql checks each field).
+-- belong to, a page holds no copy of the channel post's payload, and the claim still sends what a
+-- page with the payload in its row sends (75-notification-rules.sql checks the other fields).
 BEGIN;
-SELECT plan(4);
+SELECT plan(9);
 
 DO $$
 BEGIN
+    PERFORM ops.set_setting('app_base_url', 'https://ops.example.com', 'admin');
     PERFORM ops.add_principal('bob', 'human', '{ops_responder}', 'admin');
     PERFORM ops.create_policy('pay', 'admin');
     PERFORM ops.add_policy_step('pay', 1, '[{"principal": "bob"}]', 'admin');
@@ -34,6 +35,32 @@ SELECT throws_ok(
 SELECT throws_ok(
     $$INSERT INTO ops.notification_outbox (dedup_key, event_id, payload) VALUES ('x', 1, '{}')$$,
     '23514', NULL, 'a message naming an event must name its incident too');
+
+SELECT is((SELECT count(*) FROM ops.notification_outbox WHERE contact_method IS NOT NULL AND payload = '{}'), 2::bigint,
+          'no page row holds a copy of the payload');
+
+-- the same two pages as rows queued with the channel post's payload in them, due an hour later: a
+-- claim renders both kinds alike
+INSERT INTO ops.notification_outbox (dedup_key, event_id, incident_id, route, channel, principal, contact_method, payload,
+                                     due_at, next_attempt_at)
+SELECT 'copy:' || p.dedup_key, p.event_id, p.incident_id, p.route, p.channel, p.principal, p.contact_method, s.payload,
+       p.due_at + INTERVAL '1 hour', p.next_attempt_at + INTERVAL '1 hour'
+FROM ops.notification_outbox AS p
+INNER JOIN ops.notification_outbox AS s ON p.event_id = s.event_id AND s.channel = 'slack'
+WHERE p.contact_method IS NOT NULL;
+CREATE TEMP TABLE claimed AS
+SELECT c.dedup_key LIKE 'copy:%' AS copy, c.channel, c.message
+FROM ops.claim_notifications('w1', 100, '2026-03-02 14:00Z') AS c
+WHERE c.channel IN ('slack_dm', 'webhook');
+SELECT is((SELECT count(*) FROM claimed), 4::bigint, 'the claim takes both pages of each kind');
+SELECT is((SELECT message FROM claimed WHERE channel = 'webhook' AND NOT copy),
+          (SELECT message FROM claimed WHERE channel = 'webhook' AND copy),
+          'a webhook page sends the same body and secret either way');
+SELECT is((SELECT message #- '{blocks,1}' FROM claimed WHERE channel = 'slack_dm' AND NOT copy),
+          (SELECT message #- '{blocks,1}' FROM claimed WHERE channel = 'slack_dm' AND copy),
+          'a Slack DM says the same either way (its buttons carry tokens of their own)');
+SELECT matches((SELECT message::text FROM claimed WHERE channel = 'slack_dm' AND NOT copy),
+               'https://ops\.example\.com/incidents/', 'and links the incident');
 
 SELECT * FROM finish();
 ROLLBACK;
