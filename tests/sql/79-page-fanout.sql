@@ -43,13 +43,25 @@ SELECT is((SELECT count(*) FROM ops.notification_outbox WHERE contact_method IS 
 -- claim renders both kinds alike
 INSERT INTO ops.notification_outbox (dedup_key, event_id, incident_id, route, channel, principal, contact_method, payload,
                                      due_at, next_attempt_at)
-SELECT 'copy:' || p.dedup_key, p.event_id, p.incident_id, p.route, p.channel, p.principal, p.contact_method, s.payload,
-       p.due_at + INTERVAL '1 hour', p.next_attempt_at + INTERVAL '1 hour'
+SELECT
+    'copy:' || p.dedup_key AS dedup_key,
+    p.event_id,
+    p.incident_id,
+    p.route,
+    p.channel,
+    p.principal,
+    p.contact_method,
+    s.payload,
+    p.due_at + interval '1 hour' AS due_at,
+    p.next_attempt_at + interval '1 hour' AS next_attempt_at
 FROM ops.notification_outbox AS p
 INNER JOIN ops.notification_outbox AS s ON p.event_id = s.event_id AND s.channel = 'slack'
 WHERE p.contact_method IS NOT NULL;
 CREATE TEMP TABLE claimed AS
-SELECT c.dedup_key LIKE 'copy:%' AS copy, c.channel, c.message
+SELECT
+    c.dedup_key LIKE 'copy:%' AS copy,
+    c.channel,
+    c.message
 FROM ops.claim_notifications('w1', 100, '2026-03-02 14:00Z') AS c
 WHERE c.channel IN ('slack_dm', 'webhook');
 SELECT is((SELECT count(*) FROM claimed), 4::bigint, 'the claim takes both pages of each kind');
