@@ -872,6 +872,12 @@ COMMENT ON TABLE ops.notification_outbox IS 'Messages queued by escalations in t
 COMMENT ON COLUMN ops.notification_outbox.dedup_key IS 'The escalation event''s unique_hash; sent as X-Dedup-Key and in the payload.';
 
 --
+-- Name: COLUMN notification_outbox.event_id; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON COLUMN ops.notification_outbox.event_id IS 'The escalation event a channel post or page belongs to (NULL for a verification code or a Slack reply). No foreign key: the tick writes the event and its messages in one statement, and events are append-only.';
+
+--
 -- Name: COLUMN notification_outbox.incident_id; Type: COMMENT; Schema: ops; Owner: -
 --
 
@@ -3324,6 +3330,27 @@ $$;
 COMMENT ON FUNCTION ops._page_act(p_token ops.page_tokens, p_action text, p_via text, p_now timestamp with time zone) IS 'Internal: answer one locked page token over p_via (link, sms, voice, slack_button): P0002 unless the token was sent for that channel and is not revoked, OG410 once used or expired; then ops._page_transition, and the token is used.';
 
 --
+-- Name: _page_payload(ops.notification_outbox); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops._page_payload(p_outbox ops.notification_outbox) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO 'ops', 'pg_temp'
+    AS $$
+    SELECT CASE WHEN p_outbox.payload <> '{}' OR p_outbox.event_id IS NULL THEN p_outbox.payload
+        ELSE (SELECT ops._tick_payload(e.unique_hash, e.incident_id, e.incident_key, e.route, e.severity,
+                                       e.escalation_level, e.escalated_at, e.targets,
+                                       nullif(pg_catalog.rtrim(ops.setting('app_base_url') #>> '{}', '/'), ''))
+              FROM ops.escalation_events AS e WHERE e.id = p_outbox.event_id) END
+$$;
+
+--
+-- Name: FUNCTION _page_payload(p_outbox ops.notification_outbox); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops._page_payload(p_outbox ops.notification_outbox) IS 'Internal: the payload an outbox row''s message is rendered from: its own, or for a page written without one (''{}'') its escalation event''s, built as the tick builds a channel post''s (ops._tick_payload; the link from app_base_url as it is now).';
+
+--
 -- Name: _page_refusal(text); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -4246,7 +4273,7 @@ BEGIN
         FROM paged AS p
         WHERE p.live
         ON CONFLICT (unique_hash) DO NOTHING
-        -- the payload once per event: the channel post and every page of it carry the same
+        -- the payload once per event, for its channel posts
         RETURNING id, incident_id, route, unique_hash, targets, ops._tick_payload(unique_hash, incident_id, incident_key,
                   route, severity, escalation_level, escalated_at, targets, v_base) AS payload, escalated_at
     ),
@@ -4282,16 +4309,16 @@ BEGIN
         RETURNING 1
     ),
     pages AS (
-        -- a message per usable rule of each principal paged, due after its delay; never the address
+        -- a message per usable rule of each principal paged, due after its delay; never the address, nor
+        -- the payload: the claim renders it from the event (ops._page_payload)
         INSERT INTO ops.notification_outbox
             (dedup_key, event_id, incident_id, route, channel, principal, contact_method, payload, due_at, next_attempt_at)
-        SELECT k.dedup_key, e.id, e.incident_id, e.route, u.kind, u.principal, u.contact_method, e.payload, k.due, k.due
+        SELECT k.dedup_key, e.id, e.incident_id, e.route, u.kind, u.principal, u.contact_method, '{}', k.due, k.due
         FROM events AS e CROSS JOIN LATERAL pg_catalog.jsonb_array_elements_text(e.targets -> 'principals') AS p (principal)
         INNER JOIN ops.usable_notification_rules AS u ON p.principal = u.principal
         CROSS JOIN LATERAL (SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
             e.unique_hash || ':rule:' || u.id, 'UTF8')), 'hex') AS dedup_key,
             e.escalated_at + pg_catalog.make_interval(mins => u.delay_min) AS due) AS k
-        RETURNING 1
     )
     SELECT count(*),
            count(*) FILTER (WHERE p.live),
@@ -6621,7 +6648,8 @@ BEGIN
                 WHEN o.channel = 'slack' THEN coalesce(o.webhook_url, w.webhook_url, v_global)
                 ELSE o.webhook_url END,
            CASE WHEN o.contact_method IS NOT NULL
-                    THEN ops._contact_message(o, m, o.payload || pg_catalog.jsonb_build_object('summary', i.summary), p_now)
+                    THEN ops._contact_message(o, m, ops._page_payload(o) || pg_catalog.jsonb_build_object('summary', i.summary),
+                                              p_now)
                 WHEN o.channel = 'slack' THEN ops.slack_message(o.payload)
                 ELSE o.payload END,
            o.lease_until, v_lease_s
@@ -12300,13 +12328,6 @@ ALTER TABLE ONLY ops.notification_attempts
     ADD CONSTRAINT notification_attempts_outbox_id_fkey FOREIGN KEY (outbox_id) REFERENCES ops.notification_outbox(id) ON DELETE CASCADE;
 
 --
--- Name: notification_outbox notification_outbox_event_id_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
---
-
-ALTER TABLE ONLY ops.notification_outbox
-    ADD CONSTRAINT notification_outbox_event_id_fkey FOREIGN KEY (event_id) REFERENCES ops.escalation_events(id);
-
---
 -- Name: notification_rules notification_rules_contact_method_principal_fkey; Type: FK CONSTRAINT; Schema: ops; Owner: -
 --
 
@@ -12979,6 +13000,12 @@ GRANT SELECT ON TABLE ops.page_tokens TO opsguard_operator;
 --
 
 REVOKE ALL ON FUNCTION ops._page_act(p_token ops.page_tokens, p_action text, p_via text, p_now timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _page_payload(p_outbox ops.notification_outbox); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops._page_payload(p_outbox ops.notification_outbox) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _page_refusal(p_sqlstate text); Type: ACL; Schema: ops; Owner: -

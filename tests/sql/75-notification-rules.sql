@@ -150,9 +150,9 @@ SELECT results_eq(
     'one page per usable rule: its kind, bob, escalated_at + delay, its own dedup key, no webhook URL');
 SELECT ok((SELECT bool_and(next_attempt_at = due_at) FROM ops.notification_outbox WHERE contact_method IS NOT NULL
            AND event_id IS NOT NULL), 'each page is first tried when due');
-SELECT is((SELECT payload - 'dedup_key' FROM ops.notification_outbox WHERE channel = 'slack_dm'),
+SELECT is((SELECT ops._page_payload(o) - 'dedup_key' FROM ops.notification_outbox AS o WHERE o.channel = 'slack_dm'),
           (SELECT payload - 'dedup_key' FROM ops.notification_outbox WHERE channel = 'slack'),
-          'a page carries the channel post''s payload');
+          'a page is rendered from the channel post''s payload');
 SELECT ok(NOT EXISTS (SELECT 1 FROM ops.notification_outbox
                       WHERE payload::text ~ 'bob@example.com|U024BE7LH|hooks.example.com/bob'),
           'no address is copied into the outbox');
