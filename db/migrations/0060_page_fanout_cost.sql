@@ -1,4 +1,4 @@
--- depends: 0057_shared_rate_limits
+-- depends: 0059_pager_attacks
 -- The fan-out of a page to its notification rules, cheaper per row: a tick that pages 10k incidents
 -- for principals with 3 rules writes 30k outbox rows in one statement, and a per-row cost of
 -- that insert bought nothing.
